@@ -1,0 +1,29 @@
+# Two entry points for a fresh machine with Python 3.11+ (see README):
+#   make demo   set up .venv from the lock file and run the main job on the embedded defaults
+#   make test   set up .venv from the lock file and run the test suite
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+
+.PHONY: setup demo test lock clean
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: requirements.lock pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q uv
+	$(BIN)/uv pip install -q --python $(BIN)/python -r requirements.lock -e .
+	touch $@
+
+demo: setup
+	$(BIN)/ipvalue demo
+
+test: setup
+	$(BIN)/python -m pytest
+
+# Re-resolve the pinned versions after changing dependencies in pyproject.toml.
+lock:
+	$(BIN)/uv pip compile pyproject.toml --extra test --python-version 3.11 --universal -o requirements.lock
+
+clean:
+	rm -rf $(VENV) demo-output .pytest_cache

@@ -1,0 +1,108 @@
+"""``ipvalue`` command line. Each subcommand parses its arguments and calls one library function.
+
+Exit codes (for batch schedulers)
+---------------------------------
+0  success
+1  finished, but some rows were quarantined or a check failed (outputs written)
+2  usage error (bad arguments)
+3  input error: file missing, unreadable, empty, or missing required columns
+4  configuration error: a YAML spec, assumption set or experiment is invalid
+70 internal error (a bug: please report it with the traceback)
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from ipvalue.exceptions import AssumptionError, PatentFrameError, SpecError
+
+EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, EXIT_INPUT, EXIT_CONFIG, EXIT_INTERNAL = 0, 1, 2, 3, 4, 70
+
+logger = logging.getLogger("ipvalue.cli")
+
+
+def _cmd_contract(args) -> int:
+    from ipvalue.frame import contract_table
+
+    print(contract_table().to_string(index=False))
+    return EXIT_OK
+
+
+def _cmd_validate(args) -> int:
+    from ipvalue.io import read_patents, write_atomic
+
+    result = read_patents(args.file, mapping=args.mapping, encoding=args.encoding, strict=args.strict)
+    print(result.report(max_problems=args.max_problems))
+    if args.quarantine_out and len(result.quarantine):
+        write_atomic(result.quarantine, args.quarantine_out)
+        print(f"quarantine written to {args.quarantine_out}")
+    if args.valid_out:
+        write_atomic(result.valid, args.valid_out)
+        print(f"valid PatentFrame written to {args.valid_out}")
+    return EXIT_PARTIAL if len(result.quarantine) else EXIT_OK
+
+
+def _cmd_demo(args) -> int:
+    from ipvalue.demo import run_demo
+
+    return run_demo(out_dir=Path(args.out), n=args.n, seed=args.seed)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ipvalue", description="Patent valuation for IP-pledge lending (知识产权质押 internal valuation).")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-v info, -vv debug)")
+    parser.add_argument("--version", action="store_true", help="print the ipvalue version and exit")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("contract", help="print the PatentFrame input contract (columns, types, units)")
+    p.set_defaults(func=_cmd_contract)
+
+    p = sub.add_parser("validate", help="load a patent table, validate it and print the quarantine report")
+    p.add_argument("file", help="CSV, Parquet or Excel file (Chinese or English headers)")
+    p.add_argument("--mapping", default="auto", help="column mapping: auto, cn, en or a YAML path (default: auto)")
+    p.add_argument("--encoding", default=None, help="CSV encoding (default: UTF-8, then GB18030)")
+    p.add_argument("--strict", action="store_true", help="fail on the first invalid row instead of quarantining")
+    p.add_argument("--quarantine-out", default=None, help="write rejected rows with reasons here (.csv or .parquet)")
+    p.add_argument("--valid-out", default=None, help="write the valid PatentFrame here (.parquet or .csv)")
+    p.add_argument("--max-problems", type=int, default=50, help="problems to print (default: 50)")
+    p.set_defaults(func=_cmd_validate)
+
+    p = sub.add_parser("demo", help="the main job on the embedded defaults: synthetic pledge book end to end")
+    p.add_argument("--n", type=int, default=400, help="synthetic patents (default: 400)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default="demo-output", help="output folder (default: demo-output)")
+    p.set_defaults(func=_cmd_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    level = [logging.WARNING, logging.INFO, logging.DEBUG][min(args.verbose, 2)]
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.version:
+        from ipvalue import __version__
+
+        print(__version__)
+        return EXIT_OK
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return EXIT_USAGE
+    try:
+        return args.func(args)
+    except (FileNotFoundError, PatentFrameError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_INPUT
+    except (SpecError, AssumptionError) as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    except Exception:
+        logger.exception("internal error")
+        return EXIT_INTERNAL
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,379 @@
+"""PatentFrame: the canonical input table of ipvalue, one row per patent.
+
+Every loader in :mod:`ipvalue.io` ends in :func:`validate_patent_frame`, and every builder and
+valuer downstream reads only the columns declared here. ``COLUMNS`` is the contract; the README
+renders it as a table (``ipvalue contract`` prints it).
+
+Conventions
+-----------
+* Dates are calendar dates (``datetime64``). Counts are ``float64`` holding whole numbers, so that
+  a missing count is ``NaN`` and a model signature accepts them (MLflow rejects floats in
+  integer columns).
+* Multi-valued fields (offices, IPC codes, applicants, citation dates) are strings separated by
+  ``;``, which survive CSV, Excel and Parquet alike.
+* Money is in RMB (yuan), rates are fractions (0.05 = 5 %), durations in years unless the name
+  says ``_days``.
+* ``row`` in every problem report is the 1-based data row of the input (the header is not a
+  row: row 1 is line 2 of a CSV).
+"""
+
+from __future__ import annotations
+
+import difflib
+import logging
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from ipvalue.exceptions import ColumnError, EmptyInputError, PatentFrameError
+
+logger = logging.getLogger(__name__)
+
+PATENT_TYPES = ("invention", "utility_model", "design")
+LEGAL_STATUSES = (
+    "in_force",
+    "pending",
+    "lapsed",
+    "expired",
+    "invalidated",
+    "withdrawn",
+    "rejected",
+    "unknown",
+)
+#: Statuses under which the right no longer exists (remaining life 0).
+DEAD_STATUSES = ("lapsed", "expired", "invalidated", "withdrawn", "rejected")
+APPLICANT_TYPES = ("company", "university", "research_institute", "individual", "other")
+LIST_SEPARATOR = ";"
+
+
+@dataclass(frozen=True)
+class Column:
+    """One column of the PatentFrame contract."""
+
+    name: str
+    kind: str  # "str", "date", "count", "float", "category", "list"
+    required: bool = False
+    allowed: tuple[str, ...] | None = None
+    unit: str = ""
+    description: str = ""
+    minimum: float | None = None
+    maximum: float | None = None
+
+
+COLUMNS: tuple[Column, ...] = (
+    Column("patent_id", "str", True, description="Publication or grant number, unique per row (e.g. CN112345678B, US6699658B1)."),
+    Column("jurisdiction", "str", True, unit="ISO 3166 / office code", description="Granting office: CN, US, EP, JP, KR, WO, ... (two upper-case letters)."),
+    Column("patent_type", "category", True, PATENT_TYPES, description="invention (发明; US utility), utility_model (实用新型) or design (外观设计)."),
+    Column("filing_date", "date", True, description="Application filing date (申请日); statutory terms run from it."),
+    Column("application_number", "str", description="Application number (申请号)."),
+    Column("priority_date", "date", description="Earliest priority date (优先权日); not after filing_date."),
+    Column("publication_date", "date", description="First publication date (公开日); forward-citation windows start here."),
+    Column("grant_date", "date", description="Grant date (授权公告日); empty for pending applications; not before filing_date."),
+    Column("legal_status", "category", False, LEGAL_STATUSES, description="Status at the data date (当前法律状态); 'unknown' when not given."),
+    Column("fees_paid_until", "date", description="Annual (年费) / maintenance fees are paid up to this date."),
+    Column("term_adjustment_days", "count", unit="days", minimum=0, description="Patent term adjustment or compensation added to the statutory term."),
+    Column("claims_total", "count", unit="claims", minimum=0, description="Number of claims (权利要求数量)."),
+    Column("claims_independent", "count", unit="claims", minimum=0, description="Independent claims (独立权利要求数量); not more than claims_total."),
+    Column("first_claim_text", "str", description="Text of the first independent claim, when available."),
+    Column("family_size", "count", unit="documents", minimum=1, description="Simple family size (简单同族数量), counting this patent."),
+    Column("family_offices", "list", unit="office codes", description="Offices of the family members, ';'-separated (e.g. 'CN;US;EP;WO')."),
+    Column("forward_citations", "count", unit="citations", minimum=0, description="Times cited (被引证次数) as of the data date."),
+    Column("forward_citation_dates", "list", unit="ISO dates", description="Dates of the citing documents, ';'-separated, for windowed counts."),
+    Column("self_citations", "count", unit="citations", minimum=0, description="Forward citations by the same applicant; not more than forward_citations."),
+    Column("backward_citations", "count", unit="citations", minimum=0, description="Patent references cited (引证次数)."),
+    Column("npl_citations", "count", unit="citations", minimum=0, description="Non-patent literature cited."),
+    Column("ipc_main", "str", description="Main IPC code (IPC主分类号), e.g. 'G06F 17/30' or 'G06F17/30'."),
+    Column("ipc_codes", "list", description="All IPC codes (IPC分类号), ';'-separated."),
+    Column("cpc_codes", "list", description="All CPC codes, ';'-separated (used where IPC is absent)."),
+    Column("applicants", "list", description="Applicants / patentees (申请人 / 专利权人), ';'-separated; the first is the owner."),
+    Column("applicant_type", "category", False, APPLICANT_TYPES, description="Owner type; inferred from the names when absent."),
+    Column("inventor_count", "count", unit="people", minimum=0, description="Number of inventors (发明人数量)."),
+    Column("pledge_count", "count", unit="events", minimum=0, description="Prior pledge registrations (质押)."),
+    Column("licence_count", "count", unit="events", minimum=0, description="Registered licences (许可)."),
+    Column("transfer_count", "count", unit="events", minimum=0, description="Assignments / transfers (转让)."),
+    Column("litigation_count", "count", unit="events", minimum=0, description="Infringement suits involving the patent (诉讼)."),
+    Column("invalidation_count", "count", unit="events", minimum=0, description="Invalidation requests (无效宣告请求)."),
+    Column("package_id", "str", description="Patent package (专利包) sharing one product's income; empty = its own package."),
+    Column("revenue_base_rmb", "float", unit="RMB per year", minimum=0, description="Base-year revenue of the product using the patent (income approach)."),
+    Column("revenue_growth", "float", unit="fraction per year", minimum=-0.99, maximum=5.0, description="Yearly growth of that revenue, e.g. 0.05."),
+    Column("economic_life_years", "float", unit="years", minimum=0, maximum=50, description="Economic life when known (e.g. from the renewal model)."),
+)
+
+COLUMN_BY_NAME = {c.name: c for c in COLUMNS}
+REQUIRED = tuple(c.name for c in COLUMNS if c.required)
+PROBLEM_COLUMNS = ["row", "patent_id", "column", "value", "problem", "fix"]
+
+
+@dataclass
+class ValidationResult:
+    """What :func:`validate_patent_frame` returns.
+
+    Attributes
+    ----------
+    valid : pandas.DataFrame
+        Rows that meet the contract, typed, with every contract column present. Index = 0-based
+        input position.
+    quarantine : pandas.DataFrame
+        Rejected rows as received plus ``row`` and ``reasons`` (all problems of the row, joined).
+    problems : pandas.DataFrame
+        One line per problem (columns ``row, patent_id, column, value, problem, fix``).
+    notes : list of str
+        Repairs and observations that did not reject rows (e.g. a derived jurisdiction).
+    """
+
+    valid: pd.DataFrame
+    quarantine: pd.DataFrame
+    problems: pd.DataFrame
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def n_input(self) -> int:
+        return len(self.valid) + len(self.quarantine)
+
+    def report(self, max_problems: int = 50) -> str:
+        """A plain-text quarantine report: counts, then each problem."""
+        lines = [
+            f"rows in: {self.n_input}  valid: {len(self.valid)}  quarantined: {len(self.quarantine)}",
+        ]
+        lines += [f"note: {n}" for n in self.notes]
+        if len(self.problems):
+            by_col = self.problems.groupby("column").size().sort_values(ascending=False)
+            lines.append("problems by column: " + ", ".join(f"{k}={v}" for k, v in by_col.items()))
+            for p in self.problems.head(max_problems).itertuples(index=False):
+                lines.append(
+                    f"row {p.row} ({p.patent_id}): column '{p.column}' = {p.value!r}: {p.problem}. Fix: {p.fix}"
+                )
+            if len(self.problems) > max_problems:
+                lines.append(f"... and {len(self.problems) - max_problems} more problems")
+        return "\n".join(lines)
+
+
+def contract_table() -> pd.DataFrame:
+    """The PatentFrame contract as a table (name, type, required, allowed, unit, description)."""
+    return pd.DataFrame(
+        [
+            {
+                "column": c.name,
+                "type": c.kind,
+                "required": c.required,
+                "allowed": ", ".join(c.allowed) if c.allowed else "",
+                "unit": c.unit,
+                "description": c.description,
+            }
+            for c in COLUMNS
+        ]
+    )
+
+
+def suggest(name: str, candidates) -> str:
+    """' (did you mean X?)' for the closest candidate, or ''."""
+    match = difflib.get_close_matches(str(name), [str(c) for c in candidates], n=1, cutoff=0.5)
+    return f" (did you mean '{match[0]}'?)" if match else ""
+
+
+def check_required_columns(columns, *, source: str = "input") -> None:
+    """Raise one :class:`ColumnError` listing every missing required column, with suggestions."""
+    present = list(columns)
+    missing = [c for c in REQUIRED if c not in present]
+    if not missing:
+        return
+    unknown = [c for c in present if c not in COLUMN_BY_NAME]
+    parts = [f"'{m}'{suggest(m, unknown)}" for m in missing]
+    raise ColumnError(
+        f"{source} is missing required PatentFrame column(s): {', '.join(parts)}. "
+        f"Columns found that are not in the contract: {unknown or 'none'}. "
+        "Fix: rename the columns, or pass a column mapping (ipvalue.io.read_patents(..., mapping=...)); "
+        "'ipvalue contract' lists the canonical names."
+    )
+
+
+class _Problems:
+    """Collects problems as vectorised masks over the frame."""
+
+    def __init__(self, raw: pd.DataFrame, ids: pd.Series):
+        self.raw = raw
+        self.ids = ids
+        self.parts: list[pd.DataFrame] = []
+
+    def add(self, mask, column: str, problem: str, fix: str, value=None) -> None:
+        """Record a problem for every row where ``mask`` is true.
+
+        ``value`` (full-length array) overrides the cell shown; by default the raw cell is shown.
+        """
+        mask = np.asarray(mask, dtype=bool)
+        if not mask.any():
+            return
+        if value is None:
+            value = self.raw[column] if column in self.raw else pd.Series(None, index=self.raw.index)
+        shown = pd.Series(np.asarray(value, dtype=object), index=self.raw.index)[mask]
+        self.parts.append(
+            pd.DataFrame(
+                {
+                    "row": self.raw.index[mask].to_numpy() + 1,
+                    "patent_id": self.ids[mask].to_numpy(),
+                    "column": column,
+                    "value": shown.where(shown.notna(), None).to_numpy(),
+                    "problem": problem,
+                    "fix": fix,
+                }
+            )
+        )
+
+    def table(self) -> pd.DataFrame:
+        if not self.parts:
+            return pd.DataFrame({c: pd.Series(dtype=object) for c in PROBLEM_COLUMNS})
+        return pd.concat(self.parts, ignore_index=True).sort_values(["row", "column"], kind="stable").reset_index(drop=True)
+
+
+def _blank(s: pd.Series) -> pd.Series:
+    """True where a cell is missing or only white space."""
+    return s.isna() | s.astype(str).str.strip().eq("")
+
+
+def _clean_str(s: pd.Series) -> pd.Series:
+    """Strings stripped of white space; blanks become missing."""
+    return s.astype("str").str.strip().where(~_blank(s))
+
+
+def validate_patent_frame(
+    frame: pd.DataFrame,
+    *,
+    strict: bool = False,
+    source: str = "input",
+) -> ValidationResult:
+    """Check a table against the PatentFrame contract and split it into valid and quarantined rows.
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame, shape (n_patents, n_columns)
+        Columns already named as in :data:`COLUMNS` (loaders map source headers first).
+    strict : bool, default=False
+        Raise :class:`~ipvalue.exceptions.PatentFrameError` on the first invalid row instead of
+        quarantining.
+    source : str, default="input"
+        Name used in messages (a file path, say).
+
+    Returns
+    -------
+    ValidationResult
+        ``len(valid) + len(quarantine) == len(frame)`` always holds: no row is dropped silently.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> raw = pd.DataFrame({"patent_id": ["CN1", "CN2"], "jurisdiction": ["CN", "CN"],
+    ...                     "patent_type": ["invention", "plant"],
+    ...                     "filing_date": ["2020-01-01", "2020-01-01"]})
+    >>> res = validate_patent_frame(raw)
+    >>> len(res.valid), len(res.quarantine)
+    (1, 1)
+    """
+    if not isinstance(frame, pd.DataFrame):
+        raise TypeError(f"validate_patent_frame expects a pandas DataFrame. Got {type(frame).__name__}.")
+    if len(frame) == 0:
+        raise EmptyInputError(f"{source} has no data rows. Fix: check the file, sheet name or filter that produced it.")
+    check_required_columns(frame.columns, source=source)
+
+    raw = frame.reset_index(drop=True)
+    ids = _clean_str(raw["patent_id"])
+    problems = _Problems(raw, ids)
+    notes: list[str] = []
+    out = pd.DataFrame(index=raw.index)
+
+    for col in COLUMNS:
+        if col.name not in raw.columns:
+            out[col.name] = _empty_column(col, len(raw))
+            continue
+        s = raw[col.name]
+        blank = _blank(s)
+        if col.required:
+            problems.add(blank, col.name, "required value is missing", f"give a {col.name} for every patent")
+        if col.kind in ("str", "list"):
+            out[col.name] = _clean_str(s)
+        elif col.kind == "date":
+            parsed = pd.to_datetime(s.where(~blank), errors="coerce", format="mixed")
+            problems.add(parsed.isna() & ~blank, col.name, "not a date", "write dates as YYYY-MM-DD")
+            out[col.name] = parsed.astype("datetime64[s]")
+        elif col.kind in ("count", "float"):
+            num = pd.to_numeric(s.where(~blank), errors="coerce").astype("float64")
+            checks = [(num.isna() & ~blank, "not a number", f"write {col.name} as a plain number")]
+            if col.minimum is not None:
+                checks.append((num < col.minimum, f"below the minimum {col.minimum:g}", f"{col.name} must be >= {col.minimum:g}"))
+            if col.maximum is not None:
+                checks.append((num > col.maximum, f"above the maximum {col.maximum:g}", f"{col.name} must be <= {col.maximum:g}"))
+            if col.kind == "count":
+                checks.append((num.notna() & (num != np.round(num)), "not a whole number", f"{col.name} counts whole items"))
+            invalid = pd.Series(False, index=raw.index)
+            for mask, problem, fix in checks:
+                problems.add(mask & ~invalid, col.name, problem, fix)
+                invalid |= mask
+            # Relational checks below only see values that passed their own column's checks.
+            out[col.name] = num.where(~invalid)
+        elif col.kind == "category":
+            norm = s.astype("str").str.strip().str.lower().str.replace(r"[\s-]+", "_", regex=True).where(~blank)
+            bad = norm.notna() & ~norm.isin(col.allowed)
+            problems.add(bad, col.name, "unknown value", f"use one of {', '.join(col.allowed)} (or map it in the column mapping's 'values')")
+            norm = norm.where(~bad)
+            out[col.name] = norm.fillna("unknown") if col.name == "legal_status" else norm
+
+    out["jurisdiction"] = out["jurisdiction"].str.upper()
+    j = out["jurisdiction"]
+    problems.add(j.notna() & ~j.str.fullmatch(r"[A-Z]{2}").fillna(False).astype(bool), "jurisdiction", "not a two-letter office code", "use CN, US, EP, JP, KR, WO, ...")
+
+    fd, gd, pd_ = out["filing_date"], out["grant_date"], out["priority_date"]
+    problems.add((gd < fd).fillna(False), "grant_date", "grant date is before the filing date", "check both dates; grant_date must be on or after filing_date")
+    problems.add((pd_ > fd).fillna(False), "priority_date", "priority date is after the filing date", "priority_date must be on or before filing_date")
+    problems.add((out["publication_date"] < fd).fillna(False), "publication_date", "publication date is before the filing date", "publication_date must be on or after filing_date")
+    problems.add(
+        (out["claims_independent"] > out["claims_total"]).fillna(False),
+        "claims_independent",
+        "more independent claims than claims in total",
+        "claims_independent must be <= claims_total",
+    )
+    problems.add(
+        (out["self_citations"] > out["forward_citations"]).fillna(False),
+        "self_citations",
+        "more self-citations than forward citations",
+        "self_citations must be <= forward_citations",
+    )
+    us_utility_model = (out["patent_type"] == "utility_model") & (out["jurisdiction"] == "US")
+    problems.add(us_utility_model.fillna(False), "patent_type", "the US grants no utility models", "a US 'utility patent' is an invention: use patent_type=invention")
+
+    dup = ids.notna() & ids.duplicated(keep=False)
+    if dup.any():
+        first_rows = ids[dup].groupby(ids[dup]).transform(lambda g: ", ".join(str(i + 1) for i in g.index))
+        problems.add(dup, "patent_id", "duplicated id", "keep one row per patent", value=("rows " + first_rows).reindex(raw.index).fillna("").to_numpy())
+
+    table = problems.table()
+    bad_rows = np.zeros(len(raw), dtype=bool)
+    if len(table):
+        bad_rows[table["row"].to_numpy(dtype=int) - 1] = True
+    if strict and bad_rows.any():
+        res = ValidationResult(out[~bad_rows], raw[bad_rows], table, notes)
+        raise PatentFrameError(f"{source}: {int(bad_rows.sum())} of {len(raw)} rows break the PatentFrame contract.\n{res.report(20)}", table)
+
+    reasons = table.assign(text=table["column"] + ": " + table["problem"]).groupby("row")["text"].agg("; ".join)
+    quarantine = raw[bad_rows].copy()
+    quarantine.insert(0, "row", quarantine.index + 1)
+    quarantine.insert(1, "reasons", reasons.reindex(quarantine["row"]).to_numpy())
+    valid = out[~bad_rows]
+    if bad_rows.any():
+        logger.warning("%s: %d of %d rows quarantined", source, int(bad_rows.sum()), len(raw))
+    assert len(valid) + len(quarantine) == len(raw)
+    return ValidationResult(valid=valid, quarantine=quarantine, problems=table, notes=notes)
+
+
+def _empty_column(col: Column, n: int) -> pd.Series:
+    if col.kind == "date":
+        return pd.Series(pd.NaT, index=range(n), dtype="datetime64[s]")
+    if col.kind in ("count", "float"):
+        return pd.Series(np.nan, index=range(n), dtype="float64")
+    if col.name == "legal_status":
+        return pd.Series("unknown", index=range(n), dtype="str")
+    return pd.Series(None, index=range(n), dtype="str")
+
+
+def split_list(s: pd.Series) -> pd.Series:
+    """Split a ';'-separated column into lists (empty list for missing), stripping blanks."""
+    return s.fillna("").astype(str).str.split(LIST_SEPARATOR).map(lambda xs: [x.strip() for x in xs if x.strip()])

@@ -1,0 +1,25 @@
+"""Input and output: patent tables, column mappings, public reference data, atomic writes."""
+
+from ipvalue.io.public import (
+    default_data_dir,
+    load_ipc_concordance,
+    load_oce_claims,
+    load_oce_litigation,
+    load_oecd_cohorts,
+    load_university_maintenance,
+)
+from ipvalue.io.tables import ColumnMapping, read_patents, read_table, write_atomic, write_text_atomic
+
+__all__ = [
+    "ColumnMapping",
+    "default_data_dir",
+    "load_ipc_concordance",
+    "load_oce_claims",
+    "load_oce_litigation",
+    "load_oecd_cohorts",
+    "load_university_maintenance",
+    "read_patents",
+    "read_table",
+    "write_atomic",
+    "write_text_atomic",
+]

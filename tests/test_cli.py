@@ -1,0 +1,33 @@
+"""The command line: subcommands, outputs and exit codes."""
+
+import pandas as pd
+
+from ipvalue.cli import EXIT_INPUT, EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, main
+
+
+def test_validate_reports_and_writes_quarantine(tmp_path, tiny_frame, capsys):
+    tiny_frame.loc[0, "claims_total"] = "-1"
+    src = tmp_path / "in.csv"
+    tiny_frame.to_csv(src, index=False)
+    code = main(["validate", str(src), "--quarantine-out", str(tmp_path / "q.csv"), "--valid-out", str(tmp_path / "v.parquet")])
+    out = capsys.readouterr().out
+    assert code == EXIT_PARTIAL
+    assert "rows in: 3  valid: 2  quarantined: 1" in out
+    assert "row 1 (CN111111111B): column 'claims_total' = '-1': below the minimum 0" in out
+    assert pd.read_csv(tmp_path / "q.csv")["row"].tolist() == [1]
+    assert len(pd.read_parquet(tmp_path / "v.parquet")) == 2
+
+
+def test_validate_missing_file_is_an_input_error(capsys):
+    assert main(["validate", "no-such-file.csv"]) == EXIT_INPUT
+    assert "does not exist" in capsys.readouterr().err
+
+
+def test_no_command_prints_help(capsys):
+    assert main([]) == EXIT_USAGE
+    assert "validate" in capsys.readouterr().out
+
+
+def test_contract_lists_columns(capsys):
+    assert main(["contract"]) == EXIT_OK
+    assert "claims_independent" in capsys.readouterr().out

@@ -1,0 +1,160 @@
+"""Loaders: mapped exports (Chinese / English headers, GBK, Excel, Parquet) and the real public data."""
+
+import pandas as pd
+import pytest
+
+from ipvalue.exceptions import ColumnError, EmptyInputError, SpecError
+from ipvalue.io import (
+    ColumnMapping,
+    load_ipc_concordance,
+    load_oce_claims,
+    load_oce_litigation,
+    load_oecd_cohorts,
+    read_patents,
+    write_atomic,
+)
+
+CN_EXPORT = pd.DataFrame(
+    {
+        "公开（公告）号": ["CN112345678B", "CN212345678U", "CN312345678S", "CN112345679A"],
+        "申请号": ["CN202010000001.1", "CN202020000002.2", "CN202030000003.3", "CN202110000004.4"],
+        "申请日": ["2020-01-02", "2020-02-03", "2020-03-04", "2021-04-05"],
+        "授权公告日": ["2022-05-06", "2020-09-10", "2020-08-01", ""],
+        "专利类型": ["发明", "实用新型", "外观设计", "发明申请"],
+        "当前法律状态": ["有效", "未缴年费专利权终止", "有效", "实质审查"],
+        "权利要求数量": ["12", "8", "1", "10"],
+        "独立权利要求数量": ["2", "1", "1", "1"],
+        "被引证次数": ["3", "0", "0", "1"],
+        "引证次数": ["7", "2", "0", "5"],
+        "简单同族数量": ["4", "1", "1", "1"],
+        "IPC主分类号": ["G06F16/00", "H02J7/00", "", "A61K31/00"],
+        "IPC分类号": ["G06F16/00；G06N3/08", "H02J7/00", "", "A61K31/00 | A61P35/00"],
+        "申请人": ["合成示例科技有限公司", "张三", "合成示例大学", "合成示例研究院"],
+        "摘要": ["...", "...", "...", "..."],
+    }
+)
+
+
+def test_chinese_headers_and_values_map_to_the_contract(tmp_path):
+    path = tmp_path / "cnipa_export.csv"
+    CN_EXPORT.to_csv(path, index=False, encoding="utf-8")
+    res = read_patents(path)
+    assert len(res.valid) == 4 and len(res.quarantine) == 0
+    v = res.valid
+    assert v["patent_type"].tolist() == ["invention", "utility_model", "design", "invention"]
+    assert v["legal_status"].tolist() == ["in_force", "lapsed", "in_force", "pending"]
+    assert v["jurisdiction"].unique().tolist() == ["CN"]  # derived from the id prefix, and said so
+    assert any("jurisdiction derived" in n for n in res.notes)
+    assert any("'摘要'" in n for n in res.notes)  # ignored column is reported, not silently dropped
+    assert v["ipc_codes"].tolist()[0] == "G06F16/00;G06N3/08"  # full-width separator folded
+    assert v["ipc_codes"].tolist()[3] == "A61K31/00;A61P35/00"
+
+
+def test_gbk_encoded_csv_is_read(tmp_path):
+    path = tmp_path / "gbk.csv"
+    CN_EXPORT.to_csv(path, index=False, encoding="gbk")
+    with pytest.raises(UnicodeDecodeError):
+        path.read_text(encoding="utf-8")
+    res = read_patents(path)
+    assert len(res.valid) == 4
+    assert res.valid["applicants"].iloc[0] == "合成示例科技有限公司"
+    assert "gbk.csv decoded as gb18030" in res.notes
+
+
+def test_wrong_encoding_given_explicitly_is_a_clear_error(tmp_path):
+    path = tmp_path / "gbk.csv"
+    CN_EXPORT.to_csv(path, index=False, encoding="gbk")
+    with pytest.raises(EmptyInputError, match=r"could not be decoded .*Fix: pass encoding="):
+        read_patents(path, encoding="utf-8")
+
+
+def test_excel_and_parquet_give_the_same_frame(tmp_path):
+    CN_EXPORT.to_excel(tmp_path / "x.xlsx", index=False)
+    CN_EXPORT.to_parquet(tmp_path / "x.parquet", index=False)
+    a = read_patents(tmp_path / "x.xlsx").valid
+    b = read_patents(tmp_path / "x.parquet").valid
+    pd.testing.assert_frame_equal(a, b)
+
+
+def test_quarantine_keeps_the_source_row_and_headers(tmp_path):
+    bad = CN_EXPORT.copy()
+    bad.loc[1, "授权公告日"] = "2019-01-01"  # before filing
+    bad.loc[2, "权利要求数量"] = "-1"
+    path = tmp_path / "bad.csv"
+    bad.to_csv(path, index=False)
+    res = read_patents(path)
+    assert len(res.valid) + len(res.quarantine) == 4
+    assert res.quarantine["row"].tolist() == [2, 3]
+    assert "公开（公告）号" in res.quarantine.columns
+    assert res.quarantine["reasons"].tolist() == ["grant_date: grant date is before the filing date", "claims_total: below the minimum 0"]
+
+
+def test_missing_required_columns_one_error_with_suggestions(tmp_path):
+    path = tmp_path / "m.csv"
+    CN_EXPORT.drop(columns=["专利类型", "申请日"]).assign(申请日期=["2020-01-01"] * 4).to_csv(path, index=False)
+    with pytest.raises(ColumnError, match=r"missing required column\(s\) 'patent_type', 'filing_date' \(did you mean '申请日期'\?\)"):
+        read_patents(path)
+
+
+def test_empty_file_and_header_only_file(tmp_path):
+    (tmp_path / "empty.csv").write_text("")
+    with pytest.raises(EmptyInputError, match="is an empty file"):
+        read_patents(tmp_path / "empty.csv")
+    (tmp_path / "header.csv").write_text("patent_id,jurisdiction,patent_type,filing_date\n")
+    with pytest.raises(EmptyInputError, match="header but no data rows"):
+        read_patents(tmp_path / "header.csv")
+
+
+def test_custom_mapping_must_target_contract_columns():
+    with pytest.raises(SpecError, match=r"unknown PatentFrame column\(s\) \['claim_count'\]; e.g. 'claims' -> 'claim_count'"):
+        ColumnMapping.load({"columns": {"Claims": "claim_count"}})
+
+
+def test_write_atomic_leaves_no_temporary_file(tmp_path):
+    out = write_atomic(pd.DataFrame({"a": [1, 2]}), tmp_path / "sub" / "o.parquet")
+    assert pd.read_parquet(out)["a"].tolist() == [1, 2]
+    assert [p.name for p in out.parent.iterdir()] == ["o.parquet"]
+
+
+# --- the real public data in ../shared/data -------------------------------------------------
+
+
+def test_university_maintenance_rows_and_invariants(university):
+    quarantine = university.attrs["quarantine"]
+    assert len(university) + len(quarantine) == 9633
+    assert quarantine["reasons"].tolist() == ["priority_date: priority date is after the filing date"]
+    assert university["patent_id"].is_unique
+    assert (university["grant_date"] >= university["filing_date"]).all()
+    assert university["grant_date"].dt.year.between(2004, 2007).all()
+    assert university["fees_paid"].between(0, 3).all()
+    assert set(university["cpc_section"]) <= set("ABCDEFGH")
+    assert university["fees_paid"].value_counts().to_dict() == {2: 4540, 1: 2421, 3: 1544, 0: 1127}
+
+
+def test_oecd_cohort_table(data_dir):
+    t = load_oecd_cohorts(data_dir)
+    assert len(t) == 23340
+    assert t["filing_year"].between(1978, 2017).all() and t["tech_field"].between(1, 35).all()
+    assert t["variable"].nunique() == 17
+    q = t[["p1", "p10", "p25", "p50", "p75", "p90", "p99"]].to_numpy()
+    assert (q[:, 1:] >= q[:, :-1]).all(), "quantiles must be non-decreasing"
+
+
+def test_ipc_concordance(data_dir):
+    c = load_ipc_concordance(data_dir)
+    assert len(c) == 761 and c["field_nr"].nunique() == 35 and c["sector"].nunique() == 5
+    assert c.loc[c["ipc_prefix"] == "H04N  21", "field_nr"].item() == 4
+
+
+def test_oce_claims_sample(data_dir):
+    c = load_oce_claims(data_dir)
+    assert len(c) == 3000 and c["patent_id"].is_unique
+    assert (c["claims_independent"] <= c["claims_total"]).all()
+    assert c["first_claim_word_count"].notna().mean() > 0.95
+
+
+def test_oce_litigation_sample(data_dir):
+    e = load_oce_litigation(data_dir)
+    assert len(e) > 4000 and e["date"].notna().all()
+    assert e["date"].dt.year.between(1990, 2020).all()
+    assert not e.duplicated(["patent_id", "case_number"]).any()
