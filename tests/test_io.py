@@ -119,8 +119,10 @@ def test_write_atomic_leaves_no_temporary_file(tmp_path):
 # --- the real public data in ../shared/data -------------------------------------------------
 
 
-def test_university_maintenance_rows_and_invariants(university):
-    quarantine = university.attrs["quarantine"]
+def test_university_maintenance_rows_and_invariants(data_dir):
+    from ipvalue.io import load_university_maintenance
+
+    university, quarantine = load_university_maintenance(data_dir, return_quarantine=True)
     assert len(university) + len(quarantine) == 9633
     assert quarantine["reasons"].tolist() == ["priority_date: priority date is after the filing date"]
     assert university["patent_id"].is_unique

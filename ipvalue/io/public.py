@@ -6,6 +6,7 @@ complete public releases with the same folder layout.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 from pathlib import Path
@@ -50,7 +51,7 @@ def _dir(data_dir) -> Path:
     return Path(data_dir) if data_dir is not None else default_data_dir()
 
 
-def load_university_maintenance(data_dir: str | Path | None = None) -> pd.DataFrame:
+def load_university_maintenance(data_dir: str | Path | None = None, *, return_quarantine: bool = False):
     """US university patents granted 2004-2007 with the maintenance fees actually paid.
 
     Joins ``features.csv`` to the dates in ``patent_lists/`` and returns a validated PatentFrame
@@ -64,11 +65,13 @@ def load_university_maintenance(data_dir: str | Path | None = None) -> pd.DataFr
         ``num_applications`` (CPC leaf codes, not family size) and ``num_similar_doc``.
 
     Rows that break the contract (the shared sample has one: a priority date after its filing
-    date) are left out and kept in ``frame.attrs["quarantine"]`` with their reasons.
+    date) are left out with a logged warning; ``return_quarantine=True`` returns them too.
 
     Returns
     -------
-    pandas.DataFrame, shape (9632, n_contract_columns + 4) for the shared sample
+    frame : pandas.DataFrame, shape (9632, n_contract_columns + 4) for the shared sample
+    quarantine : pandas.DataFrame
+        Only with ``return_quarantine=True``: the rejected rows with ``row`` and ``reasons``.
     """
     root = _dir(data_dir) / UNIVERSITY_DIR
     feats = pd.read_csv(root / "features.csv", dtype={"id": str})
@@ -108,9 +111,8 @@ def load_university_maintenance(data_dir: str | Path | None = None) -> pd.DataFr
     out["cpc_section"] = section[keep]
     out["cpc_code_count"] = joined["num_applications"].astype("float64").to_numpy()[keep]
     out["similar_doc_count"] = joined["num_similar_doc"].astype("float64").to_numpy()[keep]
-    out.attrs["quarantine"] = result.quarantine
-    out.attrs["source"] = str(root)
-    return out.reset_index(drop=True)
+    out = out.reset_index(drop=True)
+    return (out, result.quarantine) if return_quarantine else out
 
 
 def load_oecd_cohorts(data_dir: str | Path | None = None) -> pd.DataFrame:
@@ -122,7 +124,12 @@ def load_oecd_cohorts(data_dir: str | Path | None = None) -> pd.DataFrame:
         Columns ``filing_year, tech_field, variable, patents, mean, std_dev, min, p1, p10, p25,
         p50, p75, p90, p99, max`` (23,340 rows in the February 2019 edition).
     """
-    table = pd.read_csv(_dir(data_dir) / OECD_FILE, sep="|")
+    return _read_oecd(_dir(data_dir).resolve()).copy()
+
+
+@functools.lru_cache(maxsize=4)
+def _read_oecd(root: Path) -> pd.DataFrame:
+    table = pd.read_csv(root / OECD_FILE, sep="|")
     table = table.rename(columns={"filing": "filing_year"})
     table["variable"] = table["variable"].astype(str).str.strip('"')
     return table.drop(columns=["kurtosis", "skewness"])
@@ -137,7 +144,12 @@ def load_ipc_concordance(data_dir: str | Path | None = None) -> pd.DataFrame:
         ``field_nr`` (1-35), ``sector``, ``field_name``, ``ipc_prefix`` (the LIKE pattern without
         ``%``, in the padded IPC form: subclass + main group right-aligned in 4 characters).
     """
-    table = pd.read_csv(_dir(data_dir) / IPC_FILE, dtype={"ipc": str})
+    return _read_concordance(_dir(data_dir).resolve()).copy()
+
+
+@functools.lru_cache(maxsize=4)
+def _read_concordance(root: Path) -> pd.DataFrame:
+    table = pd.read_csv(root / IPC_FILE, dtype={"ipc": str})
     table["ipc_prefix"] = table.pop("ipc").str.rstrip("%")
     return table
 

@@ -1,0 +1,333 @@
+"""Feature builders: pure, vectorised functions from a PatentFrame to feature columns.
+
+Each ``build_<group>(frame, ctx)`` returns a DataFrame indexed like ``frame`` and reads nothing
+dated after ``ctx.valuation_date``. ``ctx`` (:class:`BuildContext`) carries the valuation date and
+the reference tables (statutory terms, market sizes, IPC concordance).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from ipvalue.frame import DEAD_STATUSES, LIST_SEPARATOR
+
+DAYS_PER_YEAR = 365.25
+TRIADIC = ("US", "EP", "JP")
+_IPC_RE = r"^\s*([A-H]\d{2}[A-Z])\s*(\d{1,4})?\s*(?:/\s*(\d+))?"
+
+
+@dataclass
+class BuildContext:
+    """What every builder may read besides the frame."""
+
+    valuation_date: pd.Timestamp
+    terms: dict
+    market_size: dict
+    concordance: pd.DataFrame | None = None  # field_nr, sector, field_name, ipc_prefix
+    sector_prefixes: dict = field(default_factory=dict)  # coarse fallback, prefix -> sector
+    industry_map: pd.DataFrame | None = None  # ipc_prefix, industry_code, industry_name
+
+
+def _years(delta: pd.Series) -> pd.Series:
+    return delta.dt.total_seconds() / (DAYS_PER_YEAR * 86400.0)
+
+
+def first_item(s: pd.Series) -> pd.Series:
+    """The first item of ';'-lists (stays a string column even when every cell is missing)."""
+    return s.astype("str").str.replace(r"\s*;.*$", "", regex=True).str.strip().where(s.notna())
+
+
+def _explode_list(s: pd.Series) -> pd.Series:
+    """';'-lists → one row per item, indexed by the original row label; blanks dropped."""
+    items = s.dropna().astype(str).str.split(LIST_SEPARATOR).explode().str.strip()
+    return items[items.notna() & (items != "")]
+
+
+# --- claims ----------------------------------------------------------------------------------
+
+
+def count_words(text: pd.Series) -> pd.Series:
+    """Words in a claim: Latin words and numbers, plus each CJK character (Chinese has no spaces)."""
+    counts = text.astype("str").str.count(r"[A-Za-z0-9]+|[\u4e00-\u9fff]")
+    return counts.where(text.notna()).astype("float64")
+
+
+def build_claims(frame: pd.DataFrame, ctx: BuildContext) -> pd.DataFrame:
+    total, independent = frame["claims_total"], frame["claims_independent"]
+    return pd.DataFrame(
+        {
+            "claims_total": total,
+            "claims_independent": independent,
+            "claims_dependent_ratio": ((total - independent) / total).where(total > 0),
+            "first_claim_words": count_words(frame["first_claim_text"]),
+        },
+        index=frame.index,
+    )
+
+
+# --- family ----------------------------------------------------------------------------------
+
+
+def build_family(frame: pd.DataFrame, ctx: BuildContext) -> pd.DataFrame:
+    """Family size, offices (own office included), PCT and triadic flags, market coverage."""
+    listed = frame["family_offices"]
+    offices = pd.concat([frame["jurisdiction"], _explode_list(listed).str.upper()]).rename("office")
+    pairs = offices.reset_index().drop_duplicates()
+    pairs.columns = ["row", "office"]
+    share = ctx.market_size.get("gni_share", {})
+    pairs["weight"] = pairs["office"].map(share).fillna(ctx.market_size.get("default", 0.0)).astype("float64")
+    grouped = pairs.groupby("row")
+    n_offices = grouped.size().reindex(frame.index)
+    has = pairs.assign(v=1.0).pivot_table(index="row", columns="office", values="v", aggfunc="max").reindex(frame.index)
+    flag = lambda code: has[code].fillna(0.0) if code in has else pd.Series(0.0, index=frame.index)  # noqa: E731
+    # Without an office list a family larger than one is only partly known: say unknown.
+    unknown = listed.isna() & (frame["family_size"].fillna(1) > 1)
+    return pd.DataFrame(
+        {
+            "family_size": frame["family_size"],
+            "family_offices_count": n_offices.astype("float64").mask(unknown),
+            "is_pct": flag("WO"),
+            "is_triadic": (flag("US") * flag("EP") * flag("JP")),
+            "market_coverage": grouped["weight"].sum().reindex(frame.index).clip(upper=1.0).mask(unknown),
+        },
+        index=frame.index,
+    )
+
+
+# --- citations -------------------------------------------------------------------------------
+
+
+def build_citations(frame: pd.DataFrame, ctx: BuildContext) -> pd.DataFrame:
+    """Forward citations up to the valuation date and within 3 / 5 years of publication.
+
+    With ``forward_citation_dates`` the counts use only citations dated on or before the
+    valuation date. Without dates, ``fwd_cits`` is the recorded total (as of the data date) and the
+    windowed counts are missing, except for patents never cited (0).
+    """
+    vd = ctx.valuation_date
+    start = frame["publication_date"].fillna(frame["grant_date"]).fillna(frame["filing_date"])
+    dates = pd.to_datetime(_explode_list(frame["forward_citation_dates"]), format="%Y-%m-%d", errors="coerce")
+    has_dates = frame["forward_citation_dates"].notna()
+    rel = pd.DataFrame({"date": dates, "start": start.reindex(dates.index)})
+    rel = rel[rel["date"] <= vd]
+    age = _years(rel["date"] - rel["start"])
+
+    def count(mask) -> pd.Series:
+        return mask.groupby(level=0).sum().reindex(frame.index).fillna(0.0).astype("float64")
+
+    never_cited = frame["forward_citations"].eq(0)
+    windowed = lambda years: count(age <= years).where(has_dates, np.where(never_cited, 0.0, np.nan))  # noqa: E731
+    fwd = count(pd.Series(True, index=rel.index)).where(has_dates, frame["forward_citations"])
+    return pd.DataFrame(
+        {
+            "fwd_cits": fwd,
+            "fwd_cits_3y": windowed(3.0),
+            "fwd_cits_5y": windowed(5.0),
+            "bwd_cits": frame["backward_citations"],
+            "npl_cits": frame["npl_citations"],
+            "self_citation_share": (frame["self_citations"] / frame["forward_citations"]).where(frame["forward_citations"] > 0),
+        },
+        index=frame.index,
+    )
+
+
+# --- remaining legal life --------------------------------------------------------------------
+
+
+def add_years(dates: pd.Series, years) -> pd.Series:
+    """Calendar addition of whole years (29 February → 28 February in a common year)."""
+    years = np.broadcast_to(np.asarray(years, dtype="float64"), (len(dates),))
+    ok = dates.notna().to_numpy() & np.isfinite(years)
+    y = np.where(ok, dates.dt.year.fillna(2000).to_numpy() + np.nan_to_num(years), 2000).astype(int)
+    m = dates.dt.month.fillna(1).to_numpy().astype(int)
+    d = dates.dt.day.fillna(1).to_numpy().astype(int)
+    leap = (y % 4 == 0) & ((y % 100 != 0) | (y % 400 == 0))
+    d = np.where((m == 2) & (d == 29) & ~leap, 28, d)
+    out = pd.to_datetime(pd.DataFrame({"year": y, "month": m, "day": d}), errors="coerce")
+    return pd.Series(out.to_numpy(), index=dates.index).where(ok).astype("datetime64[s]")
+
+
+def statutory_rule(frame: pd.DataFrame, terms: dict) -> pd.DataFrame:
+    """The term rule of each patent: ``years`` and ``from`` ('filing' or 'grant')."""
+    years = pd.Series(np.nan, index=frame.index)
+    start = pd.Series("filing", index=frame.index, dtype=object)
+    offices = terms["offices"]
+    for office in [*offices.keys()]:
+        in_office = frame["jurisdiction"].eq(office) if office != "default" else ~frame["jurisdiction"].isin([o for o in offices if o != "default"])
+        for ptype, rules in offices[office].items():
+            rules = rules if isinstance(rules, list) else [rules]
+            for rule in rules:  # later regimes override earlier ones from their start date
+                mask = in_office & frame["patent_type"].eq(ptype)
+                if rule.get("filed_from"):
+                    mask &= frame["filing_date"] >= pd.Timestamp(rule["filed_from"])
+                years[mask] = float(rule["years"])
+                start[mask] = rule["from"]
+    # A type the office does not grant (e.g. a US utility model) takes the default rule.
+    default = offices["default"]
+    for ptype, rules in default.items():
+        rule = (rules if isinstance(rules, list) else [rules])[-1]
+        mask = years.isna() & frame["patent_type"].eq(ptype)
+        years[mask], start[mask] = float(rule["years"]), rule["from"]
+    return pd.DataFrame({"years": years, "from": start})
+
+
+def build_life(frame: pd.DataFrame, ctx: BuildContext) -> pd.DataFrame:
+    """Statutory expiry, lapse, remaining life, age and grant lag at the valuation date.
+
+    Terms come from ``ctx.terms`` (``ipvalue/assumptions/statutory-terms.yaml``). A patent whose
+    status is dead (lapsed, invalidated, withdrawn, rejected), whose fees are unpaid beyond the
+    grace period, or whose term is over has ``remaining_life_years = 0`` and a flag. Grant-based
+    terms of patents not yet granted run from filing (a lower bound).
+    """
+    vd = ctx.valuation_date
+    rule = statutory_rule(frame, ctx.terms)
+    granted = frame["grant_date"].notna() & (frame["grant_date"] <= vd)
+    start = frame["filing_date"].where(rule["from"].eq("filing") | ~granted, frame["grant_date"])
+    adjustment_days = frame["term_adjustment_days"].fillna(0.0)
+    expiry = add_years(start, rule["years"]) + pd.to_timedelta(adjustment_days, unit="D")
+    term = rule["years"] + adjustment_days / DAYS_PER_YEAR
+    grace = pd.Timedelta(days=int(ctx.terms.get("fee_grace_days", 0)))
+    fees_overdue = granted & frame["fees_paid_until"].notna() & (frame["fees_paid_until"] + grace < vd)
+    dead_status = frame["legal_status"].isin([s for s in DEAD_STATUSES if s != "expired"])
+    lapsed = dead_status | fees_overdue
+    expired = (expiry <= vd) | frame["legal_status"].eq("expired")
+    remaining = _years(expiry - vd).clip(lower=0.0).clip(upper=term).where(~(lapsed | expired), 0.0)
+    return pd.DataFrame(
+        {
+            "statutory_term_years": term,
+            "remaining_life_years": remaining,
+            "age_years": _years(vd - frame["filing_date"]).clip(lower=0.0),
+            "grant_lag_years": _years(frame["grant_date"] - frame["filing_date"]).where(granted),
+            "is_granted": granted.astype("float64"),
+            "is_lapsed": lapsed.astype("float64"),
+            "is_expired": expired.astype("float64"),
+            "filing_year": frame["filing_date"].dt.year.astype("float64"),
+            "expiry_date": expiry,
+        },
+        index=frame.index,
+    )
+
+
+# --- industry --------------------------------------------------------------------------------
+
+
+def normalise_ipc(codes: pd.Series) -> pd.Series:
+    """IPC/CPC codes in the padded form of the WIPO concordance: subclass + main group
+    right-aligned in 4 characters + '/' + subgroup ('G06F 16/30' → 'G06F  16/30'). Codes with a
+    subclass only stay 4 characters; unparseable codes become missing."""
+    parts = codes.astype("str").str.upper().str.extract(_IPC_RE)
+    main = parts[1].str.rjust(4).where(parts[1].notna(), "")
+    sub = ("/" + parts[2]).where(parts[2].notna(), "")
+    return (parts[0] + main + sub).where(parts[0].notna())
+
+
+def longest_prefix_match(codes: pd.Series, prefixes: pd.Series, values: pd.DataFrame) -> pd.DataFrame:
+    """For each code, the row of ``values`` whose prefix is the longest one the code starts with."""
+    out = pd.DataFrame(index=codes.index, columns=values.columns, dtype=object)
+    found = pd.Series(False, index=codes.index)
+    table = values.assign(_prefix=prefixes.to_numpy())
+    for length in sorted(prefixes.str.len().unique(), reverse=True):
+        level = table[table["_prefix"].str.len() == length].drop_duplicates("_prefix").set_index("_prefix")
+        keys = codes.str[:length].where(~found & (codes.str.len() >= length))
+        hit = keys.isin(level.index)
+        if hit.any():
+            out.loc[hit] = level.loc[keys[hit]].to_numpy()
+            found |= hit
+    return out
+
+
+def build_industry(frame: pd.DataFrame, ctx: BuildContext) -> pd.DataFrame:
+    """Technology field and sector (WIPO, longest matching IPC pattern), section, patent scope."""
+    main_raw = frame["ipc_main"]
+    for fallback in ("ipc_codes", "cpc_codes"):
+        main_raw = main_raw.fillna(first_item(frame[fallback]))
+    main = normalise_ipc(main_raw)
+    section = main_raw.astype("str").str.strip().str[0].str.upper().where(main_raw.notna())
+    section = section.where(section.isin(list("ABCDEFGH")))
+    if ctx.concordance is not None:
+        match = longest_prefix_match(main, ctx.concordance["ipc_prefix"], ctx.concordance[["field_nr", "sector"]])
+        field_nr, sector = match["field_nr"].astype("float64"), match["sector"]
+    else:
+        field_nr = pd.Series(np.nan, index=frame.index)
+        prefixes = pd.Series(list(ctx.sector_prefixes))
+        sector = longest_prefix_match(main_raw.astype("str").str.replace(" ", "").where(main_raw.notna()), prefixes, pd.DataFrame({"sector": list(ctx.sector_prefixes.values())}))["sector"]
+    codes = _explode_list(frame["ipc_codes"].fillna(frame["ipc_main"]).fillna(frame["cpc_codes"]))
+    subclasses = codes.str.upper().str.extract(r"^([A-H]\d{2}[A-Z])", expand=False).dropna()
+    scope = subclasses.groupby(level=0).nunique().reindex(frame.index).astype("float64")
+    out = pd.DataFrame(
+        {"tech_field": field_nr, "tech_sector": sector.astype(object), "ipc_section": section.astype(object), "patent_scope": scope},
+        index=frame.index,
+    )
+    if ctx.industry_map is not None:
+        hit = longest_prefix_match(main, ctx.industry_map["ipc_prefix"], ctx.industry_map[["industry_code", "industry_name"]])
+        out["industry_code"], out["industry_name"] = hit["industry_code"], hit["industry_name"]
+    return out
+
+
+# --- legal and market events -----------------------------------------------------------------
+
+_OWNER_PATTERNS = [
+    # A university's own technology-transfer vehicle ("University of X Research Foundation, Inc.")
+    # behaves like the university; in Chinese names the legal form (有限公司) decides.
+    ("university", r"University|Universit[éäà]|Hochschule|Institute of Technology|Polytechnic"),
+    ("company", r"公司|集团|企业|厂$|株式会社|\bCo\b|\bCo\.|Company|\bCorp|\bInc\b|\bInc\.|\bLtd|\bLLC\b|GmbH|\bAG\b|S\.A\.|B\.V\.|Limited|Holdings|Technologies|\bplc\b"),
+    ("university", r"大学|(?<!科)学院|College"),
+    ("research_institute", r"研究院|研究所|研究中心|科学院|实验室|Institute|Academy|Laborator|Research Cent|Fraunhofer|CNRS"),
+    ("other", r"协会|学会|联合会|委员会|医院|政府|中心$|局$|Association|Society|Foundation|Hospital|Council|Government|Ministry"),
+]
+
+
+def infer_applicant_type(applicants: pd.Series) -> pd.Series:
+    """Owner type from the first applicant's name, Chinese or English.
+
+    Order of tests: Latin university words (University, ...), company words (公司, Ltd, Inc, ...),
+    Chinese university words (大学, 学院),
+    research-institute words (研究院, Institute, ...), other organisations (协会, 医院, Foundation,
+    ...); a name with none of them is an individual
+    when it looks like a person (2-4 Chinese characters, or up to four Latin words), else 'other'.
+    """
+    first = first_item(applicants)
+    out = pd.Series(None, index=applicants.index, dtype=object)
+    for label, pattern in _OWNER_PATTERNS:
+        hit = out.isna() & first.str.contains(pattern, case=False, regex=True, na=False)
+        out[hit] = label
+    person = first.str.fullmatch(r"[\u4e00-\u9fff·]{2,4}|[A-Za-z.'\-]+(?:,?\s+[A-Za-z.'\-]+){0,3}", na=False)
+    out[out.isna() & person] = "individual"
+    out[out.isna() & first.notna()] = "other"
+    return out
+
+
+def build_events(frame: pd.DataFrame, ctx: BuildContext) -> pd.DataFrame:
+    counts = ["pledge_count", "licence_count", "transfer_count", "litigation_count", "invalidation_count", "inventor_count"]
+    out = frame[counts].copy()
+    out["patent_type"] = frame["patent_type"].astype(object)
+    out["applicant_type"] = frame["applicant_type"].astype(object).fillna(infer_applicant_type(frame["applicants"]))
+    return out
+
+
+def event_counts(events: pd.DataFrame, valuation_date, *, patent_ids=None) -> pd.DataFrame:
+    """Count dated events (``patent_id, event, date``) on or before the valuation date.
+
+    Returns one row per patent with ``<event>_count`` columns (e.g. ``litigation_count``), ready to
+    fill the PatentFrame's event columns. Events dated after the valuation date are not counted.
+    """
+    vd = pd.Timestamp(valuation_date)
+    known = events[pd.to_datetime(events["date"]) <= vd]
+    table = known.groupby(["patent_id", "event"]).size().unstack("event", fill_value=0).astype("float64")
+    table.columns = [f"{c}_count" for c in table.columns]
+    if patent_ids is not None:
+        table = table.reindex(pd.Index(patent_ids, name="patent_id"), fill_value=0.0)
+    return table
+
+
+BUILDERS = {
+    "claims": build_claims,
+    "family": build_family,
+    "citations": build_citations,
+    "life": build_life,
+    "industry": build_industry,
+    "events": build_events,
+}

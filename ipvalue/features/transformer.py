@@ -1,0 +1,239 @@
+"""PatentFeatureBuilder: the scikit-learn transformer from a PatentFrame to a feature matrix."""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.utils.validation import check_is_fitted
+
+from ipvalue.config import load_yaml
+from ipvalue.exceptions import SpecError
+from ipvalue.features.builders import BUILDERS, BuildContext
+from ipvalue.features.cohort import SOURCES, CohortReference
+from ipvalue.features.spec import FeatureSpec
+from ipvalue.frame import COLUMNS, validate_patent_frame
+
+logger = logging.getLogger(__name__)
+
+
+class FeatureWarning(UserWarning):
+    """Missing values or unknown categories were handled by the spec's policy."""
+
+
+@dataclass
+class FeatureResult:
+    """A feature matrix and the report of what the missing-value policies did.
+
+    Attributes
+    ----------
+    matrix : pandas.DataFrame, shape (n_patents, n_features)
+        Columns in spec order; floats, and pandas categoricals with the spec's categories.
+    report : pandas.DataFrame
+        One row per feature with something to say: ``feature, missing, policy, action,
+        unknown_categories`` and, for percentiles, the count of each reference source.
+    extras : pandas.DataFrame
+        Columns built alongside that are not model inputs (``expiry_date``, ``industry_code``).
+    """
+
+    matrix: pd.DataFrame
+    report: pd.DataFrame
+    extras: pd.DataFrame
+
+
+class PatentFeatureBuilder(TransformerMixin, BaseEstimator):
+    """Build the features of a spec (``features/*.yaml``) as of a valuation date.
+
+    Parameters
+    ----------
+    spec : str, Path, dict or FeatureSpec, default="core-v1"
+        The feature-set spec: a name in ``features/``, a YAML path or a parsed spec.
+    valuation_date : date-like, default=None
+        Nothing dated after it is used. ``None`` means today, fixed at ``fit``.
+    data_dir : str or Path, default=None
+        Folder with the public reference data (IPC concordance, OECD cohorts); default
+        :func:`ipvalue.io.default_data_dir`. Without it, sectors come from a coarse IPC map, there
+        are no technology fields, and percentiles use only the fitted data.
+    concordance, oecd_cohorts : pandas.DataFrame, default=None
+        Reference tables given directly (they take precedence over ``data_dir``).
+
+    Attributes
+    ----------
+    spec_ : FeatureSpec
+    valuation_date_ : pandas.Timestamp
+    references_ : dict of str to CohortReference
+        Fitted cohort references of the percentile features.
+    medians_ : dict of str to float
+        Fitted medians of features whose missing policy is 'median'.
+    reference_notes_ : list of str
+        Which reference tables were found.
+
+    Examples
+    --------
+    >>> from ipvalue.demo import make_demo_portfolio
+    >>> patents = make_demo_portfolio(50, seed=0).patents
+    >>> builder = PatentFeatureBuilder(valuation_date="2026-06-30").fit(patents)
+    >>> builder.transform(patents).shape[0]
+    50
+    """
+
+    def __init__(self, spec="core-v1", *, valuation_date=None, data_dir=None, concordance=None, oecd_cohorts=None):
+        self.spec = spec
+        self.valuation_date = valuation_date
+        self.data_dir = data_dir
+        self.concordance = concordance
+        self.oecd_cohorts = oecd_cohorts
+
+    # -- fitting ---------------------------------------------------------------------------
+
+    def fit(self, X: pd.DataFrame, y=None) -> "PatentFeatureBuilder":
+        """Learn the cohort references (and medians) from ``X``; nothing else is learned."""
+        self.spec_ = FeatureSpec.load(self.spec)
+        self.valuation_date_ = pd.Timestamp(self.valuation_date if self.valuation_date is not None else pd.Timestamp.today()).normalize()
+        self._load_references()
+        frame = self._as_frame(X)
+        base = self._build_base(frame)
+        spec = self.spec_
+        oecd = self.oecd_
+        self.references_ = {}
+        for f in spec.features:
+            if f.builder != "percentile":
+                continue
+            table = None
+            if oecd is not None and f.oecd_variable:
+                table = oecd[oecd["variable"] == f.oecd_variable].set_index(["filing_year", "tech_field"])
+                table.index = pd.MultiIndex.from_arrays([table.index.get_level_values(0).astype(float), table.index.get_level_values(1).astype(float)])
+            ref = CohortReference(min_size=int(spec.cohort["min_size"]), oecd=table)
+            self.references_[f.name] = ref.fit(base[f.of], base["filing_year"], base["tech_field"])
+        self.medians_ = {f.name: float(np.nanmedian(base[f.name])) for f in spec.features if f.missing == "median" and f.builder != "percentile"}
+        self.feature_names_in_ = np.array([c.name for c in COLUMNS], dtype=object)
+        return self
+
+    def _load_references(self) -> None:
+        from ipvalue.io import default_data_dir, load_ipc_concordance, load_oecd_cohorts
+
+        params = self.spec_.builders
+        self.terms_, _ = load_yaml(params.get("life", {}).get("terms", "statutory-terms"))
+        self.market_size_, _ = load_yaml(params.get("family", {}).get("market_size", "market-size"))
+        self.sector_prefixes_ = load_yaml("ipc-sectors")[0]["prefix_sector"]
+        industry_map = params.get("industry", {}).get("industry_map")
+        self.industry_map_ = None
+        if industry_map:
+            table = pd.read_csv(industry_map, dtype=str)
+            from ipvalue.features.builders import normalise_ipc
+
+            self.industry_map_ = table.assign(ipc_prefix=normalise_ipc(table["ipc"]).str.rstrip("/"))
+        notes = []
+        concordance, oecd = self.concordance, self.oecd_cohorts
+        if concordance is None or oecd is None:
+            try:
+                data_dir = Path(self.data_dir) if self.data_dir is not None else default_data_dir()
+                concordance = load_ipc_concordance(data_dir) if concordance is None else concordance
+                oecd = load_oecd_cohorts(data_dir) if oecd is None else oecd
+            except FileNotFoundError as exc:
+                notes.append(f"public reference data not found ({exc}); sectors from the coarse IPC map, no technology fields, no OECD cohorts")
+        variables = {f.oecd_variable for f in self.spec_.features if f.oecd_variable}
+        self.concordance_ = concordance
+        self.oecd_ = oecd[oecd["variable"].isin(variables)].reset_index(drop=True) if oecd is not None else None
+        notes.append(f"IPC concordance: {'WIPO 35 fields' if concordance is not None else 'coarse sector map'}")
+        notes.append(f"OECD cohorts: {'yes' if self.oecd_ is not None else 'no'}")
+        self.reference_notes_ = notes
+        for n in notes:
+            logger.info(n)
+
+    # -- building --------------------------------------------------------------------------
+
+    def _context(self) -> BuildContext:
+        return BuildContext(
+            valuation_date=self.valuation_date_, terms=self.terms_, market_size=self.market_size_,
+            concordance=self.concordance_, sector_prefixes=self.sector_prefixes_, industry_map=self.industry_map_,
+        )
+
+    @staticmethod
+    def _as_frame(X) -> pd.DataFrame:
+        """A PatentFrame: validated here (strictly) unless it already has every contract column."""
+        if not isinstance(X, pd.DataFrame):
+            raise TypeError(f"PatentFeatureBuilder expects a PatentFrame (pandas DataFrame). Got {type(X).__name__}.")
+        if all(c.name in X.columns for c in COLUMNS) and str(X["filing_date"].dtype).startswith("datetime64"):
+            return X
+        return validate_patent_frame(X, strict=True, source="PatentFeatureBuilder input").valid.set_axis(X.index)
+
+    def _build_base(self, frame: pd.DataFrame) -> pd.DataFrame:
+        ctx = self._context()
+        groups = [g for g in BUILDERS if any(f.builder == g for f in self.spec_.features) or g in ("life", "industry")]
+        return pd.concat([BUILDERS[g](frame, ctx) for g in groups], axis=1)
+
+    def build(self, X: pd.DataFrame) -> FeatureResult:
+        """The feature matrix of ``X`` and the report of the missing-value policies. Pure: ``X`` is
+        not modified, and the same input gives the same output."""
+        check_is_fitted(self, "references_")
+        frame = self._as_frame(X)
+        base = self._build_base(frame)
+        columns, rows = {}, []
+        for f in self.spec_.features:
+            info = {"feature": f.name, "policy": f.missing}
+            if f.builder == "percentile":
+                pct, source = self.references_[f.name].transform(base[f.of], base["filing_year"], base["tech_field"])
+                col = pd.Series(pct, index=frame.index)
+                info.update({s: int((source == s).sum()) for s in SOURCES})
+            else:
+                col = base[f.name]
+            if f.dtype == "category":
+                unknown = col.notna() & ~col.isin(f.categories)
+                info["unknown_categories"] = int(unknown.sum())
+                col = pd.Categorical(col.where(~unknown), categories=list(f.categories))
+                col = pd.Series(col, index=frame.index)
+            else:
+                col = col.astype("float64")
+            missing = col.isna()
+            info["missing"] = int(missing.sum())
+            if missing.any():
+                if f.missing == "error":
+                    first = frame.index[missing.to_numpy()][0]
+                    raise SpecError(
+                        f"Feature '{f.name}' is missing for {int(missing.sum())} patent(s), e.g. row {first} "
+                        f"({frame.loc[first, 'patent_id']}), and its policy is 'error'. Fix: supply the inputs it needs "
+                        f"({f.builder} builder) or change its 'missing' policy in the spec."
+                    )
+                if f.missing == "zero":
+                    col = col.fillna(0.0)
+                elif f.missing == "median":
+                    col = col.fillna(self.medians_[f.name])
+                info["action"] = {"keep": "left missing", "zero": "filled with 0", "median": "filled with the fitted median"}[f.missing]
+            columns[f.name] = col
+            rows.append(info)
+        report = pd.DataFrame(rows).fillna({"action": ""})
+        extras = base[[c for c in ("expiry_date", "industry_code", "industry_name") if c in base.columns]]
+        return FeatureResult(pd.DataFrame(columns, index=frame.index), report, extras)
+
+    def transform(self, X: pd.DataFrame) -> pd.DataFrame:
+        """The feature matrix (see :meth:`build`); warns when missing values were filled."""
+        result = self.build(X)
+        filled = result.report[(result.report["missing"] > 0) & (result.report["policy"] != "keep")]
+        if len(filled):
+            warnings.warn(
+                "Missing values filled by the spec's policy: " + ", ".join(f"{r.feature} ({r.missing}, {r.action})" for r in filled.itertuples()),
+                FeatureWarning,
+                stacklevel=2,
+            )
+        return result.matrix
+
+    def get_feature_names_out(self, input_features=None) -> np.ndarray:
+        check_is_fitted(self, "references_")
+        return np.array(self.spec_.names, dtype=object)
+
+    @property
+    def provenance(self) -> dict:
+        """What a result must record about these features."""
+        check_is_fitted(self, "references_")
+        return {
+            "feature_spec": self.spec_.id,
+            "feature_spec_hash": self.spec_.hash,
+            "valuation_date": self.valuation_date_.date().isoformat(),
+            "references": "; ".join(self.reference_notes_),
+        }

@@ -1,0 +1,292 @@
+"""Feature builders: hand-checked values, properties that must always hold, and the real data."""
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from ipvalue.exceptions import SpecError
+from ipvalue.features import FeatureSpec, PatentFeatureBuilder, event_counts, infer_applicant_type, normalise_ipc
+from ipvalue.features.cohort import quantile_percentile
+from ipvalue.frame import validate_patent_frame
+
+YEAR = 365.25
+
+
+def frame(**columns) -> pd.DataFrame:
+    """A validated PatentFrame from a few columns (defaults: CN invention filed 2015-03-01)."""
+    n = max(len(v) for v in columns.values() if isinstance(v, list))
+    base = {"patent_id": [f"CN{i}" for i in range(n)], "jurisdiction": "CN", "patent_type": "invention", "filing_date": "2015-03-01"}
+    return validate_patent_frame(pd.DataFrame({**base, **columns}), strict=True).valid
+
+
+def features(patents, valuation_date="2026-03-01", **kw):
+    return PatentFeatureBuilder(valuation_date=valuation_date, **kw).fit(patents).build(patents).matrix
+
+
+# --- remaining legal life ------------------------------------------------------------------
+
+
+def test_remaining_life_cn_terms_by_type_and_design_regime():
+    f = frame(
+        patent_type=["invention", "utility_model", "design", "design"],
+        filing_date=["2015-03-01", "2020-03-01", "2021-05-31", "2021-06-01"],
+        grant_date=["2017-01-01", "2020-09-01", "2021-09-01", "2021-09-01"],
+    )
+    m = features(f)
+    assert m["statutory_term_years"].tolist() == [20.0, 10.0, 10.0, 15.0]
+    vd = pd.Timestamp("2026-03-01")
+    expiry = pd.to_datetime(["2035-03-01", "2030-03-01", "2031-05-31", "2036-06-01"])
+    np.testing.assert_allclose(m["remaining_life_years"], (expiry - vd).days / YEAR, rtol=1e-12)
+    np.testing.assert_allclose(m["age_years"].iloc[0], (vd - pd.Timestamp("2015-03-01")).days / YEAR)
+
+
+def test_us_terms_with_adjustment_and_design_from_grant():
+    f = frame(
+        patent_id=["US1", "US2"], jurisdiction=["US", "US"], patent_type=["invention", "design"],
+        filing_date=["2010-01-01", "2016-01-01"], grant_date=["2013-01-01", "2017-02-01"], term_adjustment_days=[100, None],
+    )
+    m = features(f, valuation_date="2020-01-01")
+    vd = pd.Timestamp("2020-01-01")
+    expected = [(pd.Timestamp("2030-01-01") + pd.Timedelta(days=100) - vd).days / YEAR, (pd.Timestamp("2032-02-01") - vd).days / YEAR]
+    np.testing.assert_allclose(m["remaining_life_years"], expected, rtol=1e-12)
+    assert m["statutory_term_years"].tolist() == [20 + 100 / YEAR, 15.0]
+
+
+def test_lapsed_expired_and_unpaid_fees_have_zero_life_and_a_flag():
+    f = frame(
+        legal_status=["in_force", "lapsed", "in_force", "in_force", "invalidated"],
+        filing_date=["2015-03-01", "2015-03-01", "2015-03-01", "2015-03-01", "2015-03-01"],
+        grant_date=["2017-01-01"] * 5,
+        fees_paid_until=["2026-03-01", None, "2025-10-01", "2025-03-01", None],  # within / beyond the 183-day grace
+        patent_type=["invention", "invention", "invention", "invention", "invention"],
+    )
+    m = features(f)
+    assert m["is_lapsed"].tolist() == [0.0, 1.0, 0.0, 1.0, 1.0]
+    assert (m["remaining_life_years"][m["is_lapsed"] == 1] == 0).all()
+    assert (m["remaining_life_years"][m["is_lapsed"] == 0] > 8).all()
+    old = features(frame(filing_date=["2000-01-01"], grant_date=["2003-01-01"]))
+    assert old[["remaining_life_years", "is_expired"]].iloc[0].tolist() == [0.0, 1.0]
+
+
+def test_grant_after_the_valuation_date_is_not_seen():
+    m = features(frame(grant_date=["2027-01-01"]), valuation_date="2026-03-01")
+    assert m["is_granted"].item() == 0.0 and np.isnan(m["grant_lag_years"].item())
+
+
+# --- citations, family, claims -----------------------------------------------------------
+
+
+def test_forward_citations_only_up_to_the_valuation_date_and_in_windows():
+    f = frame(
+        publication_date=["2016-09-01", "2016-09-01", "2016-09-01"],
+        forward_citations=[4, 2, 0],
+        forward_citation_dates=["2017-01-01;2019-01-01;2021-06-01;2026-05-01", None, None],
+        self_citations=[1, 1, 0],
+    )
+    m = features(f, valuation_date="2026-03-01")
+    assert m["fwd_cits"].tolist() == [3.0, 2.0, 0.0]  # the 2026-05-01 citation is after the date
+    assert m["fwd_cits_3y"].iloc[0] == 2.0 and m["fwd_cits_5y"].iloc[0] == 3.0
+    assert np.isnan(m["fwd_cits_5y"].iloc[1])  # cited, but no dates: window unknown
+    assert m["fwd_cits_5y"].iloc[2] == 0.0  # never cited
+    assert m["self_citation_share"].tolist()[:2] == [0.25, 0.5]
+
+
+def test_family_offices_triadic_pct_and_market_coverage():
+    f = frame(family_size=[5, 1, 3], family_offices=["US;EP;JP;WO", None, None])
+    m = features(f)
+    assert m["family_offices_count"].tolist()[:2] == [5.0, 1.0]  # CN itself counts
+    assert np.isnan(m["family_offices_count"].iloc[2])  # family of 3 but offices unknown
+    assert m["is_triadic"].tolist() == [1.0, 0.0, 0.0] and m["is_pct"].tolist() == [1.0, 0.0, 0.0]
+    assert m["market_coverage"].iloc[0] == pytest.approx(0.175 + 0.26 + 0.24 + 0.045)
+    assert m["market_coverage"].iloc[1] == pytest.approx(0.175)
+
+
+def test_claims_features_count_chinese_characters_and_words():
+    f = frame(claims_total=[10, 1], claims_independent=[2, 1], first_claim_text=["一种电池，包括正极。", "A battery comprising 2 cells."])
+    m = features(f)
+    assert m["claims_dependent_ratio"].tolist() == [0.8, 0.0]
+    assert m["first_claim_words"].tolist() == [8.0, 5.0]
+
+
+# --- industry and owners -------------------------------------------------------------------
+
+
+def test_ipc_normalisation_to_the_padded_concordance_form():
+    s = normalise_ipc(pd.Series(["G06F 16/30", "H04N21/234", "a61k  31/00", "C12N", "not a code", None]))
+    assert s.tolist()[:4] == ["G06F  16/30", "H04N  21/234", "A61K  31/00", "C12N"]
+    assert s.iloc[4:].isna().all()
+
+
+def test_technology_field_longest_pattern_wins(data_dir):
+    f = frame(ipc_main=["H04N 21/234", "H04N 5/00", "H04N 1/00", "G06F 16/00", "A61K 31/00"],
+              ipc_codes=["H04N 21/234;H04L 29/06;H04N 5/00", None, None, None, None])
+    m = features(f, data_dir=data_dir)
+    assert m["tech_field"].tolist() == [4.0, 2.0, 3.0, 6.0, 16.0]
+    assert m["tech_sector"].tolist()[:4] == ["Electrical engineering"] * 4
+    assert m["patent_scope"].tolist() == [2.0, 1.0, 1.0, 1.0, 1.0]
+
+
+def test_without_the_concordance_sectors_come_from_the_coarse_map(tmp_path):
+    b = PatentFeatureBuilder(valuation_date="2026-03-01", data_dir=tmp_path)
+    f = frame(ipc_main=["H04N 21/234", "A61K 31/00", "B23K 26/00"])
+    m = b.fit(f).transform(f)
+    assert m["tech_sector"].tolist() == ["Electrical engineering", "Chemistry", "Mechanical engineering"]
+    assert m["tech_field"].isna().all()
+    assert any("coarse" in n for n in b.reference_notes_)
+
+
+def test_applicant_type_from_chinese_and_english_names():
+    names = pd.Series(["华为技术有限公司", "清华大学;某公司", "中国科学院微电子研究所", "张三", "Massachusetts Institute of Technology",
+                       "Fraunhofer-Gesellschaft", "Acme Widgets, Inc.", "John A. Smith", "某某协会", None])
+    assert infer_applicant_type(names).where(names.notna(), None).tolist() == [
+        "company", "university", "research_institute", "individual", "university",
+        "research_institute", "company", "individual", "other", None,
+    ]
+
+
+def test_event_counts_only_up_to_the_valuation_date():
+    events = pd.DataFrame({"patent_id": ["A", "A", "B"], "event": "litigation", "date": pd.to_datetime(["2010-01-01", "2020-01-01", "2012-01-01"])})
+    c = event_counts(events, "2015-01-01", patent_ids=["A", "B", "C"])
+    assert c["litigation_count"].tolist() == [1.0, 1.0, 0.0]
+
+
+# --- cohort percentiles ----------------------------------------------------------------------
+
+
+def test_quantile_percentile_interpolates_and_handles_ties():
+    q = np.array([0, 0, 0, 1, 2, 4, 6, 10, 20], dtype=float)  # min p1 p10 p25 p50 p75 p90 p99 max
+    pct = quantile_percentile(q, np.array([0.0, 1.0, 3.0, 25.0, -1.0]))
+    np.testing.assert_allclose(pct, [0.05, 0.25, 0.625, 1.0, 0.0])
+
+
+def test_small_cohorts_use_the_oecd_table(data_dir):
+    from ipvalue.io import load_oecd_cohorts
+
+    oecd = load_oecd_cohorts(data_dir)
+    row = oecd[(oecd.filing_year == 2010) & (oecd.tech_field == 6) & (oecd.variable == "claims")].iloc[0]
+    f = frame(patent_id=["EP1", "EP2"], jurisdiction=["EP", "EP"], filing_date=["2010-05-01", "2010-06-01"],
+              ipc_main=["G06F 16/00", "G06F 17/00"], claims_total=[row.p50, row.p90])
+    b = PatentFeatureBuilder(valuation_date="2020-01-01", data_dir=data_dir).fit(f)
+    r = b.build(f)
+    expected = quantile_percentile(row[["min", "p1", "p10", "p25", "p50", "p75", "p90", "p99", "max"]].to_numpy(float), np.array([row.p50, row.p90]))
+    np.testing.assert_allclose(r.matrix["claims_pct"], expected)
+    assert r.report.set_index("feature").loc["claims_pct", "oecd"] == 2
+
+
+def test_fitted_cohorts_rank_within_the_cohort(demo):
+    b = PatentFeatureBuilder(valuation_date="2026-06-30", spec=FeatureSpec.load("core-v1")).fit(demo.patents)
+    r = b.build(demo.patents)
+    pct = r.matrix.filter(regex="_pct$")
+    assert pct.notna().all().all() and pct.stack().between(0, 1).all()
+
+
+# --- spec and policies ------------------------------------------------------------------------
+
+
+def test_spec_hash_is_stable_and_sensitive():
+    a, b = FeatureSpec.load("core-v1"), FeatureSpec.load("core-v1")
+    assert a.hash == b.hash and len(a.hash) == 16
+    raw = dict(a.raw, version=2)
+    assert FeatureSpec.from_dict(raw).hash != a.hash
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"missing": "guess"}, r"The 'missing' of feature 1 \(claims_total\) .* must be one of \['keep', 'zero', 'median', 'error'\]. Got 'guess'"),
+        ({"monotone": 2}, r"The 'monotone' of feature 1 \(claims_total\) .* must be -1, 0 or 1. Got 2"),
+        ({"description_zh": ""}, r"has no 'description_zh'"),
+    ],
+)
+def test_bad_specs_are_refused_with_the_feature_named(change, message):
+    raw = FeatureSpec.load("core-v1").raw
+    bad = dict(raw, features=[dict(raw["features"][0], **change)] + raw["features"][1:])
+    with pytest.raises(SpecError, match=message):
+        FeatureSpec.from_dict(bad)
+
+
+def test_missing_policy_error_names_feature_and_row(tiny_frame):
+    spec = FeatureSpec.load("core-v1").raw
+    spec = dict(spec, features=[dict(f, missing="error") if f["name"] == "claims_total" else f for f in spec["features"]])
+    f = validate_patent_frame(tiny_frame.assign(claims_total=[None, "3", "4"], claims_independent=None)).valid
+    b = PatentFeatureBuilder(spec=spec, valuation_date="2020-01-01").fit(f.iloc[1:])
+    with pytest.raises(SpecError, match=r"Feature 'claims_total' is missing for 1 patent\(s\), e.g. row 0 \(CN111111111B\)"):
+        b.transform(f)
+
+
+def test_transform_does_not_mutate_and_is_deterministic(demo):
+    patents = demo.patents.copy()
+    b = PatentFeatureBuilder(valuation_date="2026-06-30").fit(patents)
+    a1, a2 = b.transform(patents), b.transform(patents)
+    pd.testing.assert_frame_equal(patents, demo.patents)
+    pd.testing.assert_frame_equal(a1, a2)
+
+
+# --- properties (hypothesis) ----------------------------------------------------------------
+
+patent_rows = st.fixed_dictionaries(
+    {
+        "jurisdiction": st.sampled_from(["CN", "US", "EP", "JP"]),
+        "patent_type": st.sampled_from(["invention", "utility_model", "design"]),
+        "filing_date": st.dates(min_value=pd.Timestamp("1990-01-01").date(), max_value=pd.Timestamp("2025-12-31").date()),
+        "grant_lag_days": st.one_of(st.none(), st.integers(0, 3000)),
+        "legal_status": st.sampled_from(["in_force", "lapsed", "unknown", "pending"]),
+        "term_adjustment_days": st.one_of(st.none(), st.integers(0, 1500)),
+        "claims_total": st.integers(1, 80),
+    }
+).filter(lambda r: not (r["jurisdiction"] == "US" and r["patent_type"] == "utility_model"))
+
+
+def _hyp_frame(rows):
+    df = pd.DataFrame(rows)
+    df["patent_id"] = [f"P{i}" for i in range(len(df))]
+    df["filing_date"] = pd.to_datetime(df["filing_date"])
+    df["grant_date"] = df["filing_date"] + pd.to_timedelta(df.pop("grant_lag_days"), unit="D")
+    return validate_patent_frame(df, strict=True).valid
+
+
+_builder_cache = {}
+
+
+def _life(patents, vd):
+    if vd not in _builder_cache:
+        _builder_cache[vd] = PatentFeatureBuilder(valuation_date=vd, spec=FeatureSpec.load("core-v1")).fit(patents)
+    return _builder_cache[vd].transform(patents)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(rows=st.lists(patent_rows, min_size=1, max_size=12), days=st.integers(0, 9000), later=st.integers(1, 4000))
+def test_remaining_life_bounded_and_never_rises_as_the_date_moves_later(rows, days, later):
+    patents = _hyp_frame(rows)
+    d1 = pd.Timestamp("2000-01-01") + pd.Timedelta(days=days)
+    d2 = d1 + pd.Timedelta(days=later)
+    b1 = PatentFeatureBuilder(valuation_date=d1).fit(patents)
+    b2 = PatentFeatureBuilder(valuation_date=d2, concordance=b1.concordance_, oecd_cohorts=b1.oecd_cohorts).fit(patents)
+    m1, m2 = b1.transform(patents), b2.transform(patents)
+    assert (m1["remaining_life_years"] >= 0).all()
+    assert (m1["remaining_life_years"] <= m1["statutory_term_years"] + 1e-9).all()
+    assert (m2["remaining_life_years"] <= m1["remaining_life_years"] + 1e-9).all()
+    assert m1.filter(regex="_pct$").stack().dropna().between(0, 1).all()
+    pd.testing.assert_frame_equal(m1, b1.transform(patents.copy()))
+
+
+# --- the real data ------------------------------------------------------------------------------
+
+
+def test_university_patents_remaining_life_and_sections(university, data_dir):
+    b = PatentFeatureBuilder(valuation_date="2017-06-01", data_dir=data_dir).fit(university)
+    r = b.build(university)
+    m = r.matrix
+    # granted 2004-2007, filed 1995 or later: 20 years from filing, still running in June 2017
+    assert (m["statutory_term_years"] == 20).all()
+    expected = (university["filing_date"].map(lambda d: d.replace(year=d.year + 20)) - pd.Timestamp("2017-06-01")).dt.days / YEAR
+    np.testing.assert_allclose(m["remaining_life_years"], expected.clip(lower=0), rtol=1e-12)
+    assert m["remaining_life_years"].between(0, 20).all() and m["remaining_life_years"].median() > 5
+    assert (m["is_granted"] == 1).all()
+    assert m["grant_lag_years"].between(0, 20).all()
+    # the source gives the first CPC section only: sections known, fields honestly missing
+    assert m["ipc_section"].notna().all() and m["tech_field"].isna().all()
+    assert (m["applicant_type"] == "university").mean() > 0.95
+    assert m["bwd_cits_pct"].between(0, 1).all()
