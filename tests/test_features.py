@@ -12,6 +12,7 @@ from ipvalue.features.cohort import quantile_percentile
 from ipvalue.frame import validate_patent_frame
 
 YEAR = 365.25
+pytestmark = pytest.mark.filterwarnings("ignore::ipvalue.features.FeatureWarning")
 
 
 def frame(**columns) -> pd.DataFrame:

@@ -47,7 +47,8 @@ class CohortReference:
 
     def __init__(self, *, min_size: int = 20, oecd: pd.DataFrame | None = None):
         self.min_size = min_size
-        self.oecd = oecd  # rows of one OECD variable, indexed by (filing_year, tech_field)
+        # quantile points of one OECD variable by (filing_year, tech_field)
+        self.oecd = {} if oecd is None else dict(zip(oecd.index, oecd[QUANTILE_COLUMNS].to_numpy(dtype="float64")))
 
     def fit(self, values: pd.Series, year: pd.Series, field: pd.Series) -> "CohortReference":
         ok = values.notna()
@@ -74,9 +75,8 @@ class CohortReference:
                 continue
             if (y, f) in self.cohorts_:
                 pct[rows], source[rows] = midrank(self.cohorts_[(y, f)], x[rows]), "cohort"
-            elif self.oecd is not None and (y, f) in self.oecd.index:
-                q = self.oecd.loc[(y, f), QUANTILE_COLUMNS].to_numpy(dtype="float64")
-                pct[rows], source[rows] = quantile_percentile(q, x[rows]), "oecd"
+            elif (y, f) in self.oecd:
+                pct[rows], source[rows] = quantile_percentile(self.oecd[(y, f)], x[rows]), "oecd"
             elif y in self.years_:
                 pct[rows], source[rows] = midrank(self.years_[y], x[rows]), "year"
             elif len(self.all_):

@@ -93,10 +93,21 @@ class PatentFeatureBuilder(TransformerMixin, BaseEstimator):
 
     def fit(self, X: pd.DataFrame, y=None) -> "PatentFeatureBuilder":
         """Learn the cohort references (and medians) from ``X``; nothing else is learned."""
+        self._fit(self._prepare(X))
+        return self
+
+    def fit_transform(self, X: pd.DataFrame, y=None, **fit_params) -> pd.DataFrame:
+        """``fit(X).transform(X)``, building the base features once."""
+        frame, base = self._fit(self._prepare(X))
+        return self._warn(self._assemble(frame, base)).matrix
+
+    def _prepare(self, X) -> pd.DataFrame:
         self.spec_ = FeatureSpec.load(self.spec)
         self.valuation_date_ = pd.Timestamp(self.valuation_date if self.valuation_date is not None else pd.Timestamp.today()).normalize()
         self._load_references()
-        frame = self._as_frame(X)
+        return self._as_frame(X)
+
+    def _fit(self, frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
         base = self._build_base(frame)
         spec = self.spec_
         oecd = self.oecd_
@@ -112,7 +123,7 @@ class PatentFeatureBuilder(TransformerMixin, BaseEstimator):
             self.references_[f.name] = ref.fit(base[f.of], base["filing_year"], base["tech_field"])
         self.medians_ = {f.name: float(np.nanmedian(base[f.name])) for f in spec.features if f.missing == "median" and f.builder != "percentile"}
         self.feature_names_in_ = np.array([c.name for c in COLUMNS], dtype=object)
-        return self
+        return frame, base
 
     def _load_references(self) -> None:
         from ipvalue.io import default_data_dir, load_ipc_concordance, load_oecd_cohorts
@@ -173,7 +184,9 @@ class PatentFeatureBuilder(TransformerMixin, BaseEstimator):
         not modified, and the same input gives the same output."""
         check_is_fitted(self, "references_")
         frame = self._as_frame(X)
-        base = self._build_base(frame)
+        return self._assemble(frame, self._build_base(frame))
+
+    def _assemble(self, frame: pd.DataFrame, base: pd.DataFrame) -> FeatureResult:
         columns, rows = {}, []
         for f in self.spec_.features:
             info = {"feature": f.name, "policy": f.missing}
@@ -213,15 +226,18 @@ class PatentFeatureBuilder(TransformerMixin, BaseEstimator):
 
     def transform(self, X: pd.DataFrame) -> pd.DataFrame:
         """The feature matrix (see :meth:`build`); warns when missing values were filled."""
-        result = self.build(X)
+        return self._warn(self.build(X)).matrix
+
+    @staticmethod
+    def _warn(result: FeatureResult) -> FeatureResult:
         filled = result.report[(result.report["missing"] > 0) & (result.report["policy"] != "keep")]
         if len(filled):
             warnings.warn(
                 "Missing values filled by the spec's policy: " + ", ".join(f"{r.feature} ({r.missing}, {r.action})" for r in filled.itertuples()),
                 FeatureWarning,
-                stacklevel=2,
+                stacklevel=3,
             )
-        return result.matrix
+        return result
 
     def get_feature_names_out(self, input_features=None) -> np.ndarray:
         check_is_fitted(self, "references_")

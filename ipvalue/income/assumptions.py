@@ -1,0 +1,130 @@
+"""Income-approach assumption sets (YAML with a source for every number), validated on load."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ipvalue.config import content_hash, load_yaml
+from ipvalue.exceptions import AssumptionError
+
+PREMIUMS = ("technology_premium", "market_premium", "funding_premium", "management_premium")
+
+
+@dataclass(frozen=True)
+class IncomeAssumptions:
+    """A validated assumption set. Rates are fractions, lives in years, money in RMB.
+
+    Load with :meth:`load` (a packaged name such as 'cn-pledge-2025', or a YAML path); the
+    ``hash`` of the parsed content is recorded with every result.
+    """
+
+    name: str
+    version: int
+    tax_rate: float
+    risk_free: float
+    premiums: dict[str, float]
+    profit_split: tuple[float, float]
+    profit_margin_by_sector: dict[str, float]
+    decay_per_year: float
+    mid_year: bool
+    default_growth: float
+    package_allocation: str
+    economic_life_years: float
+    mc_draws: int
+    mc_seed: int
+    mc_sd: dict[str, float]
+    sensitivity: dict[str, float]
+    origin: str = ""
+    raw: dict = field(default_factory=dict, repr=False)
+    hash: str = ""
+
+    @property
+    def discount_rate(self) -> float:
+        """Build-up discount rate: risk-free plus the four premiums."""
+        return self.risk_free + sum(self.premiums.values())
+
+    def sharing_range(self, sector) -> tuple:
+        """(low, high) sharing rate on a revenue base for a WIPO sector (array-friendly via pandas map)."""
+        margin = self.profit_margin_by_sector.get(sector, self.profit_margin_by_sector["default"])
+        return self.profit_split[0] * margin, self.profit_split[1] * margin
+
+    @classmethod
+    def load(cls, which: "str | Path | dict | IncomeAssumptions" = "cn-pledge-2025") -> "IncomeAssumptions":
+        if isinstance(which, IncomeAssumptions):
+            return which
+        raw, origin = (which, "dict") if isinstance(which, dict) else load_yaml(which)
+        return cls.from_dict(raw, origin)
+
+    @classmethod
+    def from_dict(cls, raw: dict, origin: str = "dict") -> "IncomeAssumptions":
+        name = raw.get("name", origin)
+
+        def get(path: str, lo: float, hi: float, *, lo_open=False, hi_open=False) -> float:
+            node = raw
+            for key in path.split("."):
+                if not isinstance(node, dict) or key not in node:
+                    raise AssumptionError(f"Assumption set {name!r} has no '{path}'. Fix: add it (see ipvalue/assumptions/cn-pledge-2025.yaml).")
+                node = node[key]
+            value = node["value"] if isinstance(node, dict) and "value" in node else node
+            try:
+                value = float(value)
+            except (TypeError, ValueError):
+                raise AssumptionError(f"The '{path}' of assumption set {name!r} must be a number. Got {value!r}.") from None
+            below = value <= lo if lo_open else value < lo
+            above = value >= hi if hi_open else value > hi
+            if below or above:
+                bounds = f"{'(' if lo_open else '['}{lo:g}, {hi:g}{')' if hi_open else ']'}"
+                raise AssumptionError(f"The '{path}' of assumption set {name!r} must be in {bounds}. Got {value:g}.")
+            return value
+
+        premiums = {p: get(f"discount_rate.{p}", 0.0, 0.5) for p in PREMIUMS}
+        risk_free = get("discount_rate.risk_free", -0.02, 0.2)
+        total = risk_free + sum(premiums.values())
+        if not 0 < total < 1:
+            raise AssumptionError(f"The build-up discount rate of assumption set {name!r} must be in (0, 1). Got {total:g} (risk-free {risk_free:g} + premiums).")
+        low = get("sharing_rate.profit_split.low", 0.0, 1.0, lo_open=True)
+        high = get("sharing_rate.profit_split.high", 0.0, 1.0, lo_open=True)
+        if low > high:
+            raise AssumptionError(
+                f"The 'sharing_rate.profit_split' of assumption set {name!r} has low {low:g} above high {high:g}. Fix: low must be <= high."
+            )
+        margins_raw = (raw.get("sharing_rate") or {}).get("profit_margin_by_sector") or {}
+        margins = {sector: get(f"sharing_rate.profit_margin_by_sector.{sector}", 0.0, 1.0, lo_open=True) for sector in margins_raw}
+        if "default" not in margins:
+            raise AssumptionError(f"Assumption set {name!r} needs 'sharing_rate.profit_margin_by_sector.default' for unknown sectors.")
+        income = raw.get("income") or {}
+        discounting = income.get("discounting", "end_year")
+        if discounting not in ("end_year", "mid_year"):
+            raise AssumptionError(f"The 'income.discounting' of assumption set {name!r} must be 'end_year' or 'mid_year'. Got {discounting!r}.")
+        allocation = income.get("package_allocation", "equal")
+        if allocation not in ("equal", "score"):
+            raise AssumptionError(f"The 'income.package_allocation' of assumption set {name!r} must be 'equal' or 'score'. Got {allocation!r}.")
+        draws = get("monte_carlo.draws", 1, 1_000_000)
+        sd = {k: get(f"monte_carlo.{k}", 0.0, 50.0) for k in ("sharing_position_sd", "discount_rate_sd", "growth_sd", "economic_life_sd_years")}
+        sens = {k: get(f"sensitivity.{k}", 0.0, 50.0) for k in ("sharing_position", "discount_rate", "growth", "economic_life_years", "decay_per_year")}
+        return cls(
+            name=name,
+            version=int(raw.get("version", 0)),
+            tax_rate=get("tax_rate", 0.0, 1.0, hi_open=True),
+            risk_free=risk_free,
+            premiums=premiums,
+            profit_split=(low, high),
+            profit_margin_by_sector=margins,
+            decay_per_year=get("sharing_rate.decay_per_year", 0.0, 1.0, hi_open=True),
+            mid_year=discounting == "mid_year",
+            default_growth=get("income.default_growth", -0.99, 5.0),
+            package_allocation=allocation,
+            economic_life_years=get("economic_life.default_years", 0.0, 50.0, lo_open=True),
+            mc_draws=int(draws),
+            mc_seed=int(get("monte_carlo.seed", 0, 2**32 - 1)),
+            mc_sd=sd,
+            sensitivity=sens,
+            origin=origin,
+            raw=raw,
+            hash=content_hash(raw),
+        )
+
+    @property
+    def provenance(self) -> dict:
+        return {"assumption_set": f"{self.name}-v{self.version}", "assumption_set_hash": self.hash, "assumption_origin": self.origin}

@@ -1,0 +1,88 @@
+"""Relief-from-royalty / 收益分成法 DCF, vectorised over patents (and Monte Carlo draws).
+
+    value = (1 − tax) × Σ_t  income_t × sharing_t × w_t / (1 + r)^(t − m)
+
+* ``income_t = base × (1 + g)^t`` for t = 1, 2, … (year 0 is the base year), or a given schedule;
+* ``sharing_t = s × (1 − d)^(t − 1)``: the sharing rate declines by ``d`` a year;
+* ``w_t = clip(T − (t − 1), 0, 1)``: the income period ``T`` may end inside a year, whose cash flow
+  then counts pro rata (a period of 7.4 years counts 40 % of year 8);
+* ``m = 0`` for end-of-year discounting, ``0.5`` for mid-year.
+
+With grown income the sum is geometric, ``x = (1 + g)(1 − d)/(1 + r)``:
+``Σ = base × s/(1 − d) × (1 + r)^m × [x(1 − x^N)/(1 − x) + f·x^(N+1)]`` with ``N = ⌊T⌋``, ``f = T − N``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def dcf_grown(base, growth, sharing, decay, discount, period, tax, mid_year: bool):
+    """Value of income grown at a constant rate; every argument broadcasts (patents × draws).
+
+    Parameters
+    ----------
+    base : array_like, RMB per year
+        Base-year (year 0) income attributed to the patent.
+    growth, sharing, decay, discount : array_like, fractions per year
+        ``decay`` must be < 1 and ``discount`` > -1.
+    period : array_like, years
+        Income period T ≥ 0 (0 for a lapsed or expired patent).
+    tax : float
+    mid_year : bool
+
+    Returns
+    -------
+    numpy.ndarray, RMB
+    """
+    shape = np.broadcast_shapes(*(np.shape(v) for v in (base, growth, sharing, decay, discount, period)))
+    growth, decay, discount = np.asarray(growth, float), np.asarray(decay, float), np.asarray(discount, float)
+    period = np.maximum(np.asarray(period, float), 0.0)
+    x = np.array(np.broadcast_to((1.0 + growth) * (1.0 - decay) / (1.0 + discount), shape), dtype=float, ndmin=1)
+    n = np.broadcast_to(np.floor(period), shape).reshape(x.shape)
+    period = np.broadcast_to(period, shape).reshape(x.shape)
+    frac = period - n
+    # x ** n through exp(n log x): numpy's vectorised exp/log are several times faster than power.
+    xn = np.exp(n * np.log(x))
+    one_minus_x = 1.0 - x
+    near_one = np.abs(one_minus_x) < 1e-12
+    np.copyto(one_minus_x, 1.0, where=near_one)
+    total = x * (1.0 - xn)
+    total /= one_minus_x
+    np.copyto(total, n, where=near_one)
+    xn *= x
+    xn *= frac
+    total += xn
+    scale = np.asarray(base, float) * np.asarray(sharing, float) / (1.0 - decay) * (1.0 - tax)
+    if mid_year:
+        scale = scale * np.sqrt(1.0 + discount)
+    total *= scale
+    return total.reshape(shape) if shape else float(total[0])
+
+
+def dcf_schedule(income, sharing, decay, discount, period, tax, mid_year: bool, growth_shift=0.0):
+    """Value of a yearly income schedule; ``income`` has years on its last axis.
+
+    Parameters
+    ----------
+    income : array_like, shape (n_patents, n_years), RMB
+        Income of years 1..n_years (beyond the schedule the income is 0).
+    sharing, decay, discount, period : array_like, shape (n_patents,) or (n_patents, n_draws)
+    growth_shift : array_like, default=0.0
+        Extra growth per year applied on top of the schedule (Monte Carlo growth shocks).
+
+    Returns
+    -------
+    numpy.ndarray, RMB, the broadcast shape of the arguments without the year axis
+    """
+    income = np.asarray(income, float)
+    sharing, decay, discount = np.asarray(sharing, float), np.asarray(decay, float), np.asarray(discount, float)
+    period = np.maximum(np.asarray(period, float), 0.0)
+    extra_dims = max(np.ndim(sharing), np.ndim(discount), np.ndim(period), np.ndim(growth_shift)) - 1
+    m = 0.5 if mid_year else 0.0
+    total = 0.0
+    for t in range(1, income.shape[-1] + 1):
+        flow = income[:, t - 1].reshape((-1,) + (1,) * max(extra_dims, 0))
+        weight = np.clip(period - (t - 1), 0.0, 1.0)
+        total = total + flow * (1.0 + growth_shift) ** t * sharing * (1.0 - decay) ** (t - 1) * weight / (1.0 + discount) ** (t - m)
+    return np.asarray(total) * (1.0 - tax)

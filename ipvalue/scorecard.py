@@ -1,0 +1,137 @@
+"""Indicator scorecard in the shape of GB/T 42748-2023: legal, technical and economic dimensions.
+
+Every score is a sum of indicator points, so :meth:`IndicatorScorecard.points` explains each
+total exactly. The total (0-100) sets the sharing rate's position inside its industry range.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator
+from sklearn.utils.validation import check_is_fitted
+
+from ipvalue.config import content_hash, load_yaml
+from ipvalue.exceptions import AssumptionError
+
+DIMENSIONS = ("legal", "technical", "economic")
+
+
+class IndicatorScorecard(BaseEstimator):
+    """Score patents from their feature matrix with a YAML scorecard.
+
+    Parameters
+    ----------
+    spec : str, Path or dict, default="scorecard-pledge"
+        A packaged scorecard name, a YAML path or the parsed dict.
+
+    Attributes
+    ----------
+    spec_ : dict
+    hash_ : str
+        Content hash of the spec, recorded with every result.
+    indicators_ : pandas.DataFrame
+        One row per indicator with its ``max_points`` (= dimension weight × weight × 100).
+
+    Examples
+    --------
+    >>> card = IndicatorScorecard().fit()
+    >>> round(card.indicators_["max_points"].sum(), 6)
+    100.0
+    """
+
+    def __init__(self, spec: str | Path | dict = "scorecard-pledge"):
+        self.spec = spec
+
+    def fit(self, X=None, y=None) -> "IndicatorScorecard":
+        """Load and validate the spec (a scorecard learns nothing from data)."""
+        raw, origin = (self.spec, "dict") if isinstance(self.spec, dict) else load_yaml(self.spec)
+        name = raw.get("name", origin)
+        dims = raw.get("dimensions") or {}
+        if set(dims) != set(DIMENSIONS) or abs(sum(dims.values()) - 1) > 1e-9:
+            raise AssumptionError(f"The 'dimensions' of scorecard {name!r} must weigh legal, technical and economic, summing to 1. Got {dims}.")
+        rows = []
+        for i, ind in enumerate(raw.get("indicators") or []):
+            where = f"indicator {i + 1} ({ind.get('name', '?')}) of scorecard {name!r}"
+            if ind.get("dimension") not in DIMENSIONS:
+                raise AssumptionError(f"The 'dimension' of {where} must be one of {list(DIMENSIONS)}. Got {ind.get('dimension')!r}.")
+            rule = ind.get("rule") or {}
+            if len(rule) != 1 or next(iter(rule)) not in ("linear", "bins", "categories"):
+                raise AssumptionError(f"The 'rule' of {where} must be one of linear, bins or categories. Got {rule!r}.")
+            kind, params = next(iter(rule.items()))
+            if kind == "linear" and not params["high"] > params["low"]:
+                raise AssumptionError(f"The linear rule of {where} needs high > low. Got low {params['low']}, high {params['high']}.")
+            if kind == "bins" and list(b["below"] for b in params) != sorted(b["below"] for b in params):
+                raise AssumptionError(f"The bins of {where} must be in increasing order of 'below'.")
+            scores = [params["low"] * 0] if kind == "linear" else [b["score"] for b in params] if kind == "bins" else list(params.values())
+            if not all(0 <= float(s) <= 1 for s in [*scores, ind.get("missing", 0.0)]):
+                raise AssumptionError(f"The scores of {where} must be in [0, 1].")
+            rows.append({**ind, "kind": kind, "params": params, "missing": float(ind.get("missing", 0.0))})
+        table = pd.DataFrame(rows)
+        for dim, group in table.groupby("dimension"):
+            if abs(group["weight"].sum() - 1) > 1e-9:
+                raise AssumptionError(f"The indicator weights of dimension {dim!r} in scorecard {name!r} must sum to 1. Got {group['weight'].sum():g}.")
+        table["max_points"] = table["dimension"].map(dims) * table["weight"] * 100.0
+        grades = sorted((raw.get("grades") or {}).items(), key=lambda kv: -kv[1])
+        if not grades or grades[-1][1] != 0:
+            raise AssumptionError(f"The 'grades' of scorecard {name!r} must end with a grade whose minimum is 0.")
+        self.spec_, self.hash_, self.indicators_, self.grades_ = raw, content_hash(raw), table, grades
+        return self
+
+    def _indicator_score(self, ind, x: pd.Series) -> np.ndarray:
+        if ind.kind == "linear":
+            lo, hi = float(ind.params["low"]), float(ind.params["high"])
+            score = np.clip((x.astype("float64") - lo) / (hi - lo), 0.0, 1.0)
+        elif ind.kind == "bins":
+            edges = np.array([float(b["below"]) for b in ind.params])
+            values = np.array([float(b["score"]) for b in ind.params])
+            xs = x.astype("float64").to_numpy()
+            score = pd.Series(values[np.minimum(np.searchsorted(edges, xs, side="right"), len(values) - 1)], index=x.index).where(~np.isnan(xs))
+        else:
+            score = x.astype(object).map(ind.params).astype("float64")
+        return pd.Series(score, index=x.index).fillna(ind.missing).to_numpy()
+
+    def points(self, features: pd.DataFrame) -> pd.DataFrame:
+        """Points of every indicator, shape (n_patents, n_indicators); rows sum to the total."""
+        check_is_fitted(self, "indicators_")
+        missing = [f for f in self.indicators_["feature"] if f not in features.columns]
+        if missing:
+            raise AssumptionError(f"Scorecard {self.spec_.get('name')!r} needs feature(s) {missing}, absent from the feature matrix. Fix: use a feature spec that builds them.")
+        return pd.DataFrame(
+            {ind.name: self._indicator_score(ind, features[ind.feature]) * ind.max_points for ind in self.indicators_.itertuples()},
+            index=features.index,
+        )
+
+    def score(self, features: pd.DataFrame) -> pd.DataFrame:
+        """Dimension scores (0-100 each), ``total`` (0-100), ``grade`` and ``sharing_position`` (0-1)."""
+        pts = self.points(features)
+        out = pd.DataFrame(index=features.index)
+        weights = self.spec_["dimensions"]
+        for dim in DIMENSIONS:
+            cols = self.indicators_.loc[self.indicators_["dimension"] == dim, "name"]
+            out[dim] = pts[cols].sum(axis=1) / weights[dim]
+        out["total"] = pts.sum(axis=1)
+        thresholds = np.array([g[1] for g in self.grades_][::-1], dtype=float)
+        labels = np.array([g[0] for g in self.grades_][::-1])
+        out["grade"] = labels[np.searchsorted(thresholds, out["total"].to_numpy() + 1e-9, side="right") - 1]
+        out["sharing_position"] = out["total"] / 100.0
+        return out
+
+    def predict(self, features: pd.DataFrame) -> pd.Series:
+        """The total score (0-100): the scorecard's output under the common valuer contract."""
+        return self.score(features)["total"]
+
+    def table(self) -> pd.DataFrame:
+        """The scorecard as a table: dimension, indicator, feature, weight, max points, rule, labels."""
+        check_is_fitted(self, "indicators_")
+        t = self.indicators_
+        return t.assign(rule=t["kind"] + " " + t["params"].astype(str))[
+            ["dimension", "name", "feature", "weight", "max_points", "rule", "missing", "label_zh", "label_en"]
+        ]
+
+    @property
+    def provenance(self) -> dict:
+        check_is_fitted(self, "indicators_")
+        return {"scorecard": f"{self.spec_.get('name')}-v{self.spec_.get('version')}", "scorecard_hash": self.hash_}

@@ -1,0 +1,218 @@
+"""Income approach: DCF pinned to hand-computed values, properties, assumptions, the valuer."""
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ipvalue.config import load_yaml
+from ipvalue.exceptions import AssumptionError
+from ipvalue.income import IncomeApproachValuer, IncomeAssumptions, dcf_grown, dcf_schedule
+
+pytestmark = pytest.mark.filterwarnings("ignore::ipvalue.features.FeatureWarning")
+
+# --- the DCF, by hand ------------------------------------------------------------------------
+
+
+def test_level_income_end_year():
+    # 1,000,000 a year, 5 % sharing, 10 % discount, 5 years, 25 % tax
+    expected = 0.75 * 50_000 * (1 / 1.1 + 1 / 1.21 + 1 / 1.331 + 1 / 1.4641 + 1 / 1.61051)
+    got = dcf_grown(1_000_000, 0.0, 0.05, 0.0, 0.10, 5.0, 0.25, mid_year=False)
+    assert got == pytest.approx(expected, rel=1e-9)
+    assert expected == pytest.approx(142_154.50384, rel=1e-9)
+
+
+def test_growing_income_with_decaying_sharing_rate():
+    # income 1e6 × 1.1^t, sharing 5 % × 0.9^(t-1), discount 12 %, 3 years
+    y1 = 1_100_000 * 0.05 / 1.12
+    y2 = 1_210_000 * 0.045 / 1.2544
+    y3 = 1_331_000 * 0.0405 / 1.404928
+    expected = 0.75 * (y1 + y2 + y3)
+    assert dcf_grown(1_000_000, 0.10, 0.05, 0.10, 0.12, 3.0, 0.25, mid_year=False) == pytest.approx(expected, rel=1e-9)
+
+
+def test_mid_year_convention_with_a_partial_last_year():
+    # 500,000 base growing 5 %, 8 % sharing, 15 % discount, 2.5 years, mid-year
+    y1 = 525_000 * 0.08 / 1.15**0.5
+    y2 = 551_250 * 0.08 / 1.15**1.5
+    y3 = 0.5 * 578_812.5 * 0.08 / 1.15**2.5
+    expected = 0.75 * (y1 + y2 + y3)
+    assert dcf_grown(500_000, 0.05, 0.08, 0.0, 0.15, 2.5, 0.25, mid_year=True) == pytest.approx(expected, rel=1e-9)
+
+
+def test_growth_equal_to_discount_uses_the_limit():
+    # x = 1: every year is worth base × s
+    assert dcf_grown(100.0, 0.1, 0.5, 0.0, 0.1, 4.0, 0.0, mid_year=False) == pytest.approx(4 * 100 * 1.1 * 0.5 / 1.1 * 1.0, rel=1e-12)
+
+
+def test_schedule_and_closed_form_agree():
+    base, g, s, d, r, T = 2e6, 0.07, 0.03, 0.04, 0.13, 6.3
+    schedule = np.array([[base * (1 + g) ** t for t in range(1, 8)]])
+    for mid in (False, True):
+        a = dcf_grown(base, g, s, d, r, T, 0.25, mid)
+        b = dcf_schedule(schedule, np.array([s]), np.array([d]), np.array([r]), np.array([T]), 0.25, mid)
+        assert b[0] == pytest.approx(a, rel=1e-12)
+
+
+money = st.floats(1e3, 1e9)
+rate = st.floats(0.005, 0.5)
+
+
+@settings(max_examples=200, deadline=None)
+@given(base=money, g=st.floats(-0.5, 0.5), s=st.floats(0.001, 0.5), d=st.floats(0, 0.5), r=rate, T=st.floats(0, 30), dT=st.floats(0, 10), k=st.floats(1.01, 3))
+def test_dcf_monotone_in_each_input(base, g, s, d, r, T, dT, k):
+    v = dcf_grown(base, g, s, d, r, T, 0.25, False)
+    assert v >= 0
+    assert dcf_grown(base * k, g, s, d, r, T, 0.25, False) >= v
+    assert dcf_grown(base, g, s * k, d, r, T, 0.25, False) >= v
+    assert dcf_grown(base, g, s, d, r * k, T, 0.25, False) <= v * (1 + 1e-12)
+    assert dcf_grown(base, g, s, d, r, T + dT, 0.25, False) >= v * (1 - 1e-12)  # value never rises as the period falls
+    assert dcf_grown(base, g, s, d, r, 0.0, 0.25, False) == 0.0
+
+
+# --- assumption sets ---------------------------------------------------------------------------
+
+
+def test_default_set_loads_with_sources_and_hash():
+    a = IncomeAssumptions.load()
+    assert a.discount_rate == pytest.approx(0.018 + 0.04 + 0.03 + 0.02 + 0.02)
+    assert a.sharing_range("Chemistry") == pytest.approx((0.16 * 0.14, 0.27 * 0.14))
+    assert len(a.hash) == 16
+    raw, _ = load_yaml("cn-pledge-2025")
+    assert all("source" in v for v in raw["discount_rate"].values())
+
+
+def _edited(path: str, value):
+    raw, _ = load_yaml("cn-pledge-2025")
+    node = raw
+    keys = path.split(".")
+    for k in keys[:-1]:
+        node = node[k]
+    node[keys[-1]] = value
+    return raw
+
+
+@pytest.mark.parametrize(
+    "path, value, message",
+    [
+        ("sharing_rate.profit_split.low", 0.4, r"'sharing_rate.profit_split' of assumption set 'cn-pledge-2025' has low 0.4 above high 0.27"),
+        ("discount_rate.risk_free", {"value": -0.5}, r"'discount_rate.risk_free' of assumption set 'cn-pledge-2025' must be in \[-0.02, 0.2\]. Got -0.5"),
+        ("discount_rate.market_premium", {"value": -0.01}, r"'discount_rate.market_premium' .* must be in \[0, 0.5\]. Got -0.01"),
+        ("tax_rate", {"value": 1.0}, r"'tax_rate' of assumption set 'cn-pledge-2025' must be in \[0, 1\). Got 1"),
+        ("sharing_rate.decay_per_year", {"value": "fast"}, r"'sharing_rate.decay_per_year' of assumption set 'cn-pledge-2025' must be a number. Got 'fast'"),
+        ("income.discounting", "quarterly", r"'income.discounting' .* must be 'end_year' or 'mid_year'. Got 'quarterly'"),
+    ],
+)
+def test_bad_assumptions_name_the_assumption_and_its_range(path, value, message):
+    with pytest.raises(AssumptionError, match=message):
+        IncomeAssumptions.from_dict(_edited(path, value))
+
+
+def test_negative_build_up_rate_is_refused():
+    raw = _edited("discount_rate.risk_free", {"value": -0.02})
+    for p in ("technology_premium", "market_premium", "funding_premium", "management_premium"):
+        raw["discount_rate"][p] = {"value": 0.0}
+    with pytest.raises(AssumptionError, match=r"build-up discount rate .* must be in \(0, 1\). Got -0.02"):
+        IncomeAssumptions.from_dict(raw)
+
+
+# --- the valuer ------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def fitted(demo):
+    return IncomeApproachValuer(valuation_date="2026-06-30").fit(demo.patents)
+
+
+def test_valuer_matches_the_dcf_of_its_own_inputs(fitted, demo):
+    inputs = fitted.inputs(demo.patents)
+    a = fitted.assumptions_
+    expected = dcf_grown(inputs["revenue_base_rmb"], inputs["growth"], inputs["sharing_rate"], a.decay_per_year, a.discount_rate,
+                         inputs["income_period_years"], a.tax_rate, a.mid_year)
+    np.testing.assert_allclose(fitted.predict(demo.patents), expected, rtol=1e-12)
+    # the sharing rate sits inside its industry range at the scorecard position
+    assert ((inputs["sharing_rate"] >= inputs["sharing_low"]) & (inputs["sharing_rate"] <= inputs["sharing_high"])).all()
+    np.testing.assert_allclose(inputs["sharing_position"], inputs["score"] / 100)
+
+
+def test_lapsed_and_expired_patents_are_worth_nothing(fitted, demo):
+    inputs = fitted.inputs(demo.patents)
+    values = fitted.predict(demo.patents)
+    dead = demo.patents["legal_status"].isin(["lapsed", "expired", "invalidated"])
+    assert dead.any() and (values[dead] == 0).all()
+    assert (values[inputs["income_period_years"] > 0] > 0).all()
+
+
+def test_package_income_is_shared_among_live_patents(fitted, demo):
+    inputs = fitted.inputs(demo.patents)
+    live = inputs["income_period_years"] > 0
+    shares = inputs[live].groupby("package_id")["allocation_share"].sum()
+    np.testing.assert_allclose(shares, 1.0)
+    assert (inputs.loc[~live, "allocation_share"] == 0).all()
+
+
+def test_monte_carlo_quantiles_are_ordered_reproducible_and_centred(fitted, demo):
+    q1 = fitted.predict_interval(demo.patents)
+    q2 = fitted.predict_interval(demo.patents)
+    pd.testing.assert_frame_equal(q1, q2)
+    assert list(q1.columns) == ["p5", "p50", "p95"]
+    assert ((q1["p5"] <= q1["p50"]) & (q1["p50"] <= q1["p95"])).all()
+    point = fitted.predict(demo.patents)
+    live = point > 0
+    ratio = (q1["p50"][live] / point[live]).median()
+    assert 0.85 < ratio < 1.15
+
+
+def test_sensitivity_moves_values_the_right_way(fitted, demo):
+    t = fitted.sensitivity(demo.patents.head(20)).set_index(["patent_id", "assumption"])
+    live = t["value_rmb"] > 0
+    d = t[live].xs("discount_rate", level="assumption")
+    assert (d["value_low_rmb"] >= d["value_rmb"]).all() and (d["value_high_rmb"] <= d["value_rmb"]).all()
+    s = t[live].xs("sharing_position", level="assumption")
+    assert (s["value_high_rmb"] >= s["value_rmb"]).all()
+    assert (t["swing_rmb"] >= 0).all()
+
+
+def test_cash_flows_sum_to_the_value(fitted, demo):
+    cf = fitted.cash_flows(demo.patents.head(40))
+    by_patent = cf.groupby("patent_id")["present_value_rmb"].sum()
+    values = fitted.predict(demo.patents.head(40)).set_axis(demo.patents["patent_id"].head(40))
+    np.testing.assert_allclose(by_patent, values[by_patent.index], rtol=1e-10)
+
+
+def test_a_schedule_overrides_the_grown_base(fitted, demo):
+    patents = demo.patents.head(10)
+    inputs = fitted.inputs(patents)
+    pkg = inputs["package_id"].iloc[0]
+    schedule = pd.DataFrame({"package_id": pkg, "year": [1, 2, 3], "revenue_rmb": [1e7, 1.2e7, 1.4e7]})
+    got = fitted.predict(patents, schedule=schedule)
+    mine = inputs["package_id"] == pkg
+    a = fitted.assumptions_
+    share, rate, period = inputs.loc[mine, "allocation_share"], inputs.loc[mine, "sharing_rate"], inputs.loc[mine, "income_period_years"]
+    expected = sum(
+        rev * share * rate * (1 - a.decay_per_year) ** (t - 1) * np.clip(period - (t - 1), 0, 1) / (1 + a.discount_rate) ** t
+        for t, rev in enumerate([1e7, 1.2e7, 1.4e7], start=1)
+    ) * (1 - a.tax_rate)
+    np.testing.assert_allclose(got[mine], expected, rtol=1e-10)
+    np.testing.assert_allclose(got[~mine], fitted.predict(patents)[~mine])
+
+
+def test_missing_revenue_and_inconsistent_packages_are_clear_errors(fitted, demo):
+    p = demo.patents.head(5).copy()
+    p["package_id"] = None
+    p.loc[p.index[1], "revenue_base_rmb"] = None
+    with pytest.raises(ValueError, match=r"'revenue_base_rmb' is missing for 1 patent\(s\), e.g. rows \[1\] \(SYN-CN-0000001\)"):
+        fitted.predict(p)
+    q = demo.patents.head(5).copy()
+    q["package_id"] = "PKG"
+    q.loc[q.index[0], "revenue_base_rmb"] = 1.0
+    with pytest.raises(ValueError, match=r"Package 'PKG' has different 'revenue_base_rmb' values"):
+        fitted.predict(q)
+
+
+def test_result_records_assumptions_scorecard_and_features(fitted, demo):
+    out = fitted.value(demo.patents.head(5))
+    for key in ("assumption_set", "assumption_set_hash", "scorecard_hash", "feature_spec_hash", "valuation_date"):
+        assert out[key].nunique() == 1 and out[key].iloc[0]
+    assert out["assumption_set"].iloc[0] == "cn-pledge-2025-v1"
