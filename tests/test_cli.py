@@ -31,3 +31,13 @@ def test_no_command_prints_help(capsys):
 def test_contract_lists_columns(capsys):
     assert main(["contract"]) == EXIT_OK
     assert "claims_independent" in capsys.readouterr().out
+
+
+def test_demo_values_every_synthetic_patent(tmp_path, capsys):
+    assert main(["demo", "--n", "60", "--out", str(tmp_path)]) == EXIT_OK
+    out = capsys.readouterr().out
+    assert "SYNTHETIC demo pledge book: 60 patents" in out and "income approach" in out
+    values = pd.read_parquet(tmp_path / "income_values.parquet")
+    assert len(values) == 60 and values["patent_id"].str.startswith("SYN-").all()
+    assert (values["p5_rmb"] <= values["p95_rmb"]).all()
+    assert values["assumption_set_hash"].nunique() == 1
