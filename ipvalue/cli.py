@@ -45,10 +45,18 @@ def _cmd_validate(args) -> int:
     return EXIT_PARTIAL if len(result.quarantine) else EXIT_OK
 
 
+def _cmd_train(args) -> int:
+    from ipvalue.models.experiment import run_experiment
+
+    result = run_experiment(args.experiment, tracking_uri=args.tracking_uri, data_dir=args.data_dir)
+    print(result.summary())
+    return EXIT_OK if result.gates_passed else EXIT_PARTIAL
+
+
 def _cmd_demo(args) -> int:
     from ipvalue.demo import run_demo
 
-    return run_demo(out_dir=Path(args.out), n=args.n, seed=args.seed)
+    return run_demo(out_dir=Path(args.out), n=args.n, seed=args.seed, tracking_uri=args.tracking_uri)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -70,10 +78,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-problems", type=int, default=50, help="problems to print (default: 50)")
     p.set_defaults(func=_cmd_validate)
 
+    p = sub.add_parser("train", help="run an experiment file: train, evaluate, log to MLflow, register if the gates pass")
+    p.add_argument("experiment", help="experiments/<name>.yaml")
+    p.add_argument("--tracking-uri", default=None, help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI or sqlite:///mlflow/mlflow.db)")
+    p.add_argument("--data-dir", default=None, help="public data folder (default: $IPVALUE_DATA_DIR or ../shared/data)")
+    p.set_defaults(func=_cmd_train)
+
     p = sub.add_parser("demo", help="the main job on the embedded defaults: synthetic pledge book end to end")
     p.add_argument("--n", type=int, default=400, help="synthetic patents (default: 400)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="demo-output", help="output folder (default: demo-output)")
+    p.add_argument("--tracking-uri", default=None, help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI or sqlite:///mlflow/mlflow.db)")
     p.set_defaults(func=_cmd_demo)
     return parser
 

@@ -33,11 +33,17 @@ def test_contract_lists_columns(capsys):
     assert "claims_independent" in capsys.readouterr().out
 
 
-def test_demo_values_every_synthetic_patent(tmp_path, capsys):
-    assert main(["demo", "--n", "60", "--out", str(tmp_path)]) == EXIT_OK
+def test_demo_trains_registers_and_values_every_synthetic_patent(tmp_path, capsys, data_dir):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    assert main(["demo", "--n", "60", "--out", str(tmp_path / "out"), "--tracking-uri", uri]) == EXIT_OK
     out = capsys.readouterr().out
     assert "SYNTHETIC demo pledge book: 60 patents" in out and "income approach" in out
-    values = pd.read_parquet(tmp_path / "income_values.parquet")
+    assert "experiment value-demo" in out and "experiment renewal-us-university" in out
+    values = pd.read_parquet(tmp_path / "out" / "valuations.parquet")
     assert len(values) == 60 and values["patent_id"].str.startswith("SYN-").all()
     assert (values["p5_rmb"] <= values["p95_rmb"]).all()
     assert values["assumption_set_hash"].nunique() == 1
+    granted = values["remaining_life_years"] > 0
+    assert (values.loc[granted, "economic_life_source"] == "input").mean() > 0.9  # from the renewal champion
+    assert (values["ml_value_model"] == "models:/ipvalue-value@champion").all()
+    assert (values["ml_value_p10_rmb"] <= values["ml_value_p90_rmb"]).all()

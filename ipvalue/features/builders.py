@@ -337,6 +337,17 @@ def event_counts(events: pd.DataFrame, valuation_date, *, patent_ids=None) -> pd
     return table
 
 
+# --- economics (income-approach inputs as model features) -----------------------------------
+
+
+def build_economics(frame: pd.DataFrame, ctx: BuildContext) -> pd.DataFrame:
+    """The product revenue forecast as features: log(1 + base revenue) and its growth."""
+    return pd.DataFrame(
+        {"log_revenue_rmb": np.log1p(frame["revenue_base_rmb"]), "revenue_growth": frame["revenue_growth"]},
+        index=frame.index,
+    )
+
+
 BUILDERS = {
     "claims": build_claims,
     "family": build_family,
@@ -344,4 +355,5 @@ BUILDERS = {
     "life": build_life,
     "industry": build_industry,
     "events": build_events,
+    "economics": build_economics,
 }

@@ -9,7 +9,7 @@ from pathlib import Path
 from ipvalue.config import content_hash
 from ipvalue.exceptions import SpecError
 
-BUILDERS = ("claims", "family", "citations", "life", "industry", "events", "percentile")
+BUILDERS = ("claims", "family", "citations", "life", "industry", "events", "economics", "percentile", "passthrough")
 MISSING_POLICIES = ("keep", "zero", "median", "error")
 DTYPES = ("float64", "category")
 REPO_FEATURES = Path(__file__).resolve().parents[2] / "features"
@@ -64,6 +64,11 @@ class FeatureSpec:
         return [f.name for f in self.features]
 
     @property
+    def passthrough(self) -> list[str]:
+        """Source columns outside the PatentFrame contract that the spec copies as features."""
+        return [f.name for f in self.features if f.builder == "passthrough"]
+
+    @property
     def monotone(self) -> dict[str, int]:
         return {f.name: f.monotone for f in self.features}
 
@@ -86,6 +91,16 @@ class FeatureSpec:
 
     @classmethod
     def from_dict(cls, raw: dict, origin: str = "dict") -> "FeatureSpec":
+        if raw.get("extends"):
+            # A spec may extend another: the base's features come first, its builders and cohort
+            # settings are defaults. The hash covers the resolved spec.
+            base = cls.load(raw["extends"]).raw
+            raw = {
+                **base, **{k: v for k, v in raw.items() if k != "extends"},
+                "builders": {**(base.get("builders") or {}), **(raw.get("builders") or {})},
+                "cohort": {**(base.get("cohort") or {}), **(raw.get("cohort") or {})},
+                "features": [*base["features"], *raw.get("features", [])],
+            }
         for key in ("name", "version", "features"):
             if key not in raw:
                 raise SpecError(f"Feature spec {origin} has no '{key}'. Fix: add it (see features/core-v1.yaml).")

@@ -165,19 +165,23 @@ class PatentFeatureBuilder(TransformerMixin, BaseEstimator):
             concordance=self.concordance_, sector_prefixes=self.sector_prefixes_, industry_map=self.industry_map_,
         )
 
-    @staticmethod
-    def _as_frame(X) -> pd.DataFrame:
-        """A PatentFrame: validated here (strictly) unless it already has every contract column."""
+    def _as_frame(self, X) -> pd.DataFrame:
+        """A PatentFrame: validated here (strictly) unless it already has every contract column.
+        The spec's pass-through source columns are carried along (missing where absent)."""
         if not isinstance(X, pd.DataFrame):
             raise TypeError(f"PatentFeatureBuilder expects a PatentFrame (pandas DataFrame). Got {type(X).__name__}.")
         if all(c.name in X.columns for c in COLUMNS) and str(X["filing_date"].dtype).startswith("datetime64"):
-            return X
-        return validate_patent_frame(X, strict=True, source="PatentFeatureBuilder input").valid.set_axis(X.index)
+            frame = X
+        else:
+            frame = validate_patent_frame(X, strict=True, source="PatentFeatureBuilder input").valid.set_axis(X.index)
+        extra = {c: pd.to_numeric(X[c], errors="coerce") if c in X.columns else np.nan for c in self.spec_.passthrough}
+        return frame.assign(**extra) if extra else frame
 
     def _build_base(self, frame: pd.DataFrame) -> pd.DataFrame:
         ctx = self._context()
         groups = [g for g in BUILDERS if any(f.builder == g for f in self.spec_.features) or g in ("life", "industry")]
-        return pd.concat([BUILDERS[g](frame, ctx) for g in groups], axis=1)
+        base = pd.concat([BUILDERS[g](frame, ctx) for g in groups], axis=1)
+        return base.assign(**{c: frame[c].astype("float64") for c in self.spec_.passthrough})
 
     def build(self, X: pd.DataFrame) -> FeatureResult:
         """The feature matrix of ``X`` and the report of the missing-value policies. Pure: ``X`` is

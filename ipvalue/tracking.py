@@ -1,0 +1,170 @@
+"""MLflow: the embedded tracking store, runs, the model registry with aliases, and the pyfunc model
+that takes raw PatentFrame records."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import subprocess
+from pathlib import Path
+
+import pandas as pd
+
+logger = logging.getLogger(__name__)
+
+ALIASES = ("champion", "challenger")
+
+
+def default_tracking_uri() -> str:
+    """``$MLFLOW_TRACKING_URI``, else the embedded ``sqlite:///mlflow/mlflow.db`` under the working directory."""
+    if os.environ.get("MLFLOW_TRACKING_URI"):
+        return os.environ["MLFLOW_TRACKING_URI"]
+    store = Path.cwd() / "mlflow"
+    store.mkdir(exist_ok=True)
+    return f"sqlite:///{store / 'mlflow.db'}"
+
+
+def use_tracking(uri: str | None = None) -> str:
+    """Point MLflow (tracking and registry) at ``uri`` or the default; returns the URI."""
+    import mlflow
+
+    uri = uri or default_tracking_uri()
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    return uri
+
+
+def ensure_experiment(name: str) -> str:
+    """The experiment's id, creating it with artifacts under ``mlflow/artifacts`` for a local store."""
+    import mlflow
+
+    found = mlflow.get_experiment_by_name(name)
+    if found is not None:
+        return found.experiment_id
+    location = None
+    uri = mlflow.get_tracking_uri()
+    if uri.startswith("sqlite:///"):
+        location = (Path(uri[len("sqlite:///"):]).parent / "artifacts").resolve().as_uri()
+    return mlflow.create_experiment(name, artifact_location=location)
+
+
+def frame_hash(frame: pd.DataFrame) -> str:
+    """Content hash of a data frame (values and column names): identifies the training data."""
+    digest = hashlib.sha256(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
+    digest.update(",".join(map(str, frame.columns)).encode())
+    return digest.hexdigest()[:16]
+
+
+def git_commit() -> str:
+    """The commit of the source tree (with '+dirty' when it has changes), or 'unknown'."""
+    root = Path(__file__).resolve().parents[1]
+    try:
+        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain"], cwd=root, capture_output=True, text=True, check=True).stdout.strip()
+        return sha + ("+dirty" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def raw_records(frame: pd.DataFrame, extra_columns=()) -> pd.DataFrame:
+    """PatentFrame rows as a loan system would send them: contract columns (plus ``extra_columns``)
+    only, dates as ISO strings, counts as floats, empty columns left out."""
+    from ipvalue.frame import COLUMN_BY_NAME
+
+    out = frame[[c for c in frame.columns if c in COLUMN_BY_NAME or c in extra_columns]].copy()
+    for c in out.columns:
+        if str(out[c].dtype).startswith("datetime64"):
+            out[c] = out[c].dt.strftime("%Y-%m-%d").astype(object).where(out[c].notna(), None)
+        elif str(out[c].dtype) == "str":
+            out[c] = out[c].astype(object).where(out[c].notna(), None)
+    return out[[c for c in out.columns if out[c].notna().any()]]
+
+
+def patent_input_schema(passthrough=()):
+    """The model signature's input: the PatentFrame contract, required columns required, every
+    other column optional; dates and lists as strings, counts and amounts as doubles."""
+    from mlflow.types.schema import ColSpec, Schema
+
+    from ipvalue.frame import COLUMNS
+
+    specs = [ColSpec("double" if c.kind in ("count", "float") else "string", c.name, required=c.required) for c in COLUMNS]
+    specs += [ColSpec("double", name, required=False) for name in passthrough]
+    return Schema(specs)
+
+
+def _pyfunc_class():
+    import mlflow.pyfunc
+
+    class PatentModelPyfunc(mlflow.pyfunc.PythonModel):
+        """Raw PatentFrame records in (dates as ISO strings, as in a CSV export); the model's
+        ``score_frame`` out, with ``patent_id`` first. Features are built inside from the
+        fitted spec, so a scorer needs nothing but the model URI."""
+
+        def __init__(self, model):
+            self.model = model
+
+        def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
+            from ipvalue.frame import validate_patent_frame
+
+            frame = validate_patent_frame(model_input, strict=True, source="model input").valid.set_axis(model_input.index)
+            for c in self.model.features_.spec_.passthrough:
+                frame[c] = pd.to_numeric(model_input[c], errors="coerce") if c in model_input.columns else float("nan")
+            return pd.concat([frame[["patent_id"]], self.model.score_frame(frame)], axis=1).reset_index(drop=True)
+
+    return PatentModelPyfunc
+
+
+def log_patent_model(model, example: pd.DataFrame, *, name: str = "model"):
+    """Log a fitted ipvalue model (RenewalModel, ValueRegressor) as a pyfunc that takes raw
+    records, in the active run.
+
+    The ipvalue package travels with the model (``code_paths``), so a scorer needs only MLflow
+    and the pinned requirements, not this repository.
+    """
+    import mlflow
+    from mlflow.models import ModelSignature
+    from mlflow.types.utils import _infer_schema
+
+    python_model = _pyfunc_class()(model)
+    output = python_model.predict(None, example)
+    signature = ModelSignature(inputs=patent_input_schema(model.features_.spec_.passthrough), outputs=_infer_schema(output))
+    requirements = [f"{pkg}=={_version(pkg)}" for pkg in ("mlflow", "lightgbm", "pandas", "numpy", "scikit-learn", "pyarrow", "pyyaml", "scipy")]
+    return mlflow.pyfunc.log_model(
+        name=name,
+        python_model=python_model,
+        signature=signature,
+        input_example=example,
+        code_paths=[str(Path(__file__).resolve().parent)],
+        pip_requirements=requirements,
+    )
+
+
+def _version(pkg: str) -> str:
+    from importlib.metadata import version
+
+    return version(pkg)
+
+
+def register_and_alias(model_uri: str, name: str, *, gates_passed: bool, description: str = "") -> dict:
+    """Register a model version; move an alias only when its gates passed.
+
+    The first passing version becomes ``champion``; later passing versions become ``challenger``
+    (promotion to champion is a governance decision). A failing model is not registered.
+    """
+    import mlflow
+    from mlflow import MlflowClient
+
+    if not gates_passed:
+        return {"registered": False, "version": None, "alias": None}
+    version = mlflow.register_model(model_uri, name)
+    client = MlflowClient()
+    if description:
+        client.update_model_version(name, version.version, description=description)
+    try:
+        client.get_model_version_by_alias(name, "champion")
+        alias = "challenger"
+    except mlflow.exceptions.MlflowException:
+        alias = "champion"
+    client.set_registered_model_alias(name, alias, version.version)
+    return {"registered": True, "version": int(version.version), "alias": alias}

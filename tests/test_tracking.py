@@ -1,0 +1,85 @@
+"""MLflow: runs logged and registered in a temporary store, aliases only through gates, the pyfunc
+loads by alias and scores raw records."""
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from ipvalue.demo import make_demo_portfolio
+from ipvalue.models.experiment import load_experiment, run_experiment
+from ipvalue.exceptions import SpecError
+from ipvalue.tracking import raw_records
+
+pytestmark = pytest.mark.filterwarnings("ignore")
+
+
+def _value_experiment(tmp_path, name="value-test", **gates):
+    spec = yaml.safe_load(open("experiments/value-demo.yaml", encoding="utf-8"))
+    spec["name"] = name
+    spec["data"]["n"] = 700
+    spec["split"]["k"] = 3
+    spec["gates"] = {"spearman_min": 0.5, "coverage_min": 0.6, "must_beat": ["claims_only"], **gates}
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(spec, allow_unicode=True), encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    d = tmp_path_factory.mktemp("mlflow")
+    return d, f"sqlite:///{d / 'mlflow.db'}"
+
+
+def test_renewal_experiment_logs_registers_and_serves_raw_records(store, data_dir, university):
+    import mlflow
+
+    folder, uri = store
+    result = run_experiment("experiments/renewal-us-university.yaml", tracking_uri=uri, data_dir=data_dir)
+    assert result.gates_passed and result.registration == {"registered": True, "version": 1, "alias": "champion"}
+    run = mlflow.get_run(result.run_id)
+    assert run.data.tags["gates_passed"] == "True" and len(run.data.tags["training_data_hash"]) == 16
+    assert run.data.metrics["oot_auc"] > run.data.metrics["baseline_claims_only_auc"]
+    artifacts = {a.path for a in mlflow.MlflowClient().list_artifacts(result.run_id)}
+    assert {"calibration.png", "shap_importance.png", "feature_spec.yaml", "gates.yaml", "renewal-us-university.yaml"} <= artifacts
+    assert (folder / "artifacts").is_dir()  # artifacts beside the sqlite store, not in ./mlruns
+
+    model = mlflow.pyfunc.load_model("models:/ipvalue-renewal@champion")
+    records = raw_records(university.tail(20), extra_columns=["cpc_code_count", "similar_doc_count"])
+    out = model.predict(records)
+    assert out["patent_id"].tolist() == university["patent_id"].tail(20).tolist()
+    assert out[["p_fee_1", "p_fee_2", "p_fee_3"]].stack().between(0, 1).all()
+    shap_cols = [c for c in out.columns if c.startswith("shap_")]
+    logit = np.log(1 - out["p_fee_2"] / out["p_fee_1"]) - np.log(out["p_fee_2"] / out["p_fee_1"])  # log-odds of lapsing at stage 2
+    np.testing.assert_allclose(out[shap_cols].sum(axis=1), logit, atol=1e-6)
+
+
+def test_gates_block_a_failing_model_and_passing_ones_become_challenger(store, tmp_path):
+    import mlflow
+    from mlflow import MlflowClient
+
+    _, uri = store
+    passing = run_experiment(_value_experiment(tmp_path), tracking_uri=uri)
+    assert passing.registration["alias"] == "champion"
+    failing = run_experiment(_value_experiment(tmp_path, "value-test-strict", spearman_min=0.999), tracking_uri=uri)
+    assert not failing.gates_passed and failing.registration["registered"] is False
+    assert mlflow.get_run(failing.run_id).data.tags["gates_passed"] == "False"
+    client = MlflowClient()
+    assert [str(v.version) for v in client.search_model_versions("name='ipvalue-value'")] == ["1"]
+    second = run_experiment(_value_experiment(tmp_path, "value-test-again"), tracking_uri=uri)
+    assert second.registration == {"registered": True, "version": 2, "alias": "challenger"}
+    assert str(client.get_model_version_by_alias("ipvalue-value", "champion").version) == "1"
+
+    demo = make_demo_portfolio(30, seed=5).patents
+    served = mlflow.pyfunc.load_model("models:/ipvalue-value@challenger").predict(raw_records(demo.drop(columns=["appraised_value_rmb"])))
+    assert len(served) == 30
+    assert (served["value_p10_rmb"] <= served["value_p90_rmb"]).all()
+
+
+def test_bad_experiment_files_are_refused(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump({"name": "x", "mlflow_experiment": "x", "registered_model": "x", "data": {}, "model": {"kind": "forest"}, "split": {}, "gates": {}}))
+    with pytest.raises(SpecError, match=r"'model.kind' .* must be one of \['renewal', 'value'\]. Got 'forest'"):
+        load_experiment(bad)
+    with pytest.raises(SpecError, match="does not exist"):
+        load_experiment(tmp_path / "none.yaml")
