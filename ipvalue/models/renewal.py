@@ -173,41 +173,37 @@ class RenewalModel(BaseEstimator):
         s = self._survival_matrix(self.transform_features(X))
         return pd.DataFrame(s, index=X.index, columns=[f"p_fee_{k}" for k in range(1, s.shape[1] + 1)])
 
-    def expected_life_years(self, X: pd.DataFrame) -> pd.Series:
-        """Expected life in years from the anchor date (grant for US maintenance fees).
+    def _expected_life_after(self, X: pd.DataFrame, age_years) -> np.ndarray:
+        """Expected years of life left at ``age_years`` after the anchor, for a patent alive then.
 
-        A lapse at stage k ends the right at its due date plus grace; a patent paying every fee
-        lives to its statutory expiry (from the feature builder's terms).
+        Stages due before that age were paid; a lapse at a later stage k ends the right at its due
+        date plus grace; a patent paying every fee lives to its statutory expiry.
         """
-        matrix = self.transform_features(X)
-        h = self._hazards(matrix)
-        s_prev = np.column_stack([np.ones(len(h)), np.cumprod(1 - h, axis=1)[:, :-1]])
-        ends = np.array(self.schedule_.due_years) + self.schedule_.grace_days / DAYS_PER_YEAR
+        h = self._hazards(self.transform_features(X))
         frame = self.features_._as_frame(X)
         anchor = self.schedule_.anchor_dates(frame)
+        ends = np.array(self.schedule_.due_years) + self.schedule_.grace_days / DAYS_PER_YEAR
         expiry = self.features_.build(frame).extras["expiry_date"]
         full = ((expiry - anchor).dt.days / DAYS_PER_YEAR).to_numpy()
         full = np.where(np.isnan(full), ends[-1], np.maximum(full, ends[-1]))
-        life = (s_prev * h * ends).sum(axis=1) + np.prod(1 - h, axis=1) * full
-        return pd.Series(life, index=X.index, name="expected_life_years")
+        age = np.broadcast_to(np.asarray(age_years, float), (len(h),))
+        h_future = np.where(ends[None, :] > age[:, None], h, 0.0)
+        alive_before = np.column_stack([np.ones(len(h)), np.cumprod(1 - h_future, axis=1)[:, :-1]])
+        remaining = (alive_before * h_future * (ends[None, :] - age[:, None])).sum(axis=1) + np.prod(1 - h_future, axis=1) * (full - age)
+        return np.maximum(remaining, 0.0)
+
+    def expected_life_years(self, X: pd.DataFrame) -> pd.Series:
+        """Expected life in years from the anchor date (grant for US maintenance fees)."""
+        return pd.Series(self._expected_life_after(X, 0.0), index=X.index, name="expected_life_years")
 
     def expected_remaining_life(self, X: pd.DataFrame, valuation_date) -> pd.Series:
         """Expected economic life left at ``valuation_date`` for a patent in force then (every fee
-        due so far paid): the input the income approach takes as ``economic_life_years``."""
-        matrix = self.transform_features(X)
-        h = self._hazards(matrix)
-        frame = self.features_._as_frame(X)
-        vd = pd.Timestamp(valuation_date)
-        age = ((vd - self.schedule_.anchor_dates(frame)).dt.days / DAYS_PER_YEAR).to_numpy()
-        ends = np.array(self.schedule_.due_years) + self.schedule_.grace_days / DAYS_PER_YEAR
-        expiry = self.features_.build(frame).extras["expiry_date"]
-        full = ((expiry - self.schedule_.anchor_dates(frame)).dt.days / DAYS_PER_YEAR).to_numpy()
-        full = np.where(np.isnan(full), ends[-1], np.maximum(full, ends[-1]))
-        future = ends[None, :] > age[:, None]
-        h_future = np.where(future, h, 0.0)  # stages already passed were paid
-        alive_before = np.column_stack([np.ones(len(h)), np.cumprod(1 - h_future, axis=1)[:, :-1]])
-        remaining = (alive_before * h_future * (ends[None, :] - age[:, None])).sum(axis=1) + np.prod(1 - h_future, axis=1) * (full - age)
-        return pd.Series(np.maximum(remaining, 0.0), index=X.index, name="economic_life_years")
+        due so far paid): the input the income approach takes as ``economic_life_years``.
+        Missing where the anchor date (e.g. the grant of a pending application) is unknown."""
+        anchor = self.schedule_.anchor_dates(self.features_._as_frame(X))
+        age = ((pd.Timestamp(valuation_date) - anchor).dt.days / DAYS_PER_YEAR).to_numpy()
+        life = self._expected_life_after(X, np.nan_to_num(age))
+        return pd.Series(np.where(np.isnan(age), np.nan, life), index=X.index, name="economic_life_years")
 
     def quality_percentile(self, X: pd.DataFrame) -> pd.Series:
         """Percentile (0-1) of P(every fee paid) among the training patents."""
