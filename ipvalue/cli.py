@@ -13,11 +13,12 @@ Exit codes (for batch schedulers)
 from __future__ import annotations
 
 import argparse
+import getpass
 import logging
 import sys
 from pathlib import Path
 
-from ipvalue.exceptions import AssumptionError, PatentFrameError, SpecError
+from ipvalue.exceptions import ApplicationError, AssumptionError, OverrideError, PatentFrameError, SpecError
 
 EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, EXIT_INPUT, EXIT_CONFIG, EXIT_INTERNAL = 0, 1, 2, 3, 4, 70
 
@@ -53,6 +54,24 @@ def _cmd_train(args) -> int:
     return EXIT_OK if result.gates_passed else EXIT_PARTIAL
 
 
+def _cmd_value(args) -> int:
+    from ipvalue.audit import record_valuation
+    from ipvalue.report import write_reports
+    from ipvalue.valuation import LoanApplication, value_application
+
+    app = LoanApplication.load(args.application)
+    result = value_application(app, tracking_uri=args.tracking_uri, data_dir=args.data_dir, user=args.user)
+    paths = write_reports(result, args.out)
+    audit = record_valuation(result, args.audit_db)
+    s = result.summary
+    print(f"application {app.application_id}: {s['decision']} | internal value {s['internal_value_rmb']:,.0f} RMB | "
+          f"loan cap {s['loan_cap_rmb']:,.0f} RMB | requested {s['requested_amount_rmb']:,.0f} RMB")
+    for c in result.checks[~result.checks["passed"]].itertuples():
+        print(f"  FAIL {c.scope} {c.check}: {c.reason_en}")
+    print(f"report: {paths['html']}\njson:   {paths['json']}\naudit:  {audit} (valuation {result.valuation_id})")
+    return EXIT_OK if s["eligible"] else EXIT_PARTIAL
+
+
 def _cmd_demo(args) -> int:
     from ipvalue.demo import run_demo
 
@@ -84,6 +103,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-dir", default=None, help="public data folder (default: $IPVALUE_DATA_DIR or ../shared/data)")
     p.set_defaults(func=_cmd_train)
 
+    p = sub.add_parser("value", help="value one pledge-loan application: internal value, pledge value, checks, report, audit")
+    p.add_argument("application", help="application file (.yaml or .json)")
+    p.add_argument("--out", default="reports", help="folder for the HTML and JSON reports (default: reports)")
+    p.add_argument("--audit-db", default=None, help="SQLite audit store (default: $IPVALUE_AUDIT_DB or audit/ipvalue-audit.db)")
+    p.add_argument("--user", default=getpass.getuser(), help="who runs the valuation (recorded in the audit trail)")
+    p.add_argument("--tracking-uri", default=None, help="MLflow tracking URI for the models named in the application")
+    p.add_argument("--data-dir", default=None, help="public reference data folder")
+    p.set_defaults(func=_cmd_value)
+
     p = sub.add_parser("demo", help="the main job on the embedded defaults: synthetic pledge book end to end")
     p.add_argument("--n", type=int, default=400, help="synthetic patents (default: 400)")
     p.add_argument("--seed", type=int, default=0)
@@ -108,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
     try:
         return args.func(args)
-    except (FileNotFoundError, PatentFrameError) as exc:
+    except (FileNotFoundError, PatentFrameError, ApplicationError, OverrideError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_INPUT
     except (SpecError, AssumptionError) as exc:

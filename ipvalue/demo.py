@@ -309,8 +309,54 @@ def run_demo(out_dir: str | Path = "demo-output", *, n: int = 400, seed: int = 0
     print(f"patents with value: {int(live.sum())}; with no income period (lapsed, expired, invalidated): {int((~live).sum())}")
     print(f"book total: {values['income_value_rmb'].sum() / 1e4:,.0f} 万元 (book P5 {book_p5 / 1e4:,.0f} / P95 {book_p95 / 1e4:,.0f})")
     print(f"results: {out_dir / 'valuations.parquet'}")
+
+    application = write_demo_application(values, demo, out_dir, models={k: f"models:/ipvalue-{k}@champion" for k, v in models.items() if v})
+    from ipvalue.audit import record_valuation
+    from ipvalue.report import write_reports
+    from ipvalue.valuation import LoanApplication, value_application
+
+    result = value_application(LoanApplication.load(application), tracking_uri=tracking_uri, data_dir=data_dir, user="demo")
+    paths = write_reports(result, out_dir / "reports")
+    audit = record_valuation(result, out_dir / "audit.db")
+    s = result.summary
+    print(f"\nloan application {application.name} (SYNTHETIC): {s['decision']}; internal value {s['internal_value_rmb']:,.0f} RMB, "
+          f"loan cap {s['loan_cap_rmb']:,.0f} RMB, requested {s['requested_amount_rmb']:,.0f} RMB")
+    print(f"report: {paths['html']}\naudit trail: {audit}")
     print("browse the runs: .venv/bin/mlflow ui --backend-store-uri sqlite:///mlflow/mlflow.db")
     return 0
+
+
+def write_demo_application(values: pd.DataFrame, demo: DemoPortfolio, out_dir: Path, *, models: dict) -> Path:
+    """A SYNTHETIC loan application for the loan of the book most likely to pass the checks: all
+    its patents in force with life to spare and fees current; the request is 80 % of an estimated cap."""
+    patents = demo.patents.set_index("patent_id")
+    v = values.set_index("patent_id").join(patents[["loan_id", "fees_paid_until", "legal_status"]])
+    rates = {"invention": 0.25, "utility_model": 0.15, "design": 0.10}
+    v["cap"] = v["income_value_rmb"] * patents["patent_type"].map(rates)
+    ok = (v["legal_status"] == "in_force") & (v["remaining_life_years"] > 5) & (v["fees_paid_until"] > DATA_DATE + pd.Timedelta(days=120))
+    loans = v.groupby("loan_id").agg(all_ok=("cap", lambda c: bool(ok[c.index].all())), cap=("cap", "sum"), n=("cap", "size"))
+    loan_id = loans[loans["all_ok"]].sort_values(["n", "cap"], ascending=False).index[0]
+    loan = demo.loans.set_index("loan_id").loc[loan_id]
+    application = {
+        "application_id": f"SYN-APP-{loan_id[-5:]}",
+        "borrower": loan["borrower"],
+        "requested_amount_rmb": float(np.round(0.8 * loans.loc[loan_id, "cap"], -4)),
+        "term_years": 2,
+        "purpose": "working capital (SYNTHETIC demo application)",
+        "valuation_date": str(DATA_DATE.date()),
+        "patents": {"file": "demo_patents.csv", "ids": list(v.index[v["loan_id"] == loan_id])},
+        "assumption_set": "cn-pledge-2025",
+        "pledge_policy": "pledge-policy-cn",
+        "risk_sharing": "guangzhou-55",
+        "models": models,
+        "registered_pledges": [],
+        "overrides": [],
+    }
+    import yaml
+
+    from ipvalue.io import write_text_atomic
+
+    return write_text_atomic(yaml.safe_dump(application, allow_unicode=True, sort_keys=False), out_dir / "demo_application.yaml")
 
 
 def _champion(name: str):

@@ -10,10 +10,12 @@ from __future__ import annotations
 from sklearn.exceptions import NotFittedError
 
 __all__ = [
+    "ApplicationError",
     "AssumptionError",
     "ColumnError",
     "EmptyInputError",
     "NotFittedError",
+    "OverrideError",
     "PatentFrameError",
     "SpecError",
 ]
@@ -47,3 +49,11 @@ class SpecError(ValueError):
 
 class AssumptionError(ValueError):
     """An assumption set (rates, terms, thresholds) is invalid or out of its allowed range."""
+
+
+class ApplicationError(ValueError):
+    """A loan application file is invalid; the message names the field."""
+
+
+class OverrideError(ValueError):
+    """A manual override is incomplete: every override needs a reason and an officer."""

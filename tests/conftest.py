@@ -51,3 +51,26 @@ def tiny_frame() -> pd.DataFrame:
             "ipc_main": ["G06F 16/00", "H02J 7/00", "A61K 31/00"],
         }
     )
+
+
+@pytest.fixture(scope="session")
+def registry(tmp_path_factory, data_dir):
+    """A temporary MLflow store with the renewal model (real data) and a small value model
+    (synthetic), both registered as champions. Returns (folder, tracking uri, results)."""
+    import yaml
+
+    from ipvalue.models.experiment import run_experiment
+
+    folder = tmp_path_factory.mktemp("registry")
+    uri = f"sqlite:///{folder / 'mlflow.db'}"
+    spec = yaml.safe_load(open("experiments/value-demo.yaml", encoding="utf-8"))
+    spec.update(name="value-small")
+    spec["data"]["n"], spec["split"]["k"] = 800, 3
+    spec["gates"] = {"spearman_min": 0.5, "coverage_min": 0.6, "must_beat": ["claims_only"]}
+    small = folder / "value-small.yaml"
+    small.write_text(yaml.safe_dump(spec, allow_unicode=True), encoding="utf-8")
+    results = {
+        "renewal": run_experiment("experiments/renewal-us-university.yaml", tracking_uri=uri, data_dir=data_dir),
+        "value": run_experiment(small, tracking_uri=uri),
+    }
+    return folder, uri, results

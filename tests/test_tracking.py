@@ -31,11 +31,14 @@ def store(tmp_path_factory):
     return d, f"sqlite:///{d / 'mlflow.db'}"
 
 
-def test_renewal_experiment_logs_registers_and_serves_raw_records(store, data_dir, university):
+def test_renewal_experiment_logs_registers_and_serves_raw_records(registry, university):
     import mlflow
 
-    folder, uri = store
-    result = run_experiment("experiments/renewal-us-university.yaml", tracking_uri=uri, data_dir=data_dir)
+    from ipvalue.tracking import use_tracking
+
+    folder, uri, results = registry
+    use_tracking(uri)
+    result = results["renewal"]
     assert result.gates_passed and result.registration == {"registered": True, "version": 1, "alias": "champion"}
     run = mlflow.get_run(result.run_id)
     assert run.data.tags["gates_passed"] == "True" and len(run.data.tags["training_data_hash"]) == 16
