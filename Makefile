@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: setup demo test lock clean
+.PHONY: setup demo test spark lock clean
 
 setup: $(VENV)/.installed
 
@@ -21,9 +21,14 @@ demo: setup
 test: setup
 	$(BIN)/python -m pytest
 
+# The optional Spark engine (pyspark, needs Java): the same pins plus pyspark.
+spark: setup
+	$(BIN)/uv pip install -q --python $(BIN)/python -r requirements-spark.lock
+
 # Re-resolve the pinned versions after changing dependencies in pyproject.toml.
 lock:
 	$(BIN)/uv pip compile pyproject.toml --extra test --python-version 3.11 --universal -o requirements.lock
+	$(BIN)/uv pip compile pyproject.toml --extra test --extra spark --python-version 3.11 --universal -o requirements-spark.lock
 
 clean:
 	rm -rf $(VENV) demo-output .pytest_cache

@@ -72,6 +72,51 @@ def _cmd_value(args) -> int:
     return EXIT_OK if s["eligible"] else EXIT_PARTIAL
 
 
+def _cmd_score(args) -> int:
+    from ipvalue.scoring import score_file, score_spark
+
+    common = dict(model_uri=args.model, out=args.out, quarantine_out=args.quarantine_out, explain=args.explain, tracking_uri=args.tracking_uri)
+    if args.engine == "spark":
+        summary = score_spark(args.input, partitions=args.partitions, **common)
+    else:
+        summary = score_file(args.input, chunk_size=args.chunk_size, **common)
+    print(summary.line())
+    print(f"model {summary.model_uri} (version {summary.model_version}, run {summary.run_id}, feature spec {summary.feature_spec_hash})")
+    print(f"quarantine: {summary.quarantine}")
+    return EXIT_PARTIAL if summary.rows_quarantined else EXIT_OK
+
+
+def _cmd_pool(args) -> int:
+    import json
+
+    import pandas as pd
+
+    from ipvalue.io import read_patents, read_table, write_atomic, write_text_atomic
+    from ipvalue.pool import monitoring_alerts, pool_summary
+
+    loaded = read_patents(args.book)
+    raw, _ = read_table(args.book)
+    extras = {c: raw.loc[loaded.valid.index, c] for c in ("borrower", "loan_end_date") if c in raw.columns}
+    book = loaded.valid.assign(**extras)
+    scored = pd.read_parquet(args.scored)
+    as_of = args.as_of or pd.Timestamp.today().date().isoformat()
+    tables = pool_summary(book, scored, value_column=args.value_column, valuation_date=as_of)
+    previous = pd.read_parquet(args.previous) if args.previous else None
+    alerts = monitoring_alerts(book, as_of=as_of, scored=scored, previous=previous, value_column=args.value_column,
+                               fee_due_days=args.fee_due_days, value_drop=args.value_drop)
+    out = Path(args.out)
+    payload = {k: json.loads(v.to_json(orient="records", force_ascii=False)) for k, v in tables.items()}
+    write_text_atomic(json.dumps({"as_of": as_of, "book": str(args.book), "quarantined_rows": len(loaded.quarantine), **payload}, ensure_ascii=False, indent=2), out / "pool_summary.json")
+    write_atomic(alerts, out / "alerts.csv")
+    with pd.option_context("display.width", 160, "display.max_columns", 12):
+        for name, table in tables.items():
+            print(f"\n{name}\n{table.to_string(index=False)}")
+    print(f"\n{len(alerts)} alerts ({alerts['alert'].value_counts().to_dict() if len(alerts) else {}}) -> {out / 'alerts.csv'}")
+    if len(loaded.quarantine):
+        print(f"{len(loaded.quarantine)} book rows failed validation and are not in the pool (see ipvalue validate)")
+    return EXIT_PARTIAL if len(alerts) or len(loaded.quarantine) else EXIT_OK
+
+
 def _cmd_demo(args) -> int:
     from ipvalue.demo import run_demo
 
@@ -111,6 +156,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tracking-uri", default=None, help="MLflow tracking URI for the models named in the application")
     p.add_argument("--data-dir", default=None, help="public reference data folder")
     p.set_defaults(func=_cmd_value)
+
+    p = sub.add_parser("score", help="batch-score a book (CSV/Parquet) with a registered model; nothing lost, resumable")
+    p.add_argument("input", help="CSV or Parquet book")
+    p.add_argument("--model", required=True, help="model URI, e.g. models:/ipvalue-value@champion")
+    p.add_argument("--out", required=True, help="output Parquet file (a folder with --engine spark)")
+    p.add_argument("--quarantine-out", default=None, help="rejected rows with reasons (default: beside --out)")
+    p.add_argument("--engine", choices=["local", "spark"], default="local")
+    p.add_argument("--chunk-size", type=int, default=50_000, help="rows per chunk, local engine (default: 50000)")
+    p.add_argument("--partitions", type=int, default=None, help="Spark partitions before the UDF (default: 2 × cores)")
+    p.add_argument("--explain", choices=["all", "top3", "none"], default="all", help="SHAP columns: all features, top 3 drivers, none")
+    p.add_argument("--tracking-uri", default=None, help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI or sqlite:///mlflow/mlflow.db)")
+    p.set_defaults(func=_cmd_score)
+
+    p = sub.add_parser("pool", help="pool analytics and monitoring alerts of a scored book")
+    p.add_argument("book", help="the book (CSV/Parquet/Excel PatentFrame; optional columns borrower, loan_end_date)")
+    p.add_argument("--scored", required=True, help="output of ipvalue score (Parquet)")
+    p.add_argument("--previous", default=None, help="an earlier scoring, for value-drop alerts")
+    p.add_argument("--value-column", default="value_p50_rmb")
+    p.add_argument("--as-of", default=None, help="date of the alerts (default: today)")
+    p.add_argument("--fee-due-days", type=int, default=60)
+    p.add_argument("--value-drop", type=float, default=0.2, help="alert when the value fell by more than this share")
+    p.add_argument("--out", default="pool", help="folder for pool_summary.json and alerts.csv")
+    p.set_defaults(func=_cmd_pool)
 
     p = sub.add_parser("demo", help="the main job on the embedded defaults: synthetic pledge book end to end")
     p.add_argument("--n", type=int, default=400, help="synthetic patents (default: 400)")

@@ -81,3 +81,29 @@ def reason_codes(
                 "reason_en": f"{en} {_fmt(value)}{cmp_en}: {'raises' if good else 'lowers'} {outcome_en}",
             })
     return pd.DataFrame(rows).set_index("row")
+
+
+EXPLAIN_MODES = ("all", "top3", "none")
+
+
+def explanation_columns(contributions: pd.DataFrame, mode: str = "all") -> pd.DataFrame:
+    """Contributions as scoring output columns.
+
+    ``all``: ``shap_<feature>`` for every feature and ``shap_expected_value``; ``top3``: the three
+    largest drivers as ``driver_k`` (feature name) and ``driver_k_shap``; ``none``: no columns.
+    """
+    if mode not in EXPLAIN_MODES:
+        raise ValueError(f"The 'explain' option must be one of {list(EXPLAIN_MODES)}. Got {mode!r}.")
+    if mode == "none":
+        return pd.DataFrame(index=contributions.index)
+    if mode == "all":
+        return contributions.add_prefix("shap_")
+    values = contributions.drop(columns=["expected_value"], errors="ignore")
+    order = np.argsort(-np.abs(values.to_numpy()), axis=1)[:, :3]
+    names = values.columns.to_numpy()[order]
+    picked = np.take_along_axis(values.to_numpy(), order, axis=1)
+    out = {}
+    for k in range(order.shape[1]):
+        out[f"driver_{k + 1}"] = names[:, k]
+        out[f"driver_{k + 1}_shap"] = picked[:, k]
+    return pd.DataFrame(out, index=contributions.index)

@@ -105,12 +105,14 @@ def _pyfunc_class():
             self.model = model
 
         def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
+            """``params={"explain": "all" | "top3" | "none"}`` chooses the explanation columns."""
             from ipvalue.frame import validate_patent_frame
 
             frame = validate_patent_frame(model_input, strict=True, source="model input").valid.set_axis(model_input.index)
             for c in self.model.features_.spec_.passthrough:
                 frame[c] = pd.to_numeric(model_input[c], errors="coerce") if c in model_input.columns else float("nan")
-            return pd.concat([frame[["patent_id"]], self.model.score_frame(frame)], axis=1).reset_index(drop=True)
+            explain = (params or {}).get("explain", "all")
+            return pd.concat([frame[["patent_id"]], self.model.score_frame(frame, explain=explain)], axis=1).reset_index(drop=True)
 
     return PatentModelPyfunc
 
@@ -124,11 +126,16 @@ def log_patent_model(model, example: pd.DataFrame, *, name: str = "model"):
     """
     import mlflow
     from mlflow.models import ModelSignature
+    from mlflow.types.schema import ParamSchema, ParamSpec
     from mlflow.types.utils import _infer_schema
 
     python_model = _pyfunc_class()(model)
     output = python_model.predict(None, example)
-    signature = ModelSignature(inputs=patent_input_schema(model.features_.spec_.passthrough), outputs=_infer_schema(output))
+    signature = ModelSignature(
+        inputs=patent_input_schema(model.features_.spec_.passthrough),
+        outputs=_infer_schema(output),
+        params=ParamSchema([ParamSpec("explain", "string", "all")]),
+    )
     requirements = [f"{pkg}=={_version(pkg)}" for pkg in ("mlflow", "lightgbm", "pandas", "numpy", "scikit-learn", "pyarrow", "pyyaml", "scipy")]
     return mlflow.pyfunc.log_model(
         name=name,

@@ -173,19 +173,26 @@ class RenewalModel(BaseEstimator):
         s = self._survival_matrix(self.transform_features(X))
         return pd.DataFrame(s, index=X.index, columns=[f"p_fee_{k}" for k in range(1, s.shape[1] + 1)])
 
-    def _expected_life_after(self, X: pd.DataFrame, age_years) -> np.ndarray:
+    def _prepare(self, X: pd.DataFrame) -> dict:
+        """Features, hazards and the anchor / expiry facts of ``X``, built once per call."""
+        check_is_fitted(self, "booster_")
+        frame = self.features_._as_frame(X)
+        built = self.features_.build(frame)
+        anchor = self.schedule_.anchor_dates(frame)
+        ends = np.array(self.schedule_.due_years) + self.schedule_.grace_days / DAYS_PER_YEAR
+        full = ((built.extras["expiry_date"] - anchor).dt.days / DAYS_PER_YEAR).to_numpy()
+        return {
+            "matrix": built.matrix, "hazards": self._hazards(built.matrix), "anchor": anchor, "ends": ends,
+            "full": np.where(np.isnan(full), ends[-1], np.maximum(full, ends[-1])),
+        }
+
+    def _expected_life_after(self, prep: dict, age_years) -> np.ndarray:
         """Expected years of life left at ``age_years`` after the anchor, for a patent alive then.
 
         Stages due before that age were paid; a lapse at a later stage k ends the right at its due
         date plus grace; a patent paying every fee lives to its statutory expiry.
         """
-        h = self._hazards(self.transform_features(X))
-        frame = self.features_._as_frame(X)
-        anchor = self.schedule_.anchor_dates(frame)
-        ends = np.array(self.schedule_.due_years) + self.schedule_.grace_days / DAYS_PER_YEAR
-        expiry = self.features_.build(frame).extras["expiry_date"]
-        full = ((expiry - anchor).dt.days / DAYS_PER_YEAR).to_numpy()
-        full = np.where(np.isnan(full), ends[-1], np.maximum(full, ends[-1]))
+        h, ends, full = prep["hazards"], prep["ends"], prep["full"]
         age = np.broadcast_to(np.asarray(age_years, float), (len(h),))
         h_future = np.where(ends[None, :] > age[:, None], h, 0.0)
         alive_before = np.column_stack([np.ones(len(h)), np.cumprod(1 - h_future, axis=1)[:, :-1]])
@@ -194,35 +201,44 @@ class RenewalModel(BaseEstimator):
 
     def expected_life_years(self, X: pd.DataFrame) -> pd.Series:
         """Expected life in years from the anchor date (grant for US maintenance fees)."""
-        return pd.Series(self._expected_life_after(X, 0.0), index=X.index, name="expected_life_years")
+        return pd.Series(self._expected_life_after(self._prepare(X), 0.0), index=X.index, name="expected_life_years")
 
     def expected_remaining_life(self, X: pd.DataFrame, valuation_date) -> pd.Series:
         """Expected economic life left at ``valuation_date`` for a patent in force then (every fee
         due so far paid): the input the income approach takes as ``economic_life_years``.
         Missing where the anchor date (e.g. the grant of a pending application) is unknown."""
-        anchor = self.schedule_.anchor_dates(self.features_._as_frame(X))
-        age = ((pd.Timestamp(valuation_date) - anchor).dt.days / DAYS_PER_YEAR).to_numpy()
-        life = self._expected_life_after(X, np.nan_to_num(age))
+        prep = self._prepare(X)
+        age = ((pd.Timestamp(valuation_date) - prep["anchor"]).dt.days / DAYS_PER_YEAR).to_numpy()
+        life = self._expected_life_after(prep, np.nan_to_num(age))
         return pd.Series(np.where(np.isnan(age), np.nan, life), index=X.index, name="economic_life_years")
 
     def quality_percentile(self, X: pd.DataFrame) -> pd.Series:
         """Percentile (0-1) of P(every fee paid) among the training patents."""
-        s = self._survival_matrix(self.transform_features(X))[:, -1]
+        s = np.cumprod(1.0 - self._prepare(X)["hazards"], axis=1)[:, -1]
+        return pd.Series(self._percentile(s), index=X.index, name="quality_percentile")
+
+    def _percentile(self, s: np.ndarray) -> np.ndarray:
         ref = self.train_survival_
-        pct = (np.searchsorted(ref, s, side="left") + np.searchsorted(ref, s, side="right")) / (2.0 * len(ref))
-        return pd.Series(pct, index=X.index, name="quality_percentile")
+        return (np.searchsorted(ref, s, side="left") + np.searchsorted(ref, s, side="right")) / (2.0 * len(ref))
 
     def predict(self, X: pd.DataFrame) -> pd.Series:
         """The valuer output: expected life in years from the anchor date."""
         return self.expected_life_years(X)
 
-    def score_frame(self, frame: pd.DataFrame, *, reason_stage: int = 2) -> pd.DataFrame:
+    def score_frame(self, frame: pd.DataFrame, *, explain: str = "all", reason_stage: int = 2) -> pd.DataFrame:
         """Everything a scorer needs per patent: ``p_fee_k``, ``expected_life_years``,
-        ``quality_percentile`` and ``shap_<feature>`` (log-odds of lapsing at ``reason_stage``)."""
-        out = self.predict_survival(frame)
-        out["expected_life_years"] = self.expected_life_years(frame)
-        out["quality_percentile"] = self.quality_percentile(frame)
-        return pd.concat([out, self.contributions(frame, stage=reason_stage).add_prefix("shap_")], axis=1)
+        ``quality_percentile`` and the explanation columns (SHAP on the log-odds of lapsing at
+        ``reason_stage``; see :func:`ipvalue.explain.explanation_columns`)."""
+        from ipvalue.explain import explanation_columns
+
+        prep = self._prepare(frame)
+        survival = np.cumprod(1.0 - prep["hazards"], axis=1)
+        out = pd.DataFrame(survival, index=frame.index, columns=[f"p_fee_{k}" for k in range(1, survival.shape[1] + 1)])
+        out["expected_life_years"] = self._expected_life_after(prep, 0.0)
+        out["quality_percentile"] = self._percentile(survival[:, -1])
+        if explain == "none":
+            return out
+        return pd.concat([out, explanation_columns(self._contributions(prep["matrix"], reason_stage), explain)], axis=1)
 
     def contributions(self, X: pd.DataFrame, *, stage: int = 2) -> pd.DataFrame:
         """SHAP contributions (LightGBM ``pred_contrib``) to the log-odds of lapsing at ``stage``.
@@ -230,8 +246,10 @@ class RenewalModel(BaseEstimator):
         Columns: one per feature plus ``expected_value``; each row sums to the raw log-odds.
         Negative contributions raise the probability of renewal.
         """
-        matrix = self._stage_matrix(self.transform_features(X), stage)
-        contrib = self.booster_.predict(matrix, pred_contrib=True)
-        out = pd.DataFrame(contrib, index=X.index, columns=[*self.feature_names_, "expected_value"])
+        return self._contributions(self.transform_features(X), stage)
+
+    def _contributions(self, features: pd.DataFrame, stage: int) -> pd.DataFrame:
+        contrib = self.booster_.predict(self._stage_matrix(features, stage), pred_contrib=True)
+        out = pd.DataFrame(contrib, index=features.index, columns=[*self.feature_names_, "expected_value"])
         # the stage is fixed here: its share joins the base value, so each row still sums to the log-odds
         return out.drop(columns=["stage"]).assign(expected_value=out["expected_value"] + out["stage"])

@@ -105,15 +105,23 @@ class ValueRegressor(BaseEstimator):
 
     def predict_interval(self, X: pd.DataFrame) -> pd.DataFrame:
         """``p10, p50, p90`` in RMB (for the default alpha 0.2; columns follow alpha)."""
-        mid = self.predict_log(X)
+        return self._interval(self.predict_log(X), X.index)
+
+    def _interval(self, mid: np.ndarray, index) -> pd.DataFrame:
         lo, hi = round(100 * self.alpha / 2), round(100 * (1 - self.alpha / 2))
         q = self.conformal_halfwidth_
-        return pd.DataFrame({f"p{lo}": np.exp(mid - q), "p50": np.exp(mid), f"p{hi}": np.exp(mid + q)}, index=X.index)
+        return pd.DataFrame({f"p{lo}": np.exp(mid - q), "p50": np.exp(mid), f"p{hi}": np.exp(mid + q)}, index=index)
 
-    def score_frame(self, frame: pd.DataFrame) -> pd.DataFrame:
-        """Per patent: the interval in RMB (``value_p10_rmb`` ...) and ``shap_<feature>`` in log value."""
-        interval = self.predict_interval(frame).add_prefix("value_").add_suffix("_rmb")
-        return pd.concat([interval, self.contributions(frame).add_prefix("shap_")], axis=1)
+    def score_frame(self, frame: pd.DataFrame, *, explain: str = "all") -> pd.DataFrame:
+        """Per patent: the interval in RMB (``value_p10_rmb`` ...) and the explanation columns
+        (SHAP in log value; see :func:`ipvalue.explain.explanation_columns`)."""
+        from ipvalue.explain import explanation_columns
+
+        matrix = self.features_.transform(frame)  # built once for the interval and the explanation
+        interval = self._interval(self.booster_.predict(matrix), frame.index).add_prefix("value_").add_suffix("_rmb")
+        if explain == "none":
+            return interval
+        return pd.concat([interval, explanation_columns(self._contributions(matrix), explain)], axis=1)
 
     def monotonicity_violations(self, X: pd.DataFrame, *, step: float = 0.25) -> pd.Series:
         """For each constrained feature, the number of patents whose prediction moves against the
@@ -134,6 +142,8 @@ class ValueRegressor(BaseEstimator):
     def contributions(self, X: pd.DataFrame) -> pd.DataFrame:
         """SHAP contributions to log value (+ ``expected_value``); each row sums to the log P50.
         ``exp(contribution)`` is the factor by which the feature multiplies the value."""
-        matrix = self.features_.transform(X)
+        return self._contributions(self.features_.transform(X))
+
+    def _contributions(self, matrix: pd.DataFrame) -> pd.DataFrame:
         c = self.booster_.predict(matrix, pred_contrib=True)
-        return pd.DataFrame(c, index=X.index, columns=[*matrix.columns, "expected_value"])
+        return pd.DataFrame(c, index=matrix.index, columns=[*matrix.columns, "expected_value"])

@@ -1,0 +1,383 @@
+"""Batch scoring of a collateral book with a registered raw-record pyfunc.
+
+Local engine (:func:`score_file`)
+    Streams the input in chunks (memory bounded by the chunk size), validates each chunk against the
+    PatentFrame contract, scores the valid rows and sets the others aside with their reasons. Each
+    finished chunk is written to a work folder beside the output with a small "done" record, so a
+    re-run with the same arguments after a crash continues from the last finished chunk. The parts
+    are then streamed into one Parquet file, written atomically, whose file metadata carries the
+    model URI, version, run id and feature-spec hash. ``rows in = rows scored + rows quarantined``
+    is checked and printed; the same input and model give a byte-identical file.
+
+Spark engine (:func:`score_spark`)
+    The same pyfunc through ``mlflow.pyfunc.spark_udf`` on a Spark session (local mode by default,
+    any cluster through the usual Spark configuration), reading and writing Parquet. The input must
+    use PatentFrame column names (e.g. ``ipvalue validate --valid-out``).
+"""
+
+from __future__ import annotations
+
+import codecs
+import json
+import logging
+import os
+import shutil
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ipvalue.exceptions import EmptyInputError
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_CHUNK_SIZE = 50_000
+
+
+@dataclass
+class ScoreSummary:
+    rows_in: int
+    rows_scored: int
+    rows_quarantined: int
+    chunks: int
+    chunks_resumed: int
+    output: str
+    quarantine: str
+    model_uri: str
+    model_version: str
+    run_id: str
+    feature_spec_hash: str
+    seconds: float
+
+    def line(self) -> str:
+        return (
+            f"rows in {self.rows_in:,} = scored {self.rows_scored:,} + quarantined {self.rows_quarantined:,} "
+            f"({self.chunks} chunks, {self.chunks_resumed} resumed, {self.seconds:.1f} s) -> {self.output}"
+        )
+
+
+@dataclass
+class ModelInfo:
+    uri: str
+    version: str
+    run_id: str
+    feature_spec_hash: str
+    pyfunc: object
+
+    @property
+    def metadata(self) -> dict:
+        return {"ipvalue.model_uri": self.uri, "ipvalue.model_version": self.version, "ipvalue.run_id": self.run_id,
+                "ipvalue.feature_spec_hash": self.feature_spec_hash}
+
+
+def load_model_info(model_uri: str, *, tracking_uri: str | None = None) -> ModelInfo:
+    """Load a registered pyfunc and resolve its version, run id and feature-spec hash."""
+    import mlflow
+    from mlflow import MlflowClient
+
+    from ipvalue.tracking import use_tracking
+
+    use_tracking(tracking_uri)
+    model = mlflow.pyfunc.load_model(model_uri)
+    version = ""
+    if model_uri.startswith("models:/"):
+        name, _, ref = model_uri[len("models:/"):].partition("@")
+        client = MlflowClient()
+        if ref:
+            version = str(client.get_model_version_by_alias(name, ref).version)
+        else:
+            version = model_uri.rstrip("/").rsplit("/", 1)[-1]
+    inner = model.unwrap_python_model().model
+    return ModelInfo(model_uri, version, model.metadata.run_id or "", inner.features_.spec_.hash, model)
+
+
+def _detect_encoding(path: Path, encoding: str | None) -> str:
+    """UTF-8 if the whole file decodes as UTF-8, else GB18030 (checked incrementally, in blocks)."""
+    if encoding:
+        return encoding
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    with open(path, "rb") as fh:
+        try:
+            while block := fh.read(1 << 22):
+                decoder.decode(block)
+            decoder.decode(b"", final=True)
+            return "utf-8-sig"
+        except UnicodeDecodeError:
+            return "gb18030"
+
+
+def iter_chunks(path: str | Path, chunk_size: int = DEFAULT_CHUNK_SIZE, *, encoding: str | None = None):
+    """Yield ``(offset, raw frame)`` chunks of a CSV or Parquet file; ``offset`` counts data rows before the chunk."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"Input file {str(path)!r} does not exist. Fix: check the path.")
+    offset = 0
+    if path.suffix.lower() in (".parquet", ".pq"):
+        import pyarrow.parquet as pq
+
+        for batch in pq.ParquetFile(path).iter_batches(batch_size=chunk_size):
+            frame = batch.to_pandas()
+            yield offset, frame
+            offset += len(frame)
+    elif path.suffix.lower() in (".csv", ".txt"):
+        if path.stat().st_size == 0:
+            raise EmptyInputError(f"{path} is an empty file. Fix: export the table again with its header row.")
+        for frame in pd.read_csv(path, dtype=str, encoding=_detect_encoding(path, encoding), chunksize=chunk_size):
+            yield offset, frame
+            offset += len(frame)
+    else:
+        raise ValueError(f"Unsupported input type {path.suffix!r} for {path}. Fix: use .csv or .parquet.")
+    if offset == 0:
+        raise EmptyInputError(f"{path} has no data rows. Fix: check the export or its filter.")
+
+
+def _score_chunk(raw: pd.DataFrame, offset: int, mapping, model: ModelInfo, explain: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    from ipvalue.frame import validate_patent_frame
+    from ipvalue.tracking import raw_records
+
+    mapped, _ = mapping.apply(raw.reset_index(drop=True), source="input chunk")
+    result = validate_patent_frame(mapped, source="input chunk")
+    rows = np.arange(offset + 1, offset + len(raw) + 1)
+    quarantine = raw.reset_index(drop=True).loc[result.quarantine.index].astype("str")
+    quarantine.insert(0, "row", rows[result.quarantine.index])
+    quarantine.insert(1, "reasons", result.quarantine["reasons"].to_numpy())
+    valid = result.valid
+    if len(valid):
+        passthrough = model.pyfunc.unwrap_python_model().model.features_.spec_.passthrough
+        source = raw.reset_index(drop=True)  # pass-through columns are not in the header mapping
+        extra = {c: pd.to_numeric(source.loc[valid.index, c], errors="coerce") for c in passthrough if c in source}
+        records = raw_records(valid.assign(**extra), extra_columns=passthrough)
+        scored = model.pyfunc.predict(records, params={"explain": explain})
+        scored.insert(0, "row", rows[valid.index])
+    else:
+        scored = pd.DataFrame({"row": pd.Series(dtype="int64")})
+    return scored, quarantine
+
+
+def _write_part(frame: pd.DataFrame, path: Path) -> None:
+    from ipvalue.io import write_atomic
+
+    write_atomic(frame, path)
+
+
+def _stream_parts(parts: list[Path], out: Path, metadata: dict | None = None) -> int:
+    """Concatenate Parquet parts into ``out`` atomically, one part in memory at a time."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    tables = (pq.read_table(p) for p in parts)
+    first = next(tables, None)
+    schema = first.schema if first is not None else pa.schema([])
+    if metadata:
+        schema = schema.with_metadata({**(schema.metadata or {}), **{k.encode(): str(v).encode() for k, v in metadata.items()}})
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
+    os.close(fd)
+    rows = 0
+    try:
+        with pq.ParquetWriter(tmp, schema) as writer:
+            for table in [first, *tables] if first is not None else []:
+                if table.num_rows:
+                    writer.write_table(table.cast(schema) if table.schema != schema else table)
+                    rows += table.num_rows
+        os.replace(tmp, out)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    return rows
+
+
+def score_file(
+    input_path: str | Path,
+    *,
+    model_uri: str,
+    out: str | Path,
+    quarantine_out: str | Path | None = None,
+    chunk_size: int = DEFAULT_CHUNK_SIZE,
+    explain: str = "all",
+    mapping="auto",
+    encoding: str | None = None,
+    tracking_uri: str | None = None,
+    progress: bool | None = None,
+) -> ScoreSummary:
+    """Score a CSV or Parquet book of any size with a registered model (local engine).
+
+    Parameters
+    ----------
+    input_path : str or Path
+    model_uri : str
+        e.g. ``models:/ipvalue-value@champion``.
+    out : str or Path
+        Output Parquet file (``row``, ``patent_id``, model outputs).
+    quarantine_out : str or Path, optional
+        Rejected rows with ``row`` and ``reasons``; default ``<out stem>.quarantine.parquet``.
+    chunk_size : int, default=50,000
+    explain : {'all', 'top3', 'none'}, default='all'
+        SHAP columns for every feature, the top three drivers, or none (fastest).
+    mapping : default='auto'
+        Column mapping of the input headers (see :class:`ipvalue.io.ColumnMapping`).
+    progress : bool, optional
+        Show a progress bar; default only when stderr is a terminal.
+
+    Returns
+    -------
+    ScoreSummary
+    """
+    from tqdm import tqdm
+
+    from ipvalue.explain import EXPLAIN_MODES
+    from ipvalue.io import ColumnMapping, write_text_atomic
+
+    if explain not in EXPLAIN_MODES:
+        raise ValueError(f"The 'explain' option must be one of {list(EXPLAIN_MODES)}. Got {explain!r}.")
+    if int(chunk_size) < 1:
+        raise ValueError(f"The 'chunk_size' must be a positive number of rows. Got {chunk_size!r}.")
+    started = time.perf_counter()
+    input_path, out = Path(input_path), Path(out)
+    quarantine_out = Path(quarantine_out) if quarantine_out else out.with_name(out.stem + ".quarantine.parquet")
+    model = load_model_info(model_uri, tracking_uri=tracking_uri)
+    column_mapping = ColumnMapping.load(mapping)
+    if not input_path.exists():
+        raise FileNotFoundError(f"Input file {str(input_path)!r} does not exist. Fix: check the path.")
+    stat = input_path.stat()
+    manifest = {
+        "input": str(input_path.resolve()), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "chunk_size": int(chunk_size),
+        "explain": explain, "mapping": str(mapping), **model.metadata,
+    }
+    work = out.with_name(out.name + ".parts")
+    manifest_path = work / "manifest.json"
+    if work.exists() and (not manifest_path.exists() or json.loads(manifest_path.read_text(encoding="utf-8")) != manifest):
+        logger.info("discarding stale work folder %s (different input, model or options)", work)
+        shutil.rmtree(work)
+    work.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(json.dumps(manifest, sort_keys=True), manifest_path)
+
+    counts = {"in": 0, "scored": 0, "quarantined": 0}
+    parts, qparts, resumed, n_chunks = [], [], 0, 0
+    show = sys.stderr.isatty() if progress is None else progress
+    with tqdm(desc=f"scoring {input_path.name}", unit="rows", disable=not show, file=sys.stderr) as bar:
+        for i, (offset, raw) in enumerate(iter_chunks(input_path, chunk_size, encoding=encoding)):
+            n_chunks += 1
+            part, qpart, done = work / f"part-{i:05d}.parquet", work / f"quarantine-{i:05d}.parquet", work / f"done-{i:05d}.json"
+            if done.exists():
+                record = json.loads(done.read_text(encoding="utf-8"))
+                resumed += 1
+            else:
+                scored, quarantine = _score_chunk(raw, offset, column_mapping, model, explain)
+                _write_part(scored, part)
+                _write_part(quarantine, qpart)
+                record = {"in": len(raw), "scored": len(scored), "quarantined": len(quarantine)}
+                if record["in"] != record["scored"] + record["quarantined"]:
+                    raise RuntimeError(f"chunk {i}: {record['in']} rows in but {record['scored']} scored + {record['quarantined']} quarantined")
+                write_text_atomic(json.dumps(record), done)
+            for k in counts:
+                counts[k] += record[k]
+            parts.append(part)
+            qparts.append(qpart)
+            bar.update(record["in"])
+
+    scored_rows = _stream_parts(parts, out, metadata=model.metadata)
+    quarantined_rows = _stream_parts(qparts, quarantine_out, metadata=model.metadata)
+    if (scored_rows, quarantined_rows) != (counts["scored"], counts["quarantined"]) or counts["in"] != scored_rows + quarantined_rows:
+        raise RuntimeError(f"row count mismatch: {counts} but wrote {scored_rows} scored and {quarantined_rows} quarantined rows")
+    shutil.rmtree(work)
+    summary = ScoreSummary(
+        counts["in"], scored_rows, quarantined_rows, n_chunks, resumed, str(out), str(quarantine_out), model.uri, model.version,
+        model.run_id, model.feature_spec_hash, time.perf_counter() - started,
+    )
+    logger.info(summary.line())
+    return summary
+
+
+def spark_session(master: str = "local[2]"):
+    """A Spark session whose Python workers run this interpreter (unless ``PYSPARK_PYTHON`` says
+    otherwise); on a cluster, configure Spark as usual and pass your own session."""
+    from pyspark.sql import SparkSession
+
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    return SparkSession.builder.master(master).appName("ipvalue-score").config("spark.ui.enabled", "false").getOrCreate()
+
+
+def score_spark(
+    input_path: str | Path,
+    *,
+    model_uri: str,
+    out: str | Path,
+    quarantine_out: str | Path | None = None,
+    explain: str = "all",
+    partitions: int | None = None,
+    tracking_uri: str | None = None,
+    spark=None,
+) -> ScoreSummary:
+    """Score a Parquet (or CSV) book on Spark through ``mlflow.pyfunc.spark_udf``.
+
+    Rows are numbered like the local engine (1-based input order), validated in ``mapInPandas``
+    (invalid rows go to the quarantine with their reasons), repartitioned (a single Parquet row
+    group would keep one task busy) and scored by the registered pyfunc. ``out`` and
+    ``quarantine_out`` are Parquet folders, replaced as a whole at the end.
+    """
+    import mlflow
+    from pyspark.sql import functions as F
+    from pyspark.sql import types as T
+
+    from ipvalue.frame import COLUMN_BY_NAME, validate_patent_frame
+    from ipvalue.tracking import raw_records
+
+    started = time.perf_counter()
+    input_path, out = Path(input_path), Path(out)
+    quarantine_out = Path(quarantine_out) if quarantine_out else out.with_name(out.stem + ".quarantine")
+    model = load_model_info(model_uri, tracking_uri=tracking_uri)
+    spark = spark or spark_session()
+    reader = spark.read.option("header", True) if input_path.suffix.lower() == ".csv" else spark.read
+    df = reader.parquet(str(input_path)) if input_path.suffix.lower() != ".csv" else reader.csv(str(input_path))
+    passthrough = model.pyfunc.unwrap_python_model().model.features_.spec_.passthrough
+    numeric = {c for c, spec in COLUMN_BY_NAME.items() if spec.kind in ("count", "float")} | set(passthrough)
+    cols = [c for c in df.columns if c in COLUMN_BY_NAME or c in passthrough]
+    df = df.select(*[F.col(c).cast("double" if c in numeric else "string").alias(c) for c in cols])
+    numbered = df.rdd.zipWithIndex().map(lambda pair: (*pair[0], pair[1] + 1)).toDF([*cols, "row"])
+
+    def validate(batches):
+        for pdf in batches:
+            res = validate_patent_frame(pdf.drop(columns=["row"]), source="spark partition")
+            reasons = pd.Series(None, index=pdf.index, dtype=object)
+            reasons.iloc[res.quarantine.index] = res.quarantine["reasons"].to_numpy()
+            yield pdf.assign(reasons=reasons)
+
+    checked = numbered.mapInPandas(validate, schema=T.StructType([*numbered.schema.fields, T.StructField("reasons", T.StringType())])).cache()
+    valid = checked.filter(F.col("reasons").isNull()).drop("reasons")
+    quarantine = checked.filter(F.col("reasons").isNotNull()).select("row", "reasons", *cols)
+
+    sample = valid.limit(2).toPandas()
+    if sample.empty:
+        raise EmptyInputError(f"{input_path} has no valid rows to score.")
+    sample_out = model.pyfunc.predict(raw_records(sample.drop(columns=["row"]), extra_columns=passthrough), params={"explain": explain})
+    fields = [T.StructField(c, T.DoubleType() if pd.api.types.is_numeric_dtype(sample_out[c]) else T.StringType()) for c in sample_out.columns]
+    udf = mlflow.pyfunc.spark_udf(spark, model_uri, result_type=T.StructType(fields), env_manager="local", params={"explain": explain})
+    n = partitions or max(2, spark.sparkContext.defaultParallelism * 2)
+    # A text column that is null in a whole Arrow batch would arrive as floats and fail the model's
+    # string schema; the contract reads blank text as missing, so nulls travel as "".
+    args = [F.col(c) if c in numeric else F.coalesce(F.col(c), F.lit("")).alias(c) for c in cols]
+    scored = valid.repartition(n).select("row", udf(F.struct(*args)).alias("r")).select("row", "r.*")  # a struct keeps column names
+
+    def replace(frame, target: Path) -> int:
+        tmp = target.with_name(f".{target.name}.tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        frame.write.parquet(str(tmp))
+        shutil.rmtree(target, ignore_errors=True)
+        os.replace(tmp, target)
+        return spark.read.parquet(str(target)).count()
+
+    rows_in = checked.count()
+    rows_scored = replace(scored, out)
+    rows_quarantined = replace(quarantine, quarantine_out)
+    checked.unpersist()
+    if rows_in != rows_scored + rows_quarantined:
+        raise RuntimeError(f"row count mismatch: {rows_in} rows in, {rows_scored} scored + {rows_quarantined} quarantined")
+    (out / "_ipvalue_model.json").write_text(json.dumps(model.metadata, indent=2), encoding="utf-8")
+    return ScoreSummary(rows_in, rows_scored, rows_quarantined, n, 0, str(out), str(quarantine_out), model.uri, model.version,
+                        model.run_id, model.feature_spec_hash, time.perf_counter() - started)
+

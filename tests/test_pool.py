@@ -1,0 +1,75 @@
+"""Pool analytics and monitoring alerts on a hand-built book."""
+
+import pandas as pd
+import pytest
+
+from ipvalue.frame import validate_patent_frame
+from ipvalue.pool import monitoring_alerts, pool_summary
+
+pytestmark = pytest.mark.filterwarnings("ignore")
+
+
+@pytest.fixture
+def book():
+    raw = pd.DataFrame({
+        "patent_id": [f"CN{i}" for i in range(1, 8)],
+        "jurisdiction": "CN",
+        "patent_type": ["invention", "invention", "utility_model", "utility_model", "design", "invention", "invention"],
+        "filing_date": ["2018-01-01"] * 5 + ["2005-01-01", "2018-01-01"],
+        "grant_date": ["2020-01-01"] * 5 + ["2008-01-01", "2020-01-01"],
+        "legal_status": ["in_force", "in_force", "in_force", "lapsed", "in_force", "in_force", "in_force"],
+        "fees_paid_until": ["2027-01-01", "2026-07-20", "2026-03-01", None, "2027-01-01", "2027-01-01", "2027-01-01"],
+        "ipc_main": ["H04L 29/06", "H04L 29/06", "A61K 31/00", "B23K 26/00", "G06F 3/00", "C08L 23/00", "H01M 10/05"],
+        "applicants": ["甲公司", "甲公司", "乙公司", "乙公司", "丙公司", "丁公司", "戊公司"],
+    })
+    frame = validate_patent_frame(raw).valid
+    frame["loan_end_date"] = ["2027-12-31"] * 5 + ["2026-12-31", "2030-01-01"]
+    return frame
+
+
+@pytest.fixture
+def scored():
+    return pd.DataFrame({"patent_id": [f"CN{i}" for i in range(1, 7)], "value_p50_rmb": [4e6, 2e6, 1e6, 5e5, 3e5, 2e5]})
+
+
+def test_pool_tables(book, scored, data_dir):
+    t = pool_summary(book, scored, valuation_date="2026-06-30")
+    o = t["overview"].iloc[0]
+    assert (o["patents"], o["scored_patents"], o["unscored_patents"], o["borrowers"]) == (7, 6, 1, 4)  # 戊公司 has no score
+    assert o["total_value_rmb"] == 8e6 and o["median_value_rmb"] == 750_000
+    b = t["top_borrowers"]
+    assert b["borrower"].tolist()[:2] == ["甲公司", "乙公司"] and b["share_of_value"].iloc[0] == pytest.approx(0.75)
+    assert o["top5_borrower_share"] == pytest.approx(1.0)
+    types = t["by_patent_type"].set_index("patent_type")
+    assert types.loc["invention", "value_rmb"] == 6.2e6 and types.loc["utility_model", "patents"] == 2
+    assert t["top_industries"]["industry"].iloc[0] == "Electrical engineering"
+    assert t["top_industries"]["share_of_value"].iloc[0] == pytest.approx(6.3e6 / 8e6)  # H04L and G06F
+    bands = t["value_bands"].set_index("value_band")["patents"]
+    assert bands.to_dict() == {"<50万": 2, "50-100万": 1, "100-500万": 3, "500-1000万": 0, "≥1000万": 0}
+    assert t["grades"]["patents"].sum() == 6
+
+
+def test_missing_value_column_is_a_clear_error(book, scored):
+    with pytest.raises(ValueError, match=r"no column 'value_p90_rmb'. Fix: pass value_column="):
+        pool_summary(book, scored, value_column="value_p90_rmb", valuation_date="2026-06-30")
+
+
+def test_alerts_of_each_kind(book, scored):
+    previous = scored.assign(value_p50_rmb=[4e6, 4e6, 1e6, 5e5, 3e5, 2e5])
+    a = monitoring_alerts(book, as_of="2026-06-30", scored=scored, previous=previous, fee_due_days=60, value_drop=0.2)
+    got = sorted(zip(a["patent_id"], a["alert"]))
+    assert got == sorted([
+        ("CN2", "fee_due"),            # paid to 2026-07-20: due in 20 days
+        ("CN2", "value_drop"),         # 4M -> 2M
+        ("CN3", "fee_overdue"),        # paid only to 2026-03-01, within the 183-day grace: still in force
+        ("CN4", "status"),             # lapsed
+        ("CN6", "status"),             # filed 2005: term over in 2025
+    ])
+    assert a.set_index(["patent_id", "alert"]).loc[("CN2", "value_drop"), "detail"] == "value 4,000,000 -> 2,000,000 RMB (-50%)"
+
+
+def test_life_ending_before_the_loan_is_flagged(book):
+    b = book.copy()
+    b.loc[b["patent_id"] == "CN7", "loan_end_date"] = "2038-06-01"  # CN7 expires 2038-01-01
+    a = monitoring_alerts(b, as_of="2026-06-30")
+    assert ("CN7", "life_before_loan_end") in set(zip(a["patent_id"], a["alert"]))

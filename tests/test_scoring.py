@@ -1,0 +1,141 @@
+"""Batch scoring: nothing lost, resumable, deterministic, explained; Spark gives the same values."""
+
+import os
+import shutil
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+
+from ipvalue import scoring
+from ipvalue.demo import make_demo_portfolio
+from ipvalue.scoring import score_file
+
+pytestmark = pytest.mark.filterwarnings("ignore")
+MODEL = "models:/ipvalue-value@champion"
+
+
+@pytest.fixture(scope="module")
+def book(tmp_path_factory):
+    """A synthetic book of 1,200 patents as a GBK-encoded CSV with Chinese-export problems in 3 rows."""
+    folder = tmp_path_factory.mktemp("book")
+    patents = make_demo_portfolio(1200, seed=21).patents.drop(columns=["appraised_value_rmb"])
+    patents.loc[5, "claims_total"] = -3
+    patents.loc[640, "patent_type"] = "plant"
+    patents.loc[1100, "grant_date"] = "1999-01-01"
+    path = folder / "book.csv"
+    patents.to_csv(path, index=False, encoding="gbk")
+    return path, patents
+
+
+def run(book, registry, tmp_path, name="scored.parquet", **kw):
+    _, uri, _ = registry
+    return score_file(book[0], model_uri=MODEL, out=tmp_path / name, tracking_uri=uri, chunk_size=kw.pop("chunk_size", 250), **kw)
+
+
+def test_every_row_is_scored_or_quarantined_with_its_reason(book, registry, tmp_path):
+    s = run(book, registry, tmp_path)
+    assert (s.rows_in, s.rows_scored, s.rows_quarantined, s.chunks) == (1200, 1197, 3, 5)
+    scored = pd.read_parquet(s.output)
+    q = pd.read_parquet(s.quarantine)
+    assert sorted(scored["row"].tolist() + q["row"].tolist()) == list(range(1, 1201))
+    assert q["row"].tolist() == [6, 641, 1101]
+    assert q["reasons"].tolist() == ["claims_total: below the minimum 0", "patent_type: unknown value", "grant_date: grant date is before the filing date"]
+    assert scored["patent_id"].tolist() == book[1].drop(index=[5, 640, 1100])["patent_id"].tolist()
+    assert (scored["value_p10_rmb"] <= scored["value_p90_rmb"]).all()
+    meta = pq.read_schema(s.output).metadata
+    assert meta[b"ipvalue.model_uri"] == MODEL.encode() and meta[b"ipvalue.model_version"] == b"1"
+    assert meta[b"ipvalue.run_id"] and len(meta[b"ipvalue.feature_spec_hash"]) == 16
+    assert not (tmp_path / "scored.parquet.parts").exists()
+
+
+def test_same_input_and_model_give_byte_identical_output(book, registry, tmp_path):
+    a = run(book, registry, tmp_path, "a.parquet")
+    b = run(book, registry, tmp_path, "b.parquet")
+    assert open(a.output, "rb").read() == open(b.output, "rb").read()
+
+
+def test_a_killed_run_resumes_and_gives_the_uninterrupted_output(book, registry, tmp_path, monkeypatch):
+    reference = run(book, registry, tmp_path, "reference.parquet")
+    real = scoring._score_chunk
+    calls = {"n": 0}
+
+    def crash_on_third(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt("killed")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(scoring, "_score_chunk", crash_on_third)
+    with pytest.raises(KeyboardInterrupt):
+        run(book, registry, tmp_path, "resumed.parquet")
+    assert not (tmp_path / "resumed.parquet").exists()  # nothing half-written at the target
+    assert sorted(p.name for p in (tmp_path / "resumed.parquet.parts").glob("done-*")) == ["done-00000.json", "done-00001.json"]
+    monkeypatch.setattr(scoring, "_score_chunk", real)
+    resumed = run(book, registry, tmp_path, "resumed.parquet")
+    assert resumed.chunks_resumed == 2
+    assert open(resumed.output, "rb").read() == open(reference.output, "rb").read()
+
+
+def test_a_changed_option_discards_the_stale_work_folder(book, registry, tmp_path):
+    parts = tmp_path / "x.parquet.parts"
+    parts.mkdir()
+    (parts / "manifest.json").write_text('{"chunk_size": 1}')
+    (parts / "done-00000.json").write_text('{"in": 999, "scored": 999, "quarantined": 0}')
+    s = run(book, registry, tmp_path, "x.parquet")
+    assert s.chunks_resumed == 0 and s.rows_in == 1200
+
+
+def test_explanation_options(book, registry, tmp_path):
+    none = pd.read_parquet(run(book, registry, tmp_path, "none.parquet", explain="none").output)
+    top = pd.read_parquet(run(book, registry, tmp_path, "top.parquet", explain="top3").output)
+    full = pd.read_parquet(run(book, registry, tmp_path, "all.parquet").output)
+    assert not [c for c in none.columns if c.startswith(("shap_", "driver_"))]
+    assert [c for c in top.columns if c.startswith("driver_")] == ["driver_1", "driver_1_shap", "driver_2", "driver_2_shap", "driver_3", "driver_3_shap"]
+    pd.testing.assert_series_equal(none["value_p50_rmb"], full["value_p50_rmb"])
+    shap = full.filter(like="shap_").drop(columns=["shap_expected_value"])
+    biggest = shap.abs().idxmax(axis=1).str.removeprefix("shap_")
+    assert (biggest == top["driver_1"]).all()
+
+
+def test_bad_options_are_refused(book, registry, tmp_path):
+    with pytest.raises(ValueError, match=r"The 'explain' option must be one of \['all', 'top3', 'none'\]. Got 'some'"):
+        run(book, registry, tmp_path, explain="some")
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        score_file(tmp_path / "none.csv", model_uri=MODEL, out=tmp_path / "o.parquet", tracking_uri=registry[1])
+
+
+def _spark_or_skip():
+    try:
+        import pyspark  # noqa: F401
+    except ImportError:
+        pyspark = None
+    if pyspark is None or not shutil.which("java"):
+        message = "Spark engine check skipped: needs Java and the spark extra (pip install 'ipvalue[spark]')"
+        if os.environ.get("IPVALUE_REQUIRE_SPARK"):
+            pytest.fail(message)
+        pytest.skip(message)
+
+
+def test_spark_engine_gives_the_same_values_as_the_local_engine(book, registry, tmp_path):
+    _spark_or_skip()
+    from ipvalue.scoring import score_spark, spark_session
+
+    _, uri, _ = registry
+    source = tmp_path / "book.parquet"  # one row group: the engine must repartition to use both cores
+    pd.read_csv(book[0], dtype=str, encoding="gbk").to_parquet(source, index=False, row_group_size=100_000)
+    local = score_file(source, model_uri=MODEL, out=tmp_path / "local.parquet", tracking_uri=uri, explain="top3")
+    spark = spark_session()
+    try:
+        s = score_spark(source, model_uri=MODEL, out=tmp_path / "spark_out", tracking_uri=uri, explain="top3", spark=spark, partitions=4)
+        got = spark.read.parquet(s.output).toPandas().sort_values("row").reset_index(drop=True)
+        q = spark.read.parquet(s.quarantine).toPandas().sort_values("row")
+    finally:
+        spark.stop()
+    want = pd.read_parquet(local.output).sort_values("row").reset_index(drop=True)
+    assert (s.rows_in, s.rows_scored, s.rows_quarantined) == (local.rows_in, local.rows_scored, local.rows_quarantined)
+    assert q["row"].tolist() == pd.read_parquet(local.quarantine)["row"].tolist()
+    assert got["row"].tolist() == want["row"].tolist() and got["patent_id"].tolist() == want["patent_id"].tolist()
+    np.testing.assert_allclose(got["value_p50_rmb"].to_numpy(float), want["value_p50_rmb"].to_numpy(float), rtol=1e-12)
+    assert got["driver_1"].tolist() == want["driver_1"].tolist()
