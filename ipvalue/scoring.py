@@ -137,7 +137,6 @@ def iter_chunks(path: str | Path, chunk_size: int = DEFAULT_CHUNK_SIZE, *, encod
 
 def _score_chunk(raw: pd.DataFrame, offset: int, mapping, model: ModelInfo, explain: str) -> tuple[pd.DataFrame, pd.DataFrame]:
     from ipvalue.frame import validate_patent_frame
-    from ipvalue.tracking import raw_records
 
     mapped, _ = mapping.apply(raw.reset_index(drop=True), source="input chunk")
     result = validate_patent_frame(mapped, source="input chunk")
@@ -147,11 +146,13 @@ def _score_chunk(raw: pd.DataFrame, offset: int, mapping, model: ModelInfo, expl
     quarantine.insert(1, "reasons", result.quarantine["reasons"].to_numpy())
     valid = result.valid
     if len(valid):
-        passthrough = model.pyfunc.unwrap_python_model().model.features_.spec_.passthrough
+        # The chunk is validated already: score the typed frame with the loaded pyfunc's model
+        # (its predict would turn it back into text and validate it again).
+        inner = model.pyfunc.unwrap_python_model().model
         source = raw.reset_index(drop=True)  # pass-through columns are not in the header mapping
-        extra = {c: pd.to_numeric(source.loc[valid.index, c], errors="coerce") for c in passthrough if c in source}
-        records = raw_records(valid.assign(**extra), extra_columns=passthrough)
-        scored = model.pyfunc.predict(records, params={"explain": explain})
+        extra = {c: pd.to_numeric(source.loc[valid.index, c], errors="coerce") if c in source else np.nan for c in inner.features_.spec_.passthrough}
+        frame = valid.assign(**extra)
+        scored = pd.concat([frame[["patent_id"]], inner.score_frame(frame, explain=explain)], axis=1).reset_index(drop=True)
         scored.insert(0, "row", rows[valid.index])
     else:
         scored = pd.DataFrame({"row": pd.Series(dtype="int64")})

@@ -1,0 +1,116 @@
+"""End-to-end batch scoring speed and memory, against the bare LightGBM reference.
+
+    .venv/bin/python -m benchmarks.scoring                       # 100k and 1M patents
+    .venv/bin/python -m benchmarks.scoring --sizes 100000 --spark
+
+A value model (value-v1 features, 400 trees × 15 leaves) is trained on the synthetic portfolio and
+registered in a temporary MLflow store. For each size, in a fresh process: ``score_file`` on a
+Parquet book (load, validate, features, model, SHAP, write), with explanations off (``none``),
+top-3 drivers and all features (the SHAP runs only up to --shap-max rows: TreeSHAP costs grow with
+trees × leaves × depth), then the bare LightGBM ``predict`` and ``pred_contrib`` on the prebuilt
+feature matrix as the reference. Peak memory is each process's maximum resident set.
+Targets (issue 7): end to end at least half the bare rows/s; without SHAP, 1M in < 2 min and < 4 GB.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+from benchmarks._common import CACHE, demo_parquet, peak_rss_mb, run_isolated
+
+
+def train(store: Path) -> str:
+    import yaml
+
+    from ipvalue.models.experiment import run_experiment
+
+    spec = yaml.safe_load(open("experiments/value-demo.yaml", encoding="utf-8"))
+    spec.update(name="bench-value", registered_model="bench-value")
+    spec["split"]["k"] = 2
+    spec["gates"] = {"spearman_min": 0.0, "coverage_min": 0.0, "must_beat": []}
+    path = store / "bench.yaml"
+    path.write_text(yaml.safe_dump(spec), encoding="utf-8")
+    uri = f"sqlite:///{store / 'mlflow.db'}"
+    run_experiment(path, tracking_uri=uri)
+    return uri
+
+
+def measure(n: int, uri: str, explain: str) -> dict:
+    from ipvalue.scoring import score_file
+
+    warnings.simplefilter("ignore")
+    source = demo_parquet(n)
+    out = CACHE / f"scored-{n}-{explain}.parquet"
+    t0 = time.perf_counter()
+    s = score_file(source, model_uri="models:/bench-value@champion", out=out, tracking_uri=uri, explain=explain, progress=False)
+    seconds = time.perf_counter() - t0
+    return {"patents": n, "explain": explain, "seconds": round(seconds, 1), "rows_per_s": round(n / seconds), "peak_mb": round(peak_rss_mb()),
+            "rows_in": s.rows_in, "scored": s.rows_scored, "quarantined": s.rows_quarantined}
+
+
+def reference(n: int, uri: str) -> dict:
+    import mlflow
+    import pandas as pd
+
+    warnings.simplefilter("ignore")
+    mlflow.set_tracking_uri(uri)
+    model = mlflow.pyfunc.load_model("models:/bench-value@champion").unwrap_python_model().model
+    matrix = model.features_.transform(pd.read_parquet(demo_parquet(n)))
+    t0 = time.perf_counter()
+    model.booster_.predict(matrix)
+    t1 = time.perf_counter()
+    rows = min(n, 20_000)
+    model.booster_.predict(matrix.iloc[:rows], pred_contrib=True)
+    t2 = time.perf_counter()
+    return {"patents": n, "predict_rows_per_s": round(n / (t1 - t0)), "pred_contrib_rows_per_s": round(rows / (t2 - t1)), "peak_mb": round(peak_rss_mb())}
+
+
+def spark(n: int, uri: str) -> dict:
+    from ipvalue.scoring import score_spark, spark_session
+
+    warnings.simplefilter("ignore")
+    session = spark_session()
+    t0 = time.perf_counter()
+    s = score_spark(demo_parquet(n), model_uri="models:/bench-value@champion", out=CACHE / f"spark-{n}", tracking_uri=uri, explain="none", spark=session)
+    seconds = time.perf_counter() - t0
+    session.stop()
+    return {"patents": n, "seconds": round(seconds, 1), "rows_per_s": round(n / seconds), "partitions": s.chunks, "driver_peak_mb": round(peak_rss_mb())}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
+    parser.add_argument("--shap-max", type=int, default=100_000, help="largest size for the SHAP runs")
+    parser.add_argument("--spark", action="store_true", help="also time the Spark engine (local mode)")
+    parser.add_argument("--one", nargs=3, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.one:
+        kind, n, uri = args.one[0], int(args.one[1]), args.one[2]
+        result = reference(n, uri) if kind == "reference" else spark(n, uri) if kind == "spark" else measure(n, uri, kind)
+        print(json.dumps(result))
+        return
+    store = Path(tempfile.mkdtemp(prefix="ipvalue-bench-"))
+    uri = train(store)
+    print(f"{'patents':>10} {'run':>22} {'seconds':>8} {'rows/s':>9} {'peak MB':>8}")
+    for n in args.sizes:
+        demo_parquet(n)
+        ref = run_isolated("benchmarks.scoring", "--one", "reference", str(n), uri)
+        print(f"{n:>10,} {'bare predict':>22} {'':>8} {ref['predict_rows_per_s']:>9,} {ref['peak_mb']:>8,}")
+        print(f"{n:>10,} {'bare pred_contrib':>22} {'':>8} {ref['pred_contrib_rows_per_s']:>9,}")
+        for explain in ("none", "top3", "all"):
+            if explain != "none" and n > args.shap_max:
+                continue
+            r = run_isolated("benchmarks.scoring", "--one", explain, str(n), uri)
+            print(f"{n:>10,} {'end to end, explain=' + explain:>22} {r['seconds']:>8} {r['rows_per_s']:>9,} {r['peak_mb']:>8,}")
+        if args.spark:
+            r = run_isolated("benchmarks.scoring", "--one", "spark", str(n), uri)
+            print(f"{n:>10,} {'spark local[2], none':>22} {r['seconds']:>8} {r['rows_per_s']:>9,} {r['driver_peak_mb']:>8,}")
+
+
+if __name__ == "__main__":
+    main()
