@@ -107,3 +107,13 @@ def explanation_columns(contributions: pd.DataFrame, mode: str = "all") -> pd.Da
         out[f"driver_{k + 1}"] = names[:, k]
         out[f"driver_{k + 1}_shap"] = picked[:, k]
     return pd.DataFrame(out, index=contributions.index)
+
+
+def feature_columns(matrix: pd.DataFrame) -> pd.DataFrame:
+    """The model's features as output columns ``feature_<name>`` (categories as text): scored
+    batches carry them so that stability monitoring can compare them with the training population."""
+    out = matrix.copy()
+    for c in out.columns:
+        if isinstance(out[c].dtype, pd.CategoricalDtype):
+            out[c] = out[c].astype(object)
+    return out.add_prefix("feature_")

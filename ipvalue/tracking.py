@@ -168,10 +168,17 @@ def register_and_alias(model_uri: str, name: str, *, gates_passed: bool, descrip
     client = MlflowClient()
     if description:
         client.update_model_version(name, version.version, description=description)
+    from ipvalue.governance import record_alias_move
+
     try:
         client.get_model_version_by_alias(name, "champion")
         alias = "challenger"
     except mlflow.exceptions.MlflowException:
         alias = "champion"
+    try:
+        previous = str(client.get_model_version_by_alias(name, alias).version)
+    except mlflow.exceptions.MlflowException:
+        previous = None
     client.set_registered_model_alias(name, alias, version.version)
+    record_alias_move(name, alias, str(version.version), by="ipvalue train", reason="experiment gates passed", previous=previous)
     return {"registered": True, "version": int(version.version), "alias": alias}

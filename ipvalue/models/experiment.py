@@ -264,6 +264,10 @@ def run_experiment(path: str | Path, *, tracking_uri: str | None = None, data_di
         with tempfile.TemporaryDirectory() as tmp:
             tmp = Path(tmp)
             files = []
+            # The training population in the scoring output's form: the reference for PSI / CSI.
+            reference = model.score_frame(model.features_._as_frame(trained.train), explain="none")
+            reference.to_parquet(tmp / "reference.parquet", index=False)
+            files.append(tmp / "reference.parquet")
             for name, table in trained.tables.items():
                 table.to_csv(tmp / f"{name}.csv", index=False)
                 files.append(tmp / f"{name}.csv")

@@ -113,15 +113,17 @@ class ValueRegressor(BaseEstimator):
         return pd.DataFrame({f"p{lo}": np.exp(mid - q), "p50": np.exp(mid), f"p{hi}": np.exp(mid + q)}, index=index)
 
     def score_frame(self, frame: pd.DataFrame, *, explain: str = "all") -> pd.DataFrame:
-        """Per patent: the interval in RMB (``value_p10_rmb`` ...) and the explanation columns
-        (SHAP in log value; see :func:`ipvalue.explain.explanation_columns`)."""
-        from ipvalue.explain import explanation_columns
+        """Per patent: the interval in RMB (``value_p10_rmb`` ...), the features
+        (``feature_<name>``, for stability monitoring) and the explanation columns (SHAP in log
+        value; see :func:`ipvalue.explain.explanation_columns`)."""
+        from ipvalue.explain import explanation_columns, feature_columns
 
         matrix = self.features_.transform(frame)  # built once for the interval and the explanation
         interval = self._interval(self.booster_.predict(matrix), frame.index).add_prefix("value_").add_suffix("_rmb")
-        if explain == "none":
-            return interval
-        return pd.concat([interval, explanation_columns(self._contributions(matrix), explain)], axis=1)
+        parts = [interval, feature_columns(matrix)]
+        if explain != "none":
+            parts.append(explanation_columns(self._contributions(matrix), explain))
+        return pd.concat(parts, axis=1)
 
     def monotonicity_violations(self, X: pd.DataFrame, *, step: float = 0.25) -> pd.Series:
         """For each constrained feature, the number of patents whose prediction moves against the
