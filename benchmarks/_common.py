@@ -19,7 +19,8 @@ def demo_parquet(n: int, seed: int = 0) -> Path:
     path = CACHE / f"demo-{n}-{seed}.parquet"
     if not path.exists():
         CACHE.mkdir(parents=True, exist_ok=True)
-        make_demo_portfolio(n, seed).patents.to_parquet(path, index=False)
+        # microsecond timestamps: Spark cannot read Parquet's nanosecond ones
+        make_demo_portfolio(n, seed).patents.to_parquet(path, index=False, coerce_timestamps="us", allow_truncated_timestamps=True)
     return path
 
 

@@ -333,8 +333,16 @@ def score_spark(
     quarantine_out = Path(quarantine_out) if quarantine_out else out.with_name(out.stem + ".quarantine")
     model = load_model_info(model_uri, tracking_uri=tracking_uri)
     spark = spark or spark_session()
-    reader = spark.read.option("header", True) if input_path.suffix.lower() == ".csv" else spark.read
-    df = reader.parquet(str(input_path)) if input_path.suffix.lower() != ".csv" else reader.csv(str(input_path))
+    try:
+        df = spark.read.option("header", True).csv(str(input_path)) if input_path.suffix.lower() == ".csv" else spark.read.parquet(str(input_path))
+        df.schema  # noqa: B018 - forces the footer read, where type errors surface
+    except Exception as exc:  # pyspark's AnalysisException
+        if "PARQUET_TYPE_ILLEGAL" in str(exc) and "NANOS" in str(exc):
+            raise ValueError(
+                f"Spark cannot read the nanosecond timestamps in {input_path}. Fix: write dates as text or as microsecond "
+                "timestamps (pandas: to_parquet(..., coerce_timestamps='us', allow_truncated_timestamps=True))."
+            ) from exc
+        raise
     passthrough = model.pyfunc.unwrap_python_model().model.features_.spec_.passthrough
     numeric = {c for c, spec in COLUMN_BY_NAME.items() if spec.kind in ("count", "float")} | set(passthrough)
     cols = [c for c in df.columns if c in COLUMN_BY_NAME or c in passthrough]
