@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import os
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pandas as pd
@@ -16,8 +18,9 @@ from ipvalue.scorecard import IndicatorScorecard
 
 logger = logging.getLogger(__name__)
 
-#: Patents × draws per Monte Carlo block: bounds memory (about 8 arrays of this many floats).
-MC_BLOCK_CELLS = 4_000_000
+#: Patents × draws per Monte Carlo block: bounds memory (about 8 arrays of this many floats per
+#: thread); 1M cells measured fastest on the 2-core reference machine (benchmarks/income.py).
+MC_BLOCK_CELLS = 1_000_000
 
 
 class IncomeApproachValuer(BaseEstimator):
@@ -197,7 +200,8 @@ class IncomeApproachValuer(BaseEstimator):
         cols = {c: inputs[c].to_numpy(dtype=float) for c in ("sharing_low", "sharing_high", "sharing_position", "decay_per_year", "discount_rate", "growth", "economic_life_years", "remaining_life_years")}
         base = inputs["revenue_base_rmb"].fillna(0).to_numpy(dtype=float)
         scheduled = inputs["income_source"].eq("schedule").to_numpy()
-        for start in range(0, n, block):
+
+        def run_block(start: int) -> None:
             sl = slice(start, min(n, start + block))
             c = {k: v[sl, None] for k, v in cols.items()}
             pos = np.minimum(np.maximum(c["sharing_position"] + sd["sharing_position_sd"] * z[0], 0.0), 1.0)
@@ -213,6 +217,10 @@ class IncomeApproachValuer(BaseEstimator):
                     a.tax_rate, a.mid_year, growth_shift=growth_shock,
                 )
             out[sl] = values if quantiles is None else np.quantile(values, quantiles, axis=1).T
+
+        # Blocks are independent and NumPy releases the GIL on large arrays: use every core.
+        with ThreadPoolExecutor(max_workers=min(os.cpu_count() or 1, 8)) as pool:
+            list(pool.map(run_block, range(0, n, block)))
         return out
 
     def predict_interval(self, X: pd.DataFrame, *, quantiles=(0.05, 0.5, 0.95), schedule=None, n_draws: int | None = None) -> pd.DataFrame:
