@@ -280,16 +280,6 @@ def _experiment_of(run_id: str) -> dict:
     return load_experiment(mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=names[0]))
 
 
-def _bootstrap(metric, y, p, *, n=300, seed=0) -> tuple[float, float]:
-    rng = np.random.default_rng(seed)
-    stats = []
-    for _ in range(n):
-        i = rng.integers(0, len(y), len(y))
-        if len(np.unique(y[i])) > 1:
-            stats.append(metric(y[i], p[i]))
-    return float(np.percentile(stats, 2.5)), float(np.percentile(stats, 97.5))
-
-
 def validation_report(model_uri: str, *, data_dir=None) -> ModelCard:
     """The validator's report for a registered renewal model, recomputed from its experiment
     (same data, split and seeds: running it twice gives the same numbers)."""
@@ -298,7 +288,7 @@ def validation_report(model_uri: str, *, data_dir=None) -> ModelCard:
     from sklearn.metrics import roc_auc_score
 
     from ipvalue.models.experiment import _load_data
-    from ipvalue.models.metrics import expected_calibration_error, reliability_table
+    from ipvalue.models.metrics import bootstrap_interval, expected_calibration_error, reliability_table
 
     client = MlflowClient()
     name, version = parse_model_uri(model_uri)
@@ -319,8 +309,8 @@ def validation_report(model_uri: str, *, data_dir=None) -> ModelCard:
     scores = model.score_frame(model.features_._as_frame(test), explain="none")
     p = scores[f"p_fee_{stage}"].to_numpy()
     auc = roc_auc_score(y, p)
-    lo, hi = _bootstrap(roc_auc_score, y, p)
-    elo, ehi = _bootstrap(expected_calibration_error, y, p)
+    lo, hi = bootstrap_interval(roc_auc_score, y, p, n=300)
+    elo, ehi = bootstrap_interval(expected_calibration_error, y, p, n=300)
     report = ModelCard(f"Validation report: {name} version {version}")
     report.add("Scope", f"Out-of-time test set: grants after {spec['split']['train_until']} ({len(test):,} patents whose fee {stage} is observed). "
                         f"Outcome: fee {stage} paid. Bootstrap: 300 resamples, seed 0.")

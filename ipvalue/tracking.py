@@ -121,8 +121,8 @@ def log_patent_model(model, example: pd.DataFrame, *, name: str = "model"):
     """Log a fitted ipvalue model (RenewalModel, ValueRegressor) as a pyfunc that takes raw
     records, in the active run.
 
-    The ipvalue package travels with the model (``code_paths``), so a scorer needs only MLflow
-    and the pinned requirements, not this repository.
+    The model's requirements pin ipvalue and its stack: a scorer needs ``pip install ipvalue`` and
+    the model URI, not this repository (the feature spec and reference tables are in the model).
     """
     import mlflow
     from mlflow.models import ModelSignature
@@ -136,13 +136,12 @@ def log_patent_model(model, example: pd.DataFrame, *, name: str = "model"):
         outputs=_infer_schema(output),
         params=ParamSchema([ParamSpec("explain", "string", "all")]),
     )
-    requirements = [f"{pkg}=={_version(pkg)}" for pkg in ("mlflow", "lightgbm", "pandas", "numpy", "scikit-learn", "pyarrow", "pyyaml", "scipy")]
+    requirements = [f"{pkg}=={_version(pkg)}" for pkg in ("ipvalue", "mlflow", "lightgbm", "pandas", "numpy", "scikit-learn", "pyarrow", "pyyaml", "scipy")]
     return mlflow.pyfunc.log_model(
         name=name,
         python_model=python_model,
         signature=signature,
         input_example=example,
-        code_paths=[str(Path(__file__).resolve().parent)],
         pip_requirements=requirements,
     )
 

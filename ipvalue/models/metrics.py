@@ -26,13 +26,19 @@ def binary_metrics(y_true, p) -> dict:
     return {"auc": float(roc_auc_score(y_true, p)), "brier": float(brier_score_loss(y_true, p)), "ece": expected_calibration_error(y_true, p)}
 
 
-def bootstrap_auc(y_true, score, *, n: int = 500, seed: int = 0) -> tuple[float, float]:
-    """95 % bootstrap interval of the AUC (resampling patents)."""
+def bootstrap_interval(metric, y_true, score, *, n: int = 500, seed: int = 0) -> tuple[float, float]:
+    """95 % bootstrap interval of ``metric(y, score)``, resampling patents (seeded: reproducible).
+    Resamples with a single outcome class are skipped."""
     rng = np.random.default_rng(seed)
     y, s = np.asarray(y_true), np.asarray(score)
     stats = []
     for _ in range(n):
         i = rng.integers(0, len(y), len(y))
         if y[i].min() != y[i].max():
-            stats.append(roc_auc_score(y[i], s[i]))
+            stats.append(metric(y[i], s[i]))
     return float(np.percentile(stats, 2.5)), float(np.percentile(stats, 97.5))
+
+
+def bootstrap_auc(y_true, score, *, n: int = 500, seed: int = 0) -> tuple[float, float]:
+    """95 % bootstrap interval of the AUC."""
+    return bootstrap_interval(roc_auc_score, y_true, score, n=n, seed=seed)
