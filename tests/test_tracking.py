@@ -44,7 +44,7 @@ def test_renewal_experiment_logs_registers_and_serves_raw_records(registry, univ
     assert run.data.tags["gates_passed"] == "True" and len(run.data.tags["training_data_hash"]) == 16
     assert run.data.metrics["oot_auc"] > run.data.metrics["baseline_claims_only_auc"]
     artifacts = {a.path for a in mlflow.MlflowClient().list_artifacts(result.run_id)}
-    assert {"calibration.png", "shap_importance.png", "feature_spec.yaml", "gates.yaml", "renewal-us-university.yaml"} <= artifacts
+    assert {"calibration.png", "shap_importance.png", "feature_spec.yaml", "fee_schedule.yaml", "gates.yaml", "reference.parquet", "renewal-us-university.yaml"} <= artifacts
     assert (folder / "artifacts").is_dir()  # artifacts beside the sqlite store, not in ./mlruns
 
     model = mlflow.pyfunc.load_model("models:/ipvalue-renewal@champion")

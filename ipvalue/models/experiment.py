@@ -275,6 +275,9 @@ def run_experiment(path: str | Path, *, tracking_uri: str | None = None, data_di
             (tmp / "gates.yaml").write_text(yaml.safe_dump({k: bool(v) for k, v in trained.gates.items()}, allow_unicode=True), encoding="utf-8")
             (tmp / "feature_spec.yaml").write_text(yaml.safe_dump(model.features_.spec_.raw, allow_unicode=True, sort_keys=False), encoding="utf-8")
             files += [tmp / "shap_importance.csv", tmp / "gates.yaml", tmp / "feature_spec.yaml", *_plots(tmp, trained.plot_xy, trained.shap, kind)]
+            if kind == "renewal":  # the assumption set of a renewal model: its fee schedule
+                (tmp / "fee_schedule.yaml").write_text(yaml.safe_dump(vars(model.schedule_) | {"due_years": list(model.schedule_.due_years)}), encoding="utf-8")
+                files.append(tmp / "fee_schedule.yaml")
             for f in files:
                 mlflow.log_artifact(str(f))
             mlflow.log_artifact(spec["_path"])
