@@ -273,11 +273,10 @@ def _experiment_of(run_id: str) -> dict:
 
     from ipvalue.models.experiment import load_experiment
 
-    client = mlflow.MlflowClient()
-    names = [a.path for a in client.list_artifacts(run_id) if a.path.endswith(".yaml") and a.path not in ("gates.yaml", "feature_spec.yaml")]
-    if not names:
-        raise SpecError(f"Run {run_id} has no experiment file among its artifacts; it was not trained by ipvalue train.")
-    return load_experiment(mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=names[0]))
+    name = mlflow.MlflowClient().get_run(run_id).data.tags.get("ipvalue.experiment_file")
+    if not name:
+        raise SpecError(f"Run {run_id} has no 'ipvalue.experiment_file' tag: it was not trained by ipvalue train.")
+    return load_experiment(mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=name))
 
 
 def validation_report(model_uri: str, *, data_dir=None) -> ModelCard:

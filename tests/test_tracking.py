@@ -42,6 +42,7 @@ def test_renewal_experiment_logs_registers_and_serves_raw_records(registry, univ
     assert result.gates_passed and result.registration == {"registered": True, "version": 1, "alias": "champion"}
     run = mlflow.get_run(result.run_id)
     assert run.data.tags["gates_passed"] == "True" and len(run.data.tags["training_data_hash"]) == 16
+    assert run.data.tags["ipvalue.experiment_file"] == "renewal-us-university.yaml"
     assert run.data.metrics["oot_auc"] > run.data.metrics["baseline_claims_only_auc"]
     artifacts = {a.path for a in mlflow.MlflowClient().list_artifacts(result.run_id)}
     assert {"calibration.png", "shap_importance.png", "feature_spec.yaml", "fee_schedule.yaml", "gates.yaml", "reference.parquet", "renewal-us-university.yaml"} <= artifacts

@@ -259,7 +259,7 @@ def run_experiment(path: str | Path, *, tracking_uri: str | None = None, data_di
         mlflow.log_metrics(trained.metrics)
         mlflow.set_tags({
             "git_commit": git_commit(), "training_data_hash": frame_hash(trained.train), "feature_spec_hash": model.features_.spec_.hash,
-            "gates_passed": str(passed), "ipvalue.kind": kind, **trained.tags,
+            "gates_passed": str(passed), "ipvalue.kind": kind, "ipvalue.experiment_file": Path(spec["_path"]).name, **trained.tags,
         })
         with tempfile.TemporaryDirectory() as tmp:
             tmp = Path(tmp)
