@@ -287,8 +287,9 @@ def run_demo(out_dir: str | Path = "demo-output", *, n: int = 400, seed: int = 0
             patents = patents.assign(economic_life_years=renewal.unwrap_python_model().model.expected_remaining_life(patents, valuation_date))
             print(f"\neconomic life from {uri} (US-trained; median {patents['economic_life_years'].median():.1f} years)")
         valuer = IncomeApproachValuer(valuation_date=valuation_date).fit(patents)
-        values = valuer.value(patents)
-        book_p5, book_p95 = np.quantile(valuer.simulate(patents).sum(axis=0), [0.05, 0.95])
+        inputs = valuer.inputs(patents)
+        values = valuer.value(inputs=inputs)
+        book_p5, book_p95 = np.quantile(valuer.simulate(inputs=inputs).sum(axis=0), [0.05, 0.95])
         if models.get("value"):
             value_model, uri = models["value"]
             from ipvalue.tracking import raw_records
@@ -329,9 +330,12 @@ def run_demo(out_dir: str | Path = "demo-output", *, n: int = 400, seed: int = 0
 def write_demo_application(values: pd.DataFrame, demo: DemoPortfolio, out_dir: Path, *, models: dict) -> Path:
     """A SYNTHETIC loan application for the loan of the book most likely to pass the checks: all
     its patents in force with life to spare and fees current; the request is 80 % of an estimated cap."""
+    from ipvalue.valuation import load_pledge_policy
+
     patents = demo.patents.set_index("patent_id")
     v = values.set_index("patent_id").join(patents[["loan_id", "fees_paid_until", "legal_status"]])
-    rates = {"invention": 0.25, "utility_model": 0.15, "design": 0.10}
+    policy, _ = load_pledge_policy("pledge-policy-cn")
+    rates = {ptype: float(rate["value"]) for ptype, rate in policy["pledge_rate"].items()}
     v["cap"] = v["income_value_rmb"] * patents["patent_type"].map(rates)
     ok = (v["legal_status"] == "in_force") & (v["remaining_life_years"] > 5) & (v["fees_paid_until"] > DATA_DATE + pd.Timedelta(days=120))
     loans = v.groupby("loan_id").agg(all_ok=("cap", lambda c: bool(ok[c.index].all())), cap=("cap", "sum"), n=("cap", "size"))

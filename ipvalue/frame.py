@@ -373,7 +373,3 @@ def _empty_column(col: Column, n: int) -> pd.Series:
         return pd.Series("unknown", index=range(n), dtype="str")
     return pd.Series(None, index=range(n), dtype="str")
 
-
-def split_list(s: pd.Series) -> pd.Series:
-    """Split a ';'-separated column into lists (empty list for missing), stripping blanks."""
-    return s.fillna("").astype(str).str.split(LIST_SEPARATOR).map(lambda xs: [x.strip() for x in xs if x.strip()])

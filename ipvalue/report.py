@@ -67,16 +67,9 @@ def render_html(result) -> str:
     """The report as one HTML string (no external files or network)."""
     from jinja2 import Environment, select_autoescape
 
-    from ipvalue.scorecard import IndicatorScorecard
-
     env = Environment(autoescape=select_autoescape(["html", "j2"]))
     template = env.from_string((resources.files("ipvalue") / "templates" / "report.html.j2").read_text(encoding="utf-8"))
-    card = IndicatorScorecard().fit().indicators_.set_index("name")
-    points = result.scorecard_points.stack().rename("points").reset_index()
-    points.columns = ["patent_id", "indicator", "points"]
-    points["max_points"] = points["indicator"].map(card["max_points"])
-    points["label"] = points["indicator"].map(card["label_zh"] + " " + card["label_en"])
-    points = points.sort_values(["patent_id", "points"], ascending=[True, False]).groupby("patent_id").head(5)
+    points = result.scorecard_points.sort_values(["patent_id", "points"], ascending=[True, False]).groupby("patent_id").head(5)
     patents = result.patents.replace({np.nan: None})
 
     def money(x):

@@ -213,7 +213,7 @@ class ValuationResult:
     summary: dict
     risk_sharing: pd.DataFrame
     reasons: pd.DataFrame
-    scorecard_points: pd.DataFrame
+    scorecard_points: pd.DataFrame  # long: patent_id, indicator, points, max_points, label
     sensitivity: pd.DataFrame
     cash_flows: pd.DataFrame
     package_draws: np.ndarray
@@ -308,17 +308,22 @@ def value_application(app: LoanApplication, *, tracking_uri: str | None = None, 
 
         reference = pd.concat([app.reference_book, patents], ignore_index=True) if app.reference_book is not None else patents
         valuer = IncomeApproachValuer(app.assumption_set, valuation_date=vd, data_dir=data_dir).fit(reference.drop_duplicates("patent_id"))
-        income = valuer.value(patents, schedule=app.schedule)
+        inputs = valuer.inputs(patents, schedule=app.schedule)  # features and scorecard, built once
+        income = valuer.value(schedule=app.schedule, inputs=inputs)
         model_income = valuer.predict(patents.assign(economic_life_years=model_life), schedule=app.schedule) if life_overrides else income["income_value_rmb"]
         features = valuer.features_.transform(patents)
-        points = valuer.scorecard_.points(features)
-        sensitivity = valuer.sensitivity(patents, schedule=app.schedule)
-        cash_flows = valuer.cash_flows(patents, schedule=app.schedule)
-        draws = valuer.simulate(patents, schedule=app.schedule).sum(axis=0)
+        sensitivity = valuer.sensitivity(schedule=app.schedule, inputs=inputs)
+        cash_flows = valuer.cash_flows(schedule=app.schedule, inputs=inputs)
+        draws = valuer.simulate(schedule=app.schedule, inputs=inputs).sum(axis=0)
+        card = valuer.scorecard_.indicators_.set_index("name")
+        points = valuer.scorecard_.points(features).set_axis(patents["patent_id"]).stack().rename("points").reset_index()
+        points.columns = ["patent_id", "indicator", "points"]
+        points["max_points"] = points["indicator"].map(card["max_points"])
+        points["label"] = points["indicator"].map(card["label_zh"] + " " + card["label_en"])
 
         rate_overrides = {o.patent_id: o.value for o in app.overrides if o.field == "sharing_rate"}
         if rate_overrides:
-            inputs = valuer.inputs(patents, schedule=app.schedule)
+            inputs = inputs.copy()
             rate = inputs["patent_id"].map(rate_overrides)
             hit = rate.notna()
             inputs.loc[hit, ["sharing_low", "sharing_high"]] = np.column_stack([rate[hit], rate[hit]])
@@ -398,7 +403,7 @@ def value_application(app: LoanApplication, *, tracking_uri: str | None = None, 
     }
     return ValuationResult(
         valuation_id=uuid.uuid4().hex[:12], application=app, patents=out, checks=checks, summary=summary, risk_sharing=sharing,
-        reasons=reasons, scorecard_points=points.set_axis(patents["patent_id"]), sensitivity=sensitivity, cash_flows=cash_flows,
+        reasons=reasons, scorecard_points=points, sensitivity=sensitivity, cash_flows=cash_flows,
         package_draws=draws, overrides=overrides, provenance=provenance,
     )
 

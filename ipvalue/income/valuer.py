@@ -174,6 +174,10 @@ class IncomeApproachValuer(BaseEstimator):
                 )
         return values
 
+    def _inputs_of(self, X, schedule, inputs) -> pd.DataFrame:
+        """``inputs`` when the caller built them already (see :meth:`inputs`), else built from ``X``."""
+        return self.inputs(X, schedule=schedule) if inputs is None else inputs
+
     def predict(self, X: pd.DataFrame, *, schedule: pd.DataFrame | None = None) -> pd.Series:
         """Point value of each patent in RMB (0 for lapsed or expired patents)."""
         inputs = self.inputs(X, schedule=schedule)
@@ -189,7 +193,7 @@ class IncomeApproachValuer(BaseEstimator):
         scenario values, and re-running gives identical numbers.
         """
         a = self.assumptions_
-        inputs = self.inputs(X, schedule=schedule) if inputs is None else inputs
+        inputs = self._inputs_of(X, schedule, inputs)
         sched = self._schedule_matrix(inputs, schedule)
         draws = int(n_draws or a.mc_draws)
         z = np.random.default_rng(a.mc_seed).standard_normal((4, draws))
@@ -229,7 +233,7 @@ class IncomeApproachValuer(BaseEstimator):
         q = self.simulate(inputs=inputs, schedule=schedule, n_draws=n_draws, quantiles=np.asarray(quantiles))
         return pd.DataFrame(q, index=inputs.index, columns=[f"p{round(100 * p):g}" for p in quantiles])
 
-    def sensitivity(self, X: pd.DataFrame, *, schedule=None) -> pd.DataFrame:
+    def sensitivity(self, X: pd.DataFrame | None = None, *, schedule=None, inputs: pd.DataFrame | None = None) -> pd.DataFrame:
         """Tornado table: each assumption moved down and up (by the set's ``sensitivity`` steps).
 
         Returns
@@ -238,7 +242,7 @@ class IncomeApproachValuer(BaseEstimator):
             One row per patent and assumption: ``patent_id, assumption, step, value_low_rmb,
             value_rmb, value_high_rmb, swing_rmb``; sorted by swing within each patent.
         """
-        inputs = self.inputs(X, schedule=schedule)
+        inputs = self._inputs_of(X, schedule, inputs)
         sched = self._schedule_matrix(inputs, schedule)
         base = self._values(inputs, sched)
         rows = []
@@ -252,11 +256,11 @@ class IncomeApproachValuer(BaseEstimator):
         table = pd.concat(rows, ignore_index=True)
         return table.sort_values(["patent_id", "swing_rmb"], ascending=[True, False], kind="stable").reset_index(drop=True)
 
-    def cash_flows(self, X: pd.DataFrame, *, schedule=None) -> pd.DataFrame:
+    def cash_flows(self, X: pd.DataFrame | None = None, *, schedule=None, inputs: pd.DataFrame | None = None) -> pd.DataFrame:
         """Year-by-year cash flows of each patent (for reports): income, sharing rate, weight,
         discount factor and present value; their sum per patent equals :meth:`predict`."""
         a = self.assumptions_
-        inputs = self.inputs(X, schedule=schedule)
+        inputs = self._inputs_of(X, schedule, inputs)
         sched = self._schedule_matrix(inputs, schedule)
         years = int(np.ceil(inputs["income_period_years"].max() or 0))
         t = np.arange(1, years + 1)
@@ -278,9 +282,9 @@ class IncomeApproachValuer(BaseEstimator):
         })
         return long[long["weight"] > 0].reset_index(drop=True)
 
-    def value(self, X: pd.DataFrame, *, schedule=None, quantiles=(0.05, 0.5, 0.95)) -> pd.DataFrame:
+    def value(self, X: pd.DataFrame | None = None, *, schedule=None, quantiles=(0.05, 0.5, 0.95), inputs: pd.DataFrame | None = None) -> pd.DataFrame:
         """Inputs, point value, Monte Carlo quantiles and provenance, one row per patent."""
-        inputs = self.inputs(X, schedule=schedule)
+        inputs = self._inputs_of(X, schedule, inputs)
         out = inputs.copy()
         out["income_value_rmb"] = self._values(inputs, self._schedule_matrix(inputs, schedule))
         q = self.simulate(inputs=inputs, schedule=schedule, quantiles=np.asarray(quantiles))
