@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from ipvalue.exceptions import SpecError
 from ipvalue.features import FeatureSpec, PatentFeatureBuilder, event_counts, infer_applicant_type, normalise_ipc
-from ipvalue.features.cohort import quantile_percentile
+from ipvalue.features.cohort import CohortReference, quantile_percentile
 from ipvalue.frame import validate_patent_frame
 
 YEAR = 365.25
@@ -160,6 +160,34 @@ def test_quantile_percentile_interpolates_and_handles_ties():
     q = np.array([0, 0, 0, 1, 2, 4, 6, 10, 20], dtype=float)  # min p1 p10 p25 p50 p75 p90 p99 max
     pct = quantile_percentile(q, np.array([0.0, 1.0, 3.0, 25.0, -1.0]))
     np.testing.assert_allclose(pct, [0.05, 0.25, 0.625, 1.0, 0.0])
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.data())
+def test_cohort_percentile_is_the_mid_rank_in_the_patents_own_reference(data):
+    """Each patent's percentile is (share of its reference below it) + half (share equal to it), with
+    the reference chosen as documented: its cohort if large enough, else its filing year, else all."""
+    n_fit, n_new = data.draw(st.integers(1, 120)), data.draw(st.integers(1, 60))
+    draw = lambda n, hi: np.array(data.draw(st.lists(st.integers(0, hi), min_size=n, max_size=n)), dtype=float)  # noqa: E731
+    fit = pd.DataFrame({"v": draw(n_fit, 6), "y": draw(n_fit, 2) + 2010, "f": draw(n_fit, 2)})
+    new = pd.DataFrame({"v": draw(n_new, 7), "y": draw(n_new, 3) + 2010, "f": draw(n_new, 3)})
+    fit.loc[fit.index % 7 == 3, "v"] = np.nan
+    new.loc[new.index % 5 == 4, "v"] = np.nan
+    ref = CohortReference(min_size=8).fit(fit["v"], fit["y"], fit["f"])
+    pct, source = ref.transform(new["v"], new["y"], new["f"])
+    known = fit.dropna(subset=["v"])
+    for i, row in new.iterrows():
+        cohort = known[(known.y == row.y) & (known.f == row.f)]["v"]
+        year = known[known.y == row.y]["v"]
+        expected_source, reference = (
+            ("missing", None) if np.isnan(row.v) else ("cohort", cohort) if len(cohort) >= 8 else ("year", year) if len(year) >= 8
+            else ("all", known["v"]) if len(known) else ("missing", None)
+        )
+        assert source[i] == expected_source
+        if reference is None:
+            assert np.isnan(pct[i])
+        else:
+            assert pct[i] == pytest.approx(((reference < row.v).sum() + 0.5 * (reference == row.v).sum()) / len(reference))
 
 
 def test_small_cohorts_use_the_oecd_table(data_dir):

@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from ipvalue.frame import DEAD_STATUSES, LIST_SEPARATOR
 
@@ -50,13 +52,16 @@ def on_unique(s: pd.Series, fn) -> pd.Series | pd.DataFrame:
 
 def first_item(s: pd.Series) -> pd.Series:
     """The first item of ';'-lists (stays a string column even when every cell is missing)."""
-    return s.astype("str").str.replace(r"\s*;.*$", "", regex=True).str.strip().where(s.notna())
+    return s.astype("str").str.replace("(?s);.*", "", regex=True).str.strip().where(s.notna())  # runs in Arrow (RE2)
 
 
 def _explode_list(s: pd.Series) -> pd.Series:
-    """';'-lists → one row per item, indexed by the original row label; blanks dropped."""
-    items = s.dropna().astype(str).str.split(LIST_SEPARATOR).explode().str.strip()
-    return items[items.notna() & (items != "")]
+    """';'-lists → one row per item, indexed by the original row label; blanks dropped (in Arrow)."""
+    lists = pc.split_pattern(pa.array(s.astype("str"), from_pandas=True), LIST_SEPARATOR)
+    items = pc.utf8_trim_whitespace(pc.list_flatten(lists))
+    keep = pc.fill_null(pc.not_equal(items, ""), False)
+    rows = pc.list_parent_indices(lists).filter(keep).to_numpy()
+    return pd.Series(pd.array(items.filter(keep), dtype="str"), index=s.index[rows])
 
 
 # --- claims ----------------------------------------------------------------------------------
@@ -64,7 +69,7 @@ def _explode_list(s: pd.Series) -> pd.Series:
 
 def count_words(text: pd.Series) -> pd.Series:
     """Words in a claim: Latin words and numbers, plus each CJK character (Chinese has no spaces)."""
-    counts = text.astype("str").str.count(r"[A-Za-z0-9]+|[\u4e00-\u9fff]")
+    counts = text.astype("str").str.count("[A-Za-z0-9]+|[\u4e00-\u9fff]")  # real characters, so it runs in Arrow
     return counts.where(text.notna()).astype("float64")
 
 
@@ -283,15 +288,23 @@ def build_industry(frame: pd.DataFrame, ctx: BuildContext) -> pd.DataFrame:
 
 # --- legal and market events -----------------------------------------------------------------
 
+# RE2 syntax (run in Arrow): no look-behind, so "学院 not after 科" is written (?:^|[^科])学院.
 _OWNER_PATTERNS = [
     # A university's own technology-transfer vehicle ("University of X Research Foundation, Inc.")
     # behaves like the university; in Chinese names the legal form (有限公司) decides.
     ("university", r"University|Universit[éäà]|Hochschule|Institute of Technology|Polytechnic"),
     ("company", r"公司|集团|企业|厂$|株式会社|\bCo\b|\bCo\.|Company|\bCorp|\bInc\b|\bInc\.|\bLtd|\bLLC\b|GmbH|\bAG\b|S\.A\.|B\.V\.|Limited|Holdings|Technologies|\bplc\b"),
-    ("university", r"大学|(?<!科)学院|College"),
+    ("university", r"大学|(?:^|[^科])学院|College"),
     ("research_institute", r"研究院|研究所|研究中心|科学院|实验室|Institute|Academy|Laborator|Research Cent|Fraunhofer|CNRS"),
     ("other", r"协会|学会|联合会|委员会|医院|政府|中心$|局$|Association|Society|Foundation|Hospital|Council|Government|Ministry"),
 ]
+_PERSON_PATTERN = "^(?:[\u4e00-\u9fff·]{2,4}|[A-Za-z.'\\-]+(?:,?[ \t]+[A-Za-z.'\\-]+){0,3})$"
+
+
+def _matches(s: pd.Series, pattern: str, *, ignore_case: bool = True) -> np.ndarray:
+    """Regex search of each cell, in Arrow (RE2); missing cells do not match."""
+    hit = pc.match_substring_regex(pa.array(s.astype("str"), from_pandas=True), pattern, ignore_case=ignore_case)
+    return pc.fill_null(hit, False).to_numpy(zero_copy_only=False)
 
 
 def infer_applicant_type(applicants: pd.Series) -> pd.Series:
@@ -306,10 +319,8 @@ def infer_applicant_type(applicants: pd.Series) -> pd.Series:
     first = first_item(applicants)
     out = pd.Series(None, index=applicants.index, dtype=object)
     for label, pattern in _OWNER_PATTERNS:
-        hit = out.isna() & first.str.contains(pattern, case=False, regex=True, na=False)
-        out[hit] = label
-    person = first.str.fullmatch(r"[\u4e00-\u9fff·]{2,4}|[A-Za-z.'\-]+(?:,?\s+[A-Za-z.'\-]+){0,3}", na=False)
-    out[out.isna() & person] = "individual"
+        out[out.isna() & _matches(first, pattern)] = label
+    out[out.isna() & _matches(first, _PERSON_PATTERN, ignore_case=False)] = "individual"
     out[out.isna() & first.notna()] = "other"
     return out
 

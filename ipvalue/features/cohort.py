@@ -17,33 +17,34 @@ QUANTILE_PROBS = np.array([0.0, 0.01, 0.10, 0.25, 0.50, 0.75, 0.90, 0.99, 1.0])
 SOURCES = ("cohort", "oecd", "year", "all", "missing")
 
 
-def midrank(sorted_ref: np.ndarray, x: np.ndarray) -> np.ndarray:
-    """Mid-rank percentile of each ``x`` in the sorted reference."""
-    lo = np.searchsorted(sorted_ref, x, side="left")
-    hi = np.searchsorted(sorted_ref, x, side="right")
-    return (lo + hi) / (2.0 * len(sorted_ref))
-
-
 def quantile_percentile(values: np.ndarray, x: np.ndarray) -> np.ndarray:
     """Percentile of ``x`` from quantile points (``values`` at :data:`QUANTILE_PROBS`).
 
     Linear between distinct points; on a value shared by several points (common with counts:
-    p10 = p25 = 0) the middle of their probabilities, the mid-rank convention.
+    p10 = p25 = 0) the middle of their probabilities, the mid-rank convention. ``values`` is one
+    set of 9 points, or one row of 9 per ``x``.
     """
-    values = np.maximum.accumulate(np.asarray(values, dtype="float64"))
-    lo = np.searchsorted(values, x, side="left")
-    hi = np.searchsorted(values, x, side="right")
+    x = np.asarray(x, dtype="float64")
+    values = np.maximum.accumulate(np.broadcast_to(np.asarray(values, dtype="float64"), (len(x), 9)), axis=1)
+    lo = (values < x[:, None]).sum(axis=1)
+    hi = (values <= x[:, None]).sum(axis=1)
     tie = hi > lo
     p_tie = (QUANTILE_PROBS[np.minimum(lo, 8)] + QUANTILE_PROBS[np.maximum(hi - 1, 0)]) / 2.0
     i = np.clip(lo, 1, 8)
-    x0, x1 = values[i - 1], values[i]
+    x0, x1 = np.take_along_axis(values, (i - 1)[:, None], 1)[:, 0], np.take_along_axis(values, i[:, None], 1)[:, 0]
     p_lin = QUANTILE_PROBS[i - 1] + (QUANTILE_PROBS[i] - QUANTILE_PROBS[i - 1]) * (x - x0) / np.where(x1 > x0, x1 - x0, 1.0)
     out = np.where(tie, p_tie, p_lin)
-    return np.clip(np.where(x < values[0], 0.0, np.where(x > values[-1], 1.0, out)), 0.0, 1.0)
+    return np.clip(np.where(x < values[:, 0], 0.0, np.where(x > values[:, -1], 1.0, out)), 0.0, 1.0)
 
 
 class CohortReference:
-    """Fitted reference distributions of one feature."""
+    """Fitted reference distributions of one feature.
+
+    The fitted references (each cohort, each filing year, all data) are kept as segments of one
+    sorted integer array (segment number × M + rank of the value among all reference values), so
+    a chunk's percentiles are a few ``searchsorted`` calls over all patents, whatever the number
+    of cohorts.
+    """
 
     def __init__(self, *, min_size: int = 20, oecd: pd.DataFrame | None = None):
         self.min_size = min_size
@@ -53,32 +54,55 @@ class CohortReference:
     def fit(self, values: pd.Series, year: pd.Series, field: pd.Series) -> "CohortReference":
         ok = values.notna()
         frame = pd.DataFrame({"v": values[ok].to_numpy(), "y": year[ok].to_numpy(), "f": field[ok].to_numpy()})
-        self.cohorts_ = {
-            key: np.sort(g["v"].to_numpy())
-            for key, g in frame.dropna(subset=["y", "f"]).groupby(["y", "f"])
-            if len(g) >= self.min_size
-        }
-        self.years_ = {key: np.sort(g["v"].to_numpy()) for key, g in frame.dropna(subset=["y"]).groupby("y") if len(g) >= self.min_size}
-        self.all_ = np.sort(frame["v"].to_numpy())
+        cohorts = {key: g["v"].to_numpy() for key, g in frame.dropna(subset=["y", "f"]).groupby(["y", "f"]) if len(g) >= self.min_size}
+        years = {key: g["v"].to_numpy() for key, g in frame.dropna(subset=["y"]).groupby("y") if len(g) >= self.min_size}
+        segments = [*cohorts.values(), *years.values(), frame["v"].to_numpy()]
+        self.cohort_segment_ = dict(zip(cohorts, range(len(cohorts))))
+        self.year_segment_ = dict(zip(years, range(len(cohorts), len(cohorts) + len(years))))
+        self.all_segment_ = len(segments) - 1 if len(frame) else -1
+        self.values_ = np.unique(frame["v"].to_numpy(dtype="float64"))  # distinct reference values, sorted
+        self.length_ = np.array([len(v) for v in segments], dtype="int64")
+        self.start_ = np.concatenate([[0], np.cumsum(self.length_)[:-1]])
+        width = len(self.values_) + 1
+        self.keys_ = np.concatenate(
+            [seg * width + np.sort(np.searchsorted(self.values_, v)) for seg, v in enumerate(segments)] or [np.empty(0, "int64")]
+        ).astype("int64")
         return self
+
+    def _midrank(self, x: np.ndarray, segment: np.ndarray) -> np.ndarray:
+        """Mid-rank of each ``x`` within its reference segment (share below + half the share equal)."""
+        width = len(self.values_) + 1
+        r = np.searchsorted(self.values_, x, side="left")
+        equal = (r < len(self.values_)) & (self.values_[np.minimum(r, len(self.values_) - 1)] == x)
+        key = segment * width + r
+        below = np.searchsorted(self.keys_, key, side="left")
+        upto = np.where(equal, np.searchsorted(self.keys_, key, side="right"), below)
+        return (below + upto - 2 * self.start_[segment]) / (2.0 * self.length_[segment])
 
     def transform(self, values: pd.Series, year: pd.Series, field: pd.Series) -> tuple[np.ndarray, np.ndarray]:
         """Percentiles and the reference each one came from (one of :data:`SOURCES`)."""
         n = len(values)
-        pct = np.full(n, np.nan)
-        source = np.full(n, "missing", dtype=object)
         x = values.to_numpy(dtype="float64")
+        segment = np.full(n, -1, dtype="int64")
+        kind = np.full(n, SOURCES.index("missing"), dtype="int8")
+        oecd_rows, oecd_points = [], []
         keys = pd.DataFrame({"y": year.to_numpy(), "f": field.to_numpy()})
-        for (y, f), rows in keys.groupby(["y", "f"], dropna=False).indices.items():
-            rows = rows[~np.isnan(x[rows])]
-            if not len(rows):
-                continue
-            if (y, f) in self.cohorts_:
-                pct[rows], source[rows] = midrank(self.cohorts_[(y, f)], x[rows]), "cohort"
+        for (y, f), rows in keys.groupby(["y", "f"], dropna=False).indices.items():  # one decision per cohort
+            if (y, f) in self.cohort_segment_:
+                segment[rows], kind[rows] = self.cohort_segment_[(y, f)], SOURCES.index("cohort")
             elif (y, f) in self.oecd:
-                pct[rows], source[rows] = quantile_percentile(self.oecd[(y, f)], x[rows]), "oecd"
-            elif y in self.years_:
-                pct[rows], source[rows] = midrank(self.years_[y], x[rows]), "year"
-            elif len(self.all_):
-                pct[rows], source[rows] = midrank(self.all_, x[rows]), "all"
-        return pct, source
+                kind[rows] = SOURCES.index("oecd")
+                oecd_rows.append(rows)
+                oecd_points.append(np.broadcast_to(self.oecd[(y, f)], (len(rows), 9)))
+            elif y in self.year_segment_:
+                segment[rows], kind[rows] = self.year_segment_[y], SOURCES.index("year")
+            elif self.all_segment_ >= 0:
+                segment[rows], kind[rows] = self.all_segment_, SOURCES.index("all")
+        kind[np.isnan(x)] = SOURCES.index("missing")
+        pct = np.full(n, np.nan)
+        empirical = (segment >= 0) & ~np.isnan(x)
+        pct[empirical] = self._midrank(x[empirical], segment[empirical])
+        if oecd_rows:
+            rows = np.concatenate(oecd_rows)
+            pct[rows] = quantile_percentile(np.concatenate(oecd_points), x[rows])  # a missing x stays missing
+        return pct, np.asarray(SOURCES)[kind]
