@@ -79,7 +79,7 @@ def _cmd_score(args) -> int:
     if args.engine == "spark":
         summary = score_spark(args.input, partitions=args.partitions, **common)
     else:
-        summary = score_file(args.input, chunk_size=args.chunk_size, **common)
+        summary = score_file(args.input, chunk_size=args.chunk_size, workers=args.workers, **common)
     print(summary.line())
     print(f"model {summary.model_uri} (version {summary.model_version}, run {summary.run_id}, feature spec {summary.feature_spec_hash})")
     print(f"quarantine: {summary.quarantine}")
@@ -221,6 +221,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quarantine-out", default=None, help="rejected rows with reasons (default: beside --out)")
     p.add_argument("--engine", choices=["local", "spark"], default="local")
     p.add_argument("--chunk-size", type=int, default=50_000, help="rows per chunk, local engine (default: 50000)")
+    p.add_argument("--workers", type=int, default=2, help="chunks scored at a time, local engine (default: 2; memory grows with it)")
     p.add_argument("--partitions", type=int, default=None, help="Spark partitions before the UDF (default: 2 × cores)")
     p.add_argument("--explain", choices=["all", "top3", "none"], default="all", help="SHAP columns: all features, top 3 drivers, none")
     p.add_argument("--tracking-uri", default=None, help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI or sqlite:///mlflow/mlflow.db)")

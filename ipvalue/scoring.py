@@ -25,6 +25,8 @@ import shutil
 import sys
 import tempfile
 import time
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -204,6 +206,7 @@ def score_file(
     encoding: str | None = None,
     tracking_uri: str | None = None,
     progress: bool | None = None,
+    workers: int = 2,
 ) -> ScoreSummary:
     """Score a CSV or Parquet book of any size with a registered model (local engine).
 
@@ -223,6 +226,9 @@ def score_file(
         Column mapping of the input headers (see :class:`ipvalue.io.ColumnMapping`).
     progress : bool, optional
         Show a progress bar; default only when stderr is a terminal.
+    workers : int, default=2
+        Chunks scored at a time (threads). Memory grows with ``workers × chunk_size``; the
+        output is the same for any value.
 
     Returns
     -------
@@ -235,6 +241,8 @@ def score_file(
 
     if explain not in EXPLAIN_MODES:
         raise ValueError(f"The 'explain' option must be one of {list(EXPLAIN_MODES)}. Got {explain!r}.")
+    if int(workers) < 1:
+        raise ValueError(f"The 'workers' must be a positive number of threads. Got {workers!r}.")
     if int(chunk_size) < 1:
         raise ValueError(f"The 'chunk_size' must be a positive number of rows. Got {chunk_size!r}.")
     started = time.perf_counter()
@@ -260,26 +268,43 @@ def score_file(
     counts = {"in": 0, "scored": 0, "quarantined": 0}
     parts, qparts, resumed, n_chunks = [], [], 0, 0
     show = sys.stderr.isatty() if progress is None else progress
-    with tqdm(desc=f"scoring {input_path.name}", unit="rows", disable=not show, file=sys.stderr) as bar:
+
+    def run_chunk(i: int, offset: int, raw: pd.DataFrame) -> dict:
+        part, qpart, done = work / f"part-{i:05d}.parquet", work / f"quarantine-{i:05d}.parquet", work / f"done-{i:05d}.json"
+        scored, quarantine = _score_chunk(raw, offset, column_mapping, model, explain)
+        _write_part(scored, part)
+        _write_part(quarantine, qpart)
+        record = {"in": len(raw), "scored": len(scored), "quarantined": len(quarantine)}
+        if record["in"] != record["scored"] + record["quarantined"]:
+            raise RuntimeError(f"chunk {i}: {record['in']} rows in but {record['scored']} scored + {record['quarantined']} quarantined")
+        write_text_atomic(json.dumps(record), done)  # last: a chunk counts as finished only with all its files
+        return record
+
+    def finish(record: dict) -> None:
+        for k in counts:
+            counts[k] += record[k]
+        bar.update(record["in"])
+
+    # Chunks run `workers` at a time on threads: LightGBM and Arrow release the GIL, so one chunk's
+    # model call overlaps the next chunk's pandas work. Each chunk writes its own part, so the
+    # output does not depend on which thread finishes first.
+    pending: deque = deque()
+    with tqdm(desc=f"scoring {input_path.name}", unit="rows", disable=not show, file=sys.stderr) as bar, \
+            ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ipvalue-score") as pool:
         for i, (offset, raw) in enumerate(iter_chunks(input_path, chunk_size, encoding=encoding)):
             n_chunks += 1
-            part, qpart, done = work / f"part-{i:05d}.parquet", work / f"quarantine-{i:05d}.parquet", work / f"done-{i:05d}.json"
+            parts.append(work / f"part-{i:05d}.parquet")
+            qparts.append(work / f"quarantine-{i:05d}.parquet")
+            done = work / f"done-{i:05d}.json"
             if done.exists():
-                record = json.loads(done.read_text(encoding="utf-8"))
                 resumed += 1
-            else:
-                scored, quarantine = _score_chunk(raw, offset, column_mapping, model, explain)
-                _write_part(scored, part)
-                _write_part(quarantine, qpart)
-                record = {"in": len(raw), "scored": len(scored), "quarantined": len(quarantine)}
-                if record["in"] != record["scored"] + record["quarantined"]:
-                    raise RuntimeError(f"chunk {i}: {record['in']} rows in but {record['scored']} scored + {record['quarantined']} quarantined")
-                write_text_atomic(json.dumps(record), done)
-            for k in counts:
-                counts[k] += record[k]
-            parts.append(part)
-            qparts.append(qpart)
-            bar.update(record["in"])
+                finish(json.loads(done.read_text(encoding="utf-8")))
+                continue
+            pending.append(pool.submit(run_chunk, i, offset, raw))
+            while len(pending) >= workers:  # bounds memory: at most `workers` chunks in flight
+                finish(pending.popleft().result())
+        while pending:
+            finish(pending.popleft().result())
 
     scored_rows = _stream_parts(parts, out, metadata=model.metadata)
     quarantined_rows = _stream_parts(qparts, quarantine_out, metadata=model.metadata)

@@ -50,10 +50,12 @@ def test_every_row_is_scored_or_quarantined_with_its_reason(book, registry, tmp_
     assert not (tmp_path / "scored.parquet.parts").exists()
 
 
-def test_same_input_and_model_give_byte_identical_output(book, registry, tmp_path):
+def test_same_input_and_model_give_byte_identical_output_whatever_the_parallelism(book, registry, tmp_path):
     a = run(book, registry, tmp_path, "a.parquet")
     b = run(book, registry, tmp_path, "b.parquet")
-    assert open(a.output, "rb").read() == open(b.output, "rb").read()
+    c = run(book, registry, tmp_path, "c.parquet", workers=1)
+    d = run(book, registry, tmp_path, "d.parquet", workers=4)
+    assert open(a.output, "rb").read() == open(b.output, "rb").read() == open(c.output, "rb").read() == open(d.output, "rb").read()
 
 
 def test_a_killed_run_resumes_and_gives_the_uninterrupted_output(book, registry, tmp_path, monkeypatch):
@@ -71,10 +73,12 @@ def test_a_killed_run_resumes_and_gives_the_uninterrupted_output(book, registry,
     with pytest.raises(KeyboardInterrupt):
         run(book, registry, tmp_path, "resumed.parquet")
     assert not (tmp_path / "resumed.parquet").exists()  # nothing half-written at the target
-    assert sorted(p.name for p in (tmp_path / "resumed.parquet.parts").glob("done-*")) == ["done-00000.json", "done-00001.json"]
+    # chunks run two at a time: the one after the crash may have finished too, the crashed one has not
+    done = {p.name for p in (tmp_path / "resumed.parquet.parts").glob("done-*")}
+    assert {"done-00000.json", "done-00001.json"} <= done and "done-00002.json" not in done
     monkeypatch.setattr(scoring, "_score_chunk", real)
     resumed = run(book, registry, tmp_path, "resumed.parquet")
-    assert resumed.chunks_resumed == 2
+    assert resumed.chunks_resumed == len(done)
     assert open(resumed.output, "rb").read() == open(reference.output, "rb").read()
 
 
