@@ -146,10 +146,12 @@ def make_demo_portfolio(n: int = 500, seed: int = 0, *, data_date: str | pd.Time
     fwd_mean = np.exp(0.6 * quality) * age * np.where(inv, 0.6, 0.25)
     fwd = rng.poisson(fwd_mean)
     pub_ns = publication.fillna(data_date).asi8
-    citation_dates = [
-        ";".join(sorted(pd.to_datetime(rng.uniform(p, data_date.value, k)).strftime("%Y-%m-%d"))) if k else None
-        for p, k in zip(pub_ns, fwd)
-    ]
+    # all citations in one draw (the same random stream as one draw per patent), sorted within each patent
+    citing = np.repeat(np.arange(n), fwd)
+    cited_at = rng.uniform(np.repeat(pub_ns, fwd), data_date.value).astype("datetime64[ns]").astype("datetime64[D]")
+    order = np.lexsort((cited_at, citing))
+    joined = pd.Series(np.datetime_as_string(cited_at[order])).groupby(citing[order]).agg(";".join)
+    citation_dates = joined.reindex(range(n)).astype(object).where(lambda s: s.notna(), None).tolist()
     self_cites = rng.binomial(fwd, 0.15)
 
     ipc_idx = rng.integers(0, len(_IPC_MAIN), n)
