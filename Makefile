@@ -12,7 +12,7 @@ setup: $(VENV)/.installed
 $(VENV)/.installed: requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q uv
-	$(BIN)/uv pip install -q --python $(BIN)/python -r requirements.lock -e .
+	$(BIN)/uv pip install -q --compile-bytecode --python $(BIN)/python -r requirements.lock -e .
 	touch $@
 
 demo: setup
@@ -23,7 +23,7 @@ test: setup
 
 # The optional Spark engine (pyspark, needs Java): the same pins plus pyspark.
 spark: setup
-	$(BIN)/uv pip install -q --python $(BIN)/python -r requirements-spark.lock
+	$(BIN)/uv pip install -q --compile-bytecode --python $(BIN)/python -r requirements-spark.lock
 
 # Re-resolve the pinned versions after changing dependencies in pyproject.toml.
 lock:

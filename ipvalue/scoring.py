@@ -4,9 +4,10 @@ Local engine (:func:`score_file`)
     Streams the input in chunks (memory bounded by the chunk size), validates each chunk against the
     PatentFrame contract, scores the valid rows and sets the others aside with their reasons. Each
     finished chunk is written to a work folder beside the output with a small "done" record, so a
-    re-run with the same arguments after a crash continues from the last finished chunk. The parts
-    are then streamed into one Parquet file, written atomically, whose file metadata carries the
-    model URI, version, run id and feature-spec hash. ``rows in = rows scored + rows quarantined``
+    re-run with the same arguments after a crash continues from the last finished chunk. Chunks run
+    two at a time on threads (``workers``) and are appended, in input order, to one Parquet file
+    that is renamed into place at the end; its file metadata carries the model URI, version, run id
+    and feature-spec hash. ``rows in = rows scored + rows quarantined``
     is checked and printed; the same input and model give a byte-identical file.
 
 Spark engine (:func:`score_spark`)
@@ -161,37 +162,65 @@ def _score_chunk(raw: pd.DataFrame, offset: int, mapping, model: ModelInfo, expl
     return scored, quarantine
 
 
-def _write_part(frame: pd.DataFrame, path: Path) -> None:
-    from ipvalue.io import write_atomic
-
-    write_atomic(frame, path)
-
-
-def _stream_parts(parts: list[Path], out: Path, metadata: dict | None = None) -> int:
-    """Concatenate Parquet parts into ``out`` atomically, one part in memory at a time."""
+def _write_part(frame: pd.DataFrame, path: Path):
+    """A finished chunk as an Arrow IPC file (fast to write and read back), written atomically;
+    returns the Arrow table."""
     import pyarrow as pa
-    import pyarrow.parquet as pq
+    import pyarrow.feather as feather
 
-    tables = (pq.read_table(p) for p in parts)
-    first = next(tables, None)
-    schema = first.schema if first is not None else pa.schema([])
-    if metadata:
-        schema = schema.with_metadata({**(schema.metadata or {}), **{k.encode(): str(v).encode() for k, v in metadata.items()}})
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
-    os.close(fd)
-    rows = 0
-    try:
-        with pq.ParquetWriter(tmp, schema) as writer:
-            for table in [first, *tables] if first is not None else []:
-                if table.num_rows:
-                    writer.write_table(table.cast(schema) if table.schema != schema else table)
-                    rows += table.num_rows
-        os.replace(tmp, out)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-    return rows
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    tmp = path.with_name(f".{path.name}.tmp")
+    feather.write_feather(table, tmp)
+    os.replace(tmp, path)
+    return table
+
+
+def _read_part(path: Path):
+    import pyarrow.feather as feather
+
+    return feather.read_table(path)
+
+
+class _ParquetSink:
+    """One Parquet output, appended chunk by chunk in input order to a temporary file that
+    :meth:`commit` renames into place (a reader never sees it half-written). Its schema, with the
+    model metadata, is that of the first chunk with rows."""
+
+    def __init__(self, out: Path, metadata: dict):
+        out.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
+        os.close(fd)
+        self.out, self.tmp = out, Path(tmp)
+        self.metadata = {k.encode(): str(v).encode() for k, v in metadata.items()}
+        self.writer, self.empty_schema, self.rows = None, None, 0
+
+    def append(self, table) -> None:
+        import pyarrow.parquet as pq
+
+        if not table.num_rows:
+            self.empty_schema = self.empty_schema or table.schema
+            return
+        if self.writer is None:
+            self.writer = pq.ParquetWriter(self.tmp, table.schema.with_metadata({**(table.schema.metadata or {}), **self.metadata}))
+        schema = self.writer.schema
+        self.writer.write_table(table if table.schema.equals(schema, check_metadata=False) else table.cast(schema))
+        self.rows += table.num_rows
+
+    def commit(self) -> int:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        if self.writer is None:  # no rows at all: an empty file with the columns
+            schema = (self.empty_schema or pa.schema([("row", pa.int64())])).with_metadata(self.metadata)
+            self.writer = pq.ParquetWriter(self.tmp, schema)
+        self.writer.close()
+        os.replace(self.tmp, self.out)
+        return self.rows
+
+    def discard(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+        self.tmp.unlink(missing_ok=True)
 
 
 def score_file(
@@ -249,13 +278,16 @@ def score_file(
     input_path, out = Path(input_path), Path(out)
     quarantine_out = Path(quarantine_out) if quarantine_out else out.with_name(out.stem + ".quarantine.parquet")
     model = load_model_info(model_uri, tracking_uri=tracking_uri)
+    # Each chunk's LightGBM call gets its share of the cores, so the calls of `workers` chunks run
+    # side by side instead of contending for the same OpenMP threads.
+    model.pyfunc.unwrap_python_model().model.booster_.set_params(n_jobs=max(1, (os.cpu_count() or 1) // int(workers)))
     column_mapping = ColumnMapping.load(mapping)
     if not input_path.exists():
         raise FileNotFoundError(f"Input file {str(input_path)!r} does not exist. Fix: check the path.")
     stat = input_path.stat()
     manifest = {
         "input": str(input_path.resolve()), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "chunk_size": int(chunk_size),
-        "explain": explain, "mapping": str(mapping), **model.metadata,
+        "explain": explain, "mapping": str(mapping), "parts": "arrow-ipc", **model.metadata,
     }
     work = out.with_name(out.name + ".parts")
     manifest_path = work / "manifest.json"
@@ -266,50 +298,63 @@ def score_file(
     write_text_atomic(json.dumps(manifest, sort_keys=True), manifest_path)
 
     counts = {"in": 0, "scored": 0, "quarantined": 0}
-    parts, qparts, resumed, n_chunks = [], [], 0, 0
+    resumed, n_chunks = 0, 0
     show = sys.stderr.isatty() if progress is None else progress
 
-    def run_chunk(i: int, offset: int, raw: pd.DataFrame) -> dict:
-        part, qpart, done = work / f"part-{i:05d}.parquet", work / f"quarantine-{i:05d}.parquet", work / f"done-{i:05d}.json"
+    def paths(i: int) -> tuple[Path, Path, Path]:
+        return work / f"part-{i:05d}.arrow", work / f"quarantine-{i:05d}.arrow", work / f"done-{i:05d}.json"
+
+    def run_chunk(i: int, offset: int, raw: pd.DataFrame):
+        part, qpart, done = paths(i)
         scored, quarantine = _score_chunk(raw, offset, column_mapping, model, explain)
-        _write_part(scored, part)
-        _write_part(quarantine, qpart)
+        tables = _write_part(scored, part), _write_part(quarantine, qpart)
         record = {"in": len(raw), "scored": len(scored), "quarantined": len(quarantine)}
         if record["in"] != record["scored"] + record["quarantined"]:
             raise RuntimeError(f"chunk {i}: {record['in']} rows in but {record['scored']} scored + {record['quarantined']} quarantined")
         write_text_atomic(json.dumps(record), done)  # last: a chunk counts as finished only with all its files
-        return record
+        return record, tables
 
-    def finish(record: dict) -> None:
+    def load_chunk(i: int):
+        part, qpart, done = paths(i)
+        return json.loads(done.read_text(encoding="utf-8")), (_read_part(part), _read_part(qpart))
+
+    sinks = _ParquetSink(out, model.metadata), _ParquetSink(quarantine_out, model.metadata)
+
+    def finish(future) -> None:
+        record, tables = future.result()
+        for sink, table in zip(sinks, tables):
+            sink.append(table)
         for k in counts:
             counts[k] += record[k]
         bar.update(record["in"])
 
     # Chunks run `workers` at a time on threads: LightGBM and Arrow release the GIL, so one chunk's
-    # model call overlaps the next chunk's pandas work. Each chunk writes its own part, so the
-    # output does not depend on which thread finishes first.
+    # model call overlaps the next chunk's pandas work. Finished chunks are appended to the outputs
+    # in input order (so the output does not depend on which thread finishes first) and kept as
+    # parts in the work folder until the end, for a resumed run.
     pending: deque = deque()
-    with tqdm(desc=f"scoring {input_path.name}", unit="rows", disable=not show, file=sys.stderr) as bar, \
-            ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ipvalue-score") as pool:
-        for i, (offset, raw) in enumerate(iter_chunks(input_path, chunk_size, encoding=encoding)):
-            n_chunks += 1
-            parts.append(work / f"part-{i:05d}.parquet")
-            qparts.append(work / f"quarantine-{i:05d}.parquet")
-            done = work / f"done-{i:05d}.json"
-            if done.exists():
-                resumed += 1
-                finish(json.loads(done.read_text(encoding="utf-8")))
-                continue
-            pending.append(pool.submit(run_chunk, i, offset, raw))
-            while len(pending) >= workers:  # bounds memory: at most `workers` chunks in flight
-                finish(pending.popleft().result())
-        while pending:
-            finish(pending.popleft().result())
-
-    scored_rows = _stream_parts(parts, out, metadata=model.metadata)
-    quarantined_rows = _stream_parts(qparts, quarantine_out, metadata=model.metadata)
-    if (scored_rows, quarantined_rows) != (counts["scored"], counts["quarantined"]) or counts["in"] != scored_rows + quarantined_rows:
-        raise RuntimeError(f"row count mismatch: {counts} but wrote {scored_rows} scored and {quarantined_rows} quarantined rows")
+    try:
+        with tqdm(desc=f"scoring {input_path.name}", unit="rows", disable=not show, file=sys.stderr) as bar, \
+                ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ipvalue-score") as pool:
+            for i, (offset, raw) in enumerate(iter_chunks(input_path, chunk_size, encoding=encoding)):
+                n_chunks += 1
+                if paths(i)[2].exists():
+                    resumed += 1
+                    pending.append(pool.submit(load_chunk, i))
+                else:
+                    pending.append(pool.submit(run_chunk, i, offset, raw))
+                while len(pending) >= workers:  # bounds memory: at most `workers` chunks in flight
+                    finish(pending.popleft())
+            while pending:
+                finish(pending.popleft())
+        written = [sink.rows for sink in sinks]
+        if written != [counts["scored"], counts["quarantined"]] or counts["in"] != sum(written):
+            raise RuntimeError(f"row count mismatch: {counts} but wrote {written[0]} scored and {written[1]} quarantined rows")
+        scored_rows, quarantined_rows = (sink.commit() for sink in sinks)
+    except BaseException:
+        for sink in sinks:
+            sink.discard()
+        raise
     shutil.rmtree(work)
     summary = ScoreSummary(
         counts["in"], scored_rows, quarantined_rows, n_chunks, resumed, str(out), str(quarantine_out), model.uri, model.version,

@@ -14,7 +14,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ipvalue.frame import DEAD_STATUSES, LIST_SEPARATOR
+from ipvalue.frame import DEAD_STATUSES, LIST_SEPARATOR, on_unique
 
 DAYS_PER_YEAR = 365.25
 TRIADIC = ("US", "EP", "JP")
@@ -35,19 +35,6 @@ class BuildContext:
 
 def _years(delta: pd.Series) -> pd.Series:
     return delta.dt.total_seconds() / (DAYS_PER_YEAR * 86400.0)
-
-
-def on_unique(s: pd.Series, fn) -> pd.Series | pd.DataFrame:
-    """Apply a string function to the distinct values of ``s`` only, then map back.
-
-    IPC codes and owner names repeat across a book, so this is many times faster than applying
-    ``fn`` row by row; missing values stay missing.
-    """
-    codes, uniques = pd.factorize(s, use_na_sentinel=True)
-    result = fn(pd.Series(uniques, dtype=s.dtype))
-    taken = result.iloc[np.where(codes < 0, 0, codes)] if len(uniques) else result.reindex(range(len(s)))
-    taken = taken.set_axis(s.index)
-    return taken.where(pd.Series(codes >= 0, index=s.index), axis=0) if isinstance(taken, pd.DataFrame) else taken.where(codes >= 0)
 
 
 def first_item(s: pd.Series) -> pd.Series:

@@ -16,7 +16,7 @@ import pyarrow.compute as pc
 import yaml
 
 from ipvalue.exceptions import ColumnError, EmptyInputError, SpecError
-from ipvalue.frame import BLANK_CHARS, COLUMN_BY_NAME, REQUIRED, ValidationResult, suggest, validate_patent_frame
+from ipvalue.frame import BLANK_CHARS, COLUMN_BY_NAME, REQUIRED, ValidationResult, on_unique, suggest, validate_patent_frame
 
 logger = logging.getLogger(__name__)
 
@@ -102,10 +102,7 @@ class ColumnMapping:
             )
         for col, table in self.values.items():
             if col in mapped.columns:
-                key = mapped[col].astype("str").str.strip()
-                lowered = key.str.lower().str.replace(f"[{BLANK_CHARS}-]+", "_", regex=True)
-                translated = key.map(table).fillna(lowered.map(table))
-                mapped[col] = translated.where(translated.notna(), mapped[col])
+                mapped[col] = on_unique(mapped[col], lambda u, table=table: _translate(u, table))
         for col in LIST_COLUMNS:
             if col in mapped.columns:
                 mapped[col] = _fold_list(mapped[col])
@@ -122,6 +119,15 @@ class ColumnMapping:
         ]
         best = max(scored, default=(0.0, None))
         return f" (did you mean '{best[1]}'?)" if best[0] >= 0.6 else ""
+
+
+def _translate(values: pd.Series, table: dict) -> pd.Series:
+    """Source values → contract values (exact match first, then lower case with '_' for blanks and
+    '-'); values not in the table stay as they are."""
+    key = values.astype("str").str.strip()
+    lowered = key.str.lower().str.replace(f"[{BLANK_CHARS}-]+", "_", regex=True)
+    translated = key.map(table).fillna(lowered.map(table))
+    return translated.where(translated.notna(), values)
 
 
 def _fold_list(s: pd.Series) -> pd.Series:
