@@ -72,14 +72,37 @@ def _cmd_value(args) -> int:
     return EXIT_OK if s["eligible"] else EXIT_PARTIAL
 
 
+def _explain_mode(text: str) -> str:
+    from ipvalue.explain import explain_top
+
+    try:
+        explain_top(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(f"must be a fraction in (0, 1], e.g. 0.05 for 5 %. Got {text!r}.")
+    return value
+
+
 def _cmd_score(args) -> int:
     from ipvalue.scoring import score_file, score_spark
 
     common = dict(model_uri=args.model, out=args.out, quarantine_out=args.quarantine_out, explain=args.explain, tracking_uri=args.tracking_uri)
     if args.engine == "spark":
+        if args.explain_sample is not None:
+            print("error: --explain-sample works with the local engine only. Fix: drop it, or use --engine local.", file=sys.stderr)
+            return EXIT_USAGE
         summary = score_spark(args.input, partitions=args.partitions, **common)
     else:
-        summary = score_file(args.input, chunk_size=args.chunk_size, workers=args.workers, **common)
+        summary = score_file(args.input, chunk_size=args.chunk_size, workers=args.workers, explain_sample=args.explain_sample, **common)
     print(summary.line())
     print(f"model {summary.model_uri} (version {summary.model_version}, run {summary.run_id}, feature spec {summary.feature_spec_hash})")
     print(f"quarantine: {summary.quarantine}")
@@ -223,7 +246,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--chunk-size", type=int, default=50_000, help="rows per chunk, local engine (default: 50000)")
     p.add_argument("--workers", type=int, default=2, help="chunks scored at a time, local engine (default: 2; memory grows with it)")
     p.add_argument("--partitions", type=int, default=None, help="Spark partitions before the UDF (default: 2 × cores)")
-    p.add_argument("--explain", choices=["all", "top3", "none"], default="all", help="SHAP columns: all features, top 3 drivers, none")
+    p.add_argument("--explain", type=_explain_mode, default="all", help="SHAP columns: all (every feature), topN (the N largest drivers, e.g. top3), none")
+    p.add_argument("--explain-sample", type=_fraction, default=None, metavar="FRACTION",
+                   help="explain only this fraction of patents (the same ones on every run), local engine; e.g. 0.05")
     p.add_argument("--tracking-uri", default=None, help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI or sqlite:///mlflow/mlflow.db)")
     p.set_defaults(func=_cmd_score)
 

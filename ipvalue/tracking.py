@@ -105,7 +105,7 @@ def _pyfunc_class():
             self.model = model
 
         def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
-            """``params={"explain": "all" | "top3" | "none"}`` chooses the explanation columns."""
+            """``params={"explain": "all" | "top<N>" | "none"}`` chooses the explanation columns."""
             from ipvalue.frame import validate_patent_frame
 
             frame = validate_patent_frame(model_input, strict=True, source="model input").valid.set_axis(model_input.index)

@@ -103,9 +103,28 @@ def test_explanation_options(book, registry, tmp_path):
     assert (biggest == top["driver_1"]).all()
 
 
+def test_top_n_drivers_and_a_sample_of_explained_patents(book, registry, tmp_path):
+    full = pd.read_parquet(run(book, registry, tmp_path, "all.parquet").output).set_index("patent_id")
+    top5 = pd.read_parquet(run(book, registry, tmp_path, "top5.parquet", explain="top5").output).set_index("patent_id")
+    shap = full.filter(like="shap_").drop(columns=["shap_expected_value"]).abs()
+    ranked = pd.DataFrame(np.sort(shap.to_numpy(), axis=1)[:, ::-1][:, :5], index=shap.index)
+    np.testing.assert_allclose(top5[[f"driver_{k}_shap" for k in range(1, 6)]].abs().to_numpy(), ranked.to_numpy(), rtol=1e-12)
+
+    # 10 % of the patents explained, chosen by patent id: the same ones whatever the chunking
+    a = pd.read_parquet(run(book, registry, tmp_path, "s1.parquet", explain="all", explain_sample=0.1).output).set_index("patent_id")
+    b = pd.read_parquet(run(book, registry, tmp_path, "s2.parquet", explain="all", explain_sample=0.1, chunk_size=97).output).set_index("patent_id")
+    explained = a["shap_expected_value"].notna()
+    assert 0.05 < explained.mean() < 0.15
+    assert explained.equals(b["shap_expected_value"].notna())
+    pd.testing.assert_frame_equal(a[explained].filter(like="shap_"), full[explained].filter(like="shap_"))
+    pd.testing.assert_series_equal(a["value_p50_rmb"], full["value_p50_rmb"])  # every patent is still valued
+
+
 def test_bad_options_are_refused(book, registry, tmp_path):
-    with pytest.raises(ValueError, match=r"The 'explain' option must be one of \['all', 'top3', 'none'\]. Got 'some'"):
+    with pytest.raises(ValueError, match=r"The 'explain' option must be 'all', 'none' or 'top<N>' \(e.g. 'top3'\). Got 'some'"):
         run(book, registry, tmp_path, explain="some")
+    with pytest.raises(ValueError, match=r"The 'explain_sample' must be a fraction in \(0, 1\]"):
+        run(book, registry, tmp_path, explain_sample=0.0)
     with pytest.raises(FileNotFoundError, match="does not exist"):
         score_file(tmp_path / "none.csv", model_uri=MODEL, out=tmp_path / "o.parquet", tracking_uri=registry[1])
 

@@ -225,22 +225,20 @@ class RenewalModel(BaseEstimator):
         """The valuer output: expected life in years from the anchor date."""
         return self.expected_life_years(X)
 
-    def score_frame(self, frame: pd.DataFrame, *, explain: str = "all", reason_stage: int = 2) -> pd.DataFrame:
+    def score_frame(self, frame: pd.DataFrame, *, explain: str = "all", explain_rows=None, reason_stage: int = 2) -> pd.DataFrame:
         """Everything a scorer needs per patent: ``p_fee_k``, ``expected_life_years``,
         ``quality_percentile``, the features (``feature_<name>``, for stability monitoring) and
-        the explanation columns (SHAP on the log-odds of lapsing at ``reason_stage``; see
-        :func:`ipvalue.explain.explanation_columns`)."""
-        from ipvalue.explain import explanation_columns, feature_columns
+        the explanation columns (SHAP on the log-odds of lapsing at ``reason_stage``, for the
+        ``explain_rows`` mask or all rows; see :func:`ipvalue.explain.explained`)."""
+        from ipvalue.explain import explained, feature_columns
 
         prep = self._prepare(frame)
         survival = np.cumprod(1.0 - prep["hazards"], axis=1)
         out = pd.DataFrame(survival, index=frame.index, columns=[f"p_fee_{k}" for k in range(1, survival.shape[1] + 1)])
         out["expected_life_years"] = self._expected_life_after(prep, 0.0)
         out["quality_percentile"] = self._percentile(survival[:, -1])
-        parts = [out, feature_columns(prep["matrix"])]
-        if explain != "none":
-            parts.append(explanation_columns(self._contributions(prep["matrix"], reason_stage), explain))
-        return pd.concat(parts, axis=1)
+        contributions = lambda m: self._contributions(m, reason_stage)  # noqa: E731
+        return pd.concat([out, feature_columns(prep["matrix"]), explained(contributions, prep["matrix"], explain, explain_rows)], axis=1)
 
     def contributions(self, X: pd.DataFrame, *, stage: int = 2) -> pd.DataFrame:
         """SHAP contributions (LightGBM ``pred_contrib``) to the log-odds of lapsing at ``stage``.

@@ -112,18 +112,15 @@ class ValueRegressor(BaseEstimator):
         q = self.conformal_halfwidth_
         return pd.DataFrame({f"p{lo}": np.exp(mid - q), "p50": np.exp(mid), f"p{hi}": np.exp(mid + q)}, index=index)
 
-    def score_frame(self, frame: pd.DataFrame, *, explain: str = "all") -> pd.DataFrame:
+    def score_frame(self, frame: pd.DataFrame, *, explain: str = "all", explain_rows=None) -> pd.DataFrame:
         """Per patent: the interval in RMB (``value_p10_rmb`` ...), the features
         (``feature_<name>``, for stability monitoring) and the explanation columns (SHAP in log
-        value; see :func:`ipvalue.explain.explanation_columns`)."""
-        from ipvalue.explain import explanation_columns, feature_columns
+        value, for the ``explain_rows`` mask or all rows; see :func:`ipvalue.explain.explained`)."""
+        from ipvalue.explain import explained, feature_columns
 
         matrix = self.features_.transform(frame)  # built once for the interval and the explanation
         interval = self._interval(self.booster_.predict(matrix), frame.index).add_prefix("value_").add_suffix("_rmb")
-        parts = [interval, feature_columns(matrix)]
-        if explain != "none":
-            parts.append(explanation_columns(self._contributions(matrix), explain))
-        return pd.concat(parts, axis=1)
+        return pd.concat([interval, feature_columns(matrix), explained(self._contributions, matrix, explain, explain_rows)], axis=1)
 
     def monotonicity_violations(self, X: pd.DataFrame, *, step: float = 0.25) -> pd.Series:
         """For each constrained feature, the number of patents whose prediction moves against the
