@@ -150,5 +150,5 @@ def feature_columns(matrix: pd.DataFrame) -> pd.DataFrame:
     out = matrix.copy()
     for c in out.columns:
         if isinstance(out[c].dtype, pd.CategoricalDtype):
-            out[c] = out[c].astype(object)
+            out[c] = out[c].astype("str")  # text even when a whole batch is missing (Arrow would say null)
     return out.add_prefix("feature_")

@@ -120,6 +120,17 @@ def test_top_n_drivers_and_a_sample_of_explained_patents(book, registry, tmp_pat
     pd.testing.assert_series_equal(a["value_p50_rmb"], full["value_p50_rmb"])  # every patent is still valued
 
 
+def test_a_first_chunk_without_any_ipc_code_does_not_break_the_output_schema(registry, tmp_path):
+    """Text columns that are empty in a whole chunk still travel as text, so later chunks append."""
+    patents = make_demo_portfolio(600, seed=5).patents.drop(columns=["appraised_value_rmb"])
+    patents.loc[:249, ["ipc_main", "ipc_codes"]] = None
+    patents.to_parquet(tmp_path / "book.parquet", index=False)
+    s = score_file(tmp_path / "book.parquet", model_uri=MODEL, out=tmp_path / "o.parquet", tracking_uri=registry[1], chunk_size=250, explain="top3")
+    out = pd.read_parquet(s.output)
+    assert s.rows_scored + s.rows_quarantined == 600
+    assert out["feature_tech_sector"].iloc[:200].isna().all() and out["feature_tech_sector"].iloc[-100:].notna().all()
+
+
 def test_bad_options_are_refused(book, registry, tmp_path):
     with pytest.raises(ValueError, match=r"The 'explain' option must be 'all', 'none' or 'top<N>' \(e.g. 'top3'\). Got 'some'"):
         run(book, registry, tmp_path, explain="some")
