@@ -72,24 +72,18 @@ def _cmd_value(args) -> int:
     return EXIT_OK if s["eligible"] else EXIT_PARTIAL
 
 
-def _explain_mode(text: str) -> str:
-    from ipvalue.explain import explain_top
+def _checked(check, convert=str):
+    """An argparse type: ``convert`` the text, then ``check`` it; a ValueError becomes a usage error."""
 
-    try:
-        explain_top(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-    return text
+    def parse(text: str):
+        try:
+            value = convert(text)
+            check(value)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+        return value
 
-
-def _fraction(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = float("nan")
-    if not 0 < value <= 1:
-        raise argparse.ArgumentTypeError(f"must be a fraction in (0, 1], e.g. 0.05 for 5 %. Got {text!r}.")
-    return value
+    return parse
 
 
 def _cmd_score(args) -> int:
@@ -204,6 +198,8 @@ def _cmd_demo(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from ipvalue.explain import check_sample_fraction, explain_top
+
     parser = argparse.ArgumentParser(prog="ipvalue", description="Patent valuation for IP-pledge lending (知识产权质押 internal valuation).")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-v info, -vv debug)")
     parser.add_argument("--version", action="store_true", help="print the ipvalue version and exit")
@@ -246,8 +242,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--chunk-size", type=int, default=50_000, help="rows per chunk, local engine (default: 50000)")
     p.add_argument("--workers", type=int, default=2, help="chunks scored at a time, local engine (default: 2; memory grows with it)")
     p.add_argument("--partitions", type=int, default=None, help="Spark partitions before the UDF (default: 2 × cores)")
-    p.add_argument("--explain", type=_explain_mode, default="all", help="SHAP columns: all (every feature), topN (the N largest drivers, e.g. top3), none")
-    p.add_argument("--explain-sample", type=_fraction, default=None, metavar="FRACTION",
+    p.add_argument("--explain", type=_checked(explain_top), default="all", help="SHAP columns: all (every feature), topN (the N largest drivers, e.g. top3), none")
+    p.add_argument("--explain-sample", type=_checked(check_sample_fraction, float), default=None, metavar="FRACTION",
                    help="explain only this fraction of patents (the same ones on every run), local engine; e.g. 0.05")
     p.add_argument("--tracking-uri", default=None, help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI or sqlite:///mlflow/mlflow.db)")
     p.set_defaults(func=_cmd_score)

@@ -85,9 +85,6 @@ def reason_codes(
     return pd.DataFrame(rows).set_index("row")
 
 
-EXPLAIN_MODES = ("all", "top3", "none")  # and top<N> for any N >= 1
-
-
 def explain_top(mode: str) -> int | None:
     """The N of a ``top<N>`` mode; None for ``all`` and ``none``. Raises on anything else."""
     if mode in ("all", "none"):
@@ -135,11 +132,17 @@ def explained(contributions_of, matrix: pd.DataFrame, mode: str, rows=None) -> p
     return explanation_columns(contributions, mode).reindex(matrix.index)
 
 
+def check_sample_fraction(fraction) -> float:
+    """The explanation sample's fraction, checked to lie in (0, 1]."""
+    if not 0 < fraction <= 1:
+        raise ValueError(f"The 'explain_sample' must be a fraction in (0, 1], e.g. 0.05 for 5 %. Got {fraction!r}.")
+    return fraction
+
+
 def explain_sample(patent_ids: pd.Series, fraction: float) -> np.ndarray:
     """A deterministic sample of about ``fraction`` of the patents, chosen by a hash of the patent
     id: the same patents are explained on every run, whatever the chunking or row order."""
-    if not 0 < fraction <= 1:
-        raise ValueError(f"The explanation sample must be a fraction in (0, 1]. Got {fraction!r}.")
+    check_sample_fraction(fraction)
     buckets = pd.util.hash_array(patent_ids.astype("str").to_numpy(dtype=object)) % 1_000_000
     return buckets < round(fraction * 1_000_000)
 

@@ -35,6 +35,7 @@ import numpy as np
 import pandas as pd
 
 from ipvalue.exceptions import EmptyInputError
+from ipvalue.explain import check_sample_fraction, explain_top
 from ipvalue.explain import explain_sample as explain_sample_rows
 
 logger = logging.getLogger(__name__)
@@ -75,6 +76,11 @@ class ModelInfo:
     pyfunc: object
 
     @property
+    def estimator(self):
+        """The fitted ipvalue model inside the pyfunc (RenewalModel, ValueRegressor)."""
+        return self.pyfunc.unwrap_python_model().model
+
+    @property
     def metadata(self) -> dict:
         return {"ipvalue.model_uri": self.uri, "ipvalue.model_version": self.version, "ipvalue.run_id": self.run_id,
                 "ipvalue.feature_spec_hash": self.feature_spec_hash}
@@ -97,8 +103,8 @@ def load_model_info(model_uri: str, *, tracking_uri: str | None = None) -> Model
             version = str(client.get_model_version_by_alias(name, ref).version)
         else:
             version = model_uri.rstrip("/").rsplit("/", 1)[-1]
-    inner = model.unwrap_python_model().model
-    return ModelInfo(model_uri, version, model.metadata.run_id or "", inner.features_.spec_.hash, model)
+    estimator = model.unwrap_python_model().model
+    return ModelInfo(model_uri, version, model.metadata.run_id or "", estimator.features_.spec_.hash, model)
 
 
 def _detect_encoding(path: Path, encoding: str | None) -> str:
@@ -144,19 +150,20 @@ def iter_chunks(path: str | Path, chunk_size: int = DEFAULT_CHUNK_SIZE, *, encod
 def _score_chunk(raw: pd.DataFrame, offset: int, mapping, model: ModelInfo, explain: str, explain_sample: float | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     from ipvalue.frame import validate_patent_frame
 
-    mapped, _ = mapping.apply(raw.reset_index(drop=True), source="input chunk")
+    raw = raw.reset_index(drop=True)
+    mapped, _ = mapping.apply(raw, source="input chunk")
     result = validate_patent_frame(mapped, source="input chunk")
     rows = np.arange(offset + 1, offset + len(raw) + 1)
-    quarantine = raw.reset_index(drop=True).loc[result.quarantine.index].astype("str")
+    quarantine = raw.loc[result.quarantine.index].astype("str")
     quarantine.insert(0, "row", rows[result.quarantine.index])
     quarantine.insert(1, "reasons", result.quarantine["reasons"].to_numpy())
     valid = result.valid
     if len(valid):
         # The chunk is validated already: score the typed frame with the loaded pyfunc's model
         # (its predict would turn it back into text and validate it again).
-        inner = model.pyfunc.unwrap_python_model().model
-        source = raw.reset_index(drop=True)  # pass-through columns are not in the header mapping
-        extra = {c: pd.to_numeric(source.loc[valid.index, c], errors="coerce") if c in source else np.nan for c in inner.features_.spec_.passthrough}
+        inner = model.estimator
+        # pass-through columns are not in the header mapping: take them from the raw chunk
+        extra = {c: pd.to_numeric(raw.loc[valid.index, c], errors="coerce") if c in raw else np.nan for c in inner.features_.spec_.passthrough}
         frame = valid.assign(**extra)
         rows_explained = explain_sample_rows(frame["patent_id"], explain_sample) if explain_sample is not None else None
         scored = pd.concat([frame[["patent_id"]], inner.score_frame(frame, explain=explain, explain_rows=rows_explained)], axis=1).reset_index(drop=True)
@@ -274,12 +281,11 @@ def score_file(
     """
     from tqdm import tqdm
 
-    from ipvalue.explain import explain_top
     from ipvalue.io import ColumnMapping, write_text_atomic
 
     explain_top(explain)  # raises on an unknown mode
-    if explain_sample is not None and not 0 < explain_sample <= 1:
-        raise ValueError(f"The 'explain_sample' must be a fraction in (0, 1], e.g. 0.05 for 5 %. Got {explain_sample!r}.")
+    if explain_sample is not None:
+        check_sample_fraction(explain_sample)
     if int(workers) < 1:
         raise ValueError(f"The 'workers' must be a positive number of threads. Got {workers!r}.")
     if int(chunk_size) < 1:
@@ -291,7 +297,7 @@ def score_file(
     loaded = time.perf_counter()
     # Each chunk's LightGBM call gets its share of the cores, so the calls of `workers` chunks run
     # side by side instead of contending for the same OpenMP threads.
-    model.pyfunc.unwrap_python_model().model.booster_.set_params(n_jobs=max(1, (os.cpu_count() or 1) // int(workers)))
+    model.estimator.booster_.set_params(n_jobs=max(1, (os.cpu_count() or 1) // int(workers)))
     column_mapping = ColumnMapping.load(mapping)
     if not input_path.exists():
         raise FileNotFoundError(f"Input file {str(input_path)!r} does not exist. Fix: check the path.")
@@ -409,8 +415,6 @@ def score_spark(
     from ipvalue.frame import COLUMN_BY_NAME, validate_patent_frame
     from ipvalue.tracking import raw_records
 
-    from ipvalue.explain import explain_top
-
     explain_top(explain)  # raises on an unknown mode
     started = time.perf_counter()
     input_path, out = Path(input_path), Path(out)
@@ -428,7 +432,7 @@ def score_spark(
                 "timestamps (pandas: to_parquet(..., coerce_timestamps='us', allow_truncated_timestamps=True))."
             ) from exc
         raise
-    passthrough = model.pyfunc.unwrap_python_model().model.features_.spec_.passthrough
+    passthrough = model.estimator.features_.spec_.passthrough
     numeric = {c for c, spec in COLUMN_BY_NAME.items() if spec.kind in ("count", "float")} | set(passthrough)
     cols = [c for c in df.columns if c in COLUMN_BY_NAME or c in passthrough]
     df = df.select(*[F.col(c).cast("double" if c in numeric else "string").alias(c) for c in cols])
