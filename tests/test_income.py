@@ -156,11 +156,11 @@ def test_monte_carlo_quantiles_are_ordered_reproducible_and_centred(fitted, demo
     q1 = fitted.predict_interval(demo.patents)
     q2 = fitted.predict_interval(demo.patents)
     pd.testing.assert_frame_equal(q1, q2)
-    assert list(q1.columns) == ["p5", "p50", "p95"]
-    assert ((q1["p5"] <= q1["p50"]) & (q1["p50"] <= q1["p95"])).all()
+    assert list(q1.columns) == ["low_rmb", "p50_rmb", "high_rmb"]
+    assert ((q1["low_rmb"] <= q1["p50_rmb"]) & (q1["p50_rmb"] <= q1["high_rmb"])).all()
     point = fitted.predict(demo.patents)
     live = point > 0
-    ratio = (q1["p50"][live] / point[live]).median()
+    ratio = (q1["p50_rmb"][live] / point[live]).median()
     assert 0.85 < ratio < 1.15
 
 

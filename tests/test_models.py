@@ -120,10 +120,10 @@ def value_split():
 def test_value_interval_covers_held_out_appraisals(value_split):
     model, test = value_split
     iv = model.predict_interval(test)
-    assert list(iv.columns) == ["p10", "p50", "p90"]
-    assert ((iv["p10"] <= iv["p50"]) & (iv["p50"] <= iv["p90"])).all()
+    assert list(iv.columns) == ["low_rmb", "p50_rmb", "high_rmb"]
+    assert ((iv["low_rmb"] <= iv["p50_rmb"]) & (iv["p50_rmb"] <= iv["high_rmb"])).all()
     y = test["appraised_value_rmb"]
-    coverage = ((y >= iv["p10"]) & (y <= iv["p90"])).mean()
+    coverage = ((y >= iv["low_rmb"]) & (y <= iv["high_rmb"])).mean()
     assert 0.74 <= coverage <= 0.88, coverage  # nominal 80 %, on 600+ held-out patents
 
 

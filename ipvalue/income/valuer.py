@@ -1,4 +1,4 @@
-"""IncomeApproachValuer: the income approach as a valuer (``fit`` / ``predict`` / ``predict_interval``)."""
+"""IncomeApproachValuer: the income approach as a valuer (the contract of :mod:`ipvalue.valuer`)."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from ipvalue.features import PatentFeatureBuilder
 from ipvalue.income.assumptions import IncomeAssumptions
 from ipvalue.income.dcf import dcf_grown, dcf_schedule
 from ipvalue.scorecard import IndicatorScorecard
+from ipvalue.valuer import coverage_quantiles, interval_frame
 
 logger = logging.getLogger(__name__)
 
@@ -55,6 +56,10 @@ class IncomeApproachValuer(BaseEstimator):
     >>> bool((valuer.predict(patents) >= 0).all())
     True
     """
+
+    #: The borrower's own product income: value in use to the borrower (see the README's
+    #: "Valuation method"); the lending step turns it into a collateral value.
+    value_type = "value_in_use"
 
     def __init__(self, assumptions="cn-pledge-2025", *, scorecard="scorecard-pledge", feature_spec="core-v1", valuation_date=None, data_dir=None):
         self.assumptions = assumptions
@@ -227,11 +232,12 @@ class IncomeApproachValuer(BaseEstimator):
             list(pool.map(run_block, range(0, n, block)))
         return out
 
-    def predict_interval(self, X: pd.DataFrame, *, quantiles=(0.05, 0.5, 0.95), schedule=None, n_draws: int | None = None) -> pd.DataFrame:
-        """Monte Carlo quantiles of each patent's value in RMB: columns ``p5, p50, p95`` by default."""
+    def predict_interval(self, X: pd.DataFrame, *, coverage: float = 0.9, schedule=None, n_draws: int | None = None) -> pd.DataFrame:
+        """Monte Carlo interval of each patent's value in RMB: ``low_rmb, p50_rmb, high_rmb``
+        (P5 / P50 / P95 for the default coverage 0.9)."""
         inputs = self.inputs(X, schedule=schedule)
-        q = self.simulate(inputs=inputs, schedule=schedule, n_draws=n_draws, quantiles=np.asarray(quantiles))
-        return pd.DataFrame(q, index=inputs.index, columns=[f"p{round(100 * p):g}" for p in quantiles])
+        q = self.simulate(inputs=inputs, schedule=schedule, n_draws=n_draws, quantiles=coverage_quantiles(coverage))
+        return interval_frame(q[:, 0], q[:, 1], q[:, 2], inputs.index)
 
     def sensitivity(self, X: pd.DataFrame | None = None, *, schedule=None, inputs: pd.DataFrame | None = None) -> pd.DataFrame:
         """Tornado table: each assumption moved down and up (by the set's ``sensitivity`` steps).

@@ -18,6 +18,7 @@ from sklearn.model_selection import GroupShuffleSplit
 from sklearn.utils.validation import check_is_fitted
 
 from ipvalue.features import PatentFeatureBuilder
+from ipvalue.valuer import check_coverage, interval_frame
 
 DEFAULT_PARAMS = {
     "n_estimators": 400,
@@ -41,7 +42,11 @@ def conformal_quantile(residuals: np.ndarray, alpha: float) -> float:
 
 
 class ValueRegressor(BaseEstimator):
-    """Appraisal-value model (common valuer contract: ``fit``, ``predict``, ``predict_interval``).
+    """Appraisal-value model (the valuer contract of :mod:`ipvalue.valuer`).
+
+    Its money figures are ``market_value`` only when its labels are market prices or appraisals
+    of market value; trained on synthetic labels it is a demonstration (see the run's
+    ``data_origin`` tag).
 
     Parameters
     ----------
@@ -57,6 +62,8 @@ class ValueRegressor(BaseEstimator):
         LightGBM parameters over :data:`DEFAULT_PARAMS`.
     data_dir : str or Path, default=None
     """
+
+    value_type = "market_value"
 
     def __init__(self, feature_spec="core-v1", *, valuation_date=None, alpha=0.2, calibration_fraction=0.25, group_column="package_id", params=None, data_dir=None):
         self.feature_spec = feature_spec
@@ -90,6 +97,7 @@ class ValueRegressor(BaseEstimator):
         log_y = np.log(y.to_numpy())
         self.booster_ = lgb.LGBMRegressor(**params).fit(matrix.iloc[fit_idx], log_y[fit_idx])
         residuals = log_y[cal_idx] - self.booster_.predict(matrix.iloc[cal_idx])
+        self.calibration_residuals_ = np.sort(np.abs(residuals))
         self.conformal_halfwidth_ = conformal_quantile(residuals, self.alpha)
         self.n_calibration_ = len(cal_idx)
         self.feature_medians_ = matrix.select_dtypes("number").median().to_dict()
@@ -103,14 +111,29 @@ class ValueRegressor(BaseEstimator):
         """P50 value in RMB."""
         return pd.Series(np.exp(self.predict_log(X)), index=X.index, name="value_p50_rmb")
 
-    def predict_interval(self, X: pd.DataFrame) -> pd.DataFrame:
-        """``p10, p50, p90`` in RMB (for the default alpha 0.2; columns follow alpha)."""
-        return self._interval(self.predict_log(X), X.index)
+    def predict_interval(self, X: pd.DataFrame, *, coverage: float | None = None) -> pd.DataFrame:
+        """``low_rmb, p50_rmb, high_rmb``: the split-conformal interval with marginal ``coverage``
+        (default ``1 - alpha``, 0.8: P10-P90), from the calibration residuals kept at fit."""
+        return self._interval(self.predict_log(X), X.index, coverage)
 
-    def _interval(self, mid: np.ndarray, index) -> pd.DataFrame:
+    def _interval(self, mid: np.ndarray, index, coverage: float | None = None) -> pd.DataFrame:
+        check_is_fitted(self, "calibration_residuals_")
+        alpha = self.alpha if coverage is None else 1 - check_coverage(coverage)
+        q = conformal_quantile(self.calibration_residuals_, alpha)
+        return interval_frame(np.exp(mid - q), np.exp(mid), np.exp(mid + q), index)
+
+    @property
+    def scored_interval_columns(self) -> list[str]:
+        """The interval columns of :meth:`score_frame`, named by alpha: ``value_p10_rmb,
+        value_p50_rmb, value_p90_rmb`` for the default 0.2."""
         lo, hi = round(100 * self.alpha / 2), round(100 * (1 - self.alpha / 2))
-        q = self.conformal_halfwidth_
-        return pd.DataFrame({f"p{lo}": np.exp(mid - q), "p50": np.exp(mid), f"p{hi}": np.exp(mid + q)}, index=index)
+        return [f"value_p{lo}_rmb", "value_p50_rmb", f"value_p{hi}_rmb"]
+
+    @property
+    def provenance(self) -> dict:
+        """The feature spec and the interval's calibration."""
+        check_is_fitted(self, "booster_")
+        return {**self.features_.provenance, "value_model_alpha": self.alpha, "value_model_calibration_patents": self.n_calibration_}
 
     def score_frame(self, frame: pd.DataFrame, *, explain: str = "all", explain_rows=None) -> pd.DataFrame:
         """Per patent: the interval in RMB (``value_p10_rmb`` ...), the features
@@ -119,7 +142,7 @@ class ValueRegressor(BaseEstimator):
         from ipvalue.explain import explained, feature_columns
 
         matrix = self.features_.transform(frame)  # built once for the interval and the explanation
-        interval = self._interval(self.booster_.predict(matrix), frame.index).add_prefix("value_").add_suffix("_rmb")
+        interval = self._interval(self.booster_.predict(matrix), frame.index).set_axis(self.scored_interval_columns, axis=1)
         return pd.concat([interval, feature_columns(matrix), explained(self._contributions, matrix, explain, explain_rows)], axis=1)
 
     def monotonicity_violations(self, X: pd.DataFrame, *, step: float = 0.25) -> pd.Series:
