@@ -14,7 +14,7 @@ CACHE = Path(tempfile.gettempdir()) / "ipvalue-bench"
 
 def demo_parquet(n: int, seed: int = 0) -> Path:
     """The synthetic portfolio of ``n`` patents as Parquet (generated once, then cached)."""
-    from ipvalue.demo import make_demo_portfolio
+    from ipvalue.synthetic import make_demo_portfolio
 
     path = CACHE / f"demo-{n}-{seed}.parquet"
     if not path.exists():

@@ -26,7 +26,7 @@ def main() -> None:
     args = parser.parse_args()
     warnings.simplefilter("ignore")
 
-    from ipvalue.demo import make_demo_portfolio
+    from ipvalue.synthetic import make_demo_portfolio
     from ipvalue.income import IncomeApproachValuer
 
     patents = make_demo_portfolio(args.patents, seed=1).patents

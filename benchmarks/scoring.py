@@ -30,7 +30,7 @@ from benchmarks._common import CACHE, demo_parquet, peak_rss_mb, run_isolated
 def train(store: Path) -> str:
     import yaml
 
-    from ipvalue.models.experiment import run_experiment
+    from ipvalue.training import run_experiment
 
     spec = yaml.safe_load(open("experiments/value-demo.yaml", encoding="utf-8"))
     spec.update(name="bench-value", registered_model="bench-value")
@@ -56,13 +56,13 @@ def measure(n: int, uri: str, explain: str) -> dict:
 
 
 def reference(n: int, uri: str) -> dict:
-    import mlflow
     import numpy as np
     import pandas as pd
 
+    from ipvalue.registry import load_model
+
     warnings.simplefilter("ignore")
-    mlflow.set_tracking_uri(uri)
-    model = mlflow.pyfunc.load_model("models:/bench-value@champion").unwrap_python_model().model
+    model = load_model("models:/bench-value@champion", tracking_uri=uri).estimator
     matrix = model.features_.transform(pd.read_parquet(demo_parquet(n)))
     rows = min(n, 20_000)
 

@@ -14,6 +14,9 @@ __all__ = [
     "AssumptionError",
     "ColumnError",
     "EmptyInputError",
+    "InputError",
+    "InputFileError",
+    "ModelNotFoundError",
     "NotFittedError",
     "OverrideError",
     "PatentFrameError",
@@ -21,7 +24,12 @@ __all__ = [
 ]
 
 
-class PatentFrameError(ValueError):
+class InputError(ValueError):
+    """Base of the errors in what a user supplied (a file, an application, a model URI): the CLI
+    exits with code 3 and one line saying what to fix."""
+
+
+class PatentFrameError(InputError):
     """Rows of a patent table break the PatentFrame contract (raised in ``strict`` mode).
 
     Attributes
@@ -43,6 +51,10 @@ class EmptyInputError(PatentFrameError):
     """The input file or table has no data rows."""
 
 
+class InputFileError(PatentFrameError):
+    """An input file cannot be read: an unsupported type, an undecodable text, a malformed table."""
+
+
 class SpecError(ValueError):
     """A feature-set spec, experiment file or other YAML configuration is invalid."""
 
@@ -51,9 +63,14 @@ class AssumptionError(ValueError):
     """An assumption set (rates, terms, thresholds) is invalid or out of its allowed range."""
 
 
-class ApplicationError(ValueError):
+class ApplicationError(InputError):
     """A loan application file is invalid; the message names the field."""
 
 
-class OverrideError(ValueError):
+class OverrideError(InputError):
     """A manual override is incomplete: every override needs a reason and an officer."""
+
+
+class ModelNotFoundError(InputError):
+    """A model URI does not name a registered model version (unknown name, alias or version), or
+    is not a registry URI at all (models load only from the registry)."""

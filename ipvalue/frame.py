@@ -391,3 +391,39 @@ def _empty_column(col: Column, n: int) -> pd.Series:
         return pd.Series("unknown", index=range(n), dtype="str")
     return pd.Series(None, index=range(n), dtype="str")
 
+
+
+def as_patent_frame(X, *, passthrough=(), source: str = "input") -> pd.DataFrame:
+    """``X`` as a PatentFrame: returned as it is when it already has every contract column with
+    typed dates (a frame that went through :func:`validate_patent_frame`), else validated
+    strictly. The ``passthrough`` source columns (numeric, outside the contract) are carried
+    along, missing where absent.
+
+    Raises
+    ------
+    TypeError
+        ``X`` is not a pandas DataFrame.
+    PatentFrameError
+        A row breaks the contract (strict validation).
+    """
+    if not isinstance(X, pd.DataFrame):
+        raise TypeError(f"The {source} must be a PatentFrame (pandas DataFrame). Got {type(X).__name__}.")
+    if all(c.name in X.columns for c in COLUMNS) and str(X["filing_date"].dtype).startswith("datetime64"):
+        frame = X
+    else:
+        frame = validate_patent_frame(X, strict=True, source=source).valid.set_axis(X.index)
+    extra = {c: pd.to_numeric(X[c], errors="coerce") if c in X.columns else np.nan for c in passthrough}
+    return frame.assign(**extra) if extra else frame
+
+
+def to_records(frame: pd.DataFrame, extra_columns=()) -> pd.DataFrame:
+    """PatentFrame rows as a loan system or a CSV export sends them: contract columns (plus
+    ``extra_columns``) only, dates as ISO strings, counts as floats, empty columns left out. The
+    inverse of :func:`validate_patent_frame` (what a registered model's ``predict`` takes)."""
+    out = frame[[c for c in frame.columns if c in COLUMN_BY_NAME or c in extra_columns]].copy()
+    for c in out.columns:
+        if str(out[c].dtype).startswith("datetime64"):
+            out[c] = out[c].dt.strftime("%Y-%m-%d").astype(object).where(out[c].notna(), None)
+        elif str(out[c].dtype) == "str":
+            out[c] = out[c].astype(object).where(out[c].notna(), None)
+    return out[[c for c in out.columns if out[c].notna().any()]]

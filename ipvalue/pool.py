@@ -12,18 +12,18 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from ipvalue.exceptions import InputError
+from ipvalue.features import PatentFeatureBuilder
 from ipvalue.frame import DEAD_STATUSES
+from ipvalue.scorecard import IndicatorScorecard
 
 VALUE_BANDS_RMB = [0, 5e5, 1e6, 5e6, 1e7, np.inf]
 VALUE_BAND_LABELS = ["<50万", "50-100万", "100-500万", "500-1000万", "≥1000万"]
 
 
 def _book_view(book: pd.DataFrame, scored: pd.DataFrame, value_column: str, valuation_date) -> pd.DataFrame:
-    from ipvalue.features import PatentFeatureBuilder
-    from ipvalue.scorecard import IndicatorScorecard
-
     if value_column not in scored.columns:
-        raise ValueError(f"The scored file has no column {value_column!r}. Fix: pass value_column= one of {list(scored.columns)}.")
+        raise InputError(f"The scored file has no column {value_column!r}. Fix: pass value_column= one of {list(scored.columns)}.")
     features = PatentFeatureBuilder(valuation_date=valuation_date).fit_transform(book)
     view = pd.DataFrame({
         "patent_id": book["patent_id"].to_numpy(),
@@ -100,8 +100,6 @@ def monitoring_alerts(
     -------
     pandas.DataFrame: ``patent_id, alert, severity, detail`` (one row per alert).
     """
-    from ipvalue.features import PatentFeatureBuilder
-
     as_of = pd.Timestamp(as_of)
     built = PatentFeatureBuilder(valuation_date=as_of).fit(book).build(book)
     life, expiry = built.matrix, built.extras["expiry_date"]

@@ -8,7 +8,9 @@ from importlib import resources
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
+
+
+from ipvalue.io import write_text_atomic
 
 DECISIONS_ZH = {"eligible": "符合内部评估质押条件", "not eligible": "不符合条件", "external appraisal required": "需外部评估"}
 
@@ -92,8 +94,6 @@ def render_html(result) -> str:
 
 def write_reports(result, out_dir: str | Path) -> dict:
     """Write ``<application>-<valuation id>.html`` and ``.json`` atomically; returns their paths."""
-    from ipvalue.io import write_text_atomic
-
     out_dir = Path(out_dir)
     stem = f"{result.application.application_id}-{result.valuation_id}"
     return {

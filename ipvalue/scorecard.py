@@ -113,15 +113,16 @@ class IndicatorScorecard(BaseEstimator):
             cols = self.indicators_.loc[self.indicators_["dimension"] == dim, "name"]
             out[dim] = pts[cols].sum(axis=1) / weights[dim]
         out["total"] = pts.sum(axis=1)
-        thresholds = np.array([g[1] for g in self.grades_][::-1], dtype=float)
-        labels = np.array([g[0] for g in self.grades_][::-1])
-        out["grade"] = labels[np.searchsorted(thresholds, out["total"].to_numpy() + 1e-9, side="right") - 1]
+        out["grade"] = self.grade(out["total"].to_numpy())
         out["sharing_position"] = out["total"] / 100.0
         return out
 
-    def predict(self, features: pd.DataFrame) -> pd.Series:
-        """The total score (0-100): the scorecard's output under the common valuer contract."""
-        return self.score(features)["total"]
+    def grade(self, totals) -> np.ndarray:
+        """The grade of each total (0-100): the grade with the highest minimum at or below it."""
+        check_is_fitted(self, "grades_")
+        thresholds = np.array([g[1] for g in self.grades_][::-1], dtype=float)
+        labels = np.array([g[0] for g in self.grades_][::-1])
+        return labels[np.searchsorted(thresholds, np.asarray(totals, dtype=float) + 1e-9, side="right") - 1]
 
     def table(self) -> pd.DataFrame:
         """The scorecard as a table: dimension, indicator, feature, weight, max points, rule, labels."""

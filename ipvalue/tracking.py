@@ -1,5 +1,5 @@
-"""MLflow: the embedded tracking store, runs, the model registry with aliases, and the pyfunc model
-that takes raw PatentFrame records."""
+"""MLflow tracking: the embedded tracking store, experiment and run helpers, and the pyfunc model
+that takes raw PatentFrame records. The registry (URIs, aliases, loading) is :mod:`ipvalue.registry`."""
 
 from __future__ import annotations
 
@@ -11,10 +11,9 @@ from pathlib import Path
 
 import pandas as pd
 
+from ipvalue.frame import COLUMNS, as_patent_frame
+
 logger = logging.getLogger(__name__)
-
-ALIASES = ("champion", "challenger")
-
 
 def default_tracking_uri() -> str:
     """``$MLFLOW_TRACKING_URI``, else the embedded ``sqlite:///mlflow/mlflow.db`` under the working directory."""
@@ -67,26 +66,10 @@ def git_commit() -> str:
         return "unknown"
 
 
-def raw_records(frame: pd.DataFrame, extra_columns=()) -> pd.DataFrame:
-    """PatentFrame rows as a loan system would send them: contract columns (plus ``extra_columns``)
-    only, dates as ISO strings, counts as floats, empty columns left out."""
-    from ipvalue.frame import COLUMN_BY_NAME
-
-    out = frame[[c for c in frame.columns if c in COLUMN_BY_NAME or c in extra_columns]].copy()
-    for c in out.columns:
-        if str(out[c].dtype).startswith("datetime64"):
-            out[c] = out[c].dt.strftime("%Y-%m-%d").astype(object).where(out[c].notna(), None)
-        elif str(out[c].dtype) == "str":
-            out[c] = out[c].astype(object).where(out[c].notna(), None)
-    return out[[c for c in out.columns if out[c].notna().any()]]
-
-
 def patent_input_schema(passthrough=()):
     """The model signature's input: the PatentFrame contract, required columns required, every
     other column optional; dates and lists as strings, counts and amounts as doubles."""
     from mlflow.types.schema import ColSpec, Schema
-
-    from ipvalue.frame import COLUMNS
 
     specs = [ColSpec("double" if c.kind in ("count", "float") else "string", c.name, required=c.required) for c in COLUMNS]
     specs += [ColSpec("double", name, required=False) for name in passthrough]
@@ -98,7 +81,7 @@ def _pyfunc_class():
 
     class PatentModelPyfunc(mlflow.pyfunc.PythonModel):
         """Raw PatentFrame records in (dates as ISO strings, as in a CSV export); the model's
-        ``score_frame`` out, with ``patent_id`` first. Features are built inside from the
+        ``output_frame`` out, with ``patent_id`` first. Features are built inside from the
         fitted spec, so a scorer needs nothing but the model URI."""
 
         def __init__(self, model):
@@ -106,13 +89,9 @@ def _pyfunc_class():
 
         def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
             """``params={"explain": "all" | "top<N>" | "none"}`` chooses the explanation columns."""
-            from ipvalue.frame import validate_patent_frame
-
-            frame = validate_patent_frame(model_input, strict=True, source="model input").valid.set_axis(model_input.index)
-            for c in self.model.features_.spec_.passthrough:
-                frame[c] = pd.to_numeric(model_input[c], errors="coerce") if c in model_input.columns else float("nan")
+            frame = as_patent_frame(model_input, passthrough=self.model.features_.spec_.passthrough, source="model input")
             explain = (params or {}).get("explain", "all")
-            return pd.concat([frame[["patent_id"]], self.model.score_frame(frame, explain=explain)], axis=1).reset_index(drop=True)
+            return pd.concat([frame[["patent_id"]], self.model.output_frame(frame, explain=explain)], axis=1).reset_index(drop=True)
 
     return PatentModelPyfunc
 
@@ -150,34 +129,3 @@ def _version(pkg: str) -> str:
     from importlib.metadata import version
 
     return version(pkg)
-
-
-def register_and_alias(model_uri: str, name: str, *, gates_passed: bool, description: str = "") -> dict:
-    """Register a model version; move an alias only when its gates passed.
-
-    The first passing version becomes ``champion``; later passing versions become ``challenger``
-    (promotion to champion is a governance decision). A failing model is not registered.
-    """
-    import mlflow
-    from mlflow import MlflowClient
-
-    if not gates_passed:
-        return {"registered": False, "version": None, "alias": None}
-    version = mlflow.register_model(model_uri, name)
-    client = MlflowClient()
-    if description:
-        client.update_model_version(name, version.version, description=description)
-    from ipvalue.governance import record_alias_move
-
-    try:
-        client.get_model_version_by_alias(name, "champion")
-        alias = "challenger"
-    except mlflow.exceptions.MlflowException:
-        alias = "champion"
-    try:
-        previous = str(client.get_model_version_by_alias(name, alias).version)
-    except mlflow.exceptions.MlflowException:
-        previous = None
-    client.set_registered_model_alias(name, alias, version.version)
-    record_alias_move(name, alias, str(version.version), by="ipvalue train", reason="experiment gates passed", previous=previous)
-    return {"registered": True, "version": int(version.version), "alias": alias}

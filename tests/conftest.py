@@ -7,7 +7,7 @@ import os
 import pandas as pd
 import pytest
 
-from ipvalue.demo import make_demo_portfolio
+from ipvalue.synthetic import make_demo_portfolio
 
 
 @pytest.fixture(scope="session")
@@ -53,24 +53,74 @@ def tiny_frame() -> pd.DataFrame:
     )
 
 
-@pytest.fixture(scope="session")
-def registry(tmp_path_factory, data_dir):
-    """A temporary MLflow store with the renewal model (real data) and a small value model
-    (synthetic), both registered as champions. Returns (folder, tracking uri, results)."""
+def _small_value_experiment(folder) -> str:
+    """experiments/value-demo.yaml on a smaller synthetic book (fast), with gates it passes."""
     import yaml
 
-    from ipvalue.models.experiment import run_experiment
-
-    folder = tmp_path_factory.mktemp("registry")
-    uri = f"sqlite:///{folder / 'mlflow.db'}"
     spec = yaml.safe_load(open("experiments/value-demo.yaml", encoding="utf-8"))
     spec.update(name="value-small")
     spec["data"]["n"], spec["split"]["k"] = 800, 3
     spec["gates"] = {"spearman_min": 0.5, "coverage_min": 0.6, "must_beat": ["claims_only"]}
     small = folder / "value-small.yaml"
     small.write_text(yaml.safe_dump(spec, allow_unicode=True), encoding="utf-8")
-    results = {
-        "renewal": run_experiment("experiments/renewal-us-university.yaml", tracking_uri=uri, data_dir=data_dir),
-        "value": run_experiment(small, tracking_uri=uri),
+    return str(small)
+
+
+@pytest.fixture(scope="session")
+def value_registry(tmp_path_factory):
+    """A temporary MLflow store with a small value model (synthetic data, so no shared data is
+    needed) registered as ipvalue-value@champion. Returns (folder, tracking uri, results)."""
+    from ipvalue.training import run_experiment
+
+    folder = tmp_path_factory.mktemp("registry")
+    uri = f"sqlite:///{folder / 'mlflow.db'}"
+    return folder, uri, {"value": run_experiment(_small_value_experiment(folder), tracking_uri=uri)}
+
+
+@pytest.fixture(scope="session")
+def registry(value_registry, data_dir):
+    """:func:`value_registry` plus the renewal model trained on the real data (ipvalue-renewal@champion)."""
+    from ipvalue.training import run_experiment
+
+    folder, uri, results = value_registry
+    renewal = run_experiment("experiments/renewal-us-university.yaml", tracking_uri=uri, data_dir=data_dir)
+    return folder, uri, {**results, "renewal": renewal}
+
+
+# --- loan applications (lending tests) -------------------------------------------------------------
+
+BORROWER = "合成示例测试科技有限公司"
+
+
+def synthetic_patent(i, **changes):
+    base = {
+        "patent_id": f"SYN-CN-T{i:03d}", "jurisdiction": "CN", "patent_type": "invention", "filing_date": "2018-03-01",
+        "publication_date": "2019-09-01", "grant_date": "2020-06-01", "legal_status": "in_force", "fees_paid_until": "2027-03-01",
+        "claims_total": 12, "claims_independent": 2, "family_size": 2, "family_offices": "CN;US", "forward_citations": 4,
+        "backward_citations": 8, "npl_citations": 2, "ipc_main": "G06F 16/00", "ipc_codes": "G06F 16/00;G06N 3/08",
+        "applicants": BORROWER, "inventor_count": 3,
     }
-    return folder, uri, results
+    return {**base, **changes}
+
+
+def synthetic_application(**changes):
+    raw = {
+        "application_id": "SYN-APP-T1", "borrower": BORROWER, "requested_amount_rmb": 300_000, "term_years": 2,
+        "purpose": "working capital (synthetic test)", "valuation_date": "2026-06-30",
+        "patents": {"records": [synthetic_patent(1), synthetic_patent(2, patent_type="utility_model", filing_date="2021-01-01", publication_date="2021-08-01", grant_date="2021-08-01")]},
+        "revenue_forecast": {"base_rmb": 40_000_000, "growth": 0.05}, "risk_sharing": "5311",
+    }
+    raw.update(changes)
+    return raw
+
+
+@pytest.fixture
+def make_patent():
+    """``make_patent(i, **changes)``: a valid synthetic CN invention owned by :data:`BORROWER`."""
+    return synthetic_patent
+
+
+@pytest.fixture
+def make_application():
+    """``make_application(**changes)``: a clean synthetic application (two patents, revenue, risk sharing)."""
+    return synthetic_application

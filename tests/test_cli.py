@@ -2,7 +2,11 @@
 
 import pandas as pd
 
-from ipvalue.cli import EXIT_INPUT, EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, main
+import pytest
+
+from ipvalue import cli
+from ipvalue.cli import main
+from ipvalue.cli.exitcodes import EXIT_CONFIG, EXIT_INPUT, EXIT_INTERNAL, EXIT_OK, EXIT_PARTIAL, EXIT_USAGE
 
 
 def test_validate_reports_and_writes_quarantine(tmp_path, tiny_frame, capsys):
@@ -26,6 +30,65 @@ def test_validate_missing_file_is_an_input_error(capsys):
 def test_no_command_prints_help(capsys):
     assert main([]) == EXIT_USAGE
     assert "validate" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["score", "book.csv", "--model", "models:/m@champion", "--out", "o.parquet", "--chunk-size", "0"], "--chunk-size: must be a whole number >= 1. Got '0'."),
+    (["score", "book.csv", "--model", "models:/m@champion", "--out", "o.parquet", "--workers", "0"], "--workers: must be a whole number >= 1. Got '0'."),
+    (["pool", "book.csv", "--scored", "s.parquet", "--as-of", "next week"], "--as-of: must be a date written YYYY-MM-DD. Got 'next week'."),
+    (["pool", "book.csv", "--scored", "s.parquet", "--value-drop", "20"], "--value-drop: must be a fraction in [0, 1]"),
+])
+def test_bad_arguments_are_usage_errors(argv, message, capsys):
+    with pytest.raises(SystemExit) as stop:
+        main(argv)
+    assert stop.value.code == EXIT_USAGE
+    assert message in capsys.readouterr().err
+
+
+def test_an_unsupported_file_type_is_an_input_error(tmp_path, capsys):
+    (tmp_path / "x.json").write_text("{}", encoding="utf-8")
+    assert main(["validate", str(tmp_path / "x.json")]) == EXIT_INPUT
+    err = capsys.readouterr().err
+    assert err.startswith("error: Unsupported file type '.json'") and "Traceback" not in err
+
+
+@pytest.mark.parametrize("uri, message", [
+    ("models:/nope@champion", "No registered model 'nope' with alias @champion"),
+    ("models:/ipvalue-value@nope", "No registered model 'ipvalue-value' with alias @nope"),
+    ("models:/ipvalue-value/99", "No registered model 'ipvalue-value' with version 99"),
+    ("some/folder", "A model must be named by its registry URI"),
+    ("runs:/abc/model", "A model must be named by its registry URI"),
+])
+def test_an_unknown_or_unregistered_model_is_an_input_error(uri, message, value_registry, tiny_frame, tmp_path, capsys):
+    tiny_frame.to_csv(tmp_path / "book.csv", index=False)
+    code = main(["score", str(tmp_path / "book.csv"), "--model", uri, "--out", str(tmp_path / "o.parquet"), "--tracking-uri", value_registry[1]])
+    err = capsys.readouterr().err
+    assert code == EXIT_INPUT, err
+    assert message in err and len(err.strip().splitlines()) == 1
+
+
+def test_an_application_without_revenue_is_an_input_error(tmp_path, tiny_frame, capsys):
+    app = {"application_id": "A-1", "borrower": "x", "requested_amount_rmb": 1e6, "term_years": 2, "valuation_date": "2026-06-30",
+           "patents": {"records": tiny_frame.head(1).to_dict("records")}}
+    (tmp_path / "app.yaml").write_text(__import__("yaml").safe_dump(app), encoding="utf-8")
+    assert main(["value", str(tmp_path / "app.yaml"), "--out", str(tmp_path / "r"), "--audit-db", str(tmp_path / "a.db")]) == EXIT_INPUT
+    assert "The 'revenue_forecast' of application A-1 is missing" in capsys.readouterr().err
+
+
+def test_a_broken_experiment_file_is_a_configuration_error(tmp_path, capsys):
+    (tmp_path / "e.yaml").write_text("name: e\nmodel: {kind: renewal}\n", encoding="utf-8")
+    assert main(["train", str(tmp_path / "e.yaml")]) == EXIT_CONFIG
+    assert "configuration error: Experiment" in capsys.readouterr().err
+
+
+def test_a_bug_is_an_internal_error_with_the_traceback_logged(monkeypatch, capsys, caplog):
+    def broken(args):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(cli.contract, "run", broken)
+    assert main(["contract"]) == EXIT_INTERNAL
+    assert "internal error (a bug in ipvalue): RuntimeError: a bug" in capsys.readouterr().err
+    assert "Traceback" in caplog.text
 
 
 def test_contract_lists_columns(capsys):

@@ -37,7 +37,7 @@ def test_missing_values_are_a_bin_and_identical_batches_are_stable():
 
 
 def test_a_drifted_synthetic_batch_is_flagged(registry):
-    from ipvalue.demo import make_demo_portfolio
+    from ipvalue.synthetic import make_demo_portfolio
 
     _, uri, results = registry
     use_tracking(uri)
@@ -46,8 +46,8 @@ def test_a_drifted_synthetic_batch_is_flagged(registry):
     same = make_demo_portfolio(1500, seed=99).patents
     same = same[same["legal_status"] == "in_force"]  # the training population: in-force patents with appraisals
     drifted = same.assign(revenue_base_rmb=same["revenue_base_rmb"] * 8, claims_total=same["claims_total"] + 15)
-    calm = drift_report(reference, model.score_frame(model.features_._as_frame(same), explain="none"))
-    hot = drift_report(reference, model.score_frame(model.features_._as_frame(drifted), explain="none"))
+    calm = drift_report(reference, model.output_frame(same, explain="none"))
+    hot = drift_report(reference, model.output_frame(drifted, explain="none"))
     assert calm["value"].max() < 0.25 and set(calm["kind"]) == {"PSI", "CSI"}
     top = hot.set_index("column")
     assert top.loc["feature_log_revenue_rmb", "verdict"] == "act" and top.loc["feature_claims_total", "verdict"] == "act"
@@ -59,7 +59,7 @@ def test_promotion_needs_gates_a_validator_and_a_reason(registry, tmp_path):
     import yaml
     from mlflow import MlflowClient
 
-    from ipvalue.models.experiment import run_experiment
+    from ipvalue.training import run_experiment
 
     _, uri, results = registry
     use_tracking(uri)
@@ -112,7 +112,6 @@ def test_the_validation_report_reproduces_its_numbers(registry, data_dir):
 
 
 def test_override_summary_counts_direction_and_size(tmp_path):
-    import sqlite3
 
     from ipvalue.audit import _connect
 

@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ipvalue.demo import make_demo_portfolio
+from ipvalue.synthetic import make_demo_portfolio
 from ipvalue.models import ClaimsOnlyRule, FeeSchedule, LogisticBaseline, RenewalModel
 from ipvalue.models.metrics import expected_calibration_error, reliability_table
 from ipvalue.models.renewal import stage_rows

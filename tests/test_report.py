@@ -9,17 +9,15 @@ import shutil
 import pytest
 
 from ipvalue.report import render_html, write_reports
-from ipvalue.valuation import LoanApplication, value_application
-
-from tests.test_valuation import application
+from ipvalue.lending import LoanApplication, value_application
 
 pytestmark = pytest.mark.filterwarnings("ignore")
 CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
 
 
-@pytest.fixture(scope="module")
-def result():
-    raw = application(overrides=[{"patent_id": "SYN-CN-T001", "field": "sharing_rate", "value": 0.005, "reason": "产品毛利低于行业", "officer": "张经理"}])
+@pytest.fixture
+def result(make_application):
+    raw = make_application(overrides=[{"patent_id": "SYN-CN-T001", "field": "sharing_rate", "value": 0.005, "reason": "产品毛利低于行业", "officer": "张经理"}])
     return value_application(LoanApplication.from_dict(raw), user="tester")
 
 

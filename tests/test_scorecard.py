@@ -46,11 +46,12 @@ def test_hand_scored_patent():
 
 def test_grades_follow_the_thresholds():
     card = IndicatorScorecard().fit()
-    totals = np.array([0, 34.99, 35, 50, 64.99, 65, 80, 100])
-    labels = np.array([g[0] for g in card.grades_][::-1])
-    thresholds = np.array([g[1] for g in card.grades_][::-1], dtype=float)
-    got = labels[np.searchsorted(thresholds, totals + 1e-9, side="right") - 1]
-    assert got.tolist() == ["E", "E", "D", "C", "C", "B", "A", "A"]
+    totals = np.array([0, 34.99, 35, 50, 64.99, 65, 79.99, 80, 100])  # grades A ≥ 80, B ≥ 65, C ≥ 50, D ≥ 35, E below
+    assert card.grade(totals).tolist() == ["E", "E", "D", "C", "C", "B", "B", "A", "A"]
+    # the score table grades its totals the same way
+    features = pd.DataFrame([{"remaining_life_years": 20.0, "is_lapsed": 0.0, "patent_type": "invention"}])
+    scored = card.score(features.reindex(columns=card.indicators_["feature"].unique()))
+    assert scored["grade"].tolist() == card.grade(scored["total"]).tolist()
 
 
 def test_bad_weights_and_missing_features_are_refused(matrix):

@@ -8,12 +8,18 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from ipvalue import scoring
-from ipvalue.demo import make_demo_portfolio
+from ipvalue.scoring import local
+from ipvalue.synthetic import make_demo_portfolio
 from ipvalue.scoring import score_file
 
 pytestmark = pytest.mark.filterwarnings("ignore")
 MODEL = "models:/ipvalue-value@champion"
+
+
+@pytest.fixture(scope="module")
+def registry(value_registry):
+    """Scoring needs only the synthetic value model: these tests run without the shared data."""
+    return value_registry
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +66,7 @@ def test_same_input_and_model_give_byte_identical_output_whatever_the_parallelis
 
 def test_a_killed_run_resumes_and_gives_the_uninterrupted_output(book, registry, tmp_path, monkeypatch):
     reference = run(book, registry, tmp_path, "reference.parquet")
-    real = scoring._score_chunk
+    real = local.score_chunk
     calls = {"n": 0}
 
     def crash_on_third(*args, **kwargs):
@@ -69,14 +75,14 @@ def test_a_killed_run_resumes_and_gives_the_uninterrupted_output(book, registry,
             raise KeyboardInterrupt("killed")
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(scoring, "_score_chunk", crash_on_third)
+    monkeypatch.setattr(local, "score_chunk", crash_on_third)
     with pytest.raises(KeyboardInterrupt):
         run(book, registry, tmp_path, "resumed.parquet")
     assert not (tmp_path / "resumed.parquet").exists()  # nothing half-written at the target
     # chunks run two at a time: the one after the crash may have finished too, the crashed one has not
     done = {p.name for p in (tmp_path / "resumed.parquet.parts").glob("done-*")}
     assert {"done-00000.json", "done-00001.json"} <= done and "done-00002.json" not in done
-    monkeypatch.setattr(scoring, "_score_chunk", real)
+    monkeypatch.setattr(local, "score_chunk", real)
     resumed = run(book, registry, tmp_path, "resumed.parquet")
     assert resumed.chunks_resumed == len(done)
     assert open(resumed.output, "rb").read() == open(reference.output, "rb").read()

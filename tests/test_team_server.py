@@ -103,10 +103,11 @@ def team_server(tmp_path_factory):
 def test_train_register_govern_promote_and_load_by_alias_on_postgres(team_server, tmp_path, data_dir):
     import mlflow
 
-    from ipvalue.demo import make_demo_portfolio
+    from ipvalue.synthetic import make_demo_portfolio
     from ipvalue.governance import model_card, promote, validation_report
-    from ipvalue.models.experiment import run_experiment
-    from ipvalue.tracking import raw_records, use_tracking
+    from ipvalue.training import run_experiment
+    from ipvalue.frame import to_records
+    from ipvalue.tracking import use_tracking
 
     uri, pg_pid, server_pid = team_server
     assert uri.startswith("http://127.0.0.1:")
@@ -128,6 +129,6 @@ def test_train_register_govern_promote_and_load_by_alias_on_postgres(team_server
     assert "王验证" in model_card("models:/ipvalue-value@champion").to_markdown()
 
     served = mlflow.pyfunc.load_model("models:/ipvalue-value@champion")
-    out = served.predict(raw_records(make_demo_portfolio(20, seed=3).patents.drop(columns=["appraised_value_rmb"])))
+    out = served.predict(to_records(make_demo_portfolio(20, seed=3).patents.drop(columns=["appraised_value_rmb"])))
     assert len(out) == 20 and (out["value_p10_rmb"] < out["value_p90_rmb"]).all()
     assert mlflow.get_tracking_uri() == uri  # everything above went through the server, not a local file

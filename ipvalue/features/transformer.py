@@ -17,7 +17,8 @@ from ipvalue.exceptions import SpecError
 from ipvalue.features.builders import BUILDERS, BuildContext
 from ipvalue.features.cohort import SOURCES, CohortReference
 from ipvalue.features.spec import FeatureSpec
-from ipvalue.frame import COLUMNS, validate_patent_frame
+from ipvalue.frame import COLUMNS, as_patent_frame
+from ipvalue.io import default_data_dir, load_ipc_concordance, load_oecd_cohorts
 
 logger = logging.getLogger(__name__)
 
@@ -75,7 +76,7 @@ class PatentFeatureBuilder(TransformerMixin, BaseEstimator):
 
     Examples
     --------
-    >>> from ipvalue.demo import make_demo_portfolio
+    >>> from ipvalue.synthetic import make_demo_portfolio
     >>> patents = make_demo_portfolio(50, seed=0).patents
     >>> builder = PatentFeatureBuilder(valuation_date="2026-06-30").fit(patents)
     >>> builder.transform(patents).shape[0]
@@ -126,8 +127,6 @@ class PatentFeatureBuilder(TransformerMixin, BaseEstimator):
         return frame, base
 
     def _load_references(self) -> None:
-        from ipvalue.io import default_data_dir, load_ipc_concordance, load_oecd_cohorts
-
         params = self.spec_.builders
         self.terms_, _ = load_yaml(params.get("life", {}).get("terms", "statutory-terms"))
         self.market_size_, _ = load_yaml(params.get("family", {}).get("market_size", "market-size"))
@@ -166,16 +165,7 @@ class PatentFeatureBuilder(TransformerMixin, BaseEstimator):
         )
 
     def _as_frame(self, X) -> pd.DataFrame:
-        """A PatentFrame: validated here (strictly) unless it already has every contract column.
-        The spec's pass-through source columns are carried along (missing where absent)."""
-        if not isinstance(X, pd.DataFrame):
-            raise TypeError(f"PatentFeatureBuilder expects a PatentFrame (pandas DataFrame). Got {type(X).__name__}.")
-        if all(c.name in X.columns for c in COLUMNS) and str(X["filing_date"].dtype).startswith("datetime64"):
-            frame = X
-        else:
-            frame = validate_patent_frame(X, strict=True, source="PatentFeatureBuilder input").valid.set_axis(X.index)
-        extra = {c: pd.to_numeric(X[c], errors="coerce") if c in X.columns else np.nan for c in self.spec_.passthrough}
-        return frame.assign(**extra) if extra else frame
+        return as_patent_frame(X, passthrough=self.spec_.passthrough, source="PatentFeatureBuilder input")
 
     def _build_base(self, frame: pd.DataFrame) -> pd.DataFrame:
         ctx = self._context()

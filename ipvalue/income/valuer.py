@@ -11,7 +11,9 @@ import pandas as pd
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
+from ipvalue.exceptions import InputError
 from ipvalue.features import PatentFeatureBuilder
+from ipvalue.frame import as_patent_frame
 from ipvalue.income.assumptions import IncomeAssumptions
 from ipvalue.income.dcf import dcf_grown, dcf_schedule
 from ipvalue.scorecard import IndicatorScorecard
@@ -50,7 +52,7 @@ class IncomeApproachValuer(BaseEstimator):
 
     Examples
     --------
-    >>> from ipvalue.demo import make_demo_portfolio
+    >>> from ipvalue.synthetic import make_demo_portfolio
     >>> patents = make_demo_portfolio(30, seed=0).patents
     >>> valuer = IncomeApproachValuer(valuation_date="2026-06-30").fit(patents)
     >>> bool((valuer.predict(patents) >= 0).all())
@@ -77,7 +79,7 @@ class IncomeApproachValuer(BaseEstimator):
 
     # -- inputs ------------------------------------------------------------------------------
 
-    def inputs(self, X: pd.DataFrame, *, schedule: pd.DataFrame | None = None) -> pd.DataFrame:
+    def inputs(self, X: pd.DataFrame, *, schedule: pd.DataFrame | None = None, features: pd.DataFrame | None = None) -> pd.DataFrame:
         """Every DCF input per patent, with where it came from: the audit view of the valuation.
 
         Parameters
@@ -88,6 +90,9 @@ class IncomeApproachValuer(BaseEstimator):
         schedule : pandas.DataFrame, optional
             Yearly income forecasts: ``package_id`` (or ``patent_id``), ``year`` (1, 2, ...),
             ``revenue_rmb``. Overrides the grown base for the packages it names.
+        features : pandas.DataFrame, optional
+            ``features_.transform(X)`` when the caller built it already (a valuation builds the
+            features once for the inputs, the scorecard table and the checks).
 
         Returns
         -------
@@ -95,8 +100,8 @@ class IncomeApproachValuer(BaseEstimator):
         """
         check_is_fitted(self, "features_")
         a = self.assumptions_
-        frame = self.features_._as_frame(X)
-        features = self.features_.transform(frame)
+        frame = as_patent_frame(X, passthrough=self.features_.spec_.passthrough)
+        features = self.features_.transform(frame) if features is None else features
         card = self.scorecard_.score(features)
         out = pd.DataFrame(index=frame.index)
         out["patent_id"] = frame["patent_id"]
@@ -125,7 +130,7 @@ class IncomeApproachValuer(BaseEstimator):
         inconsistent = package_revenue.nunique() > 1
         if inconsistent.any():
             pkg = inconsistent[inconsistent].index[0]
-            raise ValueError(
+            raise InputError(
                 f"Package {pkg!r} has different 'revenue_base_rmb' values on its patents "
                 f"({sorted(frame.loc[out['package_id'] == pkg, 'revenue_base_rmb'].dropna().unique())}). "
                 "Fix: a package shares one product's revenue; give the same value on each of its patents."
@@ -135,7 +140,7 @@ class IncomeApproachValuer(BaseEstimator):
         missing = out["package_revenue_base_rmb"].isna() & ~covered
         if missing.any():
             rows = list(out.index[missing][:5])
-            raise ValueError(
+            raise InputError(
                 f"The income approach needs a revenue forecast: 'revenue_base_rmb' is missing for {int(missing.sum())} patent(s), "
                 f"e.g. rows {rows} ({', '.join(out.loc[rows, 'patent_id'])}). Fix: give the product revenue (revenue_base_rmb, "
                 "revenue_growth) or a yearly schedule for their packages."
@@ -185,7 +190,11 @@ class IncomeApproachValuer(BaseEstimator):
 
     def predict(self, X: pd.DataFrame, *, schedule: pd.DataFrame | None = None) -> pd.Series:
         """Point value of each patent in RMB (0 for lapsed or expired patents)."""
-        inputs = self.inputs(X, schedule=schedule)
+        return self.point_values(self.inputs(X, schedule=schedule), schedule=schedule)
+
+    def point_values(self, inputs: pd.DataFrame, *, schedule: pd.DataFrame | None = None) -> pd.Series:
+        """Point value in RMB of each row of :meth:`inputs` (edited by the caller or not, e.g. an
+        officer's sharing-rate override): no feature is rebuilt."""
         return pd.Series(self._values(inputs, self._schedule_matrix(inputs, schedule)), index=inputs.index, name="income_value_rmb")
 
     def simulate(self, X: pd.DataFrame | None = None, *, schedule=None, n_draws: int | None = None, inputs: pd.DataFrame | None = None, quantiles=None):
@@ -288,12 +297,18 @@ class IncomeApproachValuer(BaseEstimator):
         })
         return long[long["weight"] > 0].reset_index(drop=True)
 
-    def value(self, X: pd.DataFrame | None = None, *, schedule=None, quantiles=(0.05, 0.5, 0.95), inputs: pd.DataFrame | None = None) -> pd.DataFrame:
-        """Inputs, point value, Monte Carlo quantiles and provenance, one row per patent."""
+    def value(self, X: pd.DataFrame | None = None, *, schedule=None, quantiles=(0.05, 0.5, 0.95), inputs: pd.DataFrame | None = None,
+              draws: np.ndarray | None = None) -> pd.DataFrame:
+        """Inputs, point value, Monte Carlo quantiles and provenance, one row per patent.
+        ``draws``: the Monte Carlo values of :meth:`simulate` when the caller has them (one
+        simulation per valuation); else simulated here."""
         inputs = self._inputs_of(X, schedule, inputs)
         out = inputs.copy()
         out["income_value_rmb"] = self._values(inputs, self._schedule_matrix(inputs, schedule))
-        q = self.simulate(inputs=inputs, schedule=schedule, quantiles=np.asarray(quantiles))
+        if draws is None:
+            q = self.simulate(inputs=inputs, schedule=schedule, quantiles=np.asarray(quantiles))
+        else:
+            q = np.quantile(draws, quantiles, axis=1).T
         for j, p in enumerate(quantiles):
             out[f"p{round(100 * p):g}_rmb"] = q[:, j]
         for k, v in self.provenance.items():

@@ -8,11 +8,12 @@ from ipvalue.io.public import (
     load_oecd_cohorts,
     load_university_maintenance,
 )
-from ipvalue.io.tables import ColumnMapping, read_patents, read_table, write_atomic, write_text_atomic
+from ipvalue.io.tables import ColumnMapping, detect_encoding, read_patents, read_table, write_atomic, write_text_atomic
 
 __all__ = [
     "ColumnMapping",
     "default_data_dir",
+    "detect_encoding",
     "load_ipc_concordance",
     "load_oce_claims",
     "load_oce_litigation",

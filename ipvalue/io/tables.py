@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import logging
 import os
 import re
@@ -15,7 +16,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import yaml
 
-from ipvalue.exceptions import ColumnError, EmptyInputError, SpecError
+from ipvalue.exceptions import ColumnError, EmptyInputError, InputFileError, SpecError
 from ipvalue.frame import BLANK_CHARS, COLUMN_BY_NAME, REQUIRED, ValidationResult, on_unique, suggest, validate_patent_frame
 
 logger = logging.getLogger(__name__)
@@ -152,6 +153,23 @@ def _fold_header(name) -> str:
     return s
 
 
+def detect_encoding(path: str | Path, encoding: str | None = None) -> str:
+    """``encoding`` when given; else UTF-8 (``utf-8-sig``) if the whole file decodes as UTF-8,
+    else GB18030 (a superset of GBK), checked incrementally in blocks so that memory does not
+    follow the file."""
+    if encoding:
+        return encoding
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    with open(path, "rb") as fh:
+        try:
+            while block := fh.read(1 << 22):
+                decoder.decode(block)
+            decoder.decode(b"", final=True)
+            return ENCODINGS[0]
+        except UnicodeDecodeError:
+            return ENCODINGS[1]
+
+
 def read_table(path: str | Path, *, encoding: str | None = None, sheet_name=0) -> tuple[pd.DataFrame, list[str]]:
     """Read a CSV, Parquet or Excel file as raw text cells, without interpretation.
 
@@ -183,21 +201,17 @@ def read_table(path: str | Path, *, encoding: str | None = None, sheet_name=0) -
         if path.stat().st_size == 0:
             raise EmptyInputError(f"{path} is an empty file. Fix: export the table again with its header row.")
         sep = "\t" if suffix == ".tsv" else None
-        errors = []
-        for enc in (encoding,) if encoding else ENCODINGS:
-            try:
-                frame = pd.read_csv(path, dtype=str, encoding=enc, sep=sep, engine="python" if sep is None else "c", keep_default_na=True)
-                if enc != ENCODINGS[0]:
-                    notes.append(f"{path.name} decoded as {enc}")
-                break
-            except UnicodeDecodeError as exc:
-                errors.append(f"{enc}: {exc.reason} at byte {exc.start}")
-        else:
+        enc = detect_encoding(path, encoding)
+        try:
+            frame = pd.read_csv(path, dtype=str, encoding=enc, sep=sep, engine="python" if sep is None else "c", keep_default_na=True)
+        except UnicodeDecodeError as exc:
             raise EmptyInputError(
-                f"{path} could not be decoded ({'; '.join(errors)}). Fix: pass encoding= (e.g. 'gbk', 'big5') or save it as UTF-8."
-            )
+                f"{path} could not be decoded as {enc} ({exc.reason} at byte {exc.start}). Fix: pass encoding= (e.g. 'gbk', 'big5') or save it as UTF-8."
+            ) from None
+        if enc != ENCODINGS[0]:
+            notes.append(f"{path.name} decoded as {enc}")
     else:
-        raise ValueError(f"Unsupported file type {suffix!r} for {path}. Fix: use .csv, .parquet or .xlsx.")
+        raise InputFileError(f"Unsupported file type {suffix!r} for {path}. Fix: use .csv, .parquet or .xlsx.")
     if len(frame) == 0:
         raise EmptyInputError(f"{path} has a header but no data rows. Fix: check the export or its filter.")
     return frame, notes

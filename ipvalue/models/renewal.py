@@ -23,6 +23,8 @@ from sklearn.utils.validation import check_is_fitted
 from ipvalue.config import load_yaml
 from ipvalue.exceptions import AssumptionError
 from ipvalue.features import PatentFeatureBuilder
+from ipvalue.frame import as_patent_frame
+from ipvalue.models.output import explained, feature_columns
 from ipvalue.features.builders import DAYS_PER_YEAR
 
 DEFAULT_PARAMS = {
@@ -140,7 +142,7 @@ class RenewalModel(BaseEstimator):
         y = y.clip(upper=self.schedule_.n_stages)
         self.features_ = PatentFeatureBuilder(self.feature_spec, valuation_date=self.feature_date or self.observed_until, data_dir=self.data_dir)
         matrix = self.features_.fit_transform(X)
-        frame = self.features_._as_frame(X)
+        frame = as_patent_frame(X, passthrough=self.features_.spec_.passthrough)
         rows = stage_rows(matrix, y, self.schedule_.observed(frame, self.observed_until))
         self.feature_names_ = [*matrix.columns, "stage"]
         monotone = self.features_.spec_.monotone
@@ -158,11 +160,13 @@ class RenewalModel(BaseEstimator):
     def _stage_matrix(self, matrix: pd.DataFrame, stage: int) -> pd.DataFrame:
         return matrix.assign(stage=float(stage))[self.feature_names_]
 
-    def _hazards(self, matrix: pd.DataFrame) -> np.ndarray:
+    def stage_hazards(self, matrix: pd.DataFrame) -> np.ndarray:
+        """The lapse hazard of every fee stage, shape (n_patents, n_stages), for a feature matrix
+        (:meth:`transform_features`): P(fee k unpaid | fees before k paid)."""
         return np.column_stack([self.booster_.predict_proba(self._stage_matrix(matrix, k))[:, 1] for k in range(1, self.schedule_.n_stages + 1)])
 
     def _survival_matrix(self, matrix: pd.DataFrame) -> np.ndarray:
-        return np.cumprod(1.0 - self._hazards(matrix), axis=1)
+        return np.cumprod(1.0 - self.stage_hazards(matrix), axis=1)
 
     def transform_features(self, X: pd.DataFrame) -> pd.DataFrame:
         check_is_fitted(self, "booster_")
@@ -176,13 +180,13 @@ class RenewalModel(BaseEstimator):
     def _prepare(self, X: pd.DataFrame) -> dict:
         """Features, hazards and the anchor / expiry facts of ``X``, built once per call."""
         check_is_fitted(self, "booster_")
-        frame = self.features_._as_frame(X)
+        frame = as_patent_frame(X, passthrough=self.features_.spec_.passthrough)
         built = self.features_.build(frame)
         anchor = self.schedule_.anchor_dates(frame)
         ends = np.array(self.schedule_.due_years) + self.schedule_.grace_days / DAYS_PER_YEAR
         full = ((built.extras["expiry_date"] - anchor).dt.days / DAYS_PER_YEAR).to_numpy()
         return {
-            "matrix": built.matrix, "hazards": self._hazards(built.matrix), "anchor": anchor, "ends": ends,
+            "matrix": built.matrix, "hazards": self.stage_hazards(built.matrix), "anchor": anchor, "ends": ends,
             "full": np.where(np.isnan(full), ends[-1], np.maximum(full, ends[-1])),
         }
 
@@ -207,10 +211,12 @@ class RenewalModel(BaseEstimator):
         """Expected economic life left at ``valuation_date`` for a patent in force then (every fee
         due so far paid): the input the income approach takes as ``economic_life_years``.
         Missing where the anchor date (e.g. the grant of a pending application) is unknown."""
-        prep = self._prepare(X)
+        return pd.Series(self._remaining_life_at(self._prepare(X), valuation_date), index=X.index, name="economic_life_years")
+
+    def _remaining_life_at(self, prep: dict, valuation_date) -> np.ndarray:
         age = ((pd.Timestamp(valuation_date) - prep["anchor"]).dt.days / DAYS_PER_YEAR).to_numpy()
         life = self._expected_life_after(prep, np.nan_to_num(age))
-        return pd.Series(np.where(np.isnan(age), np.nan, life), index=X.index, name="economic_life_years")
+        return np.where(np.isnan(age), np.nan, life)
 
     def quality_percentile(self, X: pd.DataFrame) -> pd.Series:
         """Percentile (0-1) of P(every fee paid) among the training patents."""
@@ -221,22 +227,20 @@ class RenewalModel(BaseEstimator):
         ref = self.train_survival_
         return (np.searchsorted(ref, s, side="left") + np.searchsorted(ref, s, side="right")) / (2.0 * len(ref))
 
-    def predict(self, X: pd.DataFrame) -> pd.Series:
-        """The valuer output: expected life in years from the anchor date."""
-        return self.expected_life_years(X)
-
-    def score_frame(self, frame: pd.DataFrame, *, explain: str = "all", explain_rows=None, reason_stage: int = 2) -> pd.DataFrame:
-        """Everything a scorer needs per patent: ``p_fee_k``, ``expected_life_years``,
-        ``quality_percentile``, the features (``feature_<name>``, for stability monitoring) and
-        the explanation columns (SHAP on the log-odds of lapsing at ``reason_stage``, for the
-        ``explain_rows`` mask or all rows; see :func:`ipvalue.explain.explained`)."""
-        from ipvalue.explain import explained, feature_columns
-
+    def output_frame(self, frame: pd.DataFrame, *, explain: str = "all", explain_rows=None, reason_stage: int = 2, valuation_date=None) -> pd.DataFrame:
+        """Everything a scorer or a valuation needs per patent, from one feature build:
+        ``p_fee_k``, ``expected_life_years``, ``quality_percentile``, with ``valuation_date`` also
+        ``economic_life_years`` (:meth:`expected_remaining_life`), the features
+        (``feature_<name>``, for stability monitoring) and the explanation columns (SHAP on the
+        log-odds of lapsing at ``reason_stage``, for the ``explain_rows`` mask or all rows; see
+        :func:`ipvalue.models.output.explained`)."""
         prep = self._prepare(frame)
         survival = np.cumprod(1.0 - prep["hazards"], axis=1)
         out = pd.DataFrame(survival, index=frame.index, columns=[f"p_fee_{k}" for k in range(1, survival.shape[1] + 1)])
         out["expected_life_years"] = self._expected_life_after(prep, 0.0)
         out["quality_percentile"] = self._percentile(survival[:, -1])
+        if valuation_date is not None:
+            out["economic_life_years"] = self._remaining_life_at(prep, valuation_date)
         contributions = lambda m: self._contributions(m, reason_stage)  # noqa: E731
         return pd.concat([out, feature_columns(prep["matrix"]), explained(contributions, prep["matrix"], explain, explain_rows)], axis=1)
 

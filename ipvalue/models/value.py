@@ -18,6 +18,7 @@ from sklearn.model_selection import GroupShuffleSplit
 from sklearn.utils.validation import check_is_fitted
 
 from ipvalue.features import PatentFeatureBuilder
+from ipvalue.models.output import explained, feature_columns
 from ipvalue.valuer import check_coverage, interval_frame
 
 DEFAULT_PARAMS = {
@@ -135,12 +136,10 @@ class ValueRegressor(BaseEstimator):
         check_is_fitted(self, "booster_")
         return {**self.features_.provenance, "value_model_alpha": self.alpha, "value_model_calibration_patents": self.n_calibration_}
 
-    def score_frame(self, frame: pd.DataFrame, *, explain: str = "all", explain_rows=None) -> pd.DataFrame:
+    def output_frame(self, frame: pd.DataFrame, *, explain: str = "all", explain_rows=None) -> pd.DataFrame:
         """Per patent: the interval in RMB (``value_p10_rmb`` ...), the features
         (``feature_<name>``, for stability monitoring) and the explanation columns (SHAP in log
-        value, for the ``explain_rows`` mask or all rows; see :func:`ipvalue.explain.explained`)."""
-        from ipvalue.explain import explained, feature_columns
-
+        value, for the ``explain_rows`` mask or all rows; see :func:`ipvalue.models.output.explained`)."""
         matrix = self.features_.transform(frame)  # built once for the interval and the explanation
         interval = self._interval(self.booster_.predict(matrix), frame.index).set_axis(self.scored_interval_columns, axis=1)
         return pd.concat([interval, feature_columns(matrix), explained(self._contributions, matrix, explain, explain_rows)], axis=1)

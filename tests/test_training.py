@@ -2,14 +2,13 @@
 loads by alias and scores raw records."""
 
 import numpy as np
-import pandas as pd
 import pytest
 import yaml
 
-from ipvalue.demo import make_demo_portfolio
-from ipvalue.models.experiment import load_experiment, run_experiment
+from ipvalue.synthetic import make_demo_portfolio
+from ipvalue.training import load_experiment, run_experiment
 from ipvalue.exceptions import SpecError
-from ipvalue.tracking import raw_records
+from ipvalue.frame import to_records
 
 pytestmark = pytest.mark.filterwarnings("ignore")
 
@@ -31,7 +30,7 @@ def store(tmp_path_factory):
     return d, f"sqlite:///{d / 'mlflow.db'}"
 
 
-def test_renewal_experiment_logs_registers_and_serves_raw_records(registry, university):
+def test_renewal_experiment_logs_registers_and_serves_to_records(registry, university):
     import mlflow
 
     from ipvalue.tracking import use_tracking
@@ -49,7 +48,7 @@ def test_renewal_experiment_logs_registers_and_serves_raw_records(registry, univ
     assert (folder / "artifacts").is_dir()  # artifacts beside the sqlite store, not in ./mlruns
 
     model = mlflow.pyfunc.load_model("models:/ipvalue-renewal@champion")
-    records = raw_records(university.tail(20), extra_columns=["cpc_code_count", "similar_doc_count"])
+    records = to_records(university.tail(20), extra_columns=["cpc_code_count", "similar_doc_count"])
     out = model.predict(records)
     assert out["patent_id"].tolist() == university["patent_id"].tail(20).tolist()
     assert out[["p_fee_1", "p_fee_2", "p_fee_3"]].stack().between(0, 1).all()
@@ -75,7 +74,7 @@ def test_gates_block_a_failing_model_and_passing_ones_become_challenger(store, t
     assert str(client.get_model_version_by_alias("ipvalue-value", "champion").version) == "1"
 
     demo = make_demo_portfolio(30, seed=5).patents
-    served = mlflow.pyfunc.load_model("models:/ipvalue-value@challenger").predict(raw_records(demo.drop(columns=["appraised_value_rmb"])))
+    served = mlflow.pyfunc.load_model("models:/ipvalue-value@challenger").predict(to_records(demo.drop(columns=["appraised_value_rmb"])))
     assert len(served) == 30
     assert (served["value_p10_rmb"] <= served["value_p90_rmb"]).all()
 

@@ -1,5 +1,6 @@
-"""Run an experiment file end to end: data → split → fit → evaluate against baselines → gates →
-MLflow run → registry and aliases.
+"""The steps of an experiment, as public functions that the runner (:mod:`ipvalue.training.runner`)
+and the validation report (:mod:`ipvalue.governance.validation`) both call: load the experiment
+file, load its data, split, fit and evaluate against baselines, gates.
 
 Two kinds of model: ``renewal`` (out-of-time split on a date column; headline: the fee of one
 stage paid) and ``value`` (grouped K-fold, no package across folds; the final model is refit on
@@ -9,8 +10,6 @@ all labelled rows). Baselines are always trained and scored on the same data as 
 from __future__ import annotations
 
 import logging
-import tempfile
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,7 +17,12 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from ipvalue import io as ipio
 from ipvalue.exceptions import SpecError
+from ipvalue.frame import as_patent_frame, to_records
+from ipvalue.models import ClaimsOnlyRule, CompositeIndex, LogisticBaseline, RenewalModel, ValueRegressor
+from ipvalue.models.metrics import binary_metrics, bootstrap_auc, reliability_table
+from ipvalue.synthetic import make_demo_portfolio
 
 logger = logging.getLogger(__name__)
 
@@ -46,7 +50,9 @@ class ExperimentResult:
 
 
 @dataclass
-class _Trained:
+class TrainedModel:
+    """A fitted model with its evaluation: what the runner logs."""
+
     model: object
     metrics: dict
     gates: dict
@@ -64,6 +70,8 @@ def load_experiment(path: str | Path) -> dict:
     if not path.is_file():
         raise SpecError(f"Experiment file {str(path)!r} does not exist. Fix: pass a file from experiments/.")
     spec = yaml.safe_load(path.read_text(encoding="utf-8"))
+    if not isinstance(spec, dict):
+        raise SpecError(f"Experiment {path} must hold a mapping at the top level. Got {type(spec).__name__}.")
     for key in ("name", "mlflow_experiment", "registered_model", "data", "model", "split", "gates"):
         if key not in spec:
             raise SpecError(f"Experiment {path} has no '{key}'. Fix: add it (see experiments/renewal-us-university.yaml).")
@@ -76,10 +84,8 @@ def load_experiment(path: str | Path) -> dict:
     return spec
 
 
-def _load_data(spec: dict, data_dir) -> pd.DataFrame:
-    from ipvalue import io as ipio
-    from ipvalue.demo import make_demo_portfolio
-
+def load_data(spec: dict, data_dir) -> pd.DataFrame:
+    """The experiment's data (``data.loader``: ``university_maintenance``, ``demo_portfolio`` or ``file``)."""
     loader = spec["data"].get("loader")
     if loader == "university_maintenance":
         return ipio.load_university_maintenance(data_dir)
@@ -93,26 +99,40 @@ def _load_data(spec: dict, data_dir) -> pd.DataFrame:
     raise SpecError(f"The 'data.loader' of experiment {spec['_path']} must be university_maintenance, demo_portfolio or file. Got {loader!r}.")
 
 
-def _renewal(spec: dict, data: pd.DataFrame, data_dir) -> _Trained:
+def out_of_time_mask(spec: dict, data: pd.DataFrame) -> pd.Series:
+    """True for the training rows of an out-of-time split (``split.date_column`` up to ``split.train_until``)."""
+    return data[spec["split"]["date_column"]] <= pd.Timestamp(spec["split"]["train_until"])
+
+
+def headline_stage(spec: dict) -> int:
+    """The fee stage whose payment is the renewal experiment's headline outcome (default 2)."""
+    return int(spec.get("evaluation", {}).get("headline_stage", 2))
+
+
+def observed_outcomes(model: RenewalModel, spec: dict, data: pd.DataFrame, stage: int) -> tuple[pd.DataFrame, np.ndarray]:
+    """The rows of ``data`` whose fee ``stage`` is observed by the data's observation date, and
+    their outcome (1 = paid): a stage not yet due is censored, never counted as unpaid."""
+    frame = as_patent_frame(data, passthrough=model.features_.spec_.passthrough)
+    observed = model.schedule_.observed(frame, spec["data"]["observed_until"])[:, stage - 1]
+    evaluated = data[observed]
+    return evaluated, (data[spec["data"]["label"]][observed] >= stage).astype(int).to_numpy()
+
+
+def train_renewal(spec: dict, data: pd.DataFrame, data_dir) -> TrainedModel:
+    """Fit the renewal model on the out-of-time training rows and evaluate it, with the
+    baselines, on the test rows whose headline fee is observed."""
     from sklearn.metrics import roc_auc_score
 
-    from ipvalue.models import ClaimsOnlyRule, CompositeIndex, LogisticBaseline, RenewalModel
-    from ipvalue.models.metrics import binary_metrics, bootstrap_auc, reliability_table
-    from ipvalue.tracking import raw_records
-
     label = data[spec["data"]["label"]]
-    split_date = pd.Timestamp(spec["split"]["train_until"])
-    train_mask = data[spec["split"]["date_column"]] <= split_date
+    train_mask = out_of_time_mask(spec, data)
     train, test = data[train_mask], data[~train_mask]
     observed_until = spec["data"]["observed_until"]
-    stage = int(spec.get("evaluation", {}).get("headline_stage", 2))
+    stage = headline_stage(spec)
     model = RenewalModel(
         spec["model"]["feature_spec"], fee_schedule=spec["model"]["fee_schedule"], observed_until=observed_until,
         params=spec["model"].get("params"), data_dir=data_dir,
     ).fit(train, label[train_mask])
-    observed = model.schedule_.observed(model.features_._as_frame(test), observed_until)[:, stage - 1]
-    evaluated = test[observed]
-    y = (label[~train_mask][observed] >= stage).astype(int).to_numpy()
+    evaluated, y = observed_outcomes(model, spec, test, stage)
     p = model.predict_survival(evaluated)[f"p_fee_{stage}"].to_numpy()
     metrics = {f"oot_{k}": v for k, v in binary_metrics(y, p).items()}
     lo, hi = bootstrap_auc(y, p)
@@ -134,22 +154,20 @@ def _renewal(spec: dict, data: pd.DataFrame, data_dir) -> _Trained:
         **{f"beats {b}": metrics["oot_auc"] > metrics[f"baseline_{b}_auc"] for b in g.get("must_beat", [])},
     }
     reliability = reliability_table(y, p)
-    return _Trained(
+    return TrainedModel(
         model, metrics, gates, {"reliability": reliability, "stage_counts": model.stage_counts_.reset_index()}, train,
-        raw_records(test.head(5), extra_columns=model.features_.spec_.passthrough),
+        to_records(test.head(5), extra_columns=model.features_.spec_.passthrough),
         model.contributions(evaluated.head(2000), stage=stage), (reliability["predicted"], reliability["observed"]),
         {"data_origin": "real: USPTO university maintenance fees", "observed_until": observed_until},
     )
 
 
-def _value(spec: dict, data: pd.DataFrame, data_dir) -> _Trained:
+def train_value(spec: dict, data: pd.DataFrame, data_dir) -> TrainedModel:
+    """Grouped K-fold evaluation of the value regressor and its baselines, then the final model
+    refit on every labelled row."""
     from scipy.stats import spearmanr
     from sklearn.linear_model import Ridge
     from sklearn.model_selection import GroupKFold
-
-    from ipvalue.models import ClaimsOnlyRule, CompositeIndex
-    from ipvalue.models.value import ValueRegressor
-    from ipvalue.tracking import raw_records
 
     label_col = spec["data"]["label"]
     labelled = data[data[label_col].notna() & (data[label_col] > 0)]
@@ -197,96 +215,9 @@ def _value(spec: dict, data: pd.DataFrame, data_dir) -> _Trained:
     }
     deciles = pd.qcut(log_p, 10, labels=False, duplicates="drop")
     accuracy = pd.DataFrame({"predicted": np.exp(log_p), "observed": y, "decile": deciles}).groupby("decile").median().reset_index()
-    return _Trained(
+    return TrainedModel(
         model, metrics, gates, {"accuracy_by_decile": accuracy, "monotonicity": violations.reset_index()}, labelled,
-        raw_records(labelled.head(5).drop(columns=[label_col])), model.contributions(labelled.head(2000)),
+        to_records(labelled.head(5).drop(columns=[label_col])), model.contributions(labelled.head(2000)),
         (np.log10(accuracy["predicted"]), np.log10(accuracy["observed"])),
         {"data_origin": str(labelled.get("data_origin", pd.Series(["unknown"])).iloc[0])},
     )
-
-
-def _plots(directory: Path, xy: tuple, shap_values: pd.DataFrame, kind: str) -> list[Path]:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from ipvalue.explain import global_importance
-
-    x, y = xy
-    fig, ax = plt.subplots(figsize=(4.5, 4.5))
-    lo, hi = float(min(np.min(x), np.min(y))), float(max(np.max(x), np.max(y)))
-    ax.plot([lo, hi], [lo, hi], color="grey", lw=1)
-    ax.plot(x, y, marker="o")
-    ax.set_xlabel("predicted" if kind == "renewal" else "predicted, log10 RMB (decile median)")
-    ax.set_ylabel("observed")
-    ax.set_title("Reliability, out of time" if kind == "renewal" else "Accuracy by decile, out of fold")
-    fig.tight_layout()
-    fig.savefig(directory / "calibration.png", dpi=100)
-    plt.close(fig)
-    importance = global_importance(shap_values).iloc[::-1]
-    fig, ax = plt.subplots(figsize=(5, max(3.0, 0.22 * len(importance))))
-    ax.barh(importance.index, importance.to_numpy())
-    ax.set_xlabel("mean |SHAP|")
-    ax.set_title("Global importance (SHAP)")
-    fig.tight_layout()
-    fig.savefig(directory / "shap_importance.png", dpi=100)
-    plt.close(fig)
-    return [directory / "calibration.png", directory / "shap_importance.png"]
-
-
-def run_experiment(path: str | Path, *, tracking_uri: str | None = None, data_dir=None) -> ExperimentResult:
-    """Train, evaluate, log and (when every gate passes) register the experiment's model."""
-    import mlflow
-
-    from ipvalue.explain import global_importance
-    from ipvalue.tracking import ensure_experiment, frame_hash, git_commit, log_patent_model, register_and_alias, use_tracking
-
-    spec = load_experiment(path)
-    kind = spec["model"]["kind"]
-    data = _load_data(spec, data_dir)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # feature policies are reported in the run, not as warnings
-        trained = (_renewal if kind == "renewal" else _value)(spec, data, data_dir)
-    passed = all(trained.gates.values())
-    model = trained.model
-
-    use_tracking(tracking_uri)
-    experiment_id = ensure_experiment(spec["mlflow_experiment"])
-    with mlflow.start_run(experiment_id=experiment_id, run_name=spec["name"]) as run:
-        lgbm = {f"lgbm_{k}": v for k, v in model.booster_.get_params().items() if k in ("n_estimators", "learning_rate", "num_leaves", "min_child_samples", "reg_lambda")}
-        mlflow.log_params({"experiment": spec["name"], "kind": kind, "feature_spec": model.features_.spec_.id, "split": yaml.safe_dump(spec["split"]).strip(), **lgbm})
-        mlflow.log_metrics(trained.metrics)
-        mlflow.set_tags({
-            "git_commit": git_commit(), "training_data_hash": frame_hash(trained.train), "feature_spec_hash": model.features_.spec_.hash,
-            "gates_passed": str(passed), "ipvalue.kind": kind, "ipvalue.experiment_file": Path(spec["_path"]).name, **trained.tags,
-        })
-        with tempfile.TemporaryDirectory() as tmp:
-            tmp = Path(tmp)
-            files = []
-            # The training population in the scoring output's form: the reference for PSI / CSI.
-            reference = model.score_frame(model.features_._as_frame(trained.train), explain="none")
-            reference.to_parquet(tmp / "reference.parquet", index=False)
-            files.append(tmp / "reference.parquet")
-            for name, table in trained.tables.items():
-                table.to_csv(tmp / f"{name}.csv", index=False)
-                files.append(tmp / f"{name}.csv")
-            global_importance(trained.shap).rename("mean_abs_shap").to_csv(tmp / "shap_importance.csv")
-            (tmp / "gates.yaml").write_text(yaml.safe_dump({k: bool(v) for k, v in trained.gates.items()}, allow_unicode=True), encoding="utf-8")
-            (tmp / "feature_spec.yaml").write_text(yaml.safe_dump(model.features_.spec_.raw, allow_unicode=True, sort_keys=False), encoding="utf-8")
-            files += [tmp / "shap_importance.csv", tmp / "gates.yaml", tmp / "feature_spec.yaml", *_plots(tmp, trained.plot_xy, trained.shap, kind)]
-            if kind == "renewal":  # the assumption set of a renewal model: its fee schedule
-                (tmp / "fee_schedule.yaml").write_text(yaml.safe_dump(vars(model.schedule_) | {"due_years": list(model.schedule_.due_years)}), encoding="utf-8")
-                files.append(tmp / "fee_schedule.yaml")
-            for f in files:
-                mlflow.log_artifact(str(f))
-            mlflow.log_artifact(spec["_path"])
-        info = log_patent_model(model, trained.example)
-        headline = ", ".join(f"{k} {v:.3f}" for k, v in trained.metrics.items() if k in ("oot_auc", "oot_ece", "cv_spearman", "cv_coverage_p10_p90"))
-        description = f"{spec['name']}: {headline}; gates {'passed' if passed else 'failed'}"
-        registration = register_and_alias(info.model_uri, spec["registered_model"], gates_passed=passed, description=description)
-        if registration["registered"]:
-            mlflow.set_tag("registered_version", str(registration["version"]))
-    result = ExperimentResult(spec["name"], trained.metrics, trained.gates, passed, run.info.run_id, info.model_uri, registration, model)
-    logger.info(result.summary())
-    return result

@@ -2,7 +2,7 @@
 
 import pandas as pd
 
-from ipvalue.demo import make_demo_portfolio
+from ipvalue.synthetic import make_demo_portfolio
 from ipvalue.frame import validate_patent_frame
 
 

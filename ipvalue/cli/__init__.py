@@ -1,0 +1,57 @@
+"""``ipvalue`` command line: one module per command (``add_parser`` + ``run``), each a thin call of
+one library function. Failures map to the exit codes of :mod:`ipvalue.cli.exitcodes` with one line
+saying what to fix; only a bug exits 70 (with the traceback under ``-v``)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from ipvalue import __version__
+from ipvalue.cli import contract, demo, govern, pool, score, train, validate, value
+from ipvalue.cli.exitcodes import EXIT_CONFIG, EXIT_INPUT, EXIT_INTERNAL, EXIT_OK, EXIT_USAGE
+from ipvalue.exceptions import AssumptionError, InputError, SpecError
+
+COMMANDS = (contract, validate, train, value, score, pool, govern, demo)
+
+logger = logging.getLogger("ipvalue.cli")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ipvalue", description="Patent valuation for IP-pledge lending (知识产权质押 internal valuation).")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-v info, -vv debug)")
+    parser.add_argument("--version", action="store_true", help="print the ipvalue version and exit")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for command in COMMANDS:
+        command.add_parser(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    level = [logging.WARNING, logging.INFO, logging.DEBUG][min(args.verbose, 2)]
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.version:
+        print(__version__)
+        return EXIT_OK
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return EXIT_USAGE
+    try:
+        return args.func(args)
+    except (FileNotFoundError, IsADirectoryError, InputError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_INPUT
+    except (SpecError, AssumptionError) as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    except Exception as exc:
+        logger.exception("internal error")
+        print(f"internal error (a bug in ipvalue): {type(exc).__name__}: {exc}. Please report it with the traceback above.", file=sys.stderr)
+        return EXIT_INTERNAL
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,11 @@
+"""Model governance, generated from MLflow and reproducible from a registered version: stability
+(PSI / CSI), promotion through gates, model cards, validation reports and the override log."""
+
+from ipvalue.governance.card import ModelCard, model_card
+from ipvalue.governance.drift import PSI_ACT, PSI_WATCH, drift_report, load_reference, psi, verdict
+from ipvalue.governance.overrides import override_summary
+from ipvalue.governance.promotion import PromotionError, promote
+from ipvalue.governance.validation import validation_report
+
+__all__ = ["PSI_ACT", "PSI_WATCH", "ModelCard", "PromotionError", "drift_report", "load_reference", "model_card", "override_summary",
+           "promote", "psi", "validation_report", "verdict"]

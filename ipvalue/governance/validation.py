@@ -1,0 +1,110 @@
+"""The validation report of a registered renewal model, recomputed from its experiment with the
+same public steps as training (same data, split and seeds: running it twice gives the same numbers)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from ipvalue.exceptions import SpecError
+from ipvalue.features import infer_applicant_type
+from ipvalue.frame import as_patent_frame
+from ipvalue.governance.card import ModelCard
+from ipvalue.governance.drift import psi, verdict
+from ipvalue.models.metrics import bootstrap_interval, expected_calibration_error, reliability_table
+from ipvalue.registry import load_model, resolve_version
+from ipvalue.training import headline_stage, load_data, load_experiment, observed_outcomes, out_of_time_mask
+
+
+def _experiment_of(run_id: str) -> dict:
+    import mlflow
+
+    name = mlflow.MlflowClient().get_run(run_id).data.tags.get("ipvalue.experiment_file")
+    if not name:
+        raise SpecError(f"Run {run_id} has no 'ipvalue.experiment_file' tag: it was not trained by ipvalue train.")
+    return load_experiment(mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=name))
+
+
+def validation_report(model_uri: str, *, data_dir=None) -> ModelCard:
+    """The validator's report for a registered renewal model, recomputed from its experiment
+    (same data, split and seeds: running it twice gives the same numbers)."""
+    from mlflow import MlflowClient
+    from sklearn.metrics import roc_auc_score
+
+    client = MlflowClient()
+    name, version = resolve_version(model_uri)
+    mv = client.get_model_version(name, version)
+    run = client.get_run(mv.run_id)
+    if run.data.tags.get("ipvalue.kind") != "renewal":
+        raise SpecError(f"validation_report covers renewal models; {name} v{version} is {run.data.tags.get('ipvalue.kind')!r}. Its grouped CV figures are in the model card.")
+    spec = _experiment_of(mv.run_id)
+    model = load_model(f"models:/{name}/{version}").estimator
+    data = load_data(spec, data_dir)
+    label = data[spec["data"]["label"]]
+    train_mask = out_of_time_mask(spec, data)
+    stage = headline_stage(spec)
+    all_test = as_patent_frame(data[~train_mask], passthrough=model.features_.spec_.passthrough)
+    test, y = observed_outcomes(model, spec, all_test, stage)
+    scores = model.output_frame(test, explain="none")
+    p = scores[f"p_fee_{stage}"].to_numpy()
+    auc = roc_auc_score(y, p)
+    lo, hi = bootstrap_interval(roc_auc_score, y, p, n=300)
+    elo, ehi = bootstrap_interval(expected_calibration_error, y, p, n=300)
+    report = ModelCard(f"Validation report: {name} version {version}")
+    report.add("Scope", f"Out-of-time test set: grants after {spec['split']['train_until']} ({len(test):,} patents whose fee {stage} is observed). "
+                        f"Outcome: fee {stage} paid. Bootstrap: 300 resamples, seed 0.")
+    headline = pd.DataFrame([
+        {"metric": "AUC", "value": auc, "ci_low": lo, "ci_high": hi},
+        {"metric": "ECE", "value": expected_calibration_error(y, p), "ci_low": elo, "ci_high": ehi},
+        {"metric": "observed rate", "value": y.mean(), "ci_low": np.nan, "ci_high": np.nan},
+        {"metric": "mean predicted", "value": p.mean(), "ci_low": np.nan, "ci_high": np.nan},
+    ])
+    report.add("Out-of-time performance", "", headline)
+    matrix = model.transform_features(test)
+    segments = {
+        "grant year": test["grant_date"].dt.year.astype(str),
+        "technology (IPC section)": matrix["ipc_section"].astype(str),
+        "patent type": test["patent_type"].astype(str),
+        "applicant type": test["applicant_type"].fillna(infer_applicant_type(test["applicants"])).astype(str),
+    }
+    rows = []
+    for seg_name, values in segments.items():
+        for value, idx in values.groupby(values).groups.items():
+            pos = test.index.get_indexer(idx)
+            ys, ps = y[pos], p[pos]
+            rows.append({"segment": seg_name, "value": value, "patents": len(pos), "observed": ys.mean(), "predicted": ps.mean(),
+                         "auc": roc_auc_score(ys, ps) if len(np.unique(ys)) > 1 and len(pos) >= 30 else np.nan})
+    report.add("Performance by segment", "AUC where the segment has both outcomes and at least 30 patents.", pd.DataFrame(rows))
+    report.add("Calibration", "Equal-width bins of the predicted probability.", reliability_table(y, p))
+    challengers = pd.DataFrame([{"model": k.removeprefix("baseline_").removesuffix("_auc"), "auc": v, "champion_lift": run.data.metrics["oot_auc"] - v}
+                                for k, v in run.data.metrics.items() if k.startswith("baseline_")])
+    report.add("Challengers and baselines", "Scored on the same out-of-time data in the training run.", challengers)
+    base = model.stage_hazards(matrix)[:, stage - 1]
+    mono, sens = [], []
+    for f in model.features_.spec_.features:
+        if f.dtype == "category" or matrix[f.name].isna().all():
+            continue
+        sd = float(np.nanstd(matrix[f.name])) or 1.0
+        moved = model.stage_hazards(matrix.assign(**{f.name: matrix[f.name] + sd}))[:, stage - 1]
+        sens.append({"feature": f.name, "mean_abs_change_in_lapse_probability": float(np.nanmean(np.abs(moved - base)))})
+        if f.monotone:
+            mono.append({"feature": f.name, "direction": f.monotone, "violations": int(((moved - base) * f.monotone > 1e-12).sum())})
+    report.add("Monotonicity against the spec", "A feature that should raise value must not raise the lapse hazard (+1 sd for every patent).", pd.DataFrame(mono))
+    report.add("Sensitivity", "Mean absolute change of the lapse probability when the feature rises by one standard deviation.",
+               pd.DataFrame(sens).sort_values("mean_abs_change_in_lapse_probability", ascending=False))
+    train_scores = model.output_frame(as_patent_frame(data[train_mask], passthrough=model.features_.spec_.passthrough), explain="none")
+    by_year = pd.concat([train_scores.assign(year=data.loc[train_mask, "grant_date"].dt.year.to_numpy()),
+                         scores.assign(year=test["grant_date"].dt.year.to_numpy())])
+    stability = by_year.groupby("year")[f"p_fee_{stage}"].agg(["size", "mean", "std"]).reset_index()
+    value, _ = psi(train_scores[f"p_fee_{stage}"], scores[f"p_fee_{stage}"])
+    report.add("Stability over time", f"PSI of the score, training grants vs out-of-time grants: {value:.4f} ({verdict(value)}).", stability)
+    survival = scores.filter(like="p_fee_")
+    back = []
+    observed_all = model.schedule_.observed(test, spec["data"]["observed_until"])
+    for k in range(1, survival.shape[1] + 1):
+        seen = observed_all[:, k - 1]
+        if seen.any():
+            back.append({"fee stage": k, "patents observed": int(seen.sum()), "predicted P(paid)": float(survival[f"p_fee_{k}"][seen].mean()),
+                         "observed share paid": float((label[test.index][seen] >= k).mean())})
+    report.add("Back-test of the income approach's input", "The economic life the income approach takes from this model rests on these fee probabilities: predicted vs observed.", pd.DataFrame(back))
+    return report

@@ -1,0 +1,168 @@
+"""The MLflow model registry: registered-model URIs, loading the model behind a URI, aliases
+(``champion``, ``challenger``) and their history.
+
+Models load only from the registry: ``models:/NAME@ALIAS`` or ``models:/NAME/VERSION`` on the
+configured tracking server. A path, a ``runs:/`` URI or any other scheme is refused before MLflow
+sees it, so nothing outside the registry is ever unpickled. MLflow keeps no history of alias
+moves, so ipvalue records each move in the registered model's ``ipvalue.alias_history`` tag.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+
+import pandas as pd
+
+from ipvalue.exceptions import ModelNotFoundError
+from ipvalue.tracking import use_tracking
+
+ALIASES = ("champion", "challenger")
+ALIAS_HISTORY_TAG = "ipvalue.alias_history"
+_URI = re.compile(r"models:/(?P<name>[A-Za-z0-9][A-Za-z0-9_.-]{0,127})(?:@(?P<alias>[A-Za-z0-9_-]{1,64})|/(?P<version>[1-9][0-9]{0,8}))")
+
+
+def split_model_uri(uri) -> tuple[str, str | None, str | None]:
+    """``(name, alias, version)`` of a registry URI, exactly one of alias and version set.
+
+    Raises
+    ------
+    ModelNotFoundError
+        ``uri`` is not ``models:/NAME@ALIAS`` or ``models:/NAME/VERSION``.
+    """
+    match = _URI.fullmatch(uri) if isinstance(uri, str) else None
+    if match is None:
+        raise ModelNotFoundError(
+            f"A model must be named by its registry URI, models:/NAME@ALIAS or models:/NAME/VERSION. Got {uri!r}. "
+            "Fix: register the model (ipvalue train) and use e.g. models:/ipvalue-value@champion; paths and runs:/ URIs are refused."
+        )
+    return match["name"], match["alias"], match["version"]
+
+
+def resolve_version(uri: str) -> tuple[str, str]:
+    """``(name, version)`` behind a registry URI, the alias resolved on the tracking server.
+
+    Raises
+    ------
+    ModelNotFoundError
+        The URI is malformed, or the name, alias or version is not registered.
+    """
+    import mlflow
+    from mlflow import MlflowClient
+
+    name, alias, version = split_model_uri(uri)
+    client = MlflowClient()
+    try:
+        if alias:
+            return name, str(client.get_model_version_by_alias(name, alias).version)
+        return name, str(client.get_model_version(name, version).version)
+    except mlflow.exceptions.MlflowException as exc:
+        known = [m.name for m in client.search_registered_models(max_results=50)]
+        hint = f"registered models: {', '.join(sorted(known)) or 'none'}"
+        what = f"alias @{alias}" if alias else f"version {version}"
+        raise ModelNotFoundError(f"No registered model {name!r} with {what} on {mlflow.get_tracking_uri()} ({hint}). Fix: check the URI, or train and register it (ipvalue train).") from exc
+
+
+@dataclass
+class RegisteredModel:
+    """A registered model version, loaded: its URI, name, version, run, feature-spec hash, the
+    MLflow pyfunc and the fitted ipvalue estimator inside it."""
+
+    uri: str
+    name: str
+    version: str
+    run_id: str
+    pyfunc: object
+
+    @property
+    def estimator(self):
+        """The fitted ipvalue model inside the pyfunc (RenewalModel, ValueRegressor)."""
+        return self.pyfunc.unwrap_python_model().model
+
+    @property
+    def feature_spec_hash(self) -> str:
+        return self.estimator.features_.spec_.hash
+
+    @property
+    def metadata(self) -> dict:
+        """What an output records about the model that made it."""
+        return {"ipvalue.model_uri": self.uri, "ipvalue.model_version": self.version, "ipvalue.run_id": self.run_id,
+                "ipvalue.feature_spec_hash": self.feature_spec_hash}
+
+
+def load_model(uri: str, *, tracking_uri: str | None = None) -> RegisteredModel:
+    """Load the registered version behind ``uri`` (``models:/NAME@ALIAS`` or ``models:/NAME/VERSION``).
+
+    Raises
+    ------
+    ModelNotFoundError
+        The URI is not a registry URI, or names no registered version.
+    """
+    import mlflow
+
+    use_tracking(tracking_uri)
+    name, version = resolve_version(uri)
+    pyfunc = mlflow.pyfunc.load_model(f"models:/{name}/{version}")
+    return RegisteredModel(uri, name, version, pyfunc.metadata.run_id or "", pyfunc)
+
+
+def load_champion(name: str, *, tracking_uri: str | None = None) -> RegisteredModel | None:
+    """The ``champion`` of a registered model, or None when it has none."""
+    try:
+        return load_model(f"models:/{name}@champion", tracking_uri=tracking_uri)
+    except ModelNotFoundError:
+        return None
+
+
+def alias_history(name: str) -> list[dict]:
+    """Every alias move recorded on the registered model (tag ``ipvalue.alias_history``)."""
+    from mlflow import MlflowClient
+
+    tags = MlflowClient().get_registered_model(name).tags
+    return json.loads(tags.get(ALIAS_HISTORY_TAG, "[]"))
+
+
+def current_version(name: str, alias: str) -> str | None:
+    """The version holding ``alias`` now, or None."""
+    import mlflow
+    from mlflow import MlflowClient
+
+    try:
+        return str(MlflowClient().get_model_version_by_alias(name, alias).version)
+    except mlflow.exceptions.MlflowException:
+        return None
+
+
+def move_alias(name: str, alias: str, version: str, *, by: str, reason: str) -> str | None:
+    """Point ``alias`` at ``version`` and append the move to the model's history tag; returns the
+    version that held the alias before (or None)."""
+    from mlflow import MlflowClient
+
+    previous = current_version(name, alias)
+    client = MlflowClient()
+    client.set_registered_model_alias(name, alias, str(version))
+    history = alias_history(name)
+    history.append({"alias": alias, "version": str(version), "previous_version": previous, "by": by, "reason": reason,
+                    "at": pd.Timestamp.now(tz="UTC").isoformat(timespec="seconds")})
+    client.set_registered_model_tag(name, ALIAS_HISTORY_TAG, json.dumps(history, ensure_ascii=False))
+    return previous
+
+
+def register_and_alias(model_uri: str, name: str, *, gates_passed: bool, description: str = "") -> dict:
+    """Register a logged model as a new version of ``name``, only when its gates passed.
+
+    The first passing version becomes ``champion``; later passing versions become ``challenger``
+    (promotion to champion is a governance decision: :func:`ipvalue.governance.promote`).
+    """
+    import mlflow
+    from mlflow import MlflowClient
+
+    if not gates_passed:
+        return {"registered": False, "version": None, "alias": None}
+    version = mlflow.register_model(model_uri, name)
+    if description:
+        MlflowClient().update_model_version(name, version.version, description=description)
+    alias = "challenger" if current_version(name, "champion") else "champion"
+    move_alias(name, alias, str(version.version), by="ipvalue train", reason="experiment gates passed")
+    return {"registered": True, "version": int(version.version), "alias": alias}
