@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from ipvalue.exceptions import ColumnError, EmptyInputError, PatentFrameError
+from ipvalue.names import forbidden_characters, has_invisible, normalise_id, normalise_text
 
 logger = logging.getLogger(__name__)
 
@@ -48,6 +49,9 @@ LIST_SEPARATOR = ";"
 #: White space written as the characters themselves: pandas runs a regex holding them in Arrow
 #: (RE2), while one with ``\\s`` falls back to Python, row by row.
 BLANK_CHARS = " \t\r\n\x0b\x0c"
+#: Text columns kept as written (only blanks stripped); every other text column goes through
+#: :mod:`ipvalue.names` (NFKC, invisible characters removed, control / bidi characters refused).
+TEXT_AS_WRITTEN = ("first_claim_text",)
 
 
 @dataclass(frozen=True)
@@ -294,7 +298,7 @@ def validate_patent_frame(
     check_required_columns(frame.columns, source=source)
 
     raw = frame.reset_index(drop=True)
-    ids = _clean_str(raw["patent_id"])
+    ids = on_unique(raw["patent_id"].where(~_blank(raw["patent_id"])), normalise_id)
     problems = _Problems(raw, ids)
     notes: list[str] = []
     out = pd.DataFrame(index=raw.index)
@@ -307,8 +311,19 @@ def validate_patent_frame(
         blank = _blank(s)
         if col.required:
             problems.add(blank, col.name, "required value is missing", f"give a {col.name} for every patent")
-        if col.kind in ("str", "list"):
+        if col.kind in ("str", "list") and col.name in TEXT_AS_WRITTEN:
             out[col.name] = _clean_str(s)
+        elif col.kind in ("str", "list"):
+            text = s.astype("str").where(~blank)
+            forbidden = on_unique(text, forbidden_characters).fillna(False).astype(bool)
+            problems.add(
+                forbidden, col.name, "holds a control or bidirectional-control character (e.g. NUL, U+202E)",
+                "remove the hidden character from the source system's export (ipvalue.names explains the policy)",
+            )
+            invisible = on_unique(text, has_invisible).fillna(False).astype(bool)
+            if invisible.any():
+                notes.append(f"{int(invisible.sum())} {col.name} value(s) had invisible characters (zero-width space, BOM) removed")
+            out[col.name] = ids if col.name == "patent_id" else on_unique(text, normalise_text)
         elif col.kind == "date":
             parsed = pd.to_datetime(s.where(~blank), errors="coerce", format="mixed")
             problems.add(parsed.isna() & ~blank, col.name, "not a date", "write dates as YYYY-MM-DD")
