@@ -12,8 +12,11 @@ from sklearn.exceptions import NotFittedError
 __all__ = [
     "ApplicationError",
     "AssumptionError",
+    "AuditStoreError",
     "ColumnError",
+    "DomainError",
     "EmptyInputError",
+    "InputFileError",
     "NotFittedError",
     "OverrideError",
     "PatentFrameError",
@@ -41,6 +44,21 @@ class ColumnError(PatentFrameError):
 
 class EmptyInputError(PatentFrameError):
     """The input file or table has no data rows."""
+
+
+class InputFileError(PatentFrameError):
+    """An input file cannot be read as a table: ragged rows, an unclosed quote, a mis-decoded
+    text, a fake ``.xls``; the message names the line and the fix."""
+
+
+class DomainError(ValueError):
+    """A number or date is outside its documented domain (:mod:`ipvalue.domains`), not finite,
+    or of the wrong type (a boolean where a number is expected)."""
+
+
+class AuditStoreError(RuntimeError):
+    """The audit store cannot be opened, written or trusted: read-only, corrupt, truncated, a
+    refused update or delete, or a broken hash chain. The message says what to do."""
 
 
 class SpecError(ValueError):

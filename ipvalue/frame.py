@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from ipvalue.domains import check_numbers
 from ipvalue.exceptions import ColumnError, EmptyInputError, PatentFrameError
 from ipvalue.names import forbidden_characters, has_invisible, normalise_id, normalise_text
 
@@ -56,7 +57,10 @@ TEXT_AS_WRITTEN = ("first_claim_text",)
 
 @dataclass(frozen=True)
 class Column:
-    """One column of the PatentFrame contract."""
+    """One column of the PatentFrame contract.
+
+    The range of a ``count`` / ``float`` column is its documented domain in
+    :mod:`ipvalue.domains` (one table for files, applications and overrides)."""
 
     name: str
     kind: str  # "str", "date", "count", "float", "category", "list"
@@ -64,8 +68,6 @@ class Column:
     allowed: tuple[str, ...] | None = None
     unit: str = ""
     description: str = ""
-    minimum: float | None = None
-    maximum: float | None = None
 
 
 COLUMNS: tuple[Column, ...] = (
@@ -79,32 +81,32 @@ COLUMNS: tuple[Column, ...] = (
     Column("grant_date", "date", description="Grant date (授权公告日); empty for pending applications; not before filing_date."),
     Column("legal_status", "category", False, LEGAL_STATUSES, description="Status at the data date (当前法律状态); 'unknown' when not given."),
     Column("fees_paid_until", "date", description="Annual (年费) / maintenance fees are paid up to this date."),
-    Column("term_adjustment_days", "count", unit="days", minimum=0, description="Patent term adjustment or compensation added to the statutory term."),
-    Column("claims_total", "count", unit="claims", minimum=0, description="Number of claims (权利要求数量)."),
-    Column("claims_independent", "count", unit="claims", minimum=0, description="Independent claims (独立权利要求数量); not more than claims_total."),
+    Column("term_adjustment_days", "count", unit="days", description="Patent term adjustment or compensation added to the statutory term."),
+    Column("claims_total", "count", unit="claims", description="Number of claims (权利要求数量)."),
+    Column("claims_independent", "count", unit="claims", description="Independent claims (独立权利要求数量); not more than claims_total."),
     Column("first_claim_text", "str", description="Text of the first independent claim, when available."),
-    Column("family_size", "count", unit="documents", minimum=1, description="Simple family size (简单同族数量), counting this patent."),
+    Column("family_size", "count", unit="documents", description="Simple family size (简单同族数量), counting this patent."),
     Column("family_offices", "list", unit="office codes", description="Offices of the family members, ';'-separated (e.g. 'CN;US;EP;WO')."),
-    Column("forward_citations", "count", unit="citations", minimum=0, description="Times cited (被引证次数) as of the data date."),
+    Column("forward_citations", "count", unit="citations", description="Times cited (被引证次数) as of the data date."),
     Column("forward_citation_dates", "list", unit="ISO dates", description="Dates of the citing documents, ';'-separated, for windowed counts."),
-    Column("self_citations", "count", unit="citations", minimum=0, description="Forward citations by the same applicant; not more than forward_citations."),
-    Column("backward_citations", "count", unit="citations", minimum=0, description="Patent references cited (引证次数)."),
-    Column("npl_citations", "count", unit="citations", minimum=0, description="Non-patent literature cited."),
+    Column("self_citations", "count", unit="citations", description="Forward citations by the same applicant; not more than forward_citations."),
+    Column("backward_citations", "count", unit="citations", description="Patent references cited (引证次数)."),
+    Column("npl_citations", "count", unit="citations", description="Non-patent literature cited."),
     Column("ipc_main", "str", description="Main IPC code (IPC主分类号), e.g. 'G06F 17/30' or 'G06F17/30'."),
     Column("ipc_codes", "list", description="All IPC codes (IPC分类号), ';'-separated."),
     Column("cpc_codes", "list", description="All CPC codes, ';'-separated (used where IPC is absent)."),
     Column("applicants", "list", description="Applicants / patentees (申请人 / 专利权人), ';'-separated; the first is the owner."),
     Column("applicant_type", "category", False, APPLICANT_TYPES, description="Owner type; inferred from the names when absent."),
-    Column("inventor_count", "count", unit="people", minimum=0, description="Number of inventors (发明人数量)."),
-    Column("pledge_count", "count", unit="events", minimum=0, description="Prior pledge registrations (质押)."),
-    Column("licence_count", "count", unit="events", minimum=0, description="Registered licences (许可)."),
-    Column("transfer_count", "count", unit="events", minimum=0, description="Assignments / transfers (转让)."),
-    Column("litigation_count", "count", unit="events", minimum=0, description="Infringement suits involving the patent (诉讼)."),
-    Column("invalidation_count", "count", unit="events", minimum=0, description="Invalidation requests (无效宣告请求)."),
+    Column("inventor_count", "count", unit="people", description="Number of inventors (发明人数量)."),
+    Column("pledge_count", "count", unit="events", description="Prior pledge registrations (质押)."),
+    Column("licence_count", "count", unit="events", description="Registered licences (许可)."),
+    Column("transfer_count", "count", unit="events", description="Assignments / transfers (转让)."),
+    Column("litigation_count", "count", unit="events", description="Infringement suits involving the patent (诉讼)."),
+    Column("invalidation_count", "count", unit="events", description="Invalidation requests (无效宣告请求)."),
     Column("package_id", "str", description="Patent package (专利包) sharing one product's income; empty = its own package."),
-    Column("revenue_base_rmb", "float", unit="RMB per year", minimum=0, description="Base-year revenue of the product using the patent (income approach)."),
-    Column("revenue_growth", "float", unit="fraction per year", minimum=-0.99, maximum=5.0, description="Yearly growth of that revenue, e.g. 0.05."),
-    Column("economic_life_years", "float", unit="years", minimum=0, maximum=50, description="Economic life when known (e.g. from the renewal model)."),
+    Column("revenue_base_rmb", "float", unit="RMB per year", description="Base-year revenue of the product using the patent (income approach)."),
+    Column("revenue_growth", "float", unit="fraction per year", description="Yearly growth of that revenue, e.g. 0.05."),
+    Column("economic_life_years", "float", unit="years", description="Economic life when known (e.g. from the renewal model)."),
 )
 
 COLUMN_BY_NAME = {c.name: c for c in COLUMNS}
@@ -329,20 +331,11 @@ def validate_patent_frame(
             problems.add(parsed.isna() & ~blank, col.name, "not a date", "write dates as YYYY-MM-DD")
             out[col.name] = parsed.astype("datetime64[s]")
         elif col.kind in ("count", "float"):
-            num = pd.to_numeric(s.where(~blank), errors="coerce").astype("float64")
-            checks = [(num.isna() & ~blank, "not a number", f"write {col.name} as a plain number")]
-            if col.minimum is not None:
-                checks.append((num < col.minimum, f"below the minimum {col.minimum:g}", f"{col.name} must be >= {col.minimum:g}"))
-            if col.maximum is not None:
-                checks.append((num > col.maximum, f"above the maximum {col.maximum:g}", f"{col.name} must be <= {col.maximum:g}"))
-            if col.kind == "count":
-                checks.append((num.notna() & (num != np.round(num)), "not a whole number", f"{col.name} counts whole items"))
-            invalid = pd.Series(False, index=raw.index)
+            num, checks = check_numbers(s.where(~blank), col.name)
             for mask, problem, fix in checks:
-                problems.add(mask & ~invalid, col.name, problem, fix)
-                invalid |= mask
+                problems.add(mask, col.name, problem, fix)
             # Relational checks below only see values that passed their own column's checks.
-            out[col.name] = num.where(~invalid)
+            out[col.name] = num
         elif col.kind == "category":
             norm = on_unique(s, lambda u: u.astype("str").str.strip().str.lower().str.replace(f"[{BLANK_CHARS}-]+", "_", regex=True)).where(~blank)
             bad = norm.notna() & ~norm.isin(col.allowed)
