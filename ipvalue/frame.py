@@ -265,6 +265,7 @@ def validate_patent_frame(
     *,
     strict: bool = False,
     source: str = "input",
+    date_format: str | None = None,
 ) -> ValidationResult:
     """Check a table against the PatentFrame contract and split it into valid and quarantined rows.
 
@@ -277,6 +278,9 @@ def validate_patent_frame(
         quarantining.
     source : str, default="input"
         Name used in messages (a file path, say).
+    date_format : str, optional
+        The file's format for day/month dates, e.g. ``'%d/%m/%Y'`` (the CLI's ``--date-format``).
+        Without it, dates such as 05/03/2020 that read both ways are refused; see :func:`parse_dates`.
 
     Returns
     -------
@@ -327,9 +331,11 @@ def validate_patent_frame(
                 notes.append(f"{int(invisible.sum())} {col.name} value(s) had invisible characters (zero-width space, BOM) removed")
             out[col.name] = ids if col.name == "patent_id" else on_unique(text, normalise_text)
         elif col.kind == "date":
-            parsed = pd.to_datetime(s.where(~blank), errors="coerce", format="mixed")
-            problems.add(parsed.isna() & ~blank, col.name, "not a date", "write dates as YYYY-MM-DD")
-            out[col.name] = parsed.astype("datetime64[s]")
+            parsed, date_problems, date_notes = parse_dates(s.where(~blank), col.name, date_format=date_format)
+            for mask, problem, fix in date_problems:
+                problems.add(mask, col.name, problem, fix)
+            notes += date_notes
+            out[col.name] = parsed
         elif col.kind in ("count", "float"):
             num, checks = check_numbers(s.where(~blank), col.name)
             for mask, problem, fix in checks:
@@ -388,6 +394,102 @@ def validate_patent_frame(
         logger.warning("%s: %d of %d rows quarantined", source, int(bad_rows.sum()), len(raw))
     assert len(valid) + len(quarantine) == len(raw)
     return ValidationResult(valid=valid, quarantine=quarantine, problems=table, notes=notes)
+
+
+#: Excel's day zero (serial 1 = 1900-01-01, with Excel's 1900 leap-year bug absorbed for serials > 60).
+EXCEL_EPOCH = pd.Timestamp("1899-12-30")
+#: Serials read as Excel dates: 10000 (1927-05-18) to 99999 (2173-10-14); other integers are refused.
+EXCEL_SERIAL_RANGE = (10_000, 99_999)
+_DMY = r"^(\d{1,2})[/.\-](\d{1,2})[/.\-](\d{4})$"
+_CJK_DATE = r"^(\d{4})\s*年\s*(\d{1,2})\s*月\s*(\d{1,2})\s*日?$"
+
+
+def parse_dates(values: pd.Series, column: str = "date", *, date_format: str | None = None):
+    """Read a date column the way real exports write it, refusing what cannot be read safely.
+
+    * date types (Parquet dates, Excel date cells) are used as they are;
+    * Excel serial numbers (a number cell, or 5-digit text, in ``EXCEL_SERIAL_RANGE``) are days
+      since 1899-12-30: 44013 is 2020-07-01;
+    * an integer-typed column (Parquet int days, say) is refused: days since 1970 and Excel
+      serials cannot be told apart;
+    * ``2020年3月15日`` and ISO ``2020-03-15`` / ``2020/3/15`` are read;
+    * ``dd/mm/yyyy`` vs ``mm/dd/yyyy``: read when one part is above 12 (15/03/2020), refused when
+      both are 12 or less and differ (05/03/2020) unless ``date_format`` declares the file's
+      order (e.g. ``'%d/%m/%Y'``).
+
+    Parameters
+    ----------
+    values : pandas.Series
+        Missing cells stay missing and are not problems.
+    column : str
+        Column name for messages.
+    date_format : str, optional
+        A ``strptime`` format applied to every text cell that is not ISO or 年月日.
+
+    Returns
+    -------
+    dates : pandas.Series of datetime64[s]
+    problems : list of (mask, problem, fix)
+    notes : list of str
+    """
+    missing = values.isna()
+    problems: list = []
+    notes: list[str] = []
+    if pd.api.types.is_datetime64_any_dtype(values.dtype):
+        return values.dt.tz_localize(None).astype("datetime64[s]") if values.dt.tz is not None else values.astype("datetime64[s]"), problems, notes
+    empty = pd.Series(pd.NaT, index=values.index, dtype="datetime64[s]")
+    if pd.api.types.is_numeric_dtype(values.dtype) and not pd.api.types.is_bool_dtype(values.dtype):
+        problems.append((~missing, "an integer-typed date column cannot be read safely (days since 1970 and Excel serials look alike)",
+                         f"export {column} as text YYYY-MM-DD or as a date type"))
+        return empty, problems, notes
+    obj = values.astype(object)
+    if values.dtype == object:  # Excel cells: date, number and text mixed (text columns skip this)
+        kinds = on_unique(obj.map(type), lambda u: u.map(lambda t: "stamp" if hasattr(t, "isoformat") else "number" if issubclass(t, (int, float, np.integer, np.floating)) and not issubclass(t, (bool, np.bool_)) else "text"))
+        is_stamp, is_number = kinds.eq("stamp") & ~missing, kinds.eq("number") & ~missing
+    else:
+        is_stamp = is_number = pd.Series(False, index=values.index)
+    text = obj.where(~is_stamp & ~is_number & ~missing).astype("str").str.strip().where(~is_stamp & ~is_number & ~missing)
+    result = pd.Series(pd.NaT, index=values.index, dtype="datetime64[ns]")
+    if is_stamp.any():
+        result[is_stamp] = pd.to_datetime(obj[is_stamp].astype(str), errors="coerce", format="mixed")
+    serial_text = text.str.fullmatch(r"\d{5}").fillna(False).astype(bool)
+    serial = pd.Series(np.nan, index=values.index)
+    serial[is_number] = pd.to_numeric(obj[is_number], errors="coerce")
+    serial[serial_text] = pd.to_numeric(text[serial_text])
+    has_serial = serial.notna()
+    in_range = has_serial & serial.between(*EXCEL_SERIAL_RANGE) & (serial == np.round(serial))
+    result[in_range] = EXCEL_EPOCH + pd.to_timedelta(serial[in_range], unit="D")
+    if in_range.any():
+        notes.append(f"{int(in_range.sum())} {column} value(s) read as Excel serial numbers (days since 1899-12-30)")
+    problems.append((has_serial & ~in_range, "a number that is not an Excel date serial", f"write {column} as YYYY-MM-DD"))
+    text = text.where(~serial_text)
+    cjk = text.str.extract(_CJK_DATE)
+    is_cjk = cjk[0].notna()
+    text = text.where(~is_cjk, cjk[0] + "-" + cjk[1].str.zfill(2) + "-" + cjk[2].str.zfill(2))
+    dmy = text.str.extract(_DMY)
+    is_dmy = dmy[0].notna()
+    if date_format is not None:
+        declared = text.notna() & ~text.str.fullmatch(r"\d{4}-\d{1,2}-\d{1,2}").fillna(False).astype(bool)
+        result[declared] = pd.to_datetime(text[declared], errors="coerce", format=date_format)
+        rest = text.notna() & ~declared
+    else:
+        a, b = pd.to_numeric(dmy[0]), pd.to_numeric(dmy[1])
+        ambiguous = is_dmy & (a <= 12) & (b <= 12) & (a != b)
+        problems.append((ambiguous, "day and month can be read both ways",
+                         f"declare the file's date order (date_format='%d/%m/%Y' or '%m/%d/%Y'; --date-format) or write {column} as YYYY-MM-DD"))
+        day_first = is_dmy & ~ambiguous & ((a > 12) | (a == b))
+        month_first = is_dmy & ~ambiguous & ~day_first
+        result[day_first] = pd.to_datetime(text[day_first], errors="coerce", format="%d/%m/%Y" if text[day_first].str.contains("/").all() else "mixed", dayfirst=True)
+        result[month_first] = pd.to_datetime(text[month_first], errors="coerce", format="mixed", dayfirst=False)
+        rest = text.notna() & ~is_dmy
+        text = text.where(~ambiguous)
+    if rest.any():
+        result[rest] = pd.to_datetime(text[rest], errors="coerce", format="mixed")
+    claimed = missing | has_serial
+    for mask, _, _ in problems:
+        claimed |= mask
+    problems.append((result.isna() & ~claimed, "not a date", "write dates as YYYY-MM-DD"))
+    return result.astype("datetime64[s]"), [(m, p, f) for m, p, f in problems if m.any()], notes
 
 
 def _empty_column(col: Column, n: int) -> pd.Series:

@@ -8,7 +8,16 @@ from ipvalue.io.public import (
     load_oecd_cohorts,
     load_university_maintenance,
 )
-from ipvalue.io.tables import ColumnMapping, read_patents, read_table, write_atomic, write_text_atomic
+from ipvalue.io.tables import (
+    ColumnMapping,
+    neutralise_formulas,
+    read_patents,
+    read_table,
+    remove_temporary_files_on_sigterm,
+    sweep_temporary_files,
+    write_atomic,
+    write_text_atomic,
+)
 
 __all__ = [
     "ColumnMapping",
@@ -18,8 +27,11 @@ __all__ = [
     "load_oce_litigation",
     "load_oecd_cohorts",
     "load_university_maintenance",
+    "neutralise_formulas",
     "read_patents",
     "read_table",
+    "remove_temporary_files_on_sigterm",
+    "sweep_temporary_files",
     "write_atomic",
     "write_text_atomic",
 ]
