@@ -1,30 +1,65 @@
 """The audit trail: every valuation and every manual override, in a local SQLite store.
 
-Tables
-------
+Tables (plain SQL types, portable to PostgreSQL)
+------------------------------------------------
 valuations(valuation_id, application_id, valued_at, user, input_hash, decision, internal_value_rmb,
            loan_cap_rmb, provenance_json, result_json)
 overrides(valuation_id, patent_id, field, model_value, override_value, reason, officer, recorded_at)
+audit_chain(seq, valuation_id, prev_hash, record_hash)
 
-An override is stored beside the model value, never instead of it; one without a reason cannot
-be written (a CHECK constraint backs the check in :class:`ipvalue.valuation.Override`). Rows are
-only ever inserted.
+Guarantees
+----------
+* **Append-only in fact**: triggers refuse every ``UPDATE`` and ``DELETE`` on the three tables,
+  whoever connects (sqlite3 shell, pandas, another program).
+* **Hash chain**: each valuation's ``record_hash`` is the SHA-256 of the previous record's hash
+  and the canonical JSON (sorted keys, UTF-8) of its row and its overrides; the first record's
+  ``prev_hash`` is :data:`GENESIS`. :func:`verify` recomputes the chain and names the first
+  broken link, so a change made with the triggers dropped, or a row inserted around this module,
+  is found. (The service issue's ``ipvalue audit verify`` calls :func:`verify`.)
+* **Reasons and officers** must hold a visible character: checked in Python (Unicode-aware, a
+  reason of full-width spaces ``U+3000`` is refused) and by the table's CHECK, which trims the
+  Unicode blanks listed in :data:`BLANKS` (SQLite's plain ``trim`` strips ASCII spaces only).
+* **Concurrent writers**: WAL journal, a busy timeout and ``BEGIN IMMEDIATE`` around each insert,
+  so writers queue and the chain never forks or interleaves.
+* **Clear failures**: a read-only, corrupt, truncated or older-schema store raises
+  :class:`~ipvalue.exceptions.AuditStoreError` naming the file and the fix.
+* **Outputs and the record as one unit**: :func:`recording` inserts first (so a broken store fails
+  before any output is written), lets the caller write the report inside the ``with`` block, and
+  commits only when the block succeeds; if the block raises, nothing is recorded.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import math
 import os
 import sqlite3
-from contextlib import closing
+from contextlib import closing, contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
+from ipvalue.exceptions import AuditStoreError, DomainError, OverrideError
+
 ENV_AUDIT_PATH = "IPVALUE_AUDIT_DB"
 DEFAULT_PATH = Path("audit") / "ipvalue-audit.db"
+GENESIS = "0" * 64
+#: Seconds a writer waits for another writer's transaction before giving up.
+BUSY_TIMEOUT_S = 30.0
+#: White space that does not make a reason: ASCII blanks, NBSP, Ogham space, U+2000-U+200B, NNBSP,
+#: MMSP, ideographic space U+3000, BOM.
+BLANKS = " \t\n\v\f\r\u00a0\u1680" + "".join(chr(c) for c in range(0x2000, 0x200C)) + "\u202f\u205f\u3000\ufeff"
+_SQL_BLANKS = "char(" + ",".join(str(ord(c)) for c in BLANKS) + ")"
+TABLES = ("valuations", "overrides", "audit_chain")
+_VALUATION_COLUMNS = (
+    "valuation_id", "application_id", "valued_at", "user", "input_hash", "decision",
+    "internal_value_rmb", "loan_cap_rmb", "provenance_json", "result_json",
+)
+_OVERRIDE_COLUMNS = ("valuation_id", "patent_id", "field", "model_value", "override_value", "reason", "officer", "recorded_at")
 
-_SCHEMA = """
+_SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS valuations (
     valuation_id TEXT PRIMARY KEY,
     application_id TEXT NOT NULL,
@@ -43,11 +78,23 @@ CREATE TABLE IF NOT EXISTS overrides (
     field TEXT NOT NULL,
     model_value REAL,
     override_value REAL NOT NULL,
-    reason TEXT NOT NULL CHECK (length(trim(reason)) > 0),
-    officer TEXT NOT NULL CHECK (length(trim(officer)) > 0),
+    reason TEXT NOT NULL CHECK (length(trim(reason, {_SQL_BLANKS})) > 0),
+    officer TEXT NOT NULL CHECK (length(trim(officer, {_SQL_BLANKS})) > 0),
     recorded_at TEXT NOT NULL
 );
-"""
+CREATE TABLE IF NOT EXISTS audit_chain (
+    seq INTEGER PRIMARY KEY,
+    valuation_id TEXT NOT NULL UNIQUE REFERENCES valuations(valuation_id),
+    prev_hash TEXT NOT NULL,
+    record_hash TEXT NOT NULL
+);
+""" + "".join(
+    f"""
+CREATE TRIGGER IF NOT EXISTS {table}_no_{op.lower()} BEFORE {op} ON {table}
+BEGIN SELECT RAISE(ABORT, 'the audit store is append-only: {op} on {table} refused'); END;"""
+    for table in TABLES
+    for op in ("UPDATE", "DELETE")
+)
 
 
 def audit_path(path: str | Path | None = None) -> Path:
@@ -55,36 +102,231 @@ def audit_path(path: str | Path | None = None) -> Path:
     return Path(path or os.environ.get(ENV_AUDIT_PATH) or DEFAULT_PATH)
 
 
-def _connect(path: Path) -> sqlite3.Connection:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    con = sqlite3.connect(path)
-    con.executescript(_SCHEMA)
+def _store_error(path: Path, exc: Exception) -> AuditStoreError:
+    text = str(exc)
+    if "readonly" in text or "read-only" in text or "unable to open" in text:
+        fix = "make the file and its folder writable by this user, or point --audit-db / $IPVALUE_AUDIT_DB at a writable store"
+    elif "not a database" in text or "malformed" in text or "disk image" in text:
+        fix = "the file is corrupt or truncated: restore it from the last backup (do not delete it: it is the audit record), then run 'ipvalue audit verify'"
+    elif "append-only" in text:
+        fix = "audit records are never changed or deleted; record a correction as a new valuation or override"
+    elif "no column" in text or "has no column" in text or "no such" in text:
+        fix = "the store was made by another ipvalue version: keep it read-only as an archive and start a new store"
+    else:
+        fix = "check the disk (space, permissions) and the file, then retry"
+    return AuditStoreError(f"Audit store {str(path)!r}: {text}. Fix: {fix}.")
+
+
+def connect(path: Path) -> sqlite3.Connection:
+    """Open (creating if needed) the store: WAL, busy timeout, schema and triggers."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        con = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+    except (OSError, sqlite3.Error) as exc:
+        raise _store_error(path, exc) from exc
+    try:
+        con.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
+        if con.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+            con.execute("PRAGMA journal_mode = WAL")
+        con.executescript(_SCHEMA)
+        columns = [r[1] for r in con.execute("PRAGMA table_info(valuations)")]
+        if tuple(columns) != _VALUATION_COLUMNS:
+            raise sqlite3.OperationalError(f"table valuations has columns {columns}; no column layout this version knows")
+    except sqlite3.Error as exc:
+        con.close()
+        raise _store_error(path, exc) from exc
     return con
 
 
-def record_valuation(result, path: str | Path | None = None) -> Path:
-    """Insert one valuation and its overrides in a single transaction."""
-    path = audit_path(path)
+def _blank(text) -> bool:
+    return text is None or not str(text).strip(BLANKS)
+
+
+def _canonical(valuation: dict, overrides: list[dict]) -> bytes:
+    body = {"valuation": valuation, "overrides": sorted(overrides, key=lambda o: json.dumps(o, sort_keys=True, ensure_ascii=False))}
+    return json.dumps(body, sort_keys=True, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode("utf-8")
+
+
+def record_hash(prev_hash: str, valuation: dict, overrides: list[dict]) -> str:
+    """SHA-256 of the previous hash and the canonical JSON of a valuation row and its overrides."""
+    return hashlib.sha256(prev_hash.encode("ascii") + b"\n" + _canonical(valuation, overrides)).hexdigest()
+
+
+def _rows(result) -> tuple[dict, list[dict]]:
     prov = result.provenance
-    with closing(_connect(path)) as con, con:
-        con.execute(
-            "INSERT INTO valuations VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                result.valuation_id, result.application.application_id, prov["valued_at"], prov["user"], prov["input_hash"],
-                result.summary["decision"], result.summary["internal_value_rmb"], result.summary["loan_cap_rmb"],
-                json.dumps(prov, ensure_ascii=False, default=str), result.to_json(),
-            ),
-        )
-        con.executemany(
-            "INSERT INTO overrides VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            [(result.valuation_id, o.patent_id, o.field, o.model_value, o.override_value, o.reason, o.officer, prov["valued_at"]) for o in result.overrides.itertuples()],
-        )
-    return path
+    valuation = {
+        "valuation_id": str(result.valuation_id),
+        "application_id": str(result.application.application_id),
+        "valued_at": str(prov["valued_at"]),
+        "user": str(prov["user"]),
+        "input_hash": str(prov["input_hash"]),
+        "decision": str(result.summary["decision"]),
+        "internal_value_rmb": float(result.summary["internal_value_rmb"]),
+        "loan_cap_rmb": float(result.summary["loan_cap_rmb"]),
+        "provenance_json": json.dumps(prov, ensure_ascii=False, default=str, sort_keys=True),
+        "result_json": result.to_json(),
+    }
+    for name in ("internal_value_rmb", "loan_cap_rmb"):
+        if not math.isfinite(valuation[name]):
+            raise DomainError(f"The '{name}' of valuation {valuation['valuation_id']!r} is {valuation[name]!r}. Fix: a recorded value must be finite; check the inputs that produced it.")
+    overrides = []
+    for o in result.overrides.itertuples():
+        where = f"override of {o.field!r} on patent {o.patent_id!r}"
+        if _blank(o.reason):
+            raise OverrideError(f"The {where} has a blank reason {o.reason!r}. Fix: every manual override needs a written reason.")
+        if _blank(o.officer):
+            raise OverrideError(f"The {where} has a blank officer {o.officer!r}. Fix: name the officer making it.")
+        model_value = None if o.model_value is None or pd.isna(o.model_value) else float(o.model_value)
+        if not math.isfinite(float(o.override_value)) or (model_value is not None and not math.isfinite(model_value)):
+            raise OverrideError(f"The {where} has value {o.override_value!r} (model {o.model_value!r}). Fix: values must be finite numbers.")
+        overrides.append({
+            "valuation_id": valuation["valuation_id"], "patent_id": str(o.patent_id), "field": str(o.field),
+            "model_value": model_value, "override_value": float(o.override_value),
+            "reason": str(o.reason), "officer": str(o.officer), "recorded_at": valuation["valued_at"],
+        })
+    return valuation, overrides
 
 
-def read_table(table: str, path: str | Path | None = None) -> pd.DataFrame:
-    """The ``valuations`` or ``overrides`` table as a DataFrame (for governance review)."""
-    if table not in ("valuations", "overrides"):
-        raise ValueError(f"The audit store has tables 'valuations' and 'overrides'. Got {table!r}.")
-    with closing(_connect(audit_path(path))) as con:
-        return pd.read_sql_query(f"SELECT * FROM {table}", con)  # noqa: S608 - table name checked above
+@contextmanager
+def recording(result, path: str | Path | None = None):
+    """Record a valuation, let the caller write its outputs, and commit both as one unit.
+
+    The insert runs first (a read-only, corrupt or locked store fails before any output exists);
+    the caller writes the report inside the block; the record is committed when the block ends
+    without error and rolled back if it raises.
+
+    Parameters
+    ----------
+    result : ValuationResult
+        Needs ``valuation_id``, ``application.application_id``, ``provenance`` (``valued_at``,
+        ``user``, ``input_hash``), ``summary`` (``decision``, ``internal_value_rmb``,
+        ``loan_cap_rmb`` in RMB), ``overrides`` (a DataFrame) and ``to_json()``.
+    path : str or Path, optional
+        The store; see :func:`audit_path`.
+
+    Yields
+    ------
+    Path
+        The store's path.
+
+    Examples
+    --------
+    >>> with recording(result, db):                       # doctest: +SKIP
+    ...     write_text_atomic(html, out / "report.html")
+    """
+    path = audit_path(path)
+    valuation, overrides = _rows(result)
+    con = connect(path)
+    try:
+        try:
+            con.execute("BEGIN IMMEDIATE")
+            last = con.execute("SELECT seq, record_hash FROM audit_chain ORDER BY seq DESC LIMIT 1").fetchone()
+            seq, prev = (last[0] + 1, last[1]) if last else (1, GENESIS)
+            con.execute(f"INSERT INTO valuations ({', '.join(_VALUATION_COLUMNS)}) VALUES ({', '.join('?' * len(_VALUATION_COLUMNS))})",
+                        [valuation[c] for c in _VALUATION_COLUMNS])
+            con.executemany(f"INSERT INTO overrides ({', '.join(_OVERRIDE_COLUMNS)}) VALUES ({', '.join('?' * len(_OVERRIDE_COLUMNS))})",
+                            [[o[c] for c in _OVERRIDE_COLUMNS] for o in overrides])
+            con.execute("INSERT INTO audit_chain VALUES (?, ?, ?, ?)", (seq, valuation["valuation_id"], prev, record_hash(prev, valuation, overrides)))
+        except sqlite3.Error as exc:
+            if con.in_transaction:
+                con.execute("ROLLBACK")
+            raise _store_error(path, exc) from exc
+        try:
+            yield path
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+        try:
+            con.execute("COMMIT")
+        except sqlite3.Error as exc:
+            raise _store_error(path, exc) from exc
+    finally:
+        con.close()
+
+
+def record_valuation(result, path: str | Path | None = None) -> Path:
+    """Insert one valuation and its overrides (and its chain link) in a single transaction."""
+    with recording(result, path) as stored:
+        return stored
+
+
+def read_audit_table(table: str, path: str | Path | None = None) -> pd.DataFrame:
+    """The ``valuations``, ``overrides`` or ``audit_chain`` table as a DataFrame (governance review)."""
+    if table not in TABLES:
+        raise ValueError(f"The audit store has tables {TABLES}. Got {table!r}. Fix: use one of them.")
+    path = audit_path(path)
+    with closing(connect(path)) as con:
+        try:
+            return pd.read_sql_query(f"SELECT * FROM {table}", con)  # noqa: S608 - table name checked above
+        except (sqlite3.Error, pd.errors.DatabaseError) as exc:
+            raise _store_error(path, exc) from exc
+
+
+
+
+@dataclass(frozen=True)
+class AuditVerification:
+    """What :func:`verify` found.
+
+    Attributes
+    ----------
+    ok : bool
+    n_records : int
+        Valuations in the store.
+    first_broken : str or None
+        The ``valuation_id`` of the first record whose link does not hold.
+    problem : str
+        What is wrong with it ('' when ok).
+    """
+
+    ok: bool
+    n_records: int
+    first_broken: str | None = None
+    problem: str = ""
+
+    def __str__(self) -> str:
+        if self.ok:
+            return f"audit chain intact: {self.n_records} valuation(s)"
+        return f"audit chain BROKEN at valuation {self.first_broken!r}: {self.problem}"
+
+
+def verify(path: str | Path | None = None) -> AuditVerification:
+    """Recompute the hash chain and report the first broken link.
+
+    Returns
+    -------
+    AuditVerification
+        ``ok`` when every valuation is chained in order and every hash matches its row and overrides.
+    """
+    path = audit_path(path)
+    if not path.is_file():
+        raise AuditStoreError(f"Audit store {str(path)!r} does not exist. Fix: check --audit-db / $IPVALUE_AUDIT_DB.")
+    with closing(connect(path)) as con:
+        try:
+            con.row_factory = sqlite3.Row
+            valuations = {r["valuation_id"]: dict(r) for r in con.execute("SELECT * FROM valuations")}
+            overrides: dict[str, list[dict]] = {}
+            for r in con.execute("SELECT * FROM overrides"):
+                overrides.setdefault(r["valuation_id"], []).append(dict(r))
+            chain = [dict(r) for r in con.execute("SELECT * FROM audit_chain ORDER BY seq")]
+        except sqlite3.Error as exc:
+            raise _store_error(path, exc) from exc
+    prev = GENESIS
+    for expected_seq, link in enumerate(chain, start=1):
+        vid = link["valuation_id"]
+        if link["seq"] != expected_seq:
+            return AuditVerification(False, len(valuations), vid, f"sequence {link['seq']} where {expected_seq} was expected (a link was removed)")
+        if link["prev_hash"] != prev:
+            return AuditVerification(False, len(valuations), vid, "prev_hash does not match the previous record's hash")
+        if vid not in valuations:
+            return AuditVerification(False, len(valuations), vid, "the chained valuation row is missing")
+        if record_hash(prev, valuations[vid], overrides.get(vid, [])) != link["record_hash"]:
+            return AuditVerification(False, len(valuations), vid, "the row or its overrides differ from what was recorded")
+        prev = link["record_hash"]
+    unchained = sorted(set(valuations) - {link["valuation_id"] for link in chain})
+    if unchained:
+        return AuditVerification(False, len(valuations), unchained[0], "valuation row not in the chain (inserted around ipvalue.audit)")
+    orphans = sorted(set(overrides) - set(valuations))
+    if orphans:
+        return AuditVerification(False, len(valuations), orphans[0], "overrides for a valuation that is not recorded")
+    return AuditVerification(True, len(valuations))

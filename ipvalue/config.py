@@ -1,4 +1,20 @@
-"""YAML configuration shared by all modules: packaged assumption sets, content hashes."""
+"""YAML configuration shared by all modules: bounded safe parsing, packaged assumption sets, hashes.
+
+Every YAML file ipvalue reads (applications, column mappings, experiments, assumption sets) goes
+through :func:`parse_yaml`, which is ``yaml.safe_load`` plus the limits an untrusted file needs:
+
+* **size**: at most :data:`MAX_YAML_BYTES` bytes;
+* **nesting**: at most :data:`MAX_YAML_DEPTH` levels of mappings / sequences (a deeper file would
+  otherwise end in a ``RecursionError`` inside the parser);
+* **aliases**: anchors and aliases are allowed (assumption sets use them), but the document as
+  expanded (every alias counted as a full copy of what it points to) may hold at most
+  :data:`MAX_YAML_NODES` nodes, so a 1 kB "billion laughs" file is refused before anything walks
+  it; a recursive alias (``&a [*a]``) is refused;
+* **duplicate keys** in one mapping are an error naming the key and both lines (PyYAML keeps the
+  last silently);
+* **tags**: only the standard YAML tags (str, int, float, bool, null, map, seq, timestamp, ...);
+  a Python tag (``!!python/object/apply:os.system``) or a custom tag is refused with its line.
+"""
 
 from __future__ import annotations
 
@@ -8,12 +24,161 @@ from importlib import resources
 from pathlib import Path
 
 import yaml
+from yaml.nodes import MappingNode, ScalarNode, SequenceNode
 
 from ipvalue.exceptions import SpecError
 
+#: Largest YAML text accepted, in bytes (UTF-8). Applications and assumption sets are a few kB.
+MAX_YAML_BYTES = 1_000_000
+#: Deepest nesting of mappings / sequences accepted.
+MAX_YAML_DEPTH = 32
+#: Most nodes accepted once every alias is expanded (a shipped assumption set has < 2,000).
+MAX_YAML_NODES = 100_000
+
+_STANDARD_TAGS = frozenset(
+    "tag:yaml.org,2002:" + t
+    for t in ("str", "int", "float", "bool", "null", "map", "seq", "timestamp", "binary", "set", "omap", "pairs", "merge", "value")
+)
+
+
+class _BoundedLoader(yaml.SafeLoader):
+    """SafeLoader whose composer refuses nesting deeper than ``max_depth``."""
+
+    max_depth = MAX_YAML_DEPTH
+    where = "YAML"
+
+    def __init__(self, stream):
+        super().__init__(stream)
+        self._depth = 0
+
+    def compose_node(self, parent, index):
+        self._depth += 1
+        try:
+            if self._depth > self.max_depth:
+                mark = self.peek_event().start_mark
+                raise SpecError(
+                    f"{self.where} nests deeper than {self.max_depth} levels (line {mark.line + 1}). "
+                    "Fix: flatten the file; ipvalue's YAML files need a few levels only."
+                )
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+
+def _check_nodes(root, *, where: str, max_nodes: int) -> None:
+    """Walk the node graph once (shared nodes memoised): tags, duplicate keys, expanded size."""
+    sizes: dict[int, int] = {}
+    open_nodes: set[int] = set()
+
+    def size(node) -> int:
+        key = id(node)
+        if key in sizes:
+            return sizes[key]
+        if key in open_nodes:
+            raise SpecError(
+                f"{where} line {node.start_mark.line + 1}: an alias refers to the node that contains it (a recursive structure). "
+                "Fix: remove the recursive alias."
+            )
+        if node.tag not in _STANDARD_TAGS:
+            raise SpecError(
+                f"{where} line {node.start_mark.line + 1}: the tag {node.tag!r} is not allowed "
+                "(Python and custom tags could run code or build objects). Fix: write plain values without tags."
+            )
+        open_nodes.add(key)
+        total = 1
+        if isinstance(node, SequenceNode):
+            total += sum(size(child) for child in node.value)
+        elif isinstance(node, MappingNode):
+            seen: dict[tuple[str, str], int] = {}
+            for k, v in node.value:
+                if isinstance(k, ScalarNode) and k.tag != "tag:yaml.org,2002:merge":
+                    ident = (k.tag, k.value)
+                    if ident in seen:
+                        raise SpecError(
+                            f"{where} line {k.start_mark.line + 1}: duplicate key {k.value!r} (first on line {seen[ident]}). "
+                            "Fix: keep one entry per key; YAML would silently keep only the last."
+                        )
+                    seen[ident] = k.start_mark.line + 1
+                total += size(k) + size(v)
+        open_nodes.discard(key)
+        sizes[key] = total
+        if total > max_nodes:
+            raise SpecError(
+                f"{where} expands to more than {max_nodes:,} values once its aliases (*name) are resolved "
+                f"(line {node.start_mark.line + 1}). Fix: write the values out or use fewer nested aliases."
+            )
+        return total
+
+    size(root)
+
+
+def parse_yaml(
+    text: str | bytes,
+    *,
+    where: str = "YAML",
+    max_bytes: int = MAX_YAML_BYTES,
+    max_depth: int = MAX_YAML_DEPTH,
+    max_nodes: int = MAX_YAML_NODES,
+):
+    """Parse untrusted YAML text safely and within bounds.
+
+    Parameters
+    ----------
+    text : str or bytes
+        The document (bytes are decoded as UTF-8). One document only.
+    where : str, default="YAML"
+        Name used in messages (a file path, say).
+    max_bytes, max_depth, max_nodes : int
+        Size in bytes, nesting depth and node count after alias expansion; see the module notes.
+
+    Returns
+    -------
+    object
+        What ``yaml.safe_load`` would return (``None`` for an empty document).
+
+    Raises
+    ------
+    SpecError
+        Too large, too deep, an alias bomb, a duplicate key, a non-standard tag or invalid YAML;
+        the message names the line and the fix.
+
+    Examples
+    --------
+    >>> parse_yaml("a: 1\\nb: [x, y]")
+    {'a': 1, 'b': ['x', 'y']}
+    """
+    if isinstance(text, bytes):
+        try:
+            text = text.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise SpecError(f"{where} is not UTF-8 text (byte {exc.start}). Fix: save the file as UTF-8.") from exc
+    if not isinstance(text, str):
+        raise TypeError(f"parse_yaml expects str or bytes. Got {type(text).__name__}.")
+    n_bytes = len(text.encode("utf-8"))
+    if n_bytes > max_bytes:
+        raise SpecError(f"{where} is {n_bytes:,} bytes; at most {max_bytes:,} are accepted. Fix: check that this is the right file.")
+    loader_cls = type("_Loader", (_BoundedLoader,), {"max_depth": max_depth, "where": where})
+    loader = None
+    try:
+        loader = loader_cls(text)
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        _check_nodes(node, where=where, max_nodes=max_nodes)
+        return loader.construct_document(node)
+    except yaml.YAMLError as exc:
+        raise SpecError(f"{where} is not valid YAML: {exc}. Fix: correct the line named.") from exc
+    except RecursionError as exc:  # pragma: no cover - the depth bound comes first
+        raise SpecError(f"{where} nests too deeply. Fix: flatten the file.") from exc
+    finally:
+        if loader is not None:
+            loader.dispose()
+
 
 def load_yaml(name_or_path: str | Path, *, folder: str = "assumptions") -> tuple[dict, str]:
-    """Load a YAML file by path, or by name from the package's ``ipvalue/<folder>/``.
+    """Load a YAML mapping by path, or by name from the package's ``ipvalue/<folder>/``.
+
+    Parsed with :func:`parse_yaml` (bounded, no duplicate keys, no Python tags).
 
     Returns
     -------
@@ -25,19 +190,19 @@ def load_yaml(name_or_path: str | Path, *, folder: str = "assumptions") -> tuple
     if path.suffix in (".yaml", ".yml"):
         if not path.is_file():
             raise SpecError(f"YAML file {str(path)!r} does not exist. Fix: check the path.")
-        text, origin = path.read_text(encoding="utf-8"), str(path)
+        size = path.stat().st_size
+        if size > MAX_YAML_BYTES:
+            raise SpecError(f"{path} is {size:,} bytes; at most {MAX_YAML_BYTES:,} are accepted. Fix: check that this is the right file.")
+        text, origin = path.read_bytes(), str(path)
     else:
         shipped = resources.files("ipvalue") / folder / f"{name_or_path}.yaml"
         if not shipped.is_file():
             available = sorted(p.name[:-5] for p in (resources.files("ipvalue") / folder).iterdir() if p.name.endswith(".yaml"))
             raise SpecError(f"No packaged {folder} set named {str(name_or_path)!r}. Fix: use one of {available} or a .yaml path.")
-        text, origin = shipped.read_text(encoding="utf-8"), f"package:{folder}/{name_or_path}.yaml"
-    try:
-        content = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise SpecError(f"{origin} is not valid YAML: {exc}") from exc
+        text, origin = shipped.read_bytes(), f"package:{folder}/{name_or_path}.yaml"
+    content = parse_yaml(text, where=origin)
     if not isinstance(content, dict):
-        raise SpecError(f"{origin} must hold a mapping at the top level. Got {type(content).__name__}.")
+        raise SpecError(f"{origin} must hold a mapping at the top level. Got {type(content).__name__}. Fix: write 'key: value' lines.")
     return content, origin
 
 

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from ipvalue.audit import record_valuation
+from ipvalue.audit import recording
 from ipvalue.income import IncomeApproachValuer
 from ipvalue.io import default_data_dir, read_patents, write_atomic, write_text_atomic
 from ipvalue.lending import LoanApplication, load_pledge_policy, value_application
@@ -91,8 +91,8 @@ def run_demo(out_dir: str | Path = "demo-output", *, n: int = 400, seed: int = 0
     application = write_demo_application(values, demo, out_dir, models={k: v.uri for k, v in models.items()})
     # the models are loaded already: the valuation uses them instead of loading them again
     result = value_application(LoanApplication.load(application), models=models, data_dir=data_dir, user="demo")
-    paths = write_reports(result, out_dir / "reports")
-    audit = record_valuation(result, out_dir / "audit.db")
+    with recording(result, out_dir / "audit.db") as audit:
+        paths = write_reports(result, out_dir / "reports")
     s = result.summary
     print(f"\nloan application {application.name} (SYNTHETIC): {s['decision']}; internal value {s['internal_value_rmb']:,.0f} RMB, "
           f"loan cap {s['loan_cap_rmb']:,.0f} RMB, requested {s['requested_amount_rmb']:,.0f} RMB")

@@ -12,7 +12,9 @@ from sklearn.exceptions import NotFittedError
 __all__ = [
     "ApplicationError",
     "AssumptionError",
+    "AuditStoreError",
     "ColumnError",
+    "DomainError",
     "EmptyInputError",
     "InputError",
     "InputFileError",
@@ -52,7 +54,18 @@ class EmptyInputError(PatentFrameError):
 
 
 class InputFileError(PatentFrameError):
-    """An input file cannot be read: an unsupported type, an undecodable text, a malformed table."""
+    """An input file cannot be read: an unsupported type, ragged rows, an unclosed quote, a
+    mis-decoded text, a fake ``.xls``; the message names the line and the fix."""
+
+
+class DomainError(InputError):
+    """A number or date is outside its documented domain (:mod:`ipvalue.domains`), not finite,
+    or of the wrong type (a boolean where a number is expected)."""
+
+
+class AuditStoreError(RuntimeError):
+    """The audit store cannot be opened, written or trusted: read-only, corrupt, truncated, a
+    refused update or delete, or a broken hash chain. The message says what to do."""
 
 
 class SpecError(ValueError):

@@ -26,7 +26,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from ipvalue.domains import check_numbers
 from ipvalue.exceptions import ColumnError, EmptyInputError, PatentFrameError
+from ipvalue.names import forbidden_characters, has_invisible, normalise_id, normalise_text
 
 logger = logging.getLogger(__name__)
 
@@ -48,11 +50,17 @@ LIST_SEPARATOR = ";"
 #: White space written as the characters themselves: pandas runs a regex holding them in Arrow
 #: (RE2), while one with ``\\s`` falls back to Python, row by row.
 BLANK_CHARS = " \t\r\n\x0b\x0c"
+#: Text columns kept as written (only blanks stripped); every other text column goes through
+#: :mod:`ipvalue.names` (NFKC, invisible characters removed, control / bidi characters refused).
+TEXT_AS_WRITTEN = ("first_claim_text",)
 
 
 @dataclass(frozen=True)
 class Column:
-    """One column of the PatentFrame contract."""
+    """One column of the PatentFrame contract.
+
+    The range of a ``count`` / ``float`` column is its documented domain in
+    :mod:`ipvalue.domains` (one table for files, applications and overrides)."""
 
     name: str
     kind: str  # "str", "date", "count", "float", "category", "list"
@@ -60,8 +68,6 @@ class Column:
     allowed: tuple[str, ...] | None = None
     unit: str = ""
     description: str = ""
-    minimum: float | None = None
-    maximum: float | None = None
 
 
 COLUMNS: tuple[Column, ...] = (
@@ -75,32 +81,32 @@ COLUMNS: tuple[Column, ...] = (
     Column("grant_date", "date", description="Grant date (授权公告日); empty for pending applications; not before filing_date."),
     Column("legal_status", "category", False, LEGAL_STATUSES, description="Status at the data date (当前法律状态); 'unknown' when not given."),
     Column("fees_paid_until", "date", description="Annual (年费) / maintenance fees are paid up to this date."),
-    Column("term_adjustment_days", "count", unit="days", minimum=0, description="Patent term adjustment or compensation added to the statutory term."),
-    Column("claims_total", "count", unit="claims", minimum=0, description="Number of claims (权利要求数量)."),
-    Column("claims_independent", "count", unit="claims", minimum=0, description="Independent claims (独立权利要求数量); not more than claims_total."),
+    Column("term_adjustment_days", "count", unit="days", description="Patent term adjustment or compensation added to the statutory term."),
+    Column("claims_total", "count", unit="claims", description="Number of claims (权利要求数量)."),
+    Column("claims_independent", "count", unit="claims", description="Independent claims (独立权利要求数量); not more than claims_total."),
     Column("first_claim_text", "str", description="Text of the first independent claim, when available."),
-    Column("family_size", "count", unit="documents", minimum=1, description="Simple family size (简单同族数量), counting this patent."),
+    Column("family_size", "count", unit="documents", description="Simple family size (简单同族数量), counting this patent."),
     Column("family_offices", "list", unit="office codes", description="Offices of the family members, ';'-separated (e.g. 'CN;US;EP;WO')."),
-    Column("forward_citations", "count", unit="citations", minimum=0, description="Times cited (被引证次数) as of the data date."),
+    Column("forward_citations", "count", unit="citations", description="Times cited (被引证次数) as of the data date."),
     Column("forward_citation_dates", "list", unit="ISO dates", description="Dates of the citing documents, ';'-separated, for windowed counts."),
-    Column("self_citations", "count", unit="citations", minimum=0, description="Forward citations by the same applicant; not more than forward_citations."),
-    Column("backward_citations", "count", unit="citations", minimum=0, description="Patent references cited (引证次数)."),
-    Column("npl_citations", "count", unit="citations", minimum=0, description="Non-patent literature cited."),
+    Column("self_citations", "count", unit="citations", description="Forward citations by the same applicant; not more than forward_citations."),
+    Column("backward_citations", "count", unit="citations", description="Patent references cited (引证次数)."),
+    Column("npl_citations", "count", unit="citations", description="Non-patent literature cited."),
     Column("ipc_main", "str", description="Main IPC code (IPC主分类号), e.g. 'G06F 17/30' or 'G06F17/30'."),
     Column("ipc_codes", "list", description="All IPC codes (IPC分类号), ';'-separated."),
     Column("cpc_codes", "list", description="All CPC codes, ';'-separated (used where IPC is absent)."),
     Column("applicants", "list", description="Applicants / patentees (申请人 / 专利权人), ';'-separated; the first is the owner."),
     Column("applicant_type", "category", False, APPLICANT_TYPES, description="Owner type; inferred from the names when absent."),
-    Column("inventor_count", "count", unit="people", minimum=0, description="Number of inventors (发明人数量)."),
-    Column("pledge_count", "count", unit="events", minimum=0, description="Prior pledge registrations (质押)."),
-    Column("licence_count", "count", unit="events", minimum=0, description="Registered licences (许可)."),
-    Column("transfer_count", "count", unit="events", minimum=0, description="Assignments / transfers (转让)."),
-    Column("litigation_count", "count", unit="events", minimum=0, description="Infringement suits involving the patent (诉讼)."),
-    Column("invalidation_count", "count", unit="events", minimum=0, description="Invalidation requests (无效宣告请求)."),
+    Column("inventor_count", "count", unit="people", description="Number of inventors (发明人数量)."),
+    Column("pledge_count", "count", unit="events", description="Prior pledge registrations (质押)."),
+    Column("licence_count", "count", unit="events", description="Registered licences (许可)."),
+    Column("transfer_count", "count", unit="events", description="Assignments / transfers (转让)."),
+    Column("litigation_count", "count", unit="events", description="Infringement suits involving the patent (诉讼)."),
+    Column("invalidation_count", "count", unit="events", description="Invalidation requests (无效宣告请求)."),
     Column("package_id", "str", description="Patent package (专利包) sharing one product's income; empty = its own package."),
-    Column("revenue_base_rmb", "float", unit="RMB per year", minimum=0, description="Base-year revenue of the product using the patent (income approach)."),
-    Column("revenue_growth", "float", unit="fraction per year", minimum=-0.99, maximum=5.0, description="Yearly growth of that revenue, e.g. 0.05."),
-    Column("economic_life_years", "float", unit="years", minimum=0, maximum=50, description="Economic life when known (e.g. from the renewal model)."),
+    Column("revenue_base_rmb", "float", unit="RMB per year", description="Base-year revenue of the product using the patent (income approach)."),
+    Column("revenue_growth", "float", unit="fraction per year", description="Yearly growth of that revenue, e.g. 0.05."),
+    Column("economic_life_years", "float", unit="years", description="Economic life when known (e.g. from the renewal model)."),
 )
 
 COLUMN_BY_NAME = {c.name: c for c in COLUMNS}
@@ -259,6 +265,7 @@ def validate_patent_frame(
     *,
     strict: bool = False,
     source: str = "input",
+    date_format: str | None = None,
 ) -> ValidationResult:
     """Check a table against the PatentFrame contract and split it into valid and quarantined rows.
 
@@ -271,6 +278,9 @@ def validate_patent_frame(
         quarantining.
     source : str, default="input"
         Name used in messages (a file path, say).
+    date_format : str, optional
+        The file's format for day/month dates, e.g. ``'%d/%m/%Y'`` (the CLI's ``--date-format``).
+        Without it, dates such as 05/03/2020 that read both ways are refused; see :func:`parse_dates`.
 
     Returns
     -------
@@ -294,7 +304,7 @@ def validate_patent_frame(
     check_required_columns(frame.columns, source=source)
 
     raw = frame.reset_index(drop=True)
-    ids = _clean_str(raw["patent_id"])
+    ids = on_unique(raw["patent_id"].where(~_blank(raw["patent_id"])), normalise_id)
     problems = _Problems(raw, ids)
     notes: list[str] = []
     out = pd.DataFrame(index=raw.index)
@@ -307,27 +317,31 @@ def validate_patent_frame(
         blank = _blank(s)
         if col.required:
             problems.add(blank, col.name, "required value is missing", f"give a {col.name} for every patent")
-        if col.kind in ("str", "list"):
+        if col.kind in ("str", "list") and col.name in TEXT_AS_WRITTEN:
             out[col.name] = _clean_str(s)
+        elif col.kind in ("str", "list"):
+            text = s.astype("str").where(~blank)
+            forbidden = on_unique(text, forbidden_characters).fillna(False).astype(bool)
+            problems.add(
+                forbidden, col.name, "holds a control or bidirectional-control character (e.g. NUL, U+202E)",
+                "remove the hidden character from the source system's export (ipvalue.names explains the policy)",
+            )
+            invisible = on_unique(text, has_invisible).fillna(False).astype(bool)
+            if invisible.any():
+                notes.append(f"{int(invisible.sum())} {col.name} value(s) had invisible characters (zero-width space, BOM) removed")
+            out[col.name] = ids if col.name == "patent_id" else on_unique(text, normalise_text)
         elif col.kind == "date":
-            parsed = pd.to_datetime(s.where(~blank), errors="coerce", format="mixed")
-            problems.add(parsed.isna() & ~blank, col.name, "not a date", "write dates as YYYY-MM-DD")
-            out[col.name] = parsed.astype("datetime64[s]")
+            parsed, date_problems, date_notes = parse_dates(s.where(~blank), col.name, date_format=date_format)
+            for mask, problem, fix in date_problems:
+                problems.add(mask, col.name, problem, fix)
+            notes += date_notes
+            out[col.name] = parsed
         elif col.kind in ("count", "float"):
-            num = pd.to_numeric(s.where(~blank), errors="coerce").astype("float64")
-            checks = [(num.isna() & ~blank, "not a number", f"write {col.name} as a plain number")]
-            if col.minimum is not None:
-                checks.append((num < col.minimum, f"below the minimum {col.minimum:g}", f"{col.name} must be >= {col.minimum:g}"))
-            if col.maximum is not None:
-                checks.append((num > col.maximum, f"above the maximum {col.maximum:g}", f"{col.name} must be <= {col.maximum:g}"))
-            if col.kind == "count":
-                checks.append((num.notna() & (num != np.round(num)), "not a whole number", f"{col.name} counts whole items"))
-            invalid = pd.Series(False, index=raw.index)
+            num, checks = check_numbers(s.where(~blank), col.name)
             for mask, problem, fix in checks:
-                problems.add(mask & ~invalid, col.name, problem, fix)
-                invalid |= mask
+                problems.add(mask, col.name, problem, fix)
             # Relational checks below only see values that passed their own column's checks.
-            out[col.name] = num.where(~invalid)
+            out[col.name] = num
         elif col.kind == "category":
             norm = on_unique(s, lambda u: u.astype("str").str.strip().str.lower().str.replace(f"[{BLANK_CHARS}-]+", "_", regex=True)).where(~blank)
             bad = norm.notna() & ~norm.isin(col.allowed)
@@ -380,6 +394,102 @@ def validate_patent_frame(
         logger.warning("%s: %d of %d rows quarantined", source, int(bad_rows.sum()), len(raw))
     assert len(valid) + len(quarantine) == len(raw)
     return ValidationResult(valid=valid, quarantine=quarantine, problems=table, notes=notes)
+
+
+#: Excel's day zero (serial 1 = 1900-01-01, with Excel's 1900 leap-year bug absorbed for serials > 60).
+EXCEL_EPOCH = pd.Timestamp("1899-12-30")
+#: Serials read as Excel dates: 10000 (1927-05-18) to 99999 (2173-10-14); other integers are refused.
+EXCEL_SERIAL_RANGE = (10_000, 99_999)
+_DMY = r"^(\d{1,2})[/.\-](\d{1,2})[/.\-](\d{4})$"
+_CJK_DATE = r"^(\d{4})\s*年\s*(\d{1,2})\s*月\s*(\d{1,2})\s*日?$"
+
+
+def parse_dates(values: pd.Series, column: str = "date", *, date_format: str | None = None):
+    """Read a date column the way real exports write it, refusing what cannot be read safely.
+
+    * date types (Parquet dates, Excel date cells) are used as they are;
+    * Excel serial numbers (a number cell, or 5-digit text, in ``EXCEL_SERIAL_RANGE``) are days
+      since 1899-12-30: 44013 is 2020-07-01;
+    * an integer-typed column (Parquet int days, say) is refused: days since 1970 and Excel
+      serials cannot be told apart;
+    * ``2020年3月15日`` and ISO ``2020-03-15`` / ``2020/3/15`` are read;
+    * ``dd/mm/yyyy`` vs ``mm/dd/yyyy``: read when one part is above 12 (15/03/2020), refused when
+      both are 12 or less and differ (05/03/2020) unless ``date_format`` declares the file's
+      order (e.g. ``'%d/%m/%Y'``).
+
+    Parameters
+    ----------
+    values : pandas.Series
+        Missing cells stay missing and are not problems.
+    column : str
+        Column name for messages.
+    date_format : str, optional
+        A ``strptime`` format applied to every text cell that is not ISO or 年月日.
+
+    Returns
+    -------
+    dates : pandas.Series of datetime64[s]
+    problems : list of (mask, problem, fix)
+    notes : list of str
+    """
+    missing = values.isna()
+    problems: list = []
+    notes: list[str] = []
+    if pd.api.types.is_datetime64_any_dtype(values.dtype):
+        return values.dt.tz_localize(None).astype("datetime64[s]") if values.dt.tz is not None else values.astype("datetime64[s]"), problems, notes
+    empty = pd.Series(pd.NaT, index=values.index, dtype="datetime64[s]")
+    if pd.api.types.is_numeric_dtype(values.dtype) and not pd.api.types.is_bool_dtype(values.dtype):
+        problems.append((~missing, "an integer-typed date column cannot be read safely (days since 1970 and Excel serials look alike)",
+                         f"export {column} as text YYYY-MM-DD or as a date type"))
+        return empty, problems, notes
+    obj = values.astype(object)
+    if values.dtype == object:  # Excel cells: date, number and text mixed (text columns skip this)
+        kinds = on_unique(obj.map(type), lambda u: u.map(lambda t: "stamp" if hasattr(t, "isoformat") else "number" if issubclass(t, (int, float, np.integer, np.floating)) and not issubclass(t, (bool, np.bool_)) else "text"))
+        is_stamp, is_number = kinds.eq("stamp") & ~missing, kinds.eq("number") & ~missing
+    else:
+        is_stamp = is_number = pd.Series(False, index=values.index)
+    text = obj.where(~is_stamp & ~is_number & ~missing).astype("str").str.strip().where(~is_stamp & ~is_number & ~missing)
+    result = pd.Series(pd.NaT, index=values.index, dtype="datetime64[ns]")
+    if is_stamp.any():
+        result[is_stamp] = pd.to_datetime(obj[is_stamp].astype(str), errors="coerce", format="mixed")
+    serial_text = text.str.fullmatch(r"\d{5}").fillna(False).astype(bool)
+    serial = pd.Series(np.nan, index=values.index)
+    serial[is_number] = pd.to_numeric(obj[is_number], errors="coerce")
+    serial[serial_text] = pd.to_numeric(text[serial_text])
+    has_serial = serial.notna()
+    in_range = has_serial & serial.between(*EXCEL_SERIAL_RANGE) & (serial == np.round(serial))
+    result[in_range] = EXCEL_EPOCH + pd.to_timedelta(serial[in_range], unit="D")
+    if in_range.any():
+        notes.append(f"{int(in_range.sum())} {column} value(s) read as Excel serial numbers (days since 1899-12-30)")
+    problems.append((has_serial & ~in_range, "a number that is not an Excel date serial", f"write {column} as YYYY-MM-DD"))
+    text = text.where(~serial_text)
+    cjk = text.str.extract(_CJK_DATE)
+    is_cjk = cjk[0].notna()
+    text = text.where(~is_cjk, cjk[0] + "-" + cjk[1].str.zfill(2) + "-" + cjk[2].str.zfill(2))
+    dmy = text.str.extract(_DMY)
+    is_dmy = dmy[0].notna()
+    if date_format is not None:
+        declared = text.notna() & ~text.str.fullmatch(r"\d{4}-\d{1,2}-\d{1,2}").fillna(False).astype(bool)
+        result[declared] = pd.to_datetime(text[declared], errors="coerce", format=date_format)
+        rest = text.notna() & ~declared
+    else:
+        a, b = pd.to_numeric(dmy[0]), pd.to_numeric(dmy[1])
+        ambiguous = is_dmy & (a <= 12) & (b <= 12) & (a != b)
+        problems.append((ambiguous, "day and month can be read both ways",
+                         f"declare the file's date order (date_format='%d/%m/%Y' or '%m/%d/%Y'; --date-format) or write {column} as YYYY-MM-DD"))
+        day_first = is_dmy & ~ambiguous & ((a > 12) | (a == b))
+        month_first = is_dmy & ~ambiguous & ~day_first
+        result[day_first] = pd.to_datetime(text[day_first], errors="coerce", format="%d/%m/%Y" if text[day_first].str.contains("/").all() else "mixed", dayfirst=True)
+        result[month_first] = pd.to_datetime(text[month_first], errors="coerce", format="mixed", dayfirst=False)
+        rest = text.notna() & ~is_dmy
+        text = text.where(~ambiguous)
+    if rest.any():
+        result[rest] = pd.to_datetime(text[rest], errors="coerce", format="mixed")
+    claimed = missing | has_serial
+    for mask, _, _ in problems:
+        claimed |= mask
+    problems.append((result.isna() & ~claimed, "not a date", "write dates as YYYY-MM-DD"))
+    return result.astype("datetime64[s]"), [(m, p, f) for m, p, f in problems if m.any()], notes
 
 
 def _empty_column(col: Column, n: int) -> pd.Series:

@@ -319,3 +319,9 @@ def test_university_patents_remaining_life_and_sections(university, data_dir):
     assert m["ipc_section"].notna().all() and m["tech_field"].isna().all()
     assert (m["applicant_type"] == "university").mean() > 0.95
     assert m["bwd_cits_pct"].between(0, 1).all()
+
+
+def test_full_width_ipc_code_is_folded_before_parsing():
+    # issue 15 finding 5: Ｇ０６Ｆ１７／３０ (a full-width export) got no technology field.
+    s = normalise_ipc(pd.Series(["Ｇ０６Ｆ１７／３０", "ｈ０４ｎ　２１／２３４"]))
+    assert s.tolist() == ["G06F  17/30", "H04N  21/234"]

@@ -112,11 +112,10 @@ def test_the_validation_report_reproduces_its_numbers(registry, data_dir):
 
 
 def test_override_summary_counts_direction_and_size(tmp_path):
-
-    from ipvalue.audit import _connect
+    from ipvalue.audit import connect
 
     db = tmp_path / "audit.db"
-    with _connect(db) as con:
+    with connect(db) as con:
         for i in range(4):
             con.execute("INSERT INTO valuations VALUES (?, 'A', '2026-01-01', 'u', 'h', 'eligible', 1, 1, '{}', '{}')", (f"v{i}",))
         con.executemany("INSERT INTO overrides VALUES (?, 'P', ?, ?, ?, 'reason', ?, '2026-01-01')", [

@@ -3,7 +3,7 @@
 import pandas as pd
 import pytest
 
-from ipvalue.exceptions import ColumnError, EmptyInputError, SpecError
+from ipvalue.exceptions import ColumnError, EmptyInputError, SpecError, InputFileError
 from ipvalue.io import (
     ColumnMapping,
     load_ipc_concordance,
@@ -64,7 +64,7 @@ def test_gbk_encoded_csv_is_read(tmp_path):
 def test_wrong_encoding_given_explicitly_is_a_clear_error(tmp_path):
     path = tmp_path / "gbk.csv"
     CN_EXPORT.to_csv(path, index=False, encoding="gbk")
-    with pytest.raises(EmptyInputError, match=r"could not be decoded .*Fix: pass encoding="):
+    with pytest.raises(InputFileError, match=r"could not be decoded .*Fix: pass encoding="):
         read_patents(path, encoding="utf-8")
 
 
@@ -160,3 +160,108 @@ def test_oce_litigation_sample(data_dir):
     assert len(e) > 4000 and e["date"].notna().all()
     assert e["date"].dt.year.between(1990, 2020).all()
     assert not e.duplicated(["patent_id", "case_number"]).any()
+
+
+# --- issue 15: hostile and broken input ------------------------------------------------------
+
+import datetime as _dt  # noqa: E402
+import os  # noqa: E402
+import time  # noqa: E402
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from ipvalue.exceptions import InputFileError, PatentFrameError  # noqa: E402
+from ipvalue.io import neutralise_formulas, sweep_temporary_files  # noqa: E402
+
+HEADER = "patent_id,jurisdiction,patent_type,filing_date\n"
+
+
+def test_csv_outputs_neutralise_formulas_but_keep_negative_numbers(tmp_path):
+    # issue 15 finding 11
+    frame = pd.DataFrame({"patent_id": ["=HYPERLINK(\"http://x\",\"a\")", "+cmd|' /C calc'!A0", "@SUM(A1)", "\tx", "-12.5", "CN1"], "n": [1, 2, 3, 4, 5, 6]})
+    assert neutralise_formulas(frame)["patent_id"].tolist() == ["'=HYPERLINK(\"http://x\",\"a\")", "'+cmd|' /C calc'!A0", "'@SUM(A1)", "'\tx", "-12.5", "CN1"]
+    out = write_atomic(frame, tmp_path / "q.csv")
+    back = pd.read_csv(out, dtype=str)
+    assert back["patent_id"].str[0].isin(["'", "-", "C"]).all() and back.loc[4, "patent_id"] == "-12.5"
+    assert frame.loc[0, "patent_id"].startswith("=")  # input not mutated
+
+
+@pytest.mark.parametrize("body", ["CN1,CN,invention,2020-01-01,extra\n", 'CN1,CN,"invention,2020-01-01\n'])
+def test_ragged_rows_and_unclosed_quotes_are_input_errors(tmp_path, body):
+    # issue 15 finding 8: pandas ParserError ended in exit 70
+    path = tmp_path / "bad.csv"
+    path.write_text(HEADER + "CN0,CN,invention,2020-01-01\n" + body, encoding="utf-8")
+    with pytest.raises(InputFileError, match=r"bad.csv is not a well-formed table: .*Fix: every row needs as many fields"):
+        read_patents(path)
+
+
+def test_an_html_table_named_xls_is_refused_with_a_fix(tmp_path):
+    path = tmp_path / "export.xls"
+    path.write_text("<html><body><table><tr><td>专利号</td></tr></table></body></html>", encoding="utf-8")
+    with pytest.raises(InputFileError, match="HTML table saved with an Excel name.*save it as .xlsx or CSV"):
+        read_patents(path)
+
+
+def test_excel_date_cells_and_serials_are_read(tmp_path):
+    # issue 15 finding 5: both became 1970-01-01
+    path = tmp_path / "book.xlsx"
+    pd.DataFrame(
+        {"patent_id": ["CN1", "CN2", "CN3"], "jurisdiction": ["CN"] * 3, "patent_type": ["invention"] * 3,
+         "filing_date": [_dt.datetime(2020, 7, 1), 44013, "2020年3月15日"]}
+    ).to_excel(path, index=False)
+    res = read_patents(path)
+    assert res.valid["filing_date"].dt.strftime("%Y-%m-%d").tolist() == ["2020-07-01", "2020-07-01", "2020-03-15"]
+
+
+def test_integer_typed_date_columns_are_refused(tmp_path):
+    path = tmp_path / "days.parquet"
+    pd.DataFrame({"patent_id": ["CN1"], "jurisdiction": ["CN"], "patent_type": ["invention"], "filing_date": [18444]}).to_parquet(path)
+    res = read_patents(path)
+    assert res.valid.empty and "integer-typed date column" in res.problems.loc[0, "problem"]
+
+
+def test_ambiguous_day_month_dates_are_refused_unless_the_format_is_declared(tmp_path):
+    path = tmp_path / "dates.csv"
+    path.write_text(HEADER + "CN1,CN,invention,05/03/2020\nCN2,CN,invention,15/03/2020\n", encoding="utf-8")
+    res = read_patents(path)
+    assert res.valid["patent_id"].tolist() == ["CN2"] and res.valid["filing_date"].iloc[0] == pd.Timestamp("2020-03-15")
+    assert res.problems.loc[0, "problem"] == "day and month can be read both ways"
+    declared = read_patents(path, date_format="%d/%m/%Y")
+    assert declared.valid["filing_date"].dt.strftime("%Y-%m-%d").tolist() == ["2020-03-05", "2020-03-15"]
+
+
+def test_big5_text_is_not_silently_read_as_gb18030(tmp_path):
+    path = tmp_path / "big5.csv"
+    names = "國立臺灣大學,財團法人工業技術研究院,鴻海精密工業股份有限公司,台灣積體電路製造股份有限公司"
+    path.write_bytes((HEADER.strip() + ",applicants\n" + "".join(f"CN{i},CN,invention,2020-01-01,{n}\n" for i, n in enumerate(names.split(",")))).encode("big5"))
+    with pytest.raises(InputFileError, match="looks like Big5.*encoding='big5'"):
+        read_patents(path)
+    assert read_patents(path, encoding="big5").valid["applicants"].iloc[0] == "國立臺灣大學"
+
+
+def test_temporary_files_of_an_earlier_run_are_swept(tmp_path):
+    stale = tmp_path / ".out.csv.abc123.tmp"
+    stale.write_text("half")
+    old = time.time() - 3600
+    os.utime(stale, (old, old))
+    fresh = tmp_path / ".out.csv.def456.tmp"
+    fresh.write_text("live")
+    assert sweep_temporary_files(tmp_path, older_than=time.time() - 60) == [stale]
+    assert fresh.exists() and not stale.exists()
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.one_of(
+    st.binary(max_size=300),
+    st.lists(st.lists(st.text(alphabet=st.characters(blacklist_categories=["Cs"]), max_size=8), min_size=0, max_size=6), max_size=6).map(
+        lambda rows: (HEADER + "\n".join(",".join(r) for r in rows)).encode("utf-8")
+    ),
+))
+def test_random_bytes_and_csv_shapes_raise_only_documented_input_errors(tmp_path, data):
+    path = tmp_path / "fuzz.csv"
+    path.write_bytes(data)
+    try:
+        read_patents(path)
+    except (PatentFrameError, SpecError):
+        pass

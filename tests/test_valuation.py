@@ -6,7 +6,8 @@ import json
 import numpy as np
 import pytest
 
-from ipvalue.audit import read_table, record_valuation
+from ipvalue.audit import read_audit_table, record_valuation
+from ipvalue.exceptions import OverrideError
 from ipvalue.lending import LoanApplication, value_application
 
 pytestmark = pytest.mark.filterwarnings("ignore")
@@ -41,22 +42,20 @@ def test_an_override_is_stored_beside_the_model_value(tmp_path, make_application
     assert o.loc["sharing_rate", "model_value"] == pytest.approx(p0.loc["SYN-CN-T001", "sharing_rate"])
     assert o.loc["internal_value_rmb", "model_value"] == pytest.approx(p0.loc["SYN-CN-T002", "reconciled_value_rmb"])
     db = record_valuation(overridden, tmp_path / "audit.db")
-    stored = read_table("overrides", db)
+    stored = read_audit_table("overrides", db)
     assert stored["reason"].tolist() == ["产品毛利低于行业均值", "参考近期同类转让价格"]
     assert stored["model_value"].notna().all() and (stored["model_value"] != stored["override_value"]).all()
-    v = read_table("valuations", db)
+    v = read_audit_table("valuations", db)
     assert v["valuation_id"].tolist() == [overridden.valuation_id] and v["user"].item() == "tester"
     assert json.loads(v["provenance_json"].item())["input_hash"] == overridden.provenance["input_hash"]
 
 
 def test_the_audit_store_refuses_an_override_without_reason(tmp_path, make_application):
-    import sqlite3
-
     r = value(make_application(overrides=[{"patent_id": "SYN-CN-T001", "field": "sharing_rate", "value": 0.01, "reason": "x", "officer": "y"}]))
-    r.overrides.loc[0, "reason"] = " "
-    with pytest.raises(sqlite3.IntegrityError, match="CHECK constraint failed"):
+    r.overrides.loc[0, "reason"] = "\u3000"  # a full-width space is blank too
+    with pytest.raises(OverrideError, match="has a blank reason"):
         record_valuation(r, tmp_path / "audit.db")
-    assert read_table("valuations", tmp_path / "audit.db").empty  # nothing half-written
+    assert read_audit_table("valuations", tmp_path / "audit.db").empty  # nothing half-written
 
 
 def test_with_registered_models_methods_are_reconciled_and_explained(registry, make_application):

@@ -11,7 +11,8 @@ import sys
 from ipvalue import __version__
 from ipvalue.cli import contract, demo, govern, pool, score, train, validate, value
 from ipvalue.cli.exitcodes import EXIT_CONFIG, EXIT_INPUT, EXIT_INTERNAL, EXIT_OK, EXIT_USAGE
-from ipvalue.exceptions import AssumptionError, InputError, SpecError
+from ipvalue.exceptions import AssumptionError, AuditStoreError, InputError, SpecError
+from ipvalue.io import remove_temporary_files_on_sigterm
 
 COMMANDS = (contract, validate, train, value, score, pool, govern, demo)
 
@@ -39,9 +40,10 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return EXIT_USAGE
+    remove_temporary_files_on_sigterm()
     try:
         return args.func(args)
-    except (FileNotFoundError, IsADirectoryError, InputError) as exc:
+    except (FileNotFoundError, IsADirectoryError, InputError, AuditStoreError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_INPUT
     except (SpecError, AssumptionError) as exc:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import getpass
 
-from ipvalue.audit import record_valuation
+from ipvalue.audit import recording
 from ipvalue.cli.exitcodes import EXIT_OK, EXIT_PARTIAL
 from ipvalue.lending import LoanApplication, value_application
 from ipvalue.report import write_reports
@@ -24,8 +24,8 @@ def add_parser(sub) -> None:
 def run(args) -> int:
     app = LoanApplication.load(args.application)
     result = value_application(app, tracking_uri=args.tracking_uri, data_dir=args.data_dir, user=args.user)
-    paths = write_reports(result, args.out)
-    audit = record_valuation(result, args.audit_db)
+    with recording(result, args.audit_db) as audit:  # the report is written only with its audit record
+        paths = write_reports(result, args.out)
     s = result.summary
     print(f"application {app.application_id}: {s['decision']} | internal value {s['internal_value_rmb']:,.0f} RMB | "
           f"loan cap {s['loan_cap_rmb']:,.0f} RMB | requested {s['requested_amount_rmb']:,.0f} RMB")

@@ -222,8 +222,9 @@ def build_life(frame: pd.DataFrame, ctx: BuildContext) -> pd.DataFrame:
 def normalise_ipc(codes: pd.Series) -> pd.Series:
     """IPC/CPC codes in the padded form of the WIPO concordance: subclass + main group
     right-aligned in 4 characters + '/' + subgroup ('G06F 16/30' → 'G06F  16/30'). Codes with a
-    subclass only stay 4 characters; unparseable codes become missing."""
-    parts = codes.astype("str").str.upper().str.extract(_IPC_RE)
+    subclass only stay 4 characters; unparseable codes become missing. Full-width codes
+    (Ｇ０６Ｆ１７／３０) are folded by NFKC first."""
+    parts = codes.astype("str").str.normalize("NFKC").str.upper().str.extract(_IPC_RE)
     main = parts[1].str.rjust(4).where(parts[1].notna(), "")
     sub = ("/" + parts[2]).where(parts[2].notna(), "")
     return (parts[0] + main + sub).where(parts[0].notna())

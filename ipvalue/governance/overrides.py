@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pandas as pd
 
-from ipvalue.audit import read_table
+from ipvalue.audit import read_audit_table
 
 
 def override_summary(audit_db=None) -> pd.DataFrame:
     """How often officers overrode the model, in which direction, by how much (per field)."""
-    valuations, overrides = read_table("valuations", audit_db), read_table("overrides", audit_db)
+    valuations, overrides = read_audit_table("valuations", audit_db), read_audit_table("overrides", audit_db)
     if overrides.empty:
         return pd.DataFrame([{"field": "all", "overrides": 0, "valuations": len(valuations), "share_of_valuations": 0.0}])
     change = overrides["override_value"] / overrides["model_value"].where(overrides["model_value"] != 0) - 1

@@ -8,7 +8,17 @@ from ipvalue.io.public import (
     load_oecd_cohorts,
     load_university_maintenance,
 )
-from ipvalue.io.tables import ColumnMapping, detect_encoding, read_patents, read_table, write_atomic, write_text_atomic
+from ipvalue.io.tables import (
+    ColumnMapping,
+    detect_encoding,
+    neutralise_formulas,
+    read_patents,
+    read_table,
+    remove_temporary_files_on_sigterm,
+    sweep_temporary_files,
+    write_atomic,
+    write_text_atomic,
+)
 
 __all__ = [
     "ColumnMapping",
@@ -19,8 +29,11 @@ __all__ = [
     "load_oce_litigation",
     "load_oecd_cohorts",
     "load_university_maintenance",
+    "neutralise_formulas",
     "read_patents",
     "read_table",
+    "remove_temporary_files_on_sigterm",
+    "sweep_temporary_files",
     "write_atomic",
     "write_text_atomic",
 ]

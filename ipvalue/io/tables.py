@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import codecs
+import csv
 import logging
 import os
 import re
+import signal
 import tempfile
+import time
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -14,8 +17,8 @@ from pathlib import Path
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-import yaml
 
+from ipvalue.config import load_yaml, parse_yaml
 from ipvalue.exceptions import ColumnError, EmptyInputError, InputFileError, SpecError
 from ipvalue.frame import BLANK_CHARS, COLUMN_BY_NAME, REQUIRED, ValidationResult, on_unique, suggest, validate_patent_frame
 
@@ -44,7 +47,7 @@ class ColumnMapping:
         if isinstance(which, dict):
             return cls._from_dict(which, "custom")
         if isinstance(which, Path) or str(which).endswith((".yaml", ".yml")):
-            return cls._from_dict(yaml.safe_load(Path(which).read_text(encoding="utf-8")), str(which))
+            return cls._from_dict(load_yaml(Path(which))[0], str(which))
         if which == "auto":
             cn, en = cls.load("cn"), cls.load("en")
             values = {k: {**en.values.get(k, {}), **cn.values.get(k, {})} for k in {*cn.values, *en.values}}
@@ -52,7 +55,7 @@ class ColumnMapping:
         shipped = resources.files("ipvalue") / "mappings" / f"{which}.yaml"
         if not shipped.is_file():
             raise SpecError(f"Unknown column mapping {which!r}. Fix: use 'auto', 'cn', 'en', a YAML path or a dict.")
-        return cls._from_dict(yaml.safe_load(shipped.read_text(encoding="utf-8")), which)
+        return cls._from_dict(parse_yaml(shipped.read_bytes(), where=f"package:mappings/{which}.yaml"), which)
 
     @classmethod
     def _from_dict(cls, spec: dict, name: str) -> "ColumnMapping":
@@ -196,7 +199,7 @@ def read_table(path: str | Path, *, encoding: str | None = None, sheet_name=0) -
     if suffix in (".parquet", ".pq"):
         frame = pd.read_parquet(path)
     elif suffix in (".xlsx", ".xlsm", ".xls"):
-        frame = pd.read_excel(path, sheet_name=sheet_name, dtype=object)
+        frame = _read_excel(path, sheet_name)
     elif suffix in (".csv", ".txt", ".tsv"):
         if path.stat().st_size == 0:
             raise EmptyInputError(f"{path} is an empty file. Fix: export the table again with its header row.")
@@ -205,16 +208,83 @@ def read_table(path: str | Path, *, encoding: str | None = None, sheet_name=0) -
         try:
             frame = pd.read_csv(path, dtype=str, encoding=enc, sep=sep, engine="python" if sep is None else "c", keep_default_na=True)
         except UnicodeDecodeError as exc:
-            raise EmptyInputError(
+            raise InputFileError(
                 f"{path} could not be decoded as {enc} ({exc.reason} at byte {exc.start}). Fix: pass encoding= (e.g. 'gbk', 'big5') or save it as UTF-8."
             ) from None
+        except (pd.errors.ParserError, csv.Error) as exc:
+            raise InputFileError(
+                f"{path} is not a well-formed table: {str(exc).strip()}. "
+                "Fix: every row needs as many fields as the header, and quotes must be closed; re-export the file."
+            ) from exc
         if enc != ENCODINGS[0]:
             notes.append(f"{path.name} decoded as {enc}")
+        if not isinstance(frame.index, pd.RangeIndex):  # pandas took the extra first field(s) as an index
+            raise InputFileError(
+                f"{path} is not a well-formed table: its data rows have more fields than the header. "
+                "Fix: every row needs as many fields as the header, and quotes must be closed; re-export the file."
+            )
+        if encoding is None and enc == ENCODINGS[1]:
+            _refuse_big5_mojibake(path)
     else:
         raise InputFileError(f"Unsupported file type {suffix!r} for {path}. Fix: use .csv, .parquet or .xlsx.")
     if len(frame) == 0:
         raise EmptyInputError(f"{path} has a header but no data rows. Fix: check the export or its filter.")
     return frame, notes
+
+
+def _read_excel(path: Path, sheet_name) -> pd.DataFrame:
+    """Excel cells as objects (date cells stay dates); fake and unreadable workbooks refused clearly."""
+    with open(path, "rb") as fh:
+        head = fh.read(512)
+    if head.lstrip(b"\xef\xbb\xbf\xff\xfe \t\r\n").lower().startswith((b"<", b"\x00<")):
+        raise InputFileError(
+            f"{path} is an HTML table saved with an Excel name (common in exports from Chinese systems), not a workbook. "
+            "Fix: open it in Excel or WPS and save it as .xlsx or CSV (UTF-8), then read that file."
+        )
+    try:
+        return pd.read_excel(path, sheet_name=sheet_name, dtype=object)
+    except ImportError as exc:
+        raise InputFileError(f"{path} is an old binary .xls workbook, which needs the 'xlrd' package. Fix: save it as .xlsx or CSV.") from exc
+    except (ValueError, KeyError, OSError) as exc:
+        if isinstance(exc, ValueError) and "Worksheet" in str(exc):
+            raise InputFileError(f"{path}: {exc}. Fix: pass the sheet's name or number (sheet_name=).") from exc
+        raise InputFileError(f"{path} cannot be read as an Excel workbook ({type(exc).__name__}: {exc}). Fix: save it again as .xlsx or CSV.") from exc
+    except Exception as exc:  # zipfile.BadZipFile, openpyxl's InvalidFileException: both mean "not a workbook"
+        raise InputFileError(f"{path} cannot be read as an Excel workbook ({type(exc).__name__}: {exc}). Fix: save it again as .xlsx or CSV.") from exc
+
+
+#: Share of Chinese characters outside GB2312 above which a GB18030 decoding is taken for Big5
+#: (or other) text read with the wrong codec: ordinary simplified text is almost all GB2312.
+MOJIBAKE_RARE_SHARE = 0.2
+
+
+def _refuse_big5_mojibake(path: Path, n_bytes: int = 65536) -> None:
+    """Refuse a file decoded as GB18030 whose text is mostly rare characters and which is valid Big5."""
+    raw = path.read_bytes()[:n_bytes]
+    text = raw.decode("gb18030", errors="ignore")
+    cjk = re.findall(r"[\u4e00-\u9fff]", text)
+    if len(cjk) < 10:
+        return
+    rare = sum(1 for ch in set(cjk) if not _in_gb2312(ch)) / len(set(cjk))
+    if rare <= MOJIBAKE_RARE_SHARE:
+        return
+    try:
+        raw.decode("big5")
+    except UnicodeDecodeError as exc:
+        if exc.start < len(raw) - 4:  # a cut multi-byte character at the end is fine
+            return
+    raise InputFileError(
+        f"{path} decodes as GB18030 only into mostly rare characters ({rare:.0%} outside GB2312): it looks like Big5 "
+        "(Traditional Chinese) text. Fix: pass encoding='big5' (CLI: --encoding big5) or save the file as UTF-8."
+    )
+
+
+def _in_gb2312(ch: str) -> bool:
+    try:
+        ch.encode("gb2312")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def read_patents(
@@ -224,6 +294,7 @@ def read_patents(
     encoding: str | None = None,
     sheet_name=0,
     strict: bool = False,
+    date_format: str | None = None,
 ) -> ValidationResult:
     """Load a patent table into a validated PatentFrame.
 
@@ -238,6 +309,9 @@ def read_patents(
     sheet_name : int or str, default=0
     strict : bool, default=False
         Raise on any invalid row instead of quarantining it.
+    date_format : str, optional
+        The file's day/month order, e.g. ``'%d/%m/%Y'`` (CLI ``--date-format``); without it,
+        dates that read both ways (05/03/2020) are quarantined.
 
     Returns
     -------
@@ -246,7 +320,7 @@ def read_patents(
     """
     raw, notes = read_table(path, encoding=encoding, sheet_name=sheet_name)
     mapped, map_notes = ColumnMapping.load(mapping).apply(raw, source=str(path))
-    result = validate_patent_frame(mapped, strict=strict, source=str(path))
+    result = validate_patent_frame(mapped, strict=strict, source=str(path), date_format=date_format)
     # The quarantine keeps the rows exactly as the file had them, under their own headers.
     quarantine = raw.loc[result.quarantine.index].copy()
     quarantine.insert(0, "row", result.quarantine["row"].to_numpy())
@@ -258,35 +332,151 @@ def read_patents(
     return result
 
 
-def write_atomic(frame: pd.DataFrame, path: str | Path, **kwargs) -> Path:
-    """Write ``frame`` to Parquet or CSV (by suffix) through a temporary file and an atomic rename.
+#: Cells starting with one of these are formulas to Excel / WPS (CSV injection, OWASP).
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+_PLAIN_NUMBER = r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?"
+#: When this process started: temporary files older than it are left over from an earlier run.
+RUN_STARTED = time.time()
+_LIVE_TEMPORARY: set[str] = set()
 
-    A reader never sees a half-written file, and a crash leaves the old file (or none).
+
+def neutralise_formulas(frame: pd.DataFrame) -> pd.DataFrame:
+    """A copy of ``frame`` whose text cells cannot run as spreadsheet formulas.
+
+    A text cell starting with ``= + - @``, tab or CR gets a leading ``'`` unless it is a plain
+    number (``-12.5`` stays a number). Numeric columns are unchanged. Call it on every table
+    written as CSV for people to open (quarantine, ``--valid-out``, ``pool/alerts.csv``);
+    :func:`write_atomic` does so for ``.csv``.
+
+    Examples
+    --------
+    >>> neutralise_formulas(pd.DataFrame({"id": ["=HYPERLINK(1)", "-3", "CN1"]}))["id"].tolist()
+    ["'=HYPERLINK(1)", '-3', 'CN1']
     """
-    path = Path(path)
+    out = frame.copy()
+    for col in out.columns:
+        s = out[col]
+        if not (pd.api.types.is_object_dtype(s.dtype) or pd.api.types.is_string_dtype(s.dtype)):
+            continue
+        text = s.astype("str").where(s.notna())
+        risky = text.str.match(r"^[=+\-@\t\r]").fillna(False).astype(bool)
+        risky &= ~text.str.fullmatch(_PLAIN_NUMBER).fillna(False).astype(bool)
+        if risky.any():
+            s = s.astype(object)
+            s[risky] = "'" + text[risky]
+            out[col] = s
+    return out
+
+
+def sweep_temporary_files(folder: str | Path, *, older_than: float | None = None) -> list[Path]:
+    """Remove ipvalue's temporary files (``.<name>.<random>.tmp``) left in ``folder`` by a killed run.
+
+    Parameters
+    ----------
+    folder : str or Path
+    older_than : float, optional
+        POSIX time; only files last modified before it are removed. Default: when this process
+        started (:data:`RUN_STARTED`), so a concurrent run's live files are kept.
+
+    Returns
+    -------
+    list of Path
+        The files removed.
+    """
+    folder = Path(folder)
+    cutoff = RUN_STARTED if older_than is None else older_than
+    removed = []
+    if not folder.is_dir():
+        return removed
+    for tmp in folder.glob(".*.tmp"):
+        try:
+            if tmp.is_file() and str(tmp) not in _LIVE_TEMPORARY and tmp.stat().st_mtime < cutoff:
+                tmp.unlink()
+                removed.append(tmp)
+        except OSError:  # raced with another sweeper
+            continue
+    if removed:
+        logger.info("removed %d temporary file(s) left by an earlier run in %s", len(removed), folder)
+    return removed
+
+
+def remove_temporary_files_on_sigterm() -> None:
+    """Install a SIGTERM handler that removes this process's temporary files, then exits 143.
+
+    For the CLI's entry point (a library does not install handlers on import).
+    """
+    previous = signal.getsignal(signal.SIGTERM)
+
+    def handler(signum, frame):
+        for tmp in list(_LIVE_TEMPORARY):
+            try:
+                os.remove(tmp)
+            except OSError:
+                pass
+        if callable(previous):
+            previous(signum, frame)
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, handler)
+
+
+def _temporary(path: Path) -> str:
     path.parent.mkdir(parents=True, exist_ok=True)
+    sweep_temporary_files(path.parent)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
+    _LIVE_TEMPORARY.add(tmp)
+    return tmp
+
+
+def _finish(tmp: str, path: Path) -> None:
     try:
-        if path.suffix.lower() in (".parquet", ".pq"):
-            frame.to_parquet(tmp, index=False, **kwargs)
-        elif path.suffix.lower() == ".csv":
-            frame.to_csv(tmp, index=False, encoding="utf-8", **kwargs)
-        else:
-            raise ValueError(f"Unsupported output type {path.suffix!r} for {path}. Fix: use .parquet or .csv.")
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
+        _LIVE_TEMPORARY.discard(tmp)
+
+
+def write_atomic(frame: pd.DataFrame, path: str | Path, **kwargs) -> Path:
+    """Write ``frame`` to Parquet or CSV (by suffix) through a temporary file and an atomic rename.
+
+    A reader never sees a half-written file, and a crash leaves the old file (or none); a failed
+    write (disk full) removes its temporary file, and temporary files left by a killed earlier
+    run are swept first. CSV text cells are passed through :func:`neutralise_formulas`.
+    """
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in (".parquet", ".pq", ".csv"):
+        raise ValueError(f"Unsupported output type {path.suffix!r} for {path}. Fix: use .parquet or .csv.")
+    tmp = _temporary(path)
+    try:
+        if suffix in (".parquet", ".pq"):
+            frame.to_parquet(tmp, index=False, **kwargs)
+        else:
+            neutralise_formulas(frame).to_csv(tmp, index=False, encoding="utf-8", **kwargs)
+    except BaseException:
+        _drop(tmp)
+        raise
+    _finish(tmp, path)
     return path
 
 
+def _drop(tmp: str) -> None:
+    if os.path.exists(tmp):
+        os.remove(tmp)
+    _LIVE_TEMPORARY.discard(tmp)
+
+
 def write_text_atomic(text: str, path: str | Path) -> Path:
-    """Write a text file (report, JSON) atomically, UTF-8."""
+    """Write a text file (report, JSON) atomically, UTF-8; no temporary file is left on failure."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        fh.write(text)
-    os.replace(tmp, path)
+    tmp = _temporary(path)
+    try:
+        with open(tmp, "w", encoding="utf-8") as fh:
+            fh.write(text)
+    except BaseException:
+        _drop(tmp)
+        raise
+    _finish(tmp, path)
     return path
