@@ -13,6 +13,7 @@ __all__ = [
     "ApplicationError",
     "AssumptionError",
     "ColumnError",
+    "ComparablesError",
     "EmptyInputError",
     "NotFittedError",
     "OverrideError",
@@ -37,6 +38,10 @@ class PatentFrameError(ValueError):
 
 class ColumnError(PatentFrameError):
     """Required columns are missing or columns cannot be mapped."""
+
+
+class ComparablesError(PatentFrameError):
+    """Rows of a comparable-transactions file are invalid; ``problems`` lists row, column, value, fix."""
 
 
 class EmptyInputError(PatentFrameError):
