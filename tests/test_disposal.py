@@ -8,7 +8,7 @@ from hypothesis.extra.numpy import arrays
 
 from ipvalue.config import load_yaml
 from ipvalue.exceptions import AssumptionError
-from ipvalue.lending.disposal import DisposalAssumptions, collateral_value, disposal_view
+from ipvalue.lending.disposal import DisposalAssumptions, collateral_value, disposal_view, package_disposal_view
 
 
 def test_default_set_has_a_source_for_every_number():
@@ -66,3 +66,20 @@ def test_disposal_view_never_exceeds_market_value_and_is_never_negative(values, 
     assert (got <= values).all()
     view = disposal_view(values, assumptions=a)
     assert 0 <= view["loan_cap_rmb"].iloc[0] <= view["collateral_value_p50_rmb"].iloc[0] <= view["market_value_p50_rmb"].iloc[0]
+
+
+def test_the_package_is_the_pledge_unit():
+    # two patents of package P (draws summed scenario by scenario), one alone in Q
+    draws = np.array([[100.0, 300.0, 200.0], [50.0, 10.0, 30.0], [80.0, 80.0, 80.0]])
+    packages, allocation = package_disposal_view(draws, ["P", "P", "Q"], patent_id=["a", "b", "c"], quantile=0.5)
+    factor = 0.37 / 1.1
+    # P's scenarios: 150, 310, 230 → median 230
+    assert packages.loc["P", "market_value_p50_rmb"] == pytest.approx(230.0)
+    assert packages.loc["P", "loan_cap_rmb"] == pytest.approx(230.0 * factor)
+    assert packages.loc["Q", "loan_cap_rmb"] == pytest.approx(80.0 * factor)
+    # allocation by the patents' own medians: a 200, b 30 → 200/230 and 30/230
+    a = allocation.set_index("patent_id")
+    assert a.loc["a", "allocation_share"] == pytest.approx(200 / 230) and a.loc["c", "allocation_share"] == 1.0
+    np.testing.assert_allclose(allocation.groupby("package_id")["loan_cap_rmb"].sum(), packages["loan_cap_rmb"])
+    with pytest.raises(ValueError, match=r"one row per patent \(2\). Got shape \(3, 3\)"):
+        package_disposal_view(draws, ["P", "P"])

@@ -23,7 +23,7 @@ import pandas as pd
 from ipvalue.config import assumption_value, content_hash, load_yaml
 from ipvalue.exceptions import AssumptionError
 
-__all__ = ["DisposalAssumptions", "collateral_value", "disposal_view"]
+__all__ = ["DisposalAssumptions", "collateral_value", "disposal_view", "package_disposal_view"]
 
 
 @dataclass(frozen=True)
@@ -152,3 +152,48 @@ def disposal_view(market_draws_rmb, *, index=None, quantile: float | None = None
         "collateral_value_q_rmb": "collateral_value", "loan_cap_rmb": "collateral_value",
     }
     return out
+
+
+def package_disposal_view(market_draws_rmb, package_id, *, patent_id=None, quantile: float | None = None, assumptions="disposal-cn"):
+    """The package is the pledge unit: disposal view per package, with each patent's allocation.
+
+    The draws of a package's patents are summed scenario by scenario (the Monte Carlo's common
+    random numbers make that the package's distribution), then :func:`disposal_view` applies.
+    Each patent's allocation of the package's figures is its share of the package's median
+    market value (for reporting only; the cap belongs to the package).
+
+    Parameters
+    ----------
+    market_draws_rmb : array_like, shape (n_patents, n_draws), RMB
+    package_id : sequence, shape (n_patents,)
+    patent_id : sequence, shape (n_patents,), optional
+    quantile, assumptions : see :func:`disposal_view`
+
+    Returns
+    -------
+    packages : pandas.DataFrame, indexed by package_id (see :func:`disposal_view`)
+    allocation : pandas.DataFrame, one row per patent: ``patent_id``, ``package_id``,
+        ``allocation_share``, ``market_value_p50_rmb``, ``collateral_value_q_rmb``, ``loan_cap_rmb``
+        (the package figures × the share)
+    """
+    draws = _money(market_draws_rmb, "market_draws_rmb")
+    if draws.ndim != 2 or len(draws) != len(package_id):
+        raise ValueError(f"'market_draws_rmb' must have one row per patent ({len(package_id)}). Got shape {draws.shape}.")
+    codes, labels = pd.factorize(pd.Series(package_id), sort=True)
+    if (codes < 0).any():
+        raise ValueError("'package_id' must be given for every patent (a patent alone is its own package). Fix: fill missing ids with the patent id.")
+    summed = np.zeros((len(labels), draws.shape[1]))
+    np.add.at(summed, codes, draws)
+    packages = disposal_view(summed, index=pd.Index(labels, name="package_id"), quantile=quantile, assumptions=assumptions)
+    patent_p50 = np.median(draws, axis=1)
+    totals = np.bincount(codes, weights=patent_p50, minlength=len(labels))
+    counts = np.bincount(codes, minlength=len(labels))
+    share = np.where(totals[codes] > 0, patent_p50 / np.where(totals[codes] > 0, totals[codes], 1.0), 1.0 / counts[codes])
+    allocation = pd.DataFrame({
+        "patent_id": patent_id if patent_id is not None else np.arange(len(codes)),
+        "package_id": labels[codes], "allocation_share": share,
+    })
+    for col in ("market_value_p50_rmb", "collateral_value_q_rmb", "loan_cap_rmb"):
+        allocation[col] = packages[col].to_numpy()[codes] * share
+    allocation.attrs["value_types"] = packages.attrs["value_types"]
+    return packages, allocation
