@@ -323,12 +323,9 @@ def value_application(app: LoanApplication, *, tracking_uri: str | None = None, 
 
         rate_overrides = {o.patent_id: o.value for o in app.overrides if o.field == "sharing_rate"}
         if rate_overrides:
-            inputs = inputs.copy()
-            rate = inputs["patent_id"].map(rate_overrides)
-            hit = rate.notna()
-            inputs.loc[hit, ["sharing_low", "sharing_high"]] = np.column_stack([rate[hit], rate[hit]])
-            inputs.loc[hit, "sharing_position"] = 0.0
-            income.loc[hit, "income_value_rmb"] = valuer._values(inputs, valuer._schedule_matrix(inputs, app.schedule))[hit.to_numpy()]
+            inputs = valuer.with_sharing_rates(inputs, rate_overrides)
+            hit = inputs["patent_id"].isin(list(rate_overrides))
+            income.loc[hit, "income_value_rmb"] = valuer.value(inputs=inputs, schedule=app.schedule)["income_value_rmb"][hit]
 
     out = income[["patent_id", "package_id", "grade", "score", "sharing_rate", "income_period_years", "remaining_life_years",
                   "economic_life_years", "economic_life_source", "income_value_rmb", "p5_rmb", "p50_rmb", "p95_rmb"]].copy()

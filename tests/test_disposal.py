@@ -53,7 +53,7 @@ def test_bad_inputs_and_sets_are_named():
 share = st.floats(0, 1)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(
     values=arrays(np.float64, st.integers(1, 30), elements=st.floats(0, 1e10)),
     discount=share, cost=share, years=st.floats(0, 10), rate=st.floats(0, 1),

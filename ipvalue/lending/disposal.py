@@ -14,7 +14,7 @@ the discount plus cost is at most 1, the collateral value lies in ``[0, V]`` for
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
