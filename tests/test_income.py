@@ -248,7 +248,12 @@ def test_valuer_weights_cash_flows_by_survival(fitted, demo):
     ones = fitted.inputs(patents, survival=_survival(inputs, np.ones(25)))
     assert (ones["cash_flow_weighting"] == "survival S_t within the remaining legal life").all()
     assert (inputs["economic_life_source"] != "survival table (renewal model)").all()
+    fixed = fitted.inputs(patents.assign(economic_life_years=50.0))
     np.testing.assert_allclose(fitted.value(inputs=ones)["income_value_rmb"], fitted.predict(patents.assign(economic_life_years=50.0)), rtol=1e-10)
+    tornado = ["sharing_position", "discount_rate", "growth", "revenue_level", "operating_margin", "tax_rate"]
+    s1 = fitted.sensitivity(inputs=ones).set_index(["patent_id", "assumption"]).loc[(slice(None), tornado), :].sort_index()
+    s2 = fitted.sensitivity(inputs=fixed).set_index(["patent_id", "assumption"]).loc[(slice(None), tornado), :].sort_index()
+    np.testing.assert_allclose(s1[["value_low_rmb", "value_high_rmb"]], s2[["value_low_rmb", "value_high_rmb"]], rtol=1e-10)
     # a falling curve, by hand for the first live patent: Σ S_t w_t income_t sharing / (1 + r)^t × (1 − tax)
     probs = 0.8 ** np.arange(1, 26)
     curve = fitted.inputs(patents, survival=_survival(inputs, probs))

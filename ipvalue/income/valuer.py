@@ -363,8 +363,11 @@ class IncomeApproachValuer(BaseEstimator):
                 width = min(income.shape[1], d["sched"].shape[1])
                 padded[:, :width] = np.nan_to_num(d["sched"][sl][rows][:, :width])
                 income = np.where(scheduled[rows, None], padded, income)
+            # a grown base's growth shock acts on its rate: (1 + g + shock)^t = (1 + g)^t (1 + shift)^t
+            g = c["growth"][rows]
+            shift = np.where(scheduled[rows, None], growth, (1.0 + np.maximum(g + growth, -0.95)) / (1.0 + g) - 1.0)
             values[rows] = dcf_survival(income, pick(sharing, rows), pick(decay_rate, rows), pick(rate, rows), survival,
-                                        c["remaining_life_years"][rows, 0], pick(tax_rate, rows), a.mid_year, growth_shift=growth)
+                                        c["remaining_life_years"][rows, 0], pick(tax_rate, rows), a.mid_year, growth_shift=shift)
         return values * np.maximum(level, 0.0)
 
     _SHIFTS = {"sharing_position": "position", "discount_rate": "discount", "growth": "growth", "economic_life_years": "life",
