@@ -3,6 +3,8 @@
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ipvalue.config import load_yaml
 from ipvalue.cost import CostApproachValuer
@@ -52,3 +54,11 @@ def test_bad_rows_are_named():
         valuer.predict(_frame(remaining_life_years=[25.0, 1.0, 0.0]))
     with pytest.raises(ValueError, match=r"Row 'b' gives an R&D cost but no 'rd_cost_year'"):
         valuer.predict(_frame(rd_cost_rmb=[1.0, 2.0, 3.0]))
+
+
+@settings(max_examples=100, deadline=None)
+@given(cost=st.floats(0, 1e9), life=st.floats(0, 20), less=st.floats(0, 20))
+def test_cost_value_never_rises_as_remaining_life_falls(cost, life, less):
+    frame = pd.DataFrame({"rd_cost_rmb": cost, "rd_cost_year": 2020, "remaining_life_years": [life, max(life - less, 0.0)], "statutory_term_years": 20.0})
+    values = CostApproachValuer(valuation_date="2025-06-30").fit().predict(frame)
+    assert 0 <= values[1] <= values[0] <= cost

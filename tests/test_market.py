@@ -5,6 +5,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from ipvalue.exceptions import ColumnError, ComparablesError
 from ipvalue.market import MarketApproachValuer, cnipa_range_check, load_comparables
@@ -78,3 +80,14 @@ def test_cnipa_range_check_is_a_range_not_a_value():
     assert out["cnipa_high_per_year_rmb"].iloc[0] == pytest.approx(3_210_000 / 3.6)
     assert out["position"].tolist() == ["within", "below", "above", "no remaining life"]
     assert "a range check, not a market value" in out["note"].iloc[0]
+
+
+@settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(life=st.floats(0, 25), less=st.floats(0, 25), score=st.floats(0, 100))
+def test_value_never_rises_as_remaining_life_falls_and_input_is_not_mutated(valuer, life, less, score):
+    frame = pd.concat([subject(remaining_life_years=life, score=score), subject(remaining_life_years=max(life - less, 0.0), score=score).set_axis(["T"])])
+    before = frame.copy()
+    values = valuer.predict(frame)
+    assert values["T"] <= values["S"] + 1e-6
+    pd.testing.assert_frame_equal(frame, before)
+    pd.testing.assert_series_equal(values, valuer.predict(frame))
