@@ -41,7 +41,7 @@ def test_rule_order_by_evidence():
     out = reconcile(frame)
     assert out["primary_method"].tolist() == ["income", "ml", "income", "income", "cost", "none"]
     assert out["ml_role"].tolist() == ["challenger", "primary candidate", "challenger", "challenger", "challenger", "challenger"]
-    assert out["reason_en"].iloc[2].startswith("no comparables and no financial statements")
+    assert out["reason_en"].iloc[2].startswith("too few or too dispersed comparables and no financial statements")
     assert out["review_required"].tolist() == [False, False, False, False, False, True]
     assert out["value_type"].tolist()[:2] == ["value_in_use", "market_value"]
 
