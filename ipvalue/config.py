@@ -26,7 +26,7 @@ from pathlib import Path
 import yaml
 from yaml.nodes import MappingNode, ScalarNode, SequenceNode
 
-from ipvalue.exceptions import SpecError
+from ipvalue.exceptions import AssumptionError, SpecError
 
 #: Largest YAML text accepted, in bytes (UTF-8). Applications and assumption sets are a few kB.
 MAX_YAML_BYTES = 1_000_000
@@ -210,3 +210,25 @@ def content_hash(obj) -> str:
     """A short, stable hash of parsed configuration (key order and YAML formatting do not matter)."""
     canonical = json.dumps(obj, sort_keys=True, ensure_ascii=False, default=str, separators=(",", ":"))
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:16]
+
+
+def assumption_value(raw: dict, path: str, lo: float, hi: float, *, lo_open: bool = False, hi_open: bool = False) -> float:
+    """The number at dotted ``path`` of an assumption set (``{value, source}`` or a bare number),
+    checked against its documented range; an :class:`AssumptionError` names the path, set and value."""
+    name = raw.get("name", "?")
+    node = raw
+    for key in path.split("."):
+        if not isinstance(node, dict) or key not in node:
+            raise AssumptionError(f"Assumption set {name!r} has no '{path}'. Fix: add it with a value and a source.")
+        node = node[key]
+    value = node["value"] if isinstance(node, dict) and "value" in node else node
+    if isinstance(value, bool):
+        raise AssumptionError(f"The '{path}' of assumption set {name!r} must be a number. Got {value!r}.")
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        raise AssumptionError(f"The '{path}' of assumption set {name!r} must be a number. Got {value!r}.") from None
+    if (value <= lo if lo_open else value < lo) or (value >= hi if hi_open else value > hi) or value != value:
+        bounds = f"{'(' if lo_open else '['}{lo:g}, {hi:g}{')' if hi_open else ']'}"
+        raise AssumptionError(f"The '{path}' of assumption set {name!r} must be in {bounds}. Got {value:g}.")
+    return value

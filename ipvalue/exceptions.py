@@ -14,6 +14,7 @@ __all__ = [
     "AssumptionError",
     "AuditStoreError",
     "ColumnError",
+    "ComparablesError",
     "DomainError",
     "EmptyInputError",
     "InputError",
@@ -47,6 +48,10 @@ class PatentFrameError(InputError):
 
 class ColumnError(PatentFrameError):
     """Required columns are missing or columns cannot be mapped."""
+
+
+class ComparablesError(PatentFrameError):
+    """Rows of a comparable-transactions file are invalid; ``problems`` lists row, column, value, fix."""
 
 
 class EmptyInputError(PatentFrameError):

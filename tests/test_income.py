@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from ipvalue.config import load_yaml
 from ipvalue.exceptions import AssumptionError
-from ipvalue.income import IncomeApproachValuer, IncomeAssumptions, dcf_grown, dcf_schedule
+from ipvalue.income import IncomeApproachValuer, IncomeAssumptions, dcf_grown, dcf_schedule, dcf_survival
 
 pytestmark = pytest.mark.filterwarnings("ignore::ipvalue.features.FeatureWarning")
 
@@ -76,8 +76,10 @@ def test_dcf_monotone_in_each_input(base, g, s, d, r, T, dT, k):
 
 def test_default_set_loads_with_sources_and_hash():
     a = IncomeAssumptions.load()
-    assert a.discount_rate == pytest.approx(0.018 + 0.04 + 0.03 + 0.02 + 0.02)
-    assert a.sharing_range("Chemistry") == pytest.approx((0.16 * 0.14, 0.27 * 0.14))
+    # one ageing mechanism: the technology premium and the sharing-rate decay are off by default
+    assert a.discount_rate == pytest.approx(0.018 + 0.0 + 0.03 + 0.02 + 0.02)
+    assert a.decay_per_year == 0.0
+    assert a.sharing_range("Chemistry") == pytest.approx((0.16 * 0.0576, 0.27 * 0.0576))
     assert len(a.hash) == 16
     raw, _ = load_yaml("cn-pledge-2025")
     assert all("source" in v for v in raw["discount_rate"].values())
@@ -215,4 +217,143 @@ def test_result_records_assumptions_scorecard_and_features(fitted, demo):
     out = fitted.value(demo.patents.head(5))
     for key in ("assumption_set", "assumption_set_hash", "scorecard_hash", "feature_spec_hash", "valuation_date"):
         assert out[key].nunique() == 1 and out[key].iloc[0]
-    assert out["assumption_set"].iloc[0] == "cn-pledge-2025-v1"
+    assert out["assumption_set"].iloc[0] == "cn-pledge-2025-v2"
+
+
+# --- issue 13: survival weighting, the borrower's margin and tax, shocks, one Monte Carlo ---------
+
+
+def test_survival_weighted_dcf_by_hand():
+    # level 1,000,000 a year, 5 % sharing, 10 % discount, 2.5 years of legal life, 15 % tax,
+    # survival 0.9, 0.8, 0.6, 0.5: year 3 counts half (legal life), year 4 not at all
+    y1 = 0.9 * 1.0 * 50_000 / 1.1
+    y2 = 0.8 * 1.0 * 50_000 / 1.21
+    y3 = 0.6 * 0.5 * 50_000 / 1.331
+    expected = 0.85 * (y1 + y2 + y3)
+    assert expected == pytest.approx(72_451.16454, rel=1e-9)
+    got = dcf_survival(np.full((1, 4), 1_000_000.0), np.array([0.05]), np.array([0.0]), np.array([0.10]),
+                       np.array([[0.9, 0.8, 0.6, 0.5]]), np.array([2.5]), np.array([0.15]), mid_year=False)
+    assert got[0] == pytest.approx(expected, rel=1e-12)
+
+
+def _survival(inputs, probs):
+    return pd.DataFrame(np.tile(probs, (len(inputs), 1)), index=inputs.index, columns=[f"s_{t}" for t in range(1, len(probs) + 1)])
+
+
+def test_valuer_weights_cash_flows_by_survival(fitted, demo):
+    patents = demo.patents.head(30)
+    inputs = fitted.inputs(patents)
+    live = inputs["remaining_life_years"] > 0
+    # certain survival over 25 years = the fixed horizon over the whole legal life
+    ones = fitted.inputs(patents, survival=_survival(inputs, np.ones(25)))
+    assert (ones["cash_flow_weighting"] == "survival S_t within the remaining legal life").all()
+    assert (inputs["economic_life_source"] != "survival table (renewal model)").all()
+    fixed = fitted.inputs(patents.assign(economic_life_years=50.0))
+    np.testing.assert_allclose(fitted.value(inputs=ones)["income_value_rmb"], fitted.predict(patents.assign(economic_life_years=50.0)), rtol=1e-10)
+    tornado = ["sharing_position", "discount_rate", "growth", "revenue_level", "operating_margin", "tax_rate"]
+    s1 = fitted.sensitivity(inputs=ones).set_index(["patent_id", "assumption"]).loc[(slice(None), tornado), :].sort_index()
+    s2 = fitted.sensitivity(inputs=fixed).set_index(["patent_id", "assumption"]).loc[(slice(None), tornado), :].sort_index()
+    np.testing.assert_allclose(s1[["value_low_rmb", "value_high_rmb"]], s2[["value_low_rmb", "value_high_rmb"]], rtol=1e-10)
+    # a falling curve, by hand for the first live patent: Σ S_t w_t income_t sharing / (1 + r)^t × (1 − tax)
+    probs = 0.8 ** np.arange(1, 26)
+    curve = fitted.inputs(patents, survival=_survival(inputs, probs))
+    row = curve[live].iloc[0]
+    t = np.arange(1, 26)
+    flows = row["revenue_base_rmb"] * (1 + row["growth"]) ** t * row["sharing_rate"] * probs * np.clip(row["remaining_life_years"] - (t - 1), 0, 1)
+    expected = (flows / (1 + row["discount_rate"]) ** t).sum() * (1 - row["tax_rate"])
+    values = fitted.value(inputs=curve)
+    assert values.loc[row.name, "income_value_rmb"] == pytest.approx(expected, rel=1e-10)
+    cf = fitted.cash_flows(inputs=curve).groupby("patent_id")["present_value_rmb"].sum()
+    np.testing.assert_allclose(cf, values.set_index("patent_id").loc[cf.index, "income_value_rmb"], rtol=1e-10)
+    assert (values.loc[~live, "income_value_rmb"] == 0).all()
+
+
+def test_bad_survival_tables_are_named(fitted, demo):
+    patents = demo.patents.head(3)
+    inputs = fitted.inputs(patents)
+    with pytest.raises(ValueError, match=r"columns must be s_1, s_2, ... without gaps. Got \['s_1', 's_3'\]"):
+        fitted.inputs(patents, survival=_survival(inputs, [0.9, 0.8]).set_axis(["s_1", "s_3"], axis=1))
+    with pytest.raises(ValueError, match=r"'survival' of SYN-CN-0000000 rises from s_1 \(0.5\) to s_2 \(0.9\)"):
+        fitted.inputs(patents, survival=_survival(inputs, [0.5, 0.9]))
+    with pytest.raises(ValueError, match=r"'survival' column 's_2' of SYN-CN-0000000 must be a probability in \[0, 1\]. Got 1.5"):
+        fitted.inputs(patents, survival=_survival(inputs, [1.0, 1.5]))
+    with pytest.raises(ValueError, match=r"no row for index 2 \(SYN-CN-0000002\)"):
+        fitted.inputs(patents, survival=_survival(inputs, [0.9]).head(2))
+
+
+def test_borrower_tax_rate_overrides_the_set(fitted, demo):
+    patents = demo.patents.head(20)
+    standard = fitted.predict(patents)
+    hnte = fitted.predict(patents, tax_rate=0.15)  # 高新技术企业
+    np.testing.assert_allclose(hnte, standard * 0.85 / 0.75, rtol=1e-12)
+    assert (fitted.inputs(patents, tax_rate=0.15)["tax_rate_source"] == "input").all()
+    with pytest.raises(ValueError, match=r"'tax_rate' must be a number in \[0, 1\).*Got 15"):
+        fitted.predict(patents, tax_rate=15)
+
+
+def test_financials_set_the_margin_and_flag_it(fitted, demo):
+    patents = demo.patents.head(40)
+    inputs = fitted.inputs(patents)
+    pkg = inputs.loc[inputs["remaining_life_years"] > 0, "package_id"].iloc[0]
+    base = inputs.loc[inputs["package_id"] == pkg, "package_revenue_base_rmb"].iloc[0]
+    fin = pd.DataFrame({"package_id": pkg, "year": [2022, 2023, 2024, 2025], "revenue_rmb": [1e6, 1e6, base / 2.0, base / 2.5],
+                        "operating_margin": [0.5, 0.16, 0.18, 0.20]})
+    got = fitted.inputs(patents, financials=fin)
+    mine = got["package_id"] == pkg
+    # latest 3 years: (0.16 + 0.18 + 0.20) / 3 = 0.18, 3.125x the 5.76 % benchmark; base is 2.5x the 2025 revenue
+    np.testing.assert_allclose(got.loc[mine, "operating_margin"], 0.18)
+    np.testing.assert_allclose(got.loc[mine, "sharing_low"], 0.16 * 0.18)
+    assert (got.loc[mine, "margin_source"] == "financial statements 2023-2025").all()
+    assert got.loc[mine, "margin_flag"].all() and got.loc[mine, "revenue_flag"].all()
+    assert got.loc[mine, "financials_flags"].iloc[0] == ("operating margin 18.0 % is 3.13x the benchmark 5.76 %; "
+                                                         "forecast base revenue is 2.5x the latest actual revenue")
+    assert not got.loc[~mine, "margin_flag"].any() and (got.loc[~mine, "margin_source"] == "sector assumption").all()
+    with pytest.raises(ValueError, match=r"Row 1 of 'financials': 'operating_margin' = 18.0 is out of its domain"):
+        fitted.inputs(patents, financials=fin.assign(operating_margin=[0.1, 18, 0.1, 0.1]))
+    with pytest.raises(ValueError, match=r"'financials' name package 'NOPE', which no patent belongs to"):
+        fitted.inputs(patents, financials=fin.assign(package_id="NOPE"))
+
+
+def test_tornado_has_revenue_margin_tax_and_discount_rows(fitted, demo):
+    t = fitted.sensitivity(demo.patents.head(10)).set_index(["patent_id", "assumption"])
+    assert {"revenue_level", "operating_margin", "tax_rate", "discount_rate"} <= set(t.index.get_level_values("assumption"))
+    live = t["value_rmb"] > 0
+    rev = t[live].xs("revenue_level", level="assumption")
+    np.testing.assert_allclose(rev["value_high_rmb"], rev["value_rmb"] * 1.2, rtol=1e-12)
+    tax = t[live].xs("tax_rate", level="assumption")
+    np.testing.assert_allclose(tax["value_low_rmb"], tax["value_rmb"] * 0.85 / 0.75, rtol=1e-12)
+    margin = t[live].xs("operating_margin", level="assumption")
+    assert (margin["value_high_rmb"] > margin["value_rmb"]).all()
+
+
+def test_monte_carlo_runs_once_and_shocks_revenue_and_margin(fitted, demo):
+    patents = demo.patents.head(30)
+    inputs = fitted.inputs(patents)
+    table, draws = fitted.value(inputs=inputs, return_draws=True)
+    np.testing.assert_array_equal(draws, fitted.simulate(inputs=inputs))
+    np.testing.assert_allclose(table["p5_rmb"], np.quantile(draws, 0.05, axis=1))
+    pd.testing.assert_frame_equal(fitted.value(inputs=inputs, draws=draws), table)
+    assert (table["value_type"] == "value_in_use").all()
+    raw, _ = load_yaml("cn-pledge-2025")
+    raw["monte_carlo"]["revenue_level_sd"]["value"] = 0.0
+    raw["monte_carlo"]["margin_sd"]["value"] = 0.0
+    calm = IncomeApproachValuer(raw, valuation_date="2026-06-30").fit(demo.patents).simulate(inputs=inputs)
+    live = draws.std(axis=1) > 0
+    assert (draws[live].std(axis=1) > calm[live].std(axis=1)).all()
+    with pytest.raises(ValueError, match=r"'draws' must have shape \(n_patents=30, n_draws\). Got \(3, 5\)"):
+        fitted.value(inputs=inputs, draws=np.zeros((3, 5)))
+
+
+def test_an_officers_sharing_rate_goes_through_the_public_inputs(fitted, demo):
+    patents = demo.patents.head(10)
+    inputs = fitted.inputs(patents)
+    pid = inputs.loc[inputs["remaining_life_years"] > 0, "patent_id"].iloc[0]
+    edited = IncomeApproachValuer.with_sharing_rates(inputs, {pid: 0.02})
+    got = fitted.value(inputs=edited).set_index("patent_id")
+    row = edited.set_index("patent_id").loc[pid]
+    a = fitted.assumptions_
+    expected = dcf_grown(row["revenue_base_rmb"], row["growth"], 0.02, a.decay_per_year, a.discount_rate, row["income_period_years"], a.tax_rate, a.mid_year)
+    assert got.loc[pid, "income_value_rmb"] == pytest.approx(expected, rel=1e-12)
+    assert got.loc[pid, "p50_rmb"] != fitted.value(inputs=inputs).set_index("patent_id").loc[pid, "p50_rmb"]
+    with pytest.raises(ValueError, match=rf"overridden 'sharing_rate' of {pid} must be in \[0, 1\]. Got 2.0"):
+        IncomeApproachValuer.with_sharing_rates(inputs, {pid: 2.0})

@@ -171,7 +171,7 @@ import time  # noqa: E402
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-from ipvalue.exceptions import InputFileError, PatentFrameError  # noqa: E402
+from ipvalue.exceptions import PatentFrameError  # noqa: E402
 from ipvalue.io import neutralise_formulas, sweep_temporary_files  # noqa: E402
 
 HEADER = "patent_id,jurisdiction,patent_type,filing_date\n"

@@ -35,6 +35,8 @@ class IncomeAssumptions:
     mc_seed: int
     mc_sd: dict[str, float]
     sensitivity: dict[str, float]
+    margin_flag_factor: float = 2.0
+    revenue_flag_factor: float = 1.5
     origin: str = ""
     raw: dict = field(default_factory=dict, repr=False)
     hash: str = ""
@@ -101,8 +103,8 @@ class IncomeAssumptions:
         if allocation not in ("equal", "score"):
             raise AssumptionError(f"The 'income.package_allocation' of assumption set {name!r} must be 'equal' or 'score'. Got {allocation!r}.")
         draws = get("monte_carlo.draws", 1, 1_000_000)
-        sd = {k: get(f"monte_carlo.{k}", 0.0, 50.0) for k in ("sharing_position_sd", "discount_rate_sd", "growth_sd", "economic_life_sd_years")}
-        sens = {k: get(f"sensitivity.{k}", 0.0, 50.0) for k in ("sharing_position", "discount_rate", "growth", "economic_life_years", "decay_per_year")}
+        sd = {k: get(f"monte_carlo.{k}", 0.0, 50.0) for k in ("sharing_position_sd", "discount_rate_sd", "growth_sd", "economic_life_sd_years", "revenue_level_sd", "margin_sd")}
+        sens = {k: get(f"sensitivity.{k}", 0.0, 50.0) for k in ("sharing_position", "discount_rate", "growth", "economic_life_years", "decay_per_year", "revenue_level", "operating_margin", "tax_rate")}
         return cls(
             name=name,
             version=int(raw.get("version", 0)),
@@ -120,6 +122,8 @@ class IncomeAssumptions:
             mc_seed=int(get("monte_carlo.seed", 0, 2**32 - 1)),
             mc_sd=sd,
             sensitivity=sens,
+            margin_flag_factor=get("financials_check.margin_flag_factor", 1.0, 100.0),
+            revenue_flag_factor=get("financials_check.revenue_flag_factor", 1.0, 100.0),
             origin=origin,
             raw=raw,
             hash=content_hash(raw),

@@ -86,3 +86,41 @@ def dcf_schedule(income, sharing, decay, discount, period, tax, mid_year: bool, 
         weight = np.clip(period - (t - 1), 0.0, 1.0)
         total = total + flow * (1.0 + growth_shift) ** t * sharing * (1.0 - decay) ** (t - 1) * weight / (1.0 + discount) ** (t - m)
     return np.asarray(total) * (1.0 - tax)
+
+
+def dcf_survival(income, sharing, decay, discount, survival, remaining, tax, mid_year: bool, growth_shift=0.0):
+    """Expected value over lapse outcomes: cash flows weighted by the yearly survival curve.
+
+        value = (1 − tax) × Σ_t  S_t × w_t × income_t × (1 + shift)^t × sharing × (1 − d)^(t − 1) / (1 + r)^(t − m)
+
+    with ``w_t = clip(remaining − (t − 1), 0, 1)`` (the remaining legal life, pro rata in its last
+    year) and ``S_t`` = P(the right is still in force at the end of year t). Years beyond the
+    survival table count 0.
+
+    Parameters
+    ----------
+    income : array_like, shape (n_patents, n_years), RMB
+        Income of years 1..n_years.
+    sharing, decay, discount, tax : array_like, shape (n_patents,) or (n_patents, n_draws)
+    survival : array_like, shape (n_patents, n_survival_years), in [0, 1]
+    remaining : array_like, shape (n_patents,), years
+    mid_year : bool
+    growth_shift : array_like, default=0.0
+        Extra growth per year on top of the income (Monte Carlo growth shocks).
+
+    Returns
+    -------
+    numpy.ndarray, RMB, the broadcast shape of ``sharing, decay, discount, tax``
+    """
+    income, survival = np.asarray(income, float), np.asarray(survival, float)
+    sharing, decay, discount = np.asarray(sharing, float), np.asarray(decay, float), np.asarray(discount, float)
+    remaining = np.maximum(np.asarray(remaining, float), 0.0)
+    extra_dims = max(np.ndim(sharing), np.ndim(discount), np.ndim(decay), np.ndim(tax), np.ndim(growth_shift)) - 1
+    col = (-1,) + (1,) * max(extra_dims, 0)
+    m = 0.5 if mid_year else 0.0
+    total = 0.0
+    for t in range(1, min(income.shape[-1], survival.shape[-1]) + 1):
+        weight = (survival[:, t - 1] * np.clip(remaining - (t - 1), 0.0, 1.0)).reshape(col)
+        flow = income[:, t - 1].reshape(col)
+        total = total + flow * (1.0 + growth_shift) ** t * sharing * (1.0 - decay) ** (t - 1) * weight / (1.0 + discount) ** (t - m)
+    return np.asarray(total * (1.0 - np.asarray(tax, float)), dtype=float)

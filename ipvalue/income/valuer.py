@@ -11,11 +11,12 @@ import pandas as pd
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
-from ipvalue.exceptions import InputError
+from ipvalue.config import assumption_value, content_hash, load_yaml
+from ipvalue.exceptions import AssumptionError, InputError
 from ipvalue.features import PatentFeatureBuilder
 from ipvalue.frame import as_patent_frame
 from ipvalue.income.assumptions import IncomeAssumptions
-from ipvalue.income.dcf import dcf_grown, dcf_schedule
+from ipvalue.income.dcf import dcf_grown, dcf_schedule, dcf_survival
 from ipvalue.scorecard import IndicatorScorecard
 from ipvalue.valuer import coverage_quantiles, interval_frame
 
@@ -29,9 +30,13 @@ MC_BLOCK_CELLS = 1_000_000
 class IncomeApproachValuer(BaseEstimator):
     """Value patents by the income approach (收益分成法), set by the indicator scorecard.
 
-    For each patent: the sharing rate's range comes from its sector (profit split × margin), its
-    position in the range from the scorecard total; the income period is
-    ``min(remaining legal life, economic life)``; the discount rate is the build-up rate. A patent
+    For each patent: the sharing rate's range is the profit split × the operating margin (the
+    borrower's own margin from ``financials`` where given, else its sector's), its position in
+    the range from the scorecard total; cash flows are weighted by the renewal model's yearly
+    survival ``S_t`` within the remaining legal life where a ``survival`` table is given, else
+    the income period is the fixed horizon ``min(remaining legal life, economic life)`` (each row
+    says which: ``cash_flow_weighting``); the discount rate is the build-up rate; the tax rate
+    is the borrower's (``tax_rate=``) or the set's default. A patent
     package (``package_id``) shares its product's income among its live patents by the rule in
     the assumption set (``equal``, or ``score``: in proportion to the scorecard totals).
 
@@ -43,6 +48,8 @@ class IncomeApproachValuer(BaseEstimator):
     valuation_date : date-like, default=None (today at fit)
     data_dir : str or Path, default=None
         Public reference data for the feature builder.
+    industry_margins : str, Path or dict, default="industry-margins"
+        Operating-margin benchmarks the borrower's own margin is checked against.
 
     Attributes
     ----------
@@ -63,8 +70,10 @@ class IncomeApproachValuer(BaseEstimator):
     #: "Valuation method"); the lending step turns it into a collateral value.
     value_type = "value_in_use"
 
-    def __init__(self, assumptions="cn-pledge-2025", *, scorecard="scorecard-pledge", feature_spec="core-v1", valuation_date=None, data_dir=None):
+    def __init__(self, assumptions="cn-pledge-2025", *, scorecard="scorecard-pledge", feature_spec="core-v1", valuation_date=None, data_dir=None,
+                 industry_margins="industry-margins"):
         self.assumptions = assumptions
+        self.industry_margins = industry_margins
         self.scorecard = scorecard
         self.feature_spec = feature_spec
         self.valuation_date = valuation_date
@@ -75,12 +84,23 @@ class IncomeApproachValuer(BaseEstimator):
         self.assumptions_ = IncomeAssumptions.load(self.assumptions)
         self.scorecard_ = IndicatorScorecard(self.scorecard).fit()
         self.features_ = PatentFeatureBuilder(self.feature_spec, valuation_date=self.valuation_date, data_dir=self.data_dir).fit(X)
+        raw, origin = (self.industry_margins, "dict") if isinstance(self.industry_margins, dict) else load_yaml(self.industry_margins)
+        benchmarks = raw.get("benchmarks") or {}
+        if "default" not in benchmarks:
+            raise AssumptionError(f"The industry-margin set {raw.get('name', origin)!r} needs 'benchmarks.default'. Fix: add it with its source.")
+        self.margin_benchmarks_ = {k: assumption_value(raw, f"benchmarks.{k}", 0.0, 1.0, lo_open=True) for k in benchmarks}
+        self.margin_benchmarks_provenance_ = {"industry_margin_set": f"{raw.get('name', origin)}-v{raw.get('version', 0)}", "industry_margin_set_hash": content_hash(raw)}
         return self
 
     # -- inputs ------------------------------------------------------------------------------
 
-    def inputs(self, X: pd.DataFrame, *, schedule: pd.DataFrame | None = None, features: pd.DataFrame | None = None) -> pd.DataFrame:
+    def inputs(self, X: pd.DataFrame, *, schedule: pd.DataFrame | None = None, survival: pd.DataFrame | None = None,
+               financials: pd.DataFrame | None = None, tax_rate: float | None = None, features: pd.DataFrame | None = None) -> pd.DataFrame:
         """Every DCF input per patent, with where it came from: the audit view of the valuation.
+
+        Every other method accepts ``inputs=`` (this frame, possibly edited: e.g.
+        :meth:`with_sharing_rates`) and recomputes everything from it, so the features and the
+        scorecard are built once.
 
         Parameters
         ----------
@@ -90,6 +110,20 @@ class IncomeApproachValuer(BaseEstimator):
         schedule : pandas.DataFrame, optional
             Yearly income forecasts: ``package_id`` (or ``patent_id``), ``year`` (1, 2, ...),
             ``revenue_rmb``. Overrides the grown base for the packages it names.
+        survival : pandas.DataFrame, optional
+            Yearly survival of each patent (the renewal model's output), indexed like ``X``:
+            columns ``s_1 .. s_T`` = P(the right is in force at the end of year t), in [0, 1] and
+            non-increasing. Cash flows are weighted by it within the remaining legal life; years
+            beyond ``T`` count 0. Without it: the fixed horizon min(legal life, economic life).
+        financials : pandas.DataFrame, optional
+            The borrower's statements per package: ``package_id``, ``year`` (calendar),
+            ``revenue_rmb`` (> 0), ``operating_margin`` (fraction, (-1, 1)), optionally
+            ``industry`` (a key of the industry-margin benchmarks). The mean margin of the latest
+            (up to) 3 years replaces the sector margin; a margin above ``margin_flag_factor`` × its
+            benchmark, or a forecast base revenue above ``revenue_flag_factor`` × the latest
+            actual revenue, is flagged in ``financials_flags`` (never capped).
+        tax_rate : float in [0, 1), optional
+            The borrower's income-tax rate (25 %; 15 % for 高新技术企业), overriding the set's.
         features : pandas.DataFrame, optional
             ``features_.transform(X)`` when the caller built it already (a valuation builds the
             features once for the inputs, the scorecard table and the checks).
@@ -108,17 +142,25 @@ class IncomeApproachValuer(BaseEstimator):
         out["package_id"] = frame["package_id"].fillna(frame["patent_id"])
         out["tech_sector"] = features["tech_sector"].astype(object)
         out["score"], out["grade"], out["sharing_position"] = card["total"], card["grade"], card["sharing_position"]
-        margin = out["tech_sector"].map(a.profit_margin_by_sector).fillna(a.profit_margin_by_sector["default"]).astype(float)
-        out["sharing_low"] = a.profit_split[0] * margin
-        out["sharing_high"] = a.profit_split[1] * margin
+        sector_margin = out["tech_sector"].map(a.profit_margin_by_sector).fillna(a.profit_margin_by_sector["default"]).astype(float)
+        out["operating_margin"] = sector_margin
+        out["margin_source"] = "sector assumption"
+        out["margin_benchmark"] = out["tech_sector"].map(self.margin_benchmarks_).fillna(self.margin_benchmarks_["default"]).astype(float)
+        out["latest_actual_revenue_rmb"] = np.nan
+        if financials is not None:
+            self._apply_financials(out, financials)
+        out["sharing_low"] = a.profit_split[0] * out["operating_margin"].clip(lower=0.0)
+        out["sharing_high"] = a.profit_split[1] * out["operating_margin"].clip(lower=0.0)
         out["sharing_rate"] = out["sharing_low"] + out["sharing_position"] * (out["sharing_high"] - out["sharing_low"])
         out["decay_per_year"] = a.decay_per_year
         out["discount_rate"] = a.discount_rate
         out["growth"] = frame["revenue_growth"].fillna(a.default_growth)
+        out["statutory_term_years"] = features["statutory_term_years"] if "statutory_term_years" in features else np.nan
         out["remaining_life_years"] = features["remaining_life_years"]
         out["economic_life_years"] = frame["economic_life_years"].fillna(a.economic_life_years)
         out["economic_life_source"] = np.where(frame["economic_life_years"].notna(), "input", "assumption")
         out["income_period_years"] = np.minimum(out["remaining_life_years"], out["economic_life_years"])
+        out["cash_flow_weighting"] = "fixed horizon min(remaining legal life, economic life)"
 
         live = out["income_period_years"] > 0
         weight = pd.Series(1.0, index=out.index) if a.package_allocation == "equal" else out["score"].clip(lower=1e-9)
@@ -147,7 +189,123 @@ class IncomeApproachValuer(BaseEstimator):
             )
         out["revenue_base_rmb"] = out["package_revenue_base_rmb"] * out["allocation_share"]
         out["income_source"] = np.where(covered, "schedule", "grown base")
-        out["tax_rate"] = a.tax_rate
+        self._check_forecast(out, schedule)
+        if tax_rate is None:
+            out["tax_rate"], out["tax_rate_source"] = a.tax_rate, "assumption set"
+        else:
+            if isinstance(tax_rate, bool) or not isinstance(tax_rate, (int, float)) or not 0 <= float(tax_rate) < 1:
+                raise InputError(f"The borrower's 'tax_rate' must be a number in [0, 1): 0.25 standard, 0.15 for 高新技术企业. Got {tax_rate!r}.")
+            out["tax_rate"], out["tax_rate_source"] = float(tax_rate), "input"
+        if survival is not None:
+            table = self._check_survival(survival, out)
+            out[list(table.columns)] = table.to_numpy()
+            out["cash_flow_weighting"] = "survival S_t within the remaining legal life"
+            out["economic_life_source"] = "survival table (renewal model)"
+        return out
+
+    def _apply_financials(self, out: pd.DataFrame, financials: pd.DataFrame) -> None:
+        """Product-level margin and latest revenue from the borrower's statements (in place)."""
+        need = ("package_id", "year", "revenue_rmb", "operating_margin")
+        missing = [c for c in need if c not in financials.columns]
+        if missing:
+            raise InputError(f"The borrower's 'financials' lack column(s) {missing}. Fix: give package_id, year, revenue_rmb, operating_margin per year.")
+        fin = financials.reset_index(drop=True)
+        year = pd.to_numeric(fin["year"], errors="coerce")
+        revenue = pd.to_numeric(fin["revenue_rmb"], errors="coerce")
+        margin = pd.to_numeric(fin["operating_margin"], errors="coerce")
+        for name, values, ok in (
+            ("year", year, year.between(1990, 2100) & (year == year.round())),
+            ("revenue_rmb", revenue, revenue > 0),
+            ("operating_margin", margin, margin.gt(-1) & margin.lt(1)),
+        ):
+            bad = ~ok.fillna(False).astype(bool)
+            if bad.any():
+                row = int(bad.idxmax())
+                got = fin.at[row, name].item() if hasattr(fin.at[row, name], "item") else fin.at[row, name]
+                raise InputError(f"Row {row} of 'financials': '{name}' = {got!r} is out of its domain "
+                                 f"(year 1990-2100, revenue_rmb > 0, operating_margin in (-1, 1) as a fraction). Fix: correct the row.")
+        fin = fin.assign(year=year.astype(int), revenue_rmb=revenue, operating_margin=margin)
+        dup = fin.duplicated(["package_id", "year"])
+        if dup.any():
+            row = int(dup.idxmax())
+            raise InputError(f"Row {row} of 'financials' repeats package {fin.at[row, 'package_id']!r} year {fin.at[row, 'year']}. Fix: one row per package and year.")
+        unknown = ~fin["package_id"].isin(out["package_id"])
+        if unknown.any():
+            raise InputError(f"The 'financials' name package {fin.loc[unknown, 'package_id'].iloc[0]!r}, which no patent belongs to. Fix: use the packages' ids.")
+        latest3 = fin.sort_values(["package_id", "year"]).groupby("package_id").tail(3)
+        by_pkg = latest3.groupby("package_id")
+        summary = pd.DataFrame({"margin": by_pkg["operating_margin"].mean(), "latest_revenue": by_pkg["revenue_rmb"].last(), "years": by_pkg["year"].agg(lambda y: f"{y.min()}-{y.max()}")})
+        if "industry" in fin.columns:
+            summary["industry"] = by_pkg["industry"].last()
+        has = out["package_id"].isin(summary.index)
+        pkg = out.loc[has, "package_id"]
+        out.loc[has, "operating_margin"] = pkg.map(summary["margin"]).to_numpy()
+        out.loc[has, "margin_source"] = ("financial statements " + pkg.map(summary["years"])).to_numpy()
+        out.loc[has, "latest_actual_revenue_rmb"] = pkg.map(summary["latest_revenue"]).to_numpy()
+        if "industry" in summary:
+            industry_benchmark = pkg.map(summary["industry"]).map(self.margin_benchmarks_)
+            out.loc[has, "margin_benchmark"] = industry_benchmark.fillna(out.loc[has, "margin_benchmark"]).to_numpy()
+
+    def _check_forecast(self, out: pd.DataFrame, schedule) -> None:
+        """Flags (never caps): margin far above its benchmark, forecast base far above the latest actual revenue."""
+        a = self.assumptions_
+        base = out["package_revenue_base_rmb"].copy()
+        if schedule is not None and "package_id" in schedule.columns:
+            first = schedule.sort_values("year").groupby("package_id")["revenue_rmb"].first()
+            scheduled = out["income_source"].eq("schedule")
+            base[scheduled] = out.loc[scheduled, "package_id"].map(first)
+        ratio_margin = out["operating_margin"] / out["margin_benchmark"]
+        ratio_revenue = base / out["latest_actual_revenue_rmb"]
+        out["forecast_to_actual_revenue"] = ratio_revenue
+        out["margin_flag"] = (ratio_margin > a.margin_flag_factor).fillna(False)
+        out["revenue_flag"] = (ratio_revenue > a.revenue_flag_factor).fillna(False)
+        pct = (100 * out["operating_margin"]).round(2).astype(str)
+        margin_text = "operating margin " + pct + " % is " + ratio_margin.round(2).astype(str) + "x the benchmark " + (100 * out["margin_benchmark"]).round(2).astype(str) + " %"
+        revenue_text = "forecast base revenue is " + ratio_revenue.round(2).astype(str) + "x the latest actual revenue"
+        out["financials_flags"] = (margin_text.where(out["margin_flag"], "") + np.where(out["margin_flag"] & out["revenue_flag"], "; ", "")
+                                   + revenue_text.where(out["revenue_flag"], ""))
+
+    @staticmethod
+    def _check_survival(survival: pd.DataFrame, out: pd.DataFrame) -> pd.DataFrame:
+        if not isinstance(survival, pd.DataFrame):
+            raise TypeError(f"'survival' must be a DataFrame with columns s_1..s_T indexed like the patents. Got {type(survival).__name__}.")
+        cols = [c for c in survival.columns if str(c).startswith("s_")]
+        expected = [f"s_{t}" for t in range(1, len(cols) + 1)]
+        if not cols or cols != expected:
+            raise ValueError(f"The 'survival' table's columns must be s_1, s_2, ... without gaps. Got {list(survival.columns)[:8]}.")
+        absent = ~out.index.isin(survival.index)
+        if absent.any():
+            row = out.index[absent][0]
+            raise ValueError(f"The 'survival' table has no row for index {row!r} ({out.at[row, 'patent_id']}). Fix: give survival for every patent valued, indexed like the patents.")
+        table = survival.loc[out.index, cols].apply(pd.to_numeric, errors="coerce")
+        values = table.to_numpy(float)
+        bad = ~np.isfinite(values) | (values < 0) | (values > 1)
+        if bad.any():
+            i, j = np.argwhere(bad)[0]
+            raise ValueError(f"'survival' column {cols[j]!r} of {out['patent_id'].iloc[i]} must be a probability in [0, 1]. Got {values[i, j]:g}.")
+        rising = np.diff(values, axis=1) > 1e-9
+        if rising.any():
+            i, j = np.argwhere(rising)[0]
+            raise ValueError(f"'survival' of {out['patent_id'].iloc[i]} rises from {cols[j]} ({values[i, j]:g}) to {cols[j + 1]} ({values[i, j + 1]:g}). "
+                             "Fix: survival to the end of year t can only fall as t grows.")
+        return table
+
+    @staticmethod
+    def with_sharing_rates(inputs: pd.DataFrame, rates: dict) -> pd.DataFrame:
+        """A copy of ``inputs`` with officers' sharing rates (``{patent_id: rate}``, fractions) fixed:
+        the range collapses to the rate, so every method (value, simulate, sensitivity,
+        cash_flows) recomputes from it. Pass the result as ``inputs=``."""
+        out = inputs.copy()
+        rate = out["patent_id"].map(rates)
+        bad = rate.notna() & ~rate.between(0, 1)
+        if bad.any():
+            row = bad.idxmax()
+            raise ValueError(f"The overridden 'sharing_rate' of {out.at[row, 'patent_id']} must be in [0, 1]. Got {float(rate[row])!r}.")
+        hit = rate.notna()
+        out.loc[hit, "sharing_low"] = rate[hit]
+        out.loc[hit, "sharing_high"] = rate[hit]
+        out.loc[hit, "sharing_position"] = 0.0
+        out.loc[hit, "sharing_rate"] = rate[hit]
         return out
 
     def _schedule_matrix(self, inputs: pd.DataFrame, schedule: pd.DataFrame | None) -> np.ndarray | None:
@@ -162,78 +320,116 @@ class IncomeApproachValuer(BaseEstimator):
 
     # -- valuation ---------------------------------------------------------------------------
 
-    def _values(self, inputs: pd.DataFrame, schedule_matrix, *, shift: dict | None = None) -> np.ndarray:
-        """Point values from the inputs, optionally with assumptions shifted (sensitivity)."""
-        s = shift or {}
-        lo, hi = inputs["sharing_low"].to_numpy(), inputs["sharing_high"].to_numpy()
-        pos = np.clip(inputs["sharing_position"].to_numpy() + s.get("sharing_position", 0.0), 0.0, 1.0)
-        sharing = lo + pos * (hi - lo)
-        decay = np.clip(inputs["decay_per_year"].to_numpy() + s.get("decay_per_year", 0.0), 0.0, 0.99)
-        discount = inputs["discount_rate"].to_numpy() + s.get("discount_rate", 0.0)
-        growth = inputs["growth"].to_numpy() + s.get("growth", 0.0)
-        life = np.maximum(inputs["economic_life_years"].to_numpy() + s.get("economic_life_years", 0.0), 0.0)
-        period = np.minimum(inputs["remaining_life_years"].to_numpy(), life)
+    _COLUMNS = ("sharing_low", "sharing_high", "sharing_position", "decay_per_year", "discount_rate", "growth",
+                "economic_life_years", "remaining_life_years", "tax_rate", "operating_margin")
+
+    def _arrays(self, inputs: pd.DataFrame, schedule) -> dict:
+        """The inputs as NumPy arrays (built once per call, shared by Monte Carlo blocks)."""
+        d = {c: inputs[c].to_numpy(dtype=float) for c in self._COLUMNS}
+        d["base"] = inputs["revenue_base_rmb"].fillna(0).to_numpy(dtype=float)
+        d["scheduled"] = inputs["income_source"].eq("schedule").to_numpy()
+        d["sched"] = self._schedule_matrix(inputs, schedule)
+        scols = [c for c in inputs.columns if str(c).startswith("s_")]
+        d["has_survival"] = inputs["cash_flow_weighting"].str.startswith("survival").to_numpy() if scols else np.zeros(len(inputs), bool)
+        d["survival"] = np.nan_to_num(inputs[scols].to_numpy(dtype=float)) if scols else None
+        return d
+
+    def _dcf(self, d: dict, sl: slice, *, position=0.0, discount=0.0, growth=0.0, life=0.0, decay=0.0, level=1.0, margin=0.0, tax=0.0) -> np.ndarray:
+        """Values of rows ``sl`` with shifted inputs; each shift is a scalar or a (n_draws,) array
+        (scenarios shared by all patents). Returns shape (n_rows, n_draws or 1), RMB."""
         a = self.assumptions_
-        values = dcf_grown(inputs["revenue_base_rmb"].fillna(0).to_numpy(), growth, sharing, decay, discount, period, a.tax_rate, a.mid_year)
-        if schedule_matrix is not None:
-            scheduled = inputs["income_source"].eq("schedule").to_numpy()
-            if scheduled.any():
-                values[scheduled] = dcf_schedule(
-                    np.nan_to_num(schedule_matrix[scheduled]), sharing[scheduled], decay[scheduled], discount[scheduled],
-                    period[scheduled], a.tax_rate, a.mid_year, growth_shift=s.get("growth", 0.0),
-                )
-        return values
+        c = {k: d[k][sl, None] for k in self._COLUMNS}
+        pos = np.clip(c["sharing_position"] + position, 0.0, 1.0)
+        m = c["operating_margin"]
+        margin_ratio = np.where(m > 0, np.maximum(m + margin, 0.0) / np.where(m > 0, m, 1.0), 0.0)
+        sharing = (c["sharing_low"] + pos * (c["sharing_high"] - c["sharing_low"])) * margin_ratio
+        decay_rate = np.clip(c["decay_per_year"] + decay, 0.0, 0.99)
+        rate = np.maximum(c["discount_rate"] + discount, 0.0)
+        tax_rate = np.clip(c["tax_rate"] + tax, 0.0, 0.99)
+        period = np.minimum(c["remaining_life_years"], np.maximum(c["economic_life_years"] + life, 0.0))
+        base = d["base"][sl, None]
+        values = dcf_grown(base, np.maximum(c["growth"] + growth, -0.95), sharing, decay_rate, rate, period, tax_rate, a.mid_year)
+        shape = np.broadcast_shapes(np.shape(values), np.shape(sharing), np.shape(rate), (len(base), 1))
+        values = np.array(np.broadcast_to(values, shape))
+        scheduled, surv = d["scheduled"][sl], d["has_survival"][sl]
+        rows = np.flatnonzero(scheduled & ~surv)
+        pick = (lambda arr, r: np.broadcast_to(arr, shape)[r])
+        if len(rows):
+            values[rows] = dcf_schedule(np.nan_to_num(d["sched"][sl][rows]), pick(sharing, rows), pick(decay_rate, rows), pick(rate, rows),
+                                        pick(period, rows), pick(tax_rate, rows), a.mid_year, growth_shift=growth)
+        rows = np.flatnonzero(surv)
+        if len(rows):
+            survival = d["survival"][sl][rows]
+            years = np.arange(1, survival.shape[1] + 1)
+            income = base[rows] * (1.0 + c["growth"][rows]) ** years
+            if d["sched"] is not None:
+                padded = np.zeros_like(income)
+                width = min(income.shape[1], d["sched"].shape[1])
+                padded[:, :width] = np.nan_to_num(d["sched"][sl][rows][:, :width])
+                income = np.where(scheduled[rows, None], padded, income)
+            # a grown base's growth shock acts on its rate: (1 + g + shock)^t = (1 + g)^t (1 + shift)^t
+            g = c["growth"][rows]
+            shift = np.where(scheduled[rows, None], growth, (1.0 + np.maximum(g + growth, -0.95)) / (1.0 + g) - 1.0)
+            values[rows] = dcf_survival(income, pick(sharing, rows), pick(decay_rate, rows), pick(rate, rows), survival,
+                                        c["remaining_life_years"][rows, 0], pick(tax_rate, rows), a.mid_year, growth_shift=shift)
+        return values * np.maximum(level, 0.0)
 
-    def _inputs_of(self, X, schedule, inputs) -> pd.DataFrame:
+    _SHIFTS = {"sharing_position": "position", "discount_rate": "discount", "growth": "growth", "economic_life_years": "life",
+               "decay_per_year": "decay", "operating_margin": "margin", "tax_rate": "tax"}
+
+    def _values(self, inputs: pd.DataFrame, schedule, *, shift: dict | None = None, arrays: dict | None = None) -> np.ndarray:
+        """Point values from the inputs, optionally with one assumption shifted (sensitivity)."""
+        kwargs = {}
+        for name, step in (shift or {}).items():
+            if name == "revenue_level":
+                kwargs["level"] = 1.0 + step
+            else:
+                kwargs[self._SHIFTS[name]] = step
+        d = arrays if arrays is not None else self._arrays(inputs, schedule)
+        return self._dcf(d, slice(None), **kwargs)[:, 0]
+
+    def _inputs_of(self, X, schedule, inputs, **options) -> pd.DataFrame:
         """``inputs`` when the caller built them already (see :meth:`inputs`), else built from ``X``."""
-        return self.inputs(X, schedule=schedule) if inputs is None else inputs
+        return self.inputs(X, schedule=schedule, **options) if inputs is None else inputs
 
-    def predict(self, X: pd.DataFrame, *, schedule: pd.DataFrame | None = None) -> pd.Series:
+    def predict(self, X: pd.DataFrame, *, schedule: pd.DataFrame | None = None, survival=None, financials=None, tax_rate=None) -> pd.Series:
         """Point value of each patent in RMB (0 for lapsed or expired patents)."""
-        return self.point_values(self.inputs(X, schedule=schedule), schedule=schedule)
+        inputs = self.inputs(X, schedule=schedule, survival=survival, financials=financials, tax_rate=tax_rate)
+        return pd.Series(self._values(inputs, schedule), index=inputs.index, name="income_value_rmb")
 
     def point_values(self, inputs: pd.DataFrame, *, schedule: pd.DataFrame | None = None) -> pd.Series:
         """Point value in RMB of each row of :meth:`inputs` (edited by the caller or not, e.g. an
         officer's sharing-rate override): no feature is rebuilt."""
-        return pd.Series(self._values(inputs, self._schedule_matrix(inputs, schedule)), index=inputs.index, name="income_value_rmb")
+        return pd.Series(self._values(inputs, schedule), index=inputs.index, name="income_value_rmb")
 
-    def simulate(self, X: pd.DataFrame | None = None, *, schedule=None, n_draws: int | None = None, inputs: pd.DataFrame | None = None, quantiles=None):
+    def simulate(self, X: pd.DataFrame | None = None, *, schedule=None, n_draws: int | None = None, inputs: pd.DataFrame | None = None, quantiles=None,
+                 survival=None, financials=None, tax_rate=None):
         """Monte Carlo values, shape (n_patents, n_draws), or their quantiles when ``quantiles`` is given.
 
         Draws are scenarios shared by all patents (common random numbers), seeded by the
         assumption set: in scenario k every patent sees the same standard-normal shocks to its
-        sharing-rate position, discount rate, growth and economic life, each scaled by the set's
-        standard deviations. A package's distribution is then the distribution of the summed
-        scenario values, and re-running gives identical numbers.
+        sharing-rate position, discount rate, growth, economic life (fixed-horizon patents only),
+        revenue level (× max(1 + sd z, 0)) and operating margin (+ sd z points), each scaled by
+        the set's standard deviations. A package's distribution is then the distribution of the
+        summed scenario values, and re-running gives identical numbers.
         """
         a = self.assumptions_
-        inputs = self._inputs_of(X, schedule, inputs)
-        sched = self._schedule_matrix(inputs, schedule)
+        inputs = self._inputs_of(X, schedule, inputs, survival=survival, financials=financials, tax_rate=tax_rate)
+        d = self._arrays(inputs, schedule)
         draws = int(n_draws or a.mc_draws)
-        z = np.random.default_rng(a.mc_seed).standard_normal((4, draws))
+        z = np.random.default_rng(a.mc_seed).standard_normal((6, draws))  # rows 0-3 as before rows 4-5 were added
         sd = a.mc_sd
+        shocks = {
+            "position": sd["sharing_position_sd"] * z[0], "discount": sd["discount_rate_sd"] * z[1], "growth": sd["growth_sd"] * z[2],
+            "life": sd["economic_life_sd_years"] * z[3], "level": 1.0 + sd["revenue_level_sd"] * z[4], "margin": sd["margin_sd"] * z[5],
+        }
         n = len(inputs)
         block = max(1, MC_BLOCK_CELLS // draws)
         out = np.empty((n, draws) if quantiles is None else (n, len(quantiles)))
-        cols = {c: inputs[c].to_numpy(dtype=float) for c in ("sharing_low", "sharing_high", "sharing_position", "decay_per_year", "discount_rate", "growth", "economic_life_years", "remaining_life_years")}
-        base = inputs["revenue_base_rmb"].fillna(0).to_numpy(dtype=float)
-        scheduled = inputs["income_source"].eq("schedule").to_numpy()
 
         def run_block(start: int) -> None:
             sl = slice(start, min(n, start + block))
-            c = {k: v[sl, None] for k, v in cols.items()}
-            pos = np.minimum(np.maximum(c["sharing_position"] + sd["sharing_position_sd"] * z[0], 0.0), 1.0)
-            sharing = c["sharing_low"] + pos * (c["sharing_high"] - c["sharing_low"])
-            discount = np.maximum(c["discount_rate"] + sd["discount_rate_sd"] * z[1], 0.0)
-            growth_shock = sd["growth_sd"] * z[2]
-            period = np.minimum(c["remaining_life_years"], np.maximum(c["economic_life_years"] + sd["economic_life_sd_years"] * z[3], 0.0))
-            values = dcf_grown(base[sl, None], np.maximum(c["growth"] + growth_shock, -0.95), sharing, c["decay_per_year"], discount, period, a.tax_rate, a.mid_year)
-            rows = np.flatnonzero(scheduled[sl])
-            if len(rows):
-                values[rows] = dcf_schedule(
-                    np.nan_to_num(sched[sl][rows]), sharing[rows], c["decay_per_year"][rows], discount[rows], period[rows],
-                    a.tax_rate, a.mid_year, growth_shift=growth_shock,
-                )
+            values = self._dcf(d, sl, **shocks)
             out[sl] = values if quantiles is None else np.quantile(values, quantiles, axis=1).T
 
         # Blocks are independent and NumPy releases the GIL on large arrays: use every core.
@@ -241,15 +437,18 @@ class IncomeApproachValuer(BaseEstimator):
             list(pool.map(run_block, range(0, n, block)))
         return out
 
-    def predict_interval(self, X: pd.DataFrame, *, coverage: float = 0.9, schedule=None, n_draws: int | None = None) -> pd.DataFrame:
+    def predict_interval(self, X: pd.DataFrame, *, coverage: float = 0.9, schedule=None, n_draws: int | None = None,
+                         survival=None, financials=None, tax_rate=None) -> pd.DataFrame:
         """Monte Carlo interval of each patent's value in RMB: ``low_rmb, p50_rmb, high_rmb``
         (P5 / P50 / P95 for the default coverage 0.9)."""
-        inputs = self.inputs(X, schedule=schedule)
+        inputs = self.inputs(X, schedule=schedule, survival=survival, financials=financials, tax_rate=tax_rate)
         q = self.simulate(inputs=inputs, schedule=schedule, n_draws=n_draws, quantiles=coverage_quantiles(coverage))
         return interval_frame(q[:, 0], q[:, 1], q[:, 2], inputs.index)
 
-    def sensitivity(self, X: pd.DataFrame | None = None, *, schedule=None, inputs: pd.DataFrame | None = None) -> pd.DataFrame:
-        """Tornado table: each assumption moved down and up (by the set's ``sensitivity`` steps).
+    def sensitivity(self, X: pd.DataFrame | None = None, *, schedule=None, inputs: pd.DataFrame | None = None, survival=None, financials=None, tax_rate=None) -> pd.DataFrame:
+        """Tornado table: each assumption moved down and up (by the set's ``sensitivity`` steps):
+        sharing position, discount rate, growth, economic life, sharing decay, revenue level
+        (± share), operating margin (± points) and tax rate (± points).
 
         Returns
         -------
@@ -257,13 +456,13 @@ class IncomeApproachValuer(BaseEstimator):
             One row per patent and assumption: ``patent_id, assumption, step, value_low_rmb,
             value_rmb, value_high_rmb, swing_rmb``; sorted by swing within each patent.
         """
-        inputs = self._inputs_of(X, schedule, inputs)
-        sched = self._schedule_matrix(inputs, schedule)
-        base = self._values(inputs, sched)
+        inputs = self._inputs_of(X, schedule, inputs, survival=survival, financials=financials, tax_rate=tax_rate)
+        d = self._arrays(inputs, schedule)
+        base = self._values(inputs, schedule, arrays=d)
         rows = []
         for name, step in self.assumptions_.sensitivity.items():
-            low = self._values(inputs, sched, shift={name: -step})
-            high = self._values(inputs, sched, shift={name: step})
+            low = self._values(inputs, schedule, shift={name: -step}, arrays=d)
+            high = self._values(inputs, schedule, shift={name: step}, arrays=d)
             rows.append(pd.DataFrame({
                 "patent_id": inputs["patent_id"].to_numpy(), "assumption": name, "step": step,
                 "value_low_rmb": low, "value_rmb": base, "value_high_rmb": high, "swing_rmb": np.abs(high - low),
@@ -271,51 +470,73 @@ class IncomeApproachValuer(BaseEstimator):
         table = pd.concat(rows, ignore_index=True)
         return table.sort_values(["patent_id", "swing_rmb"], ascending=[True, False], kind="stable").reset_index(drop=True)
 
-    def cash_flows(self, X: pd.DataFrame | None = None, *, schedule=None, inputs: pd.DataFrame | None = None) -> pd.DataFrame:
-        """Year-by-year cash flows of each patent (for reports): income, sharing rate, weight,
-        discount factor and present value; their sum per patent equals :meth:`predict`."""
+    def cash_flows(self, X: pd.DataFrame | None = None, *, schedule=None, inputs: pd.DataFrame | None = None, survival=None, financials=None, tax_rate=None) -> pd.DataFrame:
+        """Year-by-year cash flows of each patent (for reports): income, sharing rate, survival,
+        weight, discount factor and present value; their sum per patent equals :meth:`predict`."""
         a = self.assumptions_
-        inputs = self._inputs_of(X, schedule, inputs)
-        sched = self._schedule_matrix(inputs, schedule)
-        years = int(np.ceil(inputs["income_period_years"].max() or 0))
+        inputs = self._inputs_of(X, schedule, inputs, survival=survival, financials=financials, tax_rate=tax_rate)
+        d = self._arrays(inputs, schedule)
+        sched = d["sched"]
+        surv_rows = d["has_survival"]
+        horizon = np.where(surv_rows, inputs["remaining_life_years"].to_numpy(), inputs["income_period_years"].to_numpy())
+        years = int(np.ceil(np.nanmax(horizon, initial=0)))
+        if d["survival"] is not None:
+            years = min(years, max(d["survival"].shape[1], int(np.ceil(inputs["income_period_years"].max() or 0))))
         t = np.arange(1, years + 1)
         inc = inputs["revenue_base_rmb"].fillna(0).to_numpy()[:, None] * (1 + inputs["growth"].to_numpy()[:, None]) ** t
         if sched is not None:
-            scheduled = inputs["income_source"].eq("schedule").to_numpy()
+            scheduled = d["scheduled"]
             padded = np.zeros((len(inputs), years))
             width = min(years, sched.shape[1])
             padded[:, :width] = np.nan_to_num(sched[:, :width])
             inc[scheduled] = padded[scheduled]
-        share = inputs["sharing_rate"].to_numpy()[:, None] * (1 - inputs["decay_per_year"].to_numpy()[:, None]) ** (t - 1)
-        weight = np.clip(inputs["income_period_years"].to_numpy()[:, None] - (t - 1), 0, 1)
+        margin = d["operating_margin"][:, None]
+        share = inputs["sharing_rate"].to_numpy()[:, None] * np.where(margin > 0, 1.0, 0.0) * (1 - inputs["decay_per_year"].to_numpy()[:, None]) ** (t - 1)
+        survival = np.ones((len(inputs), years))
+        if d["survival"] is not None:
+            padded = np.zeros((len(inputs), years))
+            width = min(years, d["survival"].shape[1])
+            padded[:, :width] = d["survival"][:, :width]
+            survival[surv_rows] = padded[surv_rows]
+        life = np.where(surv_rows, inputs["remaining_life_years"].to_numpy(), inputs["income_period_years"].to_numpy())
+        weight = np.clip(life[:, None] - (t - 1), 0, 1) * survival
         factor = (1 + inputs["discount_rate"].to_numpy()[:, None]) ** -(t - (0.5 if a.mid_year else 0.0))
-        pv = inc * share * weight * factor * (1 - a.tax_rate)
+        pv = inc * share * weight * factor * (1 - inputs["tax_rate"].to_numpy()[:, None])
         long = pd.DataFrame({
             "patent_id": np.repeat(inputs["patent_id"].to_numpy(), years), "year": np.tile(t, len(inputs)),
-            "income_rmb": inc.ravel(), "sharing_rate": share.ravel(), "weight": weight.ravel(),
+            "income_rmb": inc.ravel(), "sharing_rate": share.ravel(), "survival": survival.ravel(), "weight": weight.ravel(),
             "discount_factor": factor.ravel(), "present_value_rmb": pv.ravel(),
         })
         return long[long["weight"] > 0].reset_index(drop=True)
 
     def value(self, X: pd.DataFrame | None = None, *, schedule=None, quantiles=(0.05, 0.5, 0.95), inputs: pd.DataFrame | None = None,
-              draws: np.ndarray | None = None) -> pd.DataFrame:
+              survival=None, financials=None, tax_rate=None, draws: np.ndarray | None = None, return_draws: bool = False):
         """Inputs, point value, Monte Carlo quantiles and provenance, one row per patent.
-        ``draws``: the Monte Carlo values of :meth:`simulate` when the caller has them (one
-        simulation per valuation); else simulated here."""
-        inputs = self._inputs_of(X, schedule, inputs)
+
+        The Monte Carlo runs once: pass ``return_draws=True`` to get ``(table, draws)`` with the
+        draws of shape (n_patents, n_draws) it computed (for the package sum, the disposal view
+        and the cap), or pass ``draws=`` computed earlier by :meth:`simulate` to reuse them.
+        """
+        inputs = self._inputs_of(X, schedule, inputs, survival=survival, financials=financials, tax_rate=tax_rate)
         out = inputs.copy()
-        out["income_value_rmb"] = self._values(inputs, self._schedule_matrix(inputs, schedule))
-        if draws is None:
-            q = self.simulate(inputs=inputs, schedule=schedule, quantiles=np.asarray(quantiles))
+        out["income_value_rmb"] = self._values(inputs, schedule)
+        if draws is None and return_draws:
+            draws = self.simulate(inputs=inputs, schedule=schedule)
+        if draws is not None:
+            draws = np.asarray(draws, dtype=float)
+            if draws.ndim != 2 or draws.shape[0] != len(inputs):
+                raise ValueError(f"'draws' must have shape (n_patents={len(inputs)}, n_draws). Got {draws.shape}. Fix: pass simulate(inputs=inputs).")
+            q = np.quantile(draws, np.asarray(quantiles), axis=1).T
         else:
-            q = np.quantile(draws, quantiles, axis=1).T
+            q = self.simulate(inputs=inputs, schedule=schedule, quantiles=np.asarray(quantiles))
         for j, p in enumerate(quantiles):
             out[f"p{round(100 * p):g}_rmb"] = q[:, j]
+        out["value_type"] = self.value_type
         for k, v in self.provenance.items():
             out[k] = v
-        return out
+        return (out, draws) if return_draws else out
 
     @property
     def provenance(self) -> dict:
         check_is_fitted(self, "features_")
-        return {**self.assumptions_.provenance, **self.scorecard_.provenance, **self.features_.provenance}
+        return {**self.assumptions_.provenance, **self.scorecard_.provenance, **self.features_.provenance, **self.margin_benchmarks_provenance_}
