@@ -441,6 +441,39 @@ class RenewalModel(BaseEstimator):
         """
         return self._contributions(self.transform_features(X), stage)
 
+    def probability_contributions(self, X: pd.DataFrame, *, stage: int = 2) -> pd.DataFrame:
+        """Each feature's share of P(fee ``stage`` paid) minus its baseline, in probability (×100 = pp).
+
+        Built from the exact TreeSHAP log-odds contributions of every stage up to ``stage``
+        (:meth:`contributions`, kept for validators): each stage's log-odds contributions are
+        rescaled to its change of log(1 − hazard) by the secant (f − b) → (g(f) − g(b)), summed over
+        the stages into log S, and rescaled again by the secant log S → S. So each row sums exactly
+        to ``S(x) − S(baseline)``; ``expected_value`` is the baseline probability (all contributions
+        zero). Positive values raise the probability of paying.
+        """
+        from scipy.special import expit
+
+        if not 1 <= stage <= self.schedule_.n_stages:
+            raise ValueError(f"The 'stage' must be in 1..{self.schedule_.n_stages}. Got {stage!r}.")
+        features = self.transform_features(X)
+        g = lambda f: np.log(expit(-f))  # noqa: E731  log(1 - sigmoid(f)), the log of the survival factor
+        log_s = log_s_base = 0.0
+        psi = None
+        for k in range(1, stage + 1):
+            c = self._contributions(features, k)
+            b = c.pop("expected_value").to_numpy()
+            phi = c.to_numpy()
+            f = b + phi.sum(axis=1)
+            d = f - b
+            slope = np.where(np.abs(d) > 1e-9, (g(f) - g(b)) / np.where(np.abs(d) > 1e-9, d, 1.0), -expit(b))
+            psi = phi * slope[:, None] if psi is None else psi + phi * slope[:, None]
+            log_s, log_s_base = log_s + g(f), log_s_base + g(b)
+        s, s_base = np.exp(log_s), np.exp(log_s_base)
+        dl = log_s - log_s_base
+        scale = np.where(np.abs(dl) > 1e-12, (s - s_base) / np.where(np.abs(dl) > 1e-12, dl, 1.0), s_base)
+        out = pd.DataFrame(psi * scale[:, None], index=features.index, columns=c.columns)
+        return out.assign(expected_value=s_base)
+
     def _contributions(self, features: pd.DataFrame, stage: int) -> pd.DataFrame:
         contrib = self.booster_.predict(self._stage_matrix(features, stage), pred_contrib=True)
         out = pd.DataFrame(contrib, index=features.index, columns=[*self.feature_names_, "expected_value"])
