@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from importlib import resources
 from pathlib import Path
 
@@ -175,10 +176,18 @@ def parse_yaml(
             loader.dispose()
 
 
-def load_yaml(name_or_path: str | Path, *, folder: str = "assumptions") -> tuple[dict, str]:
-    """Load a YAML mapping by path, or by name from the package's ``ipvalue/<folder>/``.
+#: The bank's configuration folder: ``$IPVALUE_CONFIG_DIR/<folder>/<name>.yaml`` sets (its own
+#: pledge policy, assumption sets) are found by name, beside the shipped ones.
+ENV_CONFIG_DIR = "IPVALUE_CONFIG_DIR"
 
-    Parsed with :func:`parse_yaml` (bounded, no duplicate keys, no Python tags).
+
+def load_yaml(name_or_path: str | Path, *, folder: str = "assumptions") -> tuple[dict, str]:
+    """Load a YAML mapping by path, or by name: from the bank's configuration folder
+    (``$IPVALUE_CONFIG_DIR/<folder>/<name>.yaml``), else the package's ``ipvalue/<folder>/``.
+
+    Parsed with :func:`parse_yaml` (bounded, no duplicate keys, no Python tags). A bank set that
+    reuses a shipped set's ``name`` and ``version`` with different content is refused: provenance
+    records name, version and hash, and two different sets must not share a name and version.
 
     Returns
     -------
@@ -187,6 +196,16 @@ def load_yaml(name_or_path: str | Path, *, folder: str = "assumptions") -> tuple
         The path it was read from, or ``package:<folder>/<name>.yaml``.
     """
     path = Path(name_or_path)
+    bank = Path(os.environ[ENV_CONFIG_DIR]) / folder / f"{name_or_path}.yaml" if os.environ.get(ENV_CONFIG_DIR) and path.suffix not in (".yaml", ".yml") else None
+    if bank is not None and bank.is_file():
+        content, origin = load_yaml(bank, folder=folder)
+        shipped = resources.files("ipvalue") / folder / f"{name_or_path}.yaml"
+        if shipped.is_file():
+            original = parse_yaml(shipped.read_bytes(), where=f"package:{folder}/{name_or_path}.yaml")
+            if (content.get("name"), content.get("version")) == (original.get("name"), original.get("version")) and content_hash(content) != content_hash(original):
+                raise SpecError(f"{origin} has the name and version of the shipped set {content.get('name')}-v{content.get('version')} but different content. "
+                                "Fix: give the bank's set its own name or a new version.")
+        return content, origin
     if path.suffix in (".yaml", ".yml"):
         if not path.is_file():
             raise SpecError(f"YAML file {str(path)!r} does not exist. Fix: check the path.")

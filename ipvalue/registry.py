@@ -66,14 +66,15 @@ def resolve_version(uri: str) -> tuple[str, str]:
 
 @dataclass
 class RegisteredModel:
-    """A registered model version, loaded: its URI, name, version, run, feature-spec hash, the
-    MLflow pyfunc and the fitted ipvalue estimator inside it."""
+    """A registered model version, loaded: its URI, name, version, run (and the run's tags: what
+    it was trained on, its gates), the MLflow pyfunc and the fitted ipvalue estimator inside it."""
 
     uri: str
     name: str
     version: str
     run_id: str
     pyfunc: object
+    run_tags: dict
 
     @property
     def estimator(self):
@@ -104,7 +105,9 @@ def load_model(uri: str, *, tracking_uri: str | None = None) -> RegisteredModel:
     use_tracking(tracking_uri)
     name, version = resolve_version(uri)
     pyfunc = mlflow.pyfunc.load_model(f"models:/{name}/{version}")
-    return RegisteredModel(uri, name, version, pyfunc.metadata.run_id or "", pyfunc)
+    run_id = pyfunc.metadata.run_id or ""
+    tags = dict(mlflow.MlflowClient().get_run(run_id).data.tags) if run_id else {}
+    return RegisteredModel(uri, name, version, run_id, pyfunc, tags)
 
 
 def load_champion(name: str, *, tracking_uri: str | None = None) -> RegisteredModel | None:

@@ -12,7 +12,7 @@ import numpy as np
 
 from ipvalue.io import write_text_atomic
 
-DECISIONS_ZH = {"eligible": "符合内部评估质押条件", "not eligible": "不符合条件", "external appraisal required": "需外部评估"}
+DECISIONS_ZH = {"eligible": "符合内部评估质押条件", "not eligible": "不符合条件", "external appraisal required": "需外部评估", "review required": "需复核签批"}
 
 
 def _png(fig) -> str:
@@ -87,7 +87,7 @@ def render_html(result) -> str:
         r=result, app=result.application, s=result.summary, decision_zh=DECISIONS_ZH.get(result.summary["decision"], ""),
         patents=patents.to_dict("records"), checks=result.checks.to_dict("records"), sharing=result.risk_sharing.to_dict("records"),
         reasons=result.reasons.to_dict("records"), points=points.to_dict("records"), overrides=result.overrides.to_dict("records"),
-        provenance=result.provenance, charts=_charts(result), rule=result.patents["reconciliation_rule"].iloc[0],
+        provenance=result.provenance, charts=_charts(result), packages=result.packages.reset_index().to_dict("records"),
         has_renewal="p_fee_2" in result.patents, has_value="ml_value_p50_rmb" in result.patents, money=money, pct=pct, num=num,
     )
 

@@ -20,8 +20,18 @@ def test_override_without_reason_is_refused(make_application):
 @pytest.mark.parametrize(
     "changes, message",
     [
-        ({"requested_amount_rmb": "three million"}, r"The 'requested_amount_rmb' of application SYN-APP-T1 must be a number. Got 'three million'"),
-        ({"term_years": -1}, r"The 'term_years' of application SYN-APP-T1 must be in \(0, 30\]. Got -1"),
+        ({"requested_amount_rmb": "three million"}, r"The 'requested_amount_rmb' \(loan amount requested, RMB\) of application SYN-APP-T1 must be in \(0, 1e\+09\]. Got 'three million'.*A str is not a number"),
+        ({"requested_amount_rmb": True}, r"The 'requested_amount_rmb' .* Got True.*A boolean is not a number"),
+        ({"requested_amount_rmb": float("inf")}, r"The 'requested_amount_rmb' .* Got inf"),
+        ({"term_years": -1}, r"The 'term_years' \(loan term, years\) of application SYN-APP-T1 must be in \(0, 10\]. Got -1"),
+        ({"revenue_forecast": {"base_rmb": -3e7, "growth": 0.05}}, r"The 'revenue_base_rmb' .* Got -30000000.0"),
+        ({"revenue_forecast": {"base_rmb": 4e7, "growth": 50}}, r"The 'revenue_growth' .* must be in \[-0.5, 1\]. Got 50. Fix: rates are fractions"),
+        ({"pledge_policy": "../evil_policy.yaml"}, r"The 'pledge_policy' of application SYN-APP-T1 must be the name of a shipped or bank-installed set"),
+        ({"application_id": "../../escaped-report"}, r"The 'application_id' of application ../../escaped-report must be letters, digits"),
+        ({"overrides": [{"patent_id": "SYN-CN-T001", "field": "internal_value_rmb", "value": float("inf"), "reason": "r", "officer": "o"}]}, r"internal_value_rmb.*Got inf"),
+        ({"overrides": [{"patent_id": "SYN-CN-T001", "field": "sharing_rate", "value": 25, "reason": "r", "officer": "o"}]}, r"sharing_rate.*Got 25.*rates are fractions"),
+        ({"overrides": [{"field": "sharing_rate", "value": 0.02, "reason": "r", "officer": "o"}]}, r"has no 'patent_id'"),
+        ({"overrides": {"patent_id": "SYN-CN-T001"}}, r"The 'overrides' of application SYN-APP-T1 must be a list"),
         ({"borrower": ""}, r"The 'borrower' of application SYN-APP-T1 is missing"),
         ({"valuation_date": "30/06/2026"}, r"The 'valuation_date' of application SYN-APP-T1 must be a date written YYYY-MM-DD. Got '30/06/2026'"),
         ({"valuation_date": "2026-13-45"}, r"must be a date written YYYY-MM-DD. Got '2026-13-45'"),
@@ -29,7 +39,7 @@ def test_override_without_reason_is_refused(make_application):
     ],
 )
 def test_a_bad_field_gets_an_error_naming_it(changes, message, make_application):
-    with pytest.raises(ApplicationError, match=message):
+    with pytest.raises((ApplicationError, OverrideError), match=message):
         LoanApplication.from_dict(make_application(**changes))
 
 
@@ -52,3 +62,39 @@ def test_application_from_a_file_with_ids(tmp_path, make_application, make_paten
     (tmp_path / "bad.yaml").write_text(yaml.safe_dump(raw, allow_unicode=True), encoding="utf-8")
     with pytest.raises(ApplicationError, match=r"name patents not in book.csv: \['SYN-CN-T009'\]"):
         LoanApplication.load(tmp_path / "bad.yaml")
+
+
+def test_files_named_by_an_application_stay_inside_its_folder(tmp_path, make_application, make_patent):
+    import yaml
+
+    outside = tmp_path / "outside.csv"
+    pd.DataFrame([make_patent(1)]).to_csv(outside, index=False)
+    folder = tmp_path / "apps"
+    folder.mkdir()
+    for field, value in [("patents", {"file": "../outside.csv"}), ("reference_book", "../outside.csv"), ("comparables", "/etc/passwd")]:
+        (folder / "app.yaml").write_text(yaml.safe_dump(make_application(**{field: value}), allow_unicode=True), encoding="utf-8")
+        with pytest.raises(ApplicationError, match=rf"The '{field.split('.')[0]}.*' of application SYN-APP-T1 points outside the application's folder"):
+            LoanApplication.load(folder / "app.yaml")
+
+
+def test_duplicate_keys_and_conflicting_overrides_are_refused(tmp_path, make_application):
+    (tmp_path / "dup.yaml").write_text("application_id: A\nborrower: x\nborrower: y\n", encoding="utf-8")
+    with pytest.raises(ApplicationError, match="duplicate key 'borrower'"):
+        LoanApplication.load(tmp_path / "dup.yaml")
+    (tmp_path / "dup.json").write_text('{"application_id": "A", "borrower": "x", "borrower": "y"}', encoding="utf-8")
+    with pytest.raises(ApplicationError, match=r"repeats the key\(s\) \['borrower'\]"):
+        LoanApplication.load(tmp_path / "dup.json")
+    twice = [{"patent_id": "SYN-CN-T001", "field": "sharing_rate", "value": v, "reason": "r", "officer": "o"} for v in (0.01, 0.02)]
+    with pytest.raises(OverrideError, match=r"overrides\[0\] and overrides\[1\] of application SYN-APP-T1 both set 'sharing_rate' of SYN-CN-T001"):
+        LoanApplication.from_dict(make_application(overrides=twice))
+
+
+def test_ids_and_names_are_compared_after_normalisation(make_application, make_patent):
+    from ipvalue.lending import value_application
+
+    borrower = "某某科技（北京）有限公司"
+    records = [make_patent(1, applicants="某某科技(北京)有限公司"), make_patent(2, applicants="某某科技 (北京) 有限公司")]
+    raw = make_application(borrower=borrower, patents={"records": records}, registered_pledges=["syn-cn-t002"])
+    checks = value_application(LoanApplication.from_dict(raw)).checks.set_index(["scope", "check"])["passed"]
+    assert checks[("SYN-CN-T001", "owner_is_borrower")] and checks[("SYN-CN-T002", "owner_is_borrower")]
+    assert not checks[("SYN-CN-T002", "not_already_pledged")]  # the lower-case id still matches

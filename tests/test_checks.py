@@ -46,9 +46,24 @@ def test_a_request_above_the_cap_fails(make_application):
     assert not check(r, "application", "requested_within_loan_cap")
 
 
-def test_the_ten_million_threshold(make_application):
-    below = value(make_application(requested_amount_rmb=9_999_999))
-    assert check(below, "application", "amount_under_internal_limit")
+def test_the_ten_million_boundary_includes_ten_million_as_configured(make_application, tmp_path, monkeypatch):
+    """"单笔1000万元以下" includes ¥10,000,000 itself (民法典 第1259条); a bank may exclude it."""
     at = value(make_application(requested_amount_rmb=10_000_000))
-    assert not check(at, "application", "amount_under_internal_limit")
-    assert at.summary["decision"] == "external appraisal required" and not at.summary["internal_valuation_route"]
+    assert check(at, "application", "amount_within_internal_limit") and at.summary["internal_valuation_route"]
+    above = value(make_application(requested_amount_rmb=10_000_000.01))
+    assert not check(above, "application", "amount_within_internal_limit")
+    assert above.summary["decision"] == "external appraisal required" and not above.summary["internal_valuation_route"]
+    reason = above.checks.set_index("check").loc["amount_within_internal_limit", "reason_en"]
+    assert reason.startswith("requested 10,000,000.01 RMB")  # cents shown: not rounded to the limit
+    import yaml
+
+    from ipvalue.config import load_yaml
+
+    raw, _ = load_yaml("pledge-policy-cn")
+    raw.update(name="bank-policy", version=1)
+    raw["internal_valuation_limit_rmb"]["inclusive"] = False
+    (tmp_path / "assumptions").mkdir()
+    (tmp_path / "assumptions" / "bank-policy.yaml").write_text(yaml.safe_dump(raw, allow_unicode=True), encoding="utf-8")
+    monkeypatch.setenv("IPVALUE_CONFIG_DIR", str(tmp_path))
+    exclusive = value(make_application(requested_amount_rmb=10_000_000, pledge_policy="bank-policy"))
+    assert not check(exclusive, "application", "amount_within_internal_limit")

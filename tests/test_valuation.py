@@ -22,9 +22,16 @@ def test_a_clean_application_is_eligible_with_all_checks_passed(make_application
     assert r.checks["passed"].all(), r.checks[~r.checks["passed"]]
     s = r.summary
     assert s["decision"] == "eligible" and s["eligible"]
-    # loan cap = Σ internal value × pledge rate (25 % invention, 15 % utility model)
+    # loan cap = the lower of the package's disposal view at P10 and Σ internal value × pledge rate (25 % invention, 15 % utility model)
     p = r.patents.set_index("patent_id")
-    assert s["loan_cap_rmb"] == pytest.approx(p.loc["SYN-CN-T001", "internal_value_rmb"] * 0.25 + p.loc["SYN-CN-T002", "internal_value_rmb"] * 0.15)
+    pledge = p.loc["SYN-CN-T001", "internal_value_rmb"] * 0.25 + p.loc["SYN-CN-T002", "internal_value_rmb"] * 0.15
+    assert s["pledge_value_rmb"] == pytest.approx(pledge)
+    assert s["loan_cap_rmb"] == pytest.approx(min(pledge, s["disposal_cap_rmb"]))
+    assert s["loan_cap_basis"] == ("disposal view" if s["disposal_cap_rmb"] <= pledge else "pledge rate")
+    # the disposal view: P10 of the package's draws × (1 − 0.60 − 0.03) / 1.10 (disposal-cn), never above the market value
+    assert s["disposal_quantile"] == 0.1 and s["disposal_cap_rmb"] < s["collateral_value_p50_rmb"] < s["internal_value_rmb"]
+    package = r.packages.iloc[0]
+    assert package["collateral_value_p50_rmb"] == pytest.approx(package["market_value_p50_rmb"] * (1 - 0.60 - 0.03) / 1.10)
     assert (p["internal_value_rmb"] == p["income_value_rmb"]).all()  # no value model: income approach only
     assert r.provenance["value_model"] == "not used" and len(r.provenance["input_hash"]) == 16
 
@@ -64,13 +71,55 @@ def test_with_registered_models_methods_are_reconciled_and_explained(registry, m
     r = value(raw, tracking_uri=uri)
     p = r.patents
     assert {"p_fee_2", "expected_economic_life_years", "ml_value_p50_rmb"} <= set(p.columns)
-    np.testing.assert_allclose(p["reconciled_value_rmb"], p[["income_value_rmb", "ml_value_p50_rmb"]].min(axis=1))
-    assert (p["economic_life_source"] == "input").all()
+    # the value model learnt synthetic appraisals: a challenger; no comparables or statements: the income approach on the forecast
+    assert (p["ml_role"] == "challenger").all() and (p["primary_method"] == "income").all()
+    np.testing.assert_allclose(p["reconciled_value_rmb"], p["income_value_rmb"])
+    assert (p["value_type"] == "value_in_use").all() and r.provenance["value_model_labels"] == "synthetic"
+    # cash flows weighted by the renewal model's yearly survival (CN patents: the CN life table's level)
+    assert p["economic_life_source"].str.startswith("survival").all() and p["cash_flow_weighting"].str.startswith("survival").all()
+    disagree = p[["income_value_rmb", "ml_value_p50_rmb"]].max(axis=1) / p[["income_value_rmb", "ml_value_p50_rmb"]].min(axis=1) > 2.0
+    assert (p["review_required"] == disagree).all() and r.summary["review_required"] == bool(disagree.any())
     assert set(r.reasons["model"]) == {"renewal", "value"} and r.reasons["reason_zh"].str.len().min() > 5
+    renewal_reasons = r.reasons[(r.reasons["model"] == "renewal") & (r.reasons["rank"] > 0)]
+    assert renewal_reasons["reason_en"].str.contains(r"P\(fee 2 paid\) by [\d.]+ pp").all()  # probability points
+    assert not renewal_reasons["reason_en"].str.contains("missing").any()  # a missing input is a data-quality note, never a driver
     assert r.provenance["renewal_model"] == "models:/ipvalue-renewal@champion" and r.provenance["renewal_run_id"]
     payload = json.loads(r.to_json())
-    assert payload["summary"]["decision"] in ("eligible", "not eligible")
+    assert payload["summary"]["decision"] in ("eligible", "not eligible", "review required")
+    assert payload["value_types"]["income_value_rmb"] == "value_in_use" and payload["value_types"]["loan_cap_rmb"] == "collateral_value"
     assert payload["provenance"]["feature_spec_hash"] and payload["provenance"]["assumption_set_hash"]
+
+
+def test_methods_that_disagree_need_a_reviewers_sign_off(make_application, tmp_path):
+    # a comparable transaction priced 20x what the income approach gives: market and income disagree
+    import pandas as pd
+
+    from ipvalue.audit import read_audit_table
+
+    plain = value(make_application())
+    income = plain.patents.set_index("patent_id")["income_value_rmb"]
+    pd.DataFrame([
+        {"transaction_id": f"T{i}", "date": "2025-06-30", "kind": "transfer", "price_rmb": 20 * income.max() * k, "patent_type": "invention",
+         "ipc_main": "G06F 16/00", "remaining_life_years": 12.0} for i, k in enumerate((1.0, 1.1, 1.2))
+    ]).to_csv(tmp_path / "comparables.csv", index=False)
+    raw = make_application(comparables="comparables.csv")
+    unsigned = value_application(LoanApplication.from_dict(raw, base_dir=tmp_path), user="tester")
+    assert unsigned.summary["review_required"] and unsigned.summary["decision"] == "review required" and not unsigned.summary["eligible"]
+    signed = value_application(LoanApplication.from_dict({**raw, "review": {"reviewer": "王审查", "reason": "可比交易为同类专利包整体转让，已核实"}}, base_dir=tmp_path), user="tester")
+    assert signed.summary["review"]["reviewer"] == "王审查"
+    assert signed.summary["decision"] == ("eligible" if signed.checks["passed"].all() else "not eligible")
+    db = record_valuation(signed, tmp_path / "audit.db")
+    stored = json.loads(read_audit_table("valuations", db)["result_json"].item())["summary"]
+    assert stored["review"] == {"reviewer": "王审查", "reason": "可比交易为同类专利包整体转让，已核实"}
+
+
+@pytest.mark.parametrize("status", ["lapsed", "expired", "invalidated", "pending"])
+def test_a_dead_or_pending_right_has_no_collateral_value(status, make_application, make_patent):
+    changes = {"legal_status": status} if status != "pending" else {"legal_status": "pending", "grant_date": None}
+    r = value(make_application(patents={"records": [make_patent(1, **changes), make_patent(2)]}))
+    p = r.patents.set_index("patent_id")
+    assert p.loc["SYN-CN-T001", "internal_value_rmb"] == 0 and p.loc["SYN-CN-T001", "pledge_value_rmb"] == 0
+    assert p.loc["SYN-CN-T001", "disposal_cap_rmb"] == 0 and p.loc["SYN-CN-T002", "internal_value_rmb"] > 0
 
 
 def test_one_valuation_validates_once_builds_features_once_per_model_and_simulates_once(registry, make_application, monkeypatch):
@@ -91,7 +140,7 @@ def test_one_valuation_validates_once_builds_features_once_per_model_and_simulat
     monkeypatch.setattr(IncomeApproachValuer, "simulate", lambda self, *a, **k: simulations.append(1) or real_simulate(self, *a, **k))
     for cls in (RenewalModel, ValueRegressor):
         real = cls._contributions
-        monkeypatch.setattr(cls, "_contributions", lambda self, *a, _real=real, **k: explanations.append(type(self).__name__) or _real(self, *a, **k))
+        monkeypatch.setattr(cls, "_contributions", lambda self, features, *a, _real=real: explanations.append((type(self).__name__, *a)) or _real(self, features, *a))
 
     app = LoanApplication.from_dict(raw)
     models = load_application_models(app, tracking_uri=uri)
@@ -106,5 +155,6 @@ def test_one_valuation_validates_once_builds_features_once_per_model_and_simulat
     specs = {m: models[m].estimator.features_.spec_.id for m in models}
     assert sorted(builds) == sorted([specs["renewal"], specs["value"], "core-v1"])  # one build per model
     assert len(simulations) == 1
-    assert sorted(explanations) == ["RenewalModel", "ValueRegressor"]
+    # TreeSHAP once per model (the renewal model's probability-point reasons need the log-odds of fee stages 1 and 2, once each)
+    assert sorted(explanations) == [("RenewalModel", 1), ("RenewalModel", 2), ("ValueRegressor",)]
     assert result.summary["income_p5_rmb"] <= result.summary["income_p95_rmb"]

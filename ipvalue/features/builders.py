@@ -31,6 +31,8 @@ class BuildContext:
     concordance: pd.DataFrame | None = None  # field_nr, sector, field_name, ipc_prefix
     sector_prefixes: dict = field(default_factory=dict)  # coarse fallback, prefix -> sector
     industry_map: pd.DataFrame | None = None  # ipc_prefix, industry_code, industry_name
+    owner_book: pd.DataFrame | None = None  # checked owner book (ipvalue.features.owners)
+    params: dict = field(default_factory=dict)  # the spec's parameters per builder group
 
 
 def _years(delta: pd.Series) -> pd.Series:

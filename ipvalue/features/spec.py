@@ -9,7 +9,7 @@ from pathlib import Path
 from ipvalue.config import content_hash
 from ipvalue.exceptions import SpecError
 
-BUILDERS = ("claims", "family", "citations", "life", "industry", "events", "economics", "percentile", "passthrough")
+BUILDERS = ("claims", "family", "citations", "life", "industry", "events", "economics", "owners", "percentile", "passthrough")
 MISSING_POLICIES = ("keep", "zero", "median", "error")
 DTYPES = ("float64", "category")
 REPO_FEATURES = Path(__file__).resolve().parents[2] / "features"

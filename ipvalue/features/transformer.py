@@ -16,11 +16,14 @@ from ipvalue.config import load_yaml
 from ipvalue.exceptions import SpecError
 from ipvalue.features.builders import BUILDERS, BuildContext
 from ipvalue.features.cohort import SOURCES, CohortReference
+from ipvalue.features.owners import build_owners, check_owner_book
 from ipvalue.features.spec import FeatureSpec
 from ipvalue.frame import COLUMNS, as_patent_frame
 from ipvalue.io import default_data_dir, load_ipc_concordance, load_oecd_cohorts
 
 logger = logging.getLogger(__name__)
+
+GROUP_BUILDERS = {**BUILDERS, "owners": build_owners}
 
 
 class FeatureWarning(UserWarning):
@@ -62,6 +65,9 @@ class PatentFeatureBuilder(TransformerMixin, BaseEstimator):
         are no technology fields, and percentiles use only the fitted data.
     concordance, oecd_cohorts : pandas.DataFrame, default=None
         Reference tables given directly (they take precedence over ``data_dir``).
+    owner_book : pandas.DataFrame, default=None
+        The owners' portfolios with outcomes, for the ``owners`` builder (see
+        :mod:`ipvalue.features.owners`). Without it, owner-history features are missing.
 
     Attributes
     ----------
@@ -83,12 +89,13 @@ class PatentFeatureBuilder(TransformerMixin, BaseEstimator):
     50
     """
 
-    def __init__(self, spec="core-v1", *, valuation_date=None, data_dir=None, concordance=None, oecd_cohorts=None):
+    def __init__(self, spec="core-v1", *, valuation_date=None, data_dir=None, concordance=None, oecd_cohorts=None, owner_book=None):
         self.spec = spec
         self.valuation_date = valuation_date
         self.data_dir = data_dir
         self.concordance = concordance
         self.oecd_cohorts = oecd_cohorts
+        self.owner_book = owner_book
 
     # -- fitting ---------------------------------------------------------------------------
 
@@ -152,6 +159,10 @@ class PatentFeatureBuilder(TransformerMixin, BaseEstimator):
         self.oecd_ = oecd[oecd["variable"].isin(variables)].reset_index(drop=True) if oecd is not None else None
         notes.append(f"IPC concordance: {'WIPO 35 fields' if concordance is not None else 'coarse sector map'}")
         notes.append(f"OECD cohorts: {'yes' if self.oecd_ is not None else 'no'}")
+        uses_owners = any(f.builder == "owners" for f in self.spec_.features)
+        self.owner_book_ = check_owner_book(self.owner_book) if self.owner_book is not None and uses_owners else None
+        if uses_owners:
+            notes.append(f"owner book: {len(self.owner_book_)} patents" if self.owner_book_ is not None else "owner book: none (owner-history features missing)")
         self.reference_notes_ = notes
         for n in notes:
             logger.info(n)
@@ -162,6 +173,7 @@ class PatentFeatureBuilder(TransformerMixin, BaseEstimator):
         return BuildContext(
             valuation_date=self.valuation_date_, terms=self.terms_, market_size=self.market_size_,
             concordance=self.concordance_, sector_prefixes=self.sector_prefixes_, industry_map=self.industry_map_,
+            owner_book=getattr(self, "owner_book_", None), params=self.spec_.builders,
         )
 
     def _as_frame(self, X) -> pd.DataFrame:
@@ -169,8 +181,8 @@ class PatentFeatureBuilder(TransformerMixin, BaseEstimator):
 
     def _build_base(self, frame: pd.DataFrame) -> pd.DataFrame:
         ctx = self._context()
-        groups = [g for g in BUILDERS if any(f.builder == g for f in self.spec_.features) or g in ("life", "industry")]
-        base = pd.concat([BUILDERS[g](frame, ctx) for g in groups], axis=1)
+        groups = [g for g in GROUP_BUILDERS if any(f.builder == g for f in self.spec_.features) or g in ("life", "industry")]
+        base = pd.concat([GROUP_BUILDERS[g](frame, ctx) for g in groups], axis=1)
         return base.assign(**{c: frame[c].astype("float64") for c in self.spec_.passthrough})
 
     def build(self, X: pd.DataFrame) -> FeatureResult:

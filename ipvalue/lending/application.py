@@ -1,4 +1,18 @@
-"""A pledge-loan application (YAML or JSON; schema in the README) and the officers' overrides in it."""
+"""A pledge-loan application (YAML or JSON; schema in the README) and the officers' overrides in it.
+
+An application is untrusted input. What it may do is bounded here:
+
+* numbers are checked against their documented domains (:mod:`ipvalue.domains`): finite, in
+  range, booleans are not numbers; the YAML is parsed by :func:`ipvalue.config.parse_yaml`
+  (duplicate keys, alias bombs, Python tags and oversized files refused);
+* every file it names (``patents.file``, ``reference_book``, ``comparables``) resolves inside the
+  application's folder;
+* assumption sets and the pledge policy are named, never given as paths: they come from the
+  package or the bank's configuration folder (``$IPVALUE_CONFIG_DIR``), so an application cannot
+  bring its own limits;
+* models are named by registry URI only (:mod:`ipvalue.registry`);
+* ids and names are compared after :mod:`ipvalue.names` normalisation (全角/半角, spaces, case).
+"""
 
 from __future__ import annotations
 
@@ -8,15 +22,22 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
-import yaml
 
-from ipvalue.exceptions import ApplicationError, OverrideError
+from ipvalue.config import parse_yaml
+from ipvalue.domains import check_number
+from ipvalue.exceptions import ApplicationError, DomainError, OverrideError
 from ipvalue.frame import validate_patent_frame
 from ipvalue.io import read_patents
+from ipvalue.names import normalise_id, normalise_text
 
 OVERRIDABLE = ("sharing_rate", "economic_life_years", "internal_value_rmb")
+#: A configuration name (an assumption set, a policy, a scheme): letters, digits and hyphens, no path.
+CONFIG_NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,63}")
+#: An application id as it may appear in a file name.
+SAFE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+#: Largest application file read (bytes): applications are a few kB; patents come as a file.
+MAX_APPLICATION_BYTES = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -37,13 +58,13 @@ class Override:
             raise OverrideError(f"The {where} of {d.get('field')!r} on patent {d.get('patent_id')!r} has no 'officer'. Fix: name the officer making it.")
         if d.get("field") not in OVERRIDABLE:
             raise OverrideError(f"The 'field' of {where} must be one of {list(OVERRIDABLE)}. Got {d.get('field')!r}.")
+        if not str(d.get("patent_id") or "").strip():
+            raise OverrideError(f"The {where} has no 'patent_id'. Fix: name the patent the override applies to.")
         try:
-            value = float(d["value"])
-        except (KeyError, TypeError, ValueError):
-            raise OverrideError(f"The 'value' of {where} must be a number. Got {d.get('value')!r}.") from None
-        if value < 0:
-            raise OverrideError(f"The 'value' of {where} must be >= 0. Got {value:g}.")
-        return cls(str(d["patent_id"]), d["field"], value, str(d["reason"]).strip(), str(d["officer"]).strip())
+            value = check_number(d["field"], d.get("value"), where=where)
+        except DomainError as exc:
+            raise OverrideError(str(exc)) from None
+        return cls(normalise_id(str(d["patent_id"])), d["field"], value, str(d["reason"]).strip(), str(d["officer"]).strip())
 
 
 @dataclass
@@ -56,7 +77,11 @@ class LoanApplication:
     (``base_rmb`` + ``growth``, or a yearly ``schedule``), ``assumption_set``, ``pledge_policy``,
     ``risk_sharing`` (scheme name), ``models`` (model URIs), ``registered_pledges`` (ids with an
     active pledge registration), ``reference_book`` (optional file for cohort references),
-    ``overrides``.
+    ``financials`` (the borrower's statements: up to 3 years of ``revenue_rmb`` and
+    ``operating_margin``), ``tax_rate`` (the borrower's income-tax rate: 0.25, or 0.15 for a
+    高新技术企业), ``comparables`` (the bank's comparable-transactions file), ``rd_cost`` (the
+    product's R&D cost: ``rmb`` and ``year``, for the cost approach), ``review`` (a reviewer's
+    sign-off on a "review required" valuation: ``reviewer`` and ``reason``), ``overrides``.
     """
 
     application_id: str
@@ -74,25 +99,41 @@ class LoanApplication:
     registered_pledges: tuple[str, ...] = ()
     reference_book: pd.DataFrame | None = None
     overrides: tuple[Override, ...] = ()
+    financials: pd.DataFrame | None = None
+    tax_rate: float | None = None
+    comparables: pd.DataFrame | Path | None = None
+    rd_cost: dict | None = None
+    review: dict | None = None
     raw: dict = field(default_factory=dict, repr=False)
 
     @classmethod
     def load(cls, path: str | Path) -> "LoanApplication":
+        """Read an application file (YAML or JSON); the files it names resolve inside its folder."""
         path = Path(path)
         if not path.is_file():
             raise ApplicationError(f"Application file {str(path)!r} does not exist. Fix: check the path.")
-        text = path.read_text(encoding="utf-8")
-        try:
-            raw = json.loads(text) if path.suffix.lower() == ".json" else yaml.safe_load(text)
-        except (json.JSONDecodeError, yaml.YAMLError) as exc:
-            raise ApplicationError(f"Application file {path} is not valid {'JSON' if path.suffix == '.json' else 'YAML'}: {exc}") from exc
+        if path.stat().st_size > MAX_APPLICATION_BYTES:
+            raise ApplicationError(f"Application file {path} is {path.stat().st_size:,} bytes, above the {MAX_APPLICATION_BYTES:,} accepted. "
+                                   "Fix: give the patents as a file (patents.file), not inline.")
+        text = path.read_bytes()
+        if path.suffix.lower() == ".json":
+            try:
+                raw = json.loads(text, object_pairs_hook=_refuse_duplicate_keys)
+            except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+                raise ApplicationError(f"Application file {path} is not valid JSON: {exc}") from exc
+        else:
+            try:
+                raw = parse_yaml(text, where=f"application file {path}")
+            except ValueError as exc:
+                raise ApplicationError(str(exc)) from exc
         return cls.from_dict(raw, base_dir=path.parent)
 
     @classmethod
     def from_dict(cls, raw: dict, *, base_dir: str | Path = ".") -> "LoanApplication":
+        """An application from its parsed fields (a service passes the request body here)."""
         if not isinstance(raw, dict):
             raise ApplicationError(f"An application must be a mapping of fields. Got {type(raw).__name__}.")
-        app_id = str(raw.get("application_id") or "").strip()
+        app_id = normalise_text(str(raw.get("application_id") or ""))
         where = f"application {app_id or '?'}"
 
         def need(name: str):
@@ -100,20 +141,33 @@ class LoanApplication:
                 raise ApplicationError(f"The '{name}' of {where} is missing. Fix: add it (see the README's application schema).")
             return raw[name]
 
-        def number(name: str, lo: float, hi: float) -> float:
-            value = need(name)
+        def number(name: str, value=None, field_name: str | None = None) -> float:
             try:
-                value = float(value)
-            except (TypeError, ValueError):
-                raise ApplicationError(f"The '{name}' of {where} must be a number. Got {value!r}.") from None
-            if not lo < value <= hi:
-                raise ApplicationError(f"The '{name}' of {where} must be in ({lo:g}, {hi:g}]. Got {value:g}.")
+                return check_number(field_name or name, need(name) if value is None else value, where=where)
+            except DomainError as exc:
+                raise ApplicationError(str(exc)) from None
+
+        def config_name(name: str, default: str) -> str:
+            value = str(raw.get(name) or default)
+            if not CONFIG_NAME.fullmatch(value):
+                raise ApplicationError(f"The '{name}' of {where} must be the name of a shipped or bank-installed set (letters, digits, hyphens). "
+                                       f"Got {value!r}. Fix: an application names its assumptions; it cannot bring its own file.")
             return value
 
+        def inside(name: str, relative) -> Path:
+            base = Path(base_dir).resolve()
+            target = (base / str(relative)).resolve()
+            if not target.is_relative_to(base):
+                raise ApplicationError(f"The '{name}' of {where} points outside the application's folder: {relative!r}. "
+                                       "Fix: put the file beside the application (or in a folder below it).")
+            return target
+
         need("application_id")
-        borrower = str(need("borrower")).strip()
-        amount = number("requested_amount_rmb", 0, 1e12)
-        term = number("term_years", 0, 30)
+        if not SAFE_ID.fullmatch(app_id):
+            raise ApplicationError(f"The 'application_id' of {where} must be letters, digits, '.', '_' or '-' (it names the report files). Got {app_id!r}.")
+        borrower = normalise_text(str(need("borrower")))
+        amount = number("requested_amount_rmb")
+        term = number("term_years")
         # ISO dates only: 06/07/2026 means June in one bank and July in another.
         date_text = str(need("valuation_date"))
         try:
@@ -124,54 +178,108 @@ class LoanApplication:
             raise ApplicationError(f"The 'valuation_date' of {where} must be a date written YYYY-MM-DD. Got {raw['valuation_date']!r}.")
 
         spec = need("patents")
-        base_dir = Path(base_dir)
         # One validation: the records here, or the file's rows in read_patents.
         if isinstance(spec, dict) and spec.get("records"):
+            if not isinstance(spec["records"], list) or not all(isinstance(r, dict) for r in spec["records"]):
+                raise ApplicationError(f"The 'patents.records' of {where} must be a list of patent records (mappings).")
             try:
                 patents = validate_patent_frame(pd.DataFrame(spec["records"]), strict=True, source=f"{where} patents").valid
             except ValueError as exc:
                 raise ApplicationError(f"The 'patents' of {where} are invalid: {exc}") from exc
         elif isinstance(spec, dict) and spec.get("file"):
-            patents = read_patents(base_dir / spec["file"]).valid
+            loaded = read_patents(inside("patents.file", spec["file"]))
+            patents = loaded.valid
             ids = spec.get("ids")
             if ids:
-                unknown = sorted(set(ids) - set(patents["patent_id"]))
+                if not isinstance(ids, list):
+                    raise ApplicationError(f"The 'patents.ids' of {where} must be a list of patent ids. Got {type(ids).__name__}.")
+                wanted = [normalise_id(str(i)) for i in ids]
+                unknown = [i for i in wanted if i not in set(patents["patent_id"])]
                 if unknown:
+                    rejected = loaded.quarantine[loaded.quarantine["patent_id"].astype(str).map(normalise_id).isin(unknown)] if "patent_id" in loaded.quarantine else loaded.quarantine.iloc[:0]
+                    if len(rejected):
+                        raise ApplicationError(f"The 'patents.ids' of {where} name patents whose rows in {spec['file']} are invalid: "
+                                               + "; ".join(f"{r.patent_id}: {r.reasons}" for r in rejected.itertuples()) + ". Fix: correct those rows.")
                     raise ApplicationError(f"The 'patents.ids' of {where} name patents not in {spec['file']}: {unknown}. Fix: check the ids.")
-                patents = patents[patents["patent_id"].isin(ids)]
+                patents = patents[patents["patent_id"].isin(wanted)]
         else:
             raise ApplicationError(f"The 'patents' of {where} must have 'records' (a list of patent records) or 'file' (+ optional 'ids').")
         patents = patents.reset_index(drop=True)
         patents["package_id"] = patents["package_id"].fillna(app_id)
 
         forecast = raw.get("revenue_forecast") or {}
+        if not isinstance(forecast, dict):
+            raise ApplicationError(f"The 'revenue_forecast' of {where} must be a mapping ('base_rmb' and 'growth', or 'schedule').")
         schedule = None
         if forecast.get("schedule"):
-            schedule = pd.DataFrame(forecast["schedule"]).assign(package_id=app_id)
-            if not {"year", "revenue_rmb"} <= set(schedule.columns):
+            rows = forecast["schedule"]
+            if not isinstance(rows, list) or not all(isinstance(r, dict) and {"year", "revenue_rmb"} <= set(r) for r in rows):
                 raise ApplicationError(f"The 'revenue_forecast.schedule' of {where} needs 'year' and 'revenue_rmb' on every row.")
+            schedule = pd.DataFrame({
+                "year": [int(number("year", r["year"])) for r in rows],
+                "revenue_rmb": [number("revenue_rmb", r["revenue_rmb"]) for r in rows],
+            }).assign(package_id=app_id)
         elif forecast:
-            try:
-                patents["revenue_base_rmb"] = patents["revenue_base_rmb"].fillna(float(forecast["base_rmb"]))
-                patents["revenue_growth"] = patents["revenue_growth"].fillna(float(forecast.get("growth", np.nan)))
-            except (KeyError, TypeError, ValueError):
-                raise ApplicationError(f"The 'revenue_forecast' of {where} needs a numeric 'base_rmb' (and optional 'growth'). Got {forecast!r}.") from None
+            if "base_rmb" not in forecast:
+                raise ApplicationError(f"The 'revenue_forecast' of {where} needs a numeric 'base_rmb' (and optional 'growth'). Got {forecast!r}.")
+            patents["revenue_base_rmb"] = patents["revenue_base_rmb"].fillna(number("base_rmb", forecast["base_rmb"], "revenue_base_rmb"))
+            if forecast.get("growth") is not None:
+                patents["revenue_growth"] = patents["revenue_growth"].fillna(number("growth", forecast["growth"], "revenue_growth"))
         if schedule is None and patents["revenue_base_rmb"].isna().any():
             raise ApplicationError(f"The 'revenue_forecast' of {where} is missing: give 'base_rmb' and 'growth', or a 'schedule'.")
 
-        reference = None
-        if raw.get("reference_book"):
-            reference = read_patents(base_dir / raw["reference_book"]).valid
-        overrides = tuple(Override.from_dict(o, f"overrides[{i}] of {where}") for i, o in enumerate(raw.get("overrides") or []))
+        financials = None
+        if raw.get("financials"):
+            rows = raw["financials"]
+            if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
+                raise ApplicationError(f"The 'financials' of {where} must be a list of yearly statements (year, revenue_rmb, operating_margin).")
+            financials = pd.DataFrame(rows)
+            if "package_id" not in financials:
+                financials["package_id"] = app_id
+        tax_rate = None
+        if raw.get("tax_rate") is not None:
+            tax_rate = number("tax_rate", raw["tax_rate"], "tax_rate")
+        rd_cost = None
+        if raw.get("rd_cost"):
+            cost = raw["rd_cost"]
+            if not isinstance(cost, dict) or not {"rmb", "year"} <= set(cost):
+                raise ApplicationError(f"The 'rd_cost' of {where} needs 'rmb' (the product's R&D cost) and 'year'.")
+            rd_cost = {"rmb": number("rmb", cost["rmb"], "rd_cost_rmb"), "year": int(number("year", cost["year"], "rd_cost_year"))}
+        review = None
+        if raw.get("review"):
+            r = raw["review"]
+            if not isinstance(r, dict) or not normalise_text(str(r.get("reviewer") or "")) or not normalise_text(str(r.get("reason") or "")):
+                raise ApplicationError(f"The 'review' of {where} needs a named 'reviewer' and a written 'reason'.")
+            review = {"reviewer": str(r["reviewer"]).strip(), "reason": str(r["reason"]).strip()}  # as written: the audit keeps their words
+
+        reference = read_patents(inside("reference_book", raw["reference_book"])).valid if raw.get("reference_book") else None
+        comparables = inside("comparables", raw["comparables"]) if raw.get("comparables") else None
+        entries = raw.get("overrides") or []
+        if not isinstance(entries, list) or not all(isinstance(o, dict) for o in entries):
+            raise ApplicationError(f"The 'overrides' of {where} must be a list of overrides (patent_id, field, value, reason, officer).")
+        overrides = tuple(Override.from_dict(o, f"overrides[{i}] of {where}") for i, o in enumerate(entries))
         unknown = sorted({o.patent_id for o in overrides} - set(patents["patent_id"]))
         if unknown:
             raise ApplicationError(f"The 'overrides' of {where} name patents not in the application: {unknown}.")
+        seen: dict = {}
+        for i, o in enumerate(overrides):
+            if (o.patent_id, o.field) in seen:
+                raise OverrideError(f"overrides[{seen[o.patent_id, o.field]}] and overrides[{i}] of {where} both set {o.field!r} of {o.patent_id}. "
+                                    "Fix: keep one override per patent and field.")
+            seen[o.patent_id, o.field] = i
+        models = raw.get("models") or {}
+        if not isinstance(models, dict):
+            raise ApplicationError(f"The 'models' of {where} must map a kind (renewal, value) to a registry URI.")
+        pledges = raw.get("registered_pledges") or []
+        if not isinstance(pledges, list):
+            raise ApplicationError(f"The 'registered_pledges' of {where} must be a list of patent ids.")
         return cls(
             application_id=app_id, borrower=borrower, requested_amount_rmb=amount, term_years=term,
-            purpose=str(raw.get("purpose", "")), valuation_date=valuation_date.normalize(), patents=patents, schedule=schedule,
-            assumption_set=str(raw.get("assumption_set", "cn-pledge-2025")), pledge_policy=str(raw.get("pledge_policy", "pledge-policy-cn")),
-            risk_sharing=str(raw.get("risk_sharing", "none")), models=dict(raw.get("models") or {}),
-            registered_pledges=tuple(raw.get("registered_pledges") or ()), reference_book=reference, overrides=overrides, raw=raw,
+            purpose=normalise_text(str(raw.get("purpose", ""))), valuation_date=valuation_date.normalize(), patents=patents, schedule=schedule,
+            assumption_set=config_name("assumption_set", "cn-pledge-2025"), pledge_policy=config_name("pledge_policy", "pledge-policy-cn"),
+            risk_sharing=config_name("risk_sharing", "none"), models={str(k): str(v) for k, v in models.items()},
+            registered_pledges=tuple(normalise_id(str(p)) for p in pledges), reference_book=reference, overrides=overrides,
+            financials=financials, tax_rate=tax_rate, comparables=comparables, rd_cost=rd_cost, review=review, raw=raw,
         )
 
     @property
@@ -179,3 +287,11 @@ class LoanApplication:
         digest = hashlib.sha256(json.dumps(self.raw, sort_keys=True, default=str, ensure_ascii=False).encode())
         digest.update(pd.util.hash_pandas_object(self.patents, index=False).to_numpy().tobytes())
         return digest.hexdigest()[:16]
+
+
+def _refuse_duplicate_keys(pairs):
+    keys = [k for k, _ in pairs]
+    dupes = sorted({k for k in keys if keys.count(k) > 1})
+    if dupes:
+        raise ApplicationError(f"The application repeats the key(s) {dupes}. Fix: give each field once.")
+    return dict(pairs)

@@ -50,10 +50,11 @@ class LogisticBaseline(BaseEstimator):
     """Logistic regression on the same features as the champion (one-hot categories, imputed,
     standardised). ``predict`` returns the probability of the positive class."""
 
-    def __init__(self, feature_spec="renewal-v1", *, valuation_date=None, data_dir=None):
+    def __init__(self, feature_spec="renewal-v1", *, valuation_date=None, data_dir=None, owner_book=None):
         self.feature_spec = feature_spec
         self.valuation_date = valuation_date
         self.data_dir = data_dir
+        self.owner_book = owner_book  # the champion's owner book, so both see the same features
 
     def _design(self, X) -> pd.DataFrame:
         m = self.features_.transform(X)
@@ -62,7 +63,7 @@ class LogisticBaseline(BaseEstimator):
         return design.reindex(columns=self.columns_, fill_value=0.0) if hasattr(self, "columns_") else design
 
     def fit(self, X, y):
-        self.features_ = PatentFeatureBuilder(self.feature_spec, valuation_date=self.valuation_date, data_dir=self.data_dir).fit(X)
+        self.features_ = PatentFeatureBuilder(self.feature_spec, valuation_date=self.valuation_date, data_dir=self.data_dir, owner_book=self.owner_book).fit(X)
         design = self._design(X)
         self.columns_ = list(design.columns)
         keep = [c for c in self.columns_ if design[c].notna().any()]

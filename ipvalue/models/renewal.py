@@ -17,15 +17,18 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from scipy.special import expit, logit
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
 from ipvalue.config import load_yaml
-from ipvalue.exceptions import AssumptionError
+from ipvalue.exceptions import AssumptionError, SpecError
 from ipvalue.features import PatentFeatureBuilder
 from ipvalue.frame import as_patent_frame
 from ipvalue.models.output import explained, feature_columns
 from ipvalue.features.builders import DAYS_PER_YEAR
+from ipvalue.features.owners import owner_book_from_frame
+from ipvalue.frame import COLUMNS, validate_patent_frame
 
 DEFAULT_PARAMS = {
     "n_estimators": 300,
@@ -50,6 +53,7 @@ class FeeSchedule:
     anchor: str
     due_years: tuple[float, ...]
     grace_days: int
+    lapse_at: str = "end_of_grace"
 
     @classmethod
     def load(cls, name: str = "us-maintenance") -> "FeeSchedule":
@@ -60,7 +64,15 @@ class FeeSchedule:
         s = schedules[name]
         if s["anchor"] not in ("grant", "filing") or list(s["due_years"]) != sorted(s["due_years"]):
             raise AssumptionError(f"Fee schedule {name!r} needs anchor 'grant' or 'filing' and increasing due_years.")
-        return cls(name, s["anchor"], tuple(float(d) for d in s["due_years"]), int(s["grace_days"]))
+        if s.get("lapse_at", "end_of_grace") not in ("due", "end_of_grace"):
+            raise AssumptionError(f"Fee schedule {name!r}: 'lapse_at' must be 'due' or 'end_of_grace'. Got {s.get('lapse_at')!r}.")
+        return cls(name, s["anchor"], tuple(float(d) for d in s["due_years"]), int(s["grace_days"]), s.get("lapse_at", "end_of_grace"))
+
+    @property
+    def lapse_offsets_years(self) -> np.ndarray:
+        """Years after the anchor at which an unpaid fee of each stage ends the right."""
+        grace = self.grace_days / DAYS_PER_YEAR if self.lapse_at == "end_of_grace" else 0.0
+        return np.array(self.due_years) + grace
 
     @property
     def n_stages(self) -> int:
@@ -76,6 +88,95 @@ class FeeSchedule:
         return np.column_stack([
             (anchor + pd.to_timedelta(d * DAYS_PER_YEAR + self.grace_days, unit="D") <= limit).to_numpy() for d in self.due_years
         ])
+
+
+@dataclass(frozen=True)
+class CNLifeTable:
+    """Yearly lapse hazards of Chinese patents by type and age (``ipvalue/assumptions/cn-life-table.yaml``).
+
+    ``hazards[type]`` is an array indexed by age - 1 (age = filing anniversary 1 .. term - 1) of
+    P(the fee due at that anniversary is not paid | in force).
+    """
+
+    name: str
+    hazards: dict
+    origin: str
+
+    @classmethod
+    def load(cls, name: str = "cn-life-table") -> "CNLifeTable":
+        raw, origin = load_yaml(name)
+        hazards = {}
+        for ptype, entry in raw["types"].items():
+            ages = {}
+            for band in entry["bands"]:
+                value, source = band.get("value"), str(band.get("source") or "")
+                if not isinstance(value, (int, float)) or not 0 <= value < 1 or not source:
+                    raise AssumptionError(f"Each band of {origin} ({ptype}) needs a 'value' in [0, 1) and a 'source'. Got {band!r}.")
+                lo, hi = band["ages"]
+                for a in range(int(lo), int(hi) + 1):
+                    if a in ages:
+                        raise AssumptionError(f"Age {a} of {ptype} appears in two bands of {origin}. Fix: make the bands disjoint.")
+                    ages[a] = float(value)
+            if sorted(ages) != list(range(1, max(ages) + 1)):
+                raise AssumptionError(f"The ages of {ptype} in {origin} must run 1..{max(ages)} without gaps. Got {sorted(ages)}.")
+            hazards[ptype] = np.array([ages[a] for a in sorted(ages)])
+        return cls(raw.get("name", name), hazards, origin)
+
+    def population_survival(self, patent_type: str) -> np.ndarray:
+        """S at each filing anniversary 1 .. term-1 for the table's average patent of a type."""
+        return np.cumprod(1.0 - self.hazards[patent_type])
+
+
+def level_shift(target_hazard: np.ndarray, reference_scores: np.ndarray, *, iterations: int = 50) -> np.ndarray:
+    """The logit shift per target hazard so that mean(sigmoid(logit(target) + shift + z)) over the
+    reference scores ``z`` equals the target (Newton's method, vectorised over the targets)."""
+    from scipy.special import expit
+
+    base = logit(np.clip(target_hazard, 1e-9, 1 - 1e-9))[:, None]
+    shift = np.zeros_like(base)
+    z = np.asarray(reference_scores, float)[None, :]
+    for _ in range(iterations):
+        p = expit(base + shift + z)
+        step = (p.mean(axis=1, keepdims=True) - target_hazard[:, None]) / np.maximum((p * (1 - p)).mean(axis=1, keepdims=True), 1e-12)
+        shift -= step
+        if np.abs(step).max() < 1e-10:
+            break
+    return (base + shift)[:, 0]
+
+
+def patent_frame(X: pd.DataFrame) -> pd.DataFrame:
+    """``X`` as a PatentFrame: validated strictly unless it already has every contract column."""
+    if not isinstance(X, pd.DataFrame):
+        raise TypeError(f"RenewalModel expects a PatentFrame (pandas DataFrame). Got {type(X).__name__}.")
+    if all(c.name in X.columns for c in COLUMNS) and str(X["filing_date"].dtype).startswith("datetime64"):
+        return X
+    return validate_patent_frame(X, strict=True, source="RenewalModel input").valid.set_axis(X.index)
+
+
+def lapse_dates(frame: pd.DataFrame, fees_paid: pd.Series, schedule: FeeSchedule, observed_until) -> pd.Series:
+    """The date each patent's right ended for an unpaid fee, from the count of fees paid.
+
+    A patent that paid ``k`` fees lapsed at stage ``k + 1``: its due date plus grace, when that is
+    observed by ``observed_until``; NaT when every fee was paid or the next stage is censored.
+    """
+    paid = np.asarray(fees_paid, dtype="float64")
+    anchor = schedule.anchor_dates(frame)
+    ends = np.array([*schedule.due_years, np.nan]) * DAYS_PER_YEAR + schedule.grace_days
+    stage = np.clip(np.nan_to_num(paid, nan=len(schedule.due_years)), 0, len(schedule.due_years)).astype(int)
+    when = anchor + pd.to_timedelta(ends[stage], unit="D")
+    return when.where(when <= pd.Timestamp(observed_until))
+
+
+@dataclass
+class RenewalOutputs:
+    """A renewal model's outputs for a valuation (see :meth:`RenewalModel.valuation_outputs`)."""
+
+    economic_life_years: pd.Series
+    survival: pd.DataFrame  # s_1 .. s_T
+    p_fee: pd.DataFrame  # p_fee_1 .. p_fee_K
+    contributions: pd.DataFrame  # probability contributions to P(fee reason_stage paid) + expected_value
+    features: pd.DataFrame
+    reason_stage: int
 
 
 def stage_rows(features: pd.DataFrame, fees_paid: pd.Series, observed: np.ndarray) -> pd.DataFrame:
@@ -119,8 +220,13 @@ class RenewalModel(BaseEstimator):
         Training medians, for reason codes.
     """
 
-    def __init__(self, feature_spec="renewal-v1", *, fee_schedule="us-maintenance", observed_until=None, feature_date=None, params=None, data_dir=None):
+    def __init__(
+        self, feature_spec="renewal-cn-v1", *, fee_schedule="us-maintenance", observed_until=None, feature_date=None, params=None, data_dir=None,
+        owner_book=None, life_table="cn-life-table",
+    ):
         self.feature_spec = feature_spec
+        self.owner_book = owner_book
+        self.life_table = life_table
         self.fee_schedule = fee_schedule
         self.observed_until = observed_until
         self.feature_date = feature_date
@@ -140,7 +246,11 @@ class RenewalModel(BaseEstimator):
             first = bad.idxmax()
             raise ValueError(f"The renewal label (fees paid) must be a count >= 0. Got {y[first]:g} at row {first} ({X.loc[first, 'patent_id']}).")
         y = y.clip(upper=self.schedule_.n_stages)
-        self.features_ = PatentFeatureBuilder(self.feature_spec, valuation_date=self.feature_date or self.observed_until, data_dir=self.data_dir)
+        frame = patent_frame(X)
+        # The owner book: the bank's export when given, else the training patents with the date
+        # each one lapsed (the owners builder keeps every patent's own outcome out of fold).
+        book = self.owner_book if self.owner_book is not None else owner_book_from_frame(frame, lapse_dates(frame, y, self.schedule_, self.observed_until))
+        self.features_ = PatentFeatureBuilder(self.feature_spec, valuation_date=self.feature_date or self.observed_until, data_dir=self.data_dir, owner_book=book)
         matrix = self.features_.fit_transform(X)
         frame = as_patent_frame(X, passthrough=self.features_.spec_.passthrough)
         rows = stage_rows(matrix, y, self.schedule_.observed(frame, self.observed_until))
@@ -153,7 +263,19 @@ class RenewalModel(BaseEstimator):
         self.stage_counts_ = rows.groupby("stage")["lapsed"].agg(["size", "mean"]).rename(columns={"size": "rows", "mean": "lapse_rate"})
         self.train_survival_ = np.sort(self._survival_matrix(matrix)[:, -1])
         self.feature_medians_ = matrix.select_dtypes("number").median().to_dict()
+        # CN patents under a model not trained on CN 年费 data: the life table's level, the model's order
+        self.life_table_ = CNLifeTable.load(self.life_table)
+        self.headline_stage_ = min(2, self.schedule_.n_stages)
+        self.reference_scores_ = self._ranking_scores(matrix) if self.schedule_.name != "cn-annual" else None
         return self
+
+    def _ranking_scores(self, matrix: pd.DataFrame) -> np.ndarray:
+        """The model's ranking score: log-odds of lapsing by the headline stage (fee 2 for US fees).
+        Only differences matter: the level shift of the life table absorbs the mean."""
+
+        lapse = 1.0 - self._survival_matrix(matrix)[:, self.headline_stage_ - 1]
+        score = logit(np.clip(lapse, 1e-9, 1 - 1e-9))
+        return score
 
     # -- predictions -----------------------------------------------------------------------
 
@@ -182,45 +304,130 @@ class RenewalModel(BaseEstimator):
         check_is_fitted(self, "booster_")
         frame = as_patent_frame(X, passthrough=self.features_.spec_.passthrough)
         built = self.features_.build(frame)
-        anchor = self.schedule_.anchor_dates(frame)
-        ends = np.array(self.schedule_.due_years) + self.schedule_.grace_days / DAYS_PER_YEAR
-        full = ((built.extras["expiry_date"] - anchor).dt.days / DAYS_PER_YEAR).to_numpy()
-        return {
-            "matrix": built.matrix, "hazards": self.stage_hazards(built.matrix), "anchor": anchor, "ends": ends,
-            "full": np.where(np.isnan(full), ends[-1], np.maximum(full, ends[-1])),
-        }
+        return {"frame": frame, "matrix": built.matrix, "hazards": self.stage_hazards(built.matrix), "expiry": built.extras["expiry_date"]}
 
-    def _expected_life_after(self, prep: dict, age_years) -> np.ndarray:
-        """Expected years of life left at ``age_years`` after the anchor, for a patent alive then.
+    def uses_life_table(self, X: pd.DataFrame) -> np.ndarray:
+        """True for the patents whose yearly survival takes the CN life table's level: Chinese
+        patents, while the model is not trained on CN annual-fee data."""
+        if self.schedule_.name == "cn-annual":
+            return np.zeros(len(X), dtype=bool)
+        return X["jurisdiction"].astype("str").eq("CN").to_numpy()
 
-        Stages due before that age were paid; a lapse at a later stage k ends the right at its due
-        date plus grace; a patent paying every fee lives to its statutory expiry.
+    def _events(self, prep: dict, start: pd.Series) -> dict:
+        """Every patent's fee events after ``start``: ``times`` (n, m) in years after start (sorted,
+        inf where none), ``hazards`` (n, m) of lapsing there, ``horizon`` (n,) years of legal term
+        left after start.
+
+        Model path: the schedule's stages (US: 3.5, 7.5, 11.5 years after grant, lapse at the end of
+        grace) with the model's hazards. Life-table path (CN patents, model not trained on CN data):
+        the annual fee at each filing anniversary 1 .. term-1, hazard
+        ``sigmoid(level(type, age) + z_i)`` where ``z_i`` is the model's ranking score and
+        ``level`` is solved (:func:`level_shift`) so the training patents' mean hazard equals the
+        table's (the table sets the level, the model only the order). Events at or before start
+        are past (paid: the patent is in force at start) and events after the expiry never happen.
         """
-        h, ends, full = prep["hazards"], prep["ends"], prep["full"]
-        age = np.broadcast_to(np.asarray(age_years, float), (len(h),))
-        h_future = np.where(ends[None, :] > age[:, None], h, 0.0)
-        alive_before = np.column_stack([np.ones(len(h)), np.cumprod(1 - h_future, axis=1)[:, :-1]])
-        remaining = (alive_before * h_future * (ends[None, :] - age[:, None])).sum(axis=1) + np.prod(1 - h_future, axis=1) * (full - age)
-        return np.maximum(remaining, 0.0)
+        frame = prep["frame"]
+        start = pd.to_datetime(start).astype("datetime64[s]")
+        years_after = lambda dates: ((dates - start).dt.days / DAYS_PER_YEAR).to_numpy()  # noqa: E731
+        n = len(frame)
+        cn = self.uses_life_table(frame)
+        table = self.life_table_
+        width = max(self.schedule_.n_stages, max((len(h) for h in table.hazards.values()), default=0) if cn.any() else 0)
+        times = np.full((n, width), np.inf)
+        hazards = np.zeros((n, width))
+        model = ~cn
+        if model.any():
+            anchor = self.schedule_.anchor_dates(frame)
+            base = years_after(anchor)
+            k = self.schedule_.n_stages
+            times[model, :k] = (base[:, None] + self.schedule_.lapse_offsets_years[None, :])[model]
+            hazards[model, :k] = prep["hazards"][model]
+        if cn.any():
+            if self.features_.spec_.passthrough:
+                raise SpecError(
+                    f"Feature spec {self.features_.spec_.id} uses dataset-only columns {self.features_.spec_.passthrough}: it may not value "
+                    "Chinese patents. Fix: use a model trained on a contract-only spec such as renewal-cn-v1."
+                )
+            z = self._ranking_scores(prep["matrix"])
+            base = years_after(frame["filing_date"])
+            ptype = frame["patent_type"].astype("str").to_numpy()
+            for t, target in table.hazards.items():  # a loop over the three patent types, not patents
+                rows = cn & (ptype == t)
+                if not rows.any():
+                    continue
+                level = level_shift(target, self.reference_scores_)
+                ages = np.arange(1, len(target) + 1, dtype=float)
+                times[rows, : len(target)] = base[rows, None] + ages[None, :]
+                hazards[rows, : len(target)] = expit(level[None, :] + z[rows, None])
+        horizon = years_after(prep["expiry"])
+        horizon = np.where(np.isnan(horizon), np.where(np.isfinite(times), times, -np.inf).max(axis=1), horizon)
+        live = (times > 0) & (times <= horizon[:, None])
+        return {"times": np.where(live, times, np.inf), "hazards": np.where(live, hazards, 0.0), "horizon": np.maximum(horizon, 0.0)}
+
+    @staticmethod
+    def _expected_life(events: dict) -> np.ndarray:
+        """The exact mean of the step survival curve: sum_k S_(k-1) h_k t_k + S_K * horizon."""
+        h, t = events["hazards"], np.where(np.isfinite(events["times"]), events["times"], 0.0)
+        alive_before = np.column_stack([np.ones(len(h)), np.cumprod(1 - h, axis=1)[:, :-1]])
+        return (alive_before * h * t).sum(axis=1) + np.prod(1 - h, axis=1) * events["horizon"]
+
+    def yearly_survival(self, X: pd.DataFrame, valuation_date, years: int) -> pd.DataFrame:
+        """The yearly survival curve the income approach weights cash flows by.
+
+        Parameters
+        ----------
+        X : PatentFrame, shape (n_patents, ...)
+        valuation_date : date-like
+        years : int
+            T, the number of years.
+
+        Returns
+        -------
+        pandas.DataFrame, shape (n_patents, T), columns ``s_1 .. s_T``: the probability that the
+        right is still in force at the end of year t after the valuation date, given it is in force
+        at the valuation date (every fee due so far paid); 0 once the legal term has ended. For CN
+        patents the yearly hazards take the CN life table's level and the model's order (see
+        :meth:`_events`). Non-increasing in t by construction.
+        """
+        if int(years) != years or years < 1:
+            raise ValueError(f"The 'years' of yearly_survival must be a whole number >= 1. Got {years!r}.")
+        return self._yearly_survival(self._prepare(X), valuation_date, int(years))
+
+    def _yearly_survival(self, prep: dict, valuation_date, years: int) -> pd.DataFrame:
+        index = prep["frame"].index
+        events = self._events(prep, pd.Series(pd.Timestamp(valuation_date), index=index))
+        t = np.arange(1, years + 1, dtype=float)
+        # S(t) = prod over events at or before t of (1 - h), and 0 past the legal term
+        log_keep = np.log1p(-np.clip(events["hazards"], 0.0, 1.0 - 1e-12))
+        passed = events["times"][:, :, None] <= t[None, None, :]
+        s = np.exp((log_keep[:, :, None] * passed).sum(axis=1)) * (t[None, :] <= events["horizon"][:, None] + 1e-9)
+        return pd.DataFrame(s, index=index, columns=[f"s_{int(k)}" for k in t])
 
     def expected_life_years(self, X: pd.DataFrame) -> pd.Series:
-        """Expected life in years from the anchor date (grant for US maintenance fees)."""
-        return pd.Series(self._expected_life_after(self._prepare(X), 0.0), index=X.index, name="expected_life_years")
+        """Expected life in years from the anchor date: grant for the model's US schedule, filing
+        for patents on the CN life table. Missing where the anchor (a pending grant) is unknown."""
+        prep = self._prepare(X)
+        anchor = self.schedule_.anchor_dates(prep["frame"]).where(~self.uses_life_table(prep["frame"]), prep["frame"]["filing_date"])
+        life = self._expected_life(self._events(prep, anchor))
+        return pd.Series(np.where(anchor.isna(), np.nan, life), index=X.index, name="expected_life_years")
 
     def expected_remaining_life(self, X: pd.DataFrame, valuation_date) -> pd.Series:
-        """Expected economic life left at ``valuation_date`` for a patent in force then (every fee
-        due so far paid): the input the income approach takes as ``economic_life_years``.
-        Missing where the anchor date (e.g. the grant of a pending application) is unknown."""
+        """Expected economic life in years left at ``valuation_date`` for a patent in force then:
+        the area under the same step survival curve as :meth:`yearly_survival` (so
+        ``sum(s_1..s_T) <= life <= 1 + sum(s_1..s_T)`` for T covering the term); the input the
+        income approach takes as ``economic_life_years``. Missing where the model's anchor date
+        (e.g. the grant of a pending US application) is unknown."""
         return pd.Series(self._remaining_life_at(self._prepare(X), valuation_date), index=X.index, name="economic_life_years")
 
     def _remaining_life_at(self, prep: dict, valuation_date) -> np.ndarray:
-        age = ((pd.Timestamp(valuation_date) - prep["anchor"]).dt.days / DAYS_PER_YEAR).to_numpy()
-        life = self._expected_life_after(prep, np.nan_to_num(age))
-        return np.where(np.isnan(age), np.nan, life)
+        frame = prep["frame"]
+        life = self._expected_life(self._events(prep, pd.Series(pd.Timestamp(valuation_date), index=frame.index)))
+        anchor = self.schedule_.anchor_dates(frame).where(~self.uses_life_table(frame), frame["filing_date"])
+        return np.where(anchor.isna(), np.nan, life)
 
     def quality_percentile(self, X: pd.DataFrame) -> pd.Series:
         """Percentile (0-1) of P(every fee paid) among the training patents."""
-        s = np.cumprod(1.0 - self._prepare(X)["hazards"], axis=1)[:, -1]
+        s = np.cumprod(1.0 - self._prepare(X)["hazards"], axis=1)[:, -1]  # the model's own stages
         return pd.Series(self._percentile(s), index=X.index, name="quality_percentile")
 
     def _percentile(self, s: np.ndarray) -> np.ndarray:
@@ -237,12 +444,33 @@ class RenewalModel(BaseEstimator):
         prep = self._prepare(frame)
         survival = np.cumprod(1.0 - prep["hazards"], axis=1)
         out = pd.DataFrame(survival, index=frame.index, columns=[f"p_fee_{k}" for k in range(1, survival.shape[1] + 1)])
-        out["expected_life_years"] = self._expected_life_after(prep, 0.0)
+        anchor = self.schedule_.anchor_dates(prep["frame"]).where(~self.uses_life_table(prep["frame"]), prep["frame"]["filing_date"])
+        out["expected_life_years"] = np.where(anchor.isna(), np.nan, self._expected_life(self._events(prep, anchor)))
         out["quality_percentile"] = self._percentile(survival[:, -1])
         if valuation_date is not None:
             out["economic_life_years"] = self._remaining_life_at(prep, valuation_date)
         contributions = lambda m: self._contributions(m, reason_stage)  # noqa: E731
         return pd.concat([out, feature_columns(prep["matrix"]), explained(contributions, prep["matrix"], explain, explain_rows)], axis=1)
+
+    def valuation_outputs(self, X: pd.DataFrame, valuation_date, *, years: int, reason_stage: int = 2) -> "RenewalOutputs":
+        """What a valuation takes from the model, from one feature build: the expected remaining
+        (economic) life and the yearly survival ``s_1..s_T`` at ``valuation_date`` (for the income
+        approach), P(fee k paid), and the drivers of P(fee ``reason_stage`` paid) in probability
+        (:meth:`probability_contributions`) with the feature values, for reason codes."""
+        if int(years) != years or years < 1:
+            raise ValueError(f"The 'years' of valuation_outputs must be a whole number >= 1. Got {years!r}.")
+        prep = self._prepare(X)
+        index = prep["frame"].index
+        p_fee = pd.DataFrame(np.cumprod(1.0 - prep["hazards"], axis=1), index=index)
+        p_fee.columns = [f"p_fee_{k}" for k in range(1, p_fee.shape[1] + 1)]
+        return RenewalOutputs(
+            economic_life_years=pd.Series(self._remaining_life_at(prep, valuation_date), index=index, name="economic_life_years"),
+            survival=self._yearly_survival(prep, valuation_date, int(years)),
+            p_fee=p_fee,
+            contributions=self._probability_contributions(prep["matrix"], reason_stage),
+            features=prep["matrix"],
+            reason_stage=reason_stage,
+        )
 
     def contributions(self, X: pd.DataFrame, *, stage: int = 2) -> pd.DataFrame:
         """SHAP contributions (LightGBM ``pred_contrib``) to the log-odds of lapsing at ``stage``.
@@ -251,6 +479,39 @@ class RenewalModel(BaseEstimator):
         Negative contributions raise the probability of renewal.
         """
         return self._contributions(self.transform_features(X), stage)
+
+    def probability_contributions(self, X: pd.DataFrame, *, stage: int = 2) -> pd.DataFrame:
+        """Each feature's share of P(fee ``stage`` paid) minus its baseline, in probability (×100 = pp).
+
+        Built from the exact TreeSHAP log-odds contributions of every stage up to ``stage``
+        (:meth:`contributions`, kept for validators): each stage's log-odds contributions are
+        rescaled to its change of log(1 − hazard) by the secant (f − b) → (g(f) − g(b)), summed over
+        the stages into log S, and rescaled again by the secant log S → S. So each row sums exactly
+        to ``S(x) − S(baseline)``; ``expected_value`` is the baseline probability (all contributions
+        zero). Positive values raise the probability of paying.
+        """
+        if not 1 <= stage <= self.schedule_.n_stages:
+            raise ValueError(f"The 'stage' must be in 1..{self.schedule_.n_stages}. Got {stage!r}.")
+        return self._probability_contributions(self.transform_features(X), stage)
+
+    def _probability_contributions(self, features: pd.DataFrame, stage: int) -> pd.DataFrame:
+        g = lambda f: np.log(expit(-f))  # noqa: E731  log(1 - sigmoid(f)), the log of the survival factor
+        log_s = log_s_base = 0.0
+        psi = None
+        for k in range(1, stage + 1):
+            c = self._contributions(features, k)
+            b = c.pop("expected_value").to_numpy()
+            phi = c.to_numpy()
+            f = b + phi.sum(axis=1)
+            d = f - b
+            slope = np.where(np.abs(d) > 1e-9, (g(f) - g(b)) / np.where(np.abs(d) > 1e-9, d, 1.0), -expit(b))
+            psi = phi * slope[:, None] if psi is None else psi + phi * slope[:, None]
+            log_s, log_s_base = log_s + g(f), log_s_base + g(b)
+        s, s_base = np.exp(log_s), np.exp(log_s_base)
+        dl = log_s - log_s_base
+        scale = np.where(np.abs(dl) > 1e-12, (s - s_base) / np.where(np.abs(dl) > 1e-12, dl, 1.0), s_base)
+        out = pd.DataFrame(psi * scale[:, None], index=features.index, columns=c.columns)
+        return out.assign(expected_value=s_base)
 
     def _contributions(self, features: pd.DataFrame, stage: int) -> pd.DataFrame:
         contrib = self.booster_.predict(self._stage_matrix(features, stage), pred_contrib=True)

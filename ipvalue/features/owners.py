@@ -1,0 +1,217 @@
+"""Owner history: how an owner has treated its other patents, from a reference book.
+
+The strongest public signal of whether the next annual / maintenance fee is paid is the owner's
+own record (DOMAIN.md, "Maintenance behaviour"): in China the CNIPA register shows every patent
+of an owner that ended 未缴年费专利权终止 (CF01), and a bank holds this for its borrowers.
+
+The **owner book** is a table of the owners' patents with their outcomes, one row per patent
+(:data:`OWNER_BOOK_COLUMNS`): the training data itself, or a bank's export of its borrowers'
+portfolios. Features are computed as of the valuation date (book patents dated after it are left
+out; only lapses on or before it count) and, for a patent that is itself in the book, **out of
+fold**: the book is split into ``folds`` parts by a hash of the patent id, and a patent's owner
+statistics (and the population rate they are smoothed towards) use only the other parts, so no
+patent ever sees its own outcome. Patents not in the book (new applications, a later test period)
+see the whole book.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from ipvalue.exceptions import ColumnError
+from ipvalue.features.builders import first_item
+from ipvalue.frame import on_unique
+
+OWNER_BOOK_COLUMNS = ("owner", "patent_id", "start_date", "lapse_date", "pledge_count", "licence_count", "transfer_count")
+"""Columns of an owner book: ``owner`` (name as registered; normalised here), ``patent_id``,
+``start_date`` (grant date, else filing date: when the patent joined the owner's portfolio),
+``lapse_date`` (date the right ended for unpaid fees, 未缴年费专利权终止; empty when it did not),
+and the pledge / licence / transfer counts (empty when unknown)."""
+
+OWNER_FEATURES = ("owner_portfolio_size", "owner_lapse_share", "owner_pledged_share", "owner_licensed_share", "owner_transferred_share")
+
+# Legal-form words written in more than one way; the first form is kept.
+_LEGAL_FORMS = [
+    ("有限责任公司", "有限公司"),
+    (r"\bcorporation\b", "corp"),
+    (r"\bincorporated\b", "inc"),
+    (r"\bcompany\b", "co"),
+    (r"\blimited\b", "ltd"),
+]
+
+
+def normalise_owner_name(names: pd.Series) -> pd.Series:
+    """A matching key for owner names: the first of ';'-listed owners, compared loosely.
+
+    Steps: NFKC (全角 → 半角, so （ ） and ( ) agree), lower case, a leading English "the"
+    dropped, 有限责任公司 → 有限公司 and English legal forms shortened (Corporation → corp,
+    Company → co, Limited → ltd, Incorporated → inc), then every space and punctuation mark
+    removed. Blank names become missing.
+
+    Parameters
+    ----------
+    names : pandas.Series of str
+
+    Returns
+    -------
+    pandas.Series of str, indexed like ``names``
+
+    Examples
+    --------
+    >>> normalise_owner_name(pd.Series(["北京某某科技有限责任公司（中国）", "The Regents of the University of California"])).tolist()
+    ['北京某某科技有限公司(中国)', 'regentsoftheuniversityofcalifornia']
+    """
+
+    def key(u: pd.Series) -> pd.Series:
+        s = u.astype("str").str.normalize("NFKC").str.lower().str.strip()
+        s = s.str.replace(r"^the\s+", "", regex=True)
+        for pattern, repl in _LEGAL_FORMS:
+            s = s.str.replace(pattern, repl, regex=True)
+        s = s.str.replace(r"[\s\.,;:'\"`·、，。\-_/&]+", "", regex=True)
+        # parentheses stay (they are half-width after NFKC) but empty ones go
+        s = s.str.replace("()", "", regex=False)
+        return s.where(s.str.len() > 0)
+
+    first = first_item(names)
+    return on_unique(first, key)
+
+
+def owner_book_from_frame(frame: pd.DataFrame, lapse_date: pd.Series) -> pd.DataFrame:
+    """An owner book from a PatentFrame and each patent's lapse date (NaT when it did not lapse).
+
+    Owners are the first of ``applicants``; the start date is the grant date, else the filing date.
+    """
+    return pd.DataFrame(
+        {
+            "owner": frame["applicants"],
+            "patent_id": frame["patent_id"],
+            "start_date": frame["grant_date"].fillna(frame["filing_date"]),
+            "lapse_date": pd.to_datetime(lapse_date).reindex(frame.index) if isinstance(lapse_date, pd.Series) else pd.to_datetime(lapse_date),
+            "pledge_count": frame["pledge_count"],
+            "licence_count": frame["licence_count"],
+            "transfer_count": frame["transfer_count"],
+        },
+        index=frame.index,
+    ).reset_index(drop=True)
+
+
+def check_owner_book(book: pd.DataFrame) -> pd.DataFrame:
+    """The book with typed columns; raises :class:`ColumnError` naming the missing columns."""
+    missing = [c for c in ("owner", "patent_id", "start_date", "lapse_date") if c not in book.columns]
+    if missing:
+        raise ColumnError(
+            f"The owner book lacks column(s) {missing}. Got {list(book.columns)}. Fix: give one row per patent with "
+            f"{list(OWNER_BOOK_COLUMNS)} (counts may be empty)."
+        )
+    out = pd.DataFrame({
+        "owner_key": normalise_owner_name(book["owner"]),
+        "patent_id": book["patent_id"].astype("str"),
+        "start_date": pd.to_datetime(book["start_date"], errors="coerce"),
+        "lapse_date": pd.to_datetime(book["lapse_date"], errors="coerce"),
+    })
+    for c in ("pledge_count", "licence_count", "transfer_count"):
+        out[c] = pd.to_numeric(book[c], errors="coerce") if c in book.columns else np.nan
+    bad = out["start_date"].isna() & book["start_date"].notna()
+    if bad.any():
+        i = int(np.flatnonzero(bad.to_numpy())[0])
+        raise ColumnError(f"The owner book's 'start_date' is not a date at row {i}: {book['start_date'].iloc[i]!r}. Fix: use YYYY-MM-DD.")
+    return out.drop_duplicates("patent_id", keep="last").reset_index(drop=True)
+
+
+def patent_fold(patent_ids: pd.Series, folds: int) -> np.ndarray:
+    """The out-of-fold part (0..folds-1) of each patent, from a stable hash of its id."""
+    return (pd.util.hash_array(patent_ids.astype("str").to_numpy(dtype=object)) % np.uint64(folds)).astype(np.int64)
+
+
+def owner_history(
+    frame: pd.DataFrame, book: pd.DataFrame, valuation_date, *, prior_strength: float = 10.0, folds: int = 5
+) -> pd.DataFrame:
+    """Owner-history features of each patent of ``frame`` against the ``book``, as of a date.
+
+    Parameters
+    ----------
+    frame : PatentFrame, shape (n_patents, ...)
+    book : pandas.DataFrame
+        The owner book (:data:`OWNER_BOOK_COLUMNS`), raw or checked.
+    valuation_date : date-like
+        Book patents starting after it are left out; lapses after it do not count.
+    prior_strength : float, default=10
+        Pseudo-patents at the population rate added to each owner's record (default to calibrate).
+    folds : int, default=5
+        Out-of-fold parts for patents that are in the book.
+
+    Returns
+    -------
+    pandas.DataFrame, indexed like ``frame``, columns :data:`OWNER_FEATURES`:
+    ``owner_portfolio_size`` (the owner's other book patents, count), ``owner_lapse_share``
+    (share lapsed for unpaid fees, smoothed towards the population rate), and the shares with
+    at least one pledge / licence / transfer (smoothed the same way; missing when the book has
+    no counts). Every feature is missing for a patent without a named owner.
+    """
+    if not {"owner_key"} <= set(book.columns):
+        book = check_owner_book(book)
+    vd = pd.Timestamp(valuation_date)
+    book = book[book["start_date"].isna() | (book["start_date"] <= vd)]
+    stats = pd.DataFrame({
+        "n": 1.0,
+        "lapsed": (book["lapse_date"] <= vd).astype("float64"),
+        "pledged": (book["pledge_count"] > 0).astype("float64").where(book["pledge_count"].notna()),
+        "licensed": (book["licence_count"] > 0).astype("float64").where(book["licence_count"].notna()),
+        "transferred": (book["transfer_count"] > 0).astype("float64").where(book["transfer_count"].notna()),
+    })
+    # a known count per flag, so that unknown counts stay out of the denominator
+    for c in ("pledged", "licensed", "transferred"):
+        stats[f"{c}_n"] = stats[c].notna().astype("float64")
+    stats = stats.fillna(0.0)
+    stats["owner_key"] = book["owner_key"].to_numpy()
+    stats["fold"] = patent_fold(book["patent_id"], folds)
+    stats = stats[stats["owner_key"].notna()]
+
+    keys = normalise_owner_name(frame["applicants"])
+    ids = frame["patent_id"].astype("str")
+    fold_of = pd.Series(patent_fold(book["patent_id"], folds), index=book["patent_id"].to_numpy())
+    in_book = ids.isin(fold_of.index).to_numpy()
+    own_fold = np.where(in_book, fold_of.reindex(ids.to_numpy()).fillna(-1).to_numpy(), -1).astype(np.int64)
+
+    columns = ["n", "lapsed", "pledged", "pledged_n", "licensed", "licensed_n", "transferred", "transferred_n"]
+    by_owner = stats.groupby("owner_key")[columns].sum()
+    by_owner_fold = stats.groupby(["owner_key", "fold"])[columns].sum()
+    by_fold = stats.groupby("fold")[columns].sum().reindex(range(folds), fill_value=0.0)
+    total = by_fold.sum()
+
+    owner_tot = by_owner.reindex(keys.to_numpy()).fillna(0.0).to_numpy()
+    pair = pd.MultiIndex.from_arrays([keys.to_numpy(), own_fold])
+    owner_fold = by_owner_fold.reindex(pair).fillna(0.0).to_numpy()
+    seen = owner_tot - owner_fold  # out of fold: the owner's record without this patent's part
+    pop = total.to_numpy()[None, :] - np.where(in_book[:, None], by_fold.reindex(own_fold.clip(min=0)).to_numpy(), 0.0)
+    idx = {c: i for i, c in enumerate(columns)}
+
+    def smoothed(flag: str, n: str) -> np.ndarray:
+        rate = pop[:, idx[flag]] / np.where(pop[:, idx[n]] > 0, pop[:, idx[n]], np.nan)
+        return (seen[:, idx[flag]] + prior_strength * rate) / (seen[:, idx[n]] + prior_strength)
+
+    own_counts = stats.groupby("owner_key")["n"].sum().reindex(keys.to_numpy()).fillna(0.0).to_numpy()
+    out = pd.DataFrame(
+        {
+            "owner_portfolio_size": own_counts - in_book.astype("float64") * (keys.notna().to_numpy()),
+            "owner_lapse_share": smoothed("lapsed", "n"),
+            "owner_pledged_share": smoothed("pledged", "pledged_n"),
+            "owner_licensed_share": smoothed("licensed", "licensed_n"),
+            "owner_transferred_share": smoothed("transferred", "transferred_n"),
+        },
+        index=frame.index,
+    )
+    return out.where(keys.notna(), axis=0)
+
+
+def build_owners(frame: pd.DataFrame, ctx) -> pd.DataFrame:
+    """The ``owners`` builder group: :func:`owner_history` against ``ctx.owner_book`` (missing
+    everywhere without a book). Spec parameters ``builders: {owners: {prior_strength, folds}}``."""
+    if ctx.owner_book is None:
+        return pd.DataFrame(np.nan, index=frame.index, columns=list(OWNER_FEATURES))
+    params = (ctx.params or {}).get("owners", {})
+    return owner_history(
+        frame, ctx.owner_book, ctx.valuation_date,
+        prior_strength=float(params.get("prior_strength", 10.0)), folds=int(params.get("folds", 5)),
+    )

@@ -1,0 +1,213 @@
+"""Renewal model: stage rows, fee schedules, owner history in the model, yearly survival for CN
+patents on the CN life table, probability-point reasons. Real data from ../shared/data."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from ipvalue.demo import make_demo_portfolio
+from ipvalue.exceptions import AssumptionError, SpecError
+from ipvalue.explain import reason_codes
+from ipvalue.features import FeatureSpec
+from ipvalue.models import ClaimsOnlyRule, FeeSchedule, RenewalModel
+from ipvalue.models.metrics import expected_calibration_error
+from ipvalue.models.renewal import CNLifeTable, lapse_dates, level_shift, stage_rows
+
+pytestmark = pytest.mark.filterwarnings("ignore::ipvalue.features.FeatureWarning")
+OBSERVED = "2017-06-01"
+VALUATION = "2026-06-30"
+
+
+@pytest.fixture(scope="module")
+def renewal(university):
+    train = university[university["grant_date"].dt.year <= 2005]
+    return RenewalModel(observed_until=OBSERVED, params={"min_child_samples": 300}).fit(train, train["fees_paid"])
+
+
+def test_stage_rows_censor_unobserved_fees_and_stop_at_the_lapse():
+    features = pd.DataFrame({"x": [1.0, 2.0, 3.0, 4.0]})
+    paid = pd.Series([0, 1, 3, 1])
+    observed = np.array([[True, True, True], [True, True, False], [True, True, True], [True, False, False]])
+    rows = stage_rows(features, paid, observed)
+    got = rows[["patent_row", "stage", "lapsed"]].astype(int).values.tolist()
+    assert sorted(got) == sorted([
+        [0, 1, 1],                      # lapsed at the first fee: no later rows
+        [1, 1, 0], [1, 2, 1],           # paid one, did not pay the second
+        [2, 1, 0], [2, 2, 0], [2, 3, 0],
+        [3, 1, 0],                      # second fee not yet due: censored, no row
+    ])
+
+
+def test_fee_schedule_observation_uses_due_date_plus_grace():
+    s = FeeSchedule.load("us-maintenance")
+    frame = pd.DataFrame({"grant_date": pd.to_datetime(["2006-01-01", "2007-01-01"]), "filing_date": pd.to_datetime(["2004-01-01"] * 2)})
+    obs = s.observed(frame, "2017-06-01")
+    # third fee: due 11.5 years after grant, +183 days grace: 2018-01 for the 2006 grant
+    assert obs.tolist() == [[True, True, False], [True, True, False]]
+    assert s.observed(frame, "2019-01-01")[:, 2].tolist() == [True, False]
+
+
+def test_renewal_model_on_real_data(renewal, university):
+    test = university[university["grant_date"].dt.year > 2005]
+    s = renewal.predict_survival(test)
+    assert list(s.columns) == ["p_fee_1", "p_fee_2", "p_fee_3"]
+    assert (s.diff(axis=1).iloc[:, 1:] <= 1e-12).all().all()  # survival never rises
+    y = (test["fees_paid"] >= 2).astype(int)
+    from sklearn.metrics import roc_auc_score
+
+    auc = roc_auc_score(y, s["p_fee_2"])
+    assert auc > roc_auc_score(y, ClaimsOnlyRule().predict(test))
+    assert expected_calibration_error(y, s["p_fee_2"]) < 0.05
+    life = renewal.expected_life_years(test)
+    assert life.between(0.0, 20.5).all() and life.median() > 8  # short only where the legal term ends early
+    remaining = renewal.expected_remaining_life(test, OBSERVED)
+    assert (remaining >= 0).all() and (remaining <= life).all()
+    pct = renewal.quality_percentile(test)
+    assert pct.between(0, 1).all() and 0.3 < pct.median() < 0.7
+    # training stage counts: the third fee is observed only for 2004-2005 grants paying the second
+    assert renewal.stage_counts_["rows"].tolist() == [4540, 4069, 2236]
+
+
+def test_shap_contributions_are_exact_and_agree_with_shap(renewal, university):
+    import shap
+
+    sample = university.head(200)
+    contrib = renewal.contributions(sample, stage=2)
+    matrix = renewal._stage_matrix(renewal.transform_features(sample), 2)
+    raw = renewal.booster_.predict(matrix, raw_score=True)
+    np.testing.assert_allclose(contrib.sum(axis=1), raw, atol=1e-9)
+    explainer = shap.TreeExplainer(renewal.booster_.booster_)
+    values = explainer.shap_values(matrix)
+    values = values[1] if isinstance(values, list) else values
+    ours = renewal.booster_.predict(matrix, pred_contrib=True)[:, :-1]
+    np.testing.assert_allclose(values, ours, atol=1e-6)
+
+
+def test_renewal_refuses_bad_labels_and_missing_date(university):
+    with pytest.raises(ValueError, match="needs 'observed_until'"):
+        RenewalModel().fit(university.head(50), university["fees_paid"].head(50))
+    with pytest.raises(ValueError, match=r"must be a count >= 0. Got -1 at row \d+ \(US"):
+        RenewalModel(observed_until=OBSERVED).fit(university.head(50), np.r_[-1, university["fees_paid"].head(49)])
+
+
+@pytest.fixture(scope="module")
+def cn_patents():
+    return make_demo_portfolio(120, seed=3).patents
+
+
+def test_lapse_dates_by_hand():
+    s = FeeSchedule.load("us-maintenance")
+    frame = pd.DataFrame({"grant_date": pd.to_datetime(["2006-01-01"] * 4), "filing_date": pd.to_datetime(["2004-01-01"] * 4)})
+    got = lapse_dates(frame, pd.Series([0, 1, 3, 2]), s, OBSERVED)
+    # fee 1 due 3.5 y after grant (1278.375 d) + 183 d grace; fee 3 (11.5 y) is after the observation date
+    assert got.iloc[0] == pd.Timestamp("2006-01-01") + pd.Timedelta(days=3.5 * 365.25 + 183)
+    assert got.iloc[1] == pd.Timestamp("2006-01-01") + pd.Timedelta(days=7.5 * 365.25 + 183)
+    assert got.iloc[2:].isna().all()
+
+
+def test_cn_life_table_survival_is_monotone_sourced_and_ends_with_the_term():
+    table = CNLifeTable.load()
+    import yaml
+    from importlib import resources
+
+    raw = yaml.safe_load((resources.files("ipvalue") / "assumptions" / "cn-life-table.yaml").read_text(encoding="utf-8"))
+    terms = {"invention": 20, "utility_model": 10, "design": 15}  # 专利法 第42条 (statutory-terms.yaml)
+    for ptype, term in terms.items():
+        s = table.population_survival(ptype)
+        assert len(s) == term - 1  # a fee at each filing anniversary 1 .. term-1
+        assert np.all(np.diff(s) <= 0) and 0 < s[-1] <= s[0] <= 1
+        for band in raw["types"][ptype]["bands"]:
+            # no published CN hazard exists yet: every value must say so rather than pose as fact
+            assert "default to calibrate" in band["source"]
+        assert "第42条" in raw["types"][ptype]["term_source"]
+
+
+def test_cn_life_table_refuses_gaps(tmp_path):
+    (tmp_path / "t.yaml").write_text("name: t\ntypes:\n  invention:\n    bands:\n      - {ages: [1, 2], value: 0.1, source: x}\n      - {ages: [4, 5], value: 0.1, source: x}\n")
+    with pytest.raises(AssumptionError, match=r"must run 1..5 without gaps. Got \[1, 2, 4, 5\]"):
+        CNLifeTable.load(str(tmp_path / "t.yaml"))
+
+
+def test_level_shift_matches_the_table_mean_and_keeps_the_order():
+    from scipy.special import expit
+
+    z = np.array([-1.0, 0.0, 0.5, 2.0])
+    target = np.array([0.05, 0.2])
+    level = level_shift(target, z)
+    h = expit(level[:, None] + z[None, :])
+    np.testing.assert_allclose(h.mean(axis=1), target, atol=1e-10)
+    assert np.all(np.diff(h, axis=1) > 0)
+
+
+def test_cn_yearly_survival_uses_the_table_level_and_stops_at_the_term(renewal, cn_patents):
+    ys = renewal.yearly_survival(cn_patents, VALUATION, 20)
+    assert list(ys.columns) == [f"s_{t}" for t in range(1, 21)]
+    assert (ys.diff(axis=1).iloc[:, 1:] <= 1e-12).all().all() and ys.to_numpy().max() <= 1
+    life = renewal.expected_remaining_life(cn_patents, VALUATION)
+    total = ys.sum(axis=1)
+    assert ((total <= life + 1e-9) & (life <= total + 1 + 1e-9)).all()
+    # never beyond the legal term (the US schedule made 79 % of utility models outlive it)
+    from ipvalue.features import PatentFeatureBuilder
+
+    legal = PatentFeatureBuilder(FeatureSpec.load("core-v1"), valuation_date=VALUATION).fit(cn_patents).transform(cn_patents)["remaining_life_years"]
+    live = legal > 0
+    assert (life[live] <= legal[live] + 1e-6).all()
+    past_term = np.arange(1, 21)[None, :] > np.ceil(legal[live].to_numpy())[:, None]
+    assert (ys[live].to_numpy()[past_term] == 0).all()
+    # the level is the table's, the order the model's: over the training patents' scores the mean
+    # hazard at each age equals the table
+    table = renewal.life_table_.hazards["utility_model"]
+    from scipy.special import expit
+
+    h = expit(level_shift(table, renewal.reference_scores_)[:, None] + renewal.reference_scores_[None, :])
+    np.testing.assert_allclose(h.mean(axis=1), table, atol=1e-9)
+
+
+def test_a_spec_with_dataset_only_columns_may_not_value_cn_patents(university, cn_patents):
+    train = university[university["grant_date"].dt.year == 2004]
+    research = RenewalModel("renewal-v1", observed_until=OBSERVED, params={"n_estimators": 20}).fit(train, train["fees_paid"])
+    with pytest.raises(SpecError, match=r"uses dataset-only columns \['cpc_code_count', 'similar_doc_count'\]: it may not value Chinese patents"):
+        research.yearly_survival(cn_patents, VALUATION, 5)
+    assert FeatureSpec.load("renewal-cn-v1").passthrough == []
+
+
+def test_probability_reasons_for_cn_patents_cite_contract_columns_only_and_no_missing_driver(renewal, cn_patents):
+    sample = cn_patents.head(20)
+    pc = renewal.probability_contributions(sample, stage=2)
+    p2 = renewal.predict_survival(sample)["p_fee_2"]
+    np.testing.assert_allclose(pc.sum(axis=1), p2, atol=1e-9)  # features + baseline = P(fee 2 paid)
+    features = renewal.transform_features(sample)
+    r = reason_codes(pc, features, renewal.features_.spec_, medians=renewal.feature_medians_, units="probability",
+                     outcome_zh="第2期续费概率", outcome_en="P(fee 2 paid)")
+    drivers = r[r["rank"] > 0]
+    assert set(drivers["feature"]) <= set(FeatureSpec.load("renewal-cn-v1").names)
+    assert not drivers["feature"].isin(["cpc_code_count", "similar_doc_count"]).any()
+    assert drivers["value"].notna().all() and not drivers["reason_en"].str.contains("missing").any()
+    assert drivers["reason_en"].str.fullmatch(r".*: (raises|lowers) P\(fee 2 paid\) by \d+\.\d pp").all()
+    assert drivers["reason_zh"].str.contains("个百分点").all()
+    first = drivers.iloc[0]
+    assert first["reason_en"].endswith(f"by {abs(first['contribution']) * 100:.1f} pp")
+
+
+def test_reason_codes_turn_a_missing_input_into_a_data_quality_note():
+    spec = FeatureSpec.from_dict({"name": "t", "version": 1, "features": [
+        {"name": "a", "builder": "claims", "dtype": "float64", "missing": "keep", "monotone": 0, "description_zh": "甲", "description_en": "A"},
+        {"name": "b", "builder": "claims", "dtype": "float64", "missing": "keep", "monotone": 0, "description_zh": "乙", "description_en": "B"},
+    ]})
+    contrib = pd.DataFrame({"a": [-0.30], "b": [0.041], "expected_value": [0.6]})
+    r = reason_codes(contrib, pd.DataFrame({"a": [np.nan], "b": [5.0]}), spec, units="probability", outcome_en="P(fee 2 paid)", outcome_zh="续费概率")
+    assert r["rank"].tolist() == [0, 1]
+    assert r.iloc[0]["direction"] == "data_quality" and r.iloc[0]["reason_en"].startswith("Data-quality note: A is missing")
+    assert r.iloc[1]["reason_en"] == "B 5: raises P(fee 2 paid) by 4.1 pp"
+    assert r.iloc[1]["reason_zh"] == "乙 5，使续费概率提高 4.1 个百分点"
+    with pytest.raises(ValueError, match="'units' of reason_codes must be 'raw' or 'probability'. Got 'pp'"):
+        reason_codes(contrib, pd.DataFrame({"a": [1.0], "b": [5.0]}), spec, units="pp")
+
+
+def test_owner_history_in_the_model_is_out_of_fold(renewal, university):
+    train = university[university["grant_date"].dt.year <= 2005]
+    m = renewal.transform_features(train.head(300))
+    assert m["owner_lapse_share"].between(0, 1).all() and m["owner_portfolio_size"].ge(0).all()
+    # the refitted, all-owner book: a patent's own lapse does not move its own owner features
+    book = renewal.features_.owner_book_
+    assert len(book) == len(train)
