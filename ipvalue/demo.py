@@ -15,6 +15,9 @@ from ipvalue.audit import recording
 from ipvalue.income import IncomeApproachValuer
 from ipvalue.io import default_data_dir, read_patents, write_atomic, write_text_atomic
 from ipvalue.lending import LoanApplication, load_pledge_policy, value_application
+from ipvalue.lending.disposal import DisposalAssumptions, package_disposal_view
+from ipvalue.lending.reconcile import reconcile
+from ipvalue.lending.valuation import SURVIVAL_YEARS, collateral_status, ml_label_source
 from ipvalue.registry import load_champion
 from ipvalue.report import write_reports
 from ipvalue.synthetic import DATA_DATE, DemoPortfolio, make_demo_portfolio
@@ -58,73 +61,136 @@ def run_demo(out_dir: str | Path = "demo-output", *, n: int = 400, seed: int = 0
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # event counts absent in the file are zero-filled by the spec
+        survival = None
         if models.get("renewal"):
             renewal = models["renewal"]
-            # US-trained (university maintenance fees): a documented stand-in until a bank trains on 年费 data.
-            patents = patents.assign(economic_life_years=renewal.estimator.expected_remaining_life(patents, valuation_date))
-            print(f"\neconomic life from {renewal.uri} (version {renewal.version}, US-trained; median {patents['economic_life_years'].median():.1f} years)")
+            # US-trained on university maintenance fees; CN patents take the CN life table's level
+            # (defaults to calibrate) and the model's ranking, until a bank trains on 年费 data.
+            outputs = renewal.estimator.valuation_outputs(patents, valuation_date, years=SURVIVAL_YEARS)
+            patents = patents.assign(economic_life_years=outputs.economic_life_years)
+            survival = outputs.survival
+            print(f"\nyearly survival and economic life from {renewal.uri} (version {renewal.version}; "
+                  f"median expected economic life {patents['economic_life_years'].median():.1f} years)")
         valuer = IncomeApproachValuer(valuation_date=valuation_date).fit(patents)
-        inputs = valuer.inputs(patents)
-        draws = valuer.simulate(inputs=inputs)
-        values = valuer.value(inputs=inputs, draws=draws)
-        book_p5, book_p95 = np.quantile(draws.sum(axis=0), [0.05, 0.95])
+        inputs = valuer.inputs(patents, survival=survival)
+        values, draws = valuer.value(inputs=inputs, return_draws=True)
+        methods = pd.DataFrame({"legal_status": collateral_status(patents, valuer.features_.transform(patents)),
+                                "patent_type": patents["patent_type"], "income_rmb": values["income_value_rmb"], "has_financials": False})
         if models.get("value"):
             value_model = models["value"]
             interval = value_model.estimator.predict_interval(patents)
             values[["ml_value_p10_rmb", "ml_value_p50_rmb", "ml_value_p90_rmb"]] = interval.to_numpy()
             values["ml_value_model"] = value_model.uri
+            methods = methods.assign(ml_rmb=values["ml_value_p50_rmb"], ml_label_source=ml_label_source(value_model))
+        rec = reconcile(methods)
+        values[["primary_method", "reconciled_value_rmb", "collateral_basis_rmb", "pending_expected_value_rmb", "review_required"]] = \
+            rec[["primary_method", "reconciled_value_rmb", "collateral_basis_rmb", "pending_expected_value_rmb", "review_required"]].to_numpy()
+        centre = np.median(draws, axis=1)
+        scale = np.divide(values["collateral_basis_rmb"].to_numpy(float), centre, out=np.zeros(len(values)), where=centre > 0)
+        packages, _ = package_disposal_view(draws * scale[:, None], values["package_id"])
     write_atomic(values, out_dir / "valuations.parquet")
 
-    by_grade = values.groupby("grade").agg(patents=("patent_id", "size"), income=("income_value_rmb", "sum"))
+    by_grade = values.groupby("grade").agg(patents=("patent_id", "size"), income=("income_value_rmb", "sum"), collateral_basis=("collateral_basis_rmb", "sum"))
     if "ml_value_p50_rmb" in values:
         by_grade["ml_p50"] = values.groupby("grade")["ml_value_p50_rmb"].sum()
     print(f"\nincome approach (收益分成法) at {valuation_date.date()}: assumption set {values['assumption_set'].iloc[0]} "
-          f"(hash {values['assumption_set_hash'].iloc[0]}), features {values['feature_spec'].iloc[0]} (hash {values['feature_spec_hash'].iloc[0]})")
-    table = by_grade.assign(**{c: (by_grade[c] / 1e4).round(1) for c in by_grade.columns if c != "patents"})
-    print(table.rename(columns={"income": "income value (万元)", "ml_p50": "ML P50 (万元)"}).to_string())
-    live = values["income_value_rmb"] > 0
-    print(f"patents with value: {int(live.sum())}; with no income period (lapsed, expired, invalidated): {int((~live).sum())}")
-    print(f"book total: {values['income_value_rmb'].sum() / 1e4:,.0f} 万元 (book P5 {book_p5 / 1e4:,.0f} / P95 {book_p95 / 1e4:,.0f})")
+          f"(hash {values['assumption_set_hash'].iloc[0]}), features {values['feature_spec'].iloc[0]} (hash {values['feature_spec_hash'].iloc[0]}); "
+          f"cash flows weighted by {values['cash_flow_weighting'].iloc[0]}")
+    table = by_grade.assign(**{c: (by_grade[c].astype(float) / 1e4).round(1) for c in by_grade.columns if c != "patents"})
+    print(table.rename(columns={"income": "income value in use (万元)", "collateral_basis": "in force, as collateral basis (万元)",
+                                "ml_p50": "ML P50 (万元)"}).to_string())
+    status = methods["legal_status"]
+    pending = status.eq("pending")
+    print(f"rights in force: {int(status.eq('in_force').sum())}; ended (lapsed, expired, invalidated): {int((~status.isin(['in_force', 'pending'])).sum())}, "
+          f"collateral value 0; pending applications: {int(pending.sum())}, valued only as pending "
+          f"(expected value {values.loc[pending, 'pending_expected_value_rmb'].astype(float).sum() / 1e4:,.0f} 万元, never summed into the book)")
+    print(f"book: value in use {values['income_value_rmb'].sum() / 1e4:,.0f} 万元; collateral basis (rights in force) "
+          f"{values['collateral_basis_rmb'].astype(float).sum() / 1e4:,.0f} 万元; disposal view at P{100 * packages['quantile'].iloc[0]:.0f} "
+          f"(collateral value, {len(packages)} packages) {packages['loan_cap_rmb'].sum() / 1e4:,.0f} 万元")
     print(f"results: {out_dir / 'valuations.parquet'}")
 
     models = {k: v for k, v in models.items() if v}
     application = write_demo_application(values, demo, out_dir, models={k: v.uri for k, v in models.items()})
     # the models are loaded already: the valuation uses them instead of loading them again
-    result = value_application(LoanApplication.load(application), models=models, data_dir=data_dir, user="demo")
+    app = LoanApplication.load(application)
+    result = value_application(app, models=models, data_dir=data_dir, user="demo")
     with recording(result, out_dir / "audit.db") as audit:
         paths = write_reports(result, out_dir / "reports")
-    s = result.summary
-    print(f"\nloan application {application.name} (SYNTHETIC): {s['decision']}; internal value {s['internal_value_rmb']:,.0f} RMB, "
-          f"loan cap {s['loan_cap_rmb']:,.0f} RMB, requested {s['requested_amount_rmb']:,.0f} RMB")
+    _print_application(result, application.name)
+    if result.summary["decision"] == "review required":
+        # the methods disagree beyond the policy's factor: a named reviewer signs off with a reason
+        raw = {**app.raw, "review": {"reviewer": "SYNTHETIC reviewer 审查员", "reason": "收益法以借款人财务报表为依据，可比交易已核对 (synthetic demo sign-off)"}}
+        application = write_text_atomic(yaml.safe_dump(raw, allow_unicode=True, sort_keys=False), out_dir / "demo_application_signed.yaml")
+        result = value_application(LoanApplication.load(application), models=models, data_dir=data_dir, user="demo")
+        with recording(result, out_dir / "audit.db") as audit:
+            paths = write_reports(result, out_dir / "reports")
+        print(f"\nafter the reviewer's sign-off ({application.name}): {result.summary['decision']}")
     print(f"report: {paths['html']}\naudit trail: {audit}")
     print("browse the runs: .venv/bin/mlflow ui --backend-store-uri sqlite:///mlflow/mlflow.db")
     return 0
 
 
+def _print_application(result, name: str) -> None:
+    """What a credit officer reads first: value types, methods, the choice and the cap."""
+    s, p = result.summary, result.patents
+    print(f"\nloan application {name} (SYNTHETIC): {s['decision']}")
+    columns = [c for c in ("patent_id", "income_value_rmb", "market_value_rmb", "cost_value_rmb", "ml_value_p50_rmb", "primary_method", "value_type",
+                           "internal_value_rmb", "disposal_cap_rmb") if c in p]
+    with pd.option_context("display.width", 200, "display.max_columns", 12, "display.float_format", "{:,.0f}".format):
+        print(p[columns].to_string(index=False))
+    for row in p.itertuples():
+        print(f"  {row.patent_id}: {row.method_reason_en}")
+    print(f"internal value {s['internal_value_rmb']:,.0f} RMB ({s['internal_value_type']}); income approach {s['income_value_rmb']:,.0f} RMB (value in use)")
+    print(f"disposal view (collateral value): P50 {s['collateral_value_p50_rmb']:,.0f} RMB, P{100 * s['disposal_quantile']:.0f} {s['disposal_cap_rmb']:,.0f} RMB; "
+          f"pledge-rate limit {s['pledge_value_rmb']:,.0f} RMB")
+    print(f"loan cap {s['loan_cap_rmb']:,.0f} RMB (set by the {s['loan_cap_basis']}), requested {s['requested_amount_rmb']:,.0f} RMB")
+    for c in result.checks[~result.checks["passed"]].itertuples():
+        print(f"  FAIL {c.scope} {c.check}: {c.reason_en}")
+
+
 def write_demo_application(values: pd.DataFrame, demo: DemoPortfolio, out_dir: Path, *, models: dict) -> Path:
-    """A SYNTHETIC loan application for the loan of the book most likely to pass the checks: all
-    its patents in force with life to spare and fees current; the request is 80 % of its cap as
-    estimated from the book's values by the policy's rule (the lowest central estimate of the
-    methods × the pledge rate)."""
+    """A SYNTHETIC loan application for the loan of the book most likely to pass the checks (all
+    its patents in force with life to spare and fees current), with what a bank would attach:
+    three years of the borrower's statements, its tax rate (15 %, 高新技术企业), the product's R&D
+    cost, and comparable transactions (the synthetic appraisals of other loans' patents, written to
+    ``demo_comparables.csv``). The request is half the cap estimated from the book (the collateral
+    basis × the lower of the pledge rate and the disposal view's realisation)."""
     patents = demo.patents.set_index("patent_id")
-    v = values.set_index("patent_id").join(patents[["loan_id", "fees_paid_until", "legal_status"]])
+    v = values.set_index("patent_id").join(patents[["loan_id", "fees_paid_until", "appraised_value_rmb", "legal_status", "ipc_main", "patent_type"]])
     policy, _ = load_pledge_policy("pledge-policy-cn")
-    rates = {ptype: float(rate["value"]) for ptype, rate in policy["pledge_rate"].items()}
-    central = v[["income_value_rmb"] + (["ml_value_p50_rmb"] if "ml_value_p50_rmb" in v else [])].min(axis=1)
-    v["cap"] = central * patents["patent_type"].map(rates)
+    realisation = DisposalAssumptions.load().realisation_factor
+    rates = patents["patent_type"].map({ptype: float(rate["value"]) for ptype, rate in policy["pledge_rate"].items()})
+    v["cap"] = v["collateral_basis_rmb"].astype(float) * np.minimum(rates, realisation)
     ok = (v["legal_status"] == "in_force") & (v["remaining_life_years"] > 5) & (v["fees_paid_until"] > DATA_DATE + pd.Timedelta(days=120))
     loans = v.groupby("loan_id").agg(all_ok=("cap", lambda c: bool(ok[c.index].all())), cap=("cap", "sum"), n=("cap", "size"))
     # the loans whose patents all pass first; in a small book there may be none
     loan_id = loans.sort_values(["all_ok", "n", "cap"], ascending=False).index[0]
     loan = demo.loans.set_index("loan_id").loc[loan_id]
+    mine = v[v["loan_id"] == loan_id]
+    product = patents.loc[mine.index]  # the product's revenue, as the book gives it for the package
+    base, growth = float(product["revenue_base_rmb"].iloc[0]), float(product["revenue_growth"].fillna(0.05).iloc[0])
+    others = v[(v["loan_id"] != loan_id) & (v["legal_status"] == "in_force") & v["appraised_value_rmb"].notna()].head(40)
+    comparables = pd.DataFrame({
+        "transaction_id": [f"SYN-TX-{i:04d}" for i in range(len(others))], "date": str((DATA_DATE - pd.Timedelta(days=180)).date()),
+        "kind": "transfer", "price_rmb": others["appraised_value_rmb"].round(-2).to_numpy(), "patent_type": others["patent_type"].to_numpy(),
+        "ipc_main": others["ipc_main"].to_numpy(), "remaining_life_years": others["remaining_life_years"].round(2).to_numpy(),
+        "score": others["score"].round(1).to_numpy(), "source": "SYNTHETIC: appraisal of a synthetic patent",
+    })
+    write_atomic(comparables, out_dir / "demo_comparables.csv")
     application = {
         "application_id": f"SYN-APP-{loan_id[-5:]}",
         "borrower": loan["borrower"],
-        "requested_amount_rmb": float(np.round(0.8 * loans.loc[loan_id, "cap"], -4)),
+        "requested_amount_rmb": float(np.round(0.5 * loans.loc[loan_id, "cap"], -4)),
         "term_years": 2,
         "purpose": "working capital (SYNTHETIC demo application)",
         "valuation_date": str(DATA_DATE.date()),
-        "patents": {"file": "demo_patents.csv", "ids": list(v.index[v["loan_id"] == loan_id])},
+        "patents": {"file": "demo_patents.csv", "ids": list(mine.index)},
+        "revenue_forecast": {"base_rmb": base, "growth": growth},
+        "financials": [{"year": year, "revenue_rmb": round(base / (1 + growth) ** k, -2), "operating_margin": 0.07}
+                       for k, year in ((3, DATA_DATE.year - 3), (2, DATA_DATE.year - 2), (1, DATA_DATE.year - 1))],
+        "tax_rate": 0.15,
+        "rd_cost": {"rmb": round(0.2 * base, -3), "year": DATA_DATE.year - 4},
+        "comparables": "demo_comparables.csv",
         "assumption_set": "cn-pledge-2025",
         "pledge_policy": "pledge-policy-cn",
         "risk_sharing": "guangzhou-55",

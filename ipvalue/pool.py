@@ -15,6 +15,7 @@ import pandas as pd
 from ipvalue.exceptions import InputError
 from ipvalue.features import PatentFeatureBuilder
 from ipvalue.frame import DEAD_STATUSES
+from ipvalue.lending.valuation import collateral_status
 from ipvalue.scorecard import IndicatorScorecard
 
 VALUE_BANDS_RMB = [0, 5e5, 1e6, 5e6, 1e7, np.inf]
@@ -31,8 +32,12 @@ def _book_view(book: pd.DataFrame, scored: pd.DataFrame, value_column: str, valu
         "borrower": (book["borrower"] if "borrower" in book else book["applicants"].str.split(";").str[0]).to_numpy(),
         "industry": features["tech_sector"].astype(object).fillna("unknown").to_numpy(),
         "grade": IndicatorScorecard().fit().score(features)["grade"].to_numpy(),
+        "collateral_status": collateral_status(book, features).to_numpy(),
     })
-    return view.merge(scored[["patent_id", value_column]].rename(columns={value_column: "value_rmb"}), on="patent_id", how="left")
+    view = view.merge(scored[["patent_id", value_column]].rename(columns={value_column: "value_rmb"}), on="patent_id", how="left")
+    # lapsed, expired, invalidated and pending rights are no collateral: worth 0 in the pool, whatever the model said
+    view.loc[view["value_rmb"].notna() & view["collateral_status"].ne("in_force"), "value_rmb"] = 0.0
+    return view
 
 
 def _share_table(view: pd.DataFrame, by: str, total: float) -> pd.DataFrame:
@@ -63,6 +68,7 @@ def pool_summary(book: pd.DataFrame, scored: pd.DataFrame, *, value_column: str 
     industries = _share_table(valued, "industry", total)
     overview = pd.DataFrame([{
         "patents": len(view), "scored_patents": len(valued), "unscored_patents": int(view["value_rmb"].isna().sum()),
+        "not_in_force_patents_at_zero": int(view["collateral_status"].ne("in_force").sum()),
         "borrowers": valued["borrower"].nunique(), "total_value_rmb": total, "average_value_rmb": float(valued["value_rmb"].mean()),
         "median_value_rmb": float(valued["value_rmb"].median()), "max_value_rmb": float(valued["value_rmb"].max()),
         "top5_borrower_share": float(borrowers["share_of_value"].head(5).sum()), "top3_industry_share": float(industries["share_of_value"].head(3).sum()),

@@ -107,6 +107,8 @@ def test_demo_trains_registers_and_values_every_synthetic_patent(tmp_path, capsy
     assert (values["p5_rmb"] <= values["p95_rmb"]).all()
     assert values["assumption_set_hash"].nunique() == 1
     granted = values["remaining_life_years"] > 0
-    assert (values.loc[granted, "economic_life_source"] == "input").mean() > 0.9  # from the renewal champion
+    assert (values.loc[granted, "economic_life_source"] == "survival table (renewal model)").mean() > 0.9  # from the renewal champion
+    assert (values.loc[values["collateral_basis_rmb"] > 0, "primary_method"] == "income").all()  # synthetic value model: a challenger
+    assert "loan cap" in out and "disposal view (collateral value): P50" in out and "(value in use)" in out
     assert (values["ml_value_model"] == "models:/ipvalue-value@champion").all()
     assert (values["ml_value_p10_rmb"] <= values["ml_value_p90_rmb"]).all()

@@ -36,16 +36,18 @@ def test_pool_tables(book, scored, data_dir):
     t = pool_summary(book, scored, valuation_date="2026-06-30")
     o = t["overview"].iloc[0]
     assert (o["patents"], o["scored_patents"], o["unscored_patents"], o["borrowers"]) == (7, 6, 1, 4)  # 戊公司 has no score
-    assert o["total_value_rmb"] == 8e6 and o["median_value_rmb"] == 750_000
+    # CN4 lapsed and CN6 expired (filed 2005, 20-year term): no collateral, 0 in the pool whatever the model said
+    assert o["not_in_force_patents_at_zero"] == 2
+    assert o["total_value_rmb"] == 8e6 - 5e5 - 2e5 and o["median_value_rmb"] == (3e5 + 1e6) / 2
     b = t["top_borrowers"]
-    assert b["borrower"].tolist()[:2] == ["甲公司", "乙公司"] and b["share_of_value"].iloc[0] == pytest.approx(0.75)
+    assert b["borrower"].tolist()[:2] == ["甲公司", "乙公司"] and b["share_of_value"].iloc[0] == pytest.approx(6e6 / 7.3e6)
     assert o["top5_borrower_share"] == pytest.approx(1.0)
     types = t["by_patent_type"].set_index("patent_type")
-    assert types.loc["invention", "value_rmb"] == 6.2e6 and types.loc["utility_model", "patents"] == 2
+    assert types.loc["invention", "value_rmb"] == 6e6 and types.loc["utility_model", "patents"] == 2
     assert t["top_industries"]["industry"].iloc[0] == "Electrical engineering"
-    assert t["top_industries"]["share_of_value"].iloc[0] == pytest.approx(6.3e6 / 8e6)  # H04L and G06F
+    assert t["top_industries"]["share_of_value"].iloc[0] == pytest.approx(6.3e6 / 7.3e6)  # H04L and G06F
     bands = t["value_bands"].set_index("value_band")["patents"]
-    assert bands.to_dict() == {"<50万": 2, "50-100万": 1, "100-500万": 3, "500-1000万": 0, "≥1000万": 0}
+    assert bands.to_dict() == {"<50万": 3, "50-100万": 0, "100-500万": 3, "500-1000万": 0, "≥1000万": 0}
     assert t["grades"]["patents"].sum() == 6
 
 

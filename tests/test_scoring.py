@@ -179,3 +179,14 @@ def test_spark_engine_gives_the_same_values_as_the_local_engine(book, registry, 
     assert got["row"].tolist() == want["row"].tolist() and got["patent_id"].tolist() == want["patent_id"].tolist()
     np.testing.assert_allclose(got["value_p50_rmb"].to_numpy(float), want["value_p50_rmb"].to_numpy(float), rtol=1e-12)
     assert got["driver_1"].tolist() == want["driver_1"].tolist()
+
+
+def test_a_right_not_in_force_is_no_collateral_in_the_scored_book(registry, tmp_path):
+    patents = make_demo_portfolio(300, seed=5).patents.drop(columns=["appraised_value_rmb"])
+    patents.to_parquet(tmp_path / "book.parquet")
+    s = score_file(tmp_path / "book.parquet", model_uri=MODEL, out=tmp_path / "o.parquet", tracking_uri=registry[1], explain="none")
+    out = pd.read_parquet(s.output).merge(patents[["patent_id", "legal_status", "grant_date"]], on="patent_id")
+    dead = out["legal_status"].isin(["lapsed", "expired", "invalidated", "withdrawn", "rejected", "pending"]) | out["grant_date"].isna()
+    assert dead.any() and (~dead).any()
+    assert (out.loc[dead, "collateral_basis_rmb"] == 0).all() and (out.loc[dead, "value_p50_rmb"] > 0).all()
+    np.testing.assert_allclose(out.loc[~dead, "collateral_basis_rmb"], out.loc[~dead, "value_p50_rmb"])

@@ -206,6 +206,15 @@ class LoanApplication:
             raise ApplicationError(f"The 'patents' of {where} must have 'records' (a list of patent records) or 'file' (+ optional 'ids').")
         patents = patents.reset_index(drop=True)
         patents["package_id"] = patents["package_id"].fillna(app_id)
+        packages = patents["package_id"].unique()
+
+        def package_of(section: str, rows: pd.DataFrame) -> pd.DataFrame:
+            """A section without package ids belongs to the application's one package."""
+            if "package_id" in rows:
+                return rows
+            if len(packages) != 1:
+                raise ApplicationError(f"The '{section}' of {where} needs a 'package_id' on every row: the patents belong to {len(packages)} packages {list(packages)}.")
+            return rows.assign(package_id=packages[0])
 
         forecast = raw.get("revenue_forecast") or {}
         if not isinstance(forecast, dict):
@@ -215,10 +224,10 @@ class LoanApplication:
             rows = forecast["schedule"]
             if not isinstance(rows, list) or not all(isinstance(r, dict) and {"year", "revenue_rmb"} <= set(r) for r in rows):
                 raise ApplicationError(f"The 'revenue_forecast.schedule' of {where} needs 'year' and 'revenue_rmb' on every row.")
-            schedule = pd.DataFrame({
+            schedule = package_of("revenue_forecast.schedule", pd.DataFrame({
                 "year": [int(number("year", r["year"])) for r in rows],
                 "revenue_rmb": [number("revenue_rmb", r["revenue_rmb"]) for r in rows],
-            }).assign(package_id=app_id)
+            }))
         elif forecast:
             if "base_rmb" not in forecast:
                 raise ApplicationError(f"The 'revenue_forecast' of {where} needs a numeric 'base_rmb' (and optional 'growth'). Got {forecast!r}.")
@@ -233,9 +242,7 @@ class LoanApplication:
             rows = raw["financials"]
             if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
                 raise ApplicationError(f"The 'financials' of {where} must be a list of yearly statements (year, revenue_rmb, operating_margin).")
-            financials = pd.DataFrame(rows)
-            if "package_id" not in financials:
-                financials["package_id"] = app_id
+            financials = package_of("financials", pd.DataFrame(rows))
         tax_rate = None
         if raw.get("tax_rate") is not None:
             tax_rate = number("tax_rate", raw["tax_rate"], "tax_rate")

@@ -148,7 +148,7 @@ def _survival_with_overrides(survival: pd.DataFrame | None, patents: pd.DataFram
     return out
 
 
-def _ml_label_source(model: RegisteredModel) -> str:
+def ml_label_source(model: RegisteredModel) -> str:
     """What the value model was trained on, from its run's ``data_origin`` tag: 'synthetic' or a
     real source (prices, appraisals)."""
     origin = str(model.run_tags.get("data_origin", "unknown")).lower()
@@ -209,7 +209,7 @@ def value_application(app: LoanApplication, *, models: dict[str, RegisteredModel
 
     subject = patents[["patent_type", "ipc_main", "legal_status", "package_id"]].join(inputs[["remaining_life_years", "score"]])
     subject["statutory_term_years"] = features["statutory_term_years"] if "statutory_term_years" in features else np.nan
-    methods = pd.DataFrame({"legal_status": _collateral_status(patents, features), "patent_type": patents["patent_type"],
+    methods = pd.DataFrame({"legal_status": collateral_status(patents, features), "patent_type": patents["patent_type"],
                             "income_rmb": income["income_value_rmb"], "has_financials": app.financials is not None})
     market = None
     if app.comparables is not None:
@@ -219,7 +219,7 @@ def value_application(app: LoanApplication, *, models: dict[str, RegisteredModel
         cost_input = subject.assign(package_rd_cost_rmb=app.rd_cost["rmb"], rd_cost_year=app.rd_cost["year"])
         methods["cost_rmb"] = CostApproachValuer(valuation_date=vd).fit().predict(cost_input)
     if value_model is not None:
-        methods = methods.assign(ml_rmb=ml["ml_value_p50_rmb"], ml_label_source=_ml_label_source(value_model))
+        methods = methods.assign(ml_rmb=ml["ml_value_p50_rmb"], ml_label_source=ml_label_source(value_model))
     rec = reconcile(methods, policy=policy)
 
     out = income[["patent_id", "package_id", "grade", "score", "sharing_rate", "income_period_years", "remaining_life_years",
@@ -309,7 +309,7 @@ def value_application(app: LoanApplication, *, models: dict[str, RegisteredModel
         "renewal_model_version": renewal.version if renewal else "",
         "value_model": app.models.get("value") if value_model is not None else "not used", "value_run_id": value_model.run_id if value_model else "",
         "value_model_version": value_model.version if value_model else "",
-        "value_model_labels": _ml_label_source(value_model) if value_model else "",
+        "value_model_labels": ml_label_source(value_model) if value_model else "",
         "user": user, "valued_at": pd.Timestamp.now(tz="UTC").isoformat(timespec="seconds"),
     }
     return ValuationResult(
@@ -319,10 +319,15 @@ def value_application(app: LoanApplication, *, models: dict[str, RegisteredModel
     )
 
 
-def _collateral_status(patents: pd.DataFrame, features: pd.DataFrame) -> pd.Series:
+def collateral_status(patents: pd.DataFrame, features: pd.DataFrame | None = None) -> pd.Series:
     """The register status the reconciliation sees: the given status, but 'lapsed' where the fees
-    are unpaid beyond the grace period and 'expired' past the term (the features know both)."""
+    are unpaid beyond the grace period, 'expired' past the term and 'pending' without a grant (the
+    features know all three; without them only the missing grant date is seen). Only 'in_force'
+    rights have a collateral value: every other status is worth 0 as collateral."""
     status = patents["legal_status"].astype(str).copy()
+    if features is None:  # without features: a right in force needs a grant date
+        status[patents["grant_date"].isna() & status.eq("in_force")] = "pending"
+        return status
     status[(features["is_lapsed"] == 1) & status.eq("in_force")] = "lapsed"
     status[(features["is_expired"] == 1) & status.eq("in_force")] = "expired"
     status[(features["is_granted"] == 0) & status.eq("in_force")] = "pending"

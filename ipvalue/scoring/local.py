@@ -25,6 +25,7 @@ import pandas as pd
 
 from ipvalue.frame import validate_patent_frame
 from ipvalue.io import ColumnMapping, write_text_atomic
+from ipvalue.lending.valuation import collateral_status
 from ipvalue.models.output import check_sample_fraction, explain_top, explanation_sample
 from ipvalue.registry import RegisteredModel, load_model
 from ipvalue.scoring.book import DEFAULT_CHUNK_SIZE, iter_chunks
@@ -51,7 +52,12 @@ def score_chunk(raw: pd.DataFrame, offset: int, mapping, model: RegisteredModel,
         extra = {c: pd.to_numeric(raw.loc[valid.index, c], errors="coerce") if c in raw else np.nan for c in inner.features_.spec_.passthrough}
         frame = valid.assign(**extra)
         rows_explained = explanation_sample(frame["patent_id"], explain_sample) if explain_sample is not None else None
-        scored = pd.concat([frame[["patent_id"]], inner.output_frame(frame, explain=explain, explain_rows=rows_explained)], axis=1).reset_index(drop=True)
+        output = inner.output_frame(frame, explain=explain, explain_rows=rows_explained)
+        if "value_p50_rmb" in output:  # a value model: what the book may count as collateral (0 unless the right is in force)
+            status = collateral_status(frame)
+            output.insert(output.columns.get_loc("value_p50_rmb") + 2, "collateral_status", status.to_numpy())
+            output.insert(output.columns.get_loc("collateral_status") + 1, "collateral_basis_rmb", output["value_p50_rmb"].where(status.eq("in_force"), 0.0))
+        scored = pd.concat([frame[["patent_id"]], output], axis=1).reset_index(drop=True)
         scored.insert(0, "row", rows[valid.index])
     else:
         scored = pd.DataFrame({"row": pd.Series(dtype="int64")})
