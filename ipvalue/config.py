@@ -18,6 +18,8 @@ through :func:`parse_yaml`, which is ``yaml.safe_load`` plus the limits an untru
 
 from __future__ import annotations
 
+import copy
+import functools
 import hashlib
 import json
 import os
@@ -214,12 +216,23 @@ def load_yaml(name_or_path: str | Path, *, folder: str = "assumptions") -> tuple
             raise SpecError(f"{path} is {size:,} bytes; at most {MAX_YAML_BYTES:,} are accepted. Fix: check that this is the right file.")
         text, origin = path.read_bytes(), str(path)
     else:
-        shipped = resources.files("ipvalue") / folder / f"{name_or_path}.yaml"
-        if not shipped.is_file():
-            available = sorted(p.name[:-5] for p in (resources.files("ipvalue") / folder).iterdir() if p.name.endswith(".yaml"))
-            raise SpecError(f"No packaged {folder} set named {str(name_or_path)!r}. Fix: use one of {available} or a .yaml path.")
-        text, origin = shipped.read_bytes(), f"package:{folder}/{name_or_path}.yaml"
+        content, origin = _shipped(folder, str(name_or_path))
+        return copy.deepcopy(content), origin  # callers may edit their copy; the parsed file is read once per process
     content = parse_yaml(text, where=origin)
+    if not isinstance(content, dict):
+        raise SpecError(f"{origin} must hold a mapping at the top level. Got {type(content).__name__}. Fix: write 'key: value' lines.")
+    return content, origin
+
+
+@functools.lru_cache(maxsize=64)
+def _shipped(folder: str, name: str) -> tuple[dict, str]:
+    """A set shipped with the package, parsed once (package data does not change while running)."""
+    shipped = resources.files("ipvalue") / folder / f"{name}.yaml"
+    if not shipped.is_file():
+        available = sorted(p.name[:-5] for p in (resources.files("ipvalue") / folder).iterdir() if p.name.endswith(".yaml"))
+        raise SpecError(f"No packaged {folder} set named {name!r}. Fix: use one of {available} or a .yaml path.")
+    origin = f"package:{folder}/{name}.yaml"
+    content = parse_yaml(shipped.read_bytes(), where=origin)
     if not isinstance(content, dict):
         raise SpecError(f"{origin} must hold a mapping at the top level. Got {type(content).__name__}. Fix: write 'key: value' lines.")
     return content, origin

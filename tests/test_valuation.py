@@ -135,8 +135,8 @@ def test_one_valuation_validates_once_builds_features_once_per_model_and_simulat
     _, uri, _ = registry
     raw = make_application(models={"renewal": "models:/ipvalue-renewal@champion", "value": "models:/ipvalue-value@champion"})
     builds, simulations, explanations = [], [], []
-    real_build, real_simulate = PatentFeatureBuilder.build, IncomeApproachValuer.simulate
-    monkeypatch.setattr(PatentFeatureBuilder, "build", lambda self, X: builds.append(self.spec_.id) or real_build(self, X))
+    real_build, real_simulate = PatentFeatureBuilder._build_base, IncomeApproachValuer.simulate
+    monkeypatch.setattr(PatentFeatureBuilder, "_build_base", lambda self, X: builds.append(self.spec_.id) or real_build(self, X))
     monkeypatch.setattr(IncomeApproachValuer, "simulate", lambda self, *a, **k: simulations.append(1) or real_simulate(self, *a, **k))
     for cls in (RenewalModel, ValueRegressor):
         real = cls._contributions
@@ -153,7 +153,7 @@ def test_one_valuation_validates_once_builds_features_once_per_model_and_simulat
                       if name == "validate_patent_frame" and file.endswith("frame.py"))
     assert validations == 1
     specs = {m: models[m].estimator.features_.spec_.id for m in models}
-    assert sorted(builds) == sorted([specs["renewal"], specs["value"], "core-v1"])  # one build per model
+    assert sorted(builds) == sorted([specs["renewal"], specs["value"], "core-v1"])  # one build per model (the income approach's fit included)
     assert len(simulations) == 1
     # TreeSHAP once per model (the renewal model's probability-point reasons need the log-odds of fee stages 1 and 2, once each)
     assert sorted(explanations) == [("RenewalModel", 1), ("RenewalModel", 2), ("ValueRegressor",)]

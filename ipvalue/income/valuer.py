@@ -81,16 +81,28 @@ class IncomeApproachValuer(BaseEstimator):
 
     def fit(self, X: pd.DataFrame, y=None) -> "IncomeApproachValuer":
         """Fit the feature builder's cohort references on ``X`` and load the assumptions."""
+        self._fit(X)
+        return self
+
+    def fit_features(self, X: pd.DataFrame) -> pd.DataFrame:
+        """:meth:`fit` on ``X`` and the feature matrix of ``X``, built once: for a valuation whose
+        cohort reference is its own patents. Pass the matrix to :meth:`inputs` as ``features=``."""
+        return self._fit(X, transform=True)
+
+    def _fit(self, X: pd.DataFrame, *, transform: bool = False) -> pd.DataFrame | None:
         self.assumptions_ = IncomeAssumptions.load(self.assumptions)
         self.scorecard_ = IndicatorScorecard(self.scorecard).fit()
-        self.features_ = PatentFeatureBuilder(self.feature_spec, valuation_date=self.valuation_date, data_dir=self.data_dir).fit(X)
+        self.features_ = PatentFeatureBuilder(self.feature_spec, valuation_date=self.valuation_date, data_dir=self.data_dir)
+        matrix = self.features_.fit_transform(X) if transform else None
+        if not transform:
+            self.features_.fit(X)
         raw, origin = (self.industry_margins, "dict") if isinstance(self.industry_margins, dict) else load_yaml(self.industry_margins)
         benchmarks = raw.get("benchmarks") or {}
         if "default" not in benchmarks:
             raise AssumptionError(f"The industry-margin set {raw.get('name', origin)!r} needs 'benchmarks.default'. Fix: add it with its source.")
         self.margin_benchmarks_ = {k: assumption_value(raw, f"benchmarks.{k}", 0.0, 1.0, lo_open=True) for k in benchmarks}
         self.margin_benchmarks_provenance_ = {"industry_margin_set": f"{raw.get('name', origin)}-v{raw.get('version', 0)}", "industry_margin_set_hash": content_hash(raw)}
-        return self
+        return matrix
 
     # -- inputs ------------------------------------------------------------------------------
 

@@ -190,9 +190,12 @@ def value_application(app: LoanApplication, *, models: dict[str, RegisteredModel
             features_v = out_v.filter(like="feature_").rename(columns=lambda c: c.removeprefix("feature_"))
             reasons.append(reason_codes(contributions, features_v, est.features_.spec_, medians=est.feature_medians_).assign(model="value"))
 
-        reference = pd.concat([app.reference_book, patents], ignore_index=True).drop_duplicates("patent_id") if app.reference_book is not None else patents
-        valuer = IncomeApproachValuer(app.assumption_set, valuation_date=vd, data_dir=data_dir).fit(reference)
-        features = valuer.features_.transform(patents)
+        valuer = IncomeApproachValuer(app.assumption_set, valuation_date=vd, data_dir=data_dir)
+        if app.reference_book is None:  # the patents are their own cohort reference: one build
+            features = valuer.fit_features(patents)
+        else:
+            valuer.fit(pd.concat([app.reference_book, patents], ignore_index=True).drop_duplicates("patent_id"))
+            features = valuer.features_.transform(patents)
         options = dict(schedule=app.schedule, financials=app.financials, tax_rate=app.tax_rate, features=features)
         model_inputs = valuer.inputs(patents, survival=survival, **options)
         overridden_survival = _survival_with_overrides(survival, patents, app)
