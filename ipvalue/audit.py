@@ -264,6 +264,40 @@ def read_audit_table(table: str, path: str | Path | None = None) -> pd.DataFrame
 
 
 
+def pledge_applications(path: str | Path | None = None) -> pd.DataFrame:
+    """The latest recorded valuation of each application, as the exposure rule reads them.
+
+    One row per ``application_id`` (its last valuation in chain order): ``valuation_id``,
+    ``valued_at``, ``decision``, ``borrower``, ``requested_amount_rmb``, ``term_years``,
+    ``valuation_date`` (from the stored result's summary). A store that does not exist yet gives an
+    empty table (nothing has been recorded); a store that cannot be read raises
+    :class:`~ipvalue.exceptions.AuditStoreError`. Read-only: nothing is written.
+    """
+    columns = ["application_id", "valuation_id", "valued_at", "decision", "borrower", "requested_amount_rmb", "term_years", "valuation_date"]
+    path = audit_path(path)
+    if not path.exists():
+        return pd.DataFrame(columns=columns)
+    with closing(connect(path)) as con:
+        try:
+            rows = pd.read_sql_query(
+                "SELECT v.application_id, v.valuation_id, v.valued_at, v.decision, v.result_json FROM valuations v "
+                "JOIN audit_chain c ON c.valuation_id = v.valuation_id ORDER BY c.seq", con)
+        except (sqlite3.Error, pd.errors.DatabaseError) as exc:
+            raise _store_error(path, exc) from exc
+    rows = rows.drop_duplicates("application_id", keep="last").reset_index(drop=True)
+
+    def summary(text: str) -> dict:
+        try:
+            return json.loads(text).get("summary") or {}
+        except (json.JSONDecodeError, AttributeError):
+            return {}
+
+    s = pd.DataFrame([summary(t) for t in rows["result_json"]], index=rows.index)
+    for name in ("borrower", "requested_amount_rmb", "term_years", "valuation_date"):
+        rows[name] = s[name] if name in s else None
+    return rows[columns]
+
+
 @dataclass(frozen=True)
 class AuditVerification:
     """What :func:`verify` found.

@@ -109,8 +109,15 @@ def synthetic_application(**changes):
         "purpose": "working capital (synthetic test)", "valuation_date": "2026-06-30",
         "patents": {"records": [synthetic_patent(1), synthetic_patent(2, patent_type="utility_model", filing_date="2021-01-01", publication_date="2021-08-01", grant_date="2021-08-01")]},
         "revenue_forecast": {"base_rmb": 40_000_000, "growth": 0.05}, "risk_sharing": "5311",
+        "documents": [  # what a clean application references: fees prepaid through the term plus buffer, the utility model's 评价报告
+            {"patent_id": "SYN-CN-T001", "kind": "fee_prepayment", "reference": "SYN-FEE-001", "paid_until": "2029-07-01"},
+            {"patent_id": "SYN-CN-T002", "kind": "fee_prepayment", "reference": "SYN-FEE-002", "paid_until": "2029-07-01"},
+            {"patent_id": "SYN-CN-T002", "kind": "evaluation_report", "reference": "SYN-PJBG-2026-002"},
+        ],
     }
     raw.update(changes)
+    if "patents" in changes and "documents" not in changes:
+        del raw["documents"]  # they reference SYN-CN-T001 / T002 of the default patents
     return raw
 
 

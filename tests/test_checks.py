@@ -67,3 +67,123 @@ def test_the_ten_million_boundary_includes_ten_million_as_configured(make_applic
     monkeypatch.setenv("IPVALUE_CONFIG_DIR", str(tmp_path))
     exclusive = value(make_application(requested_amount_rmb=10_000_000, pledge_policy="bank-policy"))
     assert not check(exclusive, "application", "amount_within_internal_limit")
+
+
+# --- register, documents and total exposure (issue 16) ---------------------------------------------
+
+import shutil  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import pandas as pd  # noqa: E402
+
+from ipvalue.audit import pledge_applications, recording  # noqa: E402
+from ipvalue.lending.checks import open_exposure  # noqa: E402
+
+FIXTURE = Path(__file__).parent / "fixtures" / "cnipa-register-synthetic.csv"
+UNIVERSITY = "合成示例理工大学"
+
+
+def status(result, scope, name):
+    row = result.checks[(result.checks["scope"] == scope) & (result.checks["check"] == name)]
+    assert len(row) == 1, f"{scope} {name}: {len(row)} rows"
+    return row["status"].iloc[0]
+
+
+def test_a_co_owned_patent_needs_every_co_owners_consent(make_application):
+    raw = make_application()
+    raw["patents"]["records"][0]["applicants"] = f"{raw['borrower']};{UNIVERSITY}"
+    r = value(raw)
+    assert check(r, "SYN-CN-T001", "owner_is_borrower") and status(r, "SYN-CN-T001", "co_owner_consent") == "needs_document"
+    assert r.summary["decision"] == "not eligible"
+    reason = r.checks.set_index(["scope", "check"]).loc[("SYN-CN-T001", "co_owner_consent")]
+    assert "专利法第14条" in reason["reason_zh"] and f"缺少 {UNIVERSITY} 的书面同意" in reason["reason_zh"] and "every co-owner's consent" in reason["reason_en"]
+    raw["documents"].append({"patent_id": "SYN-CN-T001", "kind": "co_owner_consent", "co_owner": " 合成示例理工大学 ", "reference": "SYN-同意书-001"})
+    r = value(raw)
+    assert status(r, "SYN-CN-T001", "co_owner_consent") == "pass" and r.summary["decision"] == "eligible"
+
+
+def test_a_utility_model_needs_its_evaluation_report(make_application):
+    raw = make_application()
+    raw["documents"] = [d for d in raw["documents"] if d["kind"] != "evaluation_report"]
+    r = value(raw)
+    assert status(r, "SYN-CN-T002", "evaluation_report") == "needs_document" and r.summary["decision"] == "not eligible"
+    assert [c for c in r.checks["check"] if c == "evaluation_report"] == ["evaluation_report"]  # the invention needs none
+
+
+def test_fees_must_be_paid_through_the_term_plus_buffer(make_application):
+    raw = make_application()
+    raw["documents"] = [d for d in raw["documents"] if not (d["kind"] == "fee_prepayment" and d["patent_id"] == "SYN-CN-T001")]
+    r = value(raw)  # fees paid until 2027-03-01; the term (2 y) plus buffer (1 y) runs to 2029-06-30
+    assert check(r, "SYN-CN-T001", "annual_fees_current") and status(r, "SYN-CN-T001", "fees_paid_through_term") == "needs_document"
+    assert "2029-06-30" in r.checks.set_index(["scope", "check"]).loc[("SYN-CN-T001", "fees_paid_through_term"), "reason_en"]
+    raw["documents"].append({"patent_id": "SYN-CN-T001", "kind": "fee_prepayment", "reference": "R", "paid_until": "2029-06-29"})
+    assert status(value(raw), "SYN-CN-T001", "fees_paid_through_term") == "needs_document"  # one day short
+    raw["documents"][-1]["paid_until"] = "2029-06-30"
+    assert status(value(raw), "SYN-CN-T001", "fees_paid_through_term") == "pass"
+
+
+def test_economic_life_must_cover_the_term_as_well_as_legal_life(make_application):
+    raw = make_application()
+    raw["patents"]["records"][0]["economic_life_years"] = 2.5
+    r = value(raw)
+    assert check(r, "SYN-CN-T001", "life_covers_term") and not check(r, "SYN-CN-T001", "economic_life_covers_term")
+
+
+def test_register_facts_fail_the_checks(make_application, tmp_path):
+    shutil.copy(FIXTURE, tmp_path / "register.csv")
+    raw = make_application(register={"file": "register.csv"})
+    raw["patents"]["records"][0]["application_number"] = "201910000003.5"  # pledged, frozen, exclusive licence
+    raw["patents"]["records"][1]["application_number"] = "202110000002.X"  # lapsed, then restored
+    from ipvalue.lending import LoanApplication
+
+    r = value_application(LoanApplication.from_dict(raw, base_dir=tmp_path), user="tester")
+    assert not check(r, "SYN-CN-T001", "not_already_pledged") and not check(r, "SYN-CN-T001", "no_preservation")
+    assert status(r, "SYN-CN-T001", "exclusive_licence") == "needs_document"
+    assert "独占许可" in r.checks.set_index(["scope", "check"]).loc[("SYN-CN-T001", "exclusive_licence"), "reason_zh"]
+    assert check(r, "SYN-CN-T002", "right_in_force") and check(r, "SYN-CN-T002", "register_extract")
+    assert check(r, "SYN-CN-T002", "not_already_pledged") and check(r, "SYN-CN-T002", "no_preservation")
+
+
+def test_a_register_file_outside_the_application_folder_is_refused(make_application, tmp_path):
+    from ipvalue.exceptions import ApplicationError
+    from ipvalue.lending import LoanApplication
+
+    with pytest.raises(ApplicationError, match="'register.file' .* points outside the application's folder"):
+        LoanApplication.from_dict(make_application(register={"file": "../register.csv"}), base_dir=tmp_path)
+
+
+def test_a_split_loan_is_refused_on_the_borrowers_total_exposure(make_application, tmp_path):
+    """¥300,000 recorded as eligible; a second application of ¥9,700,000 reaches exactly ¥10,000,000
+    (inclusive: passes); ¥9,700,000.01 does not."""
+    store = tmp_path / "audit.db"
+    first = value(make_application())
+    with recording(first, store):
+        pass
+    recorded = pledge_applications(store)
+    assert recorded[["application_id", "decision", "requested_amount_rmb"]].to_dict("records") == [
+        {"application_id": "SYN-APP-T1", "decision": "eligible", "requested_amount_rmb": 300_000.0}]
+    at = value(make_application(application_id="SYN-APP-T2", requested_amount_rmb=9_700_000), applications=recorded)
+    assert check(at, "application", "total_exposure_within_internal_limit")
+    above = value(make_application(application_id="SYN-APP-T2", requested_amount_rmb=9_700_000.01), applications=recorded)
+    assert check(above, "application", "amount_within_internal_limit") and not check(above, "application", "total_exposure_within_internal_limit")
+    assert "SYN-APP-T1 300,000" in above.checks.set_index("check").loc["total_exposure_within_internal_limit", "reason_en"]
+    same = value(make_application(requested_amount_rmb=9_700_000.01), applications=recorded)  # revaluing the same application: not counted twice
+    assert check(same, "application", "total_exposure_within_internal_limit")
+
+
+def test_only_the_same_borrowers_open_applications_count(make_application):
+    from ipvalue.lending import LoanApplication
+
+    app = LoanApplication.from_dict(make_application())
+    recorded = pd.DataFrame({
+        "application_id": ["A", "B", "C", "D", "E"],
+        "borrower": [app.borrower, "另一家公司", app.borrower, "合成示例测试科技有限公司 ", app.borrower],
+        "decision": ["eligible", "eligible", "not eligible", "review required", "eligible"],
+        "requested_amount_rmb": [1e6, 2e6, 3e6, 4e6, 5e6], "term_years": [2, 2, 2, 2, 1],
+        "valuation_date": ["2025-01-01", "2025-01-01", "2025-01-01", "2025-01-01", "2025-01-01"],  # E matured on 2026-01-01
+    })
+    assert open_exposure(recorded, app)["application_id"].tolist() == ["A", "D"]
+
+
+def test_pledge_applications_of_a_store_that_does_not_exist_is_empty(tmp_path):
+    assert pledge_applications(tmp_path / "none.db").empty and not (tmp_path / "none.db").exists()

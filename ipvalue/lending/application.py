@@ -5,8 +5,8 @@ An application is untrusted input. What it may do is bounded here:
 * numbers are checked against their documented domains (:mod:`ipvalue.domains`): finite, in
   range, booleans are not numbers; the YAML is parsed by :func:`ipvalue.config.parse_yaml`
   (duplicate keys, alias bombs, Python tags and oversized files refused);
-* every file it names (``patents.file``, ``reference_book``, ``comparables``) resolves inside the
-  application's folder;
+* every file it names (``patents.file``, ``reference_book``, ``comparables``, ``register.file``)
+  resolves inside the application's folder;
 * assumption sets and the pledge policy are named, never given as paths: they come from the
   package or the bank's configuration folder (``$IPVALUE_CONFIG_DIR``), so an application cannot
   bring its own limits;
@@ -29,6 +29,7 @@ from ipvalue.domains import check_number
 from ipvalue.exceptions import ApplicationError, DomainError, OverrideError
 from ipvalue.frame import validate_patent_frame
 from ipvalue.io import read_patents
+from ipvalue.io.register import RegisterEvents, read_register
 from ipvalue.names import normalise_id, normalise_text
 
 OVERRIDABLE = ("sharing_rate", "economic_life_years", "internal_value_rmb")
@@ -36,6 +37,11 @@ OVERRIDABLE = ("sharing_rate", "economic_life_years", "internal_value_rmb")
 CONFIG_NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,63}")
 #: An application id as it may appear in a file name.
 SAFE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+#: Kinds of supporting document an application may reference (``documents``), and the extra field
+#: each needs: a co-owner's consent to the pledge (专利法 第14条) names the co-owner; a fee
+#: prepayment receipt gives the date the fees are paid until.
+DOCUMENT_KINDS = {"co_owner_consent": "co_owner", "evaluation_report": None, "licence_contract": None, "fee_prepayment": "paid_until",
+                  "invalidation_outcome": None}
 #: Largest application file read (bytes): applications are a few kB; patents come as a file.
 MAX_APPLICATION_BYTES = 1_000_000
 
@@ -65,6 +71,47 @@ class Override:
         except DomainError as exc:
             raise OverrideError(str(exc)) from None
         return cls(normalise_id(str(d["patent_id"])), d["field"], value, str(d["reason"]).strip(), str(d["officer"]).strip())
+
+
+@dataclass(frozen=True)
+class Document:
+    """A supporting document the application references (the bank keeps the paper): a co-owner's
+    consent, a 专利权评价报告, a licence contract, a fee prepayment receipt."""
+
+    patent_id: str
+    kind: str
+    reference: str
+    co_owner: str = ""
+    paid_until: pd.Timestamp | None = None
+
+    @classmethod
+    def from_dict(cls, d: dict, where: str = "document") -> "Document":
+        if not isinstance(d, dict):
+            raise ApplicationError(f"The {where} must be a mapping (patent_id, kind, reference). Got {type(d).__name__}.")
+        kind = d.get("kind")
+        if kind not in DOCUMENT_KINDS:
+            raise ApplicationError(f"The 'kind' of {where} must be one of {list(DOCUMENT_KINDS)}. Got {kind!r}.")
+        pid = normalise_id(str(d.get("patent_id") or ""))
+        if not pid:
+            raise ApplicationError(f"The {where} has no 'patent_id'. Fix: name the patent the document is about.")
+        reference = normalise_text(str(d.get("reference") or ""))
+        if not reference:
+            raise ApplicationError(f"The {where} ({kind} of {pid}) has no 'reference'. Fix: give the document's number or file reference.")
+        extra = DOCUMENT_KINDS[kind]
+        co_owner, paid_until = "", None
+        if extra == "co_owner":
+            co_owner = normalise_text(str(d.get("co_owner") or ""))
+            if not co_owner:
+                raise ApplicationError(f"The {where} (co_owner_consent of {pid}) has no 'co_owner'. Fix: name the co-owner who consented.")
+        if extra == "paid_until":
+            text = str(d.get("paid_until") or "")
+            try:
+                paid_until = pd.Timestamp(text) if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text) else None
+            except ValueError:
+                paid_until = None
+            if paid_until is None:
+                raise ApplicationError(f"The 'paid_until' of {where} (fee_prepayment of {pid}) must be a date written YYYY-MM-DD. Got {d.get('paid_until')!r}.")
+        return cls(pid, kind, reference, co_owner, paid_until)
 
 
 @dataclass
@@ -104,6 +151,8 @@ class LoanApplication:
     comparables: pd.DataFrame | Path | None = None
     rd_cost: dict | None = None
     review: dict | None = None
+    documents: tuple[Document, ...] = ()
+    register: RegisterEvents | None = None
     raw: dict = field(default_factory=dict, repr=False)
 
     @classmethod
@@ -277,6 +326,19 @@ class LoanApplication:
         models = raw.get("models") or {}
         if not isinstance(models, dict):
             raise ApplicationError(f"The 'models' of {where} must map a kind (renewal, value) to a registry URI.")
+        entries = raw.get("documents") or []
+        if not isinstance(entries, list):
+            raise ApplicationError(f"The 'documents' of {where} must be a list of documents (patent_id, kind, reference).")
+        documents = tuple(Document.from_dict(d, f"documents[{i}] of {where}") for i, d in enumerate(entries))
+        unknown = sorted({d.patent_id for d in documents} - set(patents["patent_id"]))
+        if unknown:
+            raise ApplicationError(f"The 'documents' of {where} name patents not in the application: {unknown}.")
+        register = None
+        if raw.get("register"):
+            spec = raw["register"]
+            if not isinstance(spec, dict) or not spec.get("file"):
+                raise ApplicationError(f"The 'register' of {where} must be a mapping with 'file' (the CNIPA legal-status export) and optional 'encoding'.")
+            register = read_register(inside("register.file", spec["file"]), encoding=spec.get("encoding"))
         pledges = raw.get("registered_pledges") or []
         if not isinstance(pledges, list):
             raise ApplicationError(f"The 'registered_pledges' of {where} must be a list of patent ids.")
@@ -286,13 +348,16 @@ class LoanApplication:
             assumption_set=config_name("assumption_set", "cn-pledge-2025"), pledge_policy=config_name("pledge_policy", "pledge-policy-cn"),
             risk_sharing=config_name("risk_sharing", "none"), models={str(k): str(v) for k, v in models.items()},
             registered_pledges=tuple(normalise_id(str(p)) for p in pledges), reference_book=reference, overrides=overrides,
-            financials=financials, tax_rate=tax_rate, comparables=comparables, rd_cost=rd_cost, review=review, raw=raw,
+            financials=financials, tax_rate=tax_rate, comparables=comparables, rd_cost=rd_cost, review=review,
+            documents=documents, register=register, raw=raw,
         )
 
     @property
     def input_hash(self) -> str:
         digest = hashlib.sha256(json.dumps(self.raw, sort_keys=True, default=str, ensure_ascii=False).encode())
         digest.update(pd.util.hash_pandas_object(self.patents, index=False).to_numpy().tobytes())
+        if self.register is not None:  # the register export's content, not only its file name
+            digest.update(pd.util.hash_pandas_object(self.register.events.astype(str), index=False).to_numpy().tobytes())
         return digest.hexdigest()[:16]
 
 

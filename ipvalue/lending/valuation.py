@@ -156,11 +156,13 @@ def ml_label_source(model: RegisteredModel) -> str:
 
 
 def value_application(app: LoanApplication, *, models: dict[str, RegisteredModel] | None = None, tracking_uri: str | None = None,
-                      data_dir=None, user: str = "unknown") -> ValuationResult:
+                      data_dir=None, user: str = "unknown", applications: pd.DataFrame | None = None) -> ValuationResult:
     """Value one application: the methods, reconciliation, disposal view and cap, checks and explanations.
 
     ``models``: the application's registered models when the caller has them loaded (a service);
-    else loaded here with :func:`load_application_models`.
+    else loaded here with :func:`load_application_models`. ``applications``: the audit store's
+    recorded applications (:func:`ipvalue.audit.pledge_applications`) for the borrower's total
+    IP-pledge exposure; None when the store is not consulted (the check says so).
     """
     policy, policy_hash = load_pledge_policy(app.pledge_policy)
     vd = app.valuation_date
@@ -259,7 +261,7 @@ def value_application(app: LoanApplication, *, models: dict[str, RegisteredModel
 
     review_needed = bool(rec["review_required"].any())
     signed_off = review_needed and app.review is not None
-    checks = eligibility_checks(app, patents, features, policy, out, cap=cap)
+    checks = eligibility_checks(app, patents, features, policy, out, cap=cap, applications=applications)
     exposure = min(app.requested_amount_rmb, cap) if cap > 0 else app.requested_amount_rmb
     sharing, sharing_info = risk_sharing_table(app.risk_sharing, exposure)
 
