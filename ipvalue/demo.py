@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from ipvalue.audit import recording
+from ipvalue.audit import pledge_applications, recording
 from ipvalue.income import IncomeApproachValuer
 from ipvalue.io import default_data_dir, read_patents, write_atomic, write_text_atomic
 from ipvalue.lending import LoanApplication, load_pledge_policy, value_application
@@ -113,7 +113,7 @@ def run_demo(out_dir: str | Path = "demo-output", *, n: int = 400, seed: int = 0
     application = write_demo_application(values, demo, out_dir, models={k: v.uri for k, v in models.items()})
     # the models are loaded already: the valuation uses them instead of loading them again
     app = LoanApplication.load(application)
-    result = value_application(app, models=models, data_dir=data_dir, user="demo")
+    result = value_application(app, models=models, data_dir=data_dir, user="demo", applications=pledge_applications(out_dir / "audit.db"))
     with recording(result, out_dir / "audit.db") as audit:
         paths = write_reports(result, out_dir / "reports")
     _print_application(result, application.name)
@@ -121,11 +121,11 @@ def run_demo(out_dir: str | Path = "demo-output", *, n: int = 400, seed: int = 0
         # the methods disagree beyond the policy's factor: a named reviewer signs off with a reason
         raw = {**app.raw, "review": {"reviewer": "SYNTHETIC reviewer 审查员", "reason": "收益法以借款人财务报表为依据，可比交易已核对 (synthetic demo sign-off)"}}
         application = write_text_atomic(yaml.safe_dump(raw, allow_unicode=True, sort_keys=False), out_dir / "demo_application_signed.yaml")
-        result = value_application(LoanApplication.load(application), models=models, data_dir=data_dir, user="demo")
+        result = value_application(LoanApplication.load(application), models=models, data_dir=data_dir, user="demo", applications=pledge_applications(out_dir / "audit.db"))
         with recording(result, out_dir / "audit.db") as audit:
             paths = write_reports(result, out_dir / "reports")
         print(f"\nafter the reviewer's sign-off ({application.name}): {result.summary['decision']}")
-    print(f"report: {paths['html']}\naudit trail: {audit}")
+    print(f"report: {paths['html']}" + (f" (PDF {paths['pdf']})" if paths.get("pdf") else "") + f"\naudit trail: {audit}")
     print("browse the runs: .venv/bin/mlflow ui --backend-store-uri sqlite:///mlflow/mlflow.db")
     return 0
 
@@ -161,7 +161,9 @@ def write_demo_application(values: pd.DataFrame, demo: DemoPortfolio, out_dir: P
     realisation = DisposalAssumptions.load().realisation_factor
     rates = patents["patent_type"].map({ptype: float(rate["value"]) for ptype, rate in policy["pledge_rate"].items()})
     v["cap"] = v["collateral_basis_rmb"].astype(float) * np.minimum(rates, realisation)
-    ok = (v["legal_status"] == "in_force") & (v["remaining_life_years"] > 5) & (v["fees_paid_until"] > DATA_DATE + pd.Timedelta(days=120))
+    # in force, legal and expected economic life beyond the 2-year term plus the 1-year buffer, fees current
+    ok = (v["legal_status"] == "in_force") & (v["remaining_life_years"] > 5) & (v["economic_life_years"].fillna(np.inf) > 3.5) \
+        & (v["fees_paid_until"] > DATA_DATE + pd.Timedelta(days=120))
     loans = v.groupby("loan_id").agg(all_ok=("cap", lambda c: bool(ok[c.index].all())), cap=("cap", "sum"), n=("cap", "size"))
     # the loans whose patents all pass first; in a small book there may be none
     loan_id = loans.sort_values(["all_ok", "n", "cap"], ascending=False).index[0]
@@ -196,6 +198,22 @@ def write_demo_application(values: pd.DataFrame, demo: DemoPortfolio, out_dir: P
         "risk_sharing": "guangzhou-55",
         "models": models,
         "registered_pledges": [],
+        "documents": _demo_documents(patents.loc[mine.index], loan["borrower"], term_years=2),
         "overrides": [],
     }
     return write_text_atomic(yaml.safe_dump(application, allow_unicode=True, sort_keys=False), out_dir / "demo_application.yaml")
+
+
+def _demo_documents(patents: pd.DataFrame, borrower: str, *, term_years: float) -> list[dict]:
+    """The SYNTHETIC documents a bank would collect: each co-owner's consent to the pledge
+    (专利法 第14条), a 专利权评价报告 for utility models and designs, and the receipt of annual fees
+    prepaid through the loan term plus the policy's one-year buffer."""
+    paid_until = str((DATA_DATE + pd.Timedelta(days=round((term_years + 1) * 365.25) + 31)).date())
+    documents = []
+    for pid, p in patents.iterrows():
+        for co_owner in [a.strip() for a in str(p["applicants"] or "").split(";") if a.strip() and a.strip() != borrower]:
+            documents.append({"patent_id": pid, "kind": "co_owner_consent", "co_owner": co_owner, "reference": f"SYN-CONSENT-{pid[-4:]}"})
+        if p["patent_type"] in ("utility_model", "design"):
+            documents.append({"patent_id": pid, "kind": "evaluation_report", "reference": f"SYN-PJBG-{pid[-4:]}"})
+        documents.append({"patent_id": pid, "kind": "fee_prepayment", "reference": f"SYN-FEE-{pid[-4:]}", "paid_until": paid_until})
+    return documents

@@ -12,6 +12,8 @@ title, paragraphs and tables), in the order of a 资产评估报告: 评估目�
 
 from __future__ import annotations
 
+import logging
+
 import base64
 import io
 import json
@@ -41,7 +43,9 @@ VALUE_TYPE_SOURCE = "《资产评估价值类型指导意见》(中评协〔2017
 VALIDITY_MONTHS = 12
 VALIDITY_SOURCE = "《资产评估执业准则——资产评估报告》: 评估基准日与经济行为实现日相距不超过一年时方可使用评估结论 (one year); bank policy may shorten it"
 
-DECISIONS_ZH = {"eligible": "符合内部评估质押条件", "not eligible": "不符合条件", "external appraisal required": "需外部评估", "review required": "需复核签批"}
+logger = logging.getLogger(__name__)
+
+DECISIONS_ZH = {"eligible": "符合内部评估质押条件", "not eligible": "不符合条件", "external appraisal required": "需外部评估", "review required": "需复核签批", "documents required": "需补充材料"}
 
 
 def _png(fig) -> str:
@@ -229,7 +233,7 @@ def report_sections(result) -> list[Section]:
 
 def closing_sections(result) -> list[Section]:
     """The sections after the results: sensitivity, special matters, validity, limits, sign-off."""
-    app, s, prov, pat = result.application, result.summary, result.provenance, result.patents
+    s, prov = result.summary, result.provenance
     vd = pd.Timestamp(s["valuation_date"])
     checks = result.checks.assign(status=result.checks["status"] if "status" in result.checks else np.where(result.checks["passed"], "pass", "fail"))
     out = []
@@ -357,8 +361,26 @@ def _require_cjk_font() -> None:
                            "Fix: install one (Debian: apt-get install fonts-noto-cjk).")
 
 
-def write_reports(result, out_dir: str | Path, *, pdf: bool = True) -> dict:
-    """Write ``<application>-<valuation id>.html``, ``.json`` and (``pdf``) ``.pdf`` atomically; returns their paths."""
+def pdf_unavailable() -> str | None:
+    """Why this machine cannot print the PDF report (WeasyPrint or its Pango libraries missing, no
+    CJK font), or None when it can."""
+    try:
+        import weasyprint  # noqa: F401  (needs Debian's Pango libraries)
+    except (ImportError, OSError) as exc:
+        return f"WeasyPrint is not usable ({exc}). Fix: pip install weasyprint and install Debian's libpango-1.0-0 and libpangoft2-1.0-0."
+    try:
+        _require_cjk_font()
+    except RuntimeError as exc:
+        return str(exc)
+    return None
+
+
+def write_reports(result, out_dir: str | Path, *, pdf: bool | None = None) -> dict:
+    """Write ``<application>-<valuation id>.html``, ``.json`` and ``.pdf`` atomically; returns their paths.
+
+    ``pdf``: True requires the PDF (an error where it cannot be printed), False skips it, None
+    (default) prints it where this machine can (:func:`pdf_unavailable`) and logs why not otherwise.
+    """
     out_dir = Path(out_dir)
     stem = f"{result.application.application_id}-{result.valuation_id}"
     html = render_html(result)
@@ -366,6 +388,11 @@ def write_reports(result, out_dir: str | Path, *, pdf: bool = True) -> dict:
         "html": write_text_atomic(html, out_dir / f"{stem}.html"),
         "json": write_text_atomic(report_json(result), out_dir / f"{stem}.json"),
     }
+    if pdf is None:
+        reason = pdf_unavailable()
+        if reason:
+            logger.warning("PDF report not written: %s", reason)
+        pdf = reason is None
     if pdf:
         paths["pdf"] = _write_bytes_atomic(render_pdf(html), out_dir / f"{stem}.pdf")
     return paths

@@ -125,7 +125,7 @@ def test_the_pdf_embeds_a_cjk_font_and_its_text_layer_holds_the_chinese_titles(r
         if os.environ.get("IPVALUE_REQUIRE_CHROMIUM"):
             pytest.fail(message)
         pytest.skip(message)
-    pdf = write_reports(result, tmp_path)["pdf"]
+    pdf = write_reports(result, tmp_path, pdf=True)["pdf"]
     assert pdf.read_bytes().startswith(b"%PDF")
     fonts = subprocess.run(["pdffonts", str(pdf)], capture_output=True, text=True, check=True).stdout
     assert re.search(r"CJK\S*\s.*\byes\s+yes\b", fonts), fonts  # a CJK face, embedded (subset)

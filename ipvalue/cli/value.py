@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import getpass
 
-from ipvalue.audit import recording
+from ipvalue.audit import pledge_applications, recording
 from ipvalue.cli.exitcodes import EXIT_OK, EXIT_PARTIAL
 from ipvalue.lending import LoanApplication, value_application
 from ipvalue.report import write_reports
@@ -23,7 +23,8 @@ def add_parser(sub) -> None:
 
 def run(args) -> int:
     app = LoanApplication.load(args.application)
-    result = value_application(app, tracking_uri=args.tracking_uri, data_dir=args.data_dir, user=args.user)
+    # the borrower's other open IP-pledge applications in the audit store count towards the ¥10M limit
+    result = value_application(app, tracking_uri=args.tracking_uri, data_dir=args.data_dir, user=args.user, applications=pledge_applications(args.audit_db))
     with recording(result, args.audit_db) as audit:  # the report is written only with its audit record
         paths = write_reports(result, args.out)
     s = result.summary
@@ -31,5 +32,5 @@ def run(args) -> int:
           f"loan cap {s['loan_cap_rmb']:,.0f} RMB | requested {s['requested_amount_rmb']:,.0f} RMB")
     for c in result.checks[~result.checks["passed"]].itertuples():
         print(f"  FAIL {c.scope} {c.check}: {c.reason_en}")
-    print(f"report: {paths['html']}\njson:   {paths['json']}\naudit:  {audit} (valuation {result.valuation_id})")
+    print(f"report: {paths['html']}" + (f"\npdf:    {paths['pdf']}" if paths.get("pdf") else "") + f"\njson:   {paths['json']}\naudit:  {audit} (valuation {result.valuation_id})")
     return EXIT_OK if s["eligible"] else EXIT_PARTIAL

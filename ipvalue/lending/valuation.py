@@ -283,13 +283,14 @@ def value_application(app: LoanApplication, *, models: dict[str, RegisteredModel
     checks_passed = bool(checks["passed"].all())
     internal_route = within_internal_limit(app.requested_amount_rmb, policy)
     eligible = checks_passed and (not review_needed or signed_off)
-    decision = ("external appraisal required" if not internal_route else "not eligible" if not checks_passed
+    only_documents = not checks_passed and set(checks.loc[~checks["passed"], "status"]) == {"needs_document"} if "status" in checks else False
+    decision = ("external appraisal required" if not internal_route else "documents required" if only_documents else "not eligible" if not checks_passed
                 else "review required" if review_needed and not signed_off else "eligible")
     summary = {
         "borrower": app.borrower, "requested_amount_rmb": app.requested_amount_rmb, "term_years": app.term_years,
         "valuation_date": vd.date().isoformat(), "patents": int(len(out)),
         "internal_value_rmb": float(out["internal_value_rmb"].sum()),
-        "internal_value_type": "market_value" if set(out.loc[out["internal_value_rmb"] > 0, "value_type"]) <= {"market_value"} else "value_in_use and market_value (see patents)",
+        "internal_value_type": " and ".join(sorted(set(out.loc[out["internal_value_rmb"] > 0, "value_type"].dropna()))) or "none (no right in force)",
         "income_value_rmb": float(out["income_value_rmb"].sum()),
         "income_p5_rmb": float(np.quantile(package_draws, 0.05)), "income_p50_rmb": float(np.quantile(package_draws, 0.5)),
         "income_p95_rmb": float(np.quantile(package_draws, 0.95)),
