@@ -49,7 +49,17 @@ _FORBIDDEN_RE = "[" + "".join(f"\\x{{{ord(c):x}}}" for c in FORBIDDEN_CHARS) + "
 _INVISIBLE_RE = "[" + "".join(f"\\x{{{ord(c):x}}}" for c in INVISIBLE_CHARS) + "]"
 _BLANKS_RE = r"[ \t\r\n\x0b\x0c]+"
 #: Company-form variants folded in :func:`name_key` (longest first).
-COMPANY_FORMS = (("有限责任公司", "有限公司"),)
+#: Legal-form variants folded into one spelling before names are compared (regex, replacement),
+#: applied to the case-folded, NFKC-normalised name.
+COMPANY_FORMS = (
+    ("有限责任公司", "有限公司"),
+    (r"\bcorporation\b", "corp"),
+    (r"\bincorporated\b", "inc"),
+    (r"\bcompany\b", "co"),
+    (r"\blimited\b", "ltd"),
+)
+#: What a name key drops: white space and punctuation (after NFKC, so full-width marks are ASCII).
+_NAME_PUNCTUATION_RE = r"[\s\.,;:'\"`·、，。\-_/&]+"
 
 
 def _as_series(values) -> tuple[pd.Series, bool]:
@@ -128,10 +138,11 @@ def name_key(values) -> pd.Series | str:
     True
     """
     s, scalar = _as_series(values)
-    # Removing spaces can join a combining mark to a letter, so NFKC runs again after folding.
-    out = normalise_text(s).str.replace(" ", "", regex=False).str.casefold().str.normalize("NFKC")
+    out = normalise_text(s).str.casefold().str.replace(r"^the\s+", "", regex=True)
     for variant, canonical in COMPANY_FORMS:
-        out = out.str.replace(variant, canonical, regex=False)
+        out = out.str.replace(variant, canonical, regex=True)
+    # Removing spaces can join a combining mark to a letter, so NFKC runs again after folding.
+    out = out.str.replace(_NAME_PUNCTUATION_RE, "", regex=True).str.replace("()", "", regex=False).str.normalize("NFKC")
     return _ret(out.where(out.ne("")), scalar)
 
 

@@ -94,7 +94,7 @@ def test_a_co_owned_patent_needs_every_co_owners_consent(make_application):
     raw["patents"]["records"][0]["applicants"] = f"{raw['borrower']};{UNIVERSITY}"
     r = value(raw)
     assert check(r, "SYN-CN-T001", "owner_is_borrower") and status(r, "SYN-CN-T001", "co_owner_consent") == "needs_document"
-    assert r.summary["decision"] == "not eligible"
+    assert r.summary["decision"] == "documents required" and not r.summary["eligible"]
     reason = r.checks.set_index(["scope", "check"]).loc[("SYN-CN-T001", "co_owner_consent")]
     assert "专利法第14条" in reason["reason_zh"] and f"缺少 {UNIVERSITY} 的书面同意" in reason["reason_zh"] and "every co-owner's consent" in reason["reason_en"]
     raw["documents"].append({"patent_id": "SYN-CN-T001", "kind": "co_owner_consent", "co_owner": " 合成示例理工大学 ", "reference": "SYN-同意书-001"})
@@ -106,7 +106,7 @@ def test_a_utility_model_needs_its_evaluation_report(make_application):
     raw = make_application()
     raw["documents"] = [d for d in raw["documents"] if d["kind"] != "evaluation_report"]
     r = value(raw)
-    assert status(r, "SYN-CN-T002", "evaluation_report") == "needs_document" and r.summary["decision"] == "not eligible"
+    assert status(r, "SYN-CN-T002", "evaluation_report") == "needs_document" and r.summary["decision"] == "documents required"
     assert [c for c in r.checks["check"] if c == "evaluation_report"] == ["evaluation_report"]  # the invention needs none
 
 

@@ -22,6 +22,7 @@ import pandas as pd
 from ipvalue.exceptions import ColumnError
 from ipvalue.features.builders import first_item
 from ipvalue.frame import on_unique
+from ipvalue.names import name_key
 
 OWNER_BOOK_COLUMNS = ("owner", "patent_id", "start_date", "lapse_date", "pledge_count", "licence_count", "transfer_count")
 """Columns of an owner book: ``owner`` (name as registered; normalised here), ``patent_id``,
@@ -32,22 +33,16 @@ and the pledge / licence / transfer counts (empty when unknown)."""
 OWNER_FEATURES = ("owner_portfolio_size", "owner_lapse_share", "owner_pledged_share", "owner_licensed_share", "owner_transferred_share")
 
 # Legal-form words written in more than one way; the first form is kept.
-_LEGAL_FORMS = [
-    ("有限责任公司", "有限公司"),
-    (r"\bcorporation\b", "corp"),
-    (r"\bincorporated\b", "inc"),
-    (r"\bcompany\b", "co"),
-    (r"\blimited\b", "ltd"),
-]
 
 
 def normalise_owner_name(names: pd.Series) -> pd.Series:
-    """A matching key for owner names: the first of ';'-listed owners, compared loosely.
+    """A matching key for owner names: :func:`ipvalue.names.name_key` (the one normaliser every
+    name comparison uses) of the first of ';'-listed owners.
 
-    Steps: NFKC (全角 → 半角, so （ ） and ( ) agree), lower case, a leading English "the"
-    dropped, 有限责任公司 → 有限公司 and English legal forms shortened (Corporation → corp,
-    Company → co, Limited → ltd, Incorporated → inc), then every space and punctuation mark
-    removed. Blank names become missing.
+    Steps: NFKC (全角 → 半角, so （ ） and ( ) agree), invisible characters removed, case folded, a
+    leading English "the" dropped, 有限责任公司 → 有限公司 and English legal forms shortened
+    (Corporation → corp, Company → co, Limited → ltd, Incorporated → inc), then every space and
+    punctuation mark removed. Blank names become missing.
 
     Parameters
     ----------
@@ -63,18 +58,7 @@ def normalise_owner_name(names: pd.Series) -> pd.Series:
     ['北京某某科技有限公司(中国)', 'regentsoftheuniversityofcalifornia']
     """
 
-    def key(u: pd.Series) -> pd.Series:
-        s = u.astype("str").str.normalize("NFKC").str.lower().str.strip()
-        s = s.str.replace(r"^the\s+", "", regex=True)
-        for pattern, repl in _LEGAL_FORMS:
-            s = s.str.replace(pattern, repl, regex=True)
-        s = s.str.replace(r"[\s\.,;:'\"`·、，。\-_/&]+", "", regex=True)
-        # parentheses stay (they are half-width after NFKC) but empty ones go
-        s = s.str.replace("()", "", regex=False)
-        return s.where(s.str.len() > 0)
-
-    first = first_item(names)
-    return on_unique(first, key)
+    return on_unique(first_item(names), name_key)
 
 
 def owner_book_from_frame(frame: pd.DataFrame, lapse_date: pd.Series) -> pd.DataFrame:

@@ -14,7 +14,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from ipvalue.config import load_yaml
 from ipvalue.exceptions import SpecError
-from ipvalue.features.builders import BUILDERS, BuildContext
+from ipvalue.features.builders import BUILDERS, BuildContext, normalise_ipc
 from ipvalue.features.cohort import SOURCES, CohortReference
 from ipvalue.features.owners import build_owners, check_owner_book
 from ipvalue.features.spec import FeatureSpec
@@ -142,8 +142,6 @@ class PatentFeatureBuilder(TransformerMixin, BaseEstimator):
         self.industry_map_ = None
         if industry_map:
             table = pd.read_csv(industry_map, dtype=str)
-            from ipvalue.features.builders import normalise_ipc
-
             self.industry_map_ = table.assign(ipc_prefix=normalise_ipc(table["ipc"]).str.rstrip("/"))
         notes = []
         concordance, oecd = self.concordance, self.oecd_cohorts
