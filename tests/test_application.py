@@ -98,3 +98,13 @@ def test_ids_and_names_are_compared_after_normalisation(make_application, make_p
     checks = value_application(LoanApplication.from_dict(raw)).checks.set_index(["scope", "check"])["passed"]
     assert checks[("SYN-CN-T001", "owner_is_borrower")] and checks[("SYN-CN-T002", "owner_is_borrower")]
     assert not checks[("SYN-CN-T002", "not_already_pledged")]  # the lower-case id still matches
+
+
+def test_a_requested_id_whose_row_is_invalid_is_reported_with_its_problem(tmp_path, make_application, make_patent):
+    # issue 15 finding 13: "not in the file" instead of the row's problem
+    import yaml
+
+    pd.DataFrame([make_patent(1), make_patent(2, claims_total=-3)]).to_csv(tmp_path / "book.csv", index=False)
+    (tmp_path / "app.yaml").write_text(yaml.safe_dump(make_application(patents={"file": "book.csv", "ids": ["SYN-CN-T001", "SYN-CN-T002"]}), allow_unicode=True), encoding="utf-8")
+    with pytest.raises(ApplicationError, match=r"whose rows in book.csv are invalid: SYN-CN-T002: claims_total"):
+        LoanApplication.load(tmp_path / "app.yaml")

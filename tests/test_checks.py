@@ -187,3 +187,12 @@ def test_only_the_same_borrowers_open_applications_count(make_application):
 
 def test_pledge_applications_of_a_store_that_does_not_exist_is_empty(tmp_path):
     assert pledge_applications(tmp_path / "none.db").empty and not (tmp_path / "none.db").exists()
+
+
+def test_a_valuation_date_in_the_future_or_before_filing_is_flagged(make_application):
+    import pandas as pd
+
+    future = str((pd.Timestamp.today() + pd.Timedelta(days=400)).date())
+    assert not check(value(make_application(valuation_date=future)), "application", "valuation_date_plausible")
+    assert not check(value(make_application(valuation_date="2017-01-01")), "application", "valuation_date_plausible")
+    assert check(value(make_application()), "application", "valuation_date_plausible")

@@ -3,6 +3,8 @@
 import pandas as pd
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from ipvalue import cli
 from ipvalue.cli import main
@@ -112,3 +114,49 @@ def test_demo_trains_registers_and_values_every_synthetic_patent(tmp_path, capsy
     assert "loan cap" in out and "disposal view (collateral value): P50" in out and "(value in use)" in out
     assert (values["ml_value_model"] == "models:/ipvalue-value@champion").all()
     assert (values["ml_value_p10_rmb"] <= values["ml_value_p90_rmb"]).all()
+
+
+def test_an_unwritable_output_folder_is_an_input_error_not_a_crash(tmp_path, tiny_frame, capsys, monkeypatch):
+    import errno
+
+    from ipvalue.io import tables
+
+    tiny_frame.to_csv(tmp_path / "in.csv", index=False)
+
+    def full_disk(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "v.parquet"))
+
+    monkeypatch.setattr(tables.tempfile, "mkstemp", full_disk)
+    assert main(["validate", str(tmp_path / "in.csv"), "--valid-out", str(tmp_path / "v.parquet")]) == EXIT_INPUT
+    err = capsys.readouterr().err
+    assert "No space left on device" in err and "Fix: check that the folder exists" in err
+
+
+@pytest.mark.parametrize("content", [b"", b"\x00\xff\xfe garbage", b"a,b\n1,2,3\n\"unclosed", "申请号,申请日\nCN1,2020-01-01\n".encode("gbk"),
+                                     b"patent_id,jurisdiction,patent_type,filing_date\n=HYPERLINK(1),CN,invention,2020-01-01\n"])
+def test_broken_files_never_crash_validate(content, tmp_path, capsys):
+    path = tmp_path / "book.csv"
+    path.write_bytes(content)
+    assert main(["validate", str(path)]) in (EXIT_OK, EXIT_PARTIAL, EXIT_INPUT)
+    assert "internal error" not in capsys.readouterr().err
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.binary(max_size=400) | st.text(max_size=300).map(lambda t: t.encode("utf-8")))
+def test_random_bytes_as_a_book_or_an_application_never_exit_70(tmp_path, content):
+    (tmp_path / "book.csv").write_bytes(content)
+    (tmp_path / "app.yaml").write_bytes(content)
+    assert main(["validate", str(tmp_path / "book.csv")]) != EXIT_INTERNAL
+    assert main(["value", str(tmp_path / "app.yaml"), "--out", str(tmp_path / "r"), "--audit-db", str(tmp_path / "a.db")]) != EXIT_INTERNAL
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.recursive(st.none() | st.booleans() | st.floats(allow_nan=True) | st.integers() | st.text(max_size=20),
+                    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=12), children, max_size=5), max_leaves=20))
+def test_random_yaml_applications_never_exit_70(tmp_path, tree):
+    import yaml
+
+    raw = {"application_id": "A-1", "borrower": "x", "requested_amount_rmb": 1e6, "term_years": 2, "valuation_date": "2026-06-30",
+           "patents": tree, "revenue_forecast": tree, "overrides": tree}
+    (tmp_path / "app.yaml").write_text(yaml.safe_dump(raw, allow_unicode=True), encoding="utf-8")
+    assert main(["value", str(tmp_path / "app.yaml"), "--out", str(tmp_path / "r"), "--audit-db", str(tmp_path / "a.db")]) != EXIT_INTERNAL

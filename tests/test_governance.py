@@ -125,3 +125,11 @@ def test_override_summary_counts_direction_and_size(tmp_path):
     assert t.loc["sharing_rate", "overrides"] == 2 and t.loc["sharing_rate", "up"] == 1 and t.loc["sharing_rate", "down"] == 1
     assert t.loc["sharing_rate", "share_of_valuations"] == 0.5 and t.loc["sharing_rate", "officers"] == 2
     assert t.loc["internal_value_rmb", "mean_relative_change"] == pytest.approx(-0.2)
+
+
+def test_the_markdown_card_escapes_html_from_a_validators_reason():
+    from ipvalue.governance import ModelCard
+
+    card = ModelCard("Model card").add("Version history", "reason: <script>alert(1)</script>", pd.DataFrame({"reason": ["<img src=x onerror=alert(1)>"]}))
+    md = card.to_markdown()
+    assert "<script>" not in md and "&lt;script&gt;" in md and "<img" not in md

@@ -190,3 +190,45 @@ def test_a_right_not_in_force_is_no_collateral_in_the_scored_book(registry, tmp_
     assert dead.any() and (~dead).any()
     assert (out.loc[dead, "collateral_basis_rmb"] == 0).all() and (out.loc[dead, "value_p50_rmb"] > 0).all()
     np.testing.assert_allclose(out.loc[~dead, "collateral_basis_rmb"], out.loc[~dead, "value_p50_rmb"])
+
+
+def test_a_book_changed_behind_the_same_size_and_timestamp_is_not_resumed(registry, tmp_path, monkeypatch):
+    # issue 15 finding 7: cp -p / rsync -t / tar keep size and timestamp; the parts of the old content must not be reused
+    patents = make_demo_portfolio(600, seed=8).patents.drop(columns=["appraised_value_rmb"])
+    path = tmp_path / "book.csv"
+    patents.to_csv(path, index=False)
+    stat = os.stat(path)
+    real = local.score_chunk
+
+    def crash_on_second(*args, _n={"n": 0}, **kwargs):
+        _n["n"] += 1
+        if _n["n"] == 2:
+            raise KeyboardInterrupt("killed")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(local, "score_chunk", crash_on_second)
+    with pytest.raises(KeyboardInterrupt):
+        score_file(path, model_uri=MODEL, out=tmp_path / "o.parquet", tracking_uri=registry[1], chunk_size=150, workers=1, explain="none")
+    monkeypatch.setattr(local, "score_chunk", real)
+    text = path.read_text(encoding="utf-8")
+    first = patents["patent_id"].iloc[0]
+    text = text.replace(first, first[:-1] + ("A" if first[-1] != "A" else "B"), 1)  # one id changed, same length
+    path.write_text(text, encoding="utf-8")
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert os.stat(path).st_size == stat.st_size and os.stat(path).st_mtime_ns == stat.st_mtime_ns
+    resumed = score_file(path, model_uri=MODEL, out=tmp_path / "o.parquet", tracking_uri=registry[1], chunk_size=150, workers=1, explain="none")
+    assert resumed.chunks_resumed == 0
+    assert first not in set(pd.read_parquet(resumed.output)["patent_id"])
+
+
+def test_duplicate_ids_in_different_chunks_are_quarantined_whatever_the_chunk_size(registry, tmp_path):
+    patents = make_demo_portfolio(400, seed=9).patents.drop(columns=["appraised_value_rmb"])
+    patents.loc[350, "patent_id"] = patents.loc[10, "patent_id"].lower()  # the same patent, written in lower case, far apart
+    patents.to_csv(tmp_path / "book.csv", index=False)
+    results = []
+    for chunk in (50, 1000):
+        s = score_file(tmp_path / "book.csv", model_uri=MODEL, out=tmp_path / f"o{chunk}.parquet", tracking_uri=registry[1], chunk_size=chunk, explain="none")
+        q = pd.read_parquet(s.quarantine)
+        results.append((s.rows_scored, sorted(q["row"].tolist())))
+        assert {11, 351} <= set(q["row"]) and q.set_index("row").loc[351, "reasons"].startswith("patent_id: duplicated id")
+    assert results[0] == results[1]

@@ -158,3 +158,12 @@ def test_one_valuation_validates_once_builds_features_once_per_model_and_simulat
     # TreeSHAP once per model (the renewal model's probability-point reasons need the log-odds of fee stages 1 and 2, once each)
     assert sorted(explanations) == [("RenewalModel", 1), ("RenewalModel", 2), ("ValueRegressor",)]
     assert result.summary["income_p5_rmb"] <= result.summary["income_p95_rmb"]
+
+
+@pytest.mark.parametrize("uri", ["some/folder", "/tmp/model", "runs:/abc/model", "file:///tmp/m", "models:/nope@champion"])
+def test_an_application_can_only_name_registered_models(uri, value_registry, make_application):
+    # issue 15 findings 1 and 10: a folder path was unpickled (code ran); a misspelt URI was a warning and a method was dropped
+    from ipvalue.exceptions import ModelNotFoundError
+
+    with pytest.raises(ModelNotFoundError, match="registry URI|No registered model"):
+        value(make_application(models={"value": uri}), tracking_uri=value_registry[1])

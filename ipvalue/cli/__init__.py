@@ -49,6 +49,9 @@ def main(argv: list[str] | None = None) -> int:
     except (SpecError, AssumptionError) as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
         return EXIT_CONFIG
+    except OSError as exc:  # a read-only output folder, a full disk: the user's environment, not a bug
+        print(f"error: {exc.strerror or exc} ({exc.filename or 'a file'}). Fix: check that the folder exists, is writable and has space.", file=sys.stderr)
+        return EXIT_INPUT
     except Exception as exc:
         logger.exception("internal error")
         print(f"internal error (a bug in ipvalue): {type(exc).__name__}: {exc}. Please report it with the traceback above.", file=sys.stderr)

@@ -37,11 +37,11 @@ class ModelCard:
         return self
 
     def to_markdown(self) -> str:
-        out = [f"# {self.title}", ""]
+        out = [f"# {_text(self.title)}", ""]
         for title, (text, table) in self.sections.items():
-            out += [f"## {title}", ""]
+            out += [f"## {_text(title)}", ""]
             if text:
-                out += [text, ""]
+                out += [_text(text), ""]
             if table is not None and len(table):
                 cols = list(table.columns)
                 out += ["| " + " | ".join(map(str, cols)) + " |", "|" + "---|" * len(cols)]
@@ -67,7 +67,13 @@ class ModelCard:
 def _cell(v) -> str:
     if isinstance(v, float):
         return f"{v:.4g}"
-    return str(v).replace("|", "\\|").replace("\n", " ")
+    return _text(str(v)).replace("|", "\\|").replace("\n", " ")
+
+
+def _text(text: str) -> str:
+    """Markdown text from a run tag or a validator's words: HTML escaped, so a reason cannot
+    carry markup into a rendered card."""
+    return html.escape(text, quote=False)
 
 
 def model_card(model_uri: str) -> ModelCard:

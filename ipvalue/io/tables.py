@@ -70,13 +70,13 @@ class ColumnMapping:
         values = {col: {str(k).strip(): v for k, v in vals.items()} for col, vals in (spec.get("values") or {}).items()}
         return cls(spec.get("name", name), columns, values)
 
-    def apply(self, raw: pd.DataFrame, *, source: str = "input") -> tuple[pd.DataFrame, list[str]]:
-        """Rename headers and translate values. Returns the mapped frame and notes of what was done."""
+    def renames(self, header) -> tuple[dict[str, str], list[str]]:
+        """``{input header: PatentFrame column}`` for a file's header, and notes of headers left out.
+        Canonical names first, then the mapping in its declared order of preference."""
         notes: list[str] = []
         rename: dict[str, str] = {}
         taken: set[str] = set()
-        folded = {c: _fold_header(c) for c in raw.columns}
-        # Canonical names first, then the mapping in its declared order of preference.
+        folded = {c: _fold_header(c) for c in header}
         candidates = [(f, col) for col, f in folded.items() if f in COLUMN_BY_NAME]
         candidates += [(target, col) for src, target in self.columns.items() for col, f in folded.items() if f == src]
         for target, col in candidates:
@@ -87,6 +87,11 @@ class ColumnMapping:
                 continue
             rename[col] = target
             taken.add(target)
+        return rename, notes
+
+    def apply(self, raw: pd.DataFrame, *, source: str = "input") -> tuple[pd.DataFrame, list[str]]:
+        """Rename headers and translate values. Returns the mapped frame and notes of what was done."""
+        rename, notes = self.renames(raw.columns)
         ignored = [c for c in raw.columns if c not in rename]
         if ignored:
             notes.append(f"{len(ignored)} column(s) not in the contract were ignored: {ignored[:12]}{' ...' if len(ignored) > 12 else ''}")

@@ -3,12 +3,14 @@ chunk size, not the file."""
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import pandas as pd
 
 from ipvalue.exceptions import EmptyInputError, InputFileError
 from ipvalue.io import detect_encoding
+from ipvalue.names import normalise_id
 
 DEFAULT_CHUNK_SIZE = 50_000
 
@@ -36,3 +38,36 @@ def iter_chunks(path: str | Path, chunk_size: int = DEFAULT_CHUNK_SIZE, *, encod
         raise InputFileError(f"Unsupported input type {path.suffix!r} for {path}. Fix: use .csv or .parquet.")
     if offset == 0:
         raise EmptyInputError(f"{path} has no data rows. Fix: check the export or its filter.")
+
+
+def content_hash(path: str | Path) -> str:
+    """SHA-256 of the file's bytes (streamed): what a resumed run compares, since a copy that keeps
+    size and timestamp (``cp -p``, ``rsync -t``, ``tar``) can hold other content."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(1 << 22):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def duplicated_ids(path: str | Path, mapping, chunk_size: int = DEFAULT_CHUNK_SIZE, *, encoding: str | None = None) -> set[str]:
+    """The patent ids (normalised) that occur more than once anywhere in the book, read from the
+    id column only: a chunked scorer quarantines every copy, as one validation of the whole file
+    would, so the result does not depend on the chunk size."""
+    path = Path(path)
+    if path.suffix.lower() in (".parquet", ".pq"):
+        import pyarrow.parquet as pq
+
+        header = pq.ParquetFile(path).schema_arrow.names
+    else:
+        header = list(pd.read_csv(path, dtype=str, encoding=detect_encoding(path, encoding), nrows=0).columns)
+    source = next((col for col, target in mapping.renames(header)[0].items() if target == "patent_id"), None)
+    if source is None:
+        return set()
+    if path.suffix.lower() in (".parquet", ".pq"):
+        ids = pq.read_table(path, columns=[source]).column(0).to_pandas()
+    else:
+        ids = pd.read_csv(path, dtype=str, encoding=detect_encoding(path, encoding), usecols=[source])[source]
+    ids = normalise_id(ids.astype("str").where(ids.notna()))
+    counts = ids.value_counts()
+    return set(counts.index[counts > 1])

@@ -28,17 +28,26 @@ from ipvalue.io import ColumnMapping, write_text_atomic
 from ipvalue.lending.valuation import collateral_status
 from ipvalue.models.output import check_sample_fraction, explain_top, explanation_sample
 from ipvalue.registry import RegisteredModel, load_model
-from ipvalue.scoring.book import DEFAULT_CHUNK_SIZE, iter_chunks
+from ipvalue.scoring.book import DEFAULT_CHUNK_SIZE, content_hash, duplicated_ids, iter_chunks
 from ipvalue.scoring.parts import ParquetSink, read_part, write_part
 from ipvalue.scoring.summary import ScoreSummary
 
 logger = logging.getLogger(__name__)
 
 
-def score_chunk(raw: pd.DataFrame, offset: int, mapping, model: RegisteredModel, explain: str, explain_sample: float | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+def score_chunk(raw: pd.DataFrame, offset: int, mapping, model: RegisteredModel, explain: str, explain_sample: float | None = None,
+                duplicates: frozenset = frozenset()) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Validate, score and quarantine one chunk; ``duplicates``: ids that occur more than once in
+    the whole book (every copy is quarantined, whichever chunk it is in)."""
     raw = raw.reset_index(drop=True)
     mapped, _ = mapping.apply(raw, source="input chunk")
     result = validate_patent_frame(mapped, source="input chunk")
+    if duplicates and len(result.valid):
+        copies = result.valid["patent_id"].isin(duplicates)
+        if copies.any():
+            moved = pd.DataFrame({"reasons": "patent_id: duplicated id (another copy is elsewhere in the book)"}, index=result.valid.index[copies])
+            result.quarantine = pd.concat([result.quarantine, moved]).sort_index()
+            result.valid = result.valid[~copies]
     rows = np.arange(offset + 1, offset + len(raw) + 1)
     quarantine = raw.loc[result.quarantine.index].astype("str")
     quarantine.insert(0, "row", rows[result.quarantine.index])
@@ -129,11 +138,11 @@ def score_file(
     column_mapping = ColumnMapping.load(mapping)
     if not input_path.exists():
         raise FileNotFoundError(f"Input file {str(input_path)!r} does not exist. Fix: check the path.")
-    stat = input_path.stat()
     manifest = {
-        "input": str(input_path.resolve()), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "chunk_size": int(chunk_size),
+        "input": str(input_path.resolve()), "sha256": content_hash(input_path), "chunk_size": int(chunk_size),
         "explain": explain, "explain_sample": explain_sample, "mapping": str(mapping), "parts": "arrow-ipc", **model.metadata,
     }
+    duplicates = frozenset(duplicated_ids(input_path, column_mapping, chunk_size, encoding=encoding))
     work = out.with_name(out.name + ".parts")
     manifest_path = work / "manifest.json"
     if work.exists() and (not manifest_path.exists() or json.loads(manifest_path.read_text(encoding="utf-8")) != manifest):
@@ -151,7 +160,7 @@ def score_file(
 
     def run_chunk(i: int, offset: int, raw: pd.DataFrame):
         part, qpart, done = paths(i)
-        scored, quarantine = score_chunk(raw, offset, column_mapping, model, explain, explain_sample)
+        scored, quarantine = score_chunk(raw, offset, column_mapping, model, explain, explain_sample, duplicates)
         tables = write_part(scored, part), write_part(quarantine, qpart)
         record = {"in": len(raw), "scored": len(scored), "quarantined": len(quarantine)}
         if record["in"] != record["scored"] + record["quarantined"]:
