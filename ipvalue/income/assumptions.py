@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ipvalue.config import content_hash, load_yaml
+from ipvalue.config import assumption_value, content_hash, load_yaml
 from ipvalue.exceptions import AssumptionError
 
 PREMIUMS = ("technology_premium", "market_premium", "funding_premium", "management_premium")
@@ -63,22 +63,7 @@ class IncomeAssumptions:
         name = raw.get("name", origin)
 
         def get(path: str, lo: float, hi: float, *, lo_open=False, hi_open=False) -> float:
-            node = raw
-            for key in path.split("."):
-                if not isinstance(node, dict) or key not in node:
-                    raise AssumptionError(f"Assumption set {name!r} has no '{path}'. Fix: add it (see ipvalue/assumptions/cn-pledge-2025.yaml).")
-                node = node[key]
-            value = node["value"] if isinstance(node, dict) and "value" in node else node
-            try:
-                value = float(value)
-            except (TypeError, ValueError):
-                raise AssumptionError(f"The '{path}' of assumption set {name!r} must be a number. Got {value!r}.") from None
-            below = value <= lo if lo_open else value < lo
-            above = value >= hi if hi_open else value > hi
-            if below or above:
-                bounds = f"{'(' if lo_open else '['}{lo:g}, {hi:g}{')' if hi_open else ']'}"
-                raise AssumptionError(f"The '{path}' of assumption set {name!r} must be in {bounds}. Got {value:g}.")
-            return value
+            return assumption_value(raw, path, lo, hi, lo_open=lo_open, hi_open=hi_open)
 
         premiums = {p: get(f"discount_rate.{p}", 0.0, 0.5) for p in PREMIUMS}
         risk_free = get("discount_rate.risk_free", -0.02, 0.2)

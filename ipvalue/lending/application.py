@@ -104,11 +104,7 @@ class Document:
             if not co_owner:
                 raise ApplicationError(f"The {where} (co_owner_consent of {pid}) has no 'co_owner'. Fix: name the co-owner who consented.")
         if extra == "paid_until":
-            text = str(d.get("paid_until") or "")
-            try:
-                paid_until = pd.Timestamp(text) if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text) else None
-            except ValueError:
-                paid_until = None
+            paid_until = iso_date(d.get("paid_until"))
             if paid_until is None:
                 raise ApplicationError(f"The 'paid_until' of {where} (fee_prepayment of {pid}) must be a date written YYYY-MM-DD. Got {d.get('paid_until')!r}.")
         return cls(pid, kind, reference, co_owner, paid_until)
@@ -218,11 +214,7 @@ class LoanApplication:
         amount = number("requested_amount_rmb")
         term = number("term_years")
         # ISO dates only: 06/07/2026 means June in one bank and July in another.
-        date_text = str(need("valuation_date"))
-        try:
-            valuation_date = pd.Timestamp(date_text) if re.fullmatch(r"\d{4}-\d{2}-\d{2}", date_text) else None
-        except ValueError:
-            valuation_date = None
+        valuation_date = iso_date(need("valuation_date"))
         if valuation_date is None:
             raise ApplicationError(f"The 'valuation_date' of {where} must be a date written YYYY-MM-DD. Got {raw['valuation_date']!r}.")
 
@@ -359,6 +351,15 @@ class LoanApplication:
         if self.register is not None:  # the register export's content, not only its file name
             digest.update(pd.util.hash_pandas_object(self.register.events.astype(str), index=False).to_numpy().tobytes())
         return digest.hexdigest()[:16]
+
+
+def iso_date(value) -> pd.Timestamp | None:
+    """A date written YYYY-MM-DD (only: 06/07/2026 means June in one bank and July in another), or None."""
+    text = str(value or "")
+    try:
+        return pd.Timestamp(text) if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text) else None
+    except ValueError:
+        return None
 
 
 def _refuse_duplicate_keys(pairs):
