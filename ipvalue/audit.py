@@ -6,6 +6,8 @@ valuations(valuation_id, application_id, valued_at, user, input_hash, decision, 
            loan_cap_rmb, provenance_json, result_json)
 overrides(valuation_id, patent_id, field, model_value, override_value, reason, officer, recorded_at)
 audit_chain(seq, valuation_id, prev_hash, record_hash)
+users(token_id, name, role, token_sha256, created_at, created_by)     (service identities, ROLES)
+token_revocations(token_id, revoked_at, revoked_by)
 
 Guarantees
 ----------
@@ -23,6 +25,11 @@ Guarantees
   so writers queue and the chain never forks or interleaves.
 * **Clear failures**: a read-only, corrupt, truncated or older-schema store raises
   :class:`~ipvalue.exceptions.AuditStoreError` naming the file and the fix.
+* **Identities from authentication**: API tokens are stored as their SHA-256 only (a token is 32
+  random bytes, so a plain digest is enough; the token itself is shown once, at creation).
+  :func:`add_user` issues one, :func:`authenticate` maps a token to ``(name, role)``,
+  :func:`revoke_user` revokes a name's tokens; the two tables are append-only too (a role change
+  is a new token and a revocation, both kept).
 * **Outputs and the record as one unit**: :func:`recording` inserts first (so a broken store fails
   before any output is written), lets the caller write the report inside the ``with`` block, and
   commits only when the block succeeds; if the block raises, nothing is recorded.
@@ -34,6 +41,8 @@ import hashlib
 import json
 import math
 import os
+import re
+import secrets
 import sqlite3
 from contextlib import closing, contextmanager
 from dataclasses import dataclass
@@ -52,7 +61,12 @@ BUSY_TIMEOUT_S = 30.0
 #: MMSP, ideographic space U+3000, BOM.
 BLANKS = " \t\n\v\f\r\u00a0\u1680" + "".join(chr(c) for c in range(0x2000, 0x200C)) + "\u202f\u205f\u3000\ufeff"
 _SQL_BLANKS = "char(" + ",".join(str(ord(c)) for c in BLANKS) + ")"
-TABLES = ("valuations", "overrides", "audit_chain")
+TABLES = ("valuations", "overrides", "audit_chain", "users", "token_revocations")
+#: Roles of the service: officers value and override, reviewers sign off "review required"
+#: valuations, validators promote models, admins manage the service (reload models).
+ROLES = ("officer", "reviewer", "validator", "admin")
+#: A user name: what the audit records carry as the identity.
+USER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,63}")
 _VALUATION_COLUMNS = (
     "valuation_id", "application_id", "valued_at", "user", "input_hash", "decision",
     "internal_value_rmb", "loan_cap_rmb", "provenance_json", "result_json",
@@ -87,6 +101,19 @@ CREATE TABLE IF NOT EXISTS audit_chain (
     valuation_id TEXT NOT NULL UNIQUE REFERENCES valuations(valuation_id),
     prev_hash TEXT NOT NULL,
     record_hash TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS users (
+    token_id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL,
+    role TEXT NOT NULL CHECK (role IN ({", ".join(repr(r) for r in ROLES)})),
+    token_sha256 TEXT NOT NULL UNIQUE,
+    created_at TEXT NOT NULL,
+    created_by TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS token_revocations (
+    token_id INTEGER NOT NULL UNIQUE REFERENCES users(token_id),
+    revoked_at TEXT NOT NULL,
+    revoked_by TEXT NOT NULL
 );
 """ + "".join(
     f"""
@@ -330,3 +357,99 @@ def verify(path: str | Path | None = None) -> AuditVerification:
     if orphans:
         return AuditVerification(False, len(valuations), orphans[0], "overrides for a valuation that is not recorded")
     return AuditVerification(True, len(valuations))
+
+
+# --- service identities -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Identity:
+    """An authenticated user: the ``name`` every audit record carries, and the ``role``."""
+
+    name: str
+    role: str
+
+
+def token_digest(token: str) -> str:
+    """SHA-256 hex of an API token: what the store keeps."""
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def add_user(name: str, role: str, path: str | Path | None = None, *, created_by: str = "cli") -> str:
+    """Issue an API token for ``name`` with ``role``; returns the token (shown once, never stored).
+
+    Raises
+    ------
+    DomainError
+        ``name`` is not a user name (:data:`USER_NAME`) or ``role`` not one of :data:`ROLES`.
+    """
+    if not isinstance(name, str) or not USER_NAME.fullmatch(name):
+        raise DomainError(f"A user name must be letters, digits, '.', '_', '@' or '-' (up to 64, recorded in the audit trail). Got {name!r}.")
+    if role not in ROLES:
+        raise DomainError(f"The role of user {name!r} must be one of {list(ROLES)}. Got {role!r}.")
+    token = "ipv_" + secrets.token_urlsafe(32)
+    path = audit_path(path)
+    with closing(connect(path)) as con:
+        try:
+            con.execute("INSERT INTO users (name, role, token_sha256, created_at, created_by) VALUES (?, ?, ?, ?, ?)",
+                        (name, role, token_digest(token), _now(), created_by))
+        except sqlite3.Error as exc:
+            raise _store_error(path, exc) from exc
+    return token
+
+
+def revoke_user(name: str, path: str | Path | None = None, *, revoked_by: str = "cli") -> int:
+    """Revoke every active token of ``name``; returns how many were revoked."""
+    path = audit_path(path)
+    with closing(connect(path)) as con:
+        try:
+            con.execute("BEGIN IMMEDIATE")
+            cur = con.execute("INSERT INTO token_revocations (token_id, revoked_at, revoked_by) SELECT token_id, ?, ? FROM users "
+                              "WHERE name = ? AND token_id NOT IN (SELECT token_id FROM token_revocations)", (_now(), revoked_by, name))
+            con.execute("COMMIT")
+        except sqlite3.Error as exc:
+            if con.in_transaction:
+                con.execute("ROLLBACK")
+            raise _store_error(path, exc) from exc
+    return cur.rowcount
+
+
+def authenticate(token, path: str | Path | None = None) -> Identity | None:
+    """The identity behind an API token, or None for an unknown or revoked token."""
+    if not isinstance(token, str) or not token or len(token) > 256:
+        return None
+    path = audit_path(path)
+    with closing(connect(path)) as con:
+        try:
+            row = con.execute("SELECT name, role FROM users WHERE token_sha256 = ? AND token_id NOT IN (SELECT token_id FROM token_revocations)",
+                              (token_digest(token),)).fetchone()
+        except sqlite3.Error as exc:
+            raise _store_error(path, exc) from exc
+    return Identity(*row) if row else None
+
+
+def list_users(path: str | Path | None = None) -> pd.DataFrame:
+    """One row per token: name, role, created_at, created_by, revoked_at (never the digest)."""
+    path = audit_path(path)
+    with closing(connect(path)) as con:
+        try:
+            return pd.read_sql_query("SELECT u.token_id, u.name, u.role, u.created_at, u.created_by, r.revoked_at FROM users u "
+                                     "LEFT JOIN token_revocations r USING (token_id) ORDER BY u.token_id", con)
+        except (sqlite3.Error, pd.errors.DatabaseError) as exc:
+            raise _store_error(path, exc) from exc
+
+
+def read_valuation(valuation_id: str, path: str | Path | None = None) -> dict | None:
+    """One recorded valuation row (``result_json`` included), or None when it is not recorded."""
+    path = audit_path(path)
+    with closing(connect(path)) as con:
+        try:
+            con.row_factory = sqlite3.Row
+            row = con.execute("SELECT * FROM valuations WHERE valuation_id = ?", (str(valuation_id),)).fetchone()
+        except sqlite3.Error as exc:
+            raise _store_error(path, exc) from exc
+    return dict(row) if row else None
+
+
+def _now() -> str:
+    return pd.Timestamp.now(tz="UTC").isoformat(timespec="microseconds")
