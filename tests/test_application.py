@@ -98,3 +98,11 @@ def test_ids_and_names_are_compared_after_normalisation(make_application, make_p
     checks = value_application(LoanApplication.from_dict(raw)).checks.set_index(["scope", "check"])["passed"]
     assert checks[("SYN-CN-T001", "owner_is_borrower")] and checks[("SYN-CN-T002", "owner_is_borrower")]
     assert not checks[("SYN-CN-T002", "not_already_pledged")]  # the lower-case id still matches
+
+
+def test_an_unknown_field_is_refused_not_ignored(make_application):
+    from ipvalue.lending.application import APPLICATION_FIELDS
+
+    assert set(make_application()) <= set(APPLICATION_FIELDS)
+    with pytest.raises(ApplicationError, match=r"unknown field\(s\) \['overides'\]. Fix: .*check the spelling"):
+        LoanApplication.from_dict(make_application(overides=[]))

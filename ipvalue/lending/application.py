@@ -39,6 +39,33 @@ SAFE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 #: Largest application file read (bytes): applications are a few kB; patents come as a file.
 MAX_APPLICATION_BYTES = 1_000_000
 
+#: The application's fields: JSON type and meaning. :meth:`LoanApplication.from_dict` refuses any
+#: other key, and the service's OpenAPI request schema is built from this table (one source).
+APPLICATION_FIELDS = {
+    "application_id": ("string", True, "Application id: letters, digits, '.', '_', '-' (names the report files)."),
+    "borrower": ("string", True, "Borrower's name, as in the patents' owner field (申请人/专利权人)."),
+    "requested_amount_rmb": ("number", True, "Loan amount requested, RMB."),
+    "term_years": ("number", True, "Loan term, years."),
+    "purpose": ("string", False, "Purpose of the loan."),
+    "valuation_date": ("string", True, "Valuation date, YYYY-MM-DD."),
+    "patents": ("object", True, "The pledged patents: 'records' (a list of PatentFrame records) or 'file' (an export beside the application; "
+                                "for the service, an upload id) with optional 'ids'."),
+    "revenue_forecast": ("object", False, "Revenue of the product using the patents: 'base_rmb' (RMB/year) and 'growth' (fraction/year), or a "
+                                          "'schedule' of {year, revenue_rmb}."),
+    "assumption_set": ("string", False, "Name of the income-approach assumption set (default cn-pledge-2025)."),
+    "pledge_policy": ("string", False, "Name of the bank's pledge policy (default pledge-policy-cn)."),
+    "risk_sharing": ("string", False, "Name of the risk-sharing scheme (default none)."),
+    "models": ("object", False, "Registered models by kind: {renewal: models:/NAME@ALIAS, value: models:/NAME@ALIAS}."),
+    "registered_pledges": ("array", False, "Ids of patents with an active pledge registration."),
+    "reference_book": ("string", False, "Optional patent file for cohort references (beside the application)."),
+    "financials": ("array", False, "Borrower's statements, up to 3 years of {year, revenue_rmb, operating_margin}."),
+    "tax_rate": ("number", False, "Borrower's income-tax rate (0.25, or 0.15 for a 高新技术企业)."),
+    "comparables": ("string", False, "The bank's comparable-transactions file (beside the application)."),
+    "rd_cost": ("object", False, "The product's R&D cost for the cost approach: {rmb, year}."),
+    "review": ("object", False, "A reviewer's sign-off on a 'review required' valuation: {reviewer, reason}."),
+    "overrides": ("array", False, "Officers' overrides: {patent_id, field (" + ", ".join(OVERRIDABLE) + "), value, reason, officer}."),
+}
+
 
 @dataclass(frozen=True)
 class Override:
@@ -135,6 +162,10 @@ class LoanApplication:
             raise ApplicationError(f"An application must be a mapping of fields. Got {type(raw).__name__}.")
         app_id = normalise_text(str(raw.get("application_id") or ""))
         where = f"application {app_id or '?'}"
+        unknown_fields = sorted(str(k) for k in raw if k not in APPLICATION_FIELDS)
+        if unknown_fields:
+            raise ApplicationError(f"The {where} has unknown field(s) {unknown_fields}. Fix: use the fields of the README's application schema "
+                                   f"({', '.join(APPLICATION_FIELDS)}); check the spelling.")
 
         def need(name: str):
             if raw.get(name) in (None, ""):
