@@ -278,9 +278,14 @@ class ValuationService:
         return {"upload_id": upload_id, **self.upload_patents(upload_id)}
 
     def upload_patents(self, upload_id: str) -> dict:
+        """The valid patents of an upload (and its quarantined rows); a file that is not a patent
+        export (e.g. the bank's comparables) lists none and says why."""
         if not isinstance(upload_id, str) or not SAFE_ID.fullmatch(upload_id) or not (self.uploads / upload_id).is_file():
             raise NotFound(f"No upload {upload_id!r}.")
-        loaded = read_patents(self.uploads / upload_id)
+        try:
+            loaded = read_patents(self.uploads / upload_id)
+        except InputError as exc:
+            return {"patents": [], "quarantine": [], "not_a_patent_export": str(exc)}
         cols = [c for c in ("patent_id", "patent_type", "legal_status", "filing_date", "applicants", "ipc_main") if c in loaded.valid]
         patents = json.loads(loaded.valid[cols].to_json(orient="records", date_format="iso", force_ascii=False))
         quarantine = json.loads(loaded.quarantine.astype(str).to_json(orient="records", force_ascii=False)) if len(loaded.quarantine) else []

@@ -79,6 +79,8 @@ async def upload(request: Request):
         if file is None or not hasattr(file, "read"):
             raise InputError("请选择文件 Choose the export file to upload.")
         uploaded = await run_in_threadpool(service.upload, file.filename or "", await file.read())
+        if uploaded.get("not_a_patent_export"):
+            raise InputError(uploaded["not_a_patent_export"])
     except InputError as exc:
         return _page("upload.html.j2", 422, who=who, error=str(exc))
     applicants = [p.get("applicants") or "" for p in uploaded["patents"]]
