@@ -324,15 +324,20 @@ def chrome():
 
 def test_an_officer_uploads_picks_fills_submits_sees_the_decision_and_overrides(server, chrome, tmp_path):
     from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    def wait(element_id):
+        return WebDriverWait(chrome, 120).until(ec.presence_of_element_located((By.ID, element_id)))
 
     patents = [synthetic_patent(1), synthetic_patent(2, patent_type="utility_model", filing_date="2021-01-01", publication_date="2021-08-01", grant_date="2021-08-01")]
     pd.DataFrame(patents).to_csv(tmp_path / "incopat-export.csv", index=False)
     chrome.get(server.url + "/ui")
-    assert "API token" in chrome.page_source
-    chrome.find_element(By.ID, "token").send_keys(server.tokens["officer"])
+    wait("token").send_keys(server.tokens["officer"])
     chrome.find_element(By.ID, "login").click()
-    chrome.find_element(By.ID, "file").send_keys(str(tmp_path / "incopat-export.csv"))
+    wait("file").send_keys(str(tmp_path / "incopat-export.csv"))
     chrome.find_element(By.ID, "upload").click()
+    wait("submit")
     assert "SYN-CN-T001" in chrome.page_source and "借款人 Borrower" in chrome.page_source
     for box in chrome.find_elements(By.NAME, "ids"):
         box.click()
@@ -342,7 +347,7 @@ def test_an_officer_uploads_picks_fills_submits_sees_the_decision_and_overrides(
         element.clear()
         element.send_keys(value)
     chrome.find_element(By.ID, "submit").click()
-    decision = chrome.find_element(By.ID, "decision")
+    decision = wait("decision")
     assert decision.get_attribute("data-decision") == "eligible" and "符合内部评估质押条件" in decision.text
     first = chrome.current_url.rsplit("/", 1)[-1]
     stored = read_audit_table("valuations", server.db).set_index("valuation_id").loc[first]
@@ -350,11 +355,13 @@ def test_an_officer_uploads_picks_fills_submits_sees_the_decision_and_overrides(
 
     chrome.find_element(By.ID, "override_value").send_keys("0.01")  # no reason: refused, said on the page
     chrome.find_element(By.ID, "override").click()
-    assert "every manual override needs a written reason" in chrome.find_element(By.ID, "error").text
+    assert "every manual override needs a written reason" in wait("error").text
     chrome.find_element(By.ID, "override_value").send_keys("0.01")
     chrome.find_element(By.ID, "override_reason").send_keys("许可合同约定分成率 1%")
     chrome.find_element(By.ID, "override").click()
-    assert chrome.current_url.rsplit("/", 1)[-1] != first and "许可合同约定分成率 1%" in chrome.page_source and f"supersedes" in chrome.page_source
+    WebDriverWait(chrome, 120).until(lambda d: "/ui/valuations/" in d.current_url and first not in d.current_url)
+    wait("decision")
+    assert "许可合同约定分成率 1%" in chrome.page_source and "supersedes" in chrome.page_source
 
 
 # --- API fuzzing -------------------------------------------------------------------------------------------
