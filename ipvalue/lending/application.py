@@ -160,7 +160,7 @@ class LoanApplication:
         """An application from its parsed fields (a service passes the request body here)."""
         if not isinstance(raw, dict):
             raise ApplicationError(f"An application must be a mapping of fields. Got {type(raw).__name__}.")
-        app_id = normalise_text(str(raw.get("application_id") or ""))
+        app_id = _text(raw.get("application_id") or "")
         where = f"application {app_id or '?'}"
         unknown_fields = sorted(str(k) for k in raw if k not in APPLICATION_FIELDS)
         if unknown_fields:
@@ -196,7 +196,9 @@ class LoanApplication:
         need("application_id")
         if not SAFE_ID.fullmatch(app_id):
             raise ApplicationError(f"The 'application_id' of {where} must be letters, digits, '.', '_' or '-' (it names the report files). Got {app_id!r}.")
-        borrower = normalise_text(str(need("borrower")))
+        borrower = _text(need("borrower"))
+        if not borrower:
+            raise ApplicationError(f"The 'borrower' of {where} is blank. Fix: name the borrower as in the patents' owner field.")
         amount = number("requested_amount_rmb")
         term = number("term_years")
         # ISO dates only: 06/07/2026 means June in one bank and July in another.
@@ -279,7 +281,7 @@ class LoanApplication:
         review = None
         if raw.get("review"):
             r = raw["review"]
-            if not isinstance(r, dict) or not normalise_text(str(r.get("reviewer") or "")) or not normalise_text(str(r.get("reason") or "")):
+            if not isinstance(r, dict) or not _text(r.get("reviewer") or "") or not _text(r.get("reason") or ""):
                 raise ApplicationError(f"The 'review' of {where} needs a named 'reviewer' and a written 'reason'.")
             review = {"reviewer": str(r["reviewer"]).strip(), "reason": str(r["reason"]).strip()}  # as written: the audit keeps their words
 
@@ -306,7 +308,7 @@ class LoanApplication:
             raise ApplicationError(f"The 'registered_pledges' of {where} must be a list of patent ids.")
         return cls(
             application_id=app_id, borrower=borrower, requested_amount_rmb=amount, term_years=term,
-            purpose=normalise_text(str(raw.get("purpose", ""))), valuation_date=valuation_date.normalize(), patents=patents, schedule=schedule,
+            purpose=_text(raw.get("purpose", "")), valuation_date=valuation_date.normalize(), patents=patents, schedule=schedule,
             assumption_set=config_name("assumption_set", "cn-pledge-2025"), pledge_policy=config_name("pledge_policy", "pledge-policy-cn"),
             risk_sharing=config_name("risk_sharing", "none"), models={str(k): str(v) for k, v in models.items()},
             registered_pledges=tuple(normalise_id(str(p)) for p in pledges), reference_book=reference, overrides=overrides,
@@ -318,6 +320,12 @@ class LoanApplication:
         digest = hashlib.sha256(json.dumps(self.raw, sort_keys=True, default=str, ensure_ascii=False).encode())
         digest.update(pd.util.hash_pandas_object(self.patents, index=False).to_numpy().tobytes())
         return digest.hexdigest()[:16]
+
+
+def _text(value) -> str:
+    """Normalised text of a field ('' when blank: :func:`normalise_text` makes blanks missing)."""
+    text = normalise_text(str(value))
+    return text if isinstance(text, str) else ""
 
 
 def _refuse_duplicate_keys(pairs):

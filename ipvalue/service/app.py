@@ -119,7 +119,9 @@ def create_app(settings: ServiceSettings | None = None, *, service: ValuationSer
     app.state.service = service
 
     @app.exception_handler(InputError)
-    async def input_error(request, exc):
+    @app.exception_handler(FileNotFoundError)
+    @app.exception_handler(IsADirectoryError)
+    async def input_error(request, exc):  # the CLI's input errors (exit 3)
         return JSONResponse({"detail": str(exc), "error": type(exc).__name__}, status_code=422)
 
     @app.exception_handler(PromotionError)
