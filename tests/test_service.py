@@ -40,13 +40,14 @@ class Server:
 
     def __init__(self, folder: Path, *args: str, tracking_uri: str | None = None):
         self.folder, self.port = folder, free_port()
+        self.tracking_uri = tracking_uri or f"sqlite:///{folder / 'mlflow.db'}"
         self.url = f"http://127.0.0.1:{self.port}"
         self.db = folder / "audit.db"
         self.tokens = {role: add_user(f"{role}-1", role, self.db) for role in ("officer", "reviewer", "validator", "admin")}
         self.tokens["officer2"] = add_user("officer-2", "officer", self.db)
         command = [sys.executable, "-c", "import sys; from ipvalue.cli import main; sys.exit(main(sys.argv[1:]))", "serve", "--port", str(self.port),
                    "--audit-db", str(self.db), "--state-dir", str(folder / "state"),
-                   "--tracking-uri", tracking_uri or f"sqlite:///{folder / 'mlflow.db'}", *args]
+                   "--tracking-uri", self.tracking_uri, *args]
         env = {**os.environ, "PYTHONPATH": str(ROOT)}
         self.log = open(folder / "server.log", "wb")
         self.process = subprocess.Popen(command, cwd=folder, env=env, stdout=self.log, stderr=subprocess.STDOUT)
@@ -378,3 +379,21 @@ def test_an_api_fuzz_run_finds_no_server_error(server, tmp_path):
                           "--generation-deterministic", "--exclude-path", "/v1/models/promote", "--exclude-path", "/v1/models/reload"],
                          capture_output=True, text=True, timeout=600, cwd=tmp_path)
     assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]
+
+
+def test_a_validator_promotes_signed_by_their_identity_and_the_models_reload(model_server):
+    from mlflow import MlflowClient
+
+    from ipvalue.tracking import use_tracking
+
+    version = next(m["version"] for m in model_server.get("/v1/models").json()["models"] if m["name"] == "ipvalue-value")
+    body = {"model_uri": f"models:/ipvalue-value/{version}", "reason": "validation report VR-2026-07: gates passed", "alias": "challenger"}
+    assert model_server.post("/v1/models/promote", {**body, "reason": " "}, role="validator").status_code == 422
+    r = model_server.post("/v1/models/promote", body, role="validator")
+    assert r.status_code == 200, r.text
+    assert r.json()["promoted"]["alias"] == "challenger" and r.json()["promoted"]["version"] == version
+    use_tracking(model_server.tracking_uri)
+    tags = MlflowClient().get_model_version("ipvalue-value", version).tags
+    assert tags["validated_by"] == "validator-1" and tags["validation_reason"] == body["reason"]
+    reloaded = model_server.post("/v1/models/reload", None, role="admin")
+    assert reloaded.status_code == 200 and {m["uri"] for m in reloaded.json()["models"]} == {"models:/ipvalue-renewal@champion", "models:/ipvalue-value@champion"}
