@@ -12,7 +12,7 @@ from pathlib import Path
 
 import uvicorn
 
-from ipvalue.audit import audit_path
+from ipvalue.audit import audit_path, is_postgres
 from ipvalue.cli.exitcodes import EXIT_OK, checked
 from ipvalue.service import ServiceSettings, create_app
 
@@ -32,7 +32,7 @@ def add_parser(sub) -> None:
     p.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1; put the bank's TLS proxy in front)")
     p.add_argument("--port", type=checked(_port, int), default=8000, help="port (default 8000)")
     p.add_argument("--workers", type=checked(_workers, int), default=1, help="worker processes (default 1; each loads the models once)")
-    p.add_argument("--audit-db", default=None, help="audit store and users (default: $IPVALUE_AUDIT_DB or audit/ipvalue-audit.db)")
+    p.add_argument("--audit-db", default=None, help="audit store and users: a SQLite file or a postgresql:// URL (default: $IPVALUE_AUDIT_DB or audit/ipvalue-audit.db)")
     p.add_argument("--state-dir", default="service-data", help="uploads and reports (default: service-data)")
     p.add_argument("--model", action="append", default=[], help="registry URI to serve (repeat); default: the renewal and value champions")
     p.add_argument("--tracking-uri", default=None, help="MLflow tracking URI of the registry")
@@ -42,7 +42,8 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
-    settings = ServiceSettings(audit_db=audit_path(args.audit_db).resolve(), state_dir=Path(args.state_dir).resolve(), models=tuple(args.model),
+    store = audit_path(args.audit_db)
+    settings = ServiceSettings(audit_db=store if is_postgres(store) else store.resolve(), state_dir=Path(args.state_dir).resolve(), models=tuple(args.model),
                                tracking_uri=args.tracking_uri, data_dir=args.data_dir)
     common = dict(host=args.host, port=args.port, proxy_headers=True, forwarded_allow_ips=args.forwarded_allow_ips, log_level="info")
     if args.workers == 1:

@@ -59,8 +59,8 @@ class ServiceSettings:
 
     Attributes
     ----------
-    audit_db : Path
-        SQLite audit store (also the users' tokens).
+    audit_db : Path or str
+        The audit store (also the users' tokens): a SQLite file or a ``postgresql://`` URL.
     state_dir : Path
         Uploads and reports.
     models : tuple of str
@@ -69,7 +69,7 @@ class ServiceSettings:
         MLflow tracking URI; public reference data folder.
     """
 
-    audit_db: Path = field(default_factory=audit_path)
+    audit_db: Path | str = field(default_factory=audit_path)
     state_dir: Path = Path("service-data")
     models: tuple[str, ...] = ()
     tracking_uri: str | None = None
@@ -83,7 +83,7 @@ class ServiceSettings:
 
     @classmethod
     def from_env(cls, env) -> "ServiceSettings":
-        return cls(audit_db=Path(env.get("IPVALUE_SERVICE_AUDIT_DB") or audit_path()), state_dir=Path(env.get("IPVALUE_SERVICE_STATE_DIR") or "service-data"),
+        return cls(audit_db=audit_path(env.get("IPVALUE_SERVICE_AUDIT_DB") or None), state_dir=Path(env.get("IPVALUE_SERVICE_STATE_DIR") or "service-data"),
                    models=tuple(env.get("IPVALUE_SERVICE_MODELS", "").split()), tracking_uri=env.get("IPVALUE_SERVICE_TRACKING_URI") or None,
                    data_dir=env.get("IPVALUE_SERVICE_DATA_DIR") or None)
 
