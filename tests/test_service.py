@@ -397,3 +397,16 @@ def test_a_validator_promotes_signed_by_their_identity_and_the_models_reload(mod
     assert tags["validated_by"] == "validator-1" and tags["validation_reason"] == body["reason"]
     reloaded = model_server.post("/v1/models/reload", None, role="admin")
     assert reloaded.status_code == 200 and {m["uri"] for m in reloaded.json()["models"]} == {"models:/ipvalue-renewal@champion", "models:/ipvalue-value@champion"}
+
+
+def test_an_upload_is_read_once_and_unknown_ids_in_it_are_named(server, tmp_path):
+    pd.DataFrame([synthetic_patent(1), synthetic_patent(2)]).to_csv(tmp_path / "export.csv", index=False)
+    up = upload(server, tmp_path / "export.csv").json()
+    again = upload(server, tmp_path / "export.csv").json()
+    assert again["upload_id"] == up["upload_id"] and up["upload_id"].endswith(".csv")
+    r = server.post("/v1/valuations", synthetic_application(patents={"file": up["upload_id"], "ids": ["SYN-CN-T001", "SYN-CN-T404"]}))
+    assert r.status_code == 422 and r.json()["detail"].endswith(f"name patents not in {up['upload_id']}: ['SYN-CN-T404']. Fix: check the ids.")
+    ok = server.post("/v1/valuations", synthetic_application(patents={"file": up["upload_id"], "ids": ["syn-cn-t002"]}))
+    assert ok.status_code == 201 and [p["patent_id"] for p in ok.json()["patents"]] == ["SYN-CN-T002"]
+    bad = requests.post(server.url + "/v1/uploads", files={"file": ("x.exe", b"MZ")}, headers=server.headers(), timeout=30)
+    assert bad.status_code == 422 and "is not one of ['.csv', '.xlsx', '.xls', '.parquet']" in bad.json()["detail"]
