@@ -410,3 +410,13 @@ def test_an_upload_is_read_once_and_unknown_ids_in_it_are_named(server, tmp_path
     assert ok.status_code == 201 and [p["patent_id"] for p in ok.json()["patents"]] == ["SYN-CN-T002"]
     bad = requests.post(server.url + "/v1/uploads", files={"file": ("x.exe", b"MZ")}, headers=server.headers(), timeout=30)
     assert bad.status_code == 422 and "is not one of ['.csv', '.xlsx', '.xls', '.parquet']" in bad.json()["detail"]
+
+
+def test_the_openapi_request_schema_is_the_applications_one_table(server):
+    from ipvalue.lending.application import APPLICATION_FIELDS
+
+    spec = requests.get(server.url + "/openapi.json", timeout=30).json()
+    schema = spec["paths"]["/v1/valuations"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    assert list(schema["properties"]) == list(APPLICATION_FIELDS) and schema["additionalProperties"] is False
+    assert schema["required"] == ["application_id", "borrower", "requested_amount_rmb", "term_years", "valuation_date", "patents"]
+    assert schema["properties"]["requested_amount_rmb"] == {"type": "number", "description": "Loan amount requested, RMB."}
