@@ -420,3 +420,15 @@ def test_the_openapi_request_schema_is_the_applications_one_table(server):
     assert list(schema["properties"]) == list(APPLICATION_FIELDS) and schema["additionalProperties"] is False
     assert schema["required"] == ["application_id", "borrower", "requested_amount_rmb", "term_years", "valuation_date", "patents"]
     assert schema["properties"]["requested_amount_rmb"] == {"type": "number", "description": "Loan amount requested, RMB."}
+
+
+def test_a_valuation_recorded_elsewhere_is_served_as_json_and_its_missing_report_is_404(server):
+    from ipvalue.audit import record_valuation
+    from tests.test_audit import fake_result
+
+    record_valuation(fake_result("CLI-RUN-1"), server.db)  # e.g. an 'ipvalue value' run on the same store
+    assert server.get("/v1/valuations/CLI-RUN-1").json()["x"] == 1
+    r = server.get("/v1/valuations/CLI-RUN-1/report")
+    assert r.status_code == 404 and "has no rendered report" in r.json()["detail"]
+    over = server.post("/v1/valuations/CLI-RUN-1/overrides", {"patent_id": "CN1", "field": "sharing_rate", "value": 0.01, "reason": "r"})
+    assert over.status_code == 409 and "was not made by this service" in over.json()["detail"]

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import time
 
 from fastapi import BackgroundTasks, Depends, FastAPI, Request, UploadFile
 from fastapi.responses import FileResponse, JSONResponse
@@ -30,6 +31,8 @@ from ipvalue.service.pages import router as pages_router
 logger = logging.getLogger(__name__)
 
 OFFICER, REVIEWER, VALIDATOR, ADMIN = ROLES
+#: Seconds a report may take to render after its valuation's response before it counts as missing.
+REPORT_GRACE_S = 120
 
 
 def _object_schema(fields: dict, required=()) -> dict:
@@ -177,6 +180,10 @@ def create_app(settings: ServiceSettings | None = None, *, service: ValuationSer
         """The bilingual HTML report (PDF once the report issue lands)."""
         path = service.report_path(valuation_id)
         if not path.is_file():
+            stored = path.with_name("application.json")
+            if not stored.is_file() or time.time() - stored.stat().st_mtime > REPORT_GRACE_S:
+                raise NotFound(f"Valuation {valuation_id!r} has no rendered report (made elsewhere, or its worker stopped before rendering). "
+                               "Fix: the recorded JSON (GET /v1/valuations/{id}) is the record; value the application again for a report.")
             return JSONResponse({"detail": "The report is being rendered. Retry in a second."}, status_code=202, headers={"Retry-After": "1"})
         return FileResponse(path, media_type="text/html; charset=utf-8")
 
