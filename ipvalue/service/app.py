@@ -25,7 +25,7 @@ from ipvalue.governance.promotion import PromotionError, promote
 from ipvalue.lending import OVERRIDABLE
 from ipvalue.lending.application import APPLICATION_FIELDS
 from ipvalue.service.auth import require
-from ipvalue.service.core import MAX_SCORE_ROWS, Conflict, NotFound, ServiceSettings, ValuationService, application_limit_bytes
+from ipvalue.service.core import MAX_SCORE_ROWS, MAX_UPLOAD_BYTES, Conflict, NotFound, ServiceSettings, ValuationService, application_limit_bytes
 from ipvalue.service.pages import router as pages_router
 
 logger = logging.getLogger(__name__)
@@ -206,7 +206,7 @@ def create_app(settings: ServiceSettings | None = None, *, service: ValuationSer
     @app.post("/v1/uploads", status_code=201, tags=["valuations"], responses=_ERRORS)
     async def upload(file: UploadFile, who: Identity = Depends(require(OFFICER))):
         """Upload a CNIPA / incoPat export; name its ``upload_id`` as ``patents.file`` (with ``ids``)."""
-        content = await file.read()
+        content = await file.read(MAX_UPLOAD_BYTES + 1)  # never more than the limit in memory
         return JSONResponse(await _in_thread(service.upload, file.filename or "", content), status_code=201)
 
     @app.post("/v1/score", tags=["scoring"], openapi_extra=_body(SCORE_SCHEMA), responses=_ERRORS)

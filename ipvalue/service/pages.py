@@ -18,7 +18,7 @@ from ipvalue.audit import authenticate
 from ipvalue.exceptions import InputError
 from ipvalue.lending import OVERRIDABLE
 from ipvalue.service.auth import COOKIE, identity_of
-from ipvalue.service.core import Conflict, NotFound
+from ipvalue.service.core import MAX_UPLOAD_BYTES, Conflict, NotFound
 
 router = APIRouter(include_in_schema=False)
 _env = Environment(loader=PackageLoader("ipvalue", "service/templates"), autoescape=select_autoescape(["html", "j2"]))
@@ -78,7 +78,7 @@ async def upload(request: Request):
     try:
         if file is None or not hasattr(file, "read"):
             raise InputError("请选择文件 Choose the export file to upload.")
-        uploaded = await run_in_threadpool(service.upload, file.filename or "", await file.read())
+        uploaded = await run_in_threadpool(service.upload, file.filename or "", await file.read(MAX_UPLOAD_BYTES + 1))
         if uploaded.get("not_a_patent_export"):
             raise InputError(uploaded["not_a_patent_export"])
     except InputError as exc:
