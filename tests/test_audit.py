@@ -143,3 +143,104 @@ def test_concurrent_writers_lose_nothing_and_the_chain_holds(tmp_path):
     report = verify(db)
     assert report.ok and report.n_records == 41
     assert read_audit_table("audit_chain", db)["seq"].tolist() == list(range(1, 42))
+
+
+# --- the same store on PostgreSQL (a team's store), on a throw-away cluster -----------------------------
+
+
+@pytest.fixture(scope="module")
+def postgres_url():
+    """A throw-away PostgreSQL cluster on 127.0.0.1 (as tests/test_team_server.py starts one),
+    stopped by its postmaster's PID."""
+    import glob
+    import shutil
+    import signal
+    import socket
+    import subprocess
+    import tempfile
+    import time
+    from pathlib import Path
+
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
+    pytest.importorskip("psycopg2")
+    if not found or (os.geteuid() == 0 and shutil.which("runuser") is None):
+        message = "PostgreSQL audit-store check skipped: install Debian's postgresql (apt-get install postgresql)"
+        if os.environ.get("IPVALUE_REQUIRE_POSTGRES"):
+            pytest.fail(message)
+        pytest.skip(message)
+    bindir = Path(found[-1]).parent
+
+    def as_postgres(args):
+        runner = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+        done = subprocess.run(runner + [str(a) for a in args], capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr[-2000:]
+
+    root = Path(tempfile.mkdtemp(prefix="ipvalue-audit-pg-"))
+    pgdata = root / "pgdata"
+    pgdata.mkdir()
+    os.chmod(root, 0o777)
+    if os.geteuid() == 0:
+        shutil.chown(pgdata, "postgres", "postgres")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    as_postgres([bindir / "initdb", "-D", pgdata, "-U", "postgres", "--auth=trust", "-E", "UTF8"])
+    as_postgres([bindir / "pg_ctl", "-D", pgdata, "-o", f"-p {port} -k {root} -c listen_addresses=127.0.0.1", "-l", root / "pg.log", "-w", "start"])
+    pid = int((pgdata / "postmaster.pid").read_text().split()[0])
+    try:
+        as_postgres([bindir / "createdb", "-h", "127.0.0.1", "-p", port, "-U", "postgres", "audit"])
+        yield f"postgresql://postgres@127.0.0.1:{port}/audit"
+    finally:
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.time() + 60
+        while (pgdata / "postmaster.pid").exists() and time.time() < deadline:
+            time.sleep(0.3)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def _write_many_pg(args):
+    url, worker, n = args
+    for i in range(n):
+        record_valuation(fake_result(f"P{worker}-{i}", cap=250_000.0 + i), url)
+
+
+def test_on_postgres_concurrent_writers_chain_verify_and_a_hand_edit_is_found(postgres_url):
+    import psycopg2
+
+    from ipvalue.audit import add_user, authenticate
+
+    record_valuation(fake_result("P0"), postgres_url)
+    with multiprocessing.get_context("fork").Pool(4) as pool:
+        pool.map(_write_many_pg, [(postgres_url, w, 10) for w in range(4)])
+    report = verify(postgres_url)
+    assert report.ok and report.n_records == 41, str(report)
+    assert read_audit_table("audit_chain", postgres_url)["seq"].tolist() == list(range(1, 42))
+    v = read_audit_table("valuations", postgres_url).set_index("valuation_id").loc["P3-7"]
+    assert v["loan_cap_rmb"] == 250_007.0 and v["user"] == "u"
+    token = add_user("wang", "reviewer", postgres_url)
+    assert authenticate(token, postgres_url).role == "reviewer"
+
+    con = psycopg2.connect(postgres_url)
+    con.autocommit = True
+    cur = con.cursor()
+    for sql in ("UPDATE valuations SET loan_cap_rmb = 9e9", "DELETE FROM overrides", "TRUNCATE audit_chain", "UPDATE users SET role = 'admin'"):
+        with pytest.raises(psycopg2.Error, match="the audit store is append-only"):
+            cur.execute(sql)
+    with pytest.raises(OverrideError, match="blank reason"):
+        record_valuation(fake_result("P-blank", reason="\u3000"), postgres_url)
+    with pytest.raises(psycopg2.Error, match="check"):
+        cur.execute("INSERT INTO overrides VALUES ('P0', 'CN1', 'sharing_rate', 0.03, 0.02, %s, 'x', 't')", ("\u3000 ",))
+    cur.execute("ALTER TABLE valuations DISABLE TRIGGER valuations_append_only")  # by hand, as an owner could
+    cur.execute("UPDATE valuations SET loan_cap_rmb = loan_cap_rmb * 2 WHERE valuation_id = 'P2-5'")
+    con.close()
+    broken = verify(postgres_url)
+    assert not broken.ok and broken.first_broken == "P2-5" and broken.problem == "the row or its overrides differ from what was recorded"
+
+
+def test_a_postgres_url_password_never_appears_in_an_error():
+    from ipvalue.audit import connect
+
+    pytest.importorskip("psycopg2")
+    with pytest.raises(AuditStoreError) as caught:
+        connect("postgresql://auditor:s3cret@127.0.0.1:1/audit")
+    assert "s3cret" not in str(caught.value) and "postgresql://auditor:***@127.0.0.1:1/audit" in str(caught.value)

@@ -45,6 +45,35 @@ DOCUMENT_KINDS = {"co_owner_consent": "co_owner", "evaluation_report": None, "li
 #: Largest application file read (bytes): applications are a few kB; patents come as a file.
 MAX_APPLICATION_BYTES = 1_000_000
 
+#: The application's fields: JSON type and meaning. :meth:`LoanApplication.from_dict` refuses any
+#: other key, and the service's OpenAPI request schema is built from this table (one source).
+APPLICATION_FIELDS = {
+    "application_id": ("string", True, "Application id: letters, digits, '.', '_', '-' (names the report files)."),
+    "borrower": ("string", True, "Borrower's name, as in the patents' owner field (申请人/专利权人)."),
+    "requested_amount_rmb": ("number", True, "Loan amount requested, RMB."),
+    "term_years": ("number", True, "Loan term, years."),
+    "purpose": ("string", False, "Purpose of the loan."),
+    "valuation_date": ("string", True, "Valuation date, YYYY-MM-DD."),
+    "patents": ("object", True, "The pledged patents: 'records' (a list of PatentFrame records) or 'file' (an export beside the application; "
+                                "for the service, an upload id) with optional 'ids'."),
+    "revenue_forecast": ("object", False, "Revenue of the product using the patents: 'base_rmb' (RMB/year) and 'growth' (fraction/year), or a "
+                                          "'schedule' of {year, revenue_rmb}."),
+    "assumption_set": ("string", False, "Name of the income-approach assumption set (default cn-pledge-2025)."),
+    "pledge_policy": ("string", False, "Name of the bank's pledge policy (default pledge-policy-cn)."),
+    "risk_sharing": ("string", False, "Name of the risk-sharing scheme (default none)."),
+    "models": ("object", False, "Registered models by kind: {renewal: models:/NAME@ALIAS, value: models:/NAME@ALIAS}."),
+    "registered_pledges": ("array", False, "Ids of patents with an active pledge registration."),
+    "reference_book": ("string", False, "Optional patent file for cohort references (beside the application)."),
+    "financials": ("array", False, "Borrower's statements, up to 3 years of {year, revenue_rmb, operating_margin}."),
+    "tax_rate": ("number", False, "Borrower's income-tax rate (0.25, or 0.15 for a 高新技术企业)."),
+    "comparables": ("string", False, "The bank's comparable-transactions file (beside the application)."),
+    "rd_cost": ("object", False, "The product's R&D cost for the cost approach: {rmb, year}."),
+    "review": ("object", False, "A reviewer's sign-off on a 'review required' valuation: {reviewer, reason}."),
+    "documents": ("array", False, "Supporting documents: {patent_id, kind (" + ", ".join(sorted(DOCUMENT_KINDS)) + "), reference, co_owner or paid_until}."),
+    "register": ("object", False, "The CNIPA legal-status event export: {file (beside the application), encoding}."),
+    "overrides": ("array", False, "Officers' overrides: {patent_id, field (" + ", ".join(OVERRIDABLE) + "), value, reason, officer}."),
+}
+
 
 @dataclass(frozen=True)
 class Override:
@@ -178,8 +207,12 @@ class LoanApplication:
         """An application from its parsed fields (a service passes the request body here)."""
         if not isinstance(raw, dict):
             raise ApplicationError(f"An application must be a mapping of fields. Got {type(raw).__name__}.")
-        app_id = normalise_text(str(raw.get("application_id") or ""))
+        app_id = _text(raw.get("application_id") or "")
         where = f"application {app_id or '?'}"
+        unknown_fields = sorted(str(k) for k in raw if k not in APPLICATION_FIELDS)
+        if unknown_fields:
+            raise ApplicationError(f"The {where} has unknown field(s) {unknown_fields}. Fix: use the fields of the README's application schema "
+                                   f"({', '.join(APPLICATION_FIELDS)}); check the spelling.")
 
         def need(name: str):
             if raw.get(name) in (None, ""):
@@ -210,7 +243,9 @@ class LoanApplication:
         need("application_id")
         if not SAFE_ID.fullmatch(app_id):
             raise ApplicationError(f"The 'application_id' of {where} must be letters, digits, '.', '_' or '-' (it names the report files). Got {app_id!r}.")
-        borrower = normalise_text(str(need("borrower")))
+        borrower = _text(need("borrower"))
+        if not borrower:
+            raise ApplicationError(f"The 'borrower' of {where} is blank. Fix: name the borrower as in the patents' owner field.")
         amount = number("requested_amount_rmb")
         term = number("term_years")
         # ISO dates only: 06/07/2026 means June in one bank and July in another.
@@ -296,7 +331,7 @@ class LoanApplication:
         review = None
         if raw.get("review"):
             r = raw["review"]
-            if not isinstance(r, dict) or not normalise_text(str(r.get("reviewer") or "")) or not normalise_text(str(r.get("reason") or "")):
+            if not isinstance(r, dict) or not _text(r.get("reviewer") or "") or not _text(r.get("reason") or ""):
                 raise ApplicationError(f"The 'review' of {where} needs a named 'reviewer' and a written 'reason'.")
             review = {"reviewer": str(r["reviewer"]).strip(), "reason": str(r["reason"]).strip()}  # as written: the audit keeps their words
 
@@ -336,7 +371,7 @@ class LoanApplication:
             raise ApplicationError(f"The 'registered_pledges' of {where} must be a list of patent ids.")
         return cls(
             application_id=app_id, borrower=borrower, requested_amount_rmb=amount, term_years=term,
-            purpose=normalise_text(str(raw.get("purpose", ""))), valuation_date=valuation_date.normalize(), patents=patents, schedule=schedule,
+            purpose=_text(raw.get("purpose", "")), valuation_date=valuation_date.normalize(), patents=patents, schedule=schedule,
             assumption_set=config_name("assumption_set", "cn-pledge-2025"), pledge_policy=config_name("pledge_policy", "pledge-policy-cn"),
             risk_sharing=config_name("risk_sharing", "none"), models={str(k): str(v) for k, v in models.items()},
             registered_pledges=tuple(normalise_id(str(p)) for p in pledges), reference_book=reference, overrides=overrides,
@@ -360,6 +395,12 @@ def iso_date(value) -> pd.Timestamp | None:
         return pd.Timestamp(text) if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text) else None
     except ValueError:
         return None
+
+
+def _text(value) -> str:
+    """Normalised text of a field ('' when blank: :func:`normalise_text` makes blanks missing)."""
+    text = normalise_text(str(value))
+    return text if isinstance(text, str) else ""
 
 
 def _refuse_duplicate_keys(pairs):

@@ -1,0 +1,178 @@
+"""The officers' web page: server-rendered (Jinja2, no build step), Chinese and English labels.
+
+Sign in with the API token (kept in an HttpOnly, SameSite=Strict cookie), upload a CNIPA /
+incoPat export, pick the patents, fill the loan fields and revenue, submit; the page shows the
+decision, links the report, and takes an override with a reason (officers) or a sign-off
+(reviewers). Every action goes through the same :class:`~ipvalue.service.core.ValuationService`
+calls as the JSON API, so the same validation and the same audit records.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, RedirectResponse
+from jinja2 import Environment, PackageLoader, select_autoescape
+from starlette.concurrency import run_in_threadpool
+
+from ipvalue.audit import authenticate
+from ipvalue.exceptions import InputError
+from ipvalue.lending import OVERRIDABLE
+from ipvalue.report import DECISIONS_ZH
+from ipvalue.service.auth import COOKIE, identity_of
+from ipvalue.service.core import MAX_UPLOAD_BYTES, Conflict, NotFound
+
+router = APIRouter(include_in_schema=False)
+_env = Environment(loader=PackageLoader("ipvalue", "service/templates"), autoescape=select_autoescape(["html", "j2"]))
+
+FIELD_LABELS = {"sharing_rate": "分成率 sharing rate", "economic_life_years": "经济寿命（年） economic life (years)",
+                "internal_value_rmb": "内部评估价值（元） internal value (RMB)"}
+
+
+def _page(name: str, status: int = 200, **context) -> HTMLResponse:
+    return HTMLResponse(_env.get_template(name).render(**context), status_code=status)
+
+
+def _signed_in(request: Request):
+    return identity_of(request)
+
+
+@router.get("/", response_class=HTMLResponse)
+def home(request: Request):
+    return RedirectResponse("/ui", status_code=303)
+
+
+@router.get("/ui", response_class=HTMLResponse)
+def start(request: Request):
+    who = _signed_in(request)
+    if who is None:
+        return _page("login.html.j2")
+    return _page("upload.html.j2", who=who)
+
+
+@router.post("/ui/login")
+async def login(request: Request):
+    form = await request.form()
+    token = str(form.get("token") or "").strip()
+    who = authenticate(token, request.app.state.service.settings.audit_db) if token else None
+    if who is None:
+        return _page("login.html.j2", 401, error="令牌无效 The token is not valid (ask an admin: ipvalue users add).")
+    response = RedirectResponse("/ui", status_code=303)
+    response.set_cookie(COOKIE, token, httponly=True, samesite="strict", secure=request.url.scheme == "https", max_age=12 * 3600)
+    return response
+
+
+@router.post("/ui/logout")
+def logout():
+    response = RedirectResponse("/ui", status_code=303)
+    response.delete_cookie(COOKIE)
+    return response
+
+
+@router.post("/ui/upload", response_class=HTMLResponse)
+async def upload(request: Request):
+    who = _signed_in(request)
+    if who is None or who.role != "officer":
+        return _page("login.html.j2", 401 if who is None else 403, error="需以信贷员身份登录 Sign in as an officer.")
+    form = await request.form()
+    file = form.get("file")
+    service = request.app.state.service
+    try:
+        if file is None or not hasattr(file, "read"):
+            raise InputError("请选择文件 Choose the export file to upload.")
+        uploaded = await run_in_threadpool(service.upload, file.filename or "", await file.read(MAX_UPLOAD_BYTES + 1))
+        if uploaded.get("not_a_patent_export"):
+            raise InputError(uploaded["not_a_patent_export"])
+    except InputError as exc:
+        return _page("upload.html.j2", 422, who=who, error=str(exc))
+    applicants = [p.get("applicants") or "" for p in uploaded["patents"]]
+    borrower = max(set(applicants), key=applicants.count).split(";")[0] if applicants else ""
+    return _page("application.html.j2", who=who, upload=uploaded, borrower=borrower, served=service.model_table(), form={})
+
+
+@router.post("/ui/valuations", response_class=HTMLResponse)
+async def value(request: Request):
+    who = _signed_in(request)
+    if who is None or who.role != "officer":
+        return _page("login.html.j2", 401 if who is None else 403, error="需以信贷员身份登录 Sign in as an officer.")
+    form = await request.form()
+    service = request.app.state.service
+    raw = {
+        "application_id": form.get("application_id"), "borrower": form.get("borrower"),
+        "requested_amount_rmb": _number(form.get("requested_amount_rmb")), "term_years": _number(form.get("term_years")),
+        "purpose": form.get("purpose") or "", "valuation_date": form.get("valuation_date"),
+        "patents": {"file": form.get("upload_id"), "ids": form.getlist("ids")},
+        "revenue_forecast": {"base_rmb": _number(form.get("revenue_base_rmb")), "growth": _number(form.get("revenue_growth"))},
+        "risk_sharing": form.get("risk_sharing") or "none",
+        "models": {m["name"].removeprefix("ipvalue-"): m["uri"] for m in service.model_table() if form.get("use_models")},
+    }
+    try:
+        if not form.getlist("ids"):
+            raise InputError("请至少选择一项专利 Pick at least one patent.")
+        result = await run_in_threadpool(service.value, raw, who)
+    except (InputError, NotFound) as exc:
+        uploaded = await run_in_threadpool(service.upload_patents, str(form.get("upload_id"))) if form.get("upload_id") else {"patents": []}
+        return _page("application.html.j2", 422, who=who, upload={"upload_id": form.get("upload_id"), **uploaded}, borrower=raw["borrower"],
+                     served=service.model_table(), form=dict(form), error=str(exc))
+    await run_in_threadpool(service.write_report, result)
+    return RedirectResponse(f"/ui/valuations/{result.valuation_id}", status_code=303)
+
+
+@router.get("/ui/valuations/{valuation_id}", response_class=HTMLResponse)
+def show(valuation_id: str, request: Request, error: str = ""):
+    who = _signed_in(request)
+    if who is None:
+        return _page("login.html.j2", 401)
+    try:
+        result = request.app.state.service.get(valuation_id)
+    except NotFound as exc:
+        return _page("upload.html.j2", 404, who=who, error=str(exc))
+    return _page("valuation.html.j2", who=who, r=result, s=result["summary"], fields=FIELD_LABELS, overridable=OVERRIDABLE, decisions_zh=DECISIONS_ZH, error=error)
+
+
+@router.post("/ui/valuations/{valuation_id}/overrides", response_class=HTMLResponse)
+async def override(valuation_id: str, request: Request):
+    who = _signed_in(request)
+    if who is None or who.role != "officer":
+        return _page("login.html.j2", 401 if who is None else 403, error="需以信贷员身份登录 Sign in as an officer.")
+    form = await request.form()
+    service = request.app.state.service
+    change = {"patent_id": form.get("patent_id"), "field": form.get("field"), "value": _number(form.get("value")), "reason": form.get("reason") or ""}
+    try:
+        result = await run_in_threadpool(service.override, valuation_id, change, who)
+    except (InputError, Conflict, NotFound) as exc:
+        return _error_on(service, valuation_id, who, str(exc))
+    await run_in_threadpool(service.write_report, result)
+    return RedirectResponse(f"/ui/valuations/{result.valuation_id}", status_code=303)
+
+
+@router.post("/ui/valuations/{valuation_id}/sign-off", response_class=HTMLResponse)
+async def sign_off(valuation_id: str, request: Request):
+    who = _signed_in(request)
+    if who is None or who.role != "reviewer":
+        return _page("login.html.j2", 401 if who is None else 403, error="需以复核人身份登录 Sign in as a reviewer.")
+    form = await request.form()
+    service = request.app.state.service
+    try:
+        result = await run_in_threadpool(service.sign_off, valuation_id, form.get("reason") or "", who)
+    except (InputError, Conflict, NotFound) as exc:
+        return _error_on(service, valuation_id, who, str(exc))
+    await run_in_threadpool(service.write_report, result)
+    return RedirectResponse(f"/ui/valuations/{result.valuation_id}", status_code=303)
+
+
+def _error_on(service, valuation_id, who, message):
+    try:
+        result = service.get(valuation_id)
+    except NotFound:
+        return _page("upload.html.j2", 404, who=who, error=message)
+    return _page("valuation.html.j2", 422, who=who, r=result, s=result["summary"], fields=FIELD_LABELS, overridable=OVERRIDABLE, decisions_zh=DECISIONS_ZH, error=message)
+
+
+def _number(text):
+    """A form field as a number when it reads as one (else the text, which the application check refuses by name)."""
+    if text is None or str(text).strip() == "":
+        return None
+    try:
+        return float(str(text).replace(",", "").strip())
+    except ValueError:
+        return str(text)
