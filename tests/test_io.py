@@ -265,3 +265,18 @@ def test_random_bytes_and_csv_shapes_raise_only_documented_input_errors(tmp_path
         read_patents(path)
     except (PatentFrameError, SpecError):
         pass
+
+
+def test_a_merged_owner_cell_in_excel_gives_every_row_its_owner(tmp_path):
+    # issue 15 finding 5: the second row of a merged 申请人 cell had no owner
+    from openpyxl import Workbook
+
+    book = Workbook()
+    sheet = book.active
+    sheet.append(["公开(公告)号", "申请日", "专利类型", "申请人"])
+    sheet.append(["CN111111111B", "2018-01-01", "发明", "甲科技有限公司"])
+    sheet.append(["CN222222222B", "2018-02-01", "发明", None])
+    sheet.merge_cells("D2:D3")
+    book.save(tmp_path / "export.xlsx")
+    result = read_patents(tmp_path / "export.xlsx")
+    assert result.valid["applicants"].tolist() == ["甲科技有限公司", "甲科技有限公司"]

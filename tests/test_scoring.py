@@ -232,3 +232,23 @@ def test_duplicate_ids_in_different_chunks_are_quarantined_whatever_the_chunk_si
         results.append((s.rows_scored, sorted(q["row"].tolist())))
         assert {11, 351} <= set(q["row"]) and q.set_index("row").loc[351, "reasons"].startswith("patent_id: duplicated id")
     assert results[0] == results[1]
+
+
+def test_an_interrupt_between_the_final_renames_never_leaves_an_output_without_its_quarantine(book, registry, tmp_path, monkeypatch):
+    from ipvalue.scoring import parts
+
+    real, calls = parts.os.replace, []
+
+    def interrupted(src, dst):
+        calls.append(dst)
+        if str(dst).endswith(("scored.parquet", "quarantine.parquet")) and len([c for c in calls if str(c).endswith(".parquet")]) == 2:
+            raise KeyboardInterrupt("killed between the renames")
+        return real(src, dst)
+
+    monkeypatch.setattr(parts.os, "replace", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        run(book, registry, tmp_path, "scored.parquet")
+    assert not (tmp_path / "scored.parquet").exists()  # the output is the last to appear
+    monkeypatch.setattr(parts.os, "replace", real)
+    s = run(book, registry, tmp_path, "scored.parquet")
+    assert (tmp_path / "scored.parquet").exists() and (tmp_path / "scored.quarantine.parquet").exists() and s.rows_in == 1200

@@ -247,7 +247,8 @@ def _read_excel(path: Path, sheet_name) -> pd.DataFrame:
             "Fix: open it in Excel or WPS and save it as .xlsx or CSV (UTF-8), then read that file."
         )
     try:
-        return pd.read_excel(path, sheet_name=sheet_name, dtype=object)
+        frame = pd.read_excel(path, sheet_name=sheet_name, dtype=object)
+        return _fill_merged_cells(frame, path, sheet_name) if path.suffix.lower() in (".xlsx", ".xlsm") else frame
     except ImportError as exc:
         raise InputFileError(f"{path} is an old binary .xls workbook, which needs the 'xlrd' package. Fix: save it as .xlsx or CSV.") from exc
     except (ValueError, KeyError, OSError) as exc:
@@ -256,6 +257,25 @@ def _read_excel(path: Path, sheet_name) -> pd.DataFrame:
         raise InputFileError(f"{path} cannot be read as an Excel workbook ({type(exc).__name__}: {exc}). Fix: save it again as .xlsx or CSV.") from exc
     except Exception as exc:  # zipfile.BadZipFile, openpyxl's InvalidFileException: both mean "not a workbook"
         raise InputFileError(f"{path} cannot be read as an Excel workbook ({type(exc).__name__}: {exc}). Fix: save it again as .xlsx or CSV.") from exc
+
+
+def _fill_merged_cells(frame: pd.DataFrame, path: Path, sheet_name) -> pd.DataFrame:
+    """Every cell of a merged range gets the range's value: Excel keeps it in the top-left cell
+    only, so a merged owner cell (one applicant over several patents) would leave the other rows
+    with no owner."""
+    from openpyxl import load_workbook  # a dependency of pandas' Excel reader; merged ranges need the full (not read-only) mode
+
+    book = load_workbook(path, data_only=True)
+    sheet = book.worksheets[sheet_name] if isinstance(sheet_name, int) else book[sheet_name]
+    ranges = [r for r in sheet.merged_cells.ranges if r.max_row >= 2]
+    if not ranges:
+        return frame
+    frame = frame.copy()
+    for r in ranges:
+        value = sheet.cell(r.min_row, r.min_col).value
+        rows = slice(max(r.min_row, 2) - 2, r.max_row - 1)  # sheet row 1 is the header; row 2 is frame row 0
+        frame.iloc[rows, r.min_col - 1: r.max_col] = value
+    return frame
 
 
 #: Share of Chinese characters outside GB2312 above which a GB18030 decoding is taken for Big5

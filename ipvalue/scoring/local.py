@@ -204,7 +204,10 @@ def score_file(
         written = [sink.rows for sink in sinks]
         if written != [counts["scored"], counts["quarantined"]] or counts["in"] != sum(written):
             raise RuntimeError(f"row count mismatch: {counts} but wrote {written[0]} scored and {written[1]} quarantined rows")
-        scored_rows, quarantined_rows = (sink.commit() for sink in sinks)
+        # The quarantine is renamed into place first: the scored file appears last, so it is never
+        # seen without its quarantine (an interrupt in between leaves no output; the run resumes).
+        quarantined_rows = sinks[1].commit()
+        scored_rows = sinks[0].commit()
     except BaseException:
         for sink in sinks:
             sink.discard()
