@@ -160,3 +160,12 @@ def test_random_yaml_applications_never_exit_70(tmp_path, tree):
            "patents": tree, "revenue_forecast": tree, "overrides": tree}
     (tmp_path / "app.yaml").write_text(yaml.safe_dump(raw, allow_unicode=True), encoding="utf-8")
     assert main(["value", str(tmp_path / "app.yaml"), "--out", str(tmp_path / "r"), "--audit-db", str(tmp_path / "a.db")]) != EXIT_INTERNAL
+
+
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.binary(max_size=300) | st.text(max_size=200).map(lambda t: ("patent_id,jurisdiction,patent_type,filing_date\n" + t).encode("utf-8")))
+def test_random_books_never_make_score_exit_70(value_registry, tmp_path, content):
+    (tmp_path / "book.csv").write_bytes(content)
+    code = main(["score", str(tmp_path / "book.csv"), "--model", "models:/ipvalue-value@champion", "--out", str(tmp_path / "o.parquet"),
+                 "--tracking-uri", value_registry[1], "--explain", "none"])
+    assert code != EXIT_INTERNAL

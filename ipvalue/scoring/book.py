@@ -3,7 +3,9 @@ chunk size, not the file."""
 
 from __future__ import annotations
 
+import csv
 import hashlib
+from contextlib import contextmanager
 from pathlib import Path
 
 import pandas as pd
@@ -31,13 +33,26 @@ def iter_chunks(path: str | Path, chunk_size: int = DEFAULT_CHUNK_SIZE, *, encod
     elif path.suffix.lower() in (".csv", ".txt"):
         if path.stat().st_size == 0:
             raise EmptyInputError(f"{path} is an empty file. Fix: export the table again with its header row.")
-        for frame in pd.read_csv(path, dtype=str, encoding=detect_encoding(path, encoding), chunksize=chunk_size):
-            yield offset, frame
-            offset += len(frame)
+        with readable_table(path):
+            for frame in pd.read_csv(path, dtype=str, encoding=detect_encoding(path, encoding), chunksize=chunk_size):
+                yield offset, frame
+                offset += len(frame)
     else:
         raise InputFileError(f"Unsupported input type {path.suffix!r} for {path}. Fix: use .csv or .parquet.")
     if offset == 0:
         raise EmptyInputError(f"{path} has no data rows. Fix: check the export or its filter.")
+
+
+@contextmanager
+def readable_table(path: Path):
+    """pandas' errors on a malformed or empty CSV as input errors naming the file and the fix."""
+    try:
+        yield
+    except pd.errors.EmptyDataError as exc:
+        raise EmptyInputError(f"{path} has no header row ({exc}). Fix: export the table again with its header row.") from None
+    except (pd.errors.ParserError, UnicodeDecodeError, csv.Error) as exc:
+        raise InputFileError(f"{path} is not a well-formed table: {str(exc).strip()}. "
+                             "Fix: every row needs as many fields as the header, and quotes must be closed; re-export the file.") from None
 
 
 def content_hash(path: str | Path) -> str:
@@ -60,14 +75,16 @@ def duplicated_ids(path: str | Path, mapping, chunk_size: int = DEFAULT_CHUNK_SI
 
         header = pq.ParquetFile(path).schema_arrow.names
     else:
-        header = list(pd.read_csv(path, dtype=str, encoding=detect_encoding(path, encoding), nrows=0).columns)
+        with readable_table(path):
+            header = list(pd.read_csv(path, dtype=str, encoding=detect_encoding(path, encoding), nrows=0).columns)
     source = next((col for col, target in mapping.renames(header)[0].items() if target == "patent_id"), None)
     if source is None:
         return set()
     if path.suffix.lower() in (".parquet", ".pq"):
         ids = pq.read_table(path, columns=[source]).column(0).to_pandas()
     else:
-        ids = pd.read_csv(path, dtype=str, encoding=detect_encoding(path, encoding), usecols=[source])[source]
+        with readable_table(path):
+            ids = pd.read_csv(path, dtype=str, encoding=detect_encoding(path, encoding), usecols=[source])[source]
     ids = normalise_id(ids.astype("str").where(ids.notna()))
     counts = ids.value_counts()
     return set(counts.index[counts > 1])
