@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -171,11 +172,13 @@ def log_patent_model(model, example: pd.DataFrame, *, name: str = "model"):
         code.write_text(MODEL_CODE, encoding="utf-8")
         estimator = Path(tmp) / ESTIMATOR_ARTIFACT
         mlflow.sklearn.save_model(model, str(estimator), serialization_format="pickle", pip_requirements=requirements)
+        package = Path(tmp) / "code" / "ipvalue"
+        shutil.copytree(package_code_path(), package, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
         return mlflow.pyfunc.log_model(
             name=name,
             python_model=str(code),
             artifacts={ESTIMATOR_ARTIFACT: str(estimator)},
-            code_paths=[str(package_code_path())],
+            code_paths=[str(package)],
             signature=signature,
             input_example=example,
             pip_requirements=requirements,
