@@ -135,8 +135,13 @@ def model_requirements() -> list[str]:
 
     try:
         declared = [Requirement(r) for r in requires("ipvalue") or []]
-    except PackageNotFoundError as exc:  # running from a bare checkout with no metadata
-        raise RuntimeError("ipvalue is not installed, so its dependencies are unknown. Fix: pip install -e . (or the wheel).") from exc
+    except PackageNotFoundError:  # a checkout on the path, not installed: its pyproject.toml says
+        import tomllib
+
+        pyproject = package_code_path().parent / "pyproject.toml"
+        if not pyproject.is_file():
+            raise RuntimeError("ipvalue is neither installed nor a checkout, so its dependencies are unknown. Fix: pip install the ipvalue wheel.") from None
+        declared = [Requirement(r) for r in tomllib.loads(pyproject.read_text(encoding="utf-8"))["project"]["dependencies"]]
     names = [r.name for r in declared if r.marker is None or r.marker.evaluate({"extra": ""})]
     return [f"{name}=={_version(name)}" for name in dict.fromkeys(names)]
 

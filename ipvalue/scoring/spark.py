@@ -9,6 +9,7 @@ import json
 import os
 import shutil
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -21,13 +22,50 @@ from ipvalue.registry import load_model
 from ipvalue.scoring.summary import ScoreSummary
 
 
-def spark_session(master: str = "local[2]"):
-    """A Spark session whose Python workers run this interpreter (unless ``PYSPARK_PYTHON`` says
-    otherwise); on a cluster, configure Spark as usual and pass your own session."""
+def spark_session(master: str | None = None):
+    """A Spark session configured the usual Spark way, else local mode.
+
+    The master and the rest of the configuration come from ``master`` when given, else from
+    Spark's own configuration (``spark-submit --master ...``, ``PYSPARK_SUBMIT_ARGS``,
+    ``spark-defaults.conf``), else ``local[2]``. Python workers run ``spark.pyspark.python`` /
+    ``PYSPARK_PYTHON`` when set, else this interpreter (right for local mode only: on a cluster,
+    point them at an environment with the model's requirements).
+    """
+    from pyspark import SparkConf
     from pyspark.sql import SparkSession
 
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
-    return SparkSession.builder.master(master).appName("ipvalue-score").config("spark.ui.enabled", "false").getOrCreate()
+    configured = SparkConf()  # starts the JVM with spark-submit's / PYSPARK_SUBMIT_ARGS's settings
+    builder = SparkSession.builder.appName("ipvalue-score").config("spark.ui.enabled", "false")
+    if master or not configured.contains("spark.master"):
+        builder = builder.master(master or "local[2]")
+    return builder.getOrCreate()
+
+
+def ship_package(spark) -> Path:
+    """Send this process's ``ipvalue`` package to the executors (``SparkContext.addPyFile``), so
+    the validation step and the model run on executors whose Python has the model's requirements
+    but no ipvalue. The zip is named by its content hash (Spark refuses one file name with two
+    paths), written once to the temporary folder; returns its path."""
+    import hashlib
+    import io
+    import zipfile
+
+    package = Path(__file__).resolve().parents[1]
+    files = [p for p in sorted(package.rglob("*")) if p.is_file() and "__pycache__" not in p.parts]
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for path in files:
+            info = zipfile.ZipInfo(str(Path("ipvalue") / path.relative_to(package)), date_time=(1980, 1, 1, 0, 0, 0))
+            archive.writestr(info, path.read_bytes(), zipfile.ZIP_DEFLATED)
+    data = buffer.getvalue()
+    target = Path(tempfile.gettempdir()) / f"ipvalue-code-{hashlib.sha256(data).hexdigest()[:16]}.zip"
+    if not target.is_file():
+        tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+        tmp.write_bytes(data)
+        os.replace(tmp, target)
+    spark.sparkContext.addPyFile(str(target))
+    return target
 
 
 def score_spark(
@@ -59,6 +97,7 @@ def score_spark(
     model = load_model(model_uri, tracking_uri=tracking_uri)
     loaded = time.perf_counter()
     spark = spark or spark_session()
+    ship_package(spark)
     try:
         df = spark.read.option("header", True).csv(str(input_path)) if input_path.suffix.lower() == ".csv" else spark.read.parquet(str(input_path))
         df.schema  # noqa: B018 - forces the footer read, where type errors surface
