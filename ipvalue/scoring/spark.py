@@ -1,25 +1,35 @@
-"""The Spark engine of ``ipvalue score``: the same registered pyfunc through
-``mlflow.pyfunc.spark_udf`` on a Spark session (local mode by default, any cluster through the
-usual Spark configuration), reading and writing Parquet. The input must use PatentFrame column
-names (e.g. ``ipvalue validate --valid-out``)."""
+"""The Spark engine of ``ipvalue score``: the same registered model on a Spark session (local mode
+by default, a standalone, YARN or Kubernetes cluster through the usual Spark configuration),
+reading and writing Parquet. The input must use PatentFrame column names (e.g. ``ipvalue validate
+--valid-out``).
+
+Executors need only the model's own requirements (``requirements.txt`` of the registered model)
+and pyspark: the engine ships the ipvalue package to them (:func:`ship_package`) and broadcasts
+the registered model's fitted estimator. Each batch is validated once and scored as the local
+engine scores a chunk, so both engines give the same values."""
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import sys
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from ipvalue.exceptions import EmptyInputError
-from ipvalue.frame import COLUMN_BY_NAME, to_records, validate_patent_frame
+from ipvalue.frame import COLUMN_BY_NAME, validate_patent_frame
 from ipvalue.models.output import explain_top
 from ipvalue.registry import load_model
 from ipvalue.scoring.summary import ScoreSummary
+
+logger = logging.getLogger(__name__)
 
 
 def spark_session(master: str | None = None):
@@ -68,6 +78,65 @@ def ship_package(spark) -> Path:
     return target
 
 
+INPUT_PREFIX = "_input_"
+
+
+def score_batch(pdf: pd.DataFrame, *, estimator, cols: list[str], passthrough: list[str], explain: str) -> pd.DataFrame:
+    """One Arrow batch (``row`` and the input columns, text as strings, numbers as doubles):
+    validated once against the contract, valid rows scored with the estimator's ``output_frame``
+    (no second validation: the pyfunc would turn the typed frame back into text and check it
+    again), invalid rows kept with their reasons and their input under ``_input_<column>``.
+    ``estimator`` is the fitted model or a Spark broadcast of it."""
+    inner = getattr(estimator, "value", estimator)
+    pdf = pdf.reset_index(drop=True)
+    rows = pdf["row"].to_numpy()
+    result = validate_patent_frame(pdf.drop(columns=["row"]), source="spark partition")
+    quarantine = pdf.loc[result.quarantine.index, cols].rename(columns=lambda c: INPUT_PREFIX + c)
+    quarantine.insert(0, "row", rows[result.quarantine.index])
+    quarantine.insert(1, "reasons", result.quarantine["reasons"].to_numpy())
+    parts = [quarantine]
+    if len(result.valid):
+        frame = result.valid.assign(**{c: pdf.loc[result.valid.index, c] if c in pdf else np.nan for c in passthrough})
+        scored = pd.concat([frame[["patent_id"]], inner.output_frame(frame, explain=explain)], axis=1).reset_index(drop=True)
+        scored.insert(0, "row", rows[result.valid.index])
+        parts.insert(0, scored)
+    combined = pd.concat(parts, ignore_index=True)
+    # plain NumPy / object columns: Arrow-backed pandas columns reach Spark as chunked arrays
+    for c in combined.columns:
+        if c == "row":
+            combined[c] = combined[c].astype("int64")
+        elif pd.api.types.is_numeric_dtype(combined[c]) or pd.api.types.is_bool_dtype(combined[c]):
+            combined[c] = combined[c].astype("float64")
+        else:
+            combined[c] = combined[c].astype(object).where(combined[c].notna(), None)
+    return combined
+
+
+def number_rows(df):
+    """``df`` with a ``row`` column: 1-based positions in partition order (for one Parquet or CSV
+    file, the input order), as ``RDD.zipWithIndex`` gives them, computed in the JVM.
+
+    ``monotonically_increasing_id`` holds the partition index in its upper bits and the position
+    within the partition in its lower 33; a small count per partition gives each partition's
+    offset. (``zipWithIndex`` on ``df.rdd`` sent every row through Python one at a time: 100 s of a
+    1M-row run.)
+    """
+    from pyspark.sql import functions as F
+
+    tagged = df.withColumn("_ipvalue_id", F.monotonically_increasing_id())
+    partition = F.shiftright(F.col("_ipvalue_id"), 33)
+    counts = sorted((r["p"], r["n"]) for r in tagged.groupBy(partition.alias("p")).agg(F.count(F.lit(1)).alias("n")).collect())
+    offsets, total = [], 0
+    for p, n in counts:
+        offsets += [F.lit(p), F.lit(total)]
+        total += n
+    if not offsets:
+        return tagged.drop("_ipvalue_id").withColumn("row", F.lit(None).cast("long"))
+    offset = F.create_map(*offsets)[partition]
+    position = F.col("_ipvalue_id") - F.shiftleft(partition, 33)
+    return tagged.withColumn("row", (offset + position + 1).cast("long")).drop("_ipvalue_id")
+
+
 def score_spark(
     input_path: str | Path,
     *,
@@ -79,14 +148,15 @@ def score_spark(
     tracking_uri: str | None = None,
     spark=None,
 ) -> ScoreSummary:
-    """Score a Parquet (or CSV) book on Spark through ``mlflow.pyfunc.spark_udf``.
+    """Score a Parquet (or CSV) book on Spark with a registered model.
 
-    Rows are numbered like the local engine (1-based input order), validated in ``mapInPandas``
-    (invalid rows go to the quarantine with their reasons), repartitioned (a single Parquet row
-    group would keep one task busy) and scored by the registered pyfunc. ``out`` and
-    ``quarantine_out`` are Parquet folders, replaced as a whole at the end.
+    Rows are numbered like the local engine (1-based input order, in the JVM:
+    :func:`number_rows`), repartitioned (a single Parquet row group would keep one task busy),
+    then validated and scored in one ``mapInPandas`` pass (:func:`score_batch`, the registered
+    model's estimator broadcast to the executors); invalid rows go to the quarantine with their
+    reasons. ``out`` and ``quarantine_out`` are Parquet folders, replaced as a whole at the end.
     """
-    import mlflow
+    from pyspark import StorageLevel
     from pyspark.sql import functions as F
     from pyspark.sql import types as T
 
@@ -112,30 +182,28 @@ def score_spark(
     numeric = {c for c, spec in COLUMN_BY_NAME.items() if spec.kind in ("count", "float")} | set(passthrough)
     cols = [c for c in df.columns if c in COLUMN_BY_NAME or c in passthrough]
     df = df.select(*[F.col(c).cast("double" if c in numeric else "string").alias(c) for c in cols])
-    numbered = df.rdd.zipWithIndex().map(lambda pair: (*pair[0], pair[1] + 1)).toDF([*cols, "row"])
+    numbered = number_rows(df)
 
-    def validate(batches):
-        for pdf in batches:
-            res = validate_patent_frame(pdf.drop(columns=["row"]), source="spark partition")
-            reasons = pd.Series(None, index=pdf.index, dtype=object)
-            reasons.iloc[res.quarantine.index] = res.quarantine["reasons"].to_numpy()
-            yield pdf.assign(reasons=reasons)
-
-    checked = numbered.mapInPandas(validate, schema=T.StructType([*numbered.schema.fields, T.StructField("reasons", T.StringType())])).cache()
-    valid = checked.filter(F.col("reasons").isNull()).drop("reasons")
-    quarantine = checked.filter(F.col("reasons").isNotNull()).select("row", "reasons", *cols)
-
-    sample = valid.limit(2).toPandas()
-    if sample.empty:
-        raise EmptyInputError(f"{input_path} has no valid rows to score.")
-    sample_out = model.pyfunc.predict(to_records(sample.drop(columns=["row"]), extra_columns=passthrough), params={"explain": explain})
-    fields = [T.StructField(c, T.DoubleType() if pd.api.types.is_numeric_dtype(sample_out[c]) else T.StringType()) for c in sample_out.columns]
-    udf = mlflow.pyfunc.spark_udf(spark, model_uri, result_type=T.StructType(fields), env_manager="local", params={"explain": explain})
     n = partitions or max(2, spark.sparkContext.defaultParallelism * 2)
-    # A text column that is null in a whole Arrow batch would arrive as floats and fail the model's
-    # string schema; the contract reads blank text as missing, so nulls travel as "".
-    args = [F.col(c) if c in numeric else F.coalesce(F.col(c), F.lit("")).alias(c) for c in cols]
-    scored = valid.repartition(n).select("row", udf(F.struct(*args)).alias("r")).select("row", "r.*")  # a struct keeps column names
+    estimator = spark.sparkContext.broadcast(model.estimator)  # unpickled on executors from ipvalue's shipped code
+    score = partial(score_batch, estimator=estimator, cols=cols, passthrough=passthrough, explain=explain)
+    # the output schema: the model's own input example (valid when it was logged), scored on the driver
+    probe = model.pyfunc.input_example.reindex(columns=cols)
+    probe = probe.assign(**{c: pd.to_numeric(probe[c], errors="coerce") if c in numeric else probe[c].astype(object) for c in cols})
+    sample = score_batch(probe.assign(row=range(1, len(probe) + 1)), estimator=model.estimator, cols=cols, passthrough=passthrough, explain=explain)
+    outputs = [c for c in sample.columns if c not in ("row", "reasons") and not c.startswith(INPUT_PREFIX)]
+    probed = sample.loc[sample["reasons"].isna()]
+    if probed.empty:
+        raise RuntimeError(f"The input example stored with {model.uri} no longer scores: {sample['reasons'].tolist()}.")
+    typed = {c: T.DoubleType() if pd.api.types.is_numeric_dtype(probed[c]) else T.StringType() for c in outputs}
+    schema = T.StructType([T.StructField("row", T.LongType()), T.StructField("reasons", T.StringType()),
+                           *[T.StructField(INPUT_PREFIX + f.name, f.dataType) for f in df.schema.fields],
+                           *[T.StructField(c, typed[c]) for c in outputs]])
+    # One pass on executors: each batch is validated once and its valid rows scored by the
+    # registered model's estimator (as the local engine does), the others kept with their reasons.
+    checked = numbered.repartition(n).mapInPandas(lambda batches: (score(pdf) for pdf in batches), schema=schema).persist(StorageLevel.MEMORY_AND_DISK)
+    scored = checked.filter(F.col("reasons").isNull()).select("row", *outputs)
+    quarantine = checked.filter(F.col("reasons").isNotNull()).select("row", "reasons", *[F.col(INPUT_PREFIX + c).alias(c) for c in cols])
 
     def replace(frame, target: Path) -> int:
         tmp = target.with_name(f".{target.name}.tmp")
@@ -145,10 +213,20 @@ def score_spark(
         os.replace(tmp, target)
         return spark.read.parquet(str(target)).count()
 
+    stage = time.perf_counter()
     rows_in = checked.count()
+    logger.debug("spark: numbered, validated and scored %d rows in %.1f s", rows_in, time.perf_counter() - stage)
+    if rows_in and not checked.filter(F.col("reasons").isNull()).limit(1).count():
+        checked.unpersist()
+        raise EmptyInputError(f"{input_path} has no valid rows to score.")
+    stage = time.perf_counter()
     rows_scored = replace(scored, out)
+    logger.debug("spark: wrote %d scored rows in %.1f s", rows_scored, time.perf_counter() - stage)
+    stage = time.perf_counter()
     rows_quarantined = replace(quarantine, quarantine_out)
+    logger.debug("spark: wrote %d quarantined rows in %.1f s", rows_quarantined, time.perf_counter() - stage)
     checked.unpersist()
+    estimator.destroy()
     if rows_in != rows_scored + rows_quarantined:
         raise RuntimeError(f"row count mismatch: {rows_in} rows in, {rows_scored} scored + {rows_quarantined} quarantined")
     (out / "_ipvalue_model.json").write_text(json.dumps(model.metadata, indent=2), encoding="utf-8")
