@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-import shutil
+import posixpath
 import sys
 import tempfile
 import time
@@ -112,6 +112,14 @@ def score_batch(pdf: pd.DataFrame, *, estimator, cols: list[str], passthrough: l
     return combined
 
 
+def hadoop_path(spark, target: str):
+    """``(file system, path)`` of a path or URI through Spark's Hadoop configuration, so outputs
+    are replaced on whatever file system Spark writes to (local, HDFS, S3, ...)."""
+    jvm = spark.sparkContext._jvm
+    path = jvm.org.apache.hadoop.fs.Path(target)
+    return path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration()), path
+
+
 def number_rows(df):
     """``df`` with a ``row`` column: 1-based positions in partition order (for one Parquet or CSV
     file, the input order), as ``RDD.zipWithIndex`` gives them, computed in the JVM.
@@ -162,14 +170,15 @@ def score_spark(
 
     explain_top(explain)  # raises on an unknown mode
     started = time.perf_counter()
-    input_path, out = Path(input_path), Path(out)
-    quarantine_out = Path(quarantine_out) if quarantine_out else out.with_name(out.stem + ".quarantine")
+    # paths or URIs (hdfs://, s3a://, file:) as Spark reads them: a bare path is on the default file system
+    input_path, out = str(input_path), str(out).rstrip("/")
+    quarantine_out = str(quarantine_out) if quarantine_out else posixpath.splitext(out)[0] + ".quarantine"
     model = load_model(model_uri, tracking_uri=tracking_uri)
     loaded = time.perf_counter()
     spark = spark or spark_session()
     ship_package(spark)
     try:
-        df = spark.read.option("header", True).csv(str(input_path)) if input_path.suffix.lower() == ".csv" else spark.read.parquet(str(input_path))
+        df = spark.read.option("header", True).csv(str(input_path)) if input_path.lower().endswith(".csv") else spark.read.parquet(str(input_path))
         df.schema  # noqa: B018 - forces the footer read, where type errors surface
     except Exception as exc:  # pyspark's AnalysisException
         if "PARQUET_TYPE_ILLEGAL" in str(exc) and "NANOS" in str(exc):
@@ -205,13 +214,14 @@ def score_spark(
     scored = checked.filter(F.col("reasons").isNull()).select("row", *outputs)
     quarantine = checked.filter(F.col("reasons").isNotNull()).select("row", "reasons", *[F.col(INPUT_PREFIX + c).alias(c) for c in cols])
 
-    def replace(frame, target: Path) -> int:
-        tmp = target.with_name(f".{target.name}.tmp")
-        shutil.rmtree(tmp, ignore_errors=True)
-        frame.write.parquet(str(tmp))
-        shutil.rmtree(target, ignore_errors=True)
-        os.replace(tmp, target)
-        return spark.read.parquet(str(target)).count()
+    def replace(frame, target: str) -> int:
+        tmp = posixpath.join(posixpath.dirname(target), f".{posixpath.basename(target)}.tmp")
+        frame.write.mode("overwrite").parquet(tmp)
+        fs, path = hadoop_path(spark, target)
+        fs.delete(path, True)
+        if not fs.rename(hadoop_path(spark, tmp)[1], path):
+            raise OSError(f"Could not move {tmp} to {target}. Fix: check that the output folder is writable.")
+        return spark.read.parquet(target).count()
 
     stage = time.perf_counter()
     rows_in = checked.count()
@@ -229,6 +239,11 @@ def score_spark(
     estimator.destroy()
     if rows_in != rows_scored + rows_quarantined:
         raise RuntimeError(f"row count mismatch: {rows_in} rows in, {rows_scored} scored + {rows_quarantined} quarantined")
-    (out / "_ipvalue_model.json").write_text(json.dumps(model.metadata, indent=2), encoding="utf-8")
+    fs, path = hadoop_path(spark, f"{out}/_ipvalue_model.json")
+    stream = fs.create(path, True)
+    try:
+        stream.write(bytearray(json.dumps(model.metadata, indent=2).encode("utf-8")))
+    finally:
+        stream.close()
     return ScoreSummary(rows_in, rows_scored, rows_quarantined, n, 0, str(out), str(quarantine_out), model.uri, model.version,
                         model.run_id, model.feature_spec_hash, time.perf_counter() - started, loaded - started)
