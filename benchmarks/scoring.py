@@ -87,7 +87,7 @@ def spark(n: int, uri: str) -> dict:
     from ipvalue.scoring import score_spark, spark_session
 
     warnings.simplefilter("ignore")
-    session = spark_session()
+    session = spark_session("local[2]")
     t0 = time.perf_counter()
     s = score_spark(demo_parquet(n), model_uri="models:/bench-value@champion", out=CACHE / f"spark-{n}", tracking_uri=uri, explain="none", spark=session)
     seconds = time.perf_counter() - t0

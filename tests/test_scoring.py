@@ -230,7 +230,7 @@ def standalone_cluster(tmp_path):
             if time.monotonic() > deadline or any(p.poll() is not None for p in started):
                 pytest.fail("the standalone cluster did not start: " + " | ".join(f.read_text(errors="replace")[-800:] for f in logs.iterdir()))
             time.sleep(1)
-        yield f"spark://127.0.0.1:{port}"
+        yield f"spark://127.0.0.1:{port}", f"http://127.0.0.1:{ui}/json/"
     finally:
         for process in reversed(started):  # by PID: only what this fixture started
             process.terminate()
@@ -245,16 +245,19 @@ def test_spark_on_a_standalone_cluster_gives_the_local_engine_values_with_execut
         book, registry, model_venv, standalone_cluster, tmp_path):
     """``ipvalue score --engine spark`` against the cluster's master; executors run the fresh
     environment holding only the model's requirements (no ipvalue: the engine ships its code)."""
+    import json
     import subprocess
     import sys
+    import urllib.request
     from pathlib import Path
 
+    master, state_url = standalone_cluster
     _, uri, _ = registry
     source = tmp_path / "book.parquet"
     pd.read_csv(book[0], dtype=str, encoding="gbk").to_parquet(source, index=False, row_group_size=100_000)
     local = score_file(source, model_uri=MODEL, out=tmp_path / "local.parquet", tracking_uri=uri, explain="top3")
     root = Path(__file__).resolve().parents[1]
-    submit = (f"--master {standalone_cluster} --conf spark.pyspark.python={model_venv} --conf spark.pyspark.driver.python={sys.executable} "
+    submit = (f"--master {master} --conf spark.pyspark.python={model_venv} --conf spark.pyspark.driver.python={sys.executable} "
               "--conf spark.executor.memory=1g --conf spark.cores.max=2 pyspark-shell")
     env = {**os.environ, "PYTHONPATH": str(root), "PYSPARK_SUBMIT_ARGS": submit, "SPARK_LOCAL_IP": "127.0.0.1"}
     env.pop("PYSPARK_PYTHON", None)
@@ -264,6 +267,8 @@ def test_spark_on_a_standalone_cluster_gives_the_local_engine_values_with_execut
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900,
     )
     assert done.returncode == 1, (done.stdout[-2000:], done.stderr[-4000:])  # 1: finished, rows quarantined
+    apps = json.loads(urllib.request.urlopen(state_url, timeout=10).read())["completedapps"]
+    assert [a["name"] for a in apps] == ["ipvalue-score"]  # it ran on the cluster, not in local mode
     assert f"{local.rows_in:,}" in done.stdout or str(local.rows_in) in done.stdout
     got = pd.read_parquet(tmp_path / "spark_out").sort_values("row").reset_index(drop=True)
     q = pd.read_parquet(tmp_path / "spark_out.quarantine").sort_values("row")

@@ -33,23 +33,17 @@ logger = logging.getLogger(__name__)
 
 
 def spark_session(master: str | None = None):
-    """A Spark session configured the usual Spark way, else local mode.
-
-    The master and the rest of the configuration come from ``master`` when given, else from
-    Spark's own configuration (``spark-submit --master ...``, ``PYSPARK_SUBMIT_ARGS``,
-    ``spark-defaults.conf``), else ``local[2]``. Python workers run ``spark.pyspark.python`` /
-    ``PYSPARK_PYTHON`` when set, else this interpreter (right for local mode only: on a cluster,
-    point them at an environment with the model's requirements).
+    """A Spark session on ``master`` when given, else on the master Spark is configured with
+    (``spark-submit --master ...``, ``PYSPARK_SUBMIT_ARGS``, ``spark-defaults.conf``; Spark's own
+    default is ``local[*]``, every core of this machine). Python workers run
+    ``spark.pyspark.python`` / ``PYSPARK_PYTHON`` when set, else this interpreter (right for local
+    mode only: on a cluster, point them at an environment with the model's requirements).
     """
-    from pyspark import SparkConf
     from pyspark.sql import SparkSession
 
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
-    configured = SparkConf()  # starts the JVM with spark-submit's / PYSPARK_SUBMIT_ARGS's settings
     builder = SparkSession.builder.appName("ipvalue-score").config("spark.ui.enabled", "false")
-    if master or not configured.contains("spark.master"):
-        builder = builder.master(master or "local[2]")
-    return builder.getOrCreate()
+    return (builder.master(master) if master else builder).getOrCreate()
 
 
 def ship_package(spark) -> Path:
