@@ -241,6 +241,7 @@ def standalone_cluster(tmp_path):
                 process.kill()
 
 
+@pytest.mark.venv
 def test_spark_on_a_standalone_cluster_gives_the_local_engine_values_with_executors_on_the_model_environment(
         book, registry, model_venv, standalone_cluster, tmp_path):
     """``ipvalue score --engine spark`` against the cluster's master; executors run the fresh
