@@ -45,7 +45,9 @@ def run_demo(out_dir: str | Path = "demo-output", *, n: int = 400, seed: int = 0
     patents = loaded.valid
     valuation_date = demo.loans["valuation_date"].iloc[0]
 
-    experiments = Path(__file__).resolve().parents[1] / "experiments"
+    experiments = Path(__file__).resolve().parent / "experiments"  # the wheel's copy of experiments/ (setup.py)
+    if not experiments.is_dir():
+        experiments = Path(__file__).resolve().parents[1] / "experiments"  # a checkout
     try:
         data_dir = data_dir or default_data_dir()
     except FileNotFoundError:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -76,16 +77,41 @@ def patent_input_schema(passthrough=()):
     return Schema(specs)
 
 
-def _pyfunc_class():
+# The models-from-code entry MLflow stores with every logged model and runs when it loads one: the
+# pyfunc is defined by this script and the code it imports (ipvalue, shipped in the model's code/
+# folder), never by a CloudPickle of live objects.
+MODEL_CODE = """\
+import mlflow
+from ipvalue.tracking import patent_pyfunc_class
+
+mlflow.models.set_model(patent_pyfunc_class()())
+"""
+ESTIMATOR_ARTIFACT = "estimator"
+
+
+def patent_pyfunc_class():
+    """The ``mlflow.pyfunc.PythonModel`` subclass every ipvalue model is logged as (defined lazily:
+    mlflow is imported only when needed)."""
     import mlflow.pyfunc
 
     class PatentModelPyfunc(mlflow.pyfunc.PythonModel):
         """Raw PatentFrame records in (dates as ISO strings, as in a CSV export); the model's
         ``output_frame`` out, with ``patent_id`` first. Features are built inside from the
-        fitted spec, so a scorer needs nothing but the model URI."""
+        fitted spec, so a scorer needs nothing but the model URI.
 
-        def __init__(self, model):
+        Logged from code: ``load_context`` loads the fitted estimator from the model's
+        ``estimator`` artifact (an MLflow scikit-learn model in pickle format, loaded only as
+        part of a registered model, see :mod:`ipvalue.registry`).
+        """
+
+        def __init__(self, model=None):
             self.model = model
+
+        def load_context(self, context):
+            import mlflow.sklearn
+
+            if self.model is None:
+                self.model = mlflow.sklearn.load_model(context.artifacts[ESTIMATOR_ARTIFACT])
 
         def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
             """``params={"explain": "all" | "top<N>" | "none"}`` chooses the explanation columns."""
@@ -96,33 +122,72 @@ def _pyfunc_class():
     return PatentModelPyfunc
 
 
+def package_code_path() -> Path:
+    """The folder of the ``ipvalue`` package in use: logged as the model's code."""
+    return Path(__file__).resolve().parent
+
+
+def model_requirements() -> list[str]:
+    """What a model needs installed to load and score, pinned to the versions in use: ipvalue's
+    own run-time dependencies (its code travels inside the model, so ipvalue itself is not one)."""
+    from importlib.metadata import PackageNotFoundError, requires
+    from packaging.requirements import Requirement
+
+    try:
+        declared = [Requirement(r) for r in requires("ipvalue") or []]
+    except PackageNotFoundError:  # a checkout on the path, not installed: its pyproject.toml says
+        import tomllib
+
+        pyproject = package_code_path().parent / "pyproject.toml"
+        if not pyproject.is_file():
+            raise RuntimeError("ipvalue is neither installed nor a checkout, so its dependencies are unknown. Fix: pip install the ipvalue wheel.") from None
+        declared = [Requirement(r) for r in tomllib.loads(pyproject.read_text(encoding="utf-8"))["project"]["dependencies"]]
+    names = [r.name for r in declared if r.marker is None or r.marker.evaluate({"extra": ""})]
+    return [f"{name}=={_version(name)}" for name in dict.fromkeys(names)]
+
+
 def log_patent_model(model, example: pd.DataFrame, *, name: str = "model"):
     """Log a fitted ipvalue model (RenewalModel, ValueRegressor) as a pyfunc that takes raw
     records, in the active run.
 
-    The model's requirements pin ipvalue and its stack: a scorer needs ``pip install ipvalue`` and
-    the model URI, not this repository (the feature spec and reference tables are in the model).
+    The model carries its own code and installable requirements: the pyfunc is logged from code
+    (:data:`MODEL_CODE`), the ``ipvalue`` package goes into the model's ``code/`` folder, the
+    fitted estimator into its ``estimator`` artifact (MLflow's scikit-learn format, ``pickle``
+    serialization), and ``requirements.txt`` pins ipvalue's dependencies, all on PyPI. A clean
+    environment with those requirements and the model URI can score; no checkout, no ipvalue
+    install.
     """
+    import tempfile
+
     import mlflow
+    import mlflow.sklearn
     from mlflow.models import ModelSignature
     from mlflow.types.schema import ParamSchema, ParamSpec
     from mlflow.types.utils import _infer_schema
 
-    python_model = _pyfunc_class()(model)
-    output = python_model.predict(None, example)
+    output = patent_pyfunc_class()(model).predict(None, example)
     signature = ModelSignature(
         inputs=patent_input_schema(model.features_.spec_.passthrough),
         outputs=_infer_schema(output),
         params=ParamSchema([ParamSpec("explain", "string", "all")]),
     )
-    requirements = [f"{pkg}=={_version(pkg)}" for pkg in ("ipvalue", "mlflow", "lightgbm", "pandas", "numpy", "scikit-learn", "pyarrow", "pyyaml", "scipy")]
-    return mlflow.pyfunc.log_model(
-        name=name,
-        python_model=python_model,
-        signature=signature,
-        input_example=example,
-        pip_requirements=requirements,
-    )
+    requirements = model_requirements()
+    with tempfile.TemporaryDirectory(prefix="ipvalue-model-") as tmp:
+        code = Path(tmp) / "ipvalue_model.py"
+        code.write_text(MODEL_CODE, encoding="utf-8")
+        estimator = Path(tmp) / ESTIMATOR_ARTIFACT
+        mlflow.sklearn.save_model(model, str(estimator), serialization_format="pickle", pip_requirements=requirements)
+        package = Path(tmp) / "code" / "ipvalue"
+        shutil.copytree(package_code_path(), package, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        return mlflow.pyfunc.log_model(
+            name=name,
+            python_model=str(code),
+            artifacts={ESTIMATOR_ARTIFACT: str(estimator)},
+            code_paths=[str(package)],
+            signature=signature,
+            input_example=example,
+            pip_requirements=requirements,
+        )
 
 
 def _version(pkg: str) -> str:

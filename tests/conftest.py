@@ -131,3 +131,45 @@ def make_patent():
 def make_application():
     """``make_application(**changes)``: a clean synthetic application (two patents, revenue, risk sharing)."""
     return synthetic_application
+
+
+# --- fresh virtual environments (tracking, packaging, Spark cluster tests) ------------------------
+
+def require_or_skip(message: str, flag: str):
+    """Fail when CI sets ``flag`` (the check is mandatory there), else skip with ``message``."""
+    if os.environ.get(flag):
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+def fresh_venv(folder, *install_args, timeout: int = 1800):
+    """A new virtual environment at ``folder`` (uv, this Python's version) with ``uv pip install
+    *install_args``; its python. Skips where uv or PyPI is unreachable, fails in CI."""
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    uv = shutil.which("uv") or str(Path(sys.executable).parent / "uv")
+    python = Path(folder) / "bin" / "python"
+    try:
+        subprocess.run([uv, "venv", "-q", "--python", sys.executable, str(folder)], check=True, capture_output=True, text=True, timeout=300)
+        subprocess.run([uv, "pip", "install", "-q", "--python", str(python), *map(str, install_args)], check=True, capture_output=True, text=True, timeout=timeout)
+    except (OSError, subprocess.SubprocessError) as exc:
+        detail = getattr(exc, "stderr", "") or ""
+        require_or_skip(f"fresh virtual environment check skipped: needs uv and PyPI ({exc}; {detail[-500:]})", "IPVALUE_REQUIRE_FRESH_VENV")
+    return python
+
+
+@pytest.fixture(scope="session")
+def model_venv(value_registry, tmp_path_factory):
+    """A fresh virtual environment holding only what the registered value model's own
+    ``requirements.txt`` names: no ipvalue, no checkout on its path. Returns its python."""
+    import mlflow
+
+    from ipvalue.tracking import use_tracking
+
+    _, uri, _ = value_registry
+    use_tracking(uri)
+    requirements = mlflow.pyfunc.get_model_dependencies("models:/ipvalue-value@champion")
+    return fresh_venv(tmp_path_factory.mktemp("model-venv") / "venv", "--compile-bytecode", "-r", requirements)

@@ -325,3 +325,19 @@ def test_full_width_ipc_code_is_folded_before_parsing():
     # issue 15 finding 5: Ｇ０６Ｆ１７／３０ (a full-width export) got no technology field.
     s = normalise_ipc(pd.Series(["Ｇ０６Ｆ１７／３０", "ｈ０４ｎ　２１／２３４"]))
     assert s.tolist() == ["G06F  17/30", "H04N  21/234"]
+
+
+def test_a_spec_name_is_found_in_the_installed_package_when_no_checkout_is_there(tmp_path, monkeypatch):
+    """In the wheel, features/ is shipped as ipvalue/specs: a name resolves there, outside any checkout."""
+    from ipvalue.features import spec as spec_module
+
+    packaged = tmp_path / "site-packages" / "ipvalue" / "specs"
+    packaged.mkdir(parents=True)
+    (packaged / "core-v1.yaml").write_bytes((spec_module.REPO_FEATURES / "core-v1.yaml").read_bytes())
+    monkeypatch.setattr(spec_module, "PACKAGED_FEATURES", packaged)
+    monkeypatch.setattr(spec_module, "REPO_FEATURES", tmp_path / "no-checkout" / "features")
+    monkeypatch.chdir(tmp_path)
+    assert FeatureSpec.load("core-v1").hash == FeatureSpec.load(str(packaged / "core-v1.yaml")).hash
+    with pytest.raises(SpecError, match=r"Feature spec 'core-v9' not found \(looked for .*features/core-v9.yaml, .*ipvalue/specs/core-v9.yaml, "
+                                        r".*no-checkout/features/core-v9.yaml\)\. Fix: pass a path to a features/\*.yaml file\."):
+        FeatureSpec.load("core-v9")

@@ -252,3 +252,107 @@ def test_an_interrupt_between_the_final_renames_never_leaves_an_output_without_i
     monkeypatch.setattr(parts.os, "replace", real)
     s = run(book, registry, tmp_path, "scored.parquet")
     assert (tmp_path / "scored.parquet").exists() and (tmp_path / "scored.quarantine.parquet").exists() and s.rows_in == 1200
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def standalone_cluster(tmp_path):
+    """A Spark standalone master and two workers (1 core, 1 GB each) on 127.0.0.1, started from the
+    scripts pyspark ships, without this process's Python path; stopped by their PIDs."""
+    import json
+    import subprocess
+    import time
+    import urllib.request
+    from pathlib import Path
+
+    _spark_or_skip()
+    import pyspark
+
+    home = Path(pyspark.__file__).parent
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV", "PYSPARK_PYTHON", "PYSPARK_SUBMIT_ARGS")}
+    env.update(SPARK_HOME=str(home), SPARK_LOCAL_IP="127.0.0.1", SPARK_NO_DAEMONIZE="1")
+    port, ui = _free_port(), _free_port()
+    logs = tmp_path / "cluster-logs"
+    logs.mkdir()
+    started = []
+
+    def start(name, *args):
+        log = open(logs / f"{name}.log", "wb")
+        started.append(subprocess.Popen([str(home / "bin" / "spark-class"), *args], env=env, cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT))
+
+    try:
+        start("master", "org.apache.spark.deploy.master.Master", "--host", "127.0.0.1", "--port", str(port), "--webui-port", str(ui))
+        for i in (1, 2):
+            start(f"worker{i}", "org.apache.spark.deploy.worker.Worker", f"spark://127.0.0.1:{port}", "--host", "127.0.0.1",
+                  "--cores", "1", "--memory", "1g", "--webui-port", str(_free_port()), "--work-dir", str(tmp_path / f"work{i}"))
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                state = json.loads(urllib.request.urlopen(f"http://127.0.0.1:{ui}/json/", timeout=2).read())
+                if int(state.get("aliveworkers", 0)) >= 2:
+                    break
+            except OSError:
+                pass
+            if time.monotonic() > deadline or any(p.poll() is not None for p in started):
+                pytest.fail("the standalone cluster did not start: " + " | ".join(f.read_text(errors="replace")[-800:] for f in logs.iterdir()))
+            time.sleep(1)
+        yield f"spark://127.0.0.1:{port}", f"http://127.0.0.1:{ui}/json/"
+    finally:
+        for process in reversed(started):  # by PID: only what this fixture started
+            process.terminate()
+        for process in started:
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+@pytest.mark.venv
+def test_spark_on_a_standalone_cluster_gives_the_local_engine_values_with_executors_on_the_model_environment(
+        book, registry, model_venv, standalone_cluster, tmp_path):
+    """``ipvalue score --engine spark`` against the cluster's master; executors run the fresh
+    environment holding only the model's requirements (no ipvalue: the engine ships its code)."""
+    import json
+    import subprocess
+    import sys
+    import urllib.request
+    from pathlib import Path
+
+    master, state_url = standalone_cluster
+    _, uri, _ = registry
+    source = tmp_path / "book.parquet"
+    pd.read_csv(book[0], dtype=str, encoding="gbk").to_parquet(source, index=False, row_group_size=100_000)
+    local = score_file(source, model_uri=MODEL, out=tmp_path / "local.parquet", tracking_uri=uri, explain="top3")
+    root = Path(__file__).resolve().parents[1]
+    submit = (f"--master {master} --conf spark.pyspark.python={model_venv} --conf spark.pyspark.driver.python={sys.executable} "
+              "--conf spark.executor.memory=1g --conf spark.cores.max=2 pyspark-shell")
+    env = {**os.environ, "PYTHONPATH": str(root), "PYSPARK_SUBMIT_ARGS": submit, "SPARK_LOCAL_IP": "127.0.0.1"}
+    env.pop("PYSPARK_PYTHON", None)
+    done = subprocess.run(
+        [sys.executable, "-c", "import sys; from ipvalue.cli import main; sys.exit(main(sys.argv[1:]))", "score", str(source), "--model", MODEL,
+         "--engine", "spark", "--out", str(tmp_path / "spark_out"), "--tracking-uri", uri, "--explain", "top3", "--partitions", "4"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900,
+    )
+    assert done.returncode == 1, (done.stdout[-2000:], done.stderr[-4000:])  # 1: finished, rows quarantined
+    apps = json.loads(urllib.request.urlopen(state_url, timeout=10).read())["completedapps"]
+    assert [a["name"] for a in apps] == ["ipvalue-score"]  # it ran on the cluster, not in local mode
+    assert f"{local.rows_in:,}" in done.stdout or str(local.rows_in) in done.stdout
+    got = pd.read_parquet(tmp_path / "spark_out").sort_values("row").reset_index(drop=True)
+    q = pd.read_parquet(tmp_path / "spark_out.quarantine").sort_values("row")
+    want = pd.read_parquet(local.output).sort_values("row").reset_index(drop=True)
+    assert (len(got), len(q)) == (local.rows_scored, local.rows_quarantined)
+    assert q["row"].tolist() == pd.read_parquet(local.quarantine)["row"].tolist()
+    assert got["patent_id"].tolist() == want["patent_id"].tolist()
+    np.testing.assert_allclose(got["value_p50_rmb"].to_numpy(float), want["value_p50_rmb"].to_numpy(float), rtol=1e-12)
+    assert got["driver_1"].tolist() == want["driver_1"].tolist()
+    # the executors ran the model's environment, which has no ipvalue of its own
+    check = subprocess.run([str(model_venv), "-c", "import importlib.util; print(importlib.util.find_spec('ipvalue'))"],
+                           cwd=tmp_path, capture_output=True, text=True, env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"})
+    assert check.stdout.strip() == "None"

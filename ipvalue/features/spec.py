@@ -13,6 +13,8 @@ BUILDERS = ("claims", "family", "citations", "life", "industry", "events", "econ
 MISSING_POLICIES = ("keep", "zero", "median", "error")
 DTYPES = ("float64", "category")
 REPO_FEATURES = Path(__file__).resolve().parents[2] / "features"
+# In the wheel, the top-level features/ folder is shipped as ipvalue/specs (setup.py maps it).
+PACKAGED_FEATURES = Path(__file__).resolve().parents[1] / "specs"
 
 
 @dataclass(frozen=True)
@@ -74,7 +76,12 @@ class FeatureSpec:
 
     @classmethod
     def load(cls, spec: "str | Path | dict | FeatureSpec" = "core-v1") -> "FeatureSpec":
-        """From a spec object, a dict, a YAML path, or a name in ``features/`` (e.g. 'core-v1')."""
+        """From a spec object, a dict, a YAML path, or a name (e.g. 'core-v1').
+
+        A name is looked up in ``features/`` under the working directory, then in the installed
+        package (``ipvalue/specs``, the wheel's copy of ``features/``), then in the checkout's
+        ``features/``.
+        """
         import yaml
 
         if isinstance(spec, FeatureSpec):
@@ -83,8 +90,11 @@ class FeatureSpec:
             return cls.from_dict(spec, "dict")
         path = Path(spec)
         if path.suffix not in (".yaml", ".yml"):
-            candidates = [Path.cwd() / "features" / f"{spec}.yaml", REPO_FEATURES / f"{spec}.yaml"]
-            path = next((c for c in candidates if c.is_file()), candidates[0])
+            candidates = [folder / f"{spec}.yaml" for folder in (Path.cwd() / "features", PACKAGED_FEATURES, REPO_FEATURES)]
+            path = next((c for c in candidates if c.is_file()), None)
+            if path is None:
+                looked = ", ".join(str(c) for c in candidates)
+                raise SpecError(f"Feature spec {str(spec)!r} not found (looked for {looked}). Fix: pass a path to a features/*.yaml file.")
         if not path.is_file():
             raise SpecError(f"Feature spec {str(spec)!r} not found (looked for {path}). Fix: pass a path to a features/*.yaml file.")
         return cls.from_dict(yaml.safe_load(path.read_text(encoding="utf-8")), str(path))
