@@ -35,6 +35,16 @@ def use_tracking(uri: str | None = None) -> str:
     return uri
 
 
+def prepare_tracking_store(uri: str | None = None) -> str:
+    """Create (and migrate) the tracking store behind ``uri`` now: before several processes open it
+    at once, e.g. the workers of ``ipvalue serve``."""
+    import mlflow
+
+    uri = use_tracking(uri)
+    mlflow.MlflowClient().search_registered_models(max_results=1)
+    return uri
+
+
 def ensure_experiment(name: str) -> str:
     """The experiment's id, creating it with artifacts under ``mlflow/artifacts`` for a local store."""
     import mlflow
@@ -131,6 +141,7 @@ def model_requirements() -> list[str]:
     """What a model needs installed to load and score, pinned to the versions in use: ipvalue's
     own run-time dependencies (its code travels inside the model, so ipvalue itself is not one)."""
     from importlib.metadata import PackageNotFoundError, requires
+
     from packaging.requirements import Requirement
 
     try:
@@ -159,11 +170,12 @@ def log_patent_model(model, example: pd.DataFrame, *, name: str = "model"):
     """
     import tempfile
 
-    import mlflow
     import mlflow.sklearn
     from mlflow.models import ModelSignature
     from mlflow.types.schema import ParamSchema, ParamSpec
     from mlflow.types.utils import _infer_schema
+
+    import mlflow
 
     output = patent_pyfunc_class()(model).predict(None, example)
     signature = ModelSignature(

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from ipvalue.audit import audit_path, is_postgres
 from ipvalue.cli.exitcodes import EXIT_OK, checked
+from ipvalue.tracking import prepare_tracking_store
 
 
 def _port(value: int) -> None:
@@ -52,6 +53,9 @@ def run(args) -> int:
     if args.workers == 1:
         uvicorn.run(create_app(settings), **common)
     else:
+        # Worker processes share the stores: create and migrate them once here, not N times at once
+        # (two processes migrating one new MLflow SQLite store collide).
+        prepare_tracking_store(args.tracking_uri)
         os.environ.update(settings.to_env())
         uvicorn.run("ipvalue.service:app_from_env", factory=True, workers=args.workers, **common)
     return EXIT_OK
