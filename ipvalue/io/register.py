@@ -287,11 +287,3 @@ def unmatched_events(register: RegisterEvents, patents: pd.DataFrame) -> pd.Data
     """Events whose application number matches no patent of ``patents`` (reported, not dropped)."""
     keys = set(normalise_application_number(patents["application_number"]).dropna()) if "application_number" in patents else set()
     return register.events[~register.events["application_number"].isin(keys)]
-
-
-def code_table_markdown(codes: str = "cnipa-events") -> str:
-    """The code table as Markdown (for the README and the report's 评估依据)."""
-    table, table_id = load_code_table(codes)
-    lines = [f"Code table `{table_id}`", "", "| code | 含义 | meaning | source | checked |", "|---|---|---|---|---|"]
-    lines += [f"| {c} | {r.meaning_zh} | {r.meaning_en} | {r.source} | {'yes' if r.checked else 'no'} |" for c, r in table.iterrows()]
-    return "\n".join(lines)

@@ -192,7 +192,7 @@ class LoanApplication:
         text = path.read_bytes()
         if path.suffix.lower() == ".json":
             try:
-                raw = json.loads(text, object_pairs_hook=_refuse_duplicate_keys)
+                raw = json.loads(text, object_pairs_hook=duplicate_key_hook())
             except (json.JSONDecodeError, UnicodeDecodeError) as exc:
                 raise ApplicationError(f"Application file {path} is not valid JSON: {exc}") from exc
         else:
@@ -403,9 +403,15 @@ def _text(value) -> str:
     return text if isinstance(text, str) else ""
 
 
-def _refuse_duplicate_keys(pairs):
-    keys = [k for k, _ in pairs]
-    dupes = sorted({k for k in keys if keys.count(k) > 1})
-    if dupes:
-        raise ApplicationError(f"The application repeats the key(s) {dupes}. Fix: give each field once.")
-    return dict(pairs)
+def duplicate_key_hook(error: type[Exception] = ApplicationError, what: str = "application"):
+    """A ``json.loads(object_pairs_hook=...)`` that refuses an object repeating a key (JSON would
+    silently keep the last), raising ``error`` with the keys and the fix."""
+
+    def hook(pairs):
+        keys = [k for k, _ in pairs]
+        dupes = sorted({k for k in keys if keys.count(k) > 1})
+        if dupes:
+            raise error(f"The {what} repeats the key(s) {dupes}. Fix: give each field once.")
+        return dict(pairs)
+
+    return hook

@@ -23,7 +23,7 @@ from ipvalue.audit import ROLES, Identity, connect
 from ipvalue.exceptions import AuditStoreError, InputError
 from ipvalue.governance.promotion import PromotionError, promote
 from ipvalue.lending import OVERRIDABLE
-from ipvalue.lending.application import APPLICATION_FIELDS
+from ipvalue.lending.application import APPLICATION_FIELDS, duplicate_key_hook
 from ipvalue.service.auth import require
 from ipvalue.service.core import MAX_SCORE_ROWS, MAX_UPLOAD_BYTES, Conflict, NotFound, ServiceSettings, ValuationService, application_limit_bytes
 from ipvalue.service.pages import router as pages_router
@@ -79,18 +79,11 @@ async def read_json(request: Request) -> dict:
         raise InputError(f"The request body is {len(body):,} bytes, above the {application_limit_bytes():,} accepted. "
                          "Fix: upload the patents (POST /v1/uploads) and name the upload in 'patents.file'.")
 
-    def no_duplicates(pairs):
-        keys = [k for k, _ in pairs]
-        dupes = sorted({k for k in keys if keys.count(k) > 1})
-        if dupes:
-            raise BadJSON(f"The request repeats the key(s) {dupes}. Fix: give each field once.")
-        return dict(pairs)
-
     def no_constant(name):
         raise BadJSON(f"The request contains {name}, which is not a number in JSON. Fix: send a finite number.")
 
     try:
-        data = json.loads(body, object_pairs_hook=no_duplicates, parse_constant=no_constant)
+        data = json.loads(body, object_pairs_hook=duplicate_key_hook(BadJSON, "request"), parse_constant=no_constant)
     except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
         raise BadJSON(f"The request body is not valid UTF-8 JSON: {exc}. Fix: send a JSON object.") from None
     if not isinstance(data, dict):

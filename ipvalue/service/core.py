@@ -32,7 +32,7 @@ from ipvalue.io import ColumnMapping, read_patents, write_text_atomic
 from ipvalue.lending import OVERRIDABLE, LoanApplication, value_application
 from ipvalue.lending.application import MAX_APPLICATION_BYTES, SAFE_ID
 from ipvalue.names import normalise_id
-from ipvalue.registry import RegisteredModel, load_model, resolve_version, split_model_uri
+from ipvalue.registry import RegisteredModel, load_model, split_model_uri
 from ipvalue.report import render_html
 from ipvalue.scoring.local import score_chunk
 
@@ -134,17 +134,6 @@ class ValuationService:
             rows.append({"uri": uri, "name": name, "alias": alias, "version": m.version, "run_id": m.run_id,
                          "data_origin": str(m.run_tags.get("data_origin", "unknown"))})
         return rows
-
-    def alias_moved(self) -> list[str]:
-        """Served aliases whose registered version changed since loading (readiness detail)."""
-        moved = []
-        for uri, m in self.models.items():
-            try:
-                if resolve_version(uri)[1] != m.version:
-                    moved.append(uri)
-            except ModelNotFoundError:
-                moved.append(uri)
-        return moved
 
     def _stamp(self) -> Path:
         return self.settings.state_dir / _MODELS_STAMP

@@ -129,35 +129,35 @@ def show(valuation_id: str, request: Request, error: str = ""):
     return _page("valuation.html.j2", who=who, r=result, s=result["summary"], fields=FIELD_LABELS, overridable=OVERRIDABLE, decisions_zh=DECISIONS_ZH, error=error)
 
 
-@router.post("/ui/valuations/{valuation_id}/overrides", response_class=HTMLResponse)
-async def override(valuation_id: str, request: Request):
+async def _act(request: Request, valuation_id: str, role: str, sign_in_as: str, act):
+    """A signed-in ``role`` acts on a valuation from the page's form (``act(service, form, who)``
+    returns the superseding valuation), then sees it; an input error is shown on the page."""
     who = _signed_in(request)
-    if who is None or who.role != "officer":
-        return _page("login.html.j2", 401 if who is None else 403, error="需以信贷员身份登录 Sign in as an officer.")
+    if who is None or who.role != role:
+        return _page("login.html.j2", 401 if who is None else 403, error=sign_in_as)
     form = await request.form()
     service = request.app.state.service
-    change = {"patent_id": form.get("patent_id"), "field": form.get("field"), "value": _number(form.get("value")), "reason": form.get("reason") or ""}
     try:
-        result = await run_in_threadpool(service.override, valuation_id, change, who)
+        result = await run_in_threadpool(act, service, form, who)
     except (InputError, Conflict, NotFound) as exc:
         return _error_on(service, valuation_id, who, str(exc))
     await run_in_threadpool(service.write_report, result)
     return RedirectResponse(f"/ui/valuations/{result.valuation_id}", status_code=303)
+
+
+@router.post("/ui/valuations/{valuation_id}/overrides", response_class=HTMLResponse)
+async def override(valuation_id: str, request: Request):
+    def act(service, form, who):
+        change = {"patent_id": form.get("patent_id"), "field": form.get("field"), "value": _number(form.get("value")), "reason": form.get("reason") or ""}
+        return service.override(valuation_id, change, who)
+
+    return await _act(request, valuation_id, "officer", "需以信贷员身份登录 Sign in as an officer.", act)
 
 
 @router.post("/ui/valuations/{valuation_id}/sign-off", response_class=HTMLResponse)
 async def sign_off(valuation_id: str, request: Request):
-    who = _signed_in(request)
-    if who is None or who.role != "reviewer":
-        return _page("login.html.j2", 401 if who is None else 403, error="需以复核人身份登录 Sign in as a reviewer.")
-    form = await request.form()
-    service = request.app.state.service
-    try:
-        result = await run_in_threadpool(service.sign_off, valuation_id, form.get("reason") or "", who)
-    except (InputError, Conflict, NotFound) as exc:
-        return _error_on(service, valuation_id, who, str(exc))
-    await run_in_threadpool(service.write_report, result)
-    return RedirectResponse(f"/ui/valuations/{result.valuation_id}", status_code=303)
+    return await _act(request, valuation_id, "reviewer", "需以复核人身份登录 Sign in as a reviewer.",
+                      lambda service, form, who: service.sign_off(valuation_id, form.get("reason") or "", who))
 
 
 def _error_on(service, valuation_id, who, message):
