@@ -330,7 +330,7 @@ def render_html(result) -> str:
         patents=patents.to_dict("records"), checks=result.checks.to_dict("records"), sharing=result.risk_sharing.to_dict("records"),
         reasons=result.reasons.to_dict("records"), points=points.to_dict("records"), overrides=result.overrides.to_dict("records"),
         provenance=result.provenance, charts=_charts(result), packages=result.packages.reset_index().to_dict("records"),
-        has_renewal="p_fee_2" in result.patents, has_value="ml_value_p50_rmb" in result.patents, money=money, pct=pct, num=num,
+        has_renewal="p_fee_headline" in result.patents, has_value="ml_value_p50_rmb" in result.patents, money=money, pct=pct, num=num,
     )
 
 

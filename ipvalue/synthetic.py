@@ -236,3 +236,141 @@ def make_demo_portfolio(n: int = 500, seed: int = 0, *, data_date: str | pd.Time
     )
     patents.attrs["data_origin"] = loans.attrs["data_origin"] = "synthetic"
     return DemoPortfolio(patents=patents, loans=loans)
+
+
+#: Headers of a CNIPA legal-status export, as :func:`ipvalue.io.read_register` reads them.
+REGISTER_HEADERS = ("申请号", "法律状态公告日", "法律状态", "法律状态信息", "事件代码")
+
+
+@dataclass
+class RegisterHistory:
+    """A synthetic patent list, its register export and the simulated truth (see :func:`make_register_history`)."""
+
+    patents: pd.DataFrame
+    events: pd.DataFrame
+    lapse_anniversary: pd.Series  # the filing anniversary whose unpaid fee ended the right (announced by the export date); NaN otherwise
+
+
+def make_register_history(n: int = 1500, seed: int = 0, *, exported_on: str | pd.Timestamp = "2025-12-31") -> RegisterHistory:
+    """A **synthetic** bank book of granted CN patents and its CNIPA legal-status export, for the
+    training path of ``ipvalue train`` on a register export (experiments/renewal-cnipa-synthetic.yaml).
+
+    Every patent pays its 年费 at the filing anniversaries of the ``cn-annual`` schedule
+    (``fee-schedules.yaml``) that fall due after its grant, before its statutory expiry and by
+    ``exported_on``; it lapses at anniversary ``a`` with probability
+    ``sigmoid(logit(h_table(type, a)) + u_owner − 0.05 (claims − 8))``: the CN life table's
+    placeholder hazards moved by a latent owner propensity (normal, sd 0.9, shared by the owner's
+    patents: the owner-history signal) and the claim count. A lapse is announced as CF01 8-16
+    months after the unpaid due date (85 % of the announcements state the 终止日期), 8 % of lapses
+    are restored (RR01) and the patent pays on; pledges (PE01 / PC01), licences (EE01) and
+    transfers (TR01) are added for the owner-history shares. Events announced after
+    ``exported_on`` are not in the export.
+
+    Returns
+    -------
+    RegisterHistory
+        ``patents`` (PatentFrame columns; ``application_number`` joins the export; plus
+        ``data_origin``), ``events`` (the export: :data:`REGISTER_HEADERS`, one row per event,
+        sorted by number and date) and ``lapse_anniversary`` (the truth the labels are read back
+        against in the tests).
+    """
+    from scipy.special import expit, logit
+
+    from ipvalue.models.renewal import CNLifeTable, FeeSchedule
+
+    if not isinstance(n, (int, np.integer)) or n < 1:
+        raise ValueError(f"The 'n' of make_register_history must be a positive integer. Got {n!r}.")
+    rng = np.random.default_rng(seed)
+    exported_on = pd.Timestamp(exported_on)
+    n_owners = max(5, n // 15)
+    owner_effect = rng.normal(0.0, 0.9, n_owners)
+    owner_names = np.char.add(
+        np.char.add("合成示例", _CITIES[rng.integers(0, len(_CITIES), n_owners)]),
+        np.char.add(_TRADES[rng.integers(0, len(_TRADES), n_owners)], [f"科技有限公司{i:03d}" for i in range(n_owners)]),
+    )
+    weight = 1.0 / np.arange(1, n_owners + 1) ** 0.7  # a few owners hold many patents
+    owner = rng.choice(n_owners, size=n, p=weight / weight.sum())
+
+    kind = rng.choice(["invention", "utility_model", "design"], p=[0.5, 0.45, 0.05], size=n)
+    inv, des = kind == "invention", kind == "design"
+    filing = (pd.Timestamp("2006-01-01") + pd.to_timedelta(rng.uniform(0, 14 * 365.25, n), unit="D")).normalize()
+    lag = np.where(inv, rng.gamma(6.0, 0.4, n), rng.gamma(4.0, 0.15, n))
+    grant = (filing + pd.to_timedelta(lag * 365.25, unit="D")).normalize()
+    grant = grant.where(grant <= exported_on)
+    claims = np.where(inv, np.round(_quantile_draw(rng, _CLAIMS_Q, n)), np.where(des, 1, np.round(_quantile_draw(rng, _CLAIMS_Q, n) * 0.66)))
+    claims = np.maximum(claims, 1)
+    type_digit = {"invention": 1, "utility_model": 2, "design": 3}  # 申请号: year, type, serial, check digit
+    appno = [f"{f.year}{type_digit[k]}{9000000 + i:07d}.{i % 10}" for i, (f, k) in enumerate(zip(filing, kind))]
+    patents = pd.DataFrame({
+        "patent_id": [f"SYN-CN{a.replace('.', '')}" for a in appno],
+        "application_number": appno,
+        "jurisdiction": "CN",
+        "patent_type": kind,
+        "filing_date": filing,
+        "grant_date": grant,
+        "claims_total": claims.astype(float),
+        "claims_independent": np.minimum(claims, 1 + rng.binomial(2, 0.3, n)).astype(float),
+        "backward_citations": np.round(_quantile_draw(rng, _BWD_Q, n)),
+        "npl_citations": rng.poisson(np.where(inv, 1.2, 0.2)).astype(float),
+        "ipc_main": np.array(_IPC_MAIN)[rng.integers(0, len(_IPC_MAIN), n)],
+        "applicants": owner_names[owner],
+        "applicant_type": "company",
+        "inventor_count": (1 + rng.poisson(2.5, n)).astype(float),
+        "data_origin": "synthetic",
+    })
+
+    schedule, table = FeeSchedule.load("cn-annual"), CNLifeTable.load()
+    term = np.where(inv, 20, 10)  # all designs here were filed before 2021-06-01: 10 years
+    due = schedule.due_dates(patents)
+    anniversaries = np.array(schedule.due_years).astype(int)
+    hazard = np.zeros(due.shape)
+    for t, h in table.hazards.items():
+        rows = kind == t
+        ages = np.minimum(anniversaries, len(h)) - 1
+        hazard[rows] = h[ages][None, :]
+    score = owner_effect[owner] - 0.05 * (claims - 8)
+    hazard = expit(logit(hazard) + score[:, None])
+    payable = (due > grant.to_numpy()[:, None]) & (anniversaries[None, :] < term[:, None]) & (due <= exported_on.to_datetime64())
+    alive = np.ones(n, dtype=bool)
+    lapse_anniversary = np.full(n, np.nan)
+    rows = []
+
+    def event(i, date, code, status, info):
+        rows.append((appno[i], pd.Timestamp(date), status, info, code))
+
+    for k in range(due.shape[1]):  # a loop over the 17 yearly stages, vectorised over patents
+        at_risk = alive & payable[:, k]
+        lapse = at_risk & (rng.random(n) < hazard[:, k])
+        announced = pd.to_datetime(due[:, k]) + pd.to_timedelta(183 + rng.integers(60, 300, n), unit="D")
+        restored = lapse & (rng.random(n) < 0.08)
+        stated = rng.random(n) < 0.85
+        for i in np.flatnonzero(lapse & (announced <= exported_on)):
+            end = (filing[i] + pd.DateOffset(years=int(anniversaries[k]))).strftime("%Y.%m.%d")  # the anniversary itself
+            info = f"未缴年费专利权终止 IPC(主分类)：{patents['ipc_main'][i]}；申请日：{filing[i]:%Y.%m.%d}；授权公告日：{grant[i]:%Y.%m.%d}" + (f"；终止日期：{end}" if stated[i] else "")
+            event(i, announced[i], "CF01", "未缴年费专利权终止", info + "（合成示例 SYNTHETIC）")
+            if restored[i]:
+                event(i, announced[i] + pd.Timedelta(days=45), "RR01", "专利权的恢复", "恢复日：" + (announced[i] + pd.Timedelta(days=45)).strftime("%Y.%m.%d") + "（合成示例 SYNTHETIC）")
+        ended = lapse & ~restored
+        lapse_anniversary[ended & (announced <= exported_on)] = anniversaries[k]
+        alive &= ~ended
+    granted = np.flatnonzero(pd.notna(grant))
+    for i in granted[rng.random(len(granted)) < 0.12]:  # pledges, half released
+        opened = grant[i] + pd.Timedelta(days=int(rng.integers(200, 2500)))
+        if opened <= exported_on:
+            number = f"Y{opened.year}98{rng.integers(0, 10**7):07d}"
+            event(i, opened, "PE01", "专利权质押合同登记的生效", f"登记号：{number}；出质人：{owner_names[owner[i]]}；质权人：合成示例银行（合成示例 SYNTHETIC）")
+            closed = opened + pd.Timedelta(days=int(rng.integers(300, 1100)))
+            if rng.random() < 0.5 and closed <= exported_on:
+                event(i, closed, "PC01", "专利权质押合同登记的注销", f"登记号：{number}（合成示例 SYNTHETIC）")
+    for i in granted[rng.random(len(granted)) < 0.06]:
+        when = grant[i] + pd.Timedelta(days=int(rng.integers(100, 2000)))
+        if when <= exported_on:
+            event(i, when, "EE01", "专利实施许可合同备案的生效", f"备案号：X{when.year}98{rng.integers(0, 10**7):07d}；许可种类：{rng.choice(['普通许可', '独占许可'])}（合成示例 SYNTHETIC）")
+    for i in granted[rng.random(len(granted)) < 0.05]:
+        when = grant[i] + pd.Timedelta(days=int(rng.integers(100, 2000)))
+        if when <= exported_on:
+            event(i, when, "TR01", "专利权的转移", f"变更前权利人：{owner_names[owner[i]]}（合成示例 SYNTHETIC）")
+    events = pd.DataFrame(rows, columns=list(REGISTER_HEADERS))
+    events = events.sort_values(["申请号", "法律状态公告日", "事件代码"], kind="stable").reset_index(drop=True)
+    events["法律状态公告日"] = events["法律状态公告日"].dt.strftime("%Y.%m.%d")
+    return RegisterHistory(patents, events, pd.Series(lapse_anniversary, index=patents.index, name="lapse_anniversary"))

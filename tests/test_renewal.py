@@ -47,6 +47,21 @@ def test_fee_schedule_observation_uses_due_date_plus_grace():
     assert s.observed(frame, "2019-01-01")[:, 2].tolist() == [True, False]
 
 
+def test_cn_annual_fees_are_at_risk_only_between_grant_and_expiry():
+    s = FeeSchedule.load("cn-annual")
+    frame = pd.DataFrame({"filing_date": pd.to_datetime(["2010-03-01", "2010-03-01", "2010-03-01"]),
+                          "grant_date": pd.to_datetime(["2013-06-01", "2010-11-01", None])})
+    expiry = pd.to_datetime(["2030-03-01", "2020-03-01", "2030-03-01"])
+    payable = s.payable(frame, expiry)
+    anniversaries = np.arange(1, 20)
+    assert anniversaries[payable[0]].tolist() == list(range(4, 20))  # 1-3 paid with the 2013 grant
+    assert anniversaries[payable[1]].tolist() == list(range(1, 10))  # utility model: none at or after the 10-year term
+    assert not payable[2].any()  # pending: no fee of a granted right yet
+    assert s.paid_with_grant(frame)[0].tolist() == [True] * 3 + [False] * 16
+    us = FeeSchedule.load("us-maintenance")
+    assert us.payable(frame.assign(grant_date=pd.to_datetime(["1999-01-01"] * 3)), expiry).all()  # not cut at a computed US expiry
+
+
 def test_renewal_model_on_real_data(renewal, university):
     test = university[university["grant_date"].dt.year > 2005]
     s = renewal.predict_survival(test)

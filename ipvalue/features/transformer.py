@@ -106,8 +106,13 @@ class PatentFeatureBuilder(TransformerMixin, BaseEstimator):
 
     def fit_transform(self, X: pd.DataFrame, y=None, **fit_params) -> pd.DataFrame:
         """``fit(X).transform(X)``, building the base features once."""
+        return self.fit_build(X).matrix
+
+    def fit_build(self, X: pd.DataFrame) -> FeatureResult:
+        """``fit(X).build(X)``, building the base features once (the matrix, the missing-value
+        report and the extras such as ``expiry_date``)."""
         frame, base = self._fit(self._prepare(X))
-        return self._warn(self._assemble(frame, base)).matrix
+        return self._warn(self._assemble(frame, base))
 
     def _prepare(self, X) -> pd.DataFrame:
         self.spec_ = FeatureSpec.load(self.spec)

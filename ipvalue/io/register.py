@@ -67,7 +67,7 @@ _ORDER = {"open": 0, "change": 1, "close": 2}
 def normalise_application_number(values: pd.Series) -> pd.Series:
     """申请号 compared without ``CN`` / ``ZL`` prefixes, dots, blanks or case: ``CN202010123456.7``,
     ``ZL 202010123456.7`` and ``2020101234567`` are the same application."""
-    text = values.astype("string").map(lambda v: normalise_text(v) if isinstance(v, str) else v)
+    text = values.astype("string").map(lambda v: normalise_text(v) if isinstance(v, str) else v).astype("string")
     return text.str.upper().str.replace(r"[\s.．]", "", regex=True).str.replace(r"^(CN|ZL)+", "", regex=True)
 
 

@@ -174,16 +174,16 @@ def value_application(app: LoanApplication, *, models: dict[str, RegisteredModel
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # feature-policy fills are reported in the provenance notes
         ml = pd.DataFrame(index=patents.index)
-        reasons, survival = [], None
+        reasons, survival, label = [], None, None
         if renewal is not None:
             est = renewal.estimator
             ro = est.valuation_outputs(patents, vd, years=SURVIVAL_YEARS)
-            ml = ml.join(ro.p_fee).assign(expected_economic_life_years=ro.economic_life_years)
+            label = est.stage_label(ro.reason_stage)
+            ml = ml.join(ro.p_fee).assign(p_fee_headline=ro.p_fee[f"p_fee_{ro.reason_stage}"], expected_economic_life_years=ro.economic_life_years)
             patents["economic_life_years"] = patents["economic_life_years"].fillna(ro.economic_life_years)
             survival = ro.survival
             reasons.append(reason_codes(ro.contributions, ro.features, est.features_.spec_, medians=est.feature_medians_, favourable_sign=1,
-                                        units="probability", outcome_zh=f"第{ro.reason_stage}期续费概率",
-                                        outcome_en=f"P(fee {ro.reason_stage} paid)").assign(model="renewal"))
+                                        units="probability", outcome_zh=label["zh"], outcome_en=label["en"]).assign(model="renewal"))
         if value_model is not None:
             est = value_model.estimator
             out_v = est.output_frame(patents, explain="all")
@@ -313,6 +313,7 @@ def value_application(app: LoanApplication, *, models: dict[str, RegisteredModel
         "disposal_assumption_set": str(packages["disposal_assumption_set"].iloc[0]) if "disposal_assumption_set" in packages and len(packages) else "",
         "renewal_model": app.models.get("renewal") if renewal is not None else "not used", "renewal_run_id": renewal.run_id if renewal else "",
         "renewal_model_version": renewal.version if renewal else "",
+        "renewal_headline_zh": label["zh"] if renewal else "", "renewal_headline_en": label["en"] if renewal else "",
         "value_model": app.models.get("value") if value_model is not None else "not used", "value_run_id": value_model.run_id if value_model else "",
         "value_model_version": value_model.version if value_model else "",
         "value_model_labels": ml_label_source(value_model) if value_model else "",

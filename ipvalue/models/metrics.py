@@ -22,8 +22,24 @@ def expected_calibration_error(y_true, p, *, bins: int = 10) -> float:
 
 
 def binary_metrics(y_true, p) -> dict:
-    """AUC, Brier score and ECE of probabilities ``p`` for the 0/1 outcome ``y_true``."""
-    return {"auc": float(roc_auc_score(y_true, p)), "brier": float(brier_score_loss(y_true, p)), "ece": expected_calibration_error(y_true, p)}
+    """AUC, Brier score and ECE of probabilities ``p`` for the 0/1 outcome ``y_true``, the mean
+    prediction and the observed rate (calibration in the large), and the ECE a perfectly
+    calibrated model would show on the same predictions from sampling alone
+    (:func:`calibrated_ece_reference`): an ECE target below it cannot be met."""
+    floor_mean, floor_p95 = calibrated_ece_reference(p)
+    return {"auc": float(roc_auc_score(y_true, p)), "brier": float(brier_score_loss(y_true, p)), "ece": expected_calibration_error(y_true, p),
+            "mean_predicted": float(np.mean(p)), "observed_rate": float(np.mean(y_true)),
+            "ece_if_calibrated_mean": floor_mean, "ece_if_calibrated_p95": floor_p95}
+
+
+def calibrated_ece_reference(p, *, n: int = 200, seed: int = 0) -> tuple[float, float]:
+    """Mean and 95th percentile of the ECE of ``p`` when the outcomes are drawn from ``p`` itself
+    (a perfectly calibrated model), over ``n`` seeded draws: the sampling noise of the ECE on a
+    sample of this size and spread."""
+    rng = np.random.default_rng(seed)
+    p = np.asarray(p, dtype=float)
+    draws = [expected_calibration_error((rng.random(len(p)) < p).astype(int), p) for _ in range(n)]
+    return float(np.mean(draws)), float(np.percentile(draws, 95))
 
 
 def bootstrap_interval(metric, y_true, score, *, n: int = 500, seed: int = 0) -> tuple[float, float]:

@@ -26,7 +26,7 @@ from ipvalue.exceptions import AssumptionError, SpecError
 from ipvalue.features import PatentFeatureBuilder
 from ipvalue.frame import as_patent_frame
 from ipvalue.models.output import explained, feature_columns
-from ipvalue.features.builders import DAYS_PER_YEAR
+from ipvalue.features.builders import DAYS_PER_YEAR, add_years
 from ipvalue.features.owners import owner_book_from_frame
 from ipvalue.frame import COLUMNS, validate_patent_frame
 
@@ -80,6 +80,33 @@ class FeeSchedule:
 
     def anchor_dates(self, frame: pd.DataFrame) -> pd.Series:
         return frame["grant_date"] if self.anchor == "grant" else frame["filing_date"]
+
+    def due_dates(self, frame: pd.DataFrame) -> np.ndarray:
+        """Due date of every stage, shape (n_patents, n_stages), datetime64 (NaT without an anchor):
+        the calendar anniversary for whole years (CN 年费), anchor + years × 365.25 days otherwise."""
+        anchor = self.anchor_dates(frame)
+        due = [add_years(anchor, d) if float(d).is_integer() else anchor + pd.to_timedelta(d * DAYS_PER_YEAR, unit="D") for d in self.due_years]
+        return np.column_stack([d.to_numpy().astype("datetime64[ns]") for d in due])
+
+    def paid_with_grant(self, frame: pd.DataFrame) -> np.ndarray:
+        """(n_patents, n_stages): the stage fell due on or before the grant date. For a schedule
+        anchored at filing (CN 年费) the fees of those years are paid with the grant, so a granted
+        right is never at risk of lapsing there (left truncation). False for pending patents."""
+        grant = frame["grant_date"].to_numpy()[:, None]
+        return self.due_dates(frame) <= grant
+
+    def payable(self, frame: pd.DataFrame, expiry) -> np.ndarray:
+        """(n_patents, n_stages): the fee is one the owner of the granted right must pay to keep it:
+        due after the grant date and, for a filing-anchored schedule (CN 年费, term fixed from the
+        filing date by 专利法 第42条), before the statutory expiry. Grant-anchored (US) schedules
+        are not cut at the computed expiry: US terms also depend on term adjustment and the
+        pre-1995 17-years-from-grant rule that the data often lack, and on the university data
+        owners paid 25 of the 50 third fees falling due after 20 years from filing."""
+        due = self.due_dates(frame)
+        after_grant = due > frame["grant_date"].to_numpy()[:, None]
+        if self.anchor != "filing":
+            return after_grant
+        return after_grant & (due < pd.to_datetime(expiry).to_numpy()[:, None])
 
     def observed(self, frame: pd.DataFrame, observed_until) -> np.ndarray:
         """Boolean (n_patents, n_stages): the stage's due date plus grace is on or before the date."""
@@ -156,12 +183,13 @@ def patent_frame(X: pd.DataFrame) -> pd.DataFrame:
 def lapse_dates(frame: pd.DataFrame, fees_paid: pd.Series, schedule: FeeSchedule, observed_until) -> pd.Series:
     """The date each patent's right ended for an unpaid fee, from the count of fees paid.
 
-    A patent that paid ``k`` fees lapsed at stage ``k + 1``: its due date plus grace, when that is
-    observed by ``observed_until``; NaT when every fee was paid or the next stage is censored.
+    A patent that paid ``k`` fees lapsed at stage ``k + 1``: its due date (plus grace when the
+    schedule's right ends at the end of grace), when that is observed by ``observed_until``; NaT
+    when every fee was paid or the next stage is censored.
     """
     paid = np.asarray(fees_paid, dtype="float64")
     anchor = schedule.anchor_dates(frame)
-    ends = np.array([*schedule.due_years, np.nan]) * DAYS_PER_YEAR + schedule.grace_days
+    ends = np.array([*schedule.lapse_offsets_years, np.nan]) * DAYS_PER_YEAR
     stage = np.clip(np.nan_to_num(paid, nan=len(schedule.due_years)), 0, len(schedule.due_years)).astype(int)
     when = anchor + pd.to_timedelta(ends[stage], unit="D")
     return when.where(when <= pd.Timestamp(observed_until))
@@ -222,11 +250,12 @@ class RenewalModel(BaseEstimator):
 
     def __init__(
         self, feature_spec="renewal-cn-v1", *, fee_schedule="us-maintenance", observed_until=None, feature_date=None, params=None, data_dir=None,
-        owner_book=None, life_table="cn-life-table",
+        owner_book=None, life_table="cn-life-table", headline_stage=2,
     ):
         self.feature_spec = feature_spec
         self.owner_book = owner_book
         self.life_table = life_table
+        self.headline_stage = headline_stage
         self.fee_schedule = fee_schedule
         self.observed_until = observed_until
         self.feature_date = feature_date
@@ -251,9 +280,12 @@ class RenewalModel(BaseEstimator):
         # each one lapsed (the owners builder keeps every patent's own outcome out of fold).
         book = self.owner_book if self.owner_book is not None else owner_book_from_frame(frame, lapse_dates(frame, y, self.schedule_, self.observed_until))
         self.features_ = PatentFeatureBuilder(self.feature_spec, valuation_date=self.feature_date or self.observed_until, data_dir=self.data_dir, owner_book=book)
-        matrix = self.features_.fit_transform(X)
+        built = self.features_.fit_build(X)
+        matrix = built.matrix
         frame = as_patent_frame(X, passthrough=self.features_.spec_.passthrough)
-        rows = stage_rows(matrix, y, self.schedule_.observed(frame, self.observed_until))
+        # at risk: observed by the data's date, due after the grant and before the expiry
+        at_risk = self.schedule_.observed(frame, self.observed_until) & self.schedule_.payable(frame, built.extras["expiry_date"])
+        rows = stage_rows(matrix, y, at_risk)
         self.feature_names_ = [*matrix.columns, "stage"]
         monotone = self.features_.spec_.monotone
         # A feature that raises value lowers the lapse hazard: constrain the hazard the other way.
@@ -261,12 +293,14 @@ class RenewalModel(BaseEstimator):
         params = {**DEFAULT_PARAMS, **(self.params or {}), "monotone_constraints": constraints}
         self.booster_ = lgb.LGBMClassifier(**params).fit(rows[self.feature_names_], rows["lapsed"])
         self.stage_counts_ = rows.groupby("stage")["lapsed"].agg(["size", "mean"]).rename(columns={"size": "rows", "mean": "lapse_rate"})
-        self.train_survival_ = np.sort(self._survival_matrix(matrix)[:, -1])
+        self.train_survival_ = np.sort(np.cumprod(1.0 - self._granted_hazards(frame, matrix), axis=1)[:, -1])
         self.feature_medians_ = matrix.select_dtypes("number").median().to_dict()
         # CN patents under a model not trained on CN 年费 data: the life table's level, the model's order
         self.life_table_ = CNLifeTable.load(self.life_table)
-        self.headline_stage_ = min(2, self.schedule_.n_stages)
-        self.reference_scores_ = self._ranking_scores(matrix) if self.schedule_.name != "cn-annual" else None
+        if not 1 <= int(self.headline_stage) <= self.schedule_.n_stages:
+            raise ValueError(f"The 'headline_stage' must be a fee stage 1..{self.schedule_.n_stages} of {self.schedule_.name}. Got {self.headline_stage!r}.")
+        self.headline_stage_ = int(self.headline_stage)
+        self.reference_scores_ = self._ranking_scores(matrix) if not self.trained_on_cn_fees else None
         return self
 
     def _ranking_scores(self, matrix: pd.DataFrame) -> np.ndarray:
@@ -290,13 +324,25 @@ class RenewalModel(BaseEstimator):
     def _survival_matrix(self, matrix: pd.DataFrame) -> np.ndarray:
         return np.cumprod(1.0 - self.stage_hazards(matrix), axis=1)
 
+    def _granted_hazards(self, frame: pd.DataFrame, matrix: pd.DataFrame) -> np.ndarray:
+        """Stage hazards of the granted right: 0 at stages paid with the grant (filing-anchored fees)."""
+        return np.where(self.schedule_.paid_with_grant(frame), 0.0, self.stage_hazards(matrix))
+
+    def at_risk(self, X: pd.DataFrame, observed_until) -> np.ndarray:
+        """(n_patents, n_stages): the stages whose outcome a patent of ``X`` contributes to
+        training or evaluation: observed by ``observed_until``, due after its grant and before its
+        statutory expiry."""
+        prep = self._prepare(X)
+        return self.schedule_.observed(prep["frame"], observed_until) & self.schedule_.payable(prep["frame"], prep["expiry"])
+
     def transform_features(self, X: pd.DataFrame) -> pd.DataFrame:
         check_is_fitted(self, "booster_")
         return self.features_.transform(X)
 
     def predict_survival(self, X: pd.DataFrame) -> pd.DataFrame:
-        """P(fee k paid) for every stage: columns ``p_fee_1 .. p_fee_K``."""
-        s = self._survival_matrix(self.transform_features(X))
+        """P(fee k paid) for every stage: columns ``p_fee_1 .. p_fee_K`` (of the granted right:
+        fees paid with the grant count as paid)."""
+        s = np.cumprod(1.0 - self._prepare(X)["hazards"], axis=1)
         return pd.DataFrame(s, index=X.index, columns=[f"p_fee_{k}" for k in range(1, s.shape[1] + 1)])
 
     def _prepare(self, X: pd.DataFrame) -> dict:
@@ -304,12 +350,18 @@ class RenewalModel(BaseEstimator):
         check_is_fitted(self, "booster_")
         frame = as_patent_frame(X, passthrough=self.features_.spec_.passthrough)
         built = self.features_.build(frame)
-        return {"frame": frame, "matrix": built.matrix, "hazards": self.stage_hazards(built.matrix), "expiry": built.extras["expiry_date"]}
+        return {"frame": frame, "matrix": built.matrix, "hazards": self._granted_hazards(frame, built.matrix), "expiry": built.extras["expiry_date"]}
+
+    @property
+    def trained_on_cn_fees(self) -> bool:
+        """True when the model learnt yearly annual fees counted from the filing date (``cn-annual``,
+        e.g. from a bank's CNIPA register export): its own level then applies to CN patents."""
+        return self.schedule_.anchor == "filing" and self.schedule_.lapse_at == "due"
 
     def uses_life_table(self, X: pd.DataFrame) -> np.ndarray:
         """True for the patents whose yearly survival takes the CN life table's level: Chinese
         patents, while the model is not trained on CN annual-fee data."""
-        if self.schedule_.name == "cn-annual":
+        if self.trained_on_cn_fees:
             return np.zeros(len(X), dtype=bool)
         return X["jurisdiction"].astype("str").eq("CN").to_numpy()
 
@@ -434,7 +486,17 @@ class RenewalModel(BaseEstimator):
         ref = self.train_survival_
         return (np.searchsorted(ref, s, side="left") + np.searchsorted(ref, s, side="right")) / (2.0 * len(ref))
 
-    def output_frame(self, frame: pd.DataFrame, *, explain: str = "all", explain_rows=None, reason_stage: int = 2, valuation_date=None) -> pd.DataFrame:
+    def stage_label(self, stage: int | None = None) -> dict:
+        """What P(fee ``stage`` paid) means, in Chinese and English (default: the headline stage):
+        the k-th maintenance fee for grant-anchored schedules, the annual fee due at a filing
+        anniversary for CN 年费."""
+        k = int(stage or self.headline_stage_)
+        if self.schedule_.anchor == "filing":
+            a = self.schedule_.due_years[k - 1]
+            return {"stage": k, "zh": f"申请日起第{a:g}周年年费缴纳概率", "en": f"P(annual fee due at filing anniversary {a:g} paid)"}
+        return {"stage": k, "zh": f"第{k}期续费概率", "en": f"P(fee {k} paid)"}
+
+    def output_frame(self, frame: pd.DataFrame, *, explain: str = "all", explain_rows=None, reason_stage: int | None = None, valuation_date=None) -> pd.DataFrame:
         """Everything a scorer or a valuation needs per patent, from one feature build:
         ``p_fee_k``, ``expected_life_years``, ``quality_percentile``, with ``valuation_date`` also
         ``economic_life_years`` (:meth:`expected_remaining_life`), the features
@@ -449,16 +511,18 @@ class RenewalModel(BaseEstimator):
         out["quality_percentile"] = self._percentile(survival[:, -1])
         if valuation_date is not None:
             out["economic_life_years"] = self._remaining_life_at(prep, valuation_date)
+        reason_stage = reason_stage or self.headline_stage_
         contributions = lambda m: self._contributions(m, reason_stage)  # noqa: E731
         return pd.concat([out, feature_columns(prep["matrix"]), explained(contributions, prep["matrix"], explain, explain_rows)], axis=1)
 
-    def valuation_outputs(self, X: pd.DataFrame, valuation_date, *, years: int, reason_stage: int = 2) -> "RenewalOutputs":
+    def valuation_outputs(self, X: pd.DataFrame, valuation_date, *, years: int, reason_stage: int | None = None) -> "RenewalOutputs":
         """What a valuation takes from the model, from one feature build: the expected remaining
         (economic) life and the yearly survival ``s_1..s_T`` at ``valuation_date`` (for the income
         approach), P(fee k paid), and the drivers of P(fee ``reason_stage`` paid) in probability
         (:meth:`probability_contributions`) with the feature values, for reason codes."""
         if int(years) != years or years < 1:
             raise ValueError(f"The 'years' of valuation_outputs must be a whole number >= 1. Got {years!r}.")
+        reason_stage = reason_stage or self.headline_stage_
         prep = self._prepare(X)
         index = prep["frame"].index
         p_fee = pd.DataFrame(np.cumprod(1.0 - prep["hazards"], axis=1), index=index)

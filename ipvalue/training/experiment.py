@@ -19,9 +19,12 @@ import yaml
 
 from ipvalue import io as ipio
 from ipvalue.exceptions import SpecError
-from ipvalue.frame import as_patent_frame, to_records
+from ipvalue.frame import to_records
 from ipvalue.models import ClaimsOnlyRule, CompositeIndex, LogisticBaseline, RenewalModel, ValueRegressor
 from ipvalue.models.metrics import binary_metrics, bootstrap_auc, reliability_table
+from ipvalue.io.register import read_register
+from ipvalue.models.renewal import FeeSchedule
+from ipvalue.training.register_labels import fees_paid_from_register
 from ipvalue.synthetic import make_demo_portfolio
 
 logger = logging.getLogger(__name__)
@@ -91,12 +94,62 @@ def load_data(spec: dict, data_dir) -> pd.DataFrame:
         return ipio.load_university_maintenance(data_dir)
     if loader == "demo_portfolio":
         return make_demo_portfolio(int(spec["data"].get("n", 3000)), int(spec["data"].get("seed", 0))).patents
+    if loader == "cnipa_register":
+        return load_register_training_data(spec)
     if loader == "file":
         result = ipio.read_patents(spec["data"]["path"])
         raw, _ = ipio.read_table(spec["data"]["path"])
         label = spec["data"]["label"]
         return result.valid.assign(**{label: pd.to_numeric(raw.loc[result.valid.index, label], errors="coerce")})
-    raise SpecError(f"The 'data.loader' of experiment {spec['_path']} must be university_maintenance, demo_portfolio or file. Got {loader!r}.")
+    raise SpecError(f"The 'data.loader' of experiment {spec['_path']} must be university_maintenance, demo_portfolio, cnipa_register or file. Got {loader!r}.")
+
+
+def data_file(spec: dict, key: str) -> Path:
+    """The file ``data.<key>`` of an experiment: a relative path is read from the experiment file's folder."""
+    value = spec["data"].get(key)
+    if not value:
+        raise SpecError(f"Experiment {spec['_path']} needs 'data.{key}' (a file path). Fix: add it.")
+    path = Path(value)
+    path = path if path.is_absolute() else Path(spec["_path"]).parent / path
+    if not path.is_file():
+        raise SpecError(f"The 'data.{key}' of experiment {spec['_path']}, {str(path)!r}, is not a file. Fix: give the export's path "
+                        "(relative to the experiment file's folder, or absolute).")
+    return path
+
+
+def load_register_training_data(spec: dict) -> pd.DataFrame:
+    """A bank's patent list joined to its CNIPA legal-status export, labelled with the annual fees
+    each patent paid (:func:`ipvalue.training.register_labels.fees_paid_from_register`).
+
+    ``data``: ``patents`` (a PatentFrame file with 申请号), ``register`` (the export),
+    ``exported_on`` (the export's date) and ``observed_until`` (on or before it; the stages due
+    later are censored). Pledge / licence / transfer counts missing from the patent list are taken
+    from the export; the label rule of every patent is kept in ``label_basis``.
+    """
+    d = spec["data"]
+    if "exported_on" not in d or pd.Timestamp(d["observed_until"]) > pd.Timestamp(d["exported_on"]):
+        raise SpecError(f"Experiment {spec['_path']}: a register export needs 'data.exported_on', on or after 'data.observed_until'. "
+                        f"Got exported_on {d.get('exported_on')!r}, observed_until {d.get('observed_until')!r}.")
+    patents = ipio.read_patents(data_file(spec, "patents"), strict=True).valid
+    register = read_register(data_file(spec, "register"))
+    labels = fees_paid_from_register(patents, register, FeeSchedule.load(spec["model"]["fee_schedule"]), exported_on=d["exported_on"])
+    counts = ["pledge_count", "licence_count", "transfer_count"]
+    patents[counts] = patents[counts].fillna(labels[counts])
+    return patents.assign(**{d["label"]: labels["fees_paid"], "label_basis": labels["label_basis"]})
+
+
+#: What a model's training data are, by loader (``data.origin`` in the experiment overrides it).
+DATA_ORIGINS = {
+    "university_maintenance": "real: USPTO university maintenance fees",
+    "demo_portfolio": "synthetic",
+    "cnipa_register": "CNIPA legal-status export",
+    "file": "file",
+}
+
+
+def data_origin(spec: dict) -> str:
+    """The ``data_origin`` tag of the experiment's run: ``data.origin``, else the loader's kind."""
+    return str(spec["data"].get("origin") or DATA_ORIGINS.get(spec["data"].get("loader"), "unknown"))
 
 
 def out_of_time_mask(spec: dict, data: pd.DataFrame) -> pd.Series:
@@ -110,19 +163,21 @@ def headline_stage(spec: dict) -> int:
 
 
 def observed_outcomes(model: RenewalModel, spec: dict, data: pd.DataFrame, stage: int) -> tuple[pd.DataFrame, np.ndarray]:
-    """The rows of ``data`` whose fee ``stage`` is observed by the data's observation date, and
-    their outcome (1 = paid): a stage not yet due is censored, never counted as unpaid."""
-    frame = as_patent_frame(data, passthrough=model.features_.spec_.passthrough)
-    observed = model.schedule_.observed(frame, spec["data"]["observed_until"])[:, stage - 1]
+    """The rows of ``data`` whose fee ``stage`` is observed by the data's observation date (and
+    falls due after the grant and before the expiry), and their outcome (1 = paid): a stage not
+    yet due is censored, never counted as unpaid."""
+    observed = model.at_risk(data, spec["data"]["observed_until"])[:, stage - 1]
     evaluated = data[observed]
     return evaluated, (data[spec["data"]["label"]][observed] >= stage).astype(int).to_numpy()
 
 
-def renewal_model(spec: dict, data_dir) -> RenewalModel:
-    """The experiment's renewal model, unfitted (feature spec, fee schedule, observation date, parameters)."""
+def renewal_model(spec: dict, data_dir, *, as_of=None) -> RenewalModel:
+    """The experiment's renewal model, unfitted (feature spec, fee schedule, observation date,
+    parameters, headline stage: the one its reasons and reports speak of). With ``as_of``, the
+    model a bank could have fitted on that date: fees observed and owner histories taken up to it."""
     return RenewalModel(
-        spec["model"]["feature_spec"], fee_schedule=spec["model"]["fee_schedule"], observed_until=spec["data"]["observed_until"],
-        params=spec["model"].get("params"), data_dir=data_dir,
+        spec["model"]["feature_spec"], fee_schedule=spec["model"]["fee_schedule"], observed_until=as_of or spec["data"]["observed_until"],
+        feature_date=as_of, params=spec["model"].get("params"), data_dir=data_dir, headline_stage=headline_stage(spec),
     )
 
 
@@ -150,6 +205,8 @@ def train_renewal(spec: dict, data: pd.DataFrame, data_dir) -> TrainedModel:
     metrics = {f"oot_{k}": v for k, v in binary_metrics(y, p).items()}
     lo, hi = bootstrap_auc(y, p)
     metrics.update({"oot_auc_ci_low": lo, "oot_auc_ci_high": hi, "train_patents": float(len(train)), "test_patents": float(len(evaluated))})
+    if "label_basis" in data:  # how the labels of a register export were read
+        metrics.update({f"labels_{b.replace(' ', '_')}": float(n) for b, n in data["label_basis"].value_counts().items()})
     y_train = (label[train_mask] >= stage).astype(int)
     baselines = {
         "claims_only": ClaimsOnlyRule(),
@@ -160,6 +217,25 @@ def train_renewal(spec: dict, data: pd.DataFrame, data_dir) -> TrainedModel:
         score = baselines[name].fit(train, y_train).predict(evaluated)
         metrics[f"baseline_{name}_auc"] = float(roc_auc_score(y, score))
         metrics[f"lift_over_{name}_auc"] = metrics["oot_auc"] - metrics[f"baseline_{name}_auc"]
+    for k in spec.get("evaluation", {}).get("report_stages", []):  # every stage the validators asked for, the same way
+        rows_k, y_k = observed_outcomes(model, spec, test, int(k))
+        p_k = model.predict_survival(rows_k)[f"p_fee_{k}"].to_numpy()
+        lo_k, hi_k = bootstrap_auc(y_k, p_k)
+        logistic_k = baselines["logistic"].fit(train, (label[train_mask] >= int(k)).astype(int)).predict(rows_k)
+        metrics.update({**{f"oot_fee{k}_{m}": v for m, v in binary_metrics(y_k, p_k).items()}, f"oot_fee{k}_auc_ci_low": lo_k,
+                        f"oot_fee{k}_auc_ci_high": hi_k, f"baseline_logistic_fee{k}_auc": float(roc_auc_score(y_k, logistic_k)),
+                        f"test_patents_fee{k}": float(len(rows_k))})
+    # Point in time: the owner histories above are taken as of the data's observation date, so a
+    # test patent's features may count lapses of other patents dated after its own fee decision.
+    # A validator's stricter figure: the model fitted with fees and owner histories known on a date
+    # before every test patent's decision of stage k, scored on the outcomes observed later.
+    for k, as_of in (spec.get("evaluation", {}).get("point_in_time") or {}).items():
+        pit = renewal_model(spec, data_dir, as_of=as_of).fit(train, label[train_mask])
+        rows_k, y_k = observed_outcomes(model, spec, test, int(k))
+        p_k = pit.predict_survival(rows_k)[f"p_fee_{k}"].to_numpy()
+        lo_k, hi_k = bootstrap_auc(y_k, p_k)
+        metrics.update({**{f"pit_fee{k}_{m}": v for m, v in binary_metrics(y_k, p_k).items() if not m.startswith("ece_if")},
+                        f"pit_fee{k}_auc_ci_low": lo_k, f"pit_fee{k}_auc_ci_high": hi_k})
     g = spec["gates"]
     gates = {
         f"auc >= {g['auc_min']}": metrics["oot_auc"] >= g["auc_min"],
@@ -181,7 +257,7 @@ def train_renewal(spec: dict, data: pd.DataFrame, data_dir) -> TrainedModel:
         model, metrics, gates, {"reliability": reliability, "stage_counts": model.stage_counts_.reset_index()}, data,
         to_records(test.head(5), extra_columns=model.features_.spec_.passthrough),
         model.contributions(evaluated.head(2000), stage=stage), (reliability["predicted"], reliability["observed"]),
-        {"data_origin": "real: USPTO university maintenance fees", "observed_until": observed_until,
+        {"data_origin": data_origin(spec), "observed_until": observed_until,
          "validation": "out of time (train until split.train_until); registered model refitted on all labelled patents"},
     )
 

@@ -1,0 +1,116 @@
+"""Renewal labels read from a CNIPA legal-status export, and ``ipvalue train`` on such an export
+(the shipped synthetic fixture, experiments/data/cnipa-synthetic)."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from ipvalue.exceptions import InputFileError
+from ipvalue.io.register import parse_register
+from ipvalue.models.renewal import FeeSchedule
+from ipvalue.synthetic import make_register_history
+from ipvalue.training.register_labels import fees_paid_from_register, termination_dates
+
+pytestmark = pytest.mark.filterwarnings("ignore")
+CN = FeeSchedule.load("cn-annual")
+FIXTURE = "experiments/data/cnipa-synthetic"
+
+
+def _patents(n):
+    return pd.DataFrame({
+        "patent_id": [f"P{i}" for i in range(n)],
+        "application_number": [f"20101000000{i}.{i}" for i in range(n)],
+        "filing_date": pd.to_datetime(["2010-03-01"] * n),
+        "grant_date": pd.to_datetime(["2013-06-01"] * n),
+    })
+
+
+def _register(rows):
+    return parse_register(pd.DataFrame(rows, columns=["申请号", "法律状态公告日", "事件代码", "法律状态信息"]).astype(str))
+
+
+def test_fees_paid_by_hand():
+    # filed 2010-03-01, granted 2013-06-01: the fees due at anniversaries 1-3 were paid with the
+    # grant (counted as paid, never at risk); 4 (2014) and 5 (2015) paid; 6 (2016-03-01) unpaid.
+    patents = _patents(6)
+    register = _register([
+        ["CN201010000000.0", "2017.01.10", "CF01", "未缴年费专利权终止 申请日：2010.03.01；终止日期：2016.03.01"],
+        ["201010000001.1", "2016-12-20", "CF01", "未缴年费专利权终止"],  # no 终止日期: the last fee whose late period ended before
+        ["201010000002.2", "2017-01-10", "CF01", "终止日期：2016年3月1日"],
+        ["201010000002.2", "2017-03-01", "RR01", "恢复"],               # restored: in force
+        ["201010000004.4", "2026-01-10", "CF01", "终止日期：2025.03.01"],  # after the export date: not seen
+        ["201010000005.5", "2015-05-05", "PE01", "登记号：Y2015000001"],
+    ])
+    labels = fees_paid_from_register(patents, register, CN, exported_on="2025-12-31")
+    assert labels["fees_paid"].tolist() == [5, 5, 19, 19, 19, 19]
+    assert labels["label_basis"].tolist() == ["termination date stated", "termination date from the announcement", "restored",
+                                              "no termination", "no termination", "no termination"]
+    assert abs((labels["lapse_date"][0] - pd.Timestamp("2016-03-01")).days) <= 1 and labels["lapse_date"][2:].isna().all()
+    assert labels["pledge_count"].tolist() == [0, 0, 0, 0, 0, 1]
+
+
+def test_a_termination_outside_the_granted_term_names_the_export_row():
+    register = _register([["201010000000.0", "2013.01.10", "CF01", "终止日期：2012.03.01"]])  # before the 2013 grant
+    with pytest.raises(InputFileError, match=r"row 1 \(申请号 2010100000000\).*2012-03-0"):
+        fees_paid_from_register(_patents(1), register, CN, exported_on="2025-12-31")
+
+
+def test_register_labels_need_annual_fees_and_application_numbers():
+    with pytest.raises(InputFileError, match="cn-annual"):
+        fees_paid_from_register(_patents(1), _register([]), FeeSchedule.load("us-maintenance"), exported_on="2025-12-31")
+    with pytest.raises(InputFileError, match="row 0 .*application_number"):
+        fees_paid_from_register(_patents(1).assign(application_number=[" "]), _register([]), CN, exported_on="2025-12-31")
+
+
+def test_termination_dates_are_read_in_every_written_form():
+    got = termination_dates(pd.Series(["终止日期：2016.03.01", "终止日: 2016-3-1", "终止日期：2016年03月01日", "no date", None]))
+    assert got[:3].tolist() == [pd.Timestamp("2016-03-01")] * 3 and got[3:].isna().all()
+
+
+def test_labels_read_back_the_simulated_truth():
+    history = make_register_history(400, seed=3)
+    register = parse_register(history.events.astype(str))
+    labels = fees_paid_from_register(history.patents, register, CN, exported_on="2025-12-31")
+    truth = history.lapse_anniversary.fillna(CN.n_stages + 1) - 1
+    assert (labels["fees_paid"] == truth).all()
+    assert set(labels["label_basis"]) == {"no termination", "restored", "termination date stated", "termination date from the announcement"}
+
+
+def test_the_shipped_fixture_is_what_the_generator_makes():
+    history = make_register_history(1500, seed=0)
+    patents = pd.read_csv(f"{FIXTURE}/patents.csv", dtype=str)
+    events = pd.read_csv(f"{FIXTURE}/register.csv", dtype=str, encoding="gb18030")
+    pd.testing.assert_frame_equal(events, history.events.astype(str))
+    assert patents["application_number"].tolist() == history.patents["application_number"].tolist()
+    assert patents["grant_date"].fillna("").tolist() == history.patents["grant_date"].dt.strftime("%Y-%m-%d").fillna("").tolist()
+
+
+def test_train_on_a_register_export_registers_a_cn_annual_fee_model(tmp_path):
+    import mlflow
+
+    from ipvalue.training import run_experiment
+    from ipvalue.tracking import use_tracking
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    result = run_experiment("experiments/renewal-cnipa-synthetic.yaml", tracking_uri=uri)
+    assert result.gates_passed and result.registration["registered"]
+    use_tracking(uri)
+    run = mlflow.get_run(result.run_id)
+    assert run.data.tags["data_origin"].startswith("synthetic")
+    metrics = run.data.metrics
+    assert metrics["labels_termination_date_stated"] > 0 and metrics["labels_termination_date_from_the_announcement"] > 0
+    assert metrics["oot_auc"] > metrics["baseline_claims_only_auc"]
+
+    model = result.model
+    assert model.trained_on_cn_fees and model.schedule_.n_stages == 19
+    history = make_register_history(300, seed=11)
+    patents = history.patents[history.patents["grant_date"].notna()]
+    assert not model.uses_life_table(patents).any()  # its own level, not the life table's
+    s = model.predict_survival(patents)
+    before_grant = model.schedule_.paid_with_grant(patents)
+    assert np.allclose(s.to_numpy()[before_grant], 1.0)  # fees paid with the grant never lapse
+    survival = model.yearly_survival(patents, "2026-06-30", 20)
+    assert (survival.diff(axis=1).iloc[:, 1:] <= 1e-12).all().all()
+    utility = (patents["patent_type"] == "utility_model").to_numpy()
+    left = (patents["filing_date"] + pd.DateOffset(years=10) - pd.Timestamp("2026-06-30")).dt.days / 365.25
+    assert (survival.to_numpy()[utility][:, 10:] == 0).all() and (left[utility] < 10).all()
