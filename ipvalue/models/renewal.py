@@ -232,11 +232,18 @@ class RenewalModel(BaseEstimator):
     observed_until : date-like
         The data's observation date: later stages are censored.
     feature_date : date-like, default=None
-        Valuation date of the features (default: ``observed_until``); the renewal spec holds
-        attributes fixed at grant, so it does not change them.
+        Valuation date of the features (default: ``observed_until``): the owner histories are
+        taken up to it, in training and at prediction (the contract attributes are fixed at grant).
     params : dict, default=None
         LightGBM parameters over :data:`DEFAULT_PARAMS`.
     data_dir : str or Path, default=None
+    owner_book : pandas.DataFrame, default=None
+        The owners' patents with their lapse dates (a bank's export); default: the training
+        patents themselves, out of fold.
+    life_table : str, default="cn-life-table"
+        The CN life table whose level CN patents take while the model is not trained on CN fees.
+    headline_stage : int, default=2
+        The fee stage its reasons, reports and ranking speak of.
 
     Attributes
     ----------
