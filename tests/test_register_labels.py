@@ -85,7 +85,7 @@ def test_the_shipped_fixture_is_what_the_generator_makes():
     assert patents["grant_date"].fillna("").tolist() == history.patents["grant_date"].dt.strftime("%Y-%m-%d").fillna("").tolist()
 
 
-def test_train_on_a_register_export_registers_a_cn_annual_fee_model(tmp_path):
+def test_train_on_a_register_export_registers_a_cn_annual_fee_model(tmp_path, monkeypatch):
     import mlflow
 
     from ipvalue.training import run_experiment
@@ -114,3 +114,15 @@ def test_train_on_a_register_export_registers_a_cn_annual_fee_model(tmp_path):
     utility = (patents["patent_type"] == "utility_model").to_numpy()
     left = (patents["filing_date"] + pd.DateOffset(years=10) - pd.Timestamp("2026-06-30")).dt.days / 365.25
     assert (survival.to_numpy()[utility][:, 10:] == 0).all() and (left[utility] < 10).all()
+
+    # the run carries the life table the export gives, which a bank can install in place of the defaults
+    path = mlflow.artifacts.download_artifacts(run_id=result.run_id, artifact_path="cn-life-table.estimated.yaml", dst_path=str(tmp_path))
+    (tmp_path / "bank" / "assumptions").mkdir(parents=True)
+    (tmp_path / "bank" / "assumptions" / "cn-life-table.yaml").write_bytes(open(path, "rb").read())
+    monkeypatch.setenv("IPVALUE_CONFIG_DIR", str(tmp_path / "bank"))
+    from ipvalue.models.renewal import CNLifeTable
+
+    table = CNLifeTable.load()
+    counts = model.stage_counts_.xs("utility_model", level="patent_type")
+    assert table.hazards["utility_model"][4] == pytest.approx(counts.loc[5.0, "lapses"] / counts.loc[5.0, "rows"], abs=1e-4)  # age 5 = stage 5
+    assert all(0.02 < h.mean() < 0.4 for h in table.hazards.values()) and "estimated" in open(path, encoding="utf-8").read()

@@ -154,6 +154,36 @@ class CNLifeTable:
         return np.cumprod(1.0 - self.hazards[patent_type])
 
 
+def life_table_estimate(model: "RenewalModel", source: str, *, min_rows: int = 50) -> dict:
+    """A CN life table (the schema of ``cn-life-table.yaml``) estimated from the lapses a model
+    trained on CN annual fees saw: hazard(type, age) = lapses / patents at risk at the fee due at
+    filing anniversary ``age`` (Kaplan-Meier's discrete hazard, with the same left truncation and
+    censoring as the model). An age with fewer than ``min_rows`` patents at risk takes the nearest
+    estimated age's hazard, a type absent from the data keeps the current table's, and each band
+    says which. A bank reviews it and installs it as ``$IPVALUE_CONFIG_DIR/assumptions/cn-life-table.yaml``.
+    """
+    if not model.trained_on_cn_fees:
+        raise ValueError(f"A life table is estimated from CN annual fees; the model's schedule is {model.schedule_.name!r}.")
+    current = model.life_table_
+    counts = model.stage_counts_.reset_index()
+    counts["age"] = np.asarray(model.schedule_.due_years)[counts["stage"].astype(int).to_numpy() - 1].astype(int)
+    types = {}
+    for ptype, hazards in current.hazards.items():
+        c = counts[(counts["patent_type"] == ptype) & (counts["rows"] >= min_rows)].set_index("age")
+        bands = []
+        for age in range(1, len(hazards) + 1):
+            if c.empty:
+                bands.append({"ages": [age, age], "value": float(hazards[age - 1]), "source": f"kept from {current.origin}: no {ptype} in the data"})
+                continue
+            nearest = int(c.index[np.abs(c.index.to_numpy() - age).argmin()])
+            r = c.loc[nearest]
+            where = "" if nearest == age else f" (age {age}: fewer than {min_rows} at risk; nearest estimated age {nearest})"
+            bands.append({"ages": [age, age], "value": round(float(r["lapse_rate"]), 4),
+                          "source": f"estimated: {int(r['lapses'])} lapses of {int(r['rows'])} {ptype} patents at risk at age {nearest}, {source}{where}"})
+        types[ptype] = {"term_source": f"as in {current.origin}", "bands": bands}
+    return {"name": "cn-life-table", "version": f"estimated from {source}", "method": f"discrete hazards from a CN annual-fee model's training rows ({model.schedule_.name})", "types": types}
+
+
 def level_shift(target_hazard: np.ndarray, reference_scores: np.ndarray, *, iterations: int = 50) -> np.ndarray:
     """The logit shift per target hazard so that mean(sigmoid(logit(target) + shift + z)) over the
     reference scores ``z`` equals the target (Newton's method, vectorised over the targets)."""
@@ -299,7 +329,9 @@ class RenewalModel(BaseEstimator):
         constraints = [-monotone.get(c, 0) for c in matrix.columns] + [0]
         params = {**DEFAULT_PARAMS, **(self.params or {}), "monotone_constraints": constraints}
         self.booster_ = lgb.LGBMClassifier(**params).fit(rows[self.feature_names_], rows["lapsed"])
-        self.stage_counts_ = rows.groupby("stage")["lapsed"].agg(["size", "mean"]).rename(columns={"size": "rows", "mean": "lapse_rate"})
+        rows["patent_type"] = frame["patent_type"].astype("str").to_numpy()[rows["patent_row"].to_numpy()]
+        self.stage_counts_ = rows.groupby(["stage", "patent_type"])["lapsed"].agg(["size", "sum"]).rename(columns={"size": "rows", "sum": "lapses"})
+        self.stage_counts_["lapse_rate"] = self.stage_counts_["lapses"] / self.stage_counts_["rows"]
         self.train_survival_ = np.sort(np.cumprod(1.0 - self._granted_hazards(frame, matrix), axis=1)[:, -1])
         self.feature_medians_ = matrix.select_dtypes("number").median().to_dict()
         # CN patents under a model not trained on CN 年费 data: the life table's level, the model's order

@@ -23,7 +23,7 @@ from ipvalue.frame import to_records
 from ipvalue.models import ClaimsOnlyRule, CompositeIndex, LogisticBaseline, RenewalModel, ValueRegressor
 from ipvalue.models.metrics import binary_metrics, bootstrap_auc, reliability_table
 from ipvalue.io.register import read_register
-from ipvalue.models.renewal import FeeSchedule
+from ipvalue.models.renewal import FeeSchedule, life_table_estimate
 from ipvalue.training.register_labels import fees_paid_from_register
 from ipvalue.synthetic import make_demo_portfolio
 
@@ -65,6 +65,7 @@ class TrainedModel:
     shap: pd.DataFrame
     plot_xy: tuple  # (predicted, observed) columns of the calibration / accuracy plot
     tags: dict
+    documents: dict = field(default_factory=dict)  # artifact file name -> YAML mapping
 
 
 def load_experiment(path: str | Path) -> dict:
@@ -253,12 +254,16 @@ def train_renewal(spec: dict, data: pd.DataFrame, data_dir) -> TrainedModel:
         "refit_in_sample_auc": float(roc_auc_score(refit_y, model.predict_survival(refit_rows)[f"p_fee_{stage}"])),
         "validated_model_train_patents": float(len(validated.train_survival_)),
     })
+    documents = {}
+    if model.trained_on_cn_fees:  # the hazards the bank's own data give, for review against the CN life table
+        documents["cn-life-table.estimated.yaml"] = life_table_estimate(model, f"{data_origin(spec)}, observed until {observed_until}")
     return TrainedModel(
         model, metrics, gates, {"reliability": reliability, "stage_counts": model.stage_counts_.reset_index()}, data,
         to_records(test.head(5), extra_columns=model.features_.spec_.passthrough),
         model.contributions(evaluated.head(2000), stage=stage), (reliability["predicted"], reliability["observed"]),
         {"data_origin": data_origin(spec), "observed_until": observed_until,
          "validation": "out of time (train until split.train_until); registered model refitted on all labelled patents"},
+        documents,
     )
 
 

@@ -88,6 +88,9 @@ def run_experiment(path: str | Path, *, tracking_uri: str | None = None, data_di
             for name, table in trained.tables.items():
                 table.to_csv(tmp / f"{name}.csv", index=False)
                 files.append(tmp / f"{name}.csv")
+            for name, document in trained.documents.items():
+                (tmp / name).write_text(yaml.safe_dump(document, allow_unicode=True, sort_keys=False), encoding="utf-8")
+                files.append(tmp / name)
             global_importance(trained.shap).rename("mean_abs_shap").to_csv(tmp / "shap_importance.csv")
             (tmp / "gates.yaml").write_text(yaml.safe_dump({k: bool(v) for k, v in trained.gates.items()}, allow_unicode=True), encoding="utf-8")
             (tmp / "feature_spec.yaml").write_text(yaml.safe_dump(model.features_.spec_.raw, allow_unicode=True, sort_keys=False), encoding="utf-8")
