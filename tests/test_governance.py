@@ -109,6 +109,11 @@ def test_the_validation_report_reproduces_its_numbers(registry, data_dir):
     assert first.sections["Monotonicity against the spec"][1]["violations"].sum() == 0
     segments = first.sections["Performance by segment"][1]
     assert {"grant year", "technology (IPC section)", "patent type", "applicant type"} == set(segments["segment"])
+    stages = first.sections["Per fee stage, out of time and point in time"][1].set_index("fee stage")
+    assert list(stages.index) == [1, 2] and (stages["point in time auc"] > 0.55).all()  # the experiment's evaluation.point_in_time
+    assert stages.loc[2, "out of time auc"] == pytest.approx(headline.loc["AUC", "value"], abs=1e-9)  # the run's figure = the rebuilt one
+    assert headline.loc[headline.index.str.startswith("ECE of a perfectly"), "value"].iloc[0] < headline.loc["ECE", "value"]
+    assert all("_fee" not in m for m in first.sections["Challengers and baselines"][1]["model"])
 
 
 def test_override_summary_counts_direction_and_size(tmp_path):

@@ -11,7 +11,7 @@ from ipvalue.features import infer_applicant_type
 from ipvalue.frame import as_patent_frame
 from ipvalue.governance.card import ModelCard
 from ipvalue.governance.drift import psi, verdict
-from ipvalue.models.metrics import bootstrap_interval, expected_calibration_error, reliability_table
+from ipvalue.models.metrics import bootstrap_interval, calibrated_ece_reference, expected_calibration_error, reliability_table
 from ipvalue.registry import resolve_version
 from ipvalue.training import headline_stage, load_data, load_experiment, observed_outcomes, out_of_time_mask, out_of_time_renewal_model
 
@@ -53,16 +53,19 @@ def validation_report(model_uri: str, *, data_dir=None) -> ModelCard:
     auc = roc_auc_score(y, p)
     lo, hi = bootstrap_interval(roc_auc_score, y, p, n=300)
     elo, ehi = bootstrap_interval(expected_calibration_error, y, p, n=300)
+    floor = calibrated_ece_reference(p)
     report = ModelCard(f"Validation report: {name} version {version}")
     report.add("Scope", "The registered version is refitted on all labelled patents after validation; these figures are those of the "
                         "same model fitted on the training period only (rebuilt from the experiment, seeded). "
-                        f"Out-of-time test set: grants after {spec['split']['train_until']} ({len(test):,} patents whose fee {stage} is observed). "
-                        f"Outcome: fee {stage} paid. Bootstrap: 300 resamples, seed 0.")
+                        f"Out-of-time test set: {spec['split']['date_column']} after {spec['split']['train_until']} ({len(test):,} patents whose fee {stage} "
+                        f"is observed). Outcome: {model.stage_label(stage)['en']}. Bootstrap: 300 resamples, seed 0.")
     headline = pd.DataFrame([
         {"metric": "AUC", "value": auc, "ci_low": lo, "ci_high": hi},
         {"metric": "ECE", "value": expected_calibration_error(y, p), "ci_low": elo, "ci_high": ehi},
         {"metric": "observed rate", "value": y.mean(), "ci_low": np.nan, "ci_high": np.nan},
         {"metric": "mean predicted", "value": p.mean(), "ci_low": np.nan, "ci_high": np.nan},
+        {"metric": "ECE of a perfectly calibrated model on these predictions (sampling noise; 95th percentile as ci_high)",
+         "value": floor[0], "ci_low": np.nan, "ci_high": floor[1]},
     ])
     report.add("Out-of-time performance", "", headline)
     matrix = model.transform_features(test)
@@ -81,9 +84,24 @@ def validation_report(model_uri: str, *, data_dir=None) -> ModelCard:
                          "auc": roc_auc_score(ys, ps) if len(np.unique(ys)) > 1 and len(pos) >= 30 else np.nan})
     report.add("Performance by segment", "AUC where the segment has both outcomes and at least 30 patents.", pd.DataFrame(rows))
     report.add("Calibration", "Equal-width bins of the predicted probability.", reliability_table(y, p))
-    challengers = pd.DataFrame([{"model": k.removeprefix("baseline_").removesuffix("_auc"), "auc": v, "champion_lift": run.data.metrics["oot_auc"] - v}
-                                for k, v in run.data.metrics.items() if k.startswith("baseline_")])
+    logged = run.data.metrics
+    challengers = pd.DataFrame([{"model": k.removeprefix("baseline_").removesuffix("_auc"), "auc": v, "champion_lift": logged["oot_auc"] - v}
+                                for k, v in logged.items() if k.startswith("baseline_") and "_fee" not in k])
     report.add("Challengers and baselines", "Scored on the same out-of-time data in the training run.", challengers)
+    stages = sorted({int(k.split("_")[1].removeprefix("fee")) for k in logged if k.startswith(("oot_fee", "pit_fee"))})
+    if stages:
+        per_stage = pd.DataFrame([{
+            "fee stage": k, "outcome": model.stage_label(k)["en"],
+            **{f"{col} {m}": logged.get(f"{prefix}_fee{k}_{m}", np.nan) for col, prefix in (("out of time", "oot"), ("point in time", "pit"))
+               for m in ("auc", "ece", "mean_predicted", "observed_rate")},
+            "logistic baseline auc": logged.get(f"baseline_logistic_fee{k}_auc", np.nan),
+            "calibrated-model ece (p95)": logged.get(f"oot_fee{k}_ece_if_calibrated_p95", np.nan),
+        } for k in stages])
+        report.add("Per fee stage, out of time and point in time",
+                   "Logged by the training run. Out of time: owner histories as of the data's observation date, so a test patent's features may "
+                   "count lapses of other patents dated after its own fee decision. Point in time (evaluation.point_in_time): the model a bank "
+                   "could have fitted on a date before every test patent's decision of that stage, with fees observed and owner histories up to "
+                   "that date: the stricter figure of what a valuation on a date can know.", per_stage)
     base = model.stage_hazards(matrix)[:, stage - 1]
     mono, sens = [], []
     for f in model.features_.spec_.features:
@@ -105,7 +123,7 @@ def validation_report(model_uri: str, *, data_dir=None) -> ModelCard:
     report.add("Stability over time", f"PSI of the score, training grants vs out-of-time grants: {value:.4f} ({verdict(value)}).", stability)
     survival = scores.filter(like="p_fee_")
     back = []
-    observed_all = model.schedule_.observed(test, spec["data"]["observed_until"])
+    observed_all = model.at_risk(test, spec["data"]["observed_until"])
     for k in range(1, survival.shape[1] + 1):
         seen = observed_all[:, k - 1]
         if seen.any():
