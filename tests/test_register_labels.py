@@ -115,6 +115,9 @@ def test_train_on_a_register_export_registers_a_cn_annual_fee_model(tmp_path, mo
     left = (patents["filing_date"] + pd.DateOffset(years=10) - pd.Timestamp("2026-06-30")).dt.days / 365.25
     assert (survival.to_numpy()[utility][:, 10:] == 0).all() and (left[utility] < 10).all()
 
+    outputs = model.valuation_outputs(patents, "2026-06-30", years=20)  # what a valuation takes from it
+    assert outputs.reason_stage == 5 and model.stage_label()["en"] == "P(annual fee due at filing anniversary 5 paid)"
+    assert np.allclose(outputs.contributions.sum(axis=1), outputs.p_fee["p_fee_5"], atol=1e-6)  # probability points add up
     # the run carries the life table the export gives, which a bank can install in place of the defaults
     path = mlflow.artifacts.download_artifacts(run_id=result.run_id, artifact_path="cn-life-table.estimated.yaml", dst_path=str(tmp_path))
     (tmp_path / "bank" / "assumptions").mkdir(parents=True)

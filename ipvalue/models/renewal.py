@@ -570,7 +570,7 @@ class RenewalModel(BaseEstimator):
             economic_life_years=pd.Series(self._remaining_life_at(prep, valuation_date), index=index, name="economic_life_years"),
             survival=self._yearly_survival(prep, valuation_date, int(years)),
             p_fee=p_fee,
-            contributions=self._probability_contributions(prep["matrix"], reason_stage),
+            contributions=self._probability_contributions(prep["matrix"], reason_stage, self.schedule_.paid_with_grant(prep["frame"])),
             features=prep["matrix"],
             reason_stage=reason_stage,
         )
@@ -591,13 +591,16 @@ class RenewalModel(BaseEstimator):
         rescaled to its change of log(1 − hazard) by the secant (f − b) → (g(f) − g(b)), summed over
         the stages into log S, and rescaled again by the secant log S → S. So each row sums exactly
         to ``S(x) − S(baseline)``; ``expected_value`` is the baseline probability (all contributions
-        zero). Positive values raise the probability of paying.
+        zero). Positive values raise the probability of paying. Stages paid with the grant
+        (filing-anchored fees) are no risk for that patent, as in :meth:`predict_survival`: they add
+        nothing to it or its baseline, so the row sums to the probability the valuation shows.
         """
         if not 1 <= stage <= self.schedule_.n_stages:
             raise ValueError(f"The 'stage' must be in 1..{self.schedule_.n_stages}. Got {stage!r}.")
-        return self._probability_contributions(self.transform_features(X), stage)
+        prep = self._prepare(X)
+        return self._probability_contributions(prep["matrix"], stage, self.schedule_.paid_with_grant(prep["frame"]))
 
-    def _probability_contributions(self, features: pd.DataFrame, stage: int) -> pd.DataFrame:
+    def _probability_contributions(self, features: pd.DataFrame, stage: int, paid_with_grant: np.ndarray | None = None) -> pd.DataFrame:
         g = lambda f: np.log(expit(-f))  # noqa: E731  log(1 - sigmoid(f)), the log of the survival factor
         log_s = log_s_base = 0.0
         psi = None
@@ -608,6 +611,9 @@ class RenewalModel(BaseEstimator):
             f = b + phi.sum(axis=1)
             d = f - b
             slope = np.where(np.abs(d) > 1e-9, (g(f) - g(b)) / np.where(np.abs(d) > 1e-9, d, 1.0), -expit(b))
+            if paid_with_grant is not None:  # a fee paid with the grant is no risk: its factor is 1 for the patent and its baseline
+                at_risk = ~paid_with_grant[:, k - 1]
+                slope, f, b = slope * at_risk, np.where(at_risk, f, -np.inf), np.where(at_risk, b, -np.inf)
             psi = phi * slope[:, None] if psi is None else psi + phi * slope[:, None]
             log_s, log_s_base = log_s + g(f), log_s_base + g(b)
         s, s_base = np.exp(log_s), np.exp(log_s_base)
