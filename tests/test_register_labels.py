@@ -62,6 +62,15 @@ def test_register_labels_need_annual_fees_and_application_numbers():
         fees_paid_from_register(_patents(1).assign(application_number=[" "]), _register([]), CN, exported_on="2025-12-31")
 
 
+def test_an_unreadable_termination_date_or_a_repeated_application_is_refused():
+    register = _register([["201010000000.0", "2017.01.10", "CF01", "终止日期：2016.13.45"]])
+    with pytest.raises(InputFileError, match=r"row 1 .*'info'.*2016\.13\.45.*YYYY\.MM\.DD"):
+        fees_paid_from_register(_patents(1), register, CN, exported_on="2025-12-31")
+    twice = _patents(2).assign(application_number=["CN201010000000.0", "2010100000000"])
+    with pytest.raises(InputFileError, match=r"rows \[0, 1\].*appears 2 times"):
+        fees_paid_from_register(twice, _register([]), CN, exported_on="2025-12-31")
+
+
 def test_termination_dates_are_read_in_every_written_form():
     got = termination_dates(pd.Series(["终止日期：2016.03.01", "终止日: 2016-3-1", "终止日期：2016年03月01日", "no date", None]))
     assert got[:3].tolist() == [pd.Timestamp("2016-03-01")] * 3 and got[3:].isna().all()
@@ -129,3 +138,25 @@ def test_train_on_a_register_export_registers_a_cn_annual_fee_model(tmp_path, mo
     counts = model.stage_counts_.xs("utility_model", level="patent_type")
     assert table.hazards["utility_model"][4] == pytest.approx(counts.loc[5.0, "lapses"] / counts.loc[5.0, "rows"], abs=1e-4)  # age 5 = stage 5
     assert all(0.02 < h.mean() < 0.4 for h in table.hazards.values()) and "estimated" in open(path, encoding="utf-8").read()
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"exported_on": None}, "exported_on"),
+    ({"observed_until": "2026-06-30"}, "on or after 'data.observed_until'"),
+    ({"register": "data/cnipa-synthetic/missing.csv"}, "'data.register'.*is not a file"),
+])
+def test_a_register_experiment_without_its_files_or_dates_is_refused(tmp_path, change, message):
+    import shutil
+
+    import yaml
+
+    from ipvalue.exceptions import SpecError
+    from ipvalue.training import load_data, load_experiment
+
+    spec = yaml.safe_load(open("experiments/renewal-cnipa-synthetic.yaml", encoding="utf-8"))
+    spec["data"].update({k: v for k, v in change.items() if v is not None})
+    spec["data"] = {k: v for k, v in spec["data"].items() if change.get(k, 0) is not None}
+    shutil.copytree(FIXTURE, tmp_path / "data" / "cnipa-synthetic")
+    (tmp_path / "x.yaml").write_text(yaml.safe_dump(spec, allow_unicode=True), encoding="utf-8")
+    with pytest.raises(SpecError, match=message):
+        load_data(load_experiment(tmp_path / "x.yaml"), None)

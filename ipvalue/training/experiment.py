@@ -22,7 +22,7 @@ from ipvalue.exceptions import SpecError
 from ipvalue.frame import to_records
 from ipvalue.models import ClaimsOnlyRule, CompositeIndex, LogisticBaseline, RenewalModel, ValueRegressor
 from ipvalue.models.metrics import binary_metrics, bootstrap_auc, reliability_table
-from ipvalue.io.register import read_register
+from ipvalue.io.register import read_register, unmatched_events
 from ipvalue.models.renewal import FeeSchedule, life_table_estimate
 from ipvalue.training.register_labels import fees_paid_from_register
 from ipvalue.synthetic import make_demo_portfolio
@@ -134,6 +134,10 @@ def load_register_training_data(spec: dict) -> pd.DataFrame:
     patents = ipio.read_patents(data_file(spec, "patents"), strict=True).valid
     register = read_register(data_file(spec, "register"))
     labels = fees_paid_from_register(patents, register, FeeSchedule.load(spec["model"]["fee_schedule"]), exported_on=d["exported_on"])
+    unmatched, later = len(unmatched_events(register, patents)), int((register.events["event_date"] > pd.Timestamp(d["exported_on"])).sum())
+    if unmatched or later:
+        logger.warning("register export %s: %d event(s) match no patent of the list, %d are dated after exported_on %s (both left out of the labels)",
+                       d["register"], unmatched, later, d["exported_on"])
     counts = ["pledge_count", "licence_count", "transfer_count"]
     patents[counts] = patents[counts].fillna(labels[counts])
     return patents.assign(**{d["label"]: labels["fees_paid"], "label_basis": labels["label_basis"]})

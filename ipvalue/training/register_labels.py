@@ -81,6 +81,11 @@ def fees_paid_from_register(patents: pd.DataFrame, register: RegisterEvents, sch
         first = patents.index[(key.isna() | (key == "")).to_numpy()][0]
         raise InputFileError(f"Patent list row {first} ({patents.loc[first, 'patent_id']}), column 'application_number': empty. "
                              "Fix: give every patent its 申请号 so it joins the register export.")
+    repeated = key.duplicated(keep=False)
+    if repeated.any():
+        rows = patents.index[repeated.to_numpy()][:4].tolist()
+        raise InputFileError(f"Patent list rows {rows}, column 'application_number': {key[repeated].iloc[0]!r} appears {int(repeated.sum())} times "
+                             "(compared without CN/ZL prefixes, dots and blanks). Fix: one row per application, so each joins one register history.")
     table, _ = load_code_table()
     ev = register.events[register.events["event_date"] <= pd.Timestamp(exported_on)]
     ev = ev.join(table[["status", "kind", "action", "transfer"]], on="code")
@@ -92,6 +97,12 @@ def fees_paid_from_register(patents: pd.DataFrame, register: RegisterEvents, sch
     due = schedule.due_dates(patents)
     grace = pd.Timedelta(days=schedule.grace_days)
     stated = termination_dates(last["info"])
+    unreadable = lapsed & last["info"].astype("string").str.contains("终止日", na=False).to_numpy() & stated.isna().to_numpy()
+    if unreadable.any():
+        i = patents.index[unreadable][0]
+        raise InputFileError(f"Register export row {int(last.loc[i, 'row'])} (申请号 {key[i]}), column 'info' (法律状态信息): the 终止日期 in "
+                             f"{last.loc[i, 'info']!r} is not a date. Fix: write it as YYYY.MM.DD (or YYYY-MM-DD, YYYY年MM月DD日), or remove it "
+                             "to date the lapse from the announcement.")
     announced = last["event_date"]
     with_date = lapsed & stated.notna().to_numpy()
     paid = np.full(len(patents), float(schedule.n_stages))
