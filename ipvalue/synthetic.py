@@ -338,7 +338,7 @@ def make_register_history(n: int = 1500, seed: int = 0, *, exported_on: str | pd
     def event(i, date, code, status, info):
         rows.append((appno[i], pd.Timestamp(date), status, info, code))
 
-    for k in range(due.shape[1]):  # a loop over the 17 yearly stages, vectorised over patents
+    for k in range(due.shape[1]):  # a loop over the yearly stages, vectorised over patents
         at_risk = alive & payable[:, k]
         lapse = at_risk & (rng.random(n) < hazard[:, k])
         announced = pd.to_datetime(due[:, k]) + pd.to_timedelta(183 + rng.integers(60, 300, n), unit="D")

@@ -32,7 +32,7 @@ def _register(rows):
 def test_fees_paid_by_hand():
     # filed 2010-03-01, granted 2013-06-01: the fees due at anniversaries 1-3 were paid with the
     # grant (counted as paid, never at risk); 4 (2014) and 5 (2015) paid; 6 (2016-03-01) unpaid.
-    patents = _patents(6)
+    patents = _patents(8)
     register = _register([
         ["CN201010000000.0", "2017.01.10", "CF01", "未缴年费专利权终止 申请日：2010.03.01；终止日期：2016.03.01"],
         ["201010000001.1", "2016-12-20", "CF01", "未缴年费专利权终止"],  # no 终止日期: the last fee whose late period ended before
@@ -40,25 +40,36 @@ def test_fees_paid_by_hand():
         ["201010000002.2", "2017-03-01", "RR01", "恢复"],               # restored: in force
         ["201010000004.4", "2026-01-10", "CF01", "终止日期：2025.03.01"],  # after the export date: not seen
         ["201010000005.5", "2015-05-05", "PE01", "登记号：Y2015000001"],
+        ["201010000006.6", "2018-05-05", "IW01", "无效宣告"],            # may have ended otherwise: left out
+        ["201010000007.7", "2018-05-05", "ZZ99", "专利权全部无效"],       # an unknown code saying so: left out
+        ["201010000007.7", "2016-06-01", "CF01", "终止日期：2016.02.20"],  # 10 days from the anniversary: still that fee
     ])
     labels = fees_paid_from_register(patents, register, CN, exported_on="2025-12-31")
-    assert labels["fees_paid"].tolist() == [5, 5, 19, 19, 19, 19]
+    assert labels["fees_paid"].fillna(-1).tolist() == [5, 5, 19, 19, 19, 19, -1, -1]
     assert labels["label_basis"].tolist() == ["termination date stated", "termination date from the announcement", "restored",
-                                              "no termination", "no termination", "no termination"]
-    assert abs((labels["lapse_date"][0] - pd.Timestamp("2016-03-01")).days) <= 1 and labels["lapse_date"][2:].isna().all()
-    assert labels["pledge_count"].tolist() == [0, 0, 0, 0, 0, 1]
+                                              "no events in the export", "no events in the export", "no termination",
+                                              "other ending: left out", "other ending: left out"]
+    assert labels["pledge_count"].tolist() == [0, 0, 0, 0, 0, 1, 0, 0]
+    nearly = _register([["201010000000.0", "2016.06.01", "CF01", "终止日期：2016.02.20"]])
+    assert fees_paid_from_register(_patents(1), nearly, CN, exported_on="2025-12-31")["fees_paid"].tolist() == [5]
 
 
 def test_a_termination_outside_the_granted_term_names_the_export_row():
     register = _register([["201010000000.0", "2013.01.10", "CF01", "终止日期：2012.03.01"]])  # before the 2013 grant
-    with pytest.raises(InputFileError, match=r"row 1 \(申请号 2010100000000\).*2012-03-0"):
+    with pytest.raises(InputFileError, match=r"row 1 \(申请号 2010100000000\).*2012-03-01.*grant 2013-06-01"):
         fees_paid_from_register(_patents(1), register, CN, exported_on="2025-12-31")
+    late = _register([["201010000000.0", "2023.01.10", "CF01", "终止日期：2022.03.01"]])  # a utility model's 10-year term ended 2020-03-01
+    with pytest.raises(InputFileError, match="2022-03-01 for unpaid fees, outside its granted term"):
+        fees_paid_from_register(_patents(1), late, CN, exported_on="2025-12-31", expiry=pd.Series(pd.to_datetime(["2020-03-01"])))
+    off = _register([["201010000000.0", "2016.09.10", "CF01", "终止日期：2016.05.01"]])  # two months from every anniversary
+    with pytest.raises(InputFileError, match=r"row 1 .*2016-05-01 is more than 45 days from every filing anniversary"):
+        fees_paid_from_register(_patents(1), off, CN, exported_on="2025-12-31")
 
 
 def test_register_labels_need_annual_fees_and_application_numbers():
     with pytest.raises(InputFileError, match="cn-annual"):
         fees_paid_from_register(_patents(1), _register([]), FeeSchedule.load("us-maintenance"), exported_on="2025-12-31")
-    with pytest.raises(InputFileError, match="row 0 .*application_number"):
+    with pytest.raises(InputFileError, match="patent P0, column 'application_number': empty"):
         fees_paid_from_register(_patents(1).assign(application_number=[" "]), _register([]), CN, exported_on="2025-12-31")
 
 
@@ -67,7 +78,7 @@ def test_an_unreadable_termination_date_or_a_repeated_application_is_refused():
     with pytest.raises(InputFileError, match=r"row 1 .*'info'.*2016\.13\.45.*YYYY\.MM\.DD"):
         fees_paid_from_register(_patents(1), register, CN, exported_on="2025-12-31")
     twice = _patents(2).assign(application_number=["CN201010000000.0", "2010100000000"])
-    with pytest.raises(InputFileError, match=r"rows \[0, 1\].*appears 2 times"):
+    with pytest.raises(InputFileError, match=r"patents \['P0', 'P1'\].*appears 2 times"):
         fees_paid_from_register(twice, _register([]), CN, exported_on="2025-12-31")
 
 
@@ -82,7 +93,8 @@ def test_labels_read_back_the_simulated_truth():
     labels = fees_paid_from_register(history.patents, register, CN, exported_on="2025-12-31")
     truth = history.lapse_anniversary.fillna(CN.n_stages + 1) - 1
     assert (labels["fees_paid"] == truth).all()
-    assert set(labels["label_basis"]) == {"no termination", "restored", "termination date stated", "termination date from the announcement"}
+    assert set(labels["label_basis"]) == {"no events in the export", "no termination", "restored", "termination date stated",
+                                          "termination date from the announcement"}
 
 
 def test_the_shipped_fixture_is_what_the_generator_makes():
@@ -141,9 +153,11 @@ def test_train_on_a_register_export_registers_a_cn_annual_fee_model(tmp_path, mo
 
 
 @pytest.mark.parametrize("change, message", [
-    ({"exported_on": None}, "exported_on"),
-    ({"observed_until": "2026-06-30"}, "on or after 'data.observed_until'"),
+    ({"exported_on": None}, r"needs \[.data.exported_on.\]"),
+    ({"observed_until": "2026-06-30"}, "observed_until on or before exported_on"),
     ({"register": "data/cnipa-synthetic/missing.csv"}, "'data.register'.*is not a file"),
+    ({"exported_on": "2025-13-01"}, "must be dates"),
+    ({"label": None}, r"needs \['data.label'\]"),
 ])
 def test_a_register_experiment_without_its_files_or_dates_is_refused(tmp_path, change, message):
     import shutil

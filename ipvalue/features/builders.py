@@ -181,6 +181,18 @@ def statutory_rule(frame: pd.DataFrame, terms: dict) -> pd.DataFrame:
     return pd.DataFrame({"years": years, "from": start})
 
 
+def statutory_term(frame: pd.DataFrame, terms: dict, valuation_date) -> tuple[pd.Series, pd.Series]:
+    """Each patent's statutory expiry date and term in years (``statutory-terms.yaml`` plus
+    ``term_adjustment_days``). Grant-based terms of patents not granted by ``valuation_date`` run
+    from filing (a lower bound)."""
+    rule = statutory_rule(frame, terms)
+    granted = frame["grant_date"].notna() & (frame["grant_date"] <= pd.Timestamp(valuation_date))
+    start = frame["filing_date"].where(rule["from"].eq("filing") | ~granted, frame["grant_date"])
+    adjustment_days = frame["term_adjustment_days"].fillna(0.0) if "term_adjustment_days" in frame else pd.Series(0.0, index=frame.index)
+    expiry = add_years(start, rule["years"]) + pd.to_timedelta(adjustment_days, unit="D")
+    return expiry, rule["years"] + adjustment_days / DAYS_PER_YEAR
+
+
 def build_life(frame: pd.DataFrame, ctx: BuildContext) -> pd.DataFrame:
     """Statutory expiry, lapse, remaining life, age and grant lag at the valuation date.
 
@@ -190,12 +202,8 @@ def build_life(frame: pd.DataFrame, ctx: BuildContext) -> pd.DataFrame:
     terms of patents not yet granted run from filing (a lower bound).
     """
     vd = ctx.valuation_date
-    rule = statutory_rule(frame, ctx.terms)
     granted = frame["grant_date"].notna() & (frame["grant_date"] <= vd)
-    start = frame["filing_date"].where(rule["from"].eq("filing") | ~granted, frame["grant_date"])
-    adjustment_days = frame["term_adjustment_days"].fillna(0.0)
-    expiry = add_years(start, rule["years"]) + pd.to_timedelta(adjustment_days, unit="D")
-    term = rule["years"] + adjustment_days / DAYS_PER_YEAR
+    expiry, term = statutory_term(frame, ctx.terms, vd)
     grace = pd.Timedelta(days=int(ctx.terms.get("fee_grace_days", 0)))
     fees_overdue = granted & frame["fees_paid_until"].notna() & (frame["fees_paid_until"] + grace < vd)
     dead_status = frame["legal_status"].isin([s for s in DEAD_STATUSES if s != "expired"])

@@ -116,11 +116,12 @@ def validation_report(model_uri: str, *, data_dir=None) -> ModelCard:
     report.add("Sensitivity", "Mean absolute change of the lapse probability when the feature rises by one standard deviation.",
                pd.DataFrame(sens).sort_values("mean_abs_change_in_lapse_probability", ascending=False))
     train_scores = model.output_frame(as_patent_frame(data[train_mask], passthrough=model.features_.spec_.passthrough), explain="none")
-    by_year = pd.concat([train_scores.assign(year=data.loc[train_mask, "grant_date"].dt.year.to_numpy()),
-                         scores.assign(year=test["grant_date"].dt.year.to_numpy())])
+    split_on = spec["split"]["date_column"]
+    by_year = pd.concat([train_scores.assign(year=data.loc[train_mask, split_on].dt.year.to_numpy()),
+                         scores.assign(year=test[split_on].dt.year.to_numpy())])
     stability = by_year.groupby("year")[f"p_fee_{stage}"].agg(["size", "mean", "std"]).reset_index()
     value, _ = psi(train_scores[f"p_fee_{stage}"], scores[f"p_fee_{stage}"])
-    report.add("Stability over time", f"PSI of the score, training grants vs out-of-time grants: {value:.4f} ({verdict(value)}).", stability)
+    report.add("Stability over time", f"PSI of the score, training vs out-of-time patents (by {split_on} year): {value:.4f} ({verdict(value)}).", stability)
     survival = scores.filter(like="p_fee_")
     back = []
     observed_all = model.at_risk(test, spec["data"]["observed_until"])

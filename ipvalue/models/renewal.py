@@ -1,9 +1,12 @@
 """Renewal model: the probability that an owner keeps paying renewal fees, stage by stage.
 
 A discrete-time hazard model. Each patent contributes one row per fee stage it was at risk of
-(all earlier fees paid) and whose due date plus grace is observed; the label is 1 when the fee of
-that stage was not paid (the patent lapsed there). Stages not yet due at the observation date are
-right-censored: they contribute no row, so the model never counts an unobserved fee as unpaid.
+(all earlier fees paid; due after its grant and, for filing-anchored CN 年费, before its expiry)
+and whose due date plus grace is observed; the label is 1 when the fee of that stage was not paid
+(the patent lapsed there). Stages not yet due at the observation date are right-censored: they
+contribute no row, so the model never counts an unobserved fee as unpaid. Fees due on or before
+the grant were paid with it (left truncation): their hazard is 0, as is that of a fee due after
+the expiry.
 LightGBM learns the hazard h_k(x) with the stage as a feature; then
 
 * survival (fee k paid):        S_k = Π_{j ≤ k} (1 − h_j)
@@ -110,11 +113,7 @@ class FeeSchedule:
 
     def observed(self, frame: pd.DataFrame, observed_until) -> np.ndarray:
         """Boolean (n_patents, n_stages): the stage's due date plus grace is on or before the date."""
-        anchor = self.anchor_dates(frame)
-        limit = pd.Timestamp(observed_until)
-        return np.column_stack([
-            (anchor + pd.to_timedelta(d * DAYS_PER_YEAR + self.grace_days, unit="D") <= limit).to_numpy() for d in self.due_years
-        ])
+        return self.due_dates(frame) + np.timedelta64(self.grace_days, "D") <= np.datetime64(pd.Timestamp(observed_until))
 
 
 @dataclass(frozen=True)
@@ -218,10 +217,11 @@ def lapse_dates(frame: pd.DataFrame, fees_paid: pd.Series, schedule: FeeSchedule
     when every fee was paid or the next stage is censored.
     """
     paid = np.asarray(fees_paid, dtype="float64")
-    anchor = schedule.anchor_dates(frame)
-    ends = np.array([*schedule.lapse_offsets_years, np.nan]) * DAYS_PER_YEAR
-    stage = np.clip(np.nan_to_num(paid, nan=len(schedule.due_years)), 0, len(schedule.due_years)).astype(int)
-    when = anchor + pd.to_timedelta(ends[stage], unit="D")
+    k = schedule.n_stages
+    grace = np.timedelta64(schedule.grace_days if schedule.lapse_at == "end_of_grace" else 0, "D")
+    ends = np.column_stack([schedule.due_dates(frame) + grace, np.full(len(frame), np.datetime64("NaT"), dtype="datetime64[ns]")])
+    stage = np.clip(np.nan_to_num(paid, nan=k), 0, k).astype(int)
+    when = pd.Series(ends[np.arange(len(frame)), stage], index=frame.index)
     return when.where(when <= pd.Timestamp(observed_until))
 
 
@@ -238,7 +238,9 @@ class RenewalOutputs:
 
 
 def stage_rows(features: pd.DataFrame, fees_paid: pd.Series, observed: np.ndarray) -> pd.DataFrame:
-    """Person-period expansion: one row per patent and observed stage at risk.
+    """Person-period expansion: one row per patent and stage at risk. ``observed`` (n_patents,
+    n_stages) marks the stages a patent can contribute (:meth:`RenewalModel.at_risk`: observed,
+    due after its grant and before its expiry); a stage counts when every earlier fee was paid.
 
     Returns the features with ``stage`` (1..K), ``lapsed`` (0/1) and ``patent_row`` (position).
     """
@@ -315,7 +317,13 @@ class RenewalModel(BaseEstimator):
         frame = patent_frame(X)
         # The owner book: the bank's export when given, else the training patents with the date
         # each one lapsed (the owners builder keeps every patent's own outcome out of fold).
-        book = self.owner_book if self.owner_book is not None else owner_book_from_frame(frame, lapse_dates(frame, y, self.schedule_, self.observed_until))
+        if self.owner_book is not None:
+            book = self.owner_book
+        else:  # a lapse enters an owner's history once it is public: after the late period (CN rights end at the due date)
+            known = lapse_dates(frame, y, self.schedule_, self.observed_until)
+            if self.schedule_.lapse_at == "due":
+                known = known + pd.Timedelta(days=self.schedule_.grace_days)
+            book = owner_book_from_frame(frame, known)
         self.features_ = PatentFeatureBuilder(self.feature_spec, valuation_date=self.feature_date or self.observed_until, data_dir=self.data_dir, owner_book=book)
         built = self.features_.fit_build(X)
         matrix = built.matrix
@@ -332,7 +340,7 @@ class RenewalModel(BaseEstimator):
         rows["patent_type"] = frame["patent_type"].astype("str").to_numpy()[rows["patent_row"].to_numpy()]
         self.stage_counts_ = rows.groupby(["stage", "patent_type"])["lapsed"].agg(["size", "sum"]).rename(columns={"size": "rows", "sum": "lapses"})
         self.stage_counts_["lapse_rate"] = self.stage_counts_["lapses"] / self.stage_counts_["rows"]
-        self.train_survival_ = np.sort(np.cumprod(1.0 - self._granted_hazards(frame, matrix), axis=1)[:, -1])
+        self.train_survival_ = np.sort(np.cumprod(1.0 - self._granted_hazards(frame, matrix, built.extras["expiry_date"]), axis=1)[:, -1])
         self.feature_medians_ = matrix.select_dtypes("number").median().to_dict()
         # CN patents under a model not trained on CN 年费 data: the life table's level, the model's order
         self.life_table_ = CNLifeTable.load(self.life_table)
@@ -363,9 +371,13 @@ class RenewalModel(BaseEstimator):
     def _survival_matrix(self, matrix: pd.DataFrame) -> np.ndarray:
         return np.cumprod(1.0 - self.stage_hazards(matrix), axis=1)
 
-    def _granted_hazards(self, frame: pd.DataFrame, matrix: pd.DataFrame) -> np.ndarray:
-        """Stage hazards of the granted right: 0 at stages paid with the grant (filing-anchored fees)."""
-        return np.where(self.schedule_.paid_with_grant(frame), 0.0, self.stage_hazards(matrix))
+    def _granted_hazards(self, frame: pd.DataFrame, matrix: pd.DataFrame, expiry) -> np.ndarray:
+        """Stage hazards of the granted right: 0 at stages paid with the grant and, for
+        filing-anchored fees, at stages due after the statutory expiry (no such fee exists)."""
+        none_due = self.schedule_.paid_with_grant(frame)
+        if self.schedule_.anchor == "filing":
+            none_due |= self.schedule_.due_dates(frame) >= pd.to_datetime(expiry).to_numpy()[:, None]
+        return np.where(none_due, 0.0, self.stage_hazards(matrix))
 
     def at_risk(self, X: pd.DataFrame, observed_until) -> np.ndarray:
         """(n_patents, n_stages): the stages whose outcome a patent of ``X`` contributes to
@@ -389,7 +401,7 @@ class RenewalModel(BaseEstimator):
         check_is_fitted(self, "booster_")
         frame = as_patent_frame(X, passthrough=self.features_.spec_.passthrough)
         built = self.features_.build(frame)
-        return {"frame": frame, "matrix": built.matrix, "hazards": self._granted_hazards(frame, built.matrix), "expiry": built.extras["expiry_date"]}
+        return {"frame": frame, "matrix": built.matrix, "hazards": self._granted_hazards(frame, built.matrix, built.extras["expiry_date"]), "expiry": built.extras["expiry_date"]}
 
     @property
     def trained_on_cn_fees(self) -> bool:
@@ -575,15 +587,16 @@ class RenewalModel(BaseEstimator):
             reason_stage=reason_stage,
         )
 
-    def contributions(self, X: pd.DataFrame, *, stage: int = 2) -> pd.DataFrame:
-        """SHAP contributions (LightGBM ``pred_contrib``) to the log-odds of lapsing at ``stage``.
+    def contributions(self, X: pd.DataFrame, *, stage: int | None = None) -> pd.DataFrame:
+        """SHAP contributions (LightGBM ``pred_contrib``) to the log-odds of lapsing at ``stage``
+        (default: the headline stage).
 
         Columns: one per feature plus ``expected_value``; each row sums to the raw log-odds.
         Negative contributions raise the probability of renewal.
         """
-        return self._contributions(self.transform_features(X), stage)
+        return self._contributions(self.transform_features(X), stage or self.headline_stage_)
 
-    def probability_contributions(self, X: pd.DataFrame, *, stage: int = 2) -> pd.DataFrame:
+    def probability_contributions(self, X: pd.DataFrame, *, stage: int | None = None) -> pd.DataFrame:
         """Each feature's share of P(fee ``stage`` paid) minus its baseline, in probability (×100 = pp).
 
         Built from the exact TreeSHAP log-odds contributions of every stage up to ``stage``
@@ -595,6 +608,7 @@ class RenewalModel(BaseEstimator):
         (filing-anchored fees) are no risk for that patent, as in :meth:`predict_survival`: they add
         nothing to it or its baseline, so the row sums to the probability the valuation shows.
         """
+        stage = stage or self.headline_stage_
         if not 1 <= stage <= self.schedule_.n_stages:
             raise ValueError(f"The 'stage' must be in 1..{self.schedule_.n_stages}. Got {stage!r}.")
         prep = self._prepare(X)

@@ -18,7 +18,9 @@ import pandas as pd
 import yaml
 
 from ipvalue import io as ipio
+from ipvalue.config import load_yaml
 from ipvalue.exceptions import SpecError
+from ipvalue.features.builders import statutory_term
 from ipvalue.frame import to_records
 from ipvalue.models import ClaimsOnlyRule, CompositeIndex, LogisticBaseline, RenewalModel, ValueRegressor
 from ipvalue.models.metrics import binary_metrics, bootstrap_auc, reliability_table
@@ -128,19 +130,32 @@ def load_register_training_data(spec: dict) -> pd.DataFrame:
     from the export; the label rule of every patent is kept in ``label_basis``.
     """
     d = spec["data"]
-    if "exported_on" not in d or pd.Timestamp(d["observed_until"]) > pd.Timestamp(d["exported_on"]):
-        raise SpecError(f"Experiment {spec['_path']}: a register export needs 'data.exported_on', on or after 'data.observed_until'. "
-                        f"Got exported_on {d.get('exported_on')!r}, observed_until {d.get('observed_until')!r}.")
+    missing = [f"data.{k}" for k in ("label", "exported_on", "observed_until") if not d.get(k)] + ([] if spec["model"].get("fee_schedule") else ["model.fee_schedule"])
+    if missing:
+        raise SpecError(f"Experiment {spec['_path']}: a register export needs {missing}. Fix: add them (see experiments/renewal-cnipa-synthetic.yaml).")
+    dates = {k: pd.to_datetime(str(d[k]), format="%Y-%m-%d", errors="coerce") for k in ("exported_on", "observed_until")}
+    if any(pd.isna(v) for v in dates.values()) or dates["observed_until"] > dates["exported_on"]:
+        raise SpecError(f"Experiment {spec['_path']}: 'data.exported_on' and 'data.observed_until' must be dates (YYYY-MM-DD), observed_until on or "
+                        f"before exported_on. Got exported_on {d['exported_on']!r}, observed_until {d['observed_until']!r}.")
     patents = ipio.read_patents(data_file(spec, "patents"), strict=True).valid
     register = read_register(data_file(spec, "register"))
-    labels = fees_paid_from_register(patents, register, FeeSchedule.load(spec["model"]["fee_schedule"]), exported_on=d["exported_on"])
+    expiry, _ = statutory_term(patents, load_yaml("statutory-terms")[0], dates["exported_on"])
+    labels = fees_paid_from_register(patents, register, FeeSchedule.load(spec["model"]["fee_schedule"]), exported_on=dates["exported_on"], expiry=expiry)
+    left_out = labels["fees_paid"].isna()
+    if left_out.any():
+        logger.warning("register export %s: %d patent(s) left out of training: their right may have ended other than for fees (%s)",
+                       d["register"], int(left_out.sum()), patents.loc[left_out, "patent_id"].head(5).tolist())
+    if (labels["label_basis"] == "no events in the export").mean() > 0.5:
+        logger.warning("register export %s: %d of %d patents have no event in it; check that the export covers the patent list",
+                       d["register"], int((labels["label_basis"] == "no events in the export").sum()), len(labels))
     unmatched, later = len(unmatched_events(register, patents)), int((register.events["event_date"] > pd.Timestamp(d["exported_on"])).sum())
     if unmatched or later:
         logger.warning("register export %s: %d event(s) match no patent of the list, %d are dated after exported_on %s (both left out of the labels)",
                        d["register"], unmatched, later, d["exported_on"])
     counts = ["pledge_count", "licence_count", "transfer_count"]
     patents[counts] = patents[counts].fillna(labels[counts])
-    return patents.assign(**{d["label"]: labels["fees_paid"], "label_basis": labels["label_basis"]})
+    labelled = patents.assign(**{d["label"]: labels["fees_paid"], "label_basis": labels["label_basis"]})
+    return labelled[~left_out]
 
 
 #: What a model's training data are, by loader (``data.origin`` in the experiment overrides it).
@@ -224,6 +239,9 @@ def train_renewal(spec: dict, data: pd.DataFrame, data_dir) -> TrainedModel:
         metrics[f"lift_over_{name}_auc"] = metrics["oot_auc"] - metrics[f"baseline_{name}_auc"]
     for k in spec.get("evaluation", {}).get("report_stages", []):  # every stage the validators asked for, the same way
         rows_k, y_k = observed_outcomes(model, spec, test, int(k))
+        if len(np.unique(y_k)) < 2:
+            logger.warning("report stage %s: %d test patents observed, not both outcomes: no figures", k, len(y_k))
+            continue
         p_k = model.predict_survival(rows_k)[f"p_fee_{k}"].to_numpy()
         lo_k, hi_k = bootstrap_auc(y_k, p_k)
         logistic_k = baselines["logistic"].fit(train, (label[train_mask] >= int(k)).astype(int)).predict(rows_k)
@@ -235,6 +253,9 @@ def train_renewal(spec: dict, data: pd.DataFrame, data_dir) -> TrainedModel:
     # A validator's stricter figure: the model fitted with fees and owner histories known on a date
     # before every test patent's decision of stage k, scored on the outcomes observed later.
     for k, as_of in (spec.get("evaluation", {}).get("point_in_time") or {}).items():
+        if pd.Timestamp(as_of) > pd.Timestamp(observed_until):
+            raise SpecError(f"Experiment {spec['_path']}: evaluation.point_in_time date {as_of!r} (stage {k}) is after data.observed_until "
+                            f"{observed_until!r}. Fix: a date on or before it, before the test patents' decisions of that stage.")
         pit = renewal_model(spec, data_dir, as_of=as_of).fit(train, label[train_mask])
         rows_k, y_k = observed_outcomes(model, spec, test, int(k))
         p_k = pit.predict_survival(rows_k)[f"p_fee_{k}"].to_numpy()
