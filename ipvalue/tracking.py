@@ -45,8 +45,20 @@ def prepare_tracking_store(uri: str | None = None) -> str:
     return uri
 
 
+def local_artifact_root(database: Path) -> Path:
+    """Where a local SQLite store keeps its artifacts: ``artifacts/`` beside the database, except
+    when the database's folder is called ``mlflow`` (the embedded default ``mlflow/mlflow.db``).
+    Such a folder must hold no Python file, since a ``mlflow`` folder with Python files could
+    shadow the real package, and every logged model carries its code as ``.py`` files (models
+    from code). Its artifacts go to ``mlartifacts/`` beside it, the name ``mlflow server`` gives
+    its own artifact root."""
+    folder = database.resolve().parent
+    return folder.parent / "mlartifacts" if folder.name == "mlflow" else folder / "artifacts"
+
+
 def ensure_experiment(name: str) -> str:
-    """The experiment's id, creating it with artifacts under ``mlflow/artifacts`` for a local store."""
+    """The experiment's id, creating it with its artifacts at :func:`local_artifact_root` for a
+    local SQLite store (a server decides for itself)."""
     import mlflow
 
     found = mlflow.get_experiment_by_name(name)
@@ -55,7 +67,7 @@ def ensure_experiment(name: str) -> str:
     location = None
     uri = mlflow.get_tracking_uri()
     if uri.startswith("sqlite:///"):
-        location = (Path(uri[len("sqlite:///"):]).parent / "artifacts").resolve().as_uri()
+        location = local_artifact_root(Path(uri[len("sqlite:///"):])).as_uri()
     return mlflow.create_experiment(name, artifact_location=location)
 
 

@@ -129,3 +129,18 @@ def test_mlflow_models_serve_scores_raw_records_over_http_on_loopback(registered
     got = pd.DataFrame(answer["predictions"])
     assert got["patent_id"].tolist() == expected["patent_id"].tolist()
     np.testing.assert_allclose(got["value_p50_rmb"].to_numpy(float), expected["value_p50_rmb"].to_numpy(float), rtol=1e-9)
+
+
+def test_the_embedded_store_keeps_its_artifacts_outside_the_mlflow_folder(tmp_path):
+    """A folder named ``mlflow`` must hold no Python file (it could shadow the package), and logged
+    models carry their code as .py files: the default store's artifacts go to ``mlartifacts``."""
+    import mlflow
+
+    from ipvalue.tracking import ensure_experiment, local_artifact_root, use_tracking
+
+    assert local_artifact_root(tmp_path / "mlflow" / "mlflow.db") == (tmp_path / "mlartifacts").resolve()
+    assert local_artifact_root(tmp_path / "store" / "mlflow.db") == (tmp_path / "store" / "artifacts").resolve()
+    (tmp_path / "mlflow").mkdir()
+    use_tracking(f"sqlite:///{tmp_path / 'mlflow' / 'mlflow.db'}")
+    experiment = mlflow.get_experiment(ensure_experiment("where-artifacts-go"))
+    assert experiment.artifact_location == (tmp_path / "mlartifacts").resolve().as_uri()
