@@ -61,6 +61,18 @@ async def login(request: Request):
     return response
 
 
+SIGN_IN_AS_OFFICER = "需以信贷员身份登录 Sign in as an officer."
+
+
+def _in_role(request: Request, role: str, sign_in_as: str):
+    """``(who, None)`` when the signed-in user holds ``role``; else ``(None, the login page)`` with
+    401 (not signed in) or 403 (another role) and the ``sign_in_as`` hint."""
+    who = _signed_in(request)
+    if who is None or who.role != role:
+        return None, _page("login.html.j2", 401 if who is None else 403, error=sign_in_as)
+    return who, None
+
+
 @router.post("/ui/logout")
 def logout():
     response = RedirectResponse("/ui", status_code=303)
@@ -70,9 +82,9 @@ def logout():
 
 @router.post("/ui/upload", response_class=HTMLResponse)
 async def upload(request: Request):
-    who = _signed_in(request)
-    if who is None or who.role != "officer":
-        return _page("login.html.j2", 401 if who is None else 403, error="需以信贷员身份登录 Sign in as an officer.")
+    who, refusal = _in_role(request, "officer", SIGN_IN_AS_OFFICER)
+    if refusal is not None:
+        return refusal
     form = await request.form()
     file = form.get("file")
     service = request.app.state.service
@@ -91,9 +103,9 @@ async def upload(request: Request):
 
 @router.post("/ui/valuations", response_class=HTMLResponse)
 async def value(request: Request):
-    who = _signed_in(request)
-    if who is None or who.role != "officer":
-        return _page("login.html.j2", 401 if who is None else 403, error="需以信贷员身份登录 Sign in as an officer.")
+    who, refusal = _in_role(request, "officer", SIGN_IN_AS_OFFICER)
+    if refusal is not None:
+        return refusal
     form = await request.form()
     service = request.app.state.service
     raw = {
@@ -132,9 +144,9 @@ def show(valuation_id: str, request: Request, error: str = ""):
 async def _act(request: Request, valuation_id: str, role: str, sign_in_as: str, act):
     """A signed-in ``role`` acts on a valuation from the page's form (``act(service, form, who)``
     returns the superseding valuation), then sees it; an input error is shown on the page."""
-    who = _signed_in(request)
-    if who is None or who.role != role:
-        return _page("login.html.j2", 401 if who is None else 403, error=sign_in_as)
+    who, refusal = _in_role(request, role, sign_in_as)
+    if refusal is not None:
+        return refusal
     form = await request.form()
     service = request.app.state.service
     try:
@@ -151,7 +163,7 @@ async def override(valuation_id: str, request: Request):
         change = {"patent_id": form.get("patent_id"), "field": form.get("field"), "value": _number(form.get("value")), "reason": form.get("reason") or ""}
         return service.override(valuation_id, change, who)
 
-    return await _act(request, valuation_id, "officer", "需以信贷员身份登录 Sign in as an officer.", act)
+    return await _act(request, valuation_id, "officer", SIGN_IN_AS_OFFICER, act)
 
 
 @router.post("/ui/valuations/{valuation_id}/sign-off", response_class=HTMLResponse)
