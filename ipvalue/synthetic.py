@@ -276,6 +276,7 @@ def make_register_history(n: int = 1500, seed: int = 0, *, exported_on: str | pd
     """
     from scipy.special import expit, logit
 
+    from ipvalue.features.builders import add_years
     from ipvalue.models.renewal import CNLifeTable, FeeSchedule
 
     if not isinstance(n, (int, np.integer)) or n < 1:
@@ -330,7 +331,7 @@ def make_register_history(n: int = 1500, seed: int = 0, *, exported_on: str | pd
         hazard[rows] = h[ages][None, :]
     score = owner_effect[owner] - 0.05 * (claims - 8)
     hazard = expit(logit(hazard) + score[:, None])
-    payable = (due > grant.to_numpy()[:, None]) & (anniversaries[None, :] < term[:, None]) & (due <= exported_on.to_datetime64())
+    payable = schedule.payable(patents, add_years(patents["filing_date"], term)) & (due <= exported_on.to_datetime64())
     alive = np.ones(n, dtype=bool)
     lapse_anniversary = np.full(n, np.nan)
     rows = []

@@ -186,8 +186,6 @@ def life_table_estimate(model: "RenewalModel", source: str, *, min_rows: int = 5
 def level_shift(target_hazard: np.ndarray, reference_scores: np.ndarray, *, iterations: int = 50) -> np.ndarray:
     """The logit shift per target hazard so that mean(sigmoid(logit(target) + shift + z)) over the
     reference scores ``z`` equals the target (Newton's method, vectorised over the targets)."""
-    from scipy.special import expit
-
     base = logit(np.clip(target_hazard, 1e-9, 1 - 1e-9))[:, None]
     shift = np.zeros_like(base)
     z = np.asarray(reference_scores, float)[None, :]
