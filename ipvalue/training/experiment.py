@@ -209,6 +209,13 @@ def out_of_time_renewal_model(spec: dict, data: pd.DataFrame, data_dir) -> Renew
     return renewal_model(spec, data_dir).fit(data[train_mask], data.loc[train_mask, spec["data"]["label"]])
 
 
+def stage_figures(prefix: str, y: np.ndarray, p: np.ndarray) -> dict:
+    """``<prefix>_<metric>`` for the outcomes ``y`` (1 = fee paid) and probabilities ``p``:
+    :func:`~ipvalue.models.metrics.binary_metrics` and the AUC's bootstrap interval."""
+    lo, hi = bootstrap_auc(y, p)
+    return {**{f"{prefix}_{m}": v for m, v in binary_metrics(y, p).items()}, f"{prefix}_auc_ci_low": lo, f"{prefix}_auc_ci_high": hi}
+
+
 def train_renewal(spec: dict, data: pd.DataFrame, data_dir) -> TrainedModel:
     """Fit the renewal model on the out-of-time training rows and evaluate it, with the
     baselines, on the test rows whose headline fee is observed."""
@@ -220,11 +227,18 @@ def train_renewal(spec: dict, data: pd.DataFrame, data_dir) -> TrainedModel:
     observed_until = spec["data"]["observed_until"]
     stage = headline_stage(spec)
     model = out_of_time_renewal_model(spec, data, data_dir)
-    evaluated, y = observed_outcomes(model, spec, test, stage)
-    p = model.predict_survival(evaluated)[f"p_fee_{stage}"].to_numpy()
-    metrics = {f"oot_{k}": v for k, v in binary_metrics(y, p).items()}
-    lo, hi = bootstrap_auc(y, p)
-    metrics.update({"oot_auc_ci_low": lo, "oot_auc_ci_high": hi, "train_patents": float(len(train)), "test_patents": float(len(evaluated))})
+    # every stage is scored from one feature build of the test patents: P(fee k paid) and whether
+    # fee k is observed (due after grant, before expiry, by the observation date) for each
+    survival, at_risk = model.predict_survival(test).to_numpy(), model.at_risk(test, observed_until)
+    test_label = label[~train_mask].to_numpy()
+
+    def stage_outcomes(k: int, scores: np.ndarray = survival):
+        rows = at_risk[:, k - 1]
+        return rows, (test_label[rows] >= k).astype(int), scores[rows, k - 1]
+
+    rows, y, p = stage_outcomes(stage)
+    evaluated = test[rows]
+    metrics = {**stage_figures("oot", y, p), "train_patents": float(len(train)), "test_patents": float(len(evaluated))}
     if "label_basis" in data:  # how the labels of a register export were read
         metrics.update({f"labels_{b.replace(' ', '_')}": float(n) for b, n in data["label_basis"].value_counts().items()})
     y_train = (label[train_mask] >= stage).astype(int)
@@ -237,17 +251,14 @@ def train_renewal(spec: dict, data: pd.DataFrame, data_dir) -> TrainedModel:
         score = baselines[name].fit(train, y_train).predict(evaluated)
         metrics[f"baseline_{name}_auc"] = float(roc_auc_score(y, score))
         metrics[f"lift_over_{name}_auc"] = metrics["oot_auc"] - metrics[f"baseline_{name}_auc"]
-    for k in spec.get("evaluation", {}).get("report_stages", []):  # every stage the validators asked for, the same way
-        rows_k, y_k = observed_outcomes(model, spec, test, int(k))
+    for k in map(int, spec.get("evaluation", {}).get("report_stages", [])):  # every stage the validators asked for, the same way
+        rows_k, y_k, p_k = stage_outcomes(k)
         if len(np.unique(y_k)) < 2:
             logger.warning("report stage %s: %d test patents observed, not both outcomes: no figures", k, len(y_k))
             continue
-        p_k = model.predict_survival(rows_k)[f"p_fee_{k}"].to_numpy()
-        lo_k, hi_k = bootstrap_auc(y_k, p_k)
-        logistic_k = baselines["logistic"].fit(train, (label[train_mask] >= int(k)).astype(int)).predict(rows_k)
-        metrics.update({**{f"oot_fee{k}_{m}": v for m, v in binary_metrics(y_k, p_k).items()}, f"oot_fee{k}_auc_ci_low": lo_k,
-                        f"oot_fee{k}_auc_ci_high": hi_k, f"baseline_logistic_fee{k}_auc": float(roc_auc_score(y_k, logistic_k)),
-                        f"test_patents_fee{k}": float(len(rows_k))})
+        logistic_k = baselines["logistic"].fit(train, (label[train_mask] >= k).astype(int)).predict(test[rows_k])
+        metrics.update({**stage_figures(f"oot_fee{k}", y_k, p_k), f"baseline_logistic_fee{k}_auc": float(roc_auc_score(y_k, logistic_k)),
+                        f"test_patents_fee{k}": float(rows_k.sum())})
     # Point in time: the owner histories above are taken as of the data's observation date, so a
     # test patent's features may count lapses of other patents dated after its own fee decision.
     # A validator's stricter figure: the model fitted with fees and owner histories known on a date
@@ -257,11 +268,8 @@ def train_renewal(spec: dict, data: pd.DataFrame, data_dir) -> TrainedModel:
             raise SpecError(f"Experiment {spec['_path']}: evaluation.point_in_time date {as_of!r} (stage {k}) is after data.observed_until "
                             f"{observed_until!r}. Fix: a date on or before it, before the test patents' decisions of that stage.")
         pit = renewal_model(spec, data_dir, as_of=as_of).fit(train, label[train_mask])
-        rows_k, y_k = observed_outcomes(model, spec, test, int(k))
-        p_k = pit.predict_survival(rows_k)[f"p_fee_{k}"].to_numpy()
-        lo_k, hi_k = bootstrap_auc(y_k, p_k)
-        metrics.update({**{f"pit_fee{k}_{m}": v for m, v in binary_metrics(y_k, p_k).items() if not m.startswith("ece_if")},
-                        f"pit_fee{k}_auc_ci_low": lo_k, f"pit_fee{k}_auc_ci_high": hi_k})
+        _, y_k, p_k = stage_outcomes(int(k), pit.predict_survival(test).to_numpy())
+        metrics.update(stage_figures(f"pit_fee{k}", y_k, p_k))
     g = spec["gates"]
     gates = {
         f"auc >= {g['auc_min']}": metrics["oot_auc"] >= g["auc_min"],
