@@ -27,7 +27,7 @@ def main() -> None:
     warnings.simplefilter("ignore")
 
     from ipvalue.synthetic import make_demo_portfolio
-    from ipvalue.income import IncomeApproachValuer
+    from ipvalue.methods.income import IncomeApproachValuer
 
     patents = make_demo_portfolio(args.patents, seed=1).patents
     valuer = IncomeApproachValuer(valuation_date="2026-06-30").fit(patents)

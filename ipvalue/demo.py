@@ -4,24 +4,20 @@ a loan officer would. **SYNTHETIC DATA** (see :mod:`ipvalue.synthetic`)."""
 
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import yaml
 
-from ipvalue.audit import pledge_applications, recording
-from ipvalue.income import IncomeApproachValuer
+from ipvalue import terms
 from ipvalue.io import default_data_dir, read_patents, write_atomic, write_text_atomic
-from ipvalue.lending import LoanApplication, load_pledge_policy, value_application
-from ipvalue.lending.disposal import DisposalAssumptions, package_disposal_view
-from ipvalue.lending.reconcile import reconcile
-from ipvalue.lending.valuation import SURVIVAL_YEARS, collateral_status, ml_label_source
+from ipvalue.lending import LoanApplication, load_pledge_policy, value_book
+from ipvalue.lending.disposal import DisposalAssumptions
 from ipvalue.registry import load_champion
-from ipvalue.report import write_reports
 from ipvalue.synthetic import DATA_DATE, DemoPortfolio, make_demo_portfolio
 from ipvalue.training import run_experiment
+from ipvalue.workflow import value_and_record
 
 def run_demo(out_dir: str | Path = "demo-output", *, n: int = 400, seed: int = 0, tracking_uri: str | None = None, data_dir=None) -> int:
     """The README's main job on the embedded defaults. Returns an exit code.
@@ -61,93 +57,64 @@ def run_demo(out_dir: str | Path = "demo-output", *, n: int = 400, seed: int = 0
     if not data_dir:
         print("\nrenewal model skipped: no public data (set IPVALUE_DATA_DIR); economic life from the assumption set")
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # event counts absent in the file are zero-filled by the spec
-        survival = None
-        if models.get("renewal"):
-            renewal = models["renewal"]
-            # US-trained on university maintenance fees; CN patents take the CN life table's level
-            # (defaults to calibrate) and the model's ranking, until a bank trains on 年费 data.
-            outputs = renewal.estimator.valuation_outputs(patents, valuation_date, years=SURVIVAL_YEARS)
-            patents = patents.assign(economic_life_years=outputs.economic_life_years)
-            survival = outputs.survival
-            print(f"\nyearly survival and economic life from {renewal.uri} (version {renewal.version}; "
-                  f"median expected economic life {patents['economic_life_years'].median():.1f} years)")
-        valuer = IncomeApproachValuer(valuation_date=valuation_date).fit(patents)
-        inputs = valuer.inputs(patents, survival=survival)
-        values, draws = valuer.value(inputs=inputs, return_draws=True)
-        methods = pd.DataFrame({"legal_status": collateral_status(patents, valuer.features_.transform(patents)),
-                                "patent_type": patents["patent_type"], "income_rmb": values["income_value_rmb"], "has_financials": False})
-        if models.get("value"):
-            value_model = models["value"]
-            interval = value_model.estimator.predict_interval(patents)
-            values[["ml_value_p10_rmb", "ml_value_p50_rmb", "ml_value_p90_rmb"]] = interval.to_numpy()
-            values["ml_value_model"] = value_model.uri
-            methods = methods.assign(ml_rmb=values["ml_value_p50_rmb"], ml_label_source=ml_label_source(value_model))
-        rec = reconcile(methods)
-        values[["primary_method", "reconciled_value_rmb", "collateral_basis_rmb", "pending_expected_value_rmb", "review_required"]] = \
-            rec[["primary_method", "reconciled_value_rmb", "collateral_basis_rmb", "pending_expected_value_rmb", "review_required"]].to_numpy()
-        centre = np.median(draws, axis=1)
-        scale = np.divide(values["collateral_basis_rmb"].to_numpy(float), centre, out=np.zeros(len(values)), where=centre > 0)
-        packages, _ = package_disposal_view(draws * scale[:, None], values["package_id"])
+    values, packages = value_book(patents, valuation_date, models={k: v for k, v in models.items() if v}, data_dir=data_dir)
+    if models.get("renewal"):
+        print(f"\nyearly survival and economic life from {models['renewal'].uri} (version {models['renewal'].version}; "
+              f"median expected period in force {values['economic_life_years'].median():.1f} years)")
     write_atomic(values, out_dir / "valuations.parquet")
 
-    by_grade = values.groupby("grade").agg(patents=("patent_id", "size"), income=("income_value_rmb", "sum"), collateral_basis=("collateral_basis_rmb", "sum"))
-    if "ml_value_p50_rmb" in values:
-        by_grade["ml_p50"] = values.groupby("grade")["ml_value_p50_rmb"].sum()
-    print(f"\nincome approach (收益分成法) at {valuation_date.date()}: assumption set {values['assumption_set'].iloc[0]} "
-          f"(hash {values['assumption_set_hash'].iloc[0]}), features {values['feature_spec'].iloc[0]} (hash {values['feature_spec_hash'].iloc[0]}); "
-          f"cash flows weighted by {values['cash_flow_weighting'].iloc[0]}")
+    by_grade = values.groupby("grade").agg(patents=("patent_id", "size"), value_in_use=("value_in_use_rmb", "sum"), market_value=("market_value_rmb", "sum"))
+    if "method_ml_rmb" in values:
+        by_grade["ml_p50"] = values.groupby("grade")["method_ml_rmb"].sum()
+    print(f"\nthe pledge book at {valuation_date.date()}: assumption set {values['assumption_set'].iloc[0]} "
+          f"(hash {values['assumption_set_hash'].iloc[0]}), features {values['feature_spec'].iloc[0]} (hash {values['feature_spec_hash'].iloc[0]})")
     table = by_grade.assign(**{c: (by_grade[c].astype(float) / 1e4).round(1) for c in by_grade.columns if c != "patents"})
-    print(table.rename(columns={"income": "income value in use (万元)", "collateral_basis": "in force, as collateral basis (万元)",
-                                "ml_p50": "ML P50 (万元)"}).to_string())
-    status = methods["legal_status"]
+    print(table.rename(columns={"value_in_use": "在用价值 value in use (万元)", "market_value": "市场价值 market value, in force (万元)",
+                                "ml_p50": "模型 ML P50 (万元, synthetic labels: information only)"}).to_string())
+    status = values["register_status"]
     pending = status.eq("pending")
     print(f"rights in force: {int(status.eq('in_force').sum())}; ended (lapsed, expired, invalidated): {int((~status.isin(['in_force', 'pending'])).sum())}, "
-          f"collateral value 0; pending applications: {int(pending.sum())}, valued only as pending "
+          f"market and collateral value 0; pending applications: {int(pending.sum())}, valued only as pending "
           f"(expected value {values.loc[pending, 'pending_expected_value_rmb'].astype(float).sum() / 1e4:,.0f} 万元, never summed into the book)")
-    print(f"book: value in use {values['income_value_rmb'].sum() / 1e4:,.0f} 万元; collateral basis (rights in force) "
-          f"{values['collateral_basis_rmb'].astype(float).sum() / 1e4:,.0f} 万元; disposal view at P{100 * packages['quantile'].iloc[0]:.0f} "
-          f"(collateral value, {len(packages)} packages) {packages['loan_cap_rmb'].sum() / 1e4:,.0f} 万元")
+    print(f"book: value in use {values.loc[status.eq('in_force'), 'value_in_use_rmb'].sum() / 1e4:,.0f} 万元 → market value {values['market_value_rmb'].sum() / 1e4:,.0f} 万元 → "
+          f"collateral value at P{100 * packages['quantile'].iloc[0]:.0f} ({len(packages)} packages) {packages['loan_cap_rmb'].sum() / 1e4:,.0f} 万元")
     print(f"results: {out_dir / 'valuations.parquet'}")
 
     models = {k: v for k, v in models.items() if v}
     application = write_demo_application(values, demo, out_dir, models={k: v.uri for k, v in models.items()})
     # the models are loaded already: the valuation uses them instead of loading them again
     app = LoanApplication.load(application)
-    result = value_application(app, models=models, data_dir=data_dir, user="demo", applications=pledge_applications(out_dir / "audit.db"))
-    with recording(result, out_dir / "audit.db") as audit:
-        paths = write_reports(result, out_dir / "reports")
-    _print_application(result, application.name)
-    if result.summary["decision"] == "review required":
+    store = out_dir / "audit.db"
+    recorded = value_and_record(app, store=store, user="demo", models=models, data_dir=data_dir, out_dir=out_dir / "reports")
+    _print_application(recorded.result, application.name)
+    if recorded.result.summary["decision"] == "review required":
         # the methods disagree beyond the policy's factor: a named reviewer signs off with a reason
         raw = {**app.raw, "review": {"reviewer": "SYNTHETIC reviewer 审查员", "reason": "收益法以借款人财务报表为依据，可比交易已核对 (synthetic demo sign-off)"}}
         application = write_text_atomic(yaml.safe_dump(raw, allow_unicode=True, sort_keys=False), out_dir / "demo_application_signed.yaml")
-        result = value_application(LoanApplication.load(application), models=models, data_dir=data_dir, user="demo", applications=pledge_applications(out_dir / "audit.db"))
-        with recording(result, out_dir / "audit.db") as audit:
-            paths = write_reports(result, out_dir / "reports")
-        print(f"\nafter the reviewer's sign-off ({application.name}): {result.summary['decision']}")
-    print(f"report: {paths['html']}" + (f" (PDF {paths['pdf']})" if paths.get("pdf") else "") + f"\naudit trail: {audit}")
+        recorded = value_and_record(LoanApplication.load(application), store=store, user="demo", models=models, data_dir=data_dir, out_dir=out_dir / "reports")
+        print(f"\nafter the reviewer's sign-off ({application.name}): {recorded.result.summary['decision']}")
+    paths = recorded.paths
+    print(f"report: {paths['html']}" + (f" (PDF {paths['pdf']})" if paths.get("pdf") else "") + f"\naudit trail: {recorded.store}")
     print("browse the runs: .venv/bin/mlflow ui --backend-store-uri sqlite:///mlflow/mlflow.db")
     return 0
 
 
 def _print_application(result, name: str) -> None:
-    """What a credit officer reads first: value types, methods, the choice and the cap."""
+    """What a credit officer reads first: the value chain with its value types, the methods, the
+    choice and the cap."""
     s, p = result.summary, result.patents
-    print(f"\nloan application {name} (SYNTHETIC): {s['decision']}")
-    columns = [c for c in ("patent_id", "income_value_rmb", "market_value_rmb", "cost_value_rmb", "ml_value_p50_rmb", "primary_method", "value_type",
-                           "internal_value_rmb", "disposal_cap_rmb") if c in p]
+    print(f"\nloan application {name} (SYNTHETIC): {terms.both(terms.DECISIONS, s['decision'])}")
+    columns = ["patent_id", *[c for c in p if c.startswith("method_") and c.endswith("_rmb")], "basis_method", "market_value_rmb", "collateral_value_rmb"]
     with pd.option_context("display.width", 200, "display.max_columns", 12, "display.float_format", "{:,.0f}".format):
         print(p[columns].to_string(index=False))
     for row in p.itertuples():
         print(f"  {row.patent_id}: {row.method_reason_en}")
-    print(f"internal value {s['internal_value_rmb']:,.0f} RMB ({s['internal_value_type']}); income approach {s['income_value_rmb']:,.0f} RMB (value in use)")
-    print(f"disposal view (collateral value): P50 {s['collateral_value_p50_rmb']:,.0f} RMB, P{100 * s['disposal_quantile']:.0f} {s['disposal_cap_rmb']:,.0f} RMB; "
-          f"pledge-rate limit {s['pledge_value_rmb']:,.0f} RMB")
-    print(f"loan cap {s['loan_cap_rmb']:,.0f} RMB (set by the {s['loan_cap_basis']}), requested {s['requested_amount_rmb']:,.0f} RMB")
+    q = round(100 * s["disposal_quantile"])
+    print(f"value chain: value in use {s['value_in_use_rmb']:,.0f} RMB (在用价值) → market value {s['market_value_rmb']:,.0f} RMB (市场价值) → "
+          f"collateral value P50 {s['collateral_value_p50_rmb']:,.0f} / P{q} {s['collateral_value_rmb']:,.0f} RMB (抵质押价值); pledge-rate limit {s['pledge_value_rmb']:,.0f} RMB")
+    print(f"loan cap {s['loan_cap_rmb']:,.0f} RMB (set by {terms.en(terms.CAP_BASIS, s['loan_cap_basis'])}), requested {s['requested_amount_rmb']:,.0f} RMB")
     for c in result.checks[~result.checks["passed"]].itertuples():
-        print(f"  FAIL {c.scope} {c.check}: {c.reason_en}")
+        print(f"  {terms.en(terms.CHECK_STATUSES, c.status).upper()} {c.scope} {c.check}: {c.reason_en}")
 
 
 def write_demo_application(values: pd.DataFrame, demo: DemoPortfolio, out_dir: Path, *, models: dict) -> Path:
@@ -158,11 +125,11 @@ def write_demo_application(values: pd.DataFrame, demo: DemoPortfolio, out_dir: P
     ``demo_comparables.csv``). The request is half the cap estimated from the book (the collateral
     basis × the lower of the pledge rate and the disposal view's realisation)."""
     patents = demo.patents.set_index("patent_id")
-    v = values.set_index("patent_id").join(patents[["loan_id", "fees_paid_until", "appraised_value_rmb", "legal_status", "ipc_main", "patent_type"]])
+    v = values.set_index("patent_id").join(patents[["loan_id", "fees_paid_until", "appraised_value_rmb", "ipc_main"]])
     policy, _ = load_pledge_policy("pledge-policy-cn")
     realisation = DisposalAssumptions.load().realisation_factor
     rates = patents["patent_type"].map({ptype: float(rate["value"]) for ptype, rate in policy["pledge_rate"].items()})
-    v["cap"] = v["collateral_basis_rmb"].astype(float) * np.minimum(rates, realisation)
+    v["cap"] = v["market_value_rmb"].astype(float) * np.minimum(rates, realisation)
     # in force, legal and expected economic life beyond the 2-year term plus the 1-year buffer, fees current
     ok = (v["legal_status"] == "in_force") & (v["remaining_life_years"] > 5) & (v["economic_life_years"].fillna(np.inf) > 3.5) \
         & (v["fees_paid_until"] > DATA_DATE + pd.Timedelta(days=120))
@@ -208,8 +175,9 @@ def write_demo_application(values: pd.DataFrame, demo: DemoPortfolio, out_dir: P
 
 def _demo_documents(patents: pd.DataFrame, borrower: str, *, term_years: float) -> list[dict]:
     """The SYNTHETIC documents a bank would collect: each co-owner's consent to the pledge
-    (专利法 第14条), a 专利权评价报告 for utility models and designs, and the receipt of annual fees
-    prepaid through the loan term plus the policy's one-year buffer."""
+    (专利法 第14条), a 专利权评价报告 for utility models and designs, the receipt of annual fees
+    prepaid through the loan term plus the policy's one-year buffer, and an extract of the patent
+    register (专利登记簿副本) as the evidence of status and pledges."""
     paid_until = str((DATA_DATE + pd.Timedelta(days=round((term_years + 1) * 365.25) + 31)).date())
     documents = []
     for pid, p in patents.iterrows():
@@ -218,4 +186,5 @@ def _demo_documents(patents: pd.DataFrame, borrower: str, *, term_years: float) 
         if p["patent_type"] in ("utility_model", "design"):
             documents.append({"patent_id": pid, "kind": "evaluation_report", "reference": f"SYN-PJBG-{pid[-4:]}"})
         documents.append({"patent_id": pid, "kind": "fee_prepayment", "reference": f"SYN-FEE-{pid[-4:]}", "paid_until": paid_until})
+        documents.append({"patent_id": pid, "kind": "register_extract", "reference": f"SYN-DJB-{pid[-4:]}"})
     return documents

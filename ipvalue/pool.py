@@ -15,8 +15,8 @@ import pandas as pd
 from ipvalue.exceptions import InputError
 from ipvalue.features import PatentFeatureBuilder
 from ipvalue.frame import DEAD_STATUSES
-from ipvalue.lending.valuation import collateral_status
-from ipvalue.scorecard import IndicatorScorecard
+from ipvalue.lending.reconcile import collateral_status
+from ipvalue.methods.income.scorecard import IndicatorScorecard
 
 VALUE_BANDS_RMB = [0, 5e5, 1e6, 5e6, 1e7, np.inf]
 VALUE_BAND_LABELS = ["<50万", "50-100万", "100-500万", "500-1000万", "≥1000万"]

@@ -109,10 +109,12 @@ def synthetic_application(**changes):
         "purpose": "working capital (synthetic test)", "valuation_date": "2026-06-30",
         "patents": {"records": [synthetic_patent(1), synthetic_patent(2, patent_type="utility_model", filing_date="2021-01-01", publication_date="2021-08-01", grant_date="2021-08-01")]},
         "revenue_forecast": {"base_rmb": 40_000_000, "growth": 0.05}, "risk_sharing": "5311",
-        "documents": [  # what a clean application references: fees prepaid through the term plus buffer, the utility model's 评价报告
+        "documents": [  # what a clean application references: fees prepaid through the term plus buffer, the utility model's 评价报告, register extracts
             {"patent_id": "SYN-CN-T001", "kind": "fee_prepayment", "reference": "SYN-FEE-001", "paid_until": "2029-07-01"},
             {"patent_id": "SYN-CN-T002", "kind": "fee_prepayment", "reference": "SYN-FEE-002", "paid_until": "2029-07-01"},
             {"patent_id": "SYN-CN-T002", "kind": "evaluation_report", "reference": "SYN-PJBG-2026-002"},
+            {"patent_id": "SYN-CN-T001", "kind": "register_extract", "reference": "SYN-DJB-001"},  # the register's evidence of status and pledges
+            {"patent_id": "SYN-CN-T002", "kind": "register_extract", "reference": "SYN-DJB-002"},
         ],
     }
     raw.update(changes)
@@ -125,6 +127,10 @@ def synthetic_application(**changes):
 def make_patent():
     """``make_patent(i, **changes)``: a valid synthetic CN invention owned by :data:`BORROWER`."""
     return synthetic_patent
+
+
+#: The audit store's applications when the store was read and holds none (the exposure check's input).
+NO_OTHER_APPLICATIONS = pd.DataFrame(columns=["application_id", "borrower", "requested_amount_rmb", "decision", "term_years", "valuation_date"])
 
 
 @pytest.fixture

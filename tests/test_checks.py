@@ -3,11 +3,13 @@
 import pytest
 
 from ipvalue.lending import LoanApplication, value_application
+from tests.conftest import NO_OTHER_APPLICATIONS
 
 pytestmark = pytest.mark.filterwarnings("ignore")
 
 
 def value(raw, **kw):
+    kw.setdefault("applications", NO_OTHER_APPLICATIONS)
     return value_application(LoanApplication.from_dict(raw), user="tester", **kw)
 
 
@@ -136,7 +138,7 @@ def test_register_facts_fail_the_checks(make_application, tmp_path):
     raw["patents"]["records"][1]["application_number"] = "202110000002.X"  # lapsed, then restored
     from ipvalue.lending import LoanApplication
 
-    r = value_application(LoanApplication.from_dict(raw, base_dir=tmp_path), user="tester")
+    r = value_application(LoanApplication.from_dict(raw, base_dir=tmp_path), user="tester", applications=NO_OTHER_APPLICATIONS)
     assert not check(r, "SYN-CN-T001", "not_already_pledged") and not check(r, "SYN-CN-T001", "no_preservation")
     assert status(r, "SYN-CN-T001", "exclusive_licence") == "needs_document"
     assert "独占许可" in r.checks.set_index(["scope", "check"]).loc[("SYN-CN-T001", "exclusive_licence"), "reason_zh"]

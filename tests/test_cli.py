@@ -102,18 +102,20 @@ def test_demo_trains_registers_and_values_every_synthetic_patent(tmp_path, capsy
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     assert main(["demo", "--n", "60", "--out", str(tmp_path / "out"), "--tracking-uri", uri]) == EXIT_OK
     out = capsys.readouterr().out
-    assert "SYNTHETIC demo pledge book: 60 patents" in out and "income approach" in out
+    assert "SYNTHETIC demo pledge book: 60 patents" in out and "the pledge book at" in out
     assert "experiment value-demo" in out and "experiment renewal-us-university" in out
     values = pd.read_parquet(tmp_path / "out" / "valuations.parquet")
     assert len(values) == 60 and values["patent_id"].str.startswith("SYN-").all()
-    assert (values["p5_rmb"] <= values["p95_rmb"]).all()
     assert values["assumption_set_hash"].nunique() == 1
     granted = values["remaining_life_years"] > 0
-    assert (values.loc[granted, "economic_life_source"] == "survival table (renewal model)").mean() > 0.9  # from the renewal champion
-    assert (values.loc[values["collateral_basis_rmb"] > 0, "primary_method"] == "income").all()  # synthetic value model: a challenger
-    assert "loan cap" in out and "disposal view (collateral value): P50" in out and "(value in use)" in out
-    assert (values["ml_value_model"] == "models:/ipvalue-value@champion").all()
-    assert (values["ml_value_p10_rmb"] <= values["ml_value_p90_rmb"]).all()
+    assert (values.loc[granted, "economic_life_source"] == "renewal_model").mean() > 0.9  # from the renewal champion
+    in_force = values["register_status"] == "in_force"
+    assert (values.loc[in_force & (values["market_value_rmb"] > 0), "basis_method"] == "income").all()  # synthetic value model: information only
+    assert (values.loc[~in_force, "market_value_rmb"] == 0).all()
+    assert (values["value_model"] == "models:/ipvalue-value@champion").all() and values["method_ml_rmb"].notna().all()
+    # the value chain with its value types, as an officer reads it
+    assert "value chain: value in use" in out and "(在用价值) → market value" in out and "(市场价值) → collateral value P50" in out and "(抵质押价值)" in out
+    assert "loan cap" in out
 
 
 def test_an_unwritable_output_folder_is_an_input_error_not_a_crash(tmp_path, tiny_frame, capsys, monkeypatch):

@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ipvalue.config import load_yaml
-from ipvalue.cost import CostApproachValuer
+from ipvalue.methods.cost import CostApproachValuer
 
 
 def _frame(**extra):

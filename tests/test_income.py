@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from ipvalue.config import load_yaml
 from ipvalue.exceptions import AssumptionError
-from ipvalue.income import IncomeApproachValuer, IncomeAssumptions, dcf_grown, dcf_schedule, dcf_survival
+from ipvalue.methods.income import IncomeApproachValuer, IncomeAssumptions, dcf_grown, dcf_schedule, dcf_survival
 
 pytestmark = pytest.mark.filterwarnings("ignore::ipvalue.features.FeatureWarning")
 
@@ -217,7 +217,7 @@ def test_result_records_assumptions_scorecard_and_features(fitted, demo):
     out = fitted.value(demo.patents.head(5))
     for key in ("assumption_set", "assumption_set_hash", "scorecard_hash", "feature_spec_hash", "valuation_date"):
         assert out[key].nunique() == 1 and out[key].iloc[0]
-    assert out["assumption_set"].iloc[0] == "cn-pledge-2025-v2"
+    assert out["assumption_set"].iloc[0] == "cn-pledge-2025-v3"
 
 
 # --- issue 13: survival weighting, the borrower's margin and tax, shocks, one Monte Carlo ---------
@@ -246,7 +246,7 @@ def test_valuer_weights_cash_flows_by_survival(fitted, demo):
     live = inputs["remaining_life_years"] > 0
     # certain survival over 25 years = the fixed horizon over the whole legal life
     ones = fitted.inputs(patents, survival=_survival(inputs, np.ones(25)))
-    assert (ones["cash_flow_weighting"] == "survival S_t within the remaining legal life").all()
+    assert ones["weighted_by_life"].all()
     assert (inputs["economic_life_source"] != "survival table (renewal model)").all()
     fixed = fitted.inputs(patents.assign(economic_life_years=50.0))
     np.testing.assert_allclose(fitted.value(inputs=ones)["income_value_rmb"], fitted.predict(patents.assign(economic_life_years=50.0)), rtol=1e-10)

@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ipvalue.exceptions import ColumnError, ComparablesError
-from ipvalue.market import MarketApproachValuer, cnipa_range_check, load_comparables
+from ipvalue.methods.market import MarketApproachValuer, cnipa_range_check, load_comparables
 
 FIXTURE = Path(__file__).parent / "fixtures" / "comparables.csv"
 

@@ -41,7 +41,7 @@ def test_the_wheel_carries_every_feature_spec_and_experiment_as_written(wheel):
         for folder, packaged in (("features", "ipvalue/specs"), ("experiments", "ipvalue/experiments")):
             for spec in (ROOT / folder).glob("*.yaml"):
                 assert whl.read(f"{packaged}/{spec.name}") == spec.read_bytes()
-    assert {"ipvalue/assumptions/statutory-terms.yaml", "ipvalue/mappings/cn.yaml", "ipvalue/templates/report.html.j2"} <= names
+    assert {"ipvalue/assumptions/statutory-terms.yaml", "ipvalue/mappings/cn.yaml", "ipvalue/report/report.html.j2"} <= names
     assert not any(n.startswith(("features/", "experiments/", "tests/")) for n in names)  # nothing outside the package
 
 

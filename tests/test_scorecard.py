@@ -7,7 +7,7 @@ import pytest
 from ipvalue.config import load_yaml
 from ipvalue.exceptions import AssumptionError
 from ipvalue.features import PatentFeatureBuilder
-from ipvalue.scorecard import IndicatorScorecard
+from ipvalue.methods.income.scorecard import IndicatorScorecard
 
 pytestmark = pytest.mark.filterwarnings("ignore::ipvalue.features.FeatureWarning")
 

@@ -1,39 +1,62 @@
-"""The internal-valuation workflow for one pledge-loan application: methods, reconciliation,
-overrides, explanations, and each thing computed once."""
+"""The valuation pipeline for one pledge-loan application: the value chain (value in use → market
+value → collateral value → cap), the methods, reconciliation, overrides, explanations, and each
+thing computed once."""
 
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from ipvalue.audit import read_audit_table, record_valuation
 from ipvalue.exceptions import OverrideError
 from ipvalue.lending import LoanApplication, value_application
+from tests.conftest import NO_OTHER_APPLICATIONS
 
 pytestmark = pytest.mark.filterwarnings("ignore")
 
 
-def value(raw, **kw):
-    return value_application(LoanApplication.from_dict(raw), user="tester", **kw)
+def value(raw, base_dir=".", **kw):
+    return value_application(LoanApplication.from_dict(raw, base_dir=base_dir), user="tester", applications=kw.pop("applications", NO_OTHER_APPLICATIONS), **kw)
 
 
-def test_a_clean_application_is_eligible_with_all_checks_passed(make_application):
+def test_a_clean_application_is_eligible_and_its_cap_rests_on_the_market_value(make_application):
     r = value(make_application())
     assert r.checks["passed"].all(), r.checks[~r.checks["passed"]]
     s = r.summary
     assert s["decision"] == "eligible" and s["eligible"]
-    # loan cap = the lower of the package's disposal view at P10 and Σ internal value × pledge rate (25 % invention, 15 % utility model)
     p = r.patents.set_index("patent_id")
-    pledge = p.loc["SYN-CN-T001", "internal_value_rmb"] * 0.25 + p.loc["SYN-CN-T002", "internal_value_rmb"] * 0.15
+    # no statements, no tax rate: the market participant's margin and tax are the borrower's defaults, so the market value is the income approach's
+    assert (p["basis_method"] == "income").all()
+    np.testing.assert_allclose(p["market_value_rmb"], r.methods["income"].offers["market_value_rmb"].to_numpy())
+    # pledge-rate limit = Σ market value × pledge rate (25 % invention, 15 % utility model); cap = the lower of it and the disposal view at P10
+    pledge = p.loc["SYN-CN-T001", "market_value_rmb"] * 0.25 + p.loc["SYN-CN-T002", "market_value_rmb"] * 0.15
     assert s["pledge_value_rmb"] == pytest.approx(pledge)
-    assert s["loan_cap_rmb"] == pytest.approx(min(pledge, s["disposal_cap_rmb"]))
-    assert s["loan_cap_basis"] == ("disposal view" if s["disposal_cap_rmb"] <= pledge else "pledge rate")
-    # the disposal view: P10 of the package's draws × (1 − 0.60 − 0.03) / 1.10 (disposal-cn), never above the market value
-    assert s["disposal_quantile"] == 0.1 and s["disposal_cap_rmb"] < s["collateral_value_p50_rmb"] < s["internal_value_rmb"]
-    package = r.packages.iloc[0]
-    assert package["collateral_value_p50_rmb"] == pytest.approx(package["market_value_p50_rmb"] * (1 - 0.60 - 0.03) / 1.10)
-    assert (p["internal_value_rmb"] == p["income_value_rmb"]).all()  # no value model: income approach only
-    assert r.provenance["value_model"] == "not used" and len(r.provenance["input_hash"]) == 16
+    assert s["loan_cap_rmb"] == pytest.approx(min(pledge, s["collateral_value_rmb"]))
+    # the disposal view reads the MARKET value's scenarios (the income approach restated for a market participant), × (1 − 0.60 − 0.03) / 1.10
+    factor = (1 - 0.60 - 0.03) / 1.10
+    package = r.methods["income"].draws.sum(axis=0)
+    assert s["collateral_value_rmb"] == pytest.approx(min(np.quantile(package * factor, 0.1), factor * s["market_value_rmb"]))
+    assert s["collateral_value_p50_rmb"] == pytest.approx(np.median(package) * factor)
+    assert s["disposal_quantile"] == 0.1 and s["collateral_value_rmb"] < s["collateral_value_p50_rmb"] < s["market_value_rmb"]
+    assert s["internal_value_type"] == "market_value" and r.provenance["value_model"] == "not used" and len(r.provenance["input_hash"]) == 16
+
+
+def test_the_market_value_is_the_market_participants_not_the_borrowers(make_application):
+    """A 高新技术企业 with a high margin: its value in use is above what a buyer would pay (sector margin, standard tax)."""
+    raw = make_application(tax_rate=0.15, financials=[{"year": y, "revenue_rmb": 38_000_000, "operating_margin": 0.12} for y in (2023, 2024, 2025)])
+    r = value(raw)
+    p = r.patents.set_index("patent_id")
+    assert (p["value_in_use_rmb"] > p["market_value_rmb"]).all()
+    inc = r.methods["income"]
+    evidence = inc.evidence["market_participant_inputs"].set_index("patent_id")
+    assert (evidence["tax_rate"] == 0.25).all() and np.allclose(evidence["operating_margin"], 0.0576)
+    use = inc.evidence["inputs"].set_index("patent_id")
+    assert (use["tax_rate"] == 0.15).all() and np.allclose(use["operating_margin"], 0.12)
+    # the same DCF with only margin and tax changed: value ∝ margin × (1 − tax), sharing position and life unchanged
+    ratio = (0.0576 * 0.75) / (0.12 * 0.85)
+    np.testing.assert_allclose(p["market_value_rmb"] / p["value_in_use_rmb"], ratio, rtol=1e-9)
+    assert "market participant" in p["method_reason_en"].iloc[0]
 
 
 def test_an_override_is_stored_beside_the_model_value(tmp_path, make_application):
@@ -43,11 +66,11 @@ def test_an_override_is_stored_beside_the_model_value(tmp_path, make_application
     ])
     plain, overridden = value(make_application()), value(raw)
     p0, p1 = plain.patents.set_index("patent_id"), overridden.patents.set_index("patent_id")
-    assert p1.loc["SYN-CN-T001", "income_value_rmb"] < p0.loc["SYN-CN-T001", "income_value_rmb"]
-    assert p1.loc["SYN-CN-T002", "internal_value_rmb"] == 100_000 and p1.loc["SYN-CN-T002", "internal_value_source"] == "override"
+    assert p1.loc["SYN-CN-T001", "market_value_rmb"] < p0.loc["SYN-CN-T001", "market_value_rmb"]
+    assert p1.loc["SYN-CN-T002", "market_value_rmb"] == 100_000 and p1.loc["SYN-CN-T002", "internal_value_source"] == "override"
     o = overridden.overrides.set_index("field")
     assert o.loc["sharing_rate", "model_value"] == pytest.approx(p0.loc["SYN-CN-T001", "sharing_rate"])
-    assert o.loc["internal_value_rmb", "model_value"] == pytest.approx(p0.loc["SYN-CN-T002", "reconciled_value_rmb"])
+    assert o.loc["internal_value_rmb", "model_value"] == pytest.approx(p0.loc["SYN-CN-T002", "market_value_rmb"])
     db = record_valuation(overridden, tmp_path / "audit.db")
     stored = read_audit_table("overrides", db)
     assert stored["reason"].tolist() == ["产品毛利低于行业均值", "参考近期同类转让价格"]
@@ -70,42 +93,44 @@ def test_with_registered_models_methods_are_reconciled_and_explained(registry, m
     raw = make_application(models={"renewal": "models:/ipvalue-renewal@champion", "value": "models:/ipvalue-value@champion"})
     r = value(raw, tracking_uri=uri)
     p = r.patents
-    assert {"p_fee_2", "expected_economic_life_years", "ml_value_p50_rmb"} <= set(p.columns)
-    # the value model learnt synthetic appraisals: a challenger; no comparables or statements: the income approach on the forecast
-    assert (p["ml_role"] == "challenger").all() and (p["primary_method"] == "income").all()
-    np.testing.assert_allclose(p["reconciled_value_rmb"], p["income_value_rmb"])
-    assert (p["value_type"] == "value_in_use").all() and r.provenance["value_model_labels"] == "synthetic"
+    assert {"p_fee_2", "economic_life_years", "method_ml_rmb", "method_income_rmb"} <= set(p.columns)
+    # the value model learnt synthetic appraisals: for information only, in no check; the income approach gives the market value
+    assert (p["ml_role"] == "information").all() and (p["basis_method"] == "income").all()
+    assert r.provenance["value_model_labels"] == "synthetic"
+    assert not p["review_required"].any() and "ML value model for information only" in p["method_reason_en"].iloc[0]
     # cash flows weighted by the renewal model's yearly survival (CN patents: the CN life table's level)
-    assert p["economic_life_source"].str.startswith("survival").all() and p["cash_flow_weighting"].str.startswith("survival").all()
-    disagree = p[["income_value_rmb", "ml_value_p50_rmb"]].max(axis=1) / p[["income_value_rmb", "ml_value_p50_rmb"]].min(axis=1) > 2.0
-    assert (p["review_required"] == disagree).all() and r.summary["review_required"] == bool(disagree.any())
+    assert (p["economic_life_source"] == "renewal_model").all() and p["cash_flow_weighting"].str.startswith("yearly weights").all()
     assert set(r.reasons["model"]) == {"renewal", "value"} and r.reasons["reason_zh"].str.len().min() > 5
     renewal_reasons = r.reasons[(r.reasons["model"] == "renewal") & (r.reasons["rank"] > 0)]
-    assert renewal_reasons["reason_en"].str.contains(r"P\(fee 2 paid\) by [\d.]+ pp").all()  # probability points
+    assert renewal_reasons["reason_en"].str.contains(r"by [\d.]+ pp").all()  # probability points
     assert not renewal_reasons["reason_en"].str.contains("missing").any()  # a missing input is a data-quality note, never a driver
     assert r.provenance["renewal_model"] == "models:/ipvalue-renewal@champion" and r.provenance["renewal_run_id"]
     payload = json.loads(r.to_json())
-    assert payload["summary"]["decision"] in ("eligible", "not eligible", "review required")
-    assert payload["value_types"]["income_value_rmb"] == "value_in_use" and payload["value_types"]["loan_cap_rmb"] == "collateral_value"
+    assert payload["summary"]["decision"] in ("eligible", "not eligible", "review required", "documents required")
+    assert payload["value_types"]["value_in_use_rmb"] == "value_in_use" and payload["value_types"]["loan_cap_rmb"] == "collateral_value"
+    assert payload["value_types"]["market_value_rmb"] == "market_value" and payload["value_types"]["method_ml_rmb"] == "market_value"
     assert payload["provenance"]["feature_spec_hash"] and payload["provenance"]["assumption_set_hash"]
 
 
-def test_methods_that_disagree_need_a_reviewers_sign_off(make_application, tmp_path):
-    # a comparable transaction priced 20x what the income approach gives: market and income disagree
-    import pandas as pd
-
-    from ipvalue.audit import read_audit_table
-
+def test_a_market_approach_that_fails_a_test_is_a_cross_check_and_its_disagreement_needs_a_sign_off(make_application, tmp_path):
+    # comparables priced 20x what the income approach gives: count, spread, age and match pass, the profit-capacity test fails
     plain = value(make_application())
-    income = plain.patents.set_index("patent_id")["income_value_rmb"]
+    income = plain.patents.set_index("patent_id")["market_value_rmb"]
     pd.DataFrame([
-        {"transaction_id": f"T{i}", "date": "2025-06-30", "kind": "transfer", "price_rmb": 20 * income.max() * k, "patent_type": "invention",
-         "ipc_main": "G06F 16/00", "remaining_life_years": 12.0} for i, k in enumerate((1.0, 1.1, 1.2))
+        {"transaction_id": f"T{i}", "date": "2025-06-30", "kind": "transfer", "price_rmb": 20 * income.max() * k, "patent_type": t,
+         "ipc_main": "G06F 16/00", "remaining_life_years": 12.0} for i, (k, t) in enumerate([(1.0, "invention"), (1.1, "invention"), (1.2, "invention"),
+                                                                                             (1.0, "utility_model"), (1.1, "utility_model"), (1.2, "utility_model")])
     ]).to_csv(tmp_path / "comparables.csv", index=False)
     raw = make_application(comparables="comparables.csv")
-    unsigned = value_application(LoanApplication.from_dict(raw, base_dir=tmp_path), user="tester")
+    unsigned = value(raw, base_dir=tmp_path)
+    tests = unsigned.methods["market"].columns
+    assert tests["passed_count"].all() and tests["passed_spread"].all() and tests["passed_recency"].all() and tests["passed_similarity"].all()
+    assert not tests["passed_profit_capacity"].any()
+    p = unsigned.patents
+    assert (p["market_role"] == "cross_check").all() and (p["basis_method"] == "income").all()
+    assert "profit-capacity test" in p["method_reason_en"].iloc[0] or "profit-capacity test" in unsigned.methods["market"].offers["reason_en"].iloc[0]
     assert unsigned.summary["review_required"] and unsigned.summary["decision"] == "review required" and not unsigned.summary["eligible"]
-    signed = value_application(LoanApplication.from_dict({**raw, "review": {"reviewer": "王审查", "reason": "可比交易为同类专利包整体转让，已核实"}}, base_dir=tmp_path), user="tester")
+    signed = value({**raw, "review": {"reviewer": "王审查", "reason": "可比交易为同类专利包整体转让，已核实"}}, base_dir=tmp_path)
     assert signed.summary["review"]["reviewer"] == "王审查"
     assert signed.summary["decision"] == ("eligible" if signed.checks["passed"].all() else "not eligible")
     db = record_valuation(signed, tmp_path / "audit.db")
@@ -118,17 +143,24 @@ def test_a_dead_or_pending_right_has_no_collateral_value(status, make_applicatio
     changes = {"legal_status": status} if status != "pending" else {"legal_status": "pending", "grant_date": None}
     r = value(make_application(patents={"records": [make_patent(1, **changes), make_patent(2)]}))
     p = r.patents.set_index("patent_id")
-    assert p.loc["SYN-CN-T001", "internal_value_rmb"] == 0 and p.loc["SYN-CN-T001", "pledge_value_rmb"] == 0
-    assert p.loc["SYN-CN-T001", "disposal_cap_rmb"] == 0 and p.loc["SYN-CN-T002", "internal_value_rmb"] > 0
+    assert p.loc["SYN-CN-T001", "market_value_rmb"] == 0 and p.loc["SYN-CN-T001", "pledge_value_rmb"] == 0
+    assert p.loc["SYN-CN-T001", "collateral_value_rmb"] == 0 and p.loc["SYN-CN-T002", "market_value_rmb"] > 0
 
 
-def test_one_valuation_validates_once_builds_features_once_per_model_and_simulates_once(registry, make_application, monkeypatch):
-    """The issue's count: one validation, one feature build per model, one Monte Carlo, SHAP once per model."""
+def test_without_the_audit_store_the_total_exposure_is_unknown_and_never_passes(make_application):
+    r = value_application(LoanApplication.from_dict(make_application()), user="tester")
+    check = r.checks.set_index("check").loc["total_exposure_within_internal_limit"]
+    assert check["status"] == "fail" and "unknown" in check["reason_en"] and r.summary["decision"] == "not eligible"
+
+
+def test_one_valuation_validates_once_builds_features_once_per_model_and_simulates_once_per_basis(registry, make_application, monkeypatch):
+    """One validation, one feature build per model, one Monte Carlo per income basis (value in use,
+    market participant), SHAP once per model."""
     import cProfile
     import pstats
 
     from ipvalue.features import PatentFeatureBuilder
-    from ipvalue.income import IncomeApproachValuer
+    from ipvalue.methods.income import IncomeApproachValuer
     from ipvalue.lending import load_application_models
     from ipvalue.models import RenewalModel, ValueRegressor
 
@@ -147,22 +179,22 @@ def test_one_valuation_validates_once_builds_features_once_per_model_and_simulat
     profile = cProfile.Profile()
     profile.enable()
     app = LoanApplication.from_dict(raw)  # the application's patents are validated here ...
-    result = value_application(app, models=models, user="tester")  # ... and never again
+    result = value_application(app, models=models, user="tester", applications=NO_OTHER_APPLICATIONS)  # ... and never again
     profile.disable()
     validations = sum(stats[1] for (file, _, name), stats in pstats.Stats(profile).stats.items()
                       if name == "validate_patent_frame" and file.endswith("frame.py"))
     assert validations == 1
     specs = {m: models[m].estimator.features_.spec_.id for m in models}
-    assert sorted(builds) == sorted([specs["renewal"], specs["value"], "core-v1"])  # one build per model (the income approach's fit included)
-    assert len(simulations) == 1
+    assert sorted(builds) == sorted([specs["renewal"], specs["value"], "core-v1"])  # one build per model and one shared by the methods
+    assert len(simulations) == 2
     # TreeSHAP once per model (the renewal model's probability-point reasons need the log-odds of fee stages 1 and 2, once each)
     assert sorted(explanations) == [("RenewalModel", 1), ("RenewalModel", 2), ("ValueRegressor",)]
-    assert result.summary["income_p5_rmb"] <= result.summary["income_p95_rmb"]
+    assert result.patents["value_in_use_p5_rmb"].le(result.patents["value_in_use_p95_rmb"]).all()
 
 
 @pytest.mark.parametrize("uri", ["some/folder", "/tmp/model", "runs:/abc/model", "file:///tmp/m", "models:/nope@champion"])
 def test_an_application_can_only_name_registered_models(uri, value_registry, make_application):
-    # issue 15 findings 1 and 10: a folder path was unpickled (code ran); a misspelt URI was a warning and a method was dropped
+    # a folder path was unpickled (code ran); a misspelt URI was a warning and a method was dropped
     from ipvalue.exceptions import ModelNotFoundError
 
     with pytest.raises(ModelNotFoundError, match="registry URI|No registered model"):

@@ -7,12 +7,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ipvalue.cost import CostApproachValuer
-from ipvalue.income import IncomeApproachValuer
-from ipvalue.market import MarketApproachValuer
+from ipvalue.methods.cost import CostApproachValuer
+from ipvalue.methods.income import IncomeApproachValuer
+from ipvalue.methods.market import MarketApproachValuer
 from ipvalue.models import ValueRegressor
 from ipvalue.synthetic import make_demo_portfolio
-from ipvalue.valuer import INTERVAL_COLUMNS, VALUE_TYPES, Valuer
+from ipvalue.methods.base import INTERVAL_COLUMNS, VALUE_TYPES, Valuer
 
 pytestmark = pytest.mark.filterwarnings("ignore")
 VD = "2026-06-30"

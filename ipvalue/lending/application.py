@@ -41,7 +41,7 @@ SAFE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 #: each needs: a co-owner's consent to the pledge (专利法 第14条) names the co-owner; a fee
 #: prepayment receipt gives the date the fees are paid until.
 DOCUMENT_KINDS = {"co_owner_consent": "co_owner", "evaluation_report": None, "licence_contract": None, "fee_prepayment": "paid_until",
-                  "invalidation_outcome": None}
+                  "invalidation_outcome": None, "register_extract": None}
 #: Largest application file read (bytes): applications are a few kB; patents come as a file.
 MAX_APPLICATION_BYTES = 1_000_000
 

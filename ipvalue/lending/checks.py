@@ -22,6 +22,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from ipvalue import terms
 from ipvalue.io.register import register_status
 from ipvalue.lending.application import LoanApplication
 from ipvalue.lending.policy import within_internal_limit
@@ -101,8 +102,9 @@ def eligibility_checks(app: LoanApplication, patents: pd.DataFrame, features: pd
     ok = within_internal_limit(total, policy)
     listed = "、".join(f"{r.application_id} {_rmb(r.requested_amount_rmb)} 元" for r in others.itertuples())
     listed_en = ", ".join(f"{r.application_id} {_rmb(r.requested_amount_rmb)} RMB" for r in others.itertuples())
-    if applications is None:
-        zh, en = "未查询审计库：仅计本笔申请", "audit store not consulted: this request only"
+    if applications is None:  # an unknown total exposure never passes: the store must be read
+        ok = False
+        zh, en = "未查询审计库，借款人总敞口未知", "the audit store was not consulted: the borrower's total exposure is unknown"
     else:
         zh = f"同一借款人未结知识产权质押申请：{listed or '无'}"
         en = f"open IP-pledge applications of the same borrower: {listed_en or 'none'}"
@@ -138,9 +140,16 @@ def eligibility_checks(app: LoanApplication, patents: pd.DataFrame, features: pd
         register_lapsed = r is not None and r["register_status"] == "lapsed"
         status_zh = f"法律状态 {p['legal_status']}" + (f"；登记簿 {r['register_status']}（{r['register_status_date'].date()}）" if r is not None and pd.notna(r["register_status"]) else "")
         status_en = f"status {p['legal_status']}" + (f"; register {r['register_status']} since {r['register_status_date'].date()}" if r is not None and pd.notna(r["register_status"]) else "")
-        add(pid, "right_in_force", alive and p["legal_status"] == "in_force" and not register_lapsed,
-            status_zh + ("，已授权有效" if alive and not register_lapsed else "，权利未授权或已终止"),
-            status_en + (": granted and in force" if alive and not register_lapsed else ": not granted, lapsed or expired"))
+        in_force = alive and p["legal_status"] == "in_force" and not register_lapsed
+        extract = refs("register_extract")
+        evidence = reg is not None and bool(r["in_register"]) or bool(extract)
+        add(pid, "right_in_force", ("pass" if evidence else "needs_document") if in_force else "fail",
+            status_zh + ("，已授权有效" if in_force else "，权利未授权或已终止")
+            + ("" if not in_force or evidence else "；仅有申请人提供的数据：需提供国家知识产权局法律状态导出或专利登记簿副本")
+            + (f"（登记簿副本 {extract}）" if extract else ""),
+            status_en + (": granted and in force" if in_force else ": not granted, lapsed or expired")
+            + ("" if not in_force or evidence else "; only the applicant's own data: supply the CNIPA legal-status export or a register extract (专利登记簿副本)")
+            + (f" (register extract {extract})" if extract else ""))
         if reg is not None:
             found, unknown = bool(r["in_register"]), r["unknown_codes"]
             add(pid, "register_extract", "pass" if found and not unknown else "needs_document",
@@ -165,9 +174,11 @@ def eligibility_checks(app: LoanApplication, patents: pd.DataFrame, features: pd
 
         reg_pledges = int(r["active_pledges"]) if r is not None else 0
         is_pledged = normalise_id(pid) in pledged or reg_pledges > 0
-        add(pid, "not_already_pledged", not is_pledged,
-            "已有质押登记" + ("（登记簿：质押登记生效未注销）" if reg_pledges else "") if is_pledged else "无有效质押登记",
-            "an active pledge registration exists" + (" (register: PE01 without a later release)" if reg_pledges else "") if is_pledged else "no active pledge registration")
+        add(pid, "not_already_pledged", "fail" if is_pledged else "pass" if evidence else "needs_document",
+            "已有质押登记" + ("（登记簿：质押登记生效未注销）" if reg_pledges else "") if is_pledged
+            else "登记簿无有效质押登记" if evidence else "未见质押登记，但无登记簿证据：需提供法律状态导出或登记簿副本",
+            "an active pledge registration exists" + (" (register: PE01 without a later release)" if reg_pledges else "") if is_pledged
+            else "no active pledge registration on the register" if evidence else "no pledge known, but no register evidence: supply the legal-status export or a register extract")
         if reg is not None:
             frozen = bool(r["preservation_in_force"])
             add(pid, "no_preservation", not frozen, "存在有效的保全登记（权利被冻结）" if frozen else "无有效保全", "a preservation (保全) is in force: the right is frozen" if frozen else "no preservation in force")
@@ -202,8 +213,8 @@ def eligibility_checks(app: LoanApplication, patents: pd.DataFrame, features: pd
         add(pid, "life_covers_term", life >= need, f"剩余法定有效期 {life:.1f} 年，需覆盖贷款期限加缓冲 {need:g} 年", f"remaining legal life {life:.1f} years against term plus buffer {need:g}")
         econ = float(out.loc[i, "income_period_years"])
         add(pid, "economic_life_covers_term", econ >= need,
-            f"剩余经济寿命 {econ:.1f} 年（{out.loc[i, 'economic_life_source']}），需覆盖贷款期限加缓冲 {need:g} 年",
-            f"remaining economic life {econ:.1f} years ({out.loc[i, 'economic_life_source']}) against term plus buffer {need:g}")
+            f"剩余经济寿命 {econ:.1f} 年（{terms.zh(terms.LIFE_SOURCES, out.loc[i, 'economic_life_source'])}），需覆盖贷款期限加缓冲 {need:g} 年",
+            f"remaining economic life {econ:.1f} years ({terms.en(terms.LIFE_SOURCES, out.loc[i, 'economic_life_source'])}) against term plus buffer {need:g}")
 
         paid = p["fees_paid_until"]
         current = pd.notna(paid) and paid >= vd

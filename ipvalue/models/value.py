@@ -19,7 +19,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from ipvalue.features import PatentFeatureBuilder
 from ipvalue.models.output import explained, feature_columns
-from ipvalue.valuer import check_coverage, interval_frame
+from ipvalue.methods.base import check_coverage, interval_frame
 
 DEFAULT_PARAMS = {
     "n_estimators": 400,

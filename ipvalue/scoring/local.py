@@ -25,7 +25,7 @@ import pandas as pd
 
 from ipvalue.frame import validate_patent_frame
 from ipvalue.io import ColumnMapping, write_text_atomic
-from ipvalue.lending.valuation import collateral_status
+from ipvalue.lending.reconcile import collateral_status
 from ipvalue.models.output import check_sample_fraction, explain_top, explanation_sample
 from ipvalue.registry import RegisteredModel, load_model
 from ipvalue.scoring.book import DEFAULT_CHUNK_SIZE, content_hash, duplicated_ids, iter_chunks

@@ -25,16 +25,17 @@ from pathlib import Path
 
 import pandas as pd
 
-from ipvalue.audit import Identity, audit_path, read_valuation, recording
+from ipvalue.audit import Identity, audit_path, read_valuation
 from ipvalue.exceptions import ApplicationError, InputError, ModelNotFoundError
 from ipvalue.frame import to_records
 from ipvalue.io import ColumnMapping, read_patents, write_text_atomic
-from ipvalue.lending import OVERRIDABLE, LoanApplication, value_application
+from ipvalue.lending import OVERRIDABLE, LoanApplication
 from ipvalue.lending.application import MAX_APPLICATION_BYTES, SAFE_ID
 from ipvalue.names import normalise_id
 from ipvalue.registry import RegisteredModel, load_model, split_model_uri
 from ipvalue.report import render_html
 from ipvalue.scoring.local import score_chunk
+from ipvalue.workflow import value_and_record
 
 logger = logging.getLogger(__name__)
 
@@ -178,18 +179,20 @@ class ValuationService:
             raise ApplicationError(f"The 'models' of application {app.application_id} name {unknown}, which this service does not serve "
                                    f"(it serves {sorted(self.models)}). Fix: name a served model, or ask an admin to serve it.")
         models = {kind: self.models[uri] for kind, uri in app.models.items() if uri}
+
+        def store_application(result):  # the stored application only with its audit record
+            write_text_atomic(json.dumps(raw, ensure_ascii=False, sort_keys=True, default=str), self.folder(result.valuation_id) / "application.json")
+
         with self._lock:
-            result = value_application(app, models=models, data_dir=self.settings.data_dir, user=identity.name)
-        result.provenance.update(user_role=identity.role, authenticated_by="api token", supersedes=supersedes or "")
-        folder = self.folder(result.valuation_id)
-        with recording(result, self.settings.audit_db):  # the stored application only with its audit record
-            write_text_atomic(json.dumps(raw, ensure_ascii=False, sort_keys=True, default=str), folder / "application.json")
-        return result
+            recorded = value_and_record(app, store=self.settings.audit_db, user=identity.name, models=models, data_dir=self.settings.data_dir,
+                                        provenance={"user_role": identity.role, "authenticated_by": "api token", "supersedes": supersedes or ""},
+                                        while_recording=store_application)
+        return recorded.result
 
     def write_report(self, result) -> Path:
         """Render the HTML report of a recorded valuation (after the response: it is derived from the record)."""
         with self._lock:
-            html = render_html(result)
+            html = render_html(result.report)
         return write_text_atomic(html, self.folder(result.valuation_id) / "report.html")
 
     def get(self, valuation_id: str) -> dict:

@@ -17,7 +17,7 @@ from starlette.concurrency import run_in_threadpool
 from ipvalue.audit import authenticate
 from ipvalue.exceptions import InputError
 from ipvalue.lending import OVERRIDABLE
-from ipvalue.report import DECISIONS_ZH
+from ipvalue.terms import DECISIONS
 from ipvalue.service.auth import COOKIE, identity_of
 from ipvalue.service.core import MAX_UPLOAD_BYTES, Conflict, NotFound
 
@@ -138,7 +138,7 @@ def show(valuation_id: str, request: Request, error: str = ""):
         result = request.app.state.service.get(valuation_id)
     except NotFound as exc:
         return _page("upload.html.j2", 404, who=who, error=str(exc))
-    return _page("valuation.html.j2", who=who, r=result, s=result["summary"], fields=FIELD_LABELS, overridable=OVERRIDABLE, decisions_zh=DECISIONS_ZH, error=error)
+    return _page("valuation.html.j2", who=who, r=result, s=result["summary"], fields=FIELD_LABELS, overridable=OVERRIDABLE, decisions_zh={k: v[0] for k, v in DECISIONS.items()}, error=error)
 
 
 async def _act(request: Request, valuation_id: str, role: str, sign_in_as: str, act):
@@ -177,7 +177,7 @@ def _error_on(service, valuation_id, who, message):
         result = service.get(valuation_id)
     except NotFound:
         return _page("upload.html.j2", 404, who=who, error=message)
-    return _page("valuation.html.j2", 422, who=who, r=result, s=result["summary"], fields=FIELD_LABELS, overridable=OVERRIDABLE, decisions_zh=DECISIONS_ZH, error=message)
+    return _page("valuation.html.j2", 422, who=who, r=result, s=result["summary"], fields=FIELD_LABELS, overridable=OVERRIDABLE, decisions_zh={k: v[0] for k, v in DECISIONS.items()}, error=message)
 
 
 def _number(text):

@@ -53,8 +53,11 @@ from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
 from ipvalue.config import assumption_value, content_hash, load_yaml
-from ipvalue.exceptions import ColumnError, ComparablesError
-from ipvalue.valuer import coverage_quantiles, interval_frame
+from ipvalue.exceptions import AssumptionError, ColumnError, ComparablesError
+from ipvalue.methods.base import MethodResult, coverage_quantiles, interval_frame, offers_frame
+from ipvalue.methods.capacity import package_attributable_profit
+from ipvalue.methods.registry import register_method
+from ipvalue.report.sections import Column, Section
 
 logger = logging.getLogger(__name__)
 
@@ -183,6 +186,18 @@ class MarketApproachValuer(BaseEstimator):
         self.life_bounds_ = (assumption_value(raw, "life_adjustment.low", 0.0, 1.0), assumption_value(raw, "life_adjustment.high", 1.0, 100.0))
         self.score_elasticity_ = assumption_value(raw, "score_adjustment.elasticity", 0.0, 10.0)
         self.score_bounds_ = (assumption_value(raw, "score_adjustment.low", 0.0, 1.0), assumption_value(raw, "score_adjustment.high", 1.0, 100.0))
+        self.tests_ = {
+            "min_comparables": int(assumption_value(raw, "evidence_tests.min_comparables", 1, 1000)),
+            "max_spread": assumption_value(raw, "evidence_tests.max_spread", 1.0, 1000.0),
+            "max_median_age_years": assumption_value(raw, "evidence_tests.max_median_age_years", 0.0, 100.0),
+            "profit_capacity_years": assumption_value(raw, "evidence_tests.profit_capacity_years", 0.0, 100.0, lo_open=True),
+            "price_dispersion_default": assumption_value(raw, "evidence_tests.price_dispersion_default", 0.0, 5.0),
+        }
+        level = ((raw.get("evidence_tests") or {}).get("min_match_level") or {}).get("value")
+        if level not in MATCH_LEVELS:
+            raise AssumptionError(f"The 'evidence_tests.min_match_level' of assumption set {raw.get('name', origin)!r} must be one of {list(MATCH_LEVELS)}. Got {level!r}.")
+        self.tests_["min_match_level"] = level
+        self.rank_ = {"tested": assumption_value(raw, "reconciliation.rank_tested", 0.0, 100.0), "thin": assumption_value(raw, "reconciliation.rank_thin", 0.0, 100.0)}
         table = load_comparables(self.comparables, valuation_date=self.valuation_date_)
         age = (self.valuation_date_ - table["date"]).dt.days / 365.25
         reason = pd.Series("", index=table.index)
@@ -195,8 +210,9 @@ class MarketApproachValuer(BaseEstimator):
         logger.info("market approach: %d comparables used, %d excluded", len(self.comparables_), len(self.excluded_))
         return self
 
-    def _adjusted(self, X: pd.DataFrame):
-        """(adjusted prices n × m with NaN where not used, match level per subject)."""
+    def _adjusted(self, X: pd.DataFrame, *, factors: bool = False):
+        """(adjusted prices n × m with NaN where not used, match level per subject[, the factor
+        matrices: life, score, kind-weighted price])."""
         check_is_fitted(self, "comparables_")
         for col in ("patent_type", "remaining_life_years"):
             if col not in X.columns:
@@ -230,6 +246,8 @@ class MarketApproachValuer(BaseEstimator):
             use = np.where(enough[:, None], masks[name], use)
         adjusted = np.where(use, adjusted, np.nan)
         adjusted[remaining <= 0] = np.where(use[remaining <= 0], 0.0, np.nan)  # a dead right is worth 0
+        if factors:
+            return adjusted, level, {"life": life, "score": score_factor, "price": np.broadcast_to(price[None, :], adjusted.shape)}
         return adjusted, level
 
     def evidence(self, X: pd.DataFrame) -> pd.DataFrame:
@@ -261,6 +279,124 @@ class MarketApproachValuer(BaseEstimator):
             warnings.simplefilter("ignore", RuntimeWarning)
             low, mid, high = np.nanquantile(adjusted, q, axis=1)
         return interval_frame(low, mid, high, X.index)
+
+    def subjects(self, frame: pd.DataFrame, inputs) -> pd.DataFrame:
+        """The subject patents as the adjustments read them: type, main IPC, remaining legal life
+        (the valuation's features) and the scorecard total."""
+        return pd.DataFrame({"patent_type": frame["patent_type"], "ipc_main": frame["ipc_main"], "package_id": frame["package_id"],
+                             "remaining_life_years": inputs.features["remaining_life_years"], "score": inputs.scorecard["total"]}, index=frame.index)
+
+    def evidence_tests(self, evidence: pd.DataFrame, adjusted: np.ndarray, frame: pd.DataFrame, inputs) -> pd.DataFrame:
+        """The evidence tests of each subject's comparables (see ``evidence_tests`` in the set):
+        count, spread, median age, match level, and the package's profit capacity. Returns one
+        row per patent: each test's figure, ``passed_<test>`` and ``passed`` (all)."""
+        t = self.tests_
+        ages = ((self.valuation_date_ - self.comparables_["date"]).dt.days / 365.25).to_numpy(float)
+        used = ~np.isnan(adjusted)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            median_age = np.nanmedian(np.where(used, ages[None, :], np.nan), axis=1)
+        order = {lvl: i for i, lvl in enumerate(MATCH_LEVELS)}
+        out = pd.DataFrame(index=evidence.index)
+        out["n_comparables"] = evidence["n_comparables"]
+        out["spread"] = evidence["spread"]
+        out["median_age_years"] = median_age
+        out["match_level"] = evidence["match_level"]
+        out["passed_count"] = out["n_comparables"] >= t["min_comparables"]
+        out["passed_spread"] = (out["spread"] <= t["max_spread"]).fillna(False)
+        out["passed_recency"] = (out["median_age_years"] <= t["max_median_age_years"]).fillna(False)
+        out["passed_similarity"] = out["match_level"].map(lambda lvl: lvl in order and order[lvl] <= order[t["min_match_level"]])
+        # profit capacity, per package: Σ market values ≤ years × revenue × margin × top of the profit split
+        capacity = self.profit_capacity(frame, inputs)
+        package = frame["package_id"]
+        value = evidence["market_value_rmb"].groupby(package).transform("sum")
+        out["package_market_value_rmb"] = value
+        out["profit_capacity_rmb"] = package.map(capacity)
+        out["passed_profit_capacity"] = (out["profit_capacity_rmb"].isna() | (value <= out["profit_capacity_rmb"])).astype(bool)
+        out["passed"] = out[[c for c in out.columns if c.startswith("passed_")]].all(axis=1)
+        return out
+
+    def profit_capacity(self, frame: pd.DataFrame, inputs) -> pd.Series:
+        """Per package: ``profit_capacity_years`` × the profit its patents can earn a year
+        (:func:`~ipvalue.methods.capacity.package_attributable_profit`): the most a buyer would
+        pay, undiscounted. NaN where the revenue is unknown (the test then cannot fail)."""
+        profit = package_attributable_profit(frame, financials=inputs.financials, assumption_set=inputs.assumption_set)
+        return self.tests_["profit_capacity_years"] * profit
+
+    def assess(self, X: pd.DataFrame, inputs) -> MethodResult:
+        """The market approach's part of a valuation: each patent's median adjusted comparable
+        price (market value), its evidence tests, and what it offers the reconciliation: a
+        market-value candidate of the first rank when every test passes, else a cross-check with
+        the failed tests named. Its draws: the market value × exp(σ z) on the shared scenario
+        ``market_level``, σ = the sd of the log adjusted prices used (the dispersion of one sale)."""
+        if not hasattr(self, "comparables_"):
+            self.fit()
+        frame = X
+        subjects = self.subjects(frame, inputs)
+        adjusted, level, factors = self._adjusted(subjects, factors=True)
+        ev = self.evidence(subjects)
+        tests = self.evidence_tests(ev, adjusted, frame, inputs)
+        value = ev["market_value_rmb"]
+        q = self.predict_interval(subjects, coverage=0.9)
+        values = pd.DataFrame({"value_rmb": value, "low_rmb": q["low_rmb"], "p50_rmb": q["p50_rmb"], "high_rmb": q["high_rmb"]}, index=frame.index)
+        failed_zh, failed_en = self._failed_reasons(tests)
+        has = value.notna()
+        role = np.where(~has, "none", np.where(tests["passed"], "primary", "cross_check"))
+        offers = offers_frame(
+            frame.index, role=role, rank=np.where(tests["passed"], self.rank_["tested"], self.rank_["thin"]), market_value_rmb=value.where(has),
+            reason_zh=np.where(~has, "无足够可比交易", np.where(tests["passed"], "可比交易" + tests["n_comparables"].astype(int).astype(str) + "笔，通过全部证据检验，以市场法为市场价值",
+                                                                "市场法未通过证据检验（" + failed_zh + "），仅作交叉核对")),
+            reason_en=np.where(~has, "too few comparables", np.where(tests["passed"], tests["n_comparables"].astype(int).astype(str) + " comparables pass every evidence test: the market approach gives the market value",
+                                                                  "the market approach fails its evidence tests (" + failed_en + "): a cross-check only")),
+        )
+        with np.errstate(divide="ignore", invalid="ignore"):
+            logs = np.log(np.where(adjusted > 0, adjusted, np.nan))
+            n_pos = np.sum(~np.isnan(logs), axis=1)
+            sd = np.where(n_pos >= 2, np.nanstd(np.where(n_pos[:, None] >= 2, logs, 0.0), axis=1, ddof=1), self.tests_["price_dispersion_default"])
+        sd = np.nan_to_num(sd, nan=self.tests_["price_dispersion_default"])
+        z = inputs.scenarios.z("market_level")
+        draws = np.nan_to_num(value.to_numpy(float))[:, None] * np.exp(sd[:, None] * z[None, :])
+        pairs = self._pairs(frame, adjusted, factors)
+        result = MethodResult(
+            method="market", label_zh="市场法", label_en="market approach", value_type=self.value_type, values=values, offers=offers, draws=draws,
+            columns=tests.assign(market_price_sd_log=sd), value_types={"value_rmb": "market_value", "low_rmb": "market_value", "p50_rmb": "market_value",
+                                                                       "high_rmb": "market_value", "market_value_rmb": "market_value",
+                                                                       "package_market_value_rmb": "market_value", "profit_capacity_rmb": "profit (not a value)"},
+            evidence={"comparables_used": pairs, "tests": tests, "excluded": self.excluded_},
+            provenance={**self.provenance, "market_tests": dict(self.tests_)},
+        )
+        result.sections = market_sections(result, self, frame)
+        return result
+
+    def _failed_reasons(self, tests: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
+        t = self.tests_
+        names = {
+            "passed_count": (f"可比交易少于{t['min_comparables']}笔", f"fewer than {t['min_comparables']} comparables"),
+            "passed_spread": (f"价差超过{t['max_spread']:g}倍", f"spread above {t['max_spread']:g}x"),
+            "passed_recency": (f"可比交易中位年龄超过{t['max_median_age_years']:g}年", f"median age above {t['max_median_age_years']:g} years"),
+            "passed_similarity": ("匹配层级过粗（仅按专利类型）", "matched at too coarse a level"),
+            "passed_profit_capacity": (f"专利包市场价值超过{t['profit_capacity_years']:g}年可归属利润（盈利能力检验）",
+                                       f"the package's market value exceeds {t['profit_capacity_years']:g} years of attributable profit (profit-capacity test)"),
+        }
+        zh = pd.Series("", index=tests.index, dtype=object)
+        en = pd.Series("", index=tests.index, dtype=object)
+        for col, (text_zh, text_en) in names.items():
+            fail = ~tests[col].astype(bool)
+            zh = zh.where(~fail, zh + np.where(zh == "", "", "；") + text_zh)
+            en = en.where(~fail, en + np.where(en == "", "", "; ") + text_en)
+        return zh, en
+
+    def _pairs(self, frame: pd.DataFrame, adjusted: np.ndarray, factors: dict) -> pd.DataFrame:
+        """One row per (subject patent, comparable used): the price, each adjustment and the
+        adjusted price (the 计算过程 of the market approach)."""
+        i, j = np.nonzero(~np.isnan(adjusted))
+        c = self.comparables_
+        return pd.DataFrame({
+            "patent_id": frame["patent_id"].to_numpy()[i], "transaction_id": c["transaction_id"].to_numpy()[j],
+            "date": c["date"].to_numpy()[j], "kind": c["kind"].to_numpy()[j], "price_rmb": c["price_rmb"].to_numpy()[j],
+            "kind_factor": c["kind"].map(self.kind_factor_).to_numpy()[j], "life_factor": factors["life"][i, j],
+            "score_factor": factors["score"][i, j], "adjusted_price_rmb": adjusted[i, j],
+        })
 
     @property
     def provenance(self) -> dict:
@@ -306,3 +442,51 @@ def cnipa_range_check(value_rmb, remaining_life_years, *, assumptions="market-cn
             "most licences are free or running royalties): a range check, not a market value")
     return pd.DataFrame({"value_per_year_rmb": v, "cnipa_low_per_year_rmb": low, "cnipa_high_per_year_rmb": high,
                          "position": position, "note": note})
+
+
+MATCH_LEVEL_LABELS = {"ipc_subclass": "同一IPC小类 same IPC subclass", "ipc_section": "同一IPC部 same IPC section",
+                      "patent_type": "仅同类型 patent type only", "none": "无 none"}
+
+
+def market_sections(result: MethodResult, valuer: MarketApproachValuer, frame: pd.DataFrame) -> list[Section]:
+    """The market approach's part of the report: the method and its evidence tests per patent,
+    and in the appendix every comparable used with each adjustment."""
+    t = valuer.tests_
+    tests = result.columns.assign(patent_id=frame["patent_id"].to_numpy(), market_value_rmb=result.values["value_rmb"],
+                                  match_level_label=result.columns["match_level"].map(MATCH_LEVEL_LABELS))
+    sec = Section("method-market", "市场法（可比交易）", "Market approach (comparable transactions)")
+    sec.text(
+        "每笔可比交易价格 × 交易类型系数 × 剩余寿命调整（标的剩余寿命 ÷ 可比交易覆盖年限，限于"
+        f"{valuer.life_bounds_[0]:g}–{valuer.life_bounds_[1]:g}）× 评分调整（1 + {valuer.score_elasticity_:g} × 评分差 ÷ 100，限于"
+        f"{valuer.score_bounds_[0]:g}–{valuer.score_bounds_[1]:g}），取调整后价格的中位数；不作时间调整（无公开价格指数），"
+        f"{valuer.excluded_.shape[0]} 笔交易因过旧或为提成许可被排除。证据检验：可比交易至少 {t['min_comparables']} 笔、价差不超过 {t['max_spread']:g} 倍、"
+        f"中位年龄不超过 {t['max_median_age_years']:g} 年、匹配层级不粗于“{MATCH_LEVEL_LABELS[t['min_match_level']].split(' ')[0]}”、"
+        f"专利包市场价值不超过 {t['profit_capacity_years']:g} 年可归属利润；全部通过时以市场法为市场价值，否则仅作交叉核对。",
+        "Each comparable's price × kind factor × remaining-life adjustment (subject's remaining years ÷ years the price covers, bounded "
+        f"{valuer.life_bounds_[0]:g}–{valuer.life_bounds_[1]:g}) × score adjustment (1 + {valuer.score_elasticity_:g} × score gap ÷ 100, bounded "
+        f"{valuer.score_bounds_[0]:g}–{valuer.score_bounds_[1]:g}); the median of the adjusted prices; no time adjustment (no public price index); "
+        f"{valuer.excluded_.shape[0]} transaction(s) left out as too old or running royalties. Evidence tests: at least {t['min_comparables']} "
+        f"comparables, a spread of at most {t['max_spread']:g}x, a median age of at most {t['max_median_age_years']:g} years, a match no coarser "
+        f"than {t['min_match_level']}, and a package market value within {t['profit_capacity_years']:g} years of attributable profit; when all "
+        "pass the market approach gives the market value, otherwise it is a cross-check.")
+    sec.table("market-tests-table", tests, [
+        Column("patent_id", "专利", "Patent"), Column("market_value_rmb", "市场法价值", "Market approach value", "money"),
+        Column("n_comparables", "可比交易数", "Comparables", "integer"), Column("spread", "价差（倍）", "Spread (x)", "number"),
+        Column("median_age_years", "中位年龄（年）", "Median age (y)", "years"), Column("match_level_label", "匹配层级", "Match level"),
+        Column("profit_capacity_rmb", "盈利能力上限（专利包）", "Profit capacity (package)", "money"),
+        Column("passed", "证据检验", "Evidence tests", "check"),
+    ], caption_zh="证据检验（通过 = true）", caption_en="Evidence tests (passed = true)")
+    appendix = Section("appendix-market", "计算过程：市场法可比交易及调整", "Workings: comparables used and their adjustments", part="appendix")
+    appendix.table("market-comparables-table", result.evidence["comparables_used"], [
+        Column("patent_id", "专利", "Patent"), Column("transaction_id", "交易", "Transaction"), Column("date", "日期", "Date", "date"),
+        Column("kind", "类型", "Kind"), Column("price_rmb", "成交价", "Price", "money"), Column("kind_factor", "类型系数", "Kind factor", "rate"),
+        Column("life_factor", "寿命调整", "Life factor", "rate"), Column("score_factor", "评分调整", "Score factor", "rate"),
+        Column("adjusted_price_rmb", "调整后价格", "Adjusted price", "money"),
+    ])
+    return [sec, appendix]
+
+
+@register_method("market", label_zh="市场法", label_en="market approach", needs=("comparables",), order=1)
+def market_method(inputs) -> MarketApproachValuer:
+    """The market approach of a valuation: the application's comparables, as of its date."""
+    return MarketApproachValuer(inputs.comparables, valuation_date=inputs.valuation_date)

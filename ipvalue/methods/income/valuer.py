@@ -1,4 +1,5 @@
-"""IncomeApproachValuer: the income approach as a valuer (the contract of :mod:`ipvalue.valuer`)."""
+"""IncomeApproachValuer: the income approach (收益分成法) as a valuation method (the contract of
+:mod:`ipvalue.methods.base`)."""
 
 from __future__ import annotations
 
@@ -15,10 +16,11 @@ from ipvalue.config import assumption_value, content_hash, load_yaml
 from ipvalue.exceptions import AssumptionError, InputError
 from ipvalue.features import PatentFeatureBuilder
 from ipvalue.frame import as_patent_frame
-from ipvalue.income.assumptions import IncomeAssumptions
-from ipvalue.income.dcf import dcf_grown, dcf_schedule, dcf_survival
-from ipvalue.scorecard import IndicatorScorecard
-from ipvalue.valuer import coverage_quantiles, interval_frame
+from ipvalue.methods.income.assumptions import IncomeAssumptions
+from ipvalue.methods.income.dcf import dcf_grown, dcf_schedule, dcf_survival, yearly_table
+from ipvalue.methods.income.scorecard import IndicatorScorecard
+from ipvalue.methods.base import MethodResult, coverage_quantiles, interval_frame, offers_frame
+from ipvalue.methods.inputs import Scenarios
 
 logger = logging.getLogger(__name__)
 
@@ -90,24 +92,30 @@ class IncomeApproachValuer(BaseEstimator):
         return self._fit(X, transform=True)
 
     def _fit(self, X: pd.DataFrame, *, transform: bool = False) -> pd.DataFrame | None:
-        self.assumptions_ = IncomeAssumptions.load(self.assumptions)
-        self.scorecard_ = IndicatorScorecard(self.scorecard).fit()
+        self._load_assumptions()
         self.features_ = PatentFeatureBuilder(self.feature_spec, valuation_date=self.valuation_date, data_dir=self.data_dir)
         matrix = self.features_.fit_transform(X) if transform else None
         if not transform:
             self.features_.fit(X)
+        return matrix
+
+    def _load_assumptions(self) -> None:
+        """The assumption set, the scorecard and the industry-margin benchmarks (what ``assess``
+        needs when the valuation built the features already)."""
+        self.assumptions_ = IncomeAssumptions.load(self.assumptions)
+        self.scorecard_ = IndicatorScorecard(self.scorecard).fit()
         raw, origin = (self.industry_margins, "dict") if isinstance(self.industry_margins, dict) else load_yaml(self.industry_margins)
         benchmarks = raw.get("benchmarks") or {}
         if "default" not in benchmarks:
             raise AssumptionError(f"The industry-margin set {raw.get('name', origin)!r} needs 'benchmarks.default'. Fix: add it with its source.")
         self.margin_benchmarks_ = {k: assumption_value(raw, f"benchmarks.{k}", 0.0, 1.0, lo_open=True) for k in benchmarks}
         self.margin_benchmarks_provenance_ = {"industry_margin_set": f"{raw.get('name', origin)}-v{raw.get('version', 0)}", "industry_margin_set_hash": content_hash(raw)}
-        return matrix
 
     # -- inputs ------------------------------------------------------------------------------
 
     def inputs(self, X: pd.DataFrame, *, schedule: pd.DataFrame | None = None, survival: pd.DataFrame | None = None,
-               financials: pd.DataFrame | None = None, tax_rate: float | None = None, features: pd.DataFrame | None = None) -> pd.DataFrame:
+               financials: pd.DataFrame | None = None, tax_rate: float | None = None, features: pd.DataFrame | None = None,
+               scorecard: pd.DataFrame | None = None) -> pd.DataFrame:
         """Every DCF input per patent, with where it came from: the audit view of the valuation.
 
         Every other method accepts ``inputs=`` (this frame, possibly edited: e.g.
@@ -139,16 +147,22 @@ class IncomeApproachValuer(BaseEstimator):
         features : pandas.DataFrame, optional
             ``features_.transform(X)`` when the caller built it already (a valuation builds the
             features once for the inputs, the scorecard table and the checks).
+        scorecard : pandas.DataFrame, optional
+            ``scorecard_.score(features)`` when the caller built it already.
 
         Returns
         -------
         pandas.DataFrame, one row per patent (index of ``X``)
         """
-        check_is_fitted(self, "features_")
+        check_is_fitted(self, "assumptions_")
         a = self.assumptions_
-        frame = as_patent_frame(X, passthrough=self.features_.spec_.passthrough)
-        features = self.features_.transform(frame) if features is None else features
-        card = self.scorecard_.score(features)
+        if features is None:
+            check_is_fitted(self, "features_")
+            frame = as_patent_frame(X, passthrough=self.features_.spec_.passthrough)
+            features = self.features_.transform(frame)
+        else:
+            frame = as_patent_frame(X)
+        card = self.scorecard_.score(features) if scorecard is None else scorecard
         out = pd.DataFrame(index=frame.index)
         out["patent_id"] = frame["patent_id"]
         out["package_id"] = frame["package_id"].fillna(frame["patent_id"])
@@ -170,9 +184,10 @@ class IncomeApproachValuer(BaseEstimator):
         out["statutory_term_years"] = features["statutory_term_years"] if "statutory_term_years" in features else np.nan
         out["remaining_life_years"] = features["remaining_life_years"]
         out["economic_life_years"] = frame["economic_life_years"].fillna(a.economic_life_years)
-        out["economic_life_source"] = np.where(frame["economic_life_years"].notna(), "input", "assumption")
+        out["economic_life_source"] = np.where(frame["economic_life_years"].notna(), "application", "assumption_default")
         out["income_period_years"] = np.minimum(out["remaining_life_years"], out["economic_life_years"])
         out["cash_flow_weighting"] = "fixed horizon min(remaining legal life, economic life)"
+        out["weighted_by_life"] = False
 
         live = out["income_period_years"] > 0
         weight = pd.Series(1.0, index=out.index) if a.package_allocation == "equal" else out["score"].clip(lower=1e-9)
@@ -211,8 +226,9 @@ class IncomeApproachValuer(BaseEstimator):
         if survival is not None:
             table = self._check_survival(survival, out)
             out[list(table.columns)] = table.to_numpy()
-            out["cash_flow_weighting"] = "survival S_t within the remaining legal life"
-            out["economic_life_source"] = "survival table (renewal model)"
+            out["cash_flow_weighting"] = "yearly weights W_t (in force × excess returns left) within the remaining legal life"
+            out["economic_life_source"] = "life_curves"
+            out["weighted_by_life"] = True
         return out
 
     def _apply_financials(self, out: pd.DataFrame, financials: pd.DataFrame) -> None:
@@ -342,7 +358,7 @@ class IncomeApproachValuer(BaseEstimator):
         d["scheduled"] = inputs["income_source"].eq("schedule").to_numpy()
         d["sched"] = self._schedule_matrix(inputs, schedule)
         scols = [c for c in inputs.columns if str(c).startswith("s_")]
-        d["has_survival"] = inputs["cash_flow_weighting"].str.startswith("survival").to_numpy() if scols else np.zeros(len(inputs), bool)
+        d["has_survival"] = inputs["weighted_by_life"].to_numpy(dtype=bool) if scols else np.zeros(len(inputs), bool)
         d["survival"] = np.nan_to_num(inputs[scols].to_numpy(dtype=float)) if scols else None
         return d
 
@@ -415,25 +431,30 @@ class IncomeApproachValuer(BaseEstimator):
         return pd.Series(self._values(inputs, schedule), index=inputs.index, name="income_value_rmb")
 
     def simulate(self, X: pd.DataFrame | None = None, *, schedule=None, n_draws: int | None = None, inputs: pd.DataFrame | None = None, quantiles=None,
-                 survival=None, financials=None, tax_rate=None):
+                 survival=None, financials=None, tax_rate=None, scenarios: Scenarios | None = None):
         """Monte Carlo values, shape (n_patents, n_draws), or their quantiles when ``quantiles`` is given.
 
         Draws are scenarios shared by all patents (common random numbers), seeded by the
-        assumption set: in scenario k every patent sees the same standard-normal shocks to its
-        sharing-rate position, discount rate, growth, economic life (fixed-horizon patents only),
-        revenue level (× max(1 + sd z, 0)) and operating margin (+ sd z points), each scaled by
-        the set's standard deviations. A package's distribution is then the distribution of the
-        summed scenario values, and re-running gives identical numbers.
+        assumption set (or the valuation's shared ``scenarios``): in scenario k every patent sees
+        the same standard-normal shocks to its sharing-rate position, discount rate, growth,
+        economic life (fixed-horizon patents only), revenue level (× max(1 + sd z, 0)) and
+        operating margin (+ sd z points), each scaled by the set's standard deviations. A
+        package's distribution is then the distribution of the summed scenario values, and
+        re-running gives identical numbers.
         """
         a = self.assumptions_
         inputs = self._inputs_of(X, schedule, inputs, survival=survival, financials=financials, tax_rate=tax_rate)
         d = self._arrays(inputs, schedule)
-        draws = int(n_draws or a.mc_draws)
-        z = np.random.default_rng(a.mc_seed).standard_normal((6, draws))  # rows 0-3 as before rows 4-5 were added
+        if scenarios is None:
+            scenarios = Scenarios(int(n_draws or a.mc_draws), a.mc_seed)
+        elif n_draws is not None and int(n_draws) != scenarios.n_draws:
+            raise ValueError(f"'n_draws' ({n_draws}) differs from the shared scenarios' {scenarios.n_draws}. Fix: pass one of them.")
+        draws = scenarios.n_draws
         sd = a.mc_sd
         shocks = {
-            "position": sd["sharing_position_sd"] * z[0], "discount": sd["discount_rate_sd"] * z[1], "growth": sd["growth_sd"] * z[2],
-            "life": sd["economic_life_sd_years"] * z[3], "level": 1.0 + sd["revenue_level_sd"] * z[4], "margin": sd["margin_sd"] * z[5],
+            "position": sd["sharing_position_sd"] * scenarios.z("sharing_position"), "discount": sd["discount_rate_sd"] * scenarios.z("discount_rate"),
+            "growth": sd["growth_sd"] * scenarios.z("growth"), "life": sd["economic_life_sd_years"] * scenarios.z("economic_life"),
+            "level": 1.0 + sd["revenue_level_sd"] * scenarios.z("revenue_level"), "margin": sd["margin_sd"] * scenarios.z("margin"),
         }
         n = len(inputs)
         block = max(1, MC_BLOCK_CELLS // draws)
@@ -483,12 +504,14 @@ class IncomeApproachValuer(BaseEstimator):
         return table.sort_values(["patent_id", "swing_rmb"], ascending=[True, False], kind="stable").reset_index(drop=True)
 
     def cash_flows(self, X: pd.DataFrame | None = None, *, schedule=None, inputs: pd.DataFrame | None = None, survival=None, financials=None, tax_rate=None) -> pd.DataFrame:
-        """Year-by-year cash flows of each patent (for reports): income, sharing rate, survival,
-        weight, discount factor and present value; their sum per patent equals :meth:`predict`."""
-        a = self.assumptions_
+        """Year-by-year cash flows of each patent (the report's 计算过程): the income attributed
+        to the patent, the sharing rate and its position in the range, the year's weight (the
+        probability in force × excess returns left, times the share of the year inside the
+        period), the end-of-year (or mid-year) discount factor, the after-tax cash flow and its
+        present value. The present values sum per patent to :meth:`predict` (one discounting,
+        :func:`~ipvalue.methods.income.dcf.yearly_table`)."""
         inputs = self._inputs_of(X, schedule, inputs, survival=survival, financials=financials, tax_rate=tax_rate)
         d = self._arrays(inputs, schedule)
-        sched = d["sched"]
         surv_rows = d["has_survival"]
         horizon = np.where(surv_rows, inputs["remaining_life_years"].to_numpy(), inputs["income_period_years"].to_numpy())
         years = int(np.ceil(np.nanmax(horizon, initial=0)))
@@ -496,28 +519,28 @@ class IncomeApproachValuer(BaseEstimator):
             years = min(years, max(d["survival"].shape[1], int(np.ceil(inputs["income_period_years"].max() or 0))))
         t = np.arange(1, years + 1)
         inc = inputs["revenue_base_rmb"].fillna(0).to_numpy()[:, None] * (1 + inputs["growth"].to_numpy()[:, None]) ** t
-        if sched is not None:
-            scheduled = d["scheduled"]
+        if d["sched"] is not None:
             padded = np.zeros((len(inputs), years))
-            width = min(years, sched.shape[1])
-            padded[:, :width] = np.nan_to_num(sched[:, :width])
-            inc[scheduled] = padded[scheduled]
-        margin = d["operating_margin"][:, None]
-        share = inputs["sharing_rate"].to_numpy()[:, None] * np.where(margin > 0, 1.0, 0.0) * (1 - inputs["decay_per_year"].to_numpy()[:, None]) ** (t - 1)
+            width = min(years, d["sched"].shape[1])
+            padded[:, :width] = np.nan_to_num(d["sched"][:, :width])
+            inc[d["scheduled"]] = padded[d["scheduled"]]
         survival = np.ones((len(inputs), years))
         if d["survival"] is not None:
             padded = np.zeros((len(inputs), years))
             width = min(years, d["survival"].shape[1])
             padded[:, :width] = d["survival"][:, :width]
             survival[surv_rows] = padded[surv_rows]
-        life = np.where(surv_rows, inputs["remaining_life_years"].to_numpy(), inputs["income_period_years"].to_numpy())
-        weight = np.clip(life[:, None] - (t - 1), 0, 1) * survival
-        factor = (1 + inputs["discount_rate"].to_numpy()[:, None]) ** -(t - (0.5 if a.mid_year else 0.0))
-        pv = inc * share * weight * factor * (1 - inputs["tax_rate"].to_numpy()[:, None])
+        fraction = np.clip(horizon[:, None] - (t - 1), 0, 1)
+        sharing = inputs["sharing_rate"].to_numpy() * np.where(d["operating_margin"] > 0, 1.0, 0.0)
+        table = yearly_table(inc, sharing, inputs["decay_per_year"].to_numpy(), inputs["discount_rate"].to_numpy(), fraction * survival,
+                             inputs["tax_rate"].to_numpy(), self.assumptions_.mid_year)
         long = pd.DataFrame({
             "patent_id": np.repeat(inputs["patent_id"].to_numpy(), years), "year": np.tile(t, len(inputs)),
-            "income_rmb": inc.ravel(), "sharing_rate": share.ravel(), "survival": survival.ravel(), "weight": weight.ravel(),
-            "discount_factor": factor.ravel(), "present_value_rmb": pv.ravel(),
+            "income_rmb": inc.ravel(), "sharing_position": np.repeat(inputs["sharing_position"].to_numpy(), years),
+            "sharing_rate": table["sharing_rate"].ravel(), "survival": survival.ravel(), "year_fraction": fraction.ravel(),
+            "weight": (fraction * survival).ravel(), "tax_rate": np.repeat(inputs["tax_rate"].to_numpy(), years),
+            "discount_factor": table["discount_factor"].ravel(), "cash_flow_rmb": table["cash_flow_rmb"].ravel(),
+            "present_value_rmb": table["present_value_rmb"].ravel(),
         })
         return long[long["weight"] > 0].reset_index(drop=True)
 
@@ -547,6 +570,103 @@ class IncomeApproachValuer(BaseEstimator):
         for k, v in self.provenance.items():
             out[k] = v
         return (out, draws) if return_draws else out
+
+    def market_participant(self, inputs: pd.DataFrame) -> pd.DataFrame:
+        """The income approach's inputs restated for a market participant: a buyer of the right
+        earns the sector's operating margin (the industry-margin benchmark), not the borrower's
+        own, and pays the standard tax rate of the assumption set (a 高新技术企业 rate is the
+        borrower's own); the revenue forecast, the life and the sharing position stay. Value type:
+        market value (what a willing buyer would pay on that income). Returns a copy."""
+        check_is_fitted(self, "assumptions_")
+        a = self.assumptions_
+        out = inputs.copy()
+        out["operating_margin"] = out["margin_benchmark"]
+        out["margin_source"] = "industry benchmark (market participant)"
+        out["sharing_low"] = a.profit_split[0] * out["operating_margin"].clip(lower=0.0)
+        out["sharing_high"] = a.profit_split[1] * out["operating_margin"].clip(lower=0.0)
+        out["sharing_rate"] = out["sharing_low"] + out["sharing_position"] * (out["sharing_high"] - out["sharing_low"])
+        out["tax_rate"], out["tax_rate_source"] = a.tax_rate, "assumption set (standard rate, market participant)"
+        return out
+
+    def assess(self, X: pd.DataFrame, inputs) -> "MethodResult":
+        """The income approach's part of a valuation (:class:`~ipvalue.methods.base.MethodResult`).
+
+        From the PatentFrame ``X`` and the valuation's shared inputs (features, scorecard,
+        economic-life weights, the borrower's forecast, statements and tax rate, the officers'
+        sharing-rate overrides, the Monte Carlo scenarios):
+
+        - ``values``: the **value in use** to the borrower (its revenue, margin and tax rate) and
+          its Monte Carlo P5 / P50 / P95;
+        - ``offers``: the same income **restated for a market participant**
+          (:meth:`market_participant`) as a candidate for the market value, ranked by the
+          assumption set's ``reconciliation`` block (higher when the borrower's statements back
+          the forecast), with its scenario draws for the disposal view;
+        - ``evidence``: the applied inputs, the year-by-year cash flows of both, the tornado;
+        - ``sections``: its part of the report (:mod:`ipvalue.methods.income.sections`).
+        """
+        from ipvalue.methods.income.sections import income_sections
+
+        self._load_assumptions()
+        a = self.assumptions_
+        frame = as_patent_frame(X)
+        options = dict(schedule=inputs.schedule, financials=inputs.financials, tax_rate=inputs.tax_rate, features=inputs.features, scorecard=inputs.scorecard)
+        model_inputs = self.inputs(frame, survival=inputs.life, **options)
+        if inputs.life_columns is not None:
+            for col in ("economic_life_years", "economic_life_source"):
+                if col in inputs.life_columns:
+                    model_inputs[col] = inputs.life_columns[col].to_numpy()
+            model_inputs["income_period_years"] = np.minimum(model_inputs["remaining_life_years"], model_inputs["economic_life_years"])
+        rates = inputs.overrides_of("sharing_rate")
+        in_use = self.with_sharing_rates(model_inputs, rates) if rates else model_inputs
+        participant = self.market_participant(model_inputs)
+        participant = self.with_sharing_rates(participant, rates) if rates else participant
+        schedule = inputs.schedule
+        use_values = self._values(in_use, schedule)
+        mp_values = self._values(participant, schedule)
+        use_draws = self.simulate(inputs=in_use, schedule=schedule, scenarios=inputs.scenarios)
+        mp_draws = self.simulate(inputs=participant, schedule=schedule, scenarios=inputs.scenarios)
+        q = np.quantile(use_draws, [0.05, 0.5, 0.95], axis=1).T
+        index = frame.index
+        values = pd.DataFrame({"value_rmb": use_values, "low_rmb": q[:, 0], "p50_rmb": q[:, 1], "high_rmb": q[:, 2]}, index=index)
+
+        rank = a.reconciliation_rank
+        backed = in_use["margin_source"].str.startswith("financial statements").to_numpy()
+        offers = offers_frame(
+            index, role="primary", rank=np.where(backed, rank["with_statements"], rank["forecast_only"]), market_value_rmb=mp_values,
+            reason_zh=np.where(backed, "收益法（借款人财务报表支持收入预测），按市场参与者口径（行业利润率、标准税率）重述",
+                               "收益法（收入预测未经财务报表核对），按市场参与者口径（行业利润率、标准税率）重述"),
+            reason_en=np.where(backed, "income approach (the borrower's statements back the forecast), restated for a market participant (sector margin, standard tax rate)",
+                               "income approach (the forecast is not checked against statements), restated for a market participant (sector margin, standard tax rate)"),
+        )
+        columns = pd.DataFrame({
+            "score": in_use["score"], "grade": in_use["grade"], "sharing_position": in_use["sharing_position"],
+            "sharing_low": in_use["sharing_low"], "sharing_high": in_use["sharing_high"], "sharing_rate": in_use["sharing_rate"],
+            "model_sharing_rate": model_inputs["sharing_rate"], "market_participant_sharing_rate": participant["sharing_rate"],
+            "operating_margin": in_use["operating_margin"], "margin_source": in_use["margin_source"], "margin_benchmark": in_use["margin_benchmark"],
+            "tax_rate": in_use["tax_rate"], "tax_rate_source": in_use["tax_rate_source"], "discount_rate": in_use["discount_rate"],
+            "growth": in_use["growth"], "allocation_share": in_use["allocation_share"], "revenue_base_rmb": in_use["revenue_base_rmb"],
+            "remaining_life_years": in_use["remaining_life_years"], "statutory_term_years": in_use["statutory_term_years"],
+            "economic_life_years": in_use["economic_life_years"], "economic_life_source": in_use["economic_life_source"],
+            "income_period_years": in_use["income_period_years"], "cash_flow_weighting": in_use["cash_flow_weighting"],
+            "financials_flags": in_use["financials_flags"], "value_in_use_rmb": use_values, "market_participant_value_rmb": mp_values,
+            "value_in_use_p5_rmb": q[:, 0], "value_in_use_p50_rmb": q[:, 1], "value_in_use_p95_rmb": q[:, 2],
+        }, index=index)
+        cash_flows = pd.concat([self.cash_flows(schedule=schedule, inputs=in_use).assign(basis="value_in_use"),
+                                self.cash_flows(schedule=schedule, inputs=participant).assign(basis="market_participant")], ignore_index=True)
+        sensitivity = self.sensitivity(schedule=schedule, inputs=in_use)
+        provenance = {**a.provenance, **self.scorecard_.provenance, **self.margin_benchmarks_provenance_}
+        result = MethodResult(
+            method="income", label_zh="收益法", label_en="income approach", value_type=self.value_type, values=values, offers=offers,
+            draws=mp_draws, columns=columns, provenance=provenance,
+            value_types={"value_rmb": "value_in_use", "low_rmb": "value_in_use", "p50_rmb": "value_in_use", "high_rmb": "value_in_use",
+                         "market_value_rmb": "market_value", "value_in_use_rmb": "value_in_use", "market_participant_value_rmb": "market_value",
+                         "value_in_use_p5_rmb": "value_in_use", "value_in_use_p50_rmb": "value_in_use", "value_in_use_p95_rmb": "value_in_use",
+                         "revenue_base_rmb": "input (revenue, not a value)"},
+            evidence={"inputs": in_use, "market_participant_inputs": participant, "cash_flows": cash_flows, "sensitivity": sensitivity,
+                      "value_in_use_draws": use_draws},
+        )
+        result.sections = income_sections(result, assumptions=a, scenarios=inputs.scenarios, frame=frame)
+        return result
 
     @property
     def provenance(self) -> dict:

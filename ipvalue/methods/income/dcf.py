@@ -60,6 +60,12 @@ def dcf_grown(base, growth, sharing, decay, discount, period, tax, mid_year: boo
     return total.reshape(shape) if shape else float(total[0])
 
 
+def _term(t: int, flow, sharing, decay, discount, weight, growth_shift, m: float):
+    """Year ``t``'s present value before tax: flow × (1 + shift)^t × sharing × (1 − d)^(t − 1) × weight / (1 + r)^(t − m).
+    The one place the per-year discounting is written (the schedule, survival and table paths share it)."""
+    return flow * (1.0 + growth_shift) ** t * sharing * (1.0 - decay) ** (t - 1) * weight / (1.0 + discount) ** (t - m)
+
+
 def dcf_schedule(income, sharing, decay, discount, period, tax, mid_year: bool, growth_shift=0.0):
     """Value of a yearly income schedule; ``income`` has years on its last axis.
 
@@ -79,30 +85,31 @@ def dcf_schedule(income, sharing, decay, discount, period, tax, mid_year: bool, 
     sharing, decay, discount = np.asarray(sharing, float), np.asarray(decay, float), np.asarray(discount, float)
     period = np.maximum(np.asarray(period, float), 0.0)
     extra_dims = max(np.ndim(sharing), np.ndim(discount), np.ndim(period), np.ndim(growth_shift)) - 1
+    col = (-1,) + (1,) * max(extra_dims, 0)
     m = 0.5 if mid_year else 0.0
     total = 0.0
     for t in range(1, income.shape[-1] + 1):
-        flow = income[:, t - 1].reshape((-1,) + (1,) * max(extra_dims, 0))
         weight = np.clip(period - (t - 1), 0.0, 1.0)
-        total = total + flow * (1.0 + growth_shift) ** t * sharing * (1.0 - decay) ** (t - 1) * weight / (1.0 + discount) ** (t - m)
+        total = total + _term(t, income[:, t - 1].reshape(col), sharing, decay, discount, weight, growth_shift, m)
     return np.asarray(total) * (1.0 - tax)
 
 
 def dcf_survival(income, sharing, decay, discount, survival, remaining, tax, mid_year: bool, growth_shift=0.0):
-    """Expected value over lapse outcomes: cash flows weighted by the yearly survival curve.
+    """Expected value over lapse outcomes: cash flows weighted by the yearly weights.
 
-        value = (1 − tax) × Σ_t  S_t × w_t × income_t × (1 + shift)^t × sharing × (1 − d)^(t − 1) / (1 + r)^(t − m)
+        value = (1 − tax) × Σ_t  W_t × w_t × income_t × (1 + shift)^t × sharing × (1 − d)^(t − 1) / (1 + r)^(t − m)
 
     with ``w_t = clip(remaining − (t − 1), 0, 1)`` (the remaining legal life, pro rata in its last
-    year) and ``S_t`` = P(the right is still in force at the end of year t). Years beyond the
-    survival table count 0.
+    year) and ``W_t`` the weight of year t (the probability that the right is still in force at
+    the end of year t, times the share of excess returns left). Years beyond the table count 0.
 
     Parameters
     ----------
     income : array_like, shape (n_patents, n_years), RMB
         Income of years 1..n_years.
     sharing, decay, discount, tax : array_like, shape (n_patents,) or (n_patents, n_draws)
-    survival : array_like, shape (n_patents, n_survival_years), in [0, 1]
+    survival : array_like, shape (n_patents, n_years_table) or (n_patents, n_draws, n_years_table), in [0, 1]
+        The yearly weights W_t (per scenario when 3-D).
     remaining : array_like, shape (n_patents,), years
     mid_year : bool
     growth_shift : array_like, default=0.0
@@ -115,12 +122,44 @@ def dcf_survival(income, sharing, decay, discount, survival, remaining, tax, mid
     income, survival = np.asarray(income, float), np.asarray(survival, float)
     sharing, decay, discount = np.asarray(sharing, float), np.asarray(decay, float), np.asarray(discount, float)
     remaining = np.maximum(np.asarray(remaining, float), 0.0)
-    extra_dims = max(np.ndim(sharing), np.ndim(discount), np.ndim(decay), np.ndim(tax), np.ndim(growth_shift)) - 1
+    extra_dims = max(np.ndim(sharing), np.ndim(discount), np.ndim(decay), np.ndim(tax), np.ndim(growth_shift), survival.ndim - 1) - 1
     col = (-1,) + (1,) * max(extra_dims, 0)
     m = 0.5 if mid_year else 0.0
     total = 0.0
     for t in range(1, min(income.shape[-1], survival.shape[-1]) + 1):
-        weight = (survival[:, t - 1] * np.clip(remaining - (t - 1), 0.0, 1.0)).reshape(col)
-        flow = income[:, t - 1].reshape(col)
-        total = total + flow * (1.0 + growth_shift) ** t * sharing * (1.0 - decay) ** (t - 1) * weight / (1.0 + discount) ** (t - m)
+        s_t = survival[..., t - 1]
+        weight = (s_t.reshape(col) if s_t.ndim == 1 else s_t) * np.clip(remaining - (t - 1), 0.0, 1.0).reshape(col)
+        total = total + _term(t, income[:, t - 1].reshape(col), sharing, decay, discount, weight, growth_shift, m)
     return np.asarray(total * (1.0 - np.asarray(tax, float)), dtype=float)
+
+
+def yearly_table(income, sharing, decay, discount, weights, tax, mid_year: bool) -> dict:
+    """The year-by-year terms of a point valuation (the report's 计算过程), from the same
+    discounting as :func:`dcf_survival` (their present values sum to its value).
+
+    Parameters
+    ----------
+    income : array_like, shape (n_patents, n_years), RMB
+    sharing, decay, discount, tax : array_like, shape (n_patents,)
+    weights : array_like, shape (n_patents, n_years)
+        The weight of each year: survival × obsolescence × the share of the year inside the period.
+    mid_year : bool
+
+    Returns
+    -------
+    dict of numpy.ndarray, each shape (n_patents, n_years): ``sharing_rate`` (after the yearly
+    decline), ``discount_factor`` 1 / (1 + r)^(t − m), ``cash_flow_rmb`` (income × sharing ×
+    weight × (1 − tax), undiscounted) and ``present_value_rmb``.
+    """
+    income, weights = np.asarray(income, float), np.asarray(weights, float)
+    n, years = income.shape
+    col = (-1, 1)
+    t = np.arange(1, years + 1)[None, :]
+    m = 0.5 if mid_year else 0.0
+    sharing_t = np.asarray(sharing, float).reshape(col) * (1.0 - np.asarray(decay, float).reshape(col)) ** (t - 1)
+    factor = (1.0 + np.asarray(discount, float).reshape(col)) ** -(t - m)
+    after_tax = 1.0 - np.asarray(tax, float).reshape(col)
+    present = np.column_stack([_term(k, income[:, k - 1], np.asarray(sharing, float), np.asarray(decay, float), np.asarray(discount, float),
+                                     weights[:, k - 1], 0.0, m) for k in range(1, years + 1)]).reshape(n, years) * after_tax if years else np.zeros((n, 0))
+    return {"sharing_rate": np.broadcast_to(sharing_t, (n, years)), "discount_factor": np.broadcast_to(factor, (n, years)),
+            "cash_flow_rmb": income * sharing_t * weights * after_tax, "present_value_rmb": present}

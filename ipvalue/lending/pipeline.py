@@ -1,0 +1,485 @@
+"""The valuation pipeline: named steps from an application to a decision, looping over the
+registered valuation methods.
+
+    prepare       the shared inputs, built once: features and scorecard as of the valuation date,
+                  the economic-life curves (fee-lapse survival from the renewal model or the CN
+                  life table, officers' economic-life overrides), the Monte Carlo scenarios
+    run_methods   every registered method whose inputs are present (:mod:`ipvalue.methods`)
+    reconcile     each patent's market value from the methods' offers, with reasons, the
+                  disagreement and floor checks (:mod:`ipvalue.lending.reconcile`)
+    value_chain   value in use → market value → collateral value (the disposal view at the
+                  policy's quantile, drawn from the market value's distribution) → pledge-rate
+                  limit → loan cap (:mod:`ipvalue.lending.disposal`)
+    checks        eligibility, register evidence, the ¥10M on total exposure (:mod:`ipvalue.lending.checks`)
+    decide        eligible / review required / documents required / not eligible / external appraisal
+
+:func:`value_application` runs them for one application and returns a :class:`ValuationResult`
+(what the report, the loan system's JSON and the audit store take); :func:`value_book` runs the
+value steps for a book of patents (the demo's pledge book). The workflow that records and reports
+a valuation is :mod:`ipvalue.workflow`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from ipvalue import __version__
+from ipvalue.exceptions import ApplicationError
+from ipvalue.explain import reason_codes
+from ipvalue.features import PatentFeatureBuilder
+from ipvalue.lending.application import LoanApplication
+from ipvalue.lending.checks import eligibility_checks
+from ipvalue.lending.disposal import DisposalAssumptions, package_disposal_view
+from ipvalue.lending.policy import load_pledge_policy, risk_sharing_table, within_internal_limit
+from ipvalue.lending.reconcile import collateral_status, reconcile
+from ipvalue.methods import MethodResult, Scenarios, ValuationInputs, registered_methods
+from ipvalue.methods.income import IncomeAssumptions, IndicatorScorecard
+from ipvalue.registry import RegisteredModel, load_model
+
+logger = logging.getLogger(__name__)
+
+MODEL_KINDS = ("renewal", "value")
+#: Years of yearly weights the income approach receives (covers any statutory term plus extensions).
+SURVIVAL_YEARS = 30
+FEATURE_SPEC = "core-v1"
+SCORECARD = "scorecard-pledge"
+
+#: Value type of each money column of the valuation's summary, patent and package tables.
+VALUE_TYPES_OF_COLUMNS = {
+    "value_in_use_rmb": "value_in_use", "market_value_rmb": "market_value", "model_market_value_rmb": "market_value",
+    "internal_value_rmb": "market_value", "pending_expected_value_rmb": "market_value", "floor_rmb": "market_value",
+    "collateral_basis_rmb": "market_value", "collateral_value_p50_rmb": "collateral_value", "collateral_value_rmb": "collateral_value",
+    "collateral_value_q_rmb": "collateral_value", "disposal_cap_rmb": "collateral_value", "pledge_value_rmb": "collateral_value",
+    "loan_cap_rmb": "collateral_value", "market_value_p50_rmb": "market_value", "value_in_use_p5_rmb": "value_in_use",
+    "value_in_use_p50_rmb": "value_in_use", "value_in_use_p95_rmb": "value_in_use",
+    "requested_amount_rmb": "loan amount (not a value)", "bank_loss_if_default_rmb": "loss allocation (not a value)",
+}
+
+
+@dataclass
+class ValuationResult:
+    """Everything the report, the loan system (JSON) and the audit store need.
+
+    ``patents``: one row per patent (each method's figure ``method_<name>_rmb``, the
+    reconciliation, the value chain, the pledge value); ``packages``: one row per package (the
+    pledge unit: market value, disposal view, cap); ``methods``: each method's
+    :class:`~ipvalue.methods.base.MethodResult`; ``report``: the 内部评估报告 as addressable
+    sections (:class:`~ipvalue.report.sections.Report`), which the JSON carries and every rendering
+    lays out.
+    """
+
+    valuation_id: str
+    application: LoanApplication
+    patents: pd.DataFrame
+    packages: pd.DataFrame
+    checks: pd.DataFrame
+    summary: dict
+    risk_sharing: pd.DataFrame
+    reasons: pd.DataFrame
+    scorecard_points: pd.DataFrame
+    overrides: pd.DataFrame
+    provenance: dict
+    methods: dict = field(default_factory=dict)
+    skipped_methods: list = field(default_factory=list)
+    flags: pd.DataFrame | None = None
+    market_draws: np.ndarray | None = None
+    life: pd.DataFrame | None = None
+    report: object = None
+
+    def to_dict(self) -> dict:
+        def records(frame):
+            return json.loads(frame.to_json(orient="records", date_format="iso", force_ascii=False))
+
+        columns = set(self.patents.columns) | set(self.packages.columns) | set(self.summary)
+        types = {c: t for c, t in VALUE_TYPES_OF_COLUMNS.items() if c in columns}
+        for name in self.methods:
+            types[f"method_{name}_rmb"] = self.methods[name].value_type
+        return {
+            "valuation_id": self.valuation_id, "application_id": self.application.application_id, "summary": self.summary,
+            "patents": records(self.patents), "packages": records(self.packages.reset_index()), "checks": records(self.checks),
+            "risk_sharing": records(self.risk_sharing), "reasons": records(self.reasons), "overrides": records(self.overrides),
+            "flags": records(self.flags) if self.flags is not None else [],
+            "methods": [{"method": name, "label_zh": r.label_zh, "label_en": r.label_en, "value_type": r.value_type, "provenance": r.provenance}
+                        for name, r in self.methods.items()],
+            "methods_not_run": [{"method": s, "reason_zh": zh, "reason_en": en} for s, zh, en in self.skipped_methods],
+            "provenance": self.provenance, "value_types": types,
+            "report": self.report.to_dict() if self.report is not None else None,
+        }
+
+    def to_json(self) -> str:
+        """The result for the bank's loan system and the audit record (UTF-8 JSON), the report's
+        sections included: HTML and PDF are rendered from it."""
+        return json.dumps(self.to_dict(), ensure_ascii=False, indent=2, default=str)
+
+
+def load_application_models(app: LoanApplication, *, tracking_uri: str | None = None) -> dict[str, RegisteredModel]:
+    """The registered models an application names (``models: {renewal: URI, value: URI}``).
+
+    Raises
+    ------
+    ApplicationError
+        An unknown kind of model.
+    ModelNotFoundError
+        A URI that is not a registry URI or names no registered version.
+    """
+    unknown = sorted(set(app.models) - set(MODEL_KINDS))
+    if unknown:
+        raise ApplicationError(f"The 'models' of application {app.application_id} name unknown kinds {unknown}. Fix: use {list(MODEL_KINDS)}.")
+    return {kind: load_model(uri, tracking_uri=tracking_uri) for kind, uri in app.models.items() if uri}
+
+
+# --- step 1: the shared inputs ----------------------------------------------------------------
+
+
+@dataclass
+class LifeCurves:
+    """The economic-life step's output: cash-flow weights per year (None: fixed horizon), per
+    patent columns, the renewal model's reasons."""
+
+    weights: pd.DataFrame | None
+    columns: pd.DataFrame
+    reasons: pd.DataFrame
+    provenance: dict
+
+
+def life_curves(patents: pd.DataFrame, valuation_date, *, renewal: RegisteredModel | None, assumptions: IncomeAssumptions,
+                overrides: dict) -> LifeCurves:
+    """Yearly weights of each patent's cash flows and its economic life.
+
+    With a renewal model: its yearly survival S_1..S_T at the valuation date (CN patents: the CN
+    life table's level and the model's order) and its expected remaining period in force; the
+    reasons of its headline fee probability. Without: the fixed horizon min(legal life, economic
+    life) of the assumption set (or the patent's ``economic_life_years``). An officer's economic
+    life L replaces a patent's curve by a certain life: w_t = clip(L − (t − 1), 0, 1).
+    """
+    index = patents.index
+    columns = pd.DataFrame(index=index)
+    reasons = pd.DataFrame(columns=["patent_id", "rank", "feature", "reason_zh", "reason_en", "model"])
+    provenance: dict = {"renewal_model": "not used"}
+    weights = None
+    if renewal is not None:
+        est = renewal.estimator
+        ro = est.valuation_outputs(patents, valuation_date, years=SURVIVAL_YEARS)
+        label = est.stage_label(ro.reason_stage)
+        weights = ro.survival
+        columns["economic_life_years"] = ro.economic_life_years
+        columns["economic_life_source"] = "renewal_model"
+        columns = columns.join(ro.p_fee).assign(p_fee_headline=ro.p_fee[f"p_fee_{ro.reason_stage}"])
+        reasons = reason_codes(ro.contributions, ro.features, est.features_.spec_, medians=est.feature_medians_, favourable_sign=1,
+                               units="probability", outcome_zh=label["zh"], outcome_en=label["en"]).assign(model="renewal")
+        reasons.insert(0, "patent_id", patents.loc[reasons.index, "patent_id"].to_numpy())
+        provenance = {"renewal_model": renewal.uri, "renewal_model_version": renewal.version, "renewal_run_id": renewal.run_id,
+                      "renewal_headline_zh": label["zh"], "renewal_headline_en": label["en"]}
+    else:
+        columns["economic_life_years"] = patents["economic_life_years"].fillna(assumptions.economic_life_years)
+        columns["economic_life_source"] = np.where(patents["economic_life_years"].notna(), "application", "assumption_default")
+    columns["model_economic_life_years"] = columns["economic_life_years"]
+    if overrides:
+        hit = patents["patent_id"].isin(list(overrides))
+        life = patents["patent_id"].map(overrides)
+        columns.loc[hit, "economic_life_years"] = life[hit]
+        columns.loc[hit, "economic_life_source"] = "override"
+        if weights is not None:
+            weights = weights.copy()
+            t = np.arange(weights.shape[1])
+            for i in index[hit]:
+                weights.loc[i] = np.clip(float(life[i]) - t, 0.0, 1.0)
+    return LifeCurves(weights, columns, reasons, provenance)
+
+
+def prepare_inputs(patents: pd.DataFrame, valuation_date, *, models: dict[str, RegisteredModel], assumption_set: str = "cn-pledge-2025",
+                   schedule=None, financials=None, tax_rate=None, comparables=None, rd_cost=None, wacc=None, overrides=(),
+                   reference_book: pd.DataFrame | None = None, data_dir=None) -> ValuationInputs:
+    """Step 1: the inputs every method shares, built once: the core features and the scorecard as
+    of the valuation date (the patents are their own cohort reference, or the ``reference_book``
+    with them), the economic-life curves, the Monte Carlo scenarios of the assumption set."""
+    vd = pd.Timestamp(valuation_date).normalize()
+    patents = patents.copy()
+    assumptions = IncomeAssumptions.load(assumption_set)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # feature-policy fills are reported in the provenance notes
+        builder = PatentFeatureBuilder(FEATURE_SPEC, valuation_date=vd, data_dir=data_dir)
+        if reference_book is None:  # the patents are their own cohort reference: one build
+            features = builder.fit_transform(patents)
+        else:
+            builder.fit(pd.concat([reference_book, patents], ignore_index=True).drop_duplicates("patent_id"))
+            features = builder.transform(patents)
+        card = IndicatorScorecard(SCORECARD).fit()
+        score = card.score(features)
+        indicators = card.indicators_.set_index("name")
+        points = card.points(features).set_axis(patents["patent_id"]).stack().rename("points").reset_index()
+        points.columns = ["patent_id", "indicator", "points"]
+        points["max_points"] = points["indicator"].map(indicators["max_points"])
+        points["label_zh"] = points["indicator"].map(indicators["label_zh"])
+        points["label_en"] = points["indicator"].map(indicators["label_en"])
+        life = life_curves(patents, vd, renewal=models.get("renewal"), assumptions=assumptions,
+                           overrides={o.patent_id: o.value for o in overrides if o.field == "economic_life_years"})
+    return ValuationInputs(
+        valuation_date=vd, patents=patents, features=features, scorecard=score, scorecard_points=points,
+        scenarios=Scenarios(assumptions.mc_draws, assumptions.mc_seed), life=life.weights, life_columns=life.columns,
+        revenue_forecast=True, schedule=schedule, financials=financials, tax_rate=tax_rate, comparables=comparables,
+        rd_cost=rd_cost, wacc=wacc, overrides=tuple(overrides), value_model=models.get("value"),
+        assumption_set=assumption_set, data_dir=data_dir,
+        provenance={**builder.provenance, **card.provenance, **life.provenance, "life_reasons": life.reasons},
+    )
+
+
+def prepare(app: LoanApplication, models: dict[str, RegisteredModel], *, data_dir=None) -> ValuationInputs:
+    """Step 1 for an application: :func:`prepare_inputs` with the application's fields."""
+    return prepare_inputs(app.patents, app.valuation_date, models=models, assumption_set=app.assumption_set, schedule=app.schedule,
+                          financials=app.financials, tax_rate=app.tax_rate, comparables=app.comparables, rd_cost=app.rd_cost,
+                          wacc=getattr(app, "wacc", None), overrides=app.overrides, reference_book=app.reference_book, data_dir=data_dir)
+
+
+# --- step 2: the methods ------------------------------------------------------------------------
+
+
+def run_methods(inputs: ValuationInputs) -> tuple[dict[str, MethodResult], list[tuple[str, str, str]]]:
+    """Step 2: every registered method whose inputs are present, in registry order. Returns the
+    results by name and the methods not run with the reason (Chinese, English)."""
+    results, skipped = {}, []
+    for spec in registered_methods():
+        missing = [n for n in spec.needs if not inputs.has(n)]
+        if missing:
+            skipped.append((spec.name, f"{spec.label_zh}未采用：缺少{ '、'.join(NEED_LABELS.get(n, (n, n))[0] for n in missing)}",
+                            f"{spec.label_en} not used: no {', '.join(NEED_LABELS.get(n, (n, n))[1] for n in missing)}"))
+            continue
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            results[spec.name] = spec.factory(inputs).assess(inputs.patents, inputs)
+    return results, skipped
+
+
+#: Readers' names of the inputs a method may need.
+NEED_LABELS = {
+    "revenue_forecast": ("收入预测", "revenue forecast"), "comparables": ("可比交易", "comparable transactions"),
+    "rd_cost": ("研发成本", "R&D cost"), "value_model": ("已注册的价值模型", "registered value model"),
+}
+
+
+# --- step 4: the value chain ---------------------------------------------------------------------
+
+
+def value_chain(inputs: ValuationInputs, results: dict[str, MethodResult], rec: pd.DataFrame, status: pd.Series, policy: dict, *,
+                value_overrides: dict | None = None, disposal="disposal-cn"):
+    """Step 4: market value → collateral value → pledge-rate limit, per patent and package.
+
+    The market value's distribution is each patent's chosen method's scenario draws (a point
+    where the method has none), scaled to an officer's market-value override; rights not in
+    force (and pending applications) are 0, overrides too. The package (the patents that protect
+    one product) is the pledge unit: its scenarios are summed and the disposal view
+    (:func:`~ipvalue.lending.disposal.package_disposal_view`) read at the policy quantile; the
+    collateral value never exceeds the realisation factor × the package's market value.
+
+    Returns
+    -------
+    chain : pandas.DataFrame, per patent: ``model_market_value_rmb``, ``market_value_rmb`` (after
+        overrides; 0 unless in force), ``internal_value_source``, ``pledge_rate``,
+        ``pledge_value_rmb``, ``collateral_value_rmb`` (the patent's share of its package's)
+    packages : pandas.DataFrame, per package
+    draws : numpy.ndarray, (n_patents, n_draws), the market value's scenarios
+    """
+    patents = inputs.patents
+    n, d = len(patents), inputs.scenarios.n_draws
+    in_force = status.eq("in_force").to_numpy()
+    model_mv = np.where(in_force, rec["market_value_rmb"].fillna(0.0).to_numpy(float), 0.0)
+    overrides = value_overrides or {}
+    overridden = patents["patent_id"].isin(list(overrides)).to_numpy()
+    mv = model_mv.copy()
+    mv[overridden] = patents.loc[overridden, "patent_id"].map(overrides).to_numpy(float)
+    mv = np.where(in_force, mv, 0.0)
+    draws = np.repeat(model_mv[:, None], d, axis=1)
+    for name, result in results.items():
+        rows = (rec["basis_method"] == name).to_numpy() & in_force
+        if rows.any() and result.draws is not None:
+            draws[rows] = np.nan_to_num(result.draws[rows])
+    scale = np.divide(mv, model_mv, out=np.zeros(n), where=model_mv > 0)
+    draws = np.where((model_mv > 0)[:, None], draws * scale[:, None], mv[:, None])
+    a = DisposalAssumptions.load(disposal)
+    packages, allocation = package_disposal_view(draws, patents["package_id"], patent_id=patents["patent_id"], assumptions=a)
+    point = pd.Series(mv, index=patents.index).groupby(patents["package_id"]).sum()
+    packages["market_value_rmb"] = point.reindex(packages.index).to_numpy()
+    bound = a.realisation_factor * packages["market_value_rmb"]
+    packages["collateral_value_bounded"] = packages["collateral_value_q_rmb"] > bound + 1e-9
+    packages["collateral_value_q_rmb"] = np.minimum(packages["collateral_value_q_rmb"], bound)
+    packages["loan_cap_rmb"] = packages["collateral_value_q_rmb"]
+    rates = {k: float(v["value"]) for k, v in policy["pledge_rate"].items()}
+    chain = pd.DataFrame(index=patents.index)
+    chain["model_market_value_rmb"] = model_mv
+    chain["market_value_rmb"] = mv
+    chain["internal_value_source"] = np.where(overridden, "override", "model")
+    chain["pledge_rate"] = patents["patent_type"].map(rates).astype(float)
+    chain["pledge_value_rmb"] = chain["market_value_rmb"] * chain["pledge_rate"]
+    share = allocation["allocation_share"].to_numpy()
+    chain["collateral_value_rmb"] = packages["collateral_value_q_rmb"].reindex(allocation["package_id"]).to_numpy() * share
+    packages["pledge_value_rmb"] = chain["pledge_value_rmb"].groupby(patents["package_id"]).sum().reindex(packages.index).to_numpy()
+    packages["value_in_use_rmb"] = (results["income"].values["value_rmb"].where(in_force, 0.0).groupby(patents["package_id"]).sum()
+                                    .reindex(packages.index).to_numpy()) if "income" in results else np.nan
+    return chain, packages, draws
+
+
+# --- step 6: the decision ------------------------------------------------------------------------
+
+DECISIONS = ("eligible", "review required", "documents required", "not eligible", "external appraisal required")
+
+
+def decide(checks: pd.DataFrame, *, review_needed: bool, signed_off: bool, internal_route: bool) -> str:
+    """Step 6: the decision. Outside the internal route an external appraisal; failed checks that
+    only want documents: documents required; other failures: not eligible; methods that disagree
+    (or a flag that wants review) without a sign-off: review required; else eligible."""
+    checks_passed = bool(checks["passed"].all())
+    only_documents = not checks_passed and set(checks.loc[~checks["passed"], "status"]) == {"needs_document"}
+    if not internal_route:
+        return "external appraisal required"
+    if only_documents:
+        return "documents required"
+    if not checks_passed:
+        return "not eligible"
+    if review_needed and not signed_off:
+        return "review required"
+    return "eligible"
+
+
+# --- the whole pipeline ------------------------------------------------------------------------
+
+
+def value_application(app: LoanApplication, *, models: dict[str, RegisteredModel] | None = None, tracking_uri: str | None = None,
+                      data_dir=None, user: str = "unknown", applications: pd.DataFrame | None = None) -> ValuationResult:
+    """Value one application through the pipeline's steps (module docstring).
+
+    ``models``: the application's registered models when the caller has them loaded (a service);
+    else loaded here with :func:`load_application_models`. ``applications``: the audit store's
+    recorded applications (:func:`ipvalue.audit.pledge_applications`) for the borrower's total
+    IP-pledge exposure; None means the store was not consulted, and the exposure check then fails
+    (an unknown total exposure never passes).
+    """
+    from ipvalue.lending.sections import build_report
+
+    policy, policy_hash = load_pledge_policy(app.pledge_policy)
+    if models is None:
+        models = load_application_models(app, tracking_uri=tracking_uri)
+    inputs = prepare(app, models, data_dir=data_dir)
+    results, skipped = run_methods(inputs)
+    status = collateral_status(inputs.patents, inputs.features)
+    rec = reconcile(results, status, inputs.patents["patent_type"], policy=policy)
+    value_overrides = {o.patent_id: o.value for o in app.overrides if o.field == "internal_value_rmb"}
+    chain, packages, draws = value_chain(inputs, results, rec, status, policy, value_overrides=value_overrides)
+
+    patents = inputs.patents
+    out = patents[["patent_id", "package_id", "patent_type", "legal_status"]].copy()
+    out["register_status"] = status
+    out = out.join(inputs.scorecard[["total", "grade"]].rename(columns={"total": "score"})).join(inputs.life_columns)
+    for name, r in results.items():
+        out[f"method_{name}_rmb"] = r.values["value_rmb"]
+    if "income" in results:
+        inc = results["income"].columns
+        out = out.join(inc[[c for c in ("sharing_rate", "sharing_position", "income_period_years", "remaining_life_years", "cash_flow_weighting",
+                                        "value_in_use_p5_rmb", "value_in_use_p95_rmb") if c in inc]])
+        out["value_in_use_rmb"] = results["income"].values["value_rmb"]
+    else:
+        out["remaining_life_years"] = inputs.features["remaining_life_years"]
+        out["income_period_years"] = np.minimum(out["remaining_life_years"], out["economic_life_years"])
+    out = out.join(rec.drop(columns=["market_value_rmb"]).rename(columns={"reason_zh": "method_reason_zh", "reason_en": "method_reason_en"}))
+    out = out.join(chain)
+    out["internal_value_rmb"] = out["market_value_rmb"]
+
+    flags = pd.concat([r.flags for r in results.values() if getattr(r, "flags", None) is not None and len(r.flags)] or
+                      [pd.DataFrame(columns=["scope", "code", "review", "reason_zh", "reason_en"])], ignore_index=True)
+    review_needed = bool(out["review_required"].any() or flags["review"].astype(bool).any())
+    signed_off = review_needed and app.review is not None
+    disposal_cap = float(packages["loan_cap_rmb"].sum())
+    pledge_cap = float(out["pledge_value_rmb"].sum())
+    cap = min(disposal_cap, pledge_cap)
+    cap_basis = "disposal view" if disposal_cap <= pledge_cap else "pledge rate"
+    checks = eligibility_checks(app, patents, inputs.features, policy, out, cap=cap, applications=applications)
+    internal_route = within_internal_limit(app.requested_amount_rmb, policy)
+    decision = decide(checks, review_needed=review_needed, signed_off=signed_off, internal_route=internal_route)
+    exposure = min(app.requested_amount_rmb, cap) if cap > 0 else app.requested_amount_rmb
+    sharing, sharing_info = risk_sharing_table(app.risk_sharing, exposure)
+
+    reasons = pd.concat([inputs.provenance.get("life_reasons"), *(r.evidence["reasons"] for r in results.values() if "reasons" in r.evidence)],
+                        ignore_index=True)
+    model_values = {
+        "sharing_rate": results["income"].columns.set_index(patents["patent_id"])["model_sharing_rate"] if "income" in results else pd.Series(dtype=float),
+        "economic_life_years": inputs.life_columns.set_index(patents["patent_id"])["model_economic_life_years"],
+        "internal_value_rmb": chain.set_index(patents["patent_id"])["model_market_value_rmb"],
+    }
+    overrides = pd.DataFrame([
+        {"patent_id": o.patent_id, "field": o.field, "model_value": float(model_values[o.field].get(o.patent_id, np.nan)), "override_value": o.value,
+         "reason": o.reason, "officer": o.officer} for o in app.overrides
+    ], columns=["patent_id", "field", "model_value", "override_value", "reason", "officer"])
+
+    package_draws = draws.sum(axis=0)
+    in_force = out["register_status"].eq("in_force")
+    basis_counts = out.loc[out["basis_method"] != "", "basis_method"].value_counts()
+    summary = {
+        "borrower": app.borrower, "requested_amount_rmb": app.requested_amount_rmb, "term_years": app.term_years,
+        "valuation_date": app.valuation_date.date().isoformat(), "patents": int(len(out)), "patents_in_force": int(in_force.sum()),
+        "value_in_use_rmb": float(out.loc[in_force, "value_in_use_rmb"].sum()) if "value_in_use_rmb" in out else None,
+        "market_value_rmb": float(out["market_value_rmb"].sum()), "internal_value_rmb": float(out["market_value_rmb"].sum()),
+        "internal_value_type": "market_value", "market_value_basis": {str(k): int(v) for k, v in basis_counts.items()},
+        "market_value_p50_rmb": float(np.median(package_draws)),
+        "collateral_value_p50_rmb": float(packages["collateral_value_p50_rmb"].sum()),
+        "disposal_quantile": float(packages["quantile"].iloc[0]) if len(packages) else None,
+        "collateral_value_rmb": disposal_cap, "disposal_cap_rmb": disposal_cap, "pledge_value_rmb": pledge_cap,
+        "loan_cap_rmb": cap, "loan_cap_basis": cap_basis, "requested_within_cap": app.requested_amount_rmb <= cap,
+        "review_required": review_needed, "review": app.review if signed_off else None,
+        "eligible": decision == "eligible", "internal_valuation_route": internal_route, "decision": decision,
+        "methods_disagree": bool(out["review_required"].any()), "overrides": int(len(overrides)),
+        "risk_sharing_scheme": sharing_info["label"], "bank_share_of_loss": sharing_info["bank_share"],
+        "bank_loss_if_default_rmb": float(sharing.loc[sharing["is_bank"], "loss_rmb"].sum()),
+    }
+    life_prov = {k: v for k, v in inputs.provenance.items() if k != "life_reasons"}
+    provenance = {
+        **life_prov, **{k: v for r in results.values() for k, v in r.provenance.items() if isinstance(v, (str, int, float, bool))},
+        **inputs.scenarios.provenance, "pledge_policy": f"{policy['name']}-v{policy['version']}", "pledge_policy_hash": policy_hash,
+        "risk_sharing_hash": sharing_info["hash"], "input_hash": app.input_hash, "ipvalue_version": __version__,
+        "reconciliation_rules": str(rec["reconciliation_rules"].iloc[0]) if len(rec) else "",
+        "reconciliation_rules_hash": str(rec["reconciliation_rules_hash"].iloc[0]) if len(rec) else "",
+        "disposal_assumption_set": str(packages["disposal_assumption_set"].iloc[0]) if len(packages) else "",
+        "disposal_assumption_set_hash": str(packages["disposal_assumption_set_hash"].iloc[0]) if len(packages) else "",
+        "value_model": models["value"].uri if models.get("value") is not None else "not used",
+        "user": user, "valued_at": pd.Timestamp.now(tz="UTC").isoformat(timespec="seconds"),
+    }
+    result = ValuationResult(
+        valuation_id=uuid.uuid4().hex[:12], application=app, patents=out, packages=packages, checks=checks, summary=summary,
+        risk_sharing=sharing, reasons=reasons, scorecard_points=inputs.scorecard_points, overrides=overrides, provenance=provenance,
+        methods=results, skipped_methods=skipped, flags=flags, market_draws=draws, life=inputs.life,
+    )
+    result.report = build_report(result, inputs=inputs, policy=policy)
+    return result
+
+
+def value_book(patents: pd.DataFrame, valuation_date, *, models: dict[str, RegisteredModel], data_dir=None, assumption_set="cn-pledge-2025",
+               pledge_policy="pledge-policy-cn") -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The value steps (prepare → methods → reconcile → value chain) for a book of patents, each
+    package valued on the revenue its rows give (no application, no checks, no decision): the
+    demo's pledge book. Returns the per-patent table (with the provenance of every figure) and
+    the per-package disposal view."""
+    policy, _ = load_pledge_policy(pledge_policy)
+    book = patents.reset_index(drop=True).assign(package_id=lambda f: f["package_id"].fillna(f["patent_id"]))
+    inputs = prepare_inputs(book, valuation_date, models=models, assumption_set=assumption_set, data_dir=data_dir)
+    results, _ = run_methods(inputs)
+    status = collateral_status(inputs.patents, inputs.features)
+    rec = reconcile(results, status, inputs.patents["patent_type"], policy=policy)
+    chain, packages, _ = value_chain(inputs, results, rec, status, policy)
+    out = inputs.patents[["patent_id", "package_id", "patent_type", "legal_status"]].assign(register_status=status)
+    out = out.join(inputs.scorecard[["total", "grade"]].rename(columns={"total": "score"})).join(inputs.life_columns)
+    out["remaining_life_years"] = inputs.features["remaining_life_years"]
+    for name, r in results.items():
+        out[f"method_{name}_rmb"] = r.values["value_rmb"]
+    if "income" in results:
+        out["value_in_use_rmb"] = results["income"].values["value_rmb"]
+    out = out.join(rec.drop(columns=["market_value_rmb"])).join(chain)
+    provenance = {**inputs.provenance, **{k: v for r in results.values() for k, v in r.provenance.items()}}
+    for key, value in provenance.items():
+        if isinstance(value, (str, int, float)):
+            out[key] = value
+    return out, packages

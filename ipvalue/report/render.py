@@ -1,0 +1,240 @@
+"""Rendering the 内部评估报告: self-contained bilingual HTML (charts embedded), PDF (WeasyPrint,
+CJK font embedded) and JSON, all from the same :class:`~ipvalue.report.sections.Report`.
+
+The renderers only lay sections out: each table column says how it reads (money with thousands
+separators, percentages, years, dates), each chart is data drawn here with Chinese and English
+labels. A recorded valuation carries its report in its JSON, so HTML and PDF can be rendered again
+from the record alone (the service re-renders a report lost to a crash).
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import logging
+import math
+import os
+import tempfile
+from importlib import resources
+from pathlib import Path
+
+from ipvalue.report.sections import Report
+
+logger = logging.getLogger(__name__)
+
+#: A font with Chinese glyphs, preferred for charts (Debian fonts-noto-cjk); charts fall back to
+#: the default font and say so in the log when it is absent.
+CJK_FONTS = ("Noto Sans CJK SC", "Noto Sans CJK JP", "Source Han Sans SC", "WenQuanYi Zen Hei", "Microsoft YaHei", "SimHei")
+
+
+def format_cell(value, kind: str) -> str:
+    """A table cell as a reader sees it (see :data:`ipvalue.report.sections.KINDS`)."""
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "—"
+    if kind == "check" or isinstance(value, bool):
+        return ("通过 pass" if value else "未通过 fail") if kind == "check" else ("是 yes" if value else "否 no")
+    if kind == "date":
+        return str(value)[:10]
+    if kind == "text" or isinstance(value, str):
+        return str(value)
+    v = float(value)
+    if kind == "money":
+        return f"¥{v:,.0f}"
+    if kind == "money2":
+        return f"¥{v:,.2f}"
+    if kind == "percent":
+        return f"{100 * v:.2f}%"
+    if kind == "percent1":
+        return f"{100 * v:.1f}%"
+    if kind == "rate":
+        return f"{v:.4f}"
+    if kind == "years":
+        return f"{v:.1f}"
+    if kind == "integer":
+        return f"{v:,.0f}"
+    if abs(v) >= 1000:
+        return f"{v:,.0f}"
+    return f"{v:.4g}"
+
+
+def _chart_font():
+    from matplotlib import font_manager
+
+    names = {f.name for f in font_manager.fontManager.ttflist}
+    for name in CJK_FONTS:
+        if name in names:
+            return name
+    logger.warning("no CJK font found for the charts (install fonts-noto-cjk): Chinese labels may not render")
+    return None
+
+
+def draw_chart(chart: dict) -> str:
+    """A chart (the data of :class:`~ipvalue.report.sections.Chart`) as a PNG data URI."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    font = _chart_font()
+    rc = {"font.sans-serif": [font, "DejaVu Sans"] if font else ["DejaVu Sans"], "axes.unicode_minus": False, "font.size": 8}
+    with plt.rc_context(rc):
+        kind, series = chart["kind"], chart.get("series") or []
+        tall = kind in ("barh", "tornado") and series and len(series[0].get("x", series[0].get("labels", []))) > 6
+        fig, ax = plt.subplots(figsize=(6.4, 3.6 if not tall else 4.6))
+        money = lambda v, _pos=None: f"{v / 1e4:,.0f}万"  # noqa: E731
+        if kind == "bar":
+            for s in series:
+                ax.bar(s["x"], s["y"], color="#2b5d8a", label=f"{s['name_zh']} {s['name_en']}")
+            ax.yaxis.set_major_formatter(money)
+        elif kind == "barh":
+            s = series[0]
+            colors = ["#2b5d8a" if v >= 0 else "#c9764f" for v in s["y"]]
+            ax.barh([str(x)[:40] for x in s["x"]], s["y"], color=colors)
+            if max((abs(v) for v in s["y"]), default=0) >= 1e4:
+                ax.xaxis.set_major_formatter(money)
+        elif kind in ("line", "step"):
+            for s in series:
+                if kind == "step":
+                    ax.step(s["x"], s["y"], where="post", label=s["name_zh"])
+                else:
+                    ax.plot(s["x"], s["y"], label=s["name_zh"])
+            ax.set_ylim(0, 1.05)
+            if len(series) <= 8:
+                ax.legend(fontsize=6)
+        elif kind == "hist":
+            values = np.asarray(series[0]["values"], float)
+            ax.hist(values, bins=50, color="#7aa6c9")
+            ax.xaxis.set_major_formatter(money)
+            for i, m in enumerate(chart.get("markers") or []):
+                ax.axvline(m["x"], color=("#1d2733", "#c62828", "#1a7f37")[i % 3], linestyle=("-", "--", ":")[i % 3], label=f"{m['label_zh']} {m['label_en']}")
+            if chart.get("markers"):
+                ax.legend(fontsize=6)
+        elif kind == "tornado":
+            s = series[0]
+            base = s["base"]
+            y = np.arange(len(s["labels"]))
+            ax.barh(y, np.asarray(s["low"]) - base, left=base, color="#c9764f", label="下调 down")
+            ax.barh(y, np.asarray(s["high"]) - base, left=base, color="#4f8fc9", label="上调 up")
+            ax.set_yticks(y, [str(x)[:36] for x in s["labels"]])
+            ax.axvline(base, color="#1d2733")
+            ax.xaxis.set_major_formatter(money)
+            ax.legend(fontsize=6)
+        ax.set_title(f"{chart['title_zh']}\n{chart['title_en']}", fontsize=9)
+        if chart.get("x_label_zh"):
+            ax.set_xlabel(f"{chart['x_label_zh']} {chart.get('x_label_en', '')}")
+        if chart.get("y_label_zh"):
+            ax.set_ylabel(f"{chart['y_label_zh']} {chart.get('y_label_en', '')}")
+        fig.tight_layout()
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png", dpi=110)
+        plt.close(fig)
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
+
+
+def render_html(report) -> str:
+    """The report (a :class:`Report`, its dict, or a recorded result's JSON dict with ``report``)
+    as one self-contained HTML string (no external files or network)."""
+    from jinja2 import Environment, select_autoescape
+
+    data = _report_dict(report)
+    env = Environment(autoescape=select_autoescape(["html", "j2"]))
+    env.filters["cell"] = format_cell
+    template = env.from_string((resources.files("ipvalue") / "report" / "report.html.j2").read_text(encoding="utf-8"))
+    charts = {c["id"]: draw_chart(c) for sec in data["sections"] for c in sec.get("charts", [])}
+    body = [s for s in data["sections"] if s.get("part", "body") == "body"]
+    appendix = [s for s in data["sections"] if s.get("part", "body") == "appendix"]
+    return template.render(report=data, meta=data.get("meta", {}), body=body, appendix=appendix, charts=charts)
+
+
+def _report_dict(report) -> dict:
+    if isinstance(report, Report):
+        return report.to_dict()
+    if isinstance(report, dict) and "sections" in report:
+        return report
+    if isinstance(report, dict) and isinstance(report.get("report"), dict):
+        return report["report"]
+    if hasattr(report, "report") and isinstance(report.report, Report):
+        return report.report.to_dict()
+    raise TypeError(f"render_html needs a Report, its dict or a recorded valuation's JSON. Got {type(report).__name__}.")
+
+
+def write_reports(result, out_dir: str | Path, *, pdf: bool | None = None) -> dict:
+    """Write ``<application>-<valuation id>.html``, ``.json`` and ``.pdf`` atomically; returns their paths.
+
+    ``result``: a :class:`~ipvalue.lending.pipeline.ValuationResult`. ``pdf``: True requires the
+    PDF (an error where it cannot be printed), False skips it, None (default) prints it where this
+    machine can (:func:`pdf_unavailable`) and logs why not otherwise.
+    """
+    from ipvalue.io import write_text_atomic
+
+    out_dir = Path(out_dir)
+    stem = f"{result.application.application_id}-{result.valuation_id}"
+    html = render_html(result.report)
+    paths = {"html": write_text_atomic(html, out_dir / f"{stem}.html"), "json": write_text_atomic(result.to_json(), out_dir / f"{stem}.json")}
+    if pdf is None:
+        reason = pdf_unavailable()
+        if reason:
+            logger.warning("PDF report not written: %s", reason)
+        pdf = reason is None
+    if pdf:
+        paths["pdf"] = write_bytes_atomic(render_pdf(html), out_dir / f"{stem}.pdf")
+    return paths
+
+
+def write_bytes_atomic(data: bytes, path: Path) -> Path:
+    """``data`` to ``path`` through a temporary file in the same folder, renamed into place."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def render_pdf(html: str) -> bytes:
+    """The report as PDF (WeasyPrint; the CJK font, Debian ``fonts-noto-cjk``, is embedded as a subset).
+
+    Raises
+    ------
+    RuntimeError
+        No CJK font is installed: the Chinese text would print as boxes.
+    """
+    import weasyprint
+    from weasyprint.text.fonts import FontConfiguration
+
+    _require_cjk_font()
+    return weasyprint.HTML(string=html).write_pdf(font_config=FontConfiguration())
+
+
+def _require_cjk_font() -> None:
+    import subprocess
+
+    try:
+        found = subprocess.run(["fc-list", ":lang=zh"], capture_output=True, text=True, timeout=30).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        found = ""
+    if not found:
+        raise RuntimeError("No Chinese (CJK) font is installed: the PDF's Chinese text would print as boxes. "
+                           "Fix: install one (Debian: apt-get install fonts-noto-cjk).")
+
+
+def pdf_unavailable() -> str | None:
+    """Why this machine cannot print the PDF report (WeasyPrint or its Pango libraries missing, no
+    CJK font), or None when it can."""
+    try:
+        import weasyprint  # noqa: F401  (needs Debian's Pango libraries)
+    except (ImportError, OSError) as exc:
+        return f"WeasyPrint is not usable ({exc}). Fix: pip install weasyprint and install Debian's libpango-1.0-0 and libpangoft2-1.0-0."
+    try:
+        _require_cjk_font()
+    except RuntimeError as exc:
+        return str(exc)
+    return None
+
+
