@@ -185,7 +185,7 @@ def test_an_override_without_a_reason_is_refused_and_one_with_a_reason_supersede
     assert r.status_code == 201, r.text
     new = r.json()
     assert new["provenance"]["supersedes"] == vid and new["provenance"]["user"] == "officer-2"
-    assert new["overrides"] == [{"patent_id": "SYN-CN-T001", "field": "internal_value_rmb", "model_value": pytest.approx(new["patents"][0]["reconciled_value_rmb"]),
+    assert new["overrides"] == [{"patent_id": "SYN-CN-T001", "field": "internal_value_rmb", "model_value": pytest.approx(new["patents"][0]["model_market_value_rmb"]),
                                  "override_value": 500_000.0, "reason": "独立评估报告 2026-05", "officer": "officer-2"}]
     assert new["patents"][0]["internal_value_rmb"] == 500_000.0
     stored = read_audit_table("overrides", server.db)
@@ -196,7 +196,7 @@ def test_an_override_without_a_reason_is_refused_and_one_with_a_reason_supersede
 
 def test_a_reviewer_signs_off_a_review_required_valuation(server, tmp_path):
     plain = server.post("/v1/valuations", synthetic_application()).json()
-    income = max(p["income_value_rmb"] for p in plain["patents"])
+    income = max(p["market_value_rmb"] for p in plain["patents"])
     pd.DataFrame([{"transaction_id": f"T{i}", "date": "2025-06-30", "kind": "transfer", "price_rmb": 20 * income * k, "patent_type": "invention",
                    "ipc_main": "G06F 16/00", "remaining_life_years": 12.0} for i, k in enumerate((1.0, 1.1, 1.2))]).to_csv(tmp_path / "comparables.csv", index=False)
     up = upload(server, tmp_path / "comparables.csv")
@@ -252,9 +252,10 @@ def test_an_uploaded_export_is_valued_over_http_with_the_same_figures_as_the_cli
                  "--tracking-uri", uri, "--user", "cli"])
     assert code in (0, 1)
     cli = json.loads(next((tmp_path / "reports").glob("*.json")).read_text(encoding="utf-8"))
-    figures = ["internal_value_rmb", "loan_cap_rmb", "income_value_rmb", "income_p5_rmb", "income_p95_rmb", "ml_value_p50_rmb", "decision", "eligible"]
+    figures = ["market_value_rmb", "value_in_use_rmb", "collateral_value_rmb", "pledge_value_rmb", "loan_cap_rmb", "decision", "eligible"]
     assert {k: http["summary"][k] for k in figures} == {k: cli["summary"][k] for k in figures}
-    assert [p["internal_value_rmb"] for p in http["patents"]] == [p["internal_value_rmb"] for p in cli["patents"]]
+    assert [p["market_value_rmb"] for p in http["patents"]] == [p["market_value_rmb"] for p in cli["patents"]]
+    assert [p["method_ml_rmb"] for p in http["patents"]] == [p["method_ml_rmb"] for p in cli["patents"]]
     assert http["provenance"]["value_model_version"] == cli["provenance"]["value_model_version"] != ""
 
     listed = model_server.get("/v1/models", role="reviewer").json()["models"]

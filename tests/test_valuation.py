@@ -199,3 +199,17 @@ def test_an_application_can_only_name_registered_models(uri, value_registry, mak
 
     with pytest.raises(ModelNotFoundError, match="registry URI|No registered model"):
         value(make_application(models={"value": uri}), tracking_uri=value_registry[1])
+
+
+def test_the_discount_rate_is_checked_against_the_wacc(make_application):
+    # wacc-cn: 0.7 × (1.8 % + 1.0 × 6 %) + 0.3 × 3.5 % × (1 − 25 %) = 6.2475 %, below the build-up rate 8.8 %: no flag
+    r = value(make_application())
+    assert r.provenance["wacc"] == pytest.approx(0.7 * (0.018 + 0.06) + 0.3 * 0.035 * 0.75) and r.provenance["wacc_source"] == "wacc-cn-v1"
+    assert r.flags.empty and r.summary["decision"] == "eligible"
+    # a borrower whose own WACC is 10 %: the intangible's 8.8 % does not exceed it, so a reviewer must look
+    high = value(make_application(wacc=0.10))
+    assert set(high.flags["code"]) == {"discount_rate_not_above_wacc"} and high.flags["review"].all()
+    assert high.summary["review_required"] and high.summary["decision"] == "review required"
+    assert "8.80% does not exceed the WACC 10.00%" in high.flags["reason_en"].iloc[0]
+    html_text = " ".join(z for s in high.report.sections for z, _ in s.paragraphs)
+    assert "未高于加权平均资本成本" in html_text

@@ -66,6 +66,7 @@ APPLICATION_FIELDS = {
     "reference_book": ("string", False, "Optional patent file for cohort references (beside the application)."),
     "financials": ("array", False, "Borrower's statements, up to 3 years of {year, revenue_rmb, operating_margin}."),
     "tax_rate": ("number", False, "Borrower's income-tax rate (0.25, or 0.15 for a 高新技术企业)."),
+    "wacc": ("number", False, "Borrower's weighted average cost of capital (fraction); default: the bank's set (wacc-cn)."),
     "comparables": ("string", False, "The bank's comparable-transactions file (beside the application)."),
     "rd_cost": ("object", False, "The product's R&D cost for the cost approach: {rmb, year}."),
     "review": ("object", False, "A reviewer's sign-off on a 'review required' valuation: {reviewer, reason}."),
@@ -173,6 +174,7 @@ class LoanApplication:
     overrides: tuple[Override, ...] = ()
     financials: pd.DataFrame | None = None
     tax_rate: float | None = None
+    wacc: float | None = None
     comparables: pd.DataFrame | Path | None = None
     rd_cost: dict | None = None
     review: dict | None = None
@@ -322,6 +324,7 @@ class LoanApplication:
         tax_rate = None
         if raw.get("tax_rate") is not None:
             tax_rate = number("tax_rate", raw["tax_rate"], "tax_rate")
+        wacc = number("wacc", raw["wacc"], "wacc") if raw.get("wacc") is not None else None
         rd_cost = None
         if raw.get("rd_cost"):
             cost = raw["rd_cost"]
@@ -375,7 +378,7 @@ class LoanApplication:
             assumption_set=config_name("assumption_set", "cn-pledge-2025"), pledge_policy=config_name("pledge_policy", "pledge-policy-cn"),
             risk_sharing=config_name("risk_sharing", "none"), models={str(k): str(v) for k, v in models.items()},
             registered_pledges=tuple(normalise_id(str(p)) for p in pledges), reference_book=reference, overrides=overrides,
-            financials=financials, tax_rate=tax_rate, comparables=comparables, rd_cost=rd_cost, review=review,
+            financials=financials, tax_rate=tax_rate, wacc=wacc, comparables=comparables, rd_cost=rd_cost, review=review,
             documents=documents, register=register, raw=raw,
         )
 

@@ -40,6 +40,7 @@ from ipvalue.lending.disposal import DisposalAssumptions, package_disposal_view
 from ipvalue.lending.policy import load_pledge_policy, risk_sharing_table, within_internal_limit
 from ipvalue.lending.reconcile import collateral_status, reconcile
 from ipvalue.methods import MethodResult, Scenarios, ValuationInputs, registered_methods
+from ipvalue.methods.base import FLAG_COLUMNS
 from ipvalue.methods.income import IncomeAssumptions, IndicatorScorecard
 from ipvalue.registry import RegisteredModel, load_model
 
@@ -235,7 +236,7 @@ def prepare(app: LoanApplication, models: dict[str, RegisteredModel], *, data_di
     """Step 1 for an application: :func:`prepare_inputs` with the application's fields."""
     return prepare_inputs(app.patents, app.valuation_date, models=models, assumption_set=app.assumption_set, schedule=app.schedule,
                           financials=app.financials, tax_rate=app.tax_rate, comparables=app.comparables, rd_cost=app.rd_cost,
-                          wacc=getattr(app, "wacc", None), overrides=app.overrides, reference_book=app.reference_book, data_dir=data_dir)
+                          wacc=app.wacc, overrides=app.overrides, reference_book=app.reference_book, data_dir=data_dir)
 
 
 # --- step 2: the methods ------------------------------------------------------------------------
@@ -390,8 +391,7 @@ def value_application(app: LoanApplication, *, models: dict[str, RegisteredModel
     out = out.join(chain)
     out["internal_value_rmb"] = out["market_value_rmb"]
 
-    flags = pd.concat([r.flags for r in results.values() if getattr(r, "flags", None) is not None and len(r.flags)] or
-                      [pd.DataFrame(columns=["scope", "code", "review", "reason_zh", "reason_en"])], ignore_index=True)
+    flags = pd.concat([pd.DataFrame(columns=list(FLAG_COLUMNS)), *(r.flags for r in results.values() if len(r.flags))], ignore_index=True)
     review_needed = bool(out["review_required"].any() or flags["review"].astype(bool).any())
     signed_off = review_needed and app.review is not None
     disposal_cap = float(packages["loan_cap_rmb"].sum())

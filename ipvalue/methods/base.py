@@ -69,6 +69,7 @@ INTERVAL_COLUMNS = ("low_rmb", "p50_rmb", "high_rmb")
 #: ``none``: the method gave no figure for the patent.
 ROLES = ("primary", "cross_check", "floor", "information", "none")
 OFFER_COLUMNS = ("role", "rank", "market_value_rmb", "reason_zh", "reason_en")
+FLAG_COLUMNS = ("scope", "code", "review", "reason_zh", "reason_en")
 
 
 @dataclass
@@ -108,6 +109,10 @@ class MethodResult:
     sections : list of Section
         The report sections the method owns (its part of the 计算过程 appendix and of the
         parameter table).
+    flags : pandas.DataFrame
+        What a reviewer must look at: ``scope`` (a patent id or 'application'), ``code``,
+        ``review`` (True: the valuation is "review required" until signed off), ``reason_zh``,
+        ``reason_en``.
     """
 
     method: str
@@ -122,6 +127,7 @@ class MethodResult:
     evidence: dict = field(default_factory=dict)
     provenance: dict = field(default_factory=dict)
     sections: list = field(default_factory=list)
+    flags: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=list(FLAG_COLUMNS)))
 
     def __post_init__(self) -> None:
         if self.value_type not in VALUE_TYPES:

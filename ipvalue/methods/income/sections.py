@@ -44,6 +44,12 @@ def income_sections(result, *, assumptions, scenarios, frame: pd.DataFrame) -> l
         f"(a final part year pro rata). Discount rate = risk-free {a.risk_free:.2%} + premiums ({premiums}) = {a.discount_rate:.2%}. "
         "The value in use takes the borrower's own margin and tax rate; the market-participant restatement takes the sector margin and the "
         "standard tax rate, and is offered as the market value.")
+    wacc, wacc_source = result.provenance["wacc"], result.provenance["wacc_source"]
+    above = a.discount_rate > wacc
+    sec.text(f"折现率检验：折现率 {a.discount_rate:.2%} {'高于' if above else '未高于'}加权平均资本成本 WACC {wacc:.2%}（来源：{'申请资料' if wacc_source == 'application' else wacc_source}）"
+             + ("，符合《资产评估专家指引第12号》的要求。" if above else "，不符合《资产评估专家指引第12号》的要求，需复核。"),
+             f"Discount-rate check: the rate {a.discount_rate:.2%} {'exceeds' if above else 'does not exceed'} the WACC {wacc:.2%} (from {wacc_source})"
+             + (", as 资产评估专家指引第12号 asks." if above else ": 资产评估专家指引第12号 asks that it does; review required."))
     sec.table("income-parameters-table", c, [
         PATENT, Column("revenue_base_rmb", "分摊基期收入", "Base revenue attributed", "money"),
         Column("allocation_share", "收入分摊比例", "Share of product revenue", "percent1"), Column("growth", "增长率", "Growth", "percent1"),

@@ -571,6 +571,31 @@ class IncomeApproachValuer(BaseEstimator):
             out[k] = v
         return (out, draws) if return_draws else out
 
+    def wacc(self, given: float | None = None) -> tuple[float, str]:
+        """The borrower's WACC (``given``, from the application) or the bank's default
+        (``wacc-cn``: E/V × (risk-free + beta × equity risk premium) + D/V × cost of debt × (1 −
+        tax), with the income set's risk-free rate), and where it came from."""
+        if given is not None:
+            return float(given), "application"
+        raw, origin = load_yaml("wacc-cn")
+        beta, erp = assumption_value(raw, "beta", 0.0, 5.0), assumption_value(raw, "equity_risk_premium", 0.0, 0.5)
+        kd, d, t = assumption_value(raw, "cost_of_debt", 0.0, 0.5), assumption_value(raw, "debt_share", 0.0, 1.0), assumption_value(raw, "tax_rate", 0.0, 1.0)
+        value = (1 - d) * (self.assumptions_.risk_free + beta * erp) + d * kd * (1 - t)
+        return value, f"{raw.get('name', origin)}-v{raw.get('version', 0)}"
+
+    @staticmethod
+    def wacc_flags(inputs: pd.DataFrame, wacc: float, source: str) -> pd.DataFrame:
+        """A review flag where the discount rate does not exceed the WACC (资产评估专家指引第12号:
+        an intangible asset's rate exceeds the company's WACC); none otherwise."""
+        low = inputs["discount_rate"] <= wacc
+        rate = inputs["discount_rate"][low]
+        return pd.DataFrame({
+            "scope": inputs["patent_id"][low].to_numpy(), "code": "discount_rate_not_above_wacc", "review": True,
+            "reason_zh": [f"收益法折现率 {r:.2%} 未高于加权平均资本成本 {wacc:.2%}（{source}）；《资产评估专家指引第12号》要求无形资产折现率高于企业WACC：需复核" for r in rate],
+            "reason_en": [f"the income approach's discount rate {r:.2%} does not exceed the WACC {wacc:.2%} ({source}); an intangible asset's rate must "
+                          "exceed the company's WACC (资产评估专家指引第12号): review required" for r in rate],
+        }, columns=["scope", "code", "review", "reason_zh", "reason_en"])
+
     def market_participant(self, inputs: pd.DataFrame) -> pd.DataFrame:
         """The income approach's inputs restated for a market participant: a buyer of the right
         earns the sector's operating margin (the industry-margin benchmark), not the borrower's
@@ -655,6 +680,9 @@ class IncomeApproachValuer(BaseEstimator):
                                 self.cash_flows(schedule=schedule, inputs=participant).assign(basis="market_participant")], ignore_index=True)
         sensitivity = self.sensitivity(schedule=schedule, inputs=in_use)
         provenance = {**a.provenance, **self.scorecard_.provenance, **self.margin_benchmarks_provenance_}
+        wacc, wacc_source = self.wacc(inputs.wacc)
+        provenance.update(wacc=wacc, wacc_source=wacc_source)
+        flags = self.wacc_flags(in_use, wacc, wacc_source)
         result = MethodResult(
             method="income", label_zh="收益法", label_en="income approach", value_type=self.value_type, values=values, offers=offers,
             draws=mp_draws, columns=columns, provenance=provenance,
@@ -664,6 +692,7 @@ class IncomeApproachValuer(BaseEstimator):
                          "revenue_base_rmb": "input (revenue, not a value)"},
             evidence={"inputs": in_use, "market_participant_inputs": participant, "cash_flows": cash_flows, "sensitivity": sensitivity,
                       "value_in_use_draws": use_draws},
+            flags=flags,
         )
         result.sections = income_sections(result, assumptions=a, scenarios=inputs.scenarios, frame=frame)
         return result
