@@ -17,7 +17,7 @@ from ipvalue.lending.disposal import DisposalAssumptions
 from ipvalue.registry import load_champion
 from ipvalue.synthetic import DATA_DATE, DemoPortfolio, make_demo_portfolio
 from ipvalue.training import run_experiment
-from ipvalue.workflow import value_and_record
+from ipvalue import workflow
 
 def run_demo(out_dir: str | Path = "demo-output", *, n: int = 400, seed: int = 0, tracking_uri: str | None = None, data_dir=None) -> int:
     """The README's main job on the embedded defaults. Returns an exit code.
@@ -85,13 +85,13 @@ def run_demo(out_dir: str | Path = "demo-output", *, n: int = 400, seed: int = 0
     # the models are loaded already: the valuation uses them instead of loading them again
     app = LoanApplication.load(application)
     store = out_dir / "audit.db"
-    recorded = value_and_record(app, store=store, user="demo", models=models, data_dir=data_dir, out_dir=out_dir / "reports")
+    recorded = workflow.value_and_record(app, store=store, user="demo", models=models, data_dir=data_dir, out_dir=out_dir / "reports")
     _print_application(recorded.result, application.name)
     if recorded.result.summary["decision"] == "review required":
         # the methods disagree beyond the policy's factor: a named reviewer signs off with a reason
         raw = {**app.raw, "review": {"reviewer": "SYNTHETIC reviewer 审查员", "reason": "收益法以借款人财务报表为依据，可比交易已核对 (synthetic demo sign-off)"}}
         application = write_text_atomic(yaml.safe_dump(raw, allow_unicode=True, sort_keys=False), out_dir / "demo_application_signed.yaml")
-        recorded = value_and_record(LoanApplication.load(application), store=store, user="demo", models=models, data_dir=data_dir, out_dir=out_dir / "reports")
+        recorded = workflow.value_and_record(LoanApplication.load(application), store=store, user="demo", models=models, data_dir=data_dir, out_dir=out_dir / "reports")
         print(f"\nafter the reviewer's sign-off ({application.name}): {recorded.result.summary['decision']}")
     paths = recorded.paths
     print(f"report: {paths['html']}" + (f" (PDF {paths['pdf']})" if paths.get("pdf") else "") + f"\naudit trail: {recorded.store}")

@@ -98,9 +98,14 @@ def test_contract_lists_columns(capsys):
     assert "claims_independent" in capsys.readouterr().out
 
 
-def test_demo_trains_registers_and_values_every_synthetic_patent(tmp_path, capsys, data_dir):
+def test_demo_trains_registers_and_values_every_synthetic_patent(tmp_path, capsys, data_dir, monkeypatch):
+    from ipvalue import workflow
+
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    stores, real = [], workflow.value_and_record
+    monkeypatch.setattr(workflow, "value_and_record", lambda app, **kw: stores.append(kw["store"]) or real(app, **kw))
     assert main(["demo", "--n", "60", "--out", str(tmp_path / "out"), "--tracking-uri", uri]) == EXIT_OK
+    assert stores and set(map(str, stores)) == {str(tmp_path / "out" / "audit.db")}  # the demo's application goes through the one workflow
     out = capsys.readouterr().out
     assert "SYNTHETIC demo pledge book: 60 patents" in out and "the pledge book at" in out
     assert "experiment value-demo" in out and "experiment renewal-us-university" in out

@@ -21,10 +21,10 @@ def add_parser(sub) -> None:
 def run(args) -> int:
     from ipvalue import terms
     from ipvalue.lending import LoanApplication
-    from ipvalue.workflow import value_and_record
+    from ipvalue import workflow
 
     app = LoanApplication.load(args.application)
-    recorded = value_and_record(app, store=args.audit_db, user=args.user, tracking_uri=args.tracking_uri, data_dir=args.data_dir, out_dir=args.out)
+    recorded = workflow.value_and_record(app, store=args.audit_db, user=args.user, tracking_uri=args.tracking_uri, data_dir=args.data_dir, out_dir=args.out)
     result, paths = recorded.result, recorded.paths
     s = result.summary
     print(f"申请 application {app.application_id}: {terms.both(terms.DECISIONS, s['decision'])} | 市场价值 market value {s['market_value_rmb']:,.0f} RMB | "

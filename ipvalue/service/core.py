@@ -35,7 +35,7 @@ from ipvalue.names import normalise_id
 from ipvalue.registry import RegisteredModel, load_model, split_model_uri
 from ipvalue.report import render_html
 from ipvalue.scoring.local import score_chunk
-from ipvalue.workflow import value_and_record
+from ipvalue import workflow
 
 logger = logging.getLogger(__name__)
 
@@ -184,7 +184,7 @@ class ValuationService:
             write_text_atomic(json.dumps(raw, ensure_ascii=False, sort_keys=True, default=str), self.folder(result.valuation_id) / "application.json")
 
         with self._lock:
-            recorded = value_and_record(app, store=self.settings.audit_db, user=identity.name, models=models, data_dir=self.settings.data_dir,
+            recorded = workflow.value_and_record(app, store=self.settings.audit_db, user=identity.name, models=models, data_dir=self.settings.data_dir,
                                         provenance={"user_role": identity.role, "authenticated_by": "api token", "supersedes": supersedes or ""},
                                         while_recording=store_application)
         return recorded.result
