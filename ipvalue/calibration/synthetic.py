@@ -27,6 +27,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from ipvalue.calibration.values import market_value
+
 __all__ = ["PilotTruth", "make_pilot_ledger"]
 
 ORIGIN = "synthetic: pilot-ledger generator"
@@ -147,12 +149,6 @@ class PilotTruth:
             out[f"appraiser_bias.{name}"] = bias
         out[f"override_drift.{self.drifting_officer}"] = self.drift_per_year
         return out
-
-
-def market_value(low: np.ndarray, high: np.ndarray, t: np.ndarray, position, rate) -> np.ndarray:
-    """V(p, r) = Σ_t [low_t + p (high_t − low_t)] / (1 + r)^t over the last axis (zeros pad)."""
-    position, rate = np.asarray(position, float)[..., None], np.asarray(rate, float)[..., None]
-    return np.sum((low + position * (high - low)) * (1.0 + rate) ** (-t), axis=-1)
 
 
 def make_pilot_ledger(truth: PilotTruth | None = None, seed: int = 0) -> dict:
