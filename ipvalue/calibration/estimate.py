@@ -7,7 +7,7 @@ coefficient (set: path)        estimator
 sharing-position mapping       nonlinear least squares on log deal price (SciPy
 (a, b) and the discount-rate   ``least_squares``): ``log price = log V(a + b × score/100,
 premium total (cn-pledge-2025)  risk_free + premium) + ε`` with V from the cash-flow table;
-                               Wald interval (t quantiles) from the Jacobian. Priced transfers of
+                               profile-likelihood interval (Bates & Watts). Priced transfers of
                                ledger packages within the deal window; external appraisals only
                                when deals are too few (the result then says that it calibrates
                                to the appraisers, and names their bias)
@@ -31,7 +31,7 @@ override drift (no set)        OLS slope (statsmodels) of an officer's relative 
 =============================  =================================================================
 
 Intervals of the estimates that depend on several samples come from one Monte Carlo of the joint
-uncertainty (``interval.draws`` draws): the mapping's parameters drawn from their (multivariate t)
+uncertainty (``interval.draws`` draws): the mapping's parameters drawn from their (multivariate t, Wald)
 sampling distribution, the ledger's samples reweighted by the Bayesian bootstrap (Rubin 1981:
 Dirichlet weights), the default rates from their Jeffreys posterior; each interval is the 5th to
 95th percentile of its estimate over the draws. Weighed and not used: ``scipy.stats.bootstrap``
@@ -276,7 +276,8 @@ class Calibration:
                               f"the fitted mapping puts positions at {positions[0]:.2f}-{positions[1]:.2f} for the observed scores, outside the sharing "
                               "range [0, 1]: the range itself (the profit split) needs review")
         result = MappingFit(theta, cov, len(rows), evidence, True, "", dof, float(np.sqrt(sigma2)))
-        result.t_quantile = float(student.ppf(0.5 + s.coverage / 2, dof))
+        threshold = float(np.sum(fit.fun ** 2)) + float(student.ppf(0.5 + s.coverage / 2, dof)) ** 2 * sigma2
+        result.intervals = [_profile_interval(residual, theta, cov, k, threshold) for k in range(3)]
         return result
 
     def market_values(self, theta: np.ndarray, rows: np.ndarray) -> np.ndarray:
@@ -322,11 +323,11 @@ class Calibration:
                   ("position_slope", "分成率位置斜率", "sharing position: slope b (per score/100)", "sharing_rate.position_mapping.slope", ""),
                   ("premium_total", "折现率风险溢价合计", "discount-rate premiums, total", "discount_rate (premiums)", "per year")]
         source = {"deals": "priced transfers of ledger packages", "appraisals": "external appraisals (calibrates to the appraisers, not the market)"}.get(fit.evidence, "")
-        method = f"nonlinear least squares on log price ({source}) with the cash-flow table; Wald interval"
+        method = f"nonlinear least squares on log price ({source}) with the cash-flow table; profile-likelihood interval"
         for k, (key, zh, en, path, unit) in enumerate(labels):
             if fit.identified:
-                half = fit.t_quantile * np.sqrt(fit.cov[k, k])
-                self.rows.append(_row(key, zh, en, "cn-pledge-2025", path, unit, current[k], fit.theta[k], fit.theta[k] - half, fit.theta[k] + half,
+                lo, hi = fit.intervals[k]
+                self.rows.append(_row(key, zh, en, "cn-pledge-2025", path, unit, current[k], fit.theta[k], lo, hi,
                                       fit.n, self.settings.minimum_n["deals"], method, True,
                                       f"estimated jointly from {fit.n} {fit.evidence} (residual sd {fit.residual_sd:.2f} on the log scale)"))
             else:
@@ -478,6 +479,38 @@ class Calibration:
             lo, hi = _bounds(draws, s.coverage)
             self.rows.append(_row(f"appraiser_bias.{name}", f"评估机构偏差（{name}）", f"appraiser bias, {name}", "", "", "log", np.nan, point, lo, hi, len(rows), need,
                                   method, False, f"{point:+.2f} on the log scale ({np.expm1(point):+.0%}): appraisals by {name} calibrate to that appraiser, not the market"))
+
+
+def _profile_interval(residual, theta: np.ndarray, cov: np.ndarray, k: int, threshold: float) -> tuple[float, float]:
+    """The profile interval of parameter ``k``: the values at which the least residual sum of
+    squares with that parameter fixed (the others refitted) reaches ``threshold`` (Bates & Watts:
+    RSS + t² s²), found on each side of the estimate by Brent's method."""
+    from scipy.optimize import brentq, least_squares
+
+    free = [j for j in range(3) if j != k]
+    start = theta[free].copy()
+
+    def excess(value):
+        def partial(x):
+            full = theta.copy()
+            full[free], full[k] = x, value
+            return residual(full)
+
+        fit = least_squares(partial, start, x_scale=np.sqrt(np.diag(cov))[free])
+        return float(np.sum(fit.fun ** 2)) - threshold
+
+    se = float(np.sqrt(cov[k, k]))
+    bounds = []
+    for sign in (-1.0, 1.0):
+        step, inner, found = 1.0, theta[k], np.nan
+        for _ in range(8):  # widen until the threshold is crossed
+            outer = theta[k] + sign * step * 2.0 * se
+            if excess(outer) > 0:
+                found = brentq(excess, *sorted((inner, outer)), xtol=se * 1e-3)
+                break
+            inner, step = outer, step * 2
+        bounds.append(found)
+    return bounds[0], bounds[1]
 
 
 def _highest_rate(loss_scale: np.ndarray, recovery: np.ndarray, exposure: np.ndarray, weights: np.ndarray, target: float) -> np.ndarray:

@@ -527,7 +527,9 @@ def load_ledger(source: "str | Path", *, as_of=None) -> Ledger:
         dates.append(valid["deals"]["date"].max())
     latest = max(d for d in dates if pd.notna(d))
     ledger_date = pd.Timestamp(as_of).normalize() if as_of is not None else pd.Timestamp(latest).normalize()
-    problems_table = pd.concat(all_problems, ignore_index=True).sort_values(["table", "row", "column"], kind="stable").reset_index(drop=True)
+    problems_table = pd.concat(all_problems, ignore_index=True)
+    problems_table = (problems_table.assign(order=problems_table["table"].map(LEDGER_TABLES.index)).sort_values(["order", "row", "column"], kind="stable")
+                      .drop(columns="order").reset_index(drop=True))
     notes = []
     if as_of is not None and latest > ledger_date:
         notes.append(f"dates after the ledger date {ledger_date.date()} are in the ledger (latest {pd.Timestamp(latest).date()}): check --as-of")

@@ -53,14 +53,16 @@ class CalibrationResult:
             est = "—" if not np.isfinite(r.estimate) else f"{r.estimate:.4g} [{r.low:.4g}, {r.high:.4g}]"
             now = "" if not np.isfinite(r.current) else f"current {r.current:.4g} → "
             verdict = "CHANGED" if r.changed else ("unchanged" if r.set else "reported")
-            lines.append(f"  {r.label_zh} {r.label_en}: {now}{est}  n {r.n:,}/{r.min_n:,}  {verdict}: {r.reason}")
+            n = f"  n {r.n:,}/{r.min_n:,}" if r.min_n else ""
+            lines.append(f"  {r.label_zh} {r.label_en}: {now}{est}{n}  {verdict}: {r.reason}")
         life = self.estimates[self.estimates["key"].str.startswith("life_table.")]
         if len(life):
             lines.append(f"  年费失效风险 CN life table: {int(life['changed'].sum())} of {len(life)} hazards estimated, the others unchanged (too few at risk)")
         bt = self.backtest
         lines += ["", f"样本外回测 out-of-time back-test (calibrated on loans valued up to {bt.split_date.date()}, tested on the later ones):"]
         for r in bt.summary.itertuples(index=False):
-            fmt = (lambda v: "—" if not np.isfinite(v) else f"{v:.1%}") if r.metric.startswith(("P10", "net recovery", "bank loss", "total cap")) else (lambda v: "—" if not np.isfinite(v) else f"{v:+.3f}")
+            style = "{:.1%}" if r.metric.startswith(("P10", "net recovery", "bank loss", "total cap")) else "{:+.3f}" if r.metric.startswith("bias") else "{:.3f}"
+            fmt = lambda v, style=style: "—" if not np.isfinite(v) else style.format(v)  # noqa: E731
             lines.append(f"  {r.metric}: before {fmt(r.before)}  after {fmt(r.after)}  (n {r.n:,})")
         lines += ["", "闸门 gates:"] + [f"  {k}: {'pass' if v else 'FAIL'} ({bt.gate_notes[k]})" for k, v in self.gates.items()]
         lines += ["", f"候选参数集 candidate sets (not used by valuations until a validator promotes them) in {self.out / 'candidates'}:"]
