@@ -290,3 +290,23 @@ def test_the_life_table_is_re_estimated_from_a_register_export_with_thin_ages_un
         path = Path(tmp) / "cn-life-table.yaml"
         path.write_text(_yaml.safe_dump(candidate, allow_unicode=True), encoding="utf-8")
         assert set(CNLifeTable.load(str(path)).hazards) == {"invention", "utility_model", "design"}
+
+
+def test_the_command_with_a_register_export_writes_a_life_table_candidate(tmp_path, capsys):
+    from pathlib import Path
+
+    from ipvalue.cli import main
+
+    fixture = Path(__file__).resolve().parents[1] / "experiments" / "data" / "cnipa-synthetic"
+    write_ledger(make_pilot_ledger(PilotTruth(n_loans=60), seed=9), tmp_path / "ledger")
+    code = main(["calibrate", str(tmp_path / "ledger"), "--out", str(tmp_path / "out"), "--tracking-uri", f"sqlite:///{tmp_path / 'mlflow.db'}",
+                 "--register", str(fixture / "register.csv"), "--register-patents", str(fixture / "patents.csv"), "--exported-on", "2025-12-31"])
+    out = capsys.readouterr().out
+    assert code == 1  # a 60-loan ledger has too few test deals and disposals for the gates
+    assert "年费失效风险 CN life table:" in out and "cn-life-table-v2.yaml" in out
+    table = yaml.safe_load((tmp_path / "out" / "candidates" / "cn-life-table-v2.yaml").read_text(encoding="utf-8"))
+    run_id = yaml.safe_load((tmp_path / "out" / "candidates" / "gates.yaml").read_text(encoding="utf-8"))["calibration_run"]
+    sources = [b["source"] for e in table["types"].values() for b in e["bands"]]
+    assert all(s.startswith(f"calibrated by ipvalue calibrate, MLflow run {run_id}") or s.startswith("unchanged (") for s in sources)
+    assert any(s.startswith("calibrated") for s in sources) and table["governance"]["status"] == "candidate"
+    assert "bias_vs_deals: FAIL" in out and "not enough evidence" in out

@@ -134,6 +134,10 @@ class SetsInUse:
         return cls(IncomeAssumptions.from_dict(income_raw), income_raw, DisposalAssumptions.load(disposal_raw), disposal_raw, policy, position)
 
     @property
+    def policy_name(self) -> str:
+        return str(self.policy.get("name"))
+
+    @property
     def premium_total(self) -> float:
         return float(sum(self.income.premiums.values()))
 
@@ -311,7 +315,7 @@ class Calibration:
         self._pledge_rates(theta_draws, disposal)
         self._disagreement()
         self._appraisers(fit, theta_draws)
-        self.rows.append(_row("holding_rate", "持有成本率", "holding rate", "disposal-cn", "holding_rate", "per year", sets.disposal.holding_rate,
+        self.rows.append(_row("holding_rate", "持有成本率", "holding rate", self.sets.disposal.name, "holding_rate", "per year", sets.disposal.holding_rate,
                               np.nan, np.nan, np.nan, 0, 0, "not estimated", False,
                               "not identified by disposals: the bank's funding cost (and the right's value erosion while it is sold); set it from the treasury's figure"))
         return pd.DataFrame(self.rows, columns=ESTIMATE_COLUMNS)
@@ -327,11 +331,13 @@ class Calibration:
         for k, (key, zh, en, path, unit) in enumerate(labels):
             if fit.identified:
                 lo, hi = fit.intervals[k]
-                self.rows.append(_row(key, zh, en, "cn-pledge-2025", path, unit, current[k], fit.theta[k], lo, hi,
+                self.rows.append(_row(key, zh, en, self.sets.income.name, path, unit, current[k], fit.theta[k], lo, hi,
                                       fit.n, self.settings.minimum_n["deals"], method, True,
-                                      f"estimated jointly from {fit.n} {fit.evidence} (residual sd {fit.residual_sd:.2f} on the log scale)"))
+                                      f"estimated jointly from {fit.n} {fit.evidence} (residual sd {fit.residual_sd:.2f} on the log scale)"
+                                      + ("; the appraisers' own bias is in it (each appraiser's is reported below): this calibrates to the appraisers, "
+                                         "not the market" if fit.evidence == "appraisals" else "")))
             else:
-                self.rows.append(_row(key, zh, en, "cn-pledge-2025", path, unit, current[k], np.nan, np.nan, np.nan, fit.n, s.minimum_n["deals"],
+                self.rows.append(_row(key, zh, en, self.sets.income.name, path, unit, current[k], np.nan, np.nan, np.nan, fit.n, s.minimum_n["deals"],
                                       method, False, "unchanged: " + fit.reason))
 
     def _disposal(self, theta_draws: np.ndarray) -> dict:
@@ -345,7 +351,7 @@ class Calibration:
         for key, zh, en, method, current, column in specs:
             rows = done[loans[column].notna().to_numpy()[done]]
             if len(rows) < need:
-                self.rows.append(_row(key, zh, en, "disposal-cn", key, "", current, np.nan, np.nan, np.nan, len(rows), need, method, False,
+                self.rows.append(_row(key, zh, en, self.sets.disposal.name, key, "", current, np.nan, np.nan, np.nan, len(rows), need, method, False,
                                       f"unchanged: {len(rows)} completed disposals with {column} (minimum {need})"))
                 continue
             amount = loans[column].to_numpy(float)[rows]
@@ -355,7 +361,7 @@ class Calibration:
                 point, draws = 1 - point, 1 - draws
             lo, hi = _bounds(draws, s.coverage)
             ok = 0 <= point <= 1
-            self.rows.append(_row(key, zh, en, "disposal-cn", key, "", current, point, lo, hi, len(rows), need, method, ok,
+            self.rows.append(_row(key, zh, en, self.sets.disposal.name, key, "", current, point, lo, hi, len(rows), need, method, ok,
                                   f"estimated from {len(rows)} completed disposals" if ok else f"unchanged: the estimate {point:.3f} is outside [0, 1]"))
             out[key] = point
         return out
@@ -381,7 +387,7 @@ class Calibration:
                 lo, hi = (float(v) for v in curve.quantile_ci(0.5, alpha=1 - s.coverage, method="cloglog"))
             if not np.all(np.isfinite([median, lo, hi])):
                 reason = f"unchanged: the median is not reached or its interval is open ({int(event.sum())} of {len(years)} defaults disposed by the ledger date)"
-        self.rows.append(_row("time_to_dispose_years", "处置周期（年）", "time to dispose (years)", "disposal-cn", "time_to_dispose_years", "years", current,
+        self.rows.append(_row("time_to_dispose_years", "处置周期（年）", "time to dispose (years)", self.sets.disposal.name, "time_to_dispose_years", "years", current,
                               median, lo, hi, len(years), need, method, not reason, reason or f"estimated from {len(years)} defaults ({int(event.sum())} disposed)"))
 
     def _pledge_rates(self, theta_draws: np.ndarray, disposal: dict) -> None:
@@ -412,7 +418,7 @@ class Calibration:
             self._default_row(ptype, n_t, k_t, need_loans)
             if n_t < need_loans or len(rows) < need_disposals:
                 why = f"{n_t} {ptype} loans whose term has ended (minimum {need_loans})" if n_t < need_loans else f"{len(rows)} completed disposals (minimum {need_disposals})"
-                self.rows.append(_row(f"pledge_rate.{ptype}", zh, en, "pledge-policy-cn", f"pledge_rate.{ptype}", "", current, np.nan, np.nan, np.nan,
+                self.rows.append(_row(f"pledge_rate.{ptype}", zh, en, self.sets.policy_name, f"pledge_rate.{ptype}", "", current, np.nan, np.nan, np.nan,
                                       n_t, need_loans, method, False, "unchanged: " + why))
                 continue
             from scipy.stats import beta
@@ -429,7 +435,7 @@ class Calibration:
                 reason = f"estimated from {n_t} matured {ptype} loans ({k_t} defaults) and {len(rows)} disposals of all types"
                 reason += "; the target holds at every rate, so the disposal view (collateral value at its quantile) is what limits these loans" if point >= 1 else ""
                 changed = True
-            self.rows.append(_row(f"pledge_rate.{ptype}", zh, en, "pledge-policy-cn", f"pledge_rate.{ptype}", "", current, point, lo, hi, n_t, need_loans,
+            self.rows.append(_row(f"pledge_rate.{ptype}", zh, en, self.sets.policy_name, f"pledge_rate.{ptype}", "", current, point, lo, hi, n_t, need_loans,
                                   method, changed, reason))
 
     def _default_row(self, ptype: str, n_t: int, k_t: int, need: int) -> None:
@@ -449,7 +455,7 @@ class Calibration:
         method = f"the {q:.0%} quantile of the highest / lowest method ratio of past valuations: {sets.review_share:.0%} of them would go to review"
         current = sets.disagreement_factor
         if enough.sum() < need:
-            self.rows.append(_row("disagreement_factor", "方法差异复核倍数", "reconciliation (disagreement) factor", "pledge-policy-cn", "reconciliation.disagreement_factor",
+            self.rows.append(_row("disagreement_factor", "方法差异复核倍数", "reconciliation (disagreement) factor", self.sets.policy_name, "reconciliation.disagreement_factor",
                                   "×", current, np.nan, np.nan, np.nan, int(enough.sum()), need, method, False,
                                   f"unchanged: {int(enough.sum())} valuations with two methods or more (minimum {need})"))
             return
@@ -458,7 +464,7 @@ class Calibration:
         point = float(np.quantile(ratio, q, method="inverted_cdf"))
         lo, hi = _bounds(_quantile(ratio, _dirichlet(self.rng, s.draws, len(ratio)), q), s.coverage)
         ok = point >= 1
-        self.rows.append(_row("disagreement_factor", "方法差异复核倍数", "reconciliation (disagreement) factor", "pledge-policy-cn", "reconciliation.disagreement_factor",
+        self.rows.append(_row("disagreement_factor", "方法差异复核倍数", "reconciliation (disagreement) factor", self.sets.policy_name, "reconciliation.disagreement_factor",
                               "×", current, point, lo, hi, int(enough.sum()), need, method, ok,
                               f"estimated from {int(enough.sum())} valuations (methods' central values as recorded at origination)"))
 

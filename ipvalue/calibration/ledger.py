@@ -220,10 +220,10 @@ class Ledger:
 
     def report(self, max_problems: int = 30) -> str:
         """Rows in, valid and quarantined per table, then the problems (row, column, value, fix)."""
-        lines = [f"pilot ledger {self.source} (as of {self.as_of.date()}, hash {self.hash[:16]})"]
+        lines = [f"试点台账 pilot ledger {self.source} (as of {self.as_of.date()}, sha256 {self.hash[:16]})"]
         for t in LEDGER_TABLES:
             if self.n_rows.get(t):
-                lines.append(f"  {t}: rows in {self.n_rows[t]}  valid {len(getattr(self, t))}  quarantined {len(self.quarantine.get(t, []))}")
+                lines.append(f"  {t}: 读入 rows in {self.n_rows[t]:,}  有效 valid {len(getattr(self, t)):,}  隔离 quarantined {len(self.quarantine.get(t, [])):,}")
         lines += [f"  note: {n}" for n in self.notes]
         for p in self.problems.head(max_problems).itertuples(index=False):
             lines.append(f"  {p.table} row {p.row} ({p.id}): column '{p.column}' = {p.value!r}: {p.problem}. Fix: {p.fix}")
@@ -253,8 +253,13 @@ class _Problems:
         mask = np.asarray(mask, dtype=bool)
         if not mask.any():
             return
-        shown = self.raw[column] if value is None and column in self.raw else pd.Series(value, index=self.raw.index) if value is not None else pd.Series(None, index=self.raw.index, dtype=object)
-        shown = shown.astype(object)[mask]
+        if value is not None:  # a value other than the cell (e.g. the rows of a duplicate)
+            shown = pd.Series(np.asarray(value, dtype=object), index=self.raw.index)
+        elif column in self.raw:
+            shown = self.raw[column].astype(object)
+        else:
+            shown = pd.Series(None, index=self.raw.index, dtype=object)
+        shown = shown[mask]
         self.parts.append(pd.DataFrame({
             "table": self.table, "row": self.raw.index[mask].to_numpy() + 1, "id": self.ids[mask].to_numpy(), "column": column,
             "value": shown.where(shown.notna(), None).to_numpy(), "problem": problem, "fix": fix,

@@ -88,9 +88,9 @@ def candidate_sets(estimates: pd.DataFrame, sets: SetsInUse, *, run_id: str, led
     extra : dict, optional
         ``{name: (current content, candidate content)}`` of sets calibrated elsewhere (the life table).
     """
-    changed = estimates[estimates["changed"] & estimates["set"].ne("")]
+    originals = {sets.income.name: sets.income_raw, sets.disposal.name: sets.disposal_raw, sets.policy_name: sets.policy}
+    changed = estimates[estimates["changed"] & estimates["set"].isin(originals)]
     out = []
-    originals = {"cn-pledge-2025": sets.income_raw, "disposal-cn": sets.disposal_raw, "pledge-policy-cn": sets.policy}
     for set_key, rows in changed.groupby("set", sort=False):
         current = originals[set_key]
         content = copy.deepcopy(current)
