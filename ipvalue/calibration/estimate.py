@@ -296,10 +296,14 @@ class Calibration:
         if ok.any():
             r = rows[ok]
             ids, score = loans["loan_id"].to_numpy()[r], loans["score"].to_numpy(float)[r] / 100
-            a, b, prem = (theta[:, k:k + 1] for k in range(3)) if theta.ndim == 2 else theta
             used = self.values.values(ids, self.position_used[r], self.rate_used[r])
-            new = self.values.values(ids, a + b * score, self.rf[r] + prem)
-            out[..., ok] = recorded[ok] * new / used
+            if theta.ndim == 1:
+                out[ok] = recorded[ok] * self.values.values(ids, theta[0] + theta[1] * score, self.rf[r] + theta[2]) / used
+            else:  # draws in blocks, so that memory stays near 2 million cash flows whatever the ledger's size
+                block = max(1, 2_000_000 // (len(r) * self.values.t.shape[1]))
+                for start in range(0, len(theta), block):
+                    a, b, prem = (theta[start:start + block, k:k + 1] for k in range(3))
+                    out[start:start + block, ok] = recorded[ok] * self.values.values(ids, a + b * score, self.rf[r] + prem) / used
         return out
 
     # -- estimates ------------------------------------------------------------------------------

@@ -281,13 +281,13 @@ def make_pilot_ledger(truth: PilotTruth | None = None, seed: int = 0) -> dict:
 
 
 def main(argv=None) -> None:
-    """``python -m ipvalue.calibration.synthetic FOLDER [--seed N] [--loans N]``: write a synthetic
-    pilot ledger (CSV files, or one workbook when FOLDER ends in .xlsx) and print its truth."""
+    """``python -m ipvalue.calibration FOLDER [--seed N] [--loans N]``: write a synthetic pilot
+    ledger (CSV files, or one workbook when FOLDER ends in .xlsx) and print its truth."""
     import argparse
 
     from ipvalue.calibration.ledger import write_ledger
 
-    parser = argparse.ArgumentParser(prog="python -m ipvalue.calibration.synthetic", description="Write a SYNTHETIC pilot ledger with known true parameters.")
+    parser = argparse.ArgumentParser(prog="python -m ipvalue.calibration", description="Write a SYNTHETIC pilot ledger with known true parameters.")
     parser.add_argument("out", help="a folder (CSV files) or a .xlsx path")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--loans", type=int, default=PilotTruth.n_loans)
@@ -297,7 +297,3 @@ def main(argv=None) -> None:
     print(f"synthetic pilot ledger written to {path} (as of {truth.as_of}); its true coefficients:")
     for key, value in truth.truth().items():
         print(f"  {key}: {value:.4g}")
-
-
-if __name__ == "__main__":
-    main()
