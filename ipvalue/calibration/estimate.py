@@ -53,7 +53,7 @@ from ipvalue.calibration.values import ValueTable
 from ipvalue.config import assumption_value, content_hash, load_yaml
 from ipvalue.exceptions import AssumptionError
 from ipvalue.frame import PATENT_TYPES
-from ipvalue.income.assumptions import IncomeAssumptions
+from ipvalue.methods.income.assumptions import IncomeAssumptions
 from ipvalue.lending.disposal import DisposalAssumptions
 from ipvalue.lending.policy import load_pledge_policy
 

@@ -103,7 +103,7 @@ from ipvalue.domains import check_numbers, date_domains, domains
 from ipvalue.exceptions import ColumnError, ComparablesError, EmptyInputError, InputFileError
 from ipvalue.frame import PATENT_TYPES, on_unique, parse_dates, validate_patent_frame
 from ipvalue.io import read_table
-from ipvalue.market import load_comparables
+from ipvalue.methods.market import load_comparables
 from ipvalue.names import normalise_id
 
 logger = logging.getLogger(__name__)
@@ -169,7 +169,7 @@ SCHEMA: dict[str, tuple[LedgerColumn, ...]] = {
         _c("override_value", "number", True, "ledger_override_value"), _c("patent_id"), _c("reason"), _c("data_origin", required=True),
     ),
 }
-#: Columns the deals table adds to the comparable-transactions schema (``ipvalue/market.py``).
+#: Columns the deals table adds to the comparable-transactions schema (``ipvalue/methods/market.py``).
 DEAL_COLUMNS = ("loan_id", "data_origin")
 ID_COLUMN = {"loans": "loan_id", "cash_flows": "loan_id", "deals": "transaction_id", "overrides": "valuation_id", "patents": "patent_id"}
 
@@ -182,7 +182,7 @@ class Ledger:
     ----------
     loans, cash_flows, deals, overrides, patents : pandas.DataFrame
         The valid rows, typed (dates as ``datetime64``, numbers as ``float64``); ``deals`` in the
-        form :func:`ipvalue.market.load_comparables` returns plus ``loan_id`` and ``data_origin``.
+        form :func:`ipvalue.methods.market.load_comparables` returns plus ``loan_id`` and ``data_origin``.
     problems : pandas.DataFrame
         One line per problem: ``table, row, id, column, value, problem, fix`` (``row`` is the
         1-based data row of that table, the header not counted).
@@ -553,7 +553,7 @@ def load_ledger(source: "str | Path", *, as_of=None) -> Ledger:
 
 
 def _comparables(raw: pd.DataFrame, problems: _Problems, as_of: pd.Timestamp) -> pd.DataFrame:
-    """The deals through the market approach's own validation (:func:`ipvalue.market.load_comparables`),
+    """The deals through the market approach's own validation (:func:`ipvalue.methods.market.load_comparables`),
     each refused row recorded; the typed comparables of the others, on ``raw``'s index."""
     columns = [c for c in raw.columns if c not in DEAL_COLUMNS]
     try:

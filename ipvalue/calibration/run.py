@@ -156,7 +156,7 @@ def _metric_name(key: str) -> str:
 
 def _check_candidates(candidates: list[Candidate]) -> None:
     """Every candidate loads through the loader valuations use (so a promoted set is usable)."""
-    from ipvalue.income.assumptions import IncomeAssumptions
+    from ipvalue.methods.income.assumptions import IncomeAssumptions
     from ipvalue.lending.disposal import DisposalAssumptions
     from ipvalue.lending.policy import load_pledge_policy
     from ipvalue.models.renewal import CNLifeTable

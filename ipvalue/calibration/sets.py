@@ -18,7 +18,7 @@ import pandas as pd
 import yaml
 
 from ipvalue.calibration.estimate import SetsInUse
-from ipvalue.income.assumptions import PREMIUMS
+from ipvalue.methods.income.assumptions import PREMIUMS
 
 __all__ = ["Candidate", "candidate_sets"]
 

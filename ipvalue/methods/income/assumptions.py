@@ -35,6 +35,7 @@ class IncomeAssumptions:
     mc_seed: int
     mc_sd: dict[str, float]
     sensitivity: dict[str, float]
+    position_mapping: tuple[float, float] = (0.0, 1.0)
     reconciliation_rank: dict = field(default_factory=lambda: {"with_statements": 2.0, "forecast_only": 4.0})
     margin_flag_factor: float = 2.0
     revenue_flag_factor: float = 1.5
@@ -108,6 +109,8 @@ class IncomeAssumptions:
             mc_seed=int(get("monte_carlo.seed", 0, 2**32 - 1)),
             mc_sd=sd,
             sensitivity=sens,
+            position_mapping=((get("sharing_rate.position_mapping.intercept", -1.0, 1.0), get("sharing_rate.position_mapping.slope", 0.0, 5.0))
+                              if (raw.get("sharing_rate") or {}).get("position_mapping") else (0.0, 1.0)),
             reconciliation_rank={"with_statements": get("reconciliation.rank_with_statements", 0.0, 100.0),
                                  "forecast_only": get("reconciliation.rank_forecast_only", 0.0, 100.0)},
             margin_flag_factor=get("financials_check.margin_flag_factor", 1.0, 100.0),

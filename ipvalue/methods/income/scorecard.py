@@ -13,7 +13,7 @@ import pandas as pd
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
-from ipvalue.config import assumption_value, content_hash, load_yaml
+from ipvalue.config import content_hash, load_yaml
 from ipvalue.exceptions import AssumptionError
 
 DIMENSIONS = ("legal", "technical", "economic")
@@ -74,9 +74,6 @@ class IndicatorScorecard(BaseEstimator):
             if abs(group["weight"].sum() - 1) > 1e-9:
                 raise AssumptionError(f"The indicator weights of dimension {dim!r} in scorecard {name!r} must sum to 1. Got {group['weight'].sum():g}.")
         table["max_points"] = table["dimension"].map(dims) * table["weight"] * 100.0
-        position = raw.get("sharing_position") or {}
-        self.position_ = (assumption_value(raw, "sharing_position.intercept", -1.0, 1.0) if position else 0.0,
-                          assumption_value(raw, "sharing_position.slope", 0.0, 10.0) if position else 1.0)
         grades = sorted((raw.get("grades") or {}).items(), key=lambda kv: -kv[1])
         if not grades or grades[-1][1] != 0:
             raise AssumptionError(f"The 'grades' of scorecard {name!r} must end with a grade whose minimum is 0.")
@@ -108,9 +105,7 @@ class IndicatorScorecard(BaseEstimator):
         )
 
     def score(self, features: pd.DataFrame) -> pd.DataFrame:
-        """Dimension scores (0-100 each), ``total`` (0-100), ``grade`` and ``sharing_position`` (0-1):
-        ``intercept + slope × total / 100`` clipped to [0, 1] (the set's ``sharing_position``; 0 and
-        1 by default, so the position is the total / 100 until calibrated from deal prices)."""
+        """Dimension scores (0-100 each), ``total`` (0-100), ``grade`` and ``sharing_position`` (0-1)."""
         pts = self.points(features)
         out = pd.DataFrame(index=features.index)
         weights = self.spec_["dimensions"]
@@ -119,8 +114,7 @@ class IndicatorScorecard(BaseEstimator):
             out[dim] = pts[cols].sum(axis=1) / weights[dim]
         out["total"] = pts.sum(axis=1)
         out["grade"] = self.grade(out["total"].to_numpy())
-        intercept, slope = self.position_
-        out["sharing_position"] = (intercept + slope * out["total"] / 100.0).clip(0.0, 1.0)
+        out["sharing_position"] = out["total"] / 100.0
         return out
 
     def grade(self, totals) -> np.ndarray:

@@ -167,7 +167,9 @@ class IncomeApproachValuer(BaseEstimator):
         out["patent_id"] = frame["patent_id"]
         out["package_id"] = frame["package_id"].fillna(frame["patent_id"])
         out["tech_sector"] = features["tech_sector"].astype(object)
-        out["score"], out["grade"], out["sharing_position"] = card["total"], card["grade"], card["sharing_position"]
+        intercept, slope = a.position_mapping  # position in the sharing range = a + b × score / 100 (0 and 1 until calibrated)
+        out["score"], out["grade"] = card["total"], card["grade"]
+        out["sharing_position"] = (intercept + slope * card["total"] / 100.0).clip(0.0, 1.0)
         sector_margin = out["tech_sector"].map(a.profit_margin_by_sector).fillna(a.profit_margin_by_sector["default"]).astype(float)
         out["operating_margin"] = sector_margin
         out["margin_source"] = "sector assumption"
