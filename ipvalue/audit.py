@@ -1217,11 +1217,11 @@ def authenticate(token, path: str | Path | None = None, *, key_file: str | Path 
     """The identity behind an API token, or None for an unknown or revoked token, or one whose user
     row is not in the chain as recorded (a row inserted or edited around this module), or whose
     record's signature does not hold under the audit key (``key_file``, default
-    ``$IPVALUE_AUDIT_KEY_FILE``)."""
+    ``$IPVALUE_AUDIT_KEY_FILE``; created when configured and missing, as a write would)."""
     if not isinstance(token, str) or not token or len(token) > 256:
         return None
     path = audit_path(path)
-    key = load_key(key_file)
+    key = load_key(key_file, create=True)
     with closing(connect(path)) as con:
         try:
             found = _dict_rows(con.execute(

@@ -288,7 +288,7 @@ import stat  # noqa: E402
 import zipfile  # noqa: E402
 
 from benchmarks.upload_memory import write_xlsx  # noqa: E402
-from ipvalue.io import DEFAULT_LIMITS, UPLOAD_LIMITS, ReadLimits, open_private, private_folder, read_table, write_bytes_atomic  # noqa: E402
+from ipvalue.io import DEFAULT_LIMITS, UPLOAD_LIMITS, ReadLimits, open_private, private_folder, read_table, write_bytes_atomic, write_text_atomic  # noqa: E402
 from ipvalue.io.tables import scan_xlsx  # noqa: E402
 
 ROW = ["CN1", "CN", "invention", "2020-01-01"]
@@ -410,11 +410,19 @@ def test_state_files_are_created_0600_and_folders_0700_whatever_the_umask(tmp_pa
         with open_private(folder / "log.jsonl") as fh:
             fh.write("line\n")
         written = write_bytes_atomic(b"%PDF", folder / "report.pdf")
+        html = write_text_atomic("<html>", folder / "report.html")
+        parquet = write_atomic(pd.DataFrame({"a": [1]}), folder / "valid.parquet")
     finally:
         os.umask(old)
-    assert [stat.S_IMODE(p.stat().st_mode) for p in (folder / "upload.csv", folder / "log.jsonl", written)] == [0o600] * 3
+    assert [stat.S_IMODE(p.stat().st_mode) for p in (folder / "upload.csv", folder / "log.jsonl", written, html, parquet)] == [0o600] * 5
     assert [stat.S_IMODE(p.stat().st_mode) for p in (tmp_path / "state", folder)] == [0o700] * 2
     with pytest.raises(FileExistsError):
         open_private(folder / "upload.csv", "xb")
     with pytest.raises(ValueError, match="The 'mode' of open_private must be one of a, w, x"):
         open_private(folder / "x", "r")
+
+
+@pytest.mark.parametrize("bad", [0, -1, 2.5, True, "10"])
+def test_read_limits_are_whole_numbers_of_at_least_one(bad):
+    with pytest.raises(ValueError, match=r"The 'max_rows' of ReadLimits must be a whole number >= 1. Got"):
+        ReadLimits(max_rows=bad)

@@ -12,16 +12,16 @@ import tempfile
 import time
 import zipfile
 from dataclasses import dataclass
-from xml.parsers import expat
 from importlib import resources
 from pathlib import Path
+from xml.parsers import expat
 
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from ipvalue.config import load_yaml, parse_yaml
-from ipvalue.exceptions import ColumnError, EmptyInputError, InputError, InputFileError, SpecError
+from ipvalue.exceptions import ColumnError, EmptyInputError, InputFileError, SpecError
 from ipvalue.frame import BLANK_CHARS, COLUMN_BY_NAME, REQUIRED, ValidationResult, on_unique, suggest, validate_patent_frame
 
 logger = logging.getLogger(__name__)
@@ -206,7 +206,14 @@ class ReadLimits:
     max_cells: int = 50_000_000
     max_bytes: int = 2_000_000_000
 
+    def __post_init__(self):
+        for name in ("max_rows", "max_cells", "max_bytes"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"The '{name}' of ReadLimits must be a whole number >= 1. Got {value!r}.")
+
     def refuse(self, path, what: str, got: int, limit: str) -> InputFileError:
+        """The error for a file beyond ``limit`` (a field name): the file, what it holds, the limit and the fix."""
         value = getattr(self, limit)
         return InputFileError(f"{Path(path).name} {what} {got:,}, above the {value:,} {limit.replace('_', ' ')} of a read (ReadLimits.{limit}). "
                               "Fix: export only the patents needed (e.g. the borrower's), or split the file; a bank that needs more sets "
