@@ -10,7 +10,7 @@ reports its own peak resident set (``ru_maxrss``), so figures do not mix. The ho
 * a CSV of n rows sharing one patent id (every row quarantined as a duplicate): before the fix
   each row's message listed every row, so memory grew as n² (1k 228 MB, 2k 342 MB, 4k 773 MB,
   20k past 5 GB in the security review); the baseline is a valid CSV of n distinct ids;
-* an .xlsx of 200,000 such rows that compresses to about 180 KB (OOM-killed at 22.7 GB before):
+* an .xlsx of 200,000 such rows, 257 KB (the review's was 180 KB and OOM-killed at 22.7 GB):
   read with the upload limits (refused from the sheet's XML, streamed) and with the default
   limits (read and quarantined), beside a valid .xlsx of 200,000 distinct ids;
 * the same .xlsx with the default limits through ``read_patents_bounded`` with the worker
