@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from ipvalue.domains import check_numbers
-from ipvalue.exceptions import ColumnError, EmptyInputError, PatentFrameError
+from ipvalue.exceptions import ColumnError, DomainError, EmptyInputError, PatentFrameError
 from ipvalue.names import forbidden_characters, has_invisible, normalise_id, normalise_text
 
 logger = logging.getLogger(__name__)
@@ -304,6 +304,7 @@ def validate_patent_frame(
     check_required_columns(frame.columns, source=source)
 
     raw = frame.reset_index(drop=True)
+    refuse_lone_surrogates(raw, source=source)
     ids = on_unique(raw["patent_id"].where(~_blank(raw["patent_id"])), normalise_id)
     problems = _Problems(raw, ids)
     notes: list[str] = []
@@ -374,8 +375,7 @@ def validate_patent_frame(
 
     dup = ids.notna() & ids.duplicated(keep=False)
     if dup.any():
-        first_rows = ids[dup].groupby(ids[dup]).transform(lambda g: ", ".join(str(i + 1) for i in g.index))
-        problems.add(dup, "patent_id", "duplicated id", "keep one row per patent", value=("rows " + first_rows).reindex(raw.index).fillna("").to_numpy())
+        problems.add(dup, "patent_id", "duplicated id", "keep one row per patent", value=_duplicate_rows(ids[dup]).reindex(raw.index).fillna("").to_numpy())
 
     table = problems.table()
     bad_rows = np.zeros(len(raw), dtype=bool)
@@ -394,6 +394,140 @@ def validate_patent_frame(
         logger.warning("%s: %d of %d rows quarantined", source, int(bad_rows.sum()), len(raw))
     assert len(valid) + len(quarantine) == len(raw)
     return ValidationResult(valid=valid, quarantine=quarantine, problems=table, notes=notes)
+
+
+#: Row numbers a duplicated id's message lists before giving the count: the message of each copy
+#: is one short string, so a file of n copies of one id needs memory linear in n (F2: every copy
+#: listing every row grew as n², 5 GB for 20,000 rows).
+DUPLICATE_ROWS_SHOWN = 5
+
+
+def _duplicate_rows(dup_ids: pd.Series) -> pd.Series:
+    """For each row of a duplicated id: 'rows 1, 3' or 'rows 1, 2, 3, 4, 5 and 19,995 more
+    (20,000 rows)', one string per distinct id shared by its rows."""
+    rows = pd.Series(dup_ids.index.to_numpy() + 1, index=dup_ids.index)
+    key = dup_ids.to_numpy()
+    shown = rows[rows.groupby(key).cumcount().to_numpy() < DUPLICATE_ROWS_SHOWN]
+    listed = shown.astype(str).groupby(key[rows.index.get_indexer(shown.index)]).agg(", ".join)
+    counts = rows.groupby(key).size()
+    more = counts - DUPLICATE_ROWS_SHOWN
+    text = ("rows " + listed).where(more <= 0, "rows " + listed + " and " + more.map("{:,}".format) + " more (" + counts.map("{:,}".format) + " rows)")
+    return pd.Series(text.reindex(key).to_numpy(), index=dup_ids.index)
+
+
+def refuse_lone_surrogates(frame: pd.DataFrame, *, source: str = "input") -> None:
+    """Raise :class:`~ipvalue.exceptions.PatentFrameError` when a text cell holds a lone surrogate.
+
+    A lone surrogate (U+D800-U+DFFF without its pair; a JSON ``"\\ud800"`` escape, say) is not
+    Unicode text: it cannot be written as UTF-8, hashed for the audit trail or sent as JSON, so
+    the table is refused (not quarantined: the quarantine could not be written either). Typed
+    columns and pandas' text dtype cannot hold one; object columns (records, Excel cells) are
+    checked with one UTF-8 encoding per column, and cell by cell only when that fails.
+
+    Raises
+    ------
+    PatentFrameError
+        Naming the row (1-based), the column, the code point and the fix; ``problems`` lists
+        every such cell.
+    """
+    found = []
+    for column in frame.columns:
+        s = frame[column]
+        if s.dtype != object:
+            continue
+        strings = [v for v in s.array if type(v) is str]
+        try:
+            "".join(strings).encode("utf-8")
+            continue
+        except UnicodeEncodeError:
+            pass
+        for position, value in enumerate(s.array):
+            if isinstance(value, str) and (bad := _lone_surrogate(value)) is not None:
+                found.append({"row": position + 1, "patent_id": None, "column": str(column), "value": value.encode("utf-8", "backslashreplace").decode("utf-8"),
+                              "problem": f"holds a lone surrogate U+{ord(value[bad]):04X} at character {bad + 1}, which is not Unicode text",
+                              "fix": _SURROGATE_FIX})
+    if found:
+        first = found[0]
+        problems = pd.DataFrame(found, columns=PROBLEM_COLUMNS)
+        raise PatentFrameError(f"{source}, row {first['row']}, column {first['column']!r}: {first['problem']} ({len(found)} such cell(s)). "
+                               f"Fix: {first['fix']}.", problems)
+
+
+def _lone_surrogate(text: str) -> int | None:
+    """The position of the first lone surrogate in ``text``, or None."""
+    try:
+        text.encode("utf-8")
+        return None
+    except UnicodeEncodeError as exc:
+        return exc.start
+
+
+_SURROGATE_FIX = "send the text as UTF-8; a JSON \\uD800-\\uDFFF escape must be one half of a surrogate pair"
+
+
+def check_unicode_text(value, field: str):
+    """``value`` as it is, unless it is a string holding a lone surrogate: then a
+    :class:`~ipvalue.exceptions.DomainError` naming ``field``, the code point and the fix.
+
+    Examples
+    --------
+    >>> check_unicode_text("某某科技有限公司", "borrower")
+    '某某科技有限公司'
+    """
+    if isinstance(value, str) and (bad := _lone_surrogate(value)) is not None:
+        raise DomainError(f"The {field!r} holds a lone surrogate U+{ord(value[bad]):04X} at character {bad + 1}, which is not Unicode text. "
+                          f"Fix: {_SURROGATE_FIX}.")
+    return value
+
+
+def check_unicode_tree(data, where: str = "request"):
+    """Check every string (keys included) of a parsed JSON / YAML document for lone surrogates.
+
+    One call at the entry of an application or a request, before any field is hashed, normalised
+    or written. Iterative (a deep document cannot exhaust the stack).
+
+    Raises
+    ------
+    DomainError
+        Naming the path of the first bad string, e.g. ``'application.patents.records[3].applicants'``.
+
+    Examples
+    --------
+    >>> check_unicode_tree({"borrower": "某某", "patents": {"records": [{"applicants": "x"}]}}, "application")
+    {'borrower': '某某', 'patents': {'records': [{'applicants': 'x'}]}}
+    """
+    stack = [(data, where)]
+    while stack:
+        node, path = stack.pop()
+        if isinstance(node, str):
+            check_unicode_text(node, path)
+        elif isinstance(node, dict):
+            for key in node:
+                check_unicode_text(key, f"{path} (a key)")
+            stack.extend((value, f"{path}.{key}") for key, value in reversed(node.items()))
+        elif isinstance(node, (list, tuple)):
+            stack.extend((node[i], f"{path}[{i}]") for i in reversed(range(len(node))))
+    return data
+
+
+def frame_from_records(records: list, *, source: str = "records") -> pd.DataFrame:
+    """PatentFrame records (JSON objects, as a loan system sends them) as a raw table of object
+    cells for :func:`validate_patent_frame`: values kept as sent (pandas would otherwise infer
+    types and fail on a lone surrogate before any check), a lone surrogate refused naming its
+    record (``row``) and field.
+
+    Raises
+    ------
+    TypeError
+        ``records`` is not a list of mappings.
+    PatentFrameError
+        A text value holds a lone surrogate.
+    """
+    if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
+        raise TypeError(f"The {source} must be a list of patent records (JSON objects). Got {type(records).__name__}.")
+    frame = pd.DataFrame(records, dtype=object)
+    refuse_lone_surrogates(frame, source=source)
+    return frame
 
 
 #: Excel's day zero (serial 1 = 1900-01-01, with Excel's 1900 leap-year bug absorbed for serials > 60).

@@ -91,3 +91,79 @@ def test_contract_table_lists_every_column_with_a_description():
     assert len(table) == len(COLUMNS)
     assert table["description"].str.len().min() > 10
     assert set(table.loc[table["required"], "column"]) == {"patent_id", "jurisdiction", "patent_type", "filing_date"}
+
+
+# --- issue 27: memory linear in the file (F2), lone surrogates refused (F11) --------------------------
+
+import json  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import textwrap  # noqa: E402
+
+from ipvalue.exceptions import DomainError  # noqa: E402
+from ipvalue.frame import DUPLICATE_ROWS_SHOWN, check_unicode_text, check_unicode_tree, frame_from_records  # noqa: E402
+
+
+def test_a_duplicated_id_shows_the_first_rows_and_a_count_not_every_row(tiny_frame):
+    frame = pd.concat([tiny_frame.iloc[[0]]] * 8 + [tiny_frame.iloc[[1]]], ignore_index=True)
+    res = validate_patent_frame(frame)
+    shown = res.problems.set_index("row")["value"]
+    assert DUPLICATE_ROWS_SHOWN == 5
+    assert set(shown.loc[1:8]) == {"rows 1, 2, 3, 4, 5 and 3 more (8 rows)"} and 9 not in shown.index
+    assert len(res.quarantine) == 8 and res.quarantine["reasons"].eq("patent_id: duplicated id").all()
+
+
+_PEAK = textwrap.dedent("""
+    import json, resource, sys
+    import pandas as pd
+    from ipvalue.frame import validate_patent_frame
+    with open("/proc/self/status") as fh:  # an address-space cap: the quadratic message reached 5 GB
+        held = next(int(line.split()[1]) * 1024 for line in fh if line.startswith("VmSize:"))
+    resource.setrlimit(resource.RLIMIT_AS, (held + 3 * 2**30, resource.RLIM_INFINITY))
+    n, duplicated = int(sys.argv[1]), sys.argv[2] == "duplicated"
+    ids = ["CN100000001B"] * n if duplicated else [f"CN1{i:08d}B" for i in range(n)]
+    frame = pd.DataFrame({"patent_id": ids, "jurisdiction": "CN", "patent_type": "invention", "filing_date": "2020-01-01"})
+    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    try:
+        result = validate_patent_frame(frame)
+        outcome = len(result.quarantine)
+    except MemoryError:
+        outcome = "MemoryError"
+    print(json.dumps({"grew_mb": (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base) / 1024, "quarantined": outcome}))
+""")
+
+
+def _validation_peak(n: int, kind: str) -> dict:
+    done = subprocess.run([sys.executable, "-c", _PEAK, str(n), kind], capture_output=True, text=True, check=True)
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_validating_20000_copies_of_one_id_takes_memory_like_a_valid_file_of_the_same_size():
+    # F2: the duplicate-id message listed every row for every row (n²): 20,000 rows passed 5 GB
+    valid, duplicated = _validation_peak(20_000, "valid"), _validation_peak(20_000, "duplicated")
+    assert duplicated["quarantined"] == 20_000 and valid["quarantined"] == 0
+    assert duplicated["grew_mb"] < valid["grew_mb"] + 100, (valid, duplicated)
+
+
+def test_a_lone_surrogate_in_a_record_is_refused_naming_row_and_column():
+    # F11: a lone surrogate in a text field reached the hashing / JSON writing (a 500)
+    records = [{"patent_id": "CN1", "jurisdiction": "CN", "patent_type": "invention", "filing_date": "2020-01-01", "applicants": "甲"},
+               {"patent_id": "CN2", "jurisdiction": "CN", "patent_type": "invention", "filing_date": "2020-01-01", "applicants": "乙\udc8f公司"}]
+    with pytest.raises(PatentFrameError, match=r"^application patents, row 2, column 'applicants': holds a lone surrogate U\+DC8F at character 2, "
+                                               r"which is not Unicode text \(1 such cell\(s\)\). Fix: send the text as UTF-8") as caught:
+        frame_from_records(records, source="application patents")
+    assert caught.value.problems[["row", "column", "value"]].values.tolist() == [[2, "applicants", "乙\\udc8f公司"]]
+    frame = pd.DataFrame(records, dtype=object)
+    with pytest.raises(PatentFrameError, match="lone surrogate"):
+        validate_patent_frame(frame)
+    assert len(validate_patent_frame(frame_from_records(records[:1])).valid) == 1
+
+
+def test_lone_surrogates_anywhere_in_a_request_are_named_by_their_path():
+    with pytest.raises(DomainError, match=r"The 'application.patents.records\[1\].applicants' holds a lone surrogate U\+D800 at character 1"):
+        check_unicode_tree({"borrower": "甲", "patents": {"records": [{"applicants": "x"}, {"applicants": "\ud800"}]}}, "application")
+    with pytest.raises(DomainError, match=r"The 'request \(a key\)' holds a lone surrogate"):
+        check_unicode_tree({"\udfff": 1})
+    assert check_unicode_text("😀 pairs are fine", "borrower") == "😀 pairs are fine"
+    with pytest.raises(DomainError, match=r"The 'borrower' holds a lone surrogate U\+DE00"):
+        check_unicode_text("a\ude00", "borrower")

@@ -280,3 +280,149 @@ def test_a_merged_owner_cell_in_excel_gives_every_row_its_owner(tmp_path):
     book.save(tmp_path / "export.xlsx")
     result = read_patents(tmp_path / "export.xlsx")
     assert result.valid["applicants"].tolist() == ["甲科技有限公司", "甲科技有限公司"]
+
+
+# --- bounded reads (issue 27: F2 caps, F11 errors that were 500s, F15 private files) ------------------
+
+import stat  # noqa: E402
+import zipfile  # noqa: E402
+
+from benchmarks.upload_memory import write_xlsx  # noqa: E402
+from ipvalue.io import DEFAULT_LIMITS, UPLOAD_LIMITS, ReadLimits, open_private, private_folder, read_table, write_bytes_atomic, write_text_atomic  # noqa: E402
+from ipvalue.io.tables import scan_xlsx  # noqa: E402
+
+ROW = ["CN1", "CN", "invention", "2020-01-01"]
+
+
+def _csv(path, n):
+    path.write_text(HEADER + "".join(f"CN{i},CN,invention,2020-01-01\n" for i in range(n)), encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize("kind", ["csv", "xlsx", "parquet"])
+@pytest.mark.parametrize("limits, message", [
+    (ReadLimits(max_rows=9), r"data rows.*, above the 9 max rows of a read \(ReadLimits.max_rows\)"),
+    (ReadLimits(max_cells=39), r"cells \(rows × columns.*above the 39 max cells of a read \(ReadLimits.max_cells\)"),
+    (ReadLimits(max_bytes=200), r"bytes .*above the 200 max bytes of a read \(ReadLimits.max_bytes\)"),
+])
+def test_rows_cells_and_bytes_beyond_the_limits_are_refused_naming_the_limit_and_the_fix(tmp_path, kind, limits, message):
+    frame = pd.DataFrame([[f"CN{i}", "CN", "invention", "2020-01-01"] for i in range(10)], columns=HEADER.strip().split(","))
+    path = tmp_path / f"book.{kind}"
+    {"csv": lambda: frame.to_csv(path, index=False), "xlsx": lambda: write_xlsx(path, list(frame.columns), frame.to_numpy().tolist()),
+     "parquet": lambda: frame.to_parquet(path)}[kind]()
+    with pytest.raises(InputFileError, match=message + r".*Fix: export only the patents needed"):
+        read_table(path, limits=limits)
+    assert len(read_table(path, limits=ReadLimits(max_rows=10, max_cells=40, max_bytes=100_000))[0]) == 10  # at the limit: read
+
+
+def test_a_small_xlsx_of_200k_rows_is_refused_from_its_xml_before_pandas_builds_a_table(tmp_path, monkeypatch):
+    # F2: a 180 KB .xlsx of 200,000 rows was OOM-killed at 22.7 GB
+    path = write_xlsx(tmp_path / "bomb.xlsx", HEADER.strip().split(","), (ROW for _ in range(200_000)))
+    assert path.stat().st_size < 200_000
+    monkeypatch.setattr(pd, "read_excel", lambda *a, **k: pytest.fail("the workbook was opened before its limits were checked"))
+    with pytest.raises(InputFileError, match=r"bomb.xlsx has data rows: more than 100,000, above the 100,000 max rows"):
+        read_patents(path, limits=UPLOAD_LIMITS)
+
+
+def test_an_xlsx_whose_members_declare_more_than_the_limit_is_refused_before_opening(tmp_path, monkeypatch):
+    path = write_xlsx(tmp_path / "zip.xlsx", HEADER.strip().split(","), [ROW])
+    with zipfile.ZipFile(path, "a") as archive:
+        archive.writestr("xl/media/padding.bin", b"\0" * 3_000_000, compress_type=zipfile.ZIP_DEFLATED)  # deflates to a few kB
+    assert path.stat().st_size < 20_000
+    monkeypatch.setattr(pd, "read_excel", lambda *a, **k: pytest.fail("opened"))
+    with pytest.raises(InputFileError, match=r"expands \(its zip members' declared sizes\) to bytes 3,00\d,\d{3}, above the 1,000,000 max bytes"):
+        read_table(path, limits=ReadLimits(max_bytes=1_000_000))
+
+
+@pytest.mark.parametrize("sheet, message", [
+    ('<dimension ref="A1:XFD1048576"/><sheetData><row r="1"><c t="inlineStr"><is><t>patent_id</t></is></c></row></sheetData>',
+     r"declares its sheet as A1:XFD1048576 \(1,048,576 rows × 16,384 columns\).*Fix: save the sheet again"),
+    ('<sheetData><row r="1"><c r="A1" t="inlineStr"><is><t>patent_id</t></is></c></row><row r="3000"><c r="XFD3000"/></row></sheetData>',
+     r"spans cells \(rows × columns, 2,999 × 16,384\) 49,135,616, above the 5,000,000 max cells"),
+])
+def test_a_sheet_padded_to_millions_of_cells_is_refused(tmp_path, sheet, message):
+    path = write_xlsx(tmp_path / "wide.xlsx", ["patent_id"], [])
+    with zipfile.ZipFile(path) as archive:
+        parts = {n: archive.read(n) for n in archive.namelist()}
+    parts["xl/worksheets/sheet1.xml"] = ('<worksheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main">' + sheet + "</worksheet>").encode()
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, data in parts.items():
+            archive.writestr(name, data)
+    with pytest.raises(InputFileError, match=message):
+        scan_xlsx(path, 0, UPLOAD_LIMITS)
+
+
+def test_scan_finds_the_sheet_by_name_and_number_and_returns_its_merged_ranges(tmp_path):
+    from openpyxl import Workbook
+
+    book = Workbook()
+    book.active.title = "封面"
+    sheet = book.create_sheet("专利")
+    sheet.append(["公开(公告)号", "申请人"])
+    sheet.append(["CN1", "甲"])
+    sheet.merge_cells("B2:B3")
+    book.save(tmp_path / "two.xlsx")
+    assert scan_xlsx(tmp_path / "two.xlsx", "专利") == scan_xlsx(tmp_path / "two.xlsx", 1) == ["B2:B3"]
+    assert scan_xlsx(tmp_path / "two.xlsx", 0) == []
+    with pytest.raises(InputFileError, match=r"Worksheet '目录' not found.*Fix: pass the sheet's name or number"):
+        read_table(tmp_path / "two.xlsx", sheet_name="目录")
+
+
+@pytest.mark.parametrize("content, message", [
+    (b"PAR1 this is not parquet PAR1", r"cannot be read as a Parquet file \(.*Fix: write it again with pandas"),
+    (None, r"column 'applicants' has type list<element: string>, which a patent table cannot hold"),
+    ("truncated", r"cannot be read as a Parquet file"),
+])
+def test_a_bad_parquet_upload_is_an_input_error_not_a_crash(tmp_path, content, message):
+    # F11: a bad Parquet upload was a 500
+    path = tmp_path / "upload.parquet"
+    frame = pd.DataFrame({"patent_id": ["CN1"], "jurisdiction": ["CN"], "patent_type": ["invention"], "filing_date": ["2020-01-01"]})
+    if content is None:
+        frame.assign(applicants=[["甲", "乙"]]).to_parquet(path)
+    elif content == "truncated":
+        frame.to_parquet(path)
+        path.write_bytes(path.read_bytes()[:-40])
+    else:
+        path.write_bytes(content)
+    with pytest.raises(InputFileError, match=message):
+        read_patents(path)
+
+
+@pytest.mark.parametrize("encoding", ["x", "base64", "zlib", 5])
+def test_an_unknown_encoding_is_an_input_error_naming_it(tmp_path, encoding):
+    # F11: read_register(..., encoding="x") was a LookupError (500)
+    with pytest.raises(InputFileError, match=rf"The 'encoding' of book.csv must be the name of a text encoding. Got {encoding!r}. Fix: use utf-8, gbk"):
+        read_patents(_csv(tmp_path / "book.csv", 2), encoding=encoding)
+
+
+def test_default_limits_hold_a_collateral_book():
+    assert (DEFAULT_LIMITS.max_rows, UPLOAD_LIMITS.max_rows) == (1_000_000, 100_000)
+    assert UPLOAD_LIMITS.max_bytes >= 10 * 20_000_000  # the service's 20 MB body, decompressed 10x
+
+
+def test_state_files_are_created_0600_and_folders_0700_whatever_the_umask(tmp_path):
+    # F15: the audit database and uploads were world-readable
+    old = os.umask(0o022)
+    try:
+        folder = private_folder(tmp_path / "state" / "uploads")
+        with open_private(folder / "upload.csv", "xb") as fh:
+            fh.write(b"a,b\n")
+        with open_private(folder / "log.jsonl") as fh:
+            fh.write("line\n")
+        written = write_bytes_atomic(b"%PDF", folder / "report.pdf")
+        html = write_text_atomic("<html>", folder / "report.html")
+        parquet = write_atomic(pd.DataFrame({"a": [1]}), folder / "valid.parquet")
+    finally:
+        os.umask(old)
+    assert [stat.S_IMODE(p.stat().st_mode) for p in (folder / "upload.csv", folder / "log.jsonl", written, html, parquet)] == [0o600] * 5
+    assert [stat.S_IMODE(p.stat().st_mode) for p in (tmp_path / "state", folder)] == [0o700] * 2
+    with pytest.raises(FileExistsError):
+        open_private(folder / "upload.csv", "xb")
+    with pytest.raises(ValueError, match="The 'mode' of open_private must be one of a, w, x"):
+        open_private(folder / "x", "r")
+
+
+@pytest.mark.parametrize("bad", [0, -1, 2.5, True, "10"])
+def test_read_limits_are_whole_numbers_of_at_least_one(bad):
+    with pytest.raises(ValueError, match=r"The 'max_rows' of ReadLimits must be a whole number >= 1. Got"):
+        ReadLimits(max_rows=bad)

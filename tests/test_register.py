@@ -99,3 +99,23 @@ def test_every_code_has_a_meaning_and_a_source_and_says_it_is_unchecked():
 def test_application_numbers_match_with_or_without_prefix_and_dot(digits, prefix, dot):
     written = prefix + digits + (".1" if dot else "1")
     assert normalise_application_number(pd.Series([written])).iloc[0] == digits + "1"
+
+
+# --- issue 27 F11: errors that were 500s at the input layer ------------------------------------------
+
+
+@pytest.mark.parametrize("encoding", ["x", "hex", ["gbk"]])
+def test_an_unknown_register_encoding_is_an_input_error_naming_the_field(encoding):
+    with pytest.raises(InputFileError, match=r"The 'encoding' of cnipa-register-synthetic.csv must be the name of a text encoding. Got .*"
+                                             r"Fix: use utf-8, gbk, gb18030 or big5, or leave it out"):
+        read_register(FIXTURE, encoding=encoding)
+    assert len(read_register(FIXTURE, encoding="gbk").events) == 16
+
+
+def test_a_lone_surrogate_in_a_register_row_is_an_input_error():
+    from ipvalue.exceptions import PatentFrameError
+
+    raw = pd.DataFrame({"申请号": ["201810000001.1", "201810000001.1"], "法律状态公告日": ["2020-01-01", "2021-01-01"],
+                        "事件代码": ["PE01", "PC01"], "法律状态信息": ["登记号：Y1", "登记号：Y1\ud800"]}, dtype=object)
+    with pytest.raises(PatentFrameError, match=r"register, row 2, column '法律状态信息': holds a lone surrogate U\+D800"):
+        parse_register(raw, source="register")

@@ -1,5 +1,5 @@
-"""Service identities in the audit store: API tokens hashed at rest, roles, revocation; the
-``ipvalue users`` and ``ipvalue audit verify`` commands."""
+"""Service identities in the audit store: API tokens hashed at rest, one role per name, revocation;
+the ``ipvalue users`` and ``ipvalue audit verify | checkpoint`` commands."""
 
 from __future__ import annotations
 
@@ -8,9 +8,16 @@ import sqlite3
 
 import pytest
 
+import ipvalue.audit as audit
 from ipvalue.audit import Identity, ROLES, add_user, authenticate, list_users, revoke_user, token_digest
 from ipvalue.cli import main
 from ipvalue.exceptions import DomainError
+
+
+@pytest.fixture(autouse=True)
+def no_audit_environment(monkeypatch):
+    for name in (audit.ENV_KEY_FILE, audit.ENV_CHECKPOINTS, audit.ENV_AUDIT_PATH):
+        monkeypatch.delenv(name, raising=False)
 
 
 def test_a_token_authenticates_its_user_and_role_and_only_its_hash_is_stored(tmp_path):
@@ -34,12 +41,24 @@ def test_an_unknown_or_malformed_token_is_nobody(tmp_path, token):
 
 def test_revoking_a_user_ends_every_token_and_a_new_token_works(tmp_path):
     db = tmp_path / "audit.db"
-    old = [add_user("alice", "officer", db), add_user("alice", "reviewer", db)]
+    old = [add_user("alice", "officer", db), add_user("alice", "officer", db)]  # a second token for the same role
     assert revoke_user("alice", db) == 2 and revoke_user("alice", db) == 0
     assert [authenticate(t, db) for t in old] == [None, None]
-    new = add_user("alice", "officer", db)
-    assert authenticate(new, db) == Identity("alice", "officer")
+    new = add_user("alice", "reviewer", db)  # after the revocation, another role
+    assert authenticate(new, db) == Identity("alice", "reviewer")
     assert list_users(db)["revoked_at"].notna().tolist() == [True, True, False]
+
+
+def test_one_name_holds_one_active_role(tmp_path, capsys):
+    # F5: one name could hold officer and reviewer tokens and sign off its own valuation
+    db = tmp_path / "audit.db"
+    add_user("alice", "officer", db)
+    with pytest.raises(DomainError, match=r"User 'alice' already holds the active role 'officer'; one name holds one role, so that nobody "
+                                          r"signs off their own valuation \(审贷分离\). Got role 'reviewer'. Fix: revoke it first \('ipvalue users revoke alice'\)"):
+        add_user("alice", "reviewer", db)
+    assert list_users(db)["role"].tolist() == ["officer"]  # nothing written
+    assert main(["users", "add", "alice", "--role", "admin", "--audit-db", str(db)]) == 3
+    assert "already holds the active role 'officer'" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("name, role, message", [
@@ -77,3 +96,29 @@ def test_users_cli_adds_lists_and_revokes(tmp_path, capsys):
 def test_audit_verify_on_a_missing_store_is_an_input_error(tmp_path, capsys):
     assert main(["audit", "verify", "--audit-db", str(tmp_path / "none.db")]) == 3
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_audit_verify_exits_0_only_when_intact_and_anchored_and_checkpoint_writes_one(tmp_path, capsys):
+    db, key = str(tmp_path / "audit.db"), str(tmp_path / "keys" / "audit.key")
+    assert main(["users", "add", "rita", "--role", "reviewer", "--audit-db", db]) == 0  # written without the key
+    capsys.readouterr()
+    assert main(["audit", "verify", "--audit-db", db]) == 1
+    out = capsys.readouterr().out
+    assert out.startswith("audit chain intact: 0 valuation(s), 1 user and revocation record(s)\nNOT ANCHORED: no audit key is given")
+    assert main(["users", "add", "wang", "--role", "officer", "--audit-db", db, "--audit-key", key]) == 0
+    capsys.readouterr()
+    assert main(["audit", "verify", "--audit-db", db, "--audit-key", key]) == 0
+    assert "anchored: record 2 signed, last checkpoint at record 2" in capsys.readouterr().out
+    checkpoints = str(tmp_path / "elsewhere.jsonl")
+    assert main(["audit", "verify", "--audit-db", db, "--audit-key", key, "--checkpoints", checkpoints]) == 1
+    assert main(["audit", "checkpoint", "--audit-db", db, "--audit-key", key, "--checkpoints", checkpoints]) == 0
+    assert capsys.readouterr().out.splitlines()[-1].startswith("checkpoint: record 2 head ")
+    assert main(["audit", "verify", "--audit-db", db, "--audit-key", key, "--checkpoints", checkpoints]) == 0
+    with sqlite3.connect(db) as con:
+        con.execute("DROP TRIGGER users_no_delete")
+        con.execute("DROP TRIGGER audit_chain_no_delete")
+        con.execute("DELETE FROM audit_chain WHERE seq = 2")
+        con.execute("DELETE FROM users WHERE name = 'wang'")
+    capsys.readouterr()
+    assert main(["audit", "verify", "--audit-db", db, "--audit-key", key]) == 1
+    assert "records were removed from its end (truncated)" in capsys.readouterr().out

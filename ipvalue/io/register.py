@@ -39,7 +39,8 @@ import pandas as pd
 
 from ipvalue.config import content_hash, load_yaml
 from ipvalue.exceptions import InputFileError
-from ipvalue.io.tables import read_table
+from ipvalue.frame import refuse_lone_surrogates
+from ipvalue.io.tables import ReadLimits, read_table
 from ipvalue.names import normalise_text
 
 logger = logging.getLogger(__name__)
@@ -128,7 +129,10 @@ def parse_register(raw: pd.DataFrame, *, source: str = "register export", codes:
     InputFileError
         A required column is missing, or a row has no application number or an unreadable date
         (the message names the row, the column, the value and the fix).
+    PatentFrameError
+        A text cell holds a lone surrogate (not Unicode text), naming its row and column.
     """
+    refuse_lone_surrogates(raw, source=source)
     table, table_id = load_code_table(codes)
     headers = {re.sub(r"\s", "", str(c)): c for c in raw.columns}
     picked = {}
@@ -180,7 +184,8 @@ def parse_register(raw: pd.DataFrame, *, source: str = "register export", codes:
     return RegisterEvents(events=ev, unknown=unknown.reset_index(drop=True), code_table=table_id)
 
 
-def read_register(path: str | Path, *, encoding: str | None = None, sheet_name=0, codes: str = "cnipa-events") -> RegisterEvents:
+def read_register(path: str | Path, *, encoding: str | None = None, sheet_name=0, codes: str = "cnipa-events",
+                  limits: ReadLimits | None = None) -> RegisterEvents:
     """Read a CNIPA legal-status event export (CSV / Excel; UTF-8, else GBK / GB18030).
 
     Parameters
@@ -193,8 +198,17 @@ def read_register(path: str | Path, *, encoding: str | None = None, sheet_name=0
         Excel sheet.
     codes : str, default="cnipa-events"
         The event-code table (package data, or the bank's copy in ``$IPVALUE_CONFIG_DIR/mappings``).
+    limits : ReadLimits, optional
+        Rows, cells and decompressed bytes of the file (default
+        :data:`ipvalue.io.tables.DEFAULT_LIMITS`).
+
+    Raises
+    ------
+    InputFileError
+        An unknown ``encoding`` (naming it and the fix), an unreadable or oversized file, a
+        missing column, a row without an application number or with an unreadable date.
     """
-    raw, notes = read_table(path, encoding=encoding, sheet_name=sheet_name)
+    raw, notes = read_table(path, encoding=encoding, sheet_name=sheet_name, limits=limits)
     result = parse_register(raw, source=str(Path(path).name), codes=codes)
     result.notes.extend(notes)
     return result

@@ -10,9 +10,11 @@ import re
 import signal
 import tempfile
 import time
+import zipfile
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+from xml.parsers import expat
 
 import pandas as pd
 import pyarrow as pa
@@ -178,7 +180,76 @@ def detect_encoding(path: str | Path, encoding: str | None = None) -> str:
             return ENCODINGS[1]
 
 
-def read_table(path: str | Path, *, encoding: str | None = None, sheet_name=0) -> tuple[pd.DataFrame, list[str]]:
+@dataclass(frozen=True)
+class ReadLimits:
+    """The most a table read may hold; a file beyond one is refused before it is parsed (or as
+    soon as the parse passes the limit), with an :class:`~ipvalue.exceptions.InputFileError`
+    naming the limit and the fix.
+
+    Attributes
+    ----------
+    max_rows : int, default=1_000_000
+        Data rows (a spreadsheet's row numbers count, empty rows between data included).
+    max_cells : int, default=50_000_000
+        Rows × columns (a spreadsheet pads every row to its widest).
+    max_bytes : int, default=2_000_000_000
+        Bytes to parse after decompression: a CSV's size, the declared uncompressed size of an
+        .xlsx's zip members, a Parquet file's uncompressed row groups.
+
+    Examples
+    --------
+    >>> ReadLimits(max_rows=50_000)        # a bank's own, stricter limit
+    ReadLimits(max_rows=50000, max_cells=50000000, max_bytes=2000000000)
+    """
+
+    max_rows: int = 1_000_000
+    max_cells: int = 50_000_000
+    max_bytes: int = 2_000_000_000
+
+    def __post_init__(self):
+        for name in ("max_rows", "max_cells", "max_bytes"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"The '{name}' of ReadLimits must be a whole number >= 1. Got {value!r}.")
+
+    def refuse(self, path, what: str, got: int, limit: str) -> InputFileError:
+        """The error for a file beyond ``limit`` (a field name): the file, what it holds, the limit and the fix."""
+        value = getattr(self, limit)
+        return InputFileError(f"{Path(path).name} {what} {got:,}, above the {value:,} {limit.replace('_', ' ')} of a read (ReadLimits.{limit}). "
+                              "Fix: export only the patents needed (e.g. the borrower's), or split the file; a bank that needs more sets "
+                              f"ReadLimits({limit}=...).")
+
+
+#: Limits of :func:`read_table` (the CLI, batch jobs): a collateral book of a million patents.
+DEFAULT_LIMITS = ReadLimits()
+#: Limits for an officer's upload to the service: one borrower's export (the service's body
+#: limit is 20 MB).
+UPLOAD_LIMITS = ReadLimits(max_rows=100_000, max_cells=5_000_000, max_bytes=200_000_000)
+#: Parquet column types a patent table may hold (nested, binary and extension types are refused).
+_PARQUET_TYPES = ("is_string", "is_large_string", "is_integer", "is_floating", "is_boolean", "is_date", "is_timestamp", "is_null", "is_decimal")
+
+
+def check_encoding(encoding, *, source: str = "the file") -> str | None:
+    """``encoding`` when it names a text codec Python knows (None passes: detect).
+
+    Raises
+    ------
+    InputFileError
+        An unknown name (``'x'``), a non-text codec (``'base64'``, ``'zlib'``) or not a string.
+    """
+    if encoding is None:
+        return None
+    try:
+        if not isinstance(encoding, str):
+            raise LookupError
+        "a".encode(encoding)  # LookupError for unknown and for bytes-to-bytes codecs (b"".decode takes a shortcut)
+    except LookupError:
+        raise InputFileError(f"The 'encoding' of {source} must be the name of a text encoding. Got {encoding!r}. "
+                             "Fix: use utf-8, gbk, gb18030 or big5, or leave it out (UTF-8, then GB18030, are tried).") from None
+    return encoding
+
+
+def read_table(path: str | Path, *, encoding: str | None = None, sheet_name=0, limits: ReadLimits | None = None) -> tuple[pd.DataFrame, list[str]]:
     """Read a CSV, Parquet or Excel file as raw text cells, without interpretation.
 
     Parameters
@@ -189,29 +260,44 @@ def read_table(path: str | Path, *, encoding: str | None = None, sheet_name=0) -
         CSV encoding. By default UTF-8 is tried, then GB18030 (GBK-compatible).
     sheet_name : int or str, default=0
         Excel sheet.
+    limits : ReadLimits, optional
+        Rows, cells and decompressed bytes; default :data:`DEFAULT_LIMITS`. Checked before
+        parsing where the file declares them (Parquet metadata, an .xlsx's zip members and
+        sheet), else while parsing.
 
     Returns
     -------
     frame : pandas.DataFrame
     notes : list of str
         E.g. which encoding was used.
+
+    Raises
+    ------
+    InputFileError
+        An unreadable, malformed or oversized file, or an unknown encoding.
     """
     path = Path(path)
+    limits = limits or DEFAULT_LIMITS
+    check_encoding(encoding, source=path.name)
     if not path.exists():
         raise FileNotFoundError(f"Input file {str(path)!r} does not exist. Fix: check the path.")
     suffix = path.suffix.lower()
     notes: list[str] = []
     if suffix in (".parquet", ".pq"):
-        frame = pd.read_parquet(path)
+        frame = _read_parquet(path, limits)
     elif suffix in (".xlsx", ".xlsm", ".xls"):
-        frame = _read_excel(path, sheet_name)
+        frame = _read_excel(path, sheet_name, limits)
     elif suffix in (".csv", ".txt", ".tsv"):
-        if path.stat().st_size == 0:
+        size = path.stat().st_size
+        if size == 0:
             raise EmptyInputError(f"{path} is an empty file. Fix: export the table again with its header row.")
+        if size > limits.max_bytes:
+            raise limits.refuse(path, "has bytes", size, "max_bytes")
         sep = "\t" if suffix == ".tsv" else None
         enc = detect_encoding(path, encoding)
         try:
-            frame = pd.read_csv(path, dtype=str, encoding=enc, sep=sep, engine="python" if sep is None else "c", keep_default_na=True)
+            frame = pd.read_csv(path, dtype=str, encoding=enc, sep=sep, engine="python" if sep is None else "c", keep_default_na=True,
+                                nrows=limits.max_rows + 1)
         except UnicodeDecodeError as exc:
             raise InputFileError(
                 f"{path} could not be decoded as {enc} ({exc.reason} at byte {exc.start}). Fix: pass encoding= (e.g. 'gbk', 'big5') or save it as UTF-8."
@@ -221,6 +307,10 @@ def read_table(path: str | Path, *, encoding: str | None = None, sheet_name=0) -
                 f"{path} is not a well-formed table: {str(exc).strip()}. "
                 "Fix: every row needs as many fields as the header, and quotes must be closed; re-export the file."
             ) from exc
+        if len(frame) > limits.max_rows:
+            raise limits.refuse(path, "has data rows: more than", limits.max_rows, "max_rows")
+        if frame.size > limits.max_cells:
+            raise limits.refuse(path, "has cells (rows × columns)", frame.size, "max_cells")
         if enc != ENCODINGS[0]:
             notes.append(f"{path.name} decoded as {enc}")
         if not isinstance(frame.index, pd.RangeIndex):  # pandas took the extra first field(s) as an index
@@ -237,8 +327,42 @@ def read_table(path: str | Path, *, encoding: str | None = None, sheet_name=0) -
     return frame, notes
 
 
-def _read_excel(path: Path, sheet_name) -> pd.DataFrame:
-    """Excel cells as objects (date cells stay dates); fake and unreadable workbooks refused clearly."""
+def _read_parquet(path: Path, limits: ReadLimits) -> pd.DataFrame:
+    """A Parquet file checked from its footer (rows, cells, uncompressed bytes, column types)
+    before its data is read; anything pyarrow cannot read is an :class:`InputFileError`."""
+    import pyarrow.parquet as pq
+
+    def unreadable(exc: Exception) -> InputFileError:
+        return InputFileError(f"{path.name} cannot be read as a Parquet file ({type(exc).__name__}: {str(exc)[:200]}). "
+                              "Fix: write it again with pandas / pyarrow (DataFrame.to_parquet), or send CSV or .xlsx.")
+
+    try:
+        with pq.ParquetFile(path) as pf:
+            meta = pf.metadata
+            if meta.num_rows > limits.max_rows:
+                raise limits.refuse(path, "declares data rows", meta.num_rows, "max_rows")
+            if meta.num_rows * meta.num_columns > limits.max_cells:
+                raise limits.refuse(path, "declares cells (rows × columns)", meta.num_rows * meta.num_columns, "max_cells")
+            uncompressed = sum(meta.row_group(i).total_byte_size for i in range(meta.num_row_groups))
+            if uncompressed > limits.max_bytes:
+                raise limits.refuse(path, "declares uncompressed bytes", uncompressed, "max_bytes")
+            schema = pf.schema_arrow
+            for field in schema:
+                t = field.type.value_type if pa.types.is_dictionary(field.type) else field.type
+                if not any(getattr(pa.types, check)(t) for check in _PARQUET_TYPES):
+                    raise InputFileError(f"{path.name}: column {field.name!r} has type {field.type}, which a patent table cannot hold. "
+                                         "Fix: store text as UTF-8 strings, counts and amounts as numbers, dates as dates or YYYY-MM-DD text.")
+            return pf.read().to_pandas()
+    except (InputFileError, MemoryError):  # MemoryError (pyarrow's too): the caller's memory limit, not a bad file
+        raise
+    except (pa.ArrowException, OSError, ValueError, TypeError, IndexError, KeyError) as exc:  # a corrupt footer, page or schema
+        raise unreadable(exc) from exc
+
+
+def _read_excel(path: Path, sheet_name, limits: ReadLimits) -> pd.DataFrame:
+    """Excel cells as objects (date cells stay dates); fake, unreadable and oversized workbooks
+    refused clearly. An .xlsx is scanned first (zip members' declared sizes, the sheet's declared
+    dimension, its rows and widest row, streamed) so that nothing is built beyond the limits."""
     with open(path, "rb") as fh:
         head = fh.read(512)
     if head.lstrip(b"\xef\xbb\xbf\xff\xfe \t\r\n").lower().startswith((b"<", b"\x00<")):
@@ -246,9 +370,13 @@ def _read_excel(path: Path, sheet_name) -> pd.DataFrame:
             f"{path} is an HTML table saved with an Excel name (common in exports from Chinese systems), not a workbook. "
             "Fix: open it in Excel or WPS and save it as .xlsx or CSV (UTF-8), then read that file."
         )
+    xlsx = path.suffix.lower() in (".xlsx", ".xlsm")
     try:
+        merged = scan_xlsx(path, sheet_name, limits) if xlsx else []
         frame = pd.read_excel(path, sheet_name=sheet_name, dtype=object)
-        return _fill_merged_cells(frame, path, sheet_name) if path.suffix.lower() in (".xlsx", ".xlsm") else frame
+        return _fill_merged_cells(frame, merged)
+    except (InputFileError, MemoryError):
+        raise
     except ImportError as exc:
         raise InputFileError(f"{path} is an old binary .xls workbook, which needs the 'xlrd' package. Fix: save it as .xlsx or CSV.") from exc
     except (ValueError, KeyError, OSError) as exc:
@@ -259,22 +387,159 @@ def _read_excel(path: Path, sheet_name) -> pd.DataFrame:
         raise InputFileError(f"{path} cannot be read as an Excel workbook ({type(exc).__name__}: {exc}). Fix: save it again as .xlsx or CSV.") from exc
 
 
-def _fill_merged_cells(frame: pd.DataFrame, path: Path, sheet_name) -> pd.DataFrame:
+_RELATIONSHIP = "{http://schemas.openxmlformats.org/officeDocument/2006/relationships}id"
+_CELL_REF = re.compile(r"([A-Z]{1,3})(\d+)")
+
+
+def _local(tag: str) -> str:
+    return tag.rsplit("}", 1)[-1]
+
+
+def _column_number(letters: str) -> int:
+    n = 0
+    for ch in letters:
+        n = n * 26 + ord(ch) - 64
+    return n
+
+
+#: Largest package part (workbook, relationships) parsed as a whole; the sheet itself is streamed.
+_XLSX_PART_MAX_BYTES = 10_000_000
+
+
+def _xml_root(archive: zipfile.ZipFile, member: str):
+    from xml.etree.ElementTree import fromstring
+
+    if archive.getinfo(member).file_size > _XLSX_PART_MAX_BYTES:
+        raise InputFileError(f"The workbook part {member!r} declares more than {_XLSX_PART_MAX_BYTES:,} bytes; a workbook's index is a few kB. "
+                             "Fix: save the workbook again from Excel or WPS.")
+    return fromstring(archive.read(member))
+
+
+def _sheet_member(archive: zipfile.ZipFile, sheet_name) -> str:
+    """The zip member holding ``sheet_name``: a sheet's name, or the n-th worksheet in the
+    workbook's order (as openpyxl and pandas count them), found through the package's
+    relationships."""
+    names = set(archive.namelist())
+    book = "xl/workbook.xml"
+    if "_rels/.rels" in names:
+        book = next((r.get("Target", "") for r in _xml_root(archive, "_rels/.rels") if r.get("Type", "").endswith("/officeDocument")), book).lstrip("/")
+    folder, _, book_file = book.rpartition("/")
+    worksheets = {}  # relationship id -> member
+    rels = f"{folder}/_rels/{book_file}.rels" if folder else f"_rels/{book_file}.rels"
+    if rels in names:
+        for r in _xml_root(archive, rels):
+            if r.get("Type", "").endswith("/worksheet"):
+                target = r.get("Target", "")
+                worksheets[r.get("Id")] = target.lstrip("/") if target.startswith("/") else f"{folder}/{target}".lstrip("/")
+    sheets = [(s.get("name"), worksheets[s.get(_RELATIONSHIP)]) for s in _xml_root(archive, book).iter()
+              if _local(s.tag) == "sheet" and s.get(_RELATIONSHIP) in worksheets]
+    if isinstance(sheet_name, int):
+        member = sheets[sheet_name][1] if -len(sheets) <= sheet_name < len(sheets) else None
+    else:
+        member = next((m for n, m in sheets if n == sheet_name), None)
+    if member is None or member not in names:
+        raise ValueError(f"Worksheet {sheet_name!r} not found (the workbook has {[n for n, _ in sheets]})")
+    return member
+
+
+def scan_xlsx(path: str | Path, sheet_name=0, limits: ReadLimits | None = None) -> list[str]:
+    """Check an .xlsx against ``limits`` before it is opened, and return its merged ranges.
+
+    The zip members' declared uncompressed sizes are summed (Python's zipfile never inflates a
+    member beyond its declared size), then the sheet's XML is streamed once: its declared
+    ``<dimension>`` (openpyxl pads every row to it), its highest row number and its widest row
+    (pandas pads every row to the widest) are checked as they come, so a 180 KB workbook that
+    expands to 200,000 rows, or one cell in column XFD, is refused without building a table.
+
+    Parameters
+    ----------
+    path : str or Path
+    sheet_name : int or str, default=0
+    limits : ReadLimits, optional
+        Default :data:`DEFAULT_LIMITS`.
+
+    Returns
+    -------
+    list of str
+        The sheet's merged ranges (``'D2:D3'``).
+
+    Raises
+    ------
+    InputFileError
+        A limit is exceeded (naming it and the fix), or the file is not an .xlsx package.
+    """
+    path = Path(path)
+    limits = limits or DEFAULT_LIMITS
+    try:
+        with zipfile.ZipFile(path) as archive:
+            declared = sum(i.file_size for i in archive.infolist())
+            if declared > limits.max_bytes:
+                raise limits.refuse(path, "expands (its zip members' declared sizes) to bytes", declared, "max_bytes")
+            member = _sheet_member(archive, sheet_name)
+            with archive.open(member) as source:
+                return _scan_sheet(source, path, limits)
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, expat.ExpatError, SyntaxError, RuntimeError, NotImplementedError, EOFError) as exc:
+        raise InputFileError(f"{path} cannot be read as an Excel workbook ({type(exc).__name__}: {exc}). Fix: save it again as .xlsx or CSV.") from exc
+
+
+def _scan_sheet(source, path: Path, limits: ReadLimits) -> list[str]:
+    """Stream a sheet's XML with expat (no tree is built): the highest row number, the widest row
+    and the declared dimension are checked against ``limits`` as they come."""
+    state = {"rows": 0, "width": 0, "row": 0, "column": 0}
+    merged: list[str] = []
+
+    def cells_checked():  # data rows (row 1 is the header) × the widest row
+        cells = max(state["rows"] - 1, 0) * state["width"]
+        if cells > limits.max_cells:
+            raise limits.refuse(path, f"spans cells (rows × columns, {state['rows'] - 1:,} × {state['width']:,})", cells, "max_cells")
+
+    def start(name: str, attrs: dict) -> None:
+        tag = name.rpartition(":")[2]
+        if tag == "c":  # every cell counts, empty ones too: openpyxl pads each row to its last cell
+            ref = _CELL_REF.fullmatch(attrs.get("r") or "")
+            state["column"] = _column_number(ref.group(1)) if ref else state["column"] + 1
+            if state["column"] > state["width"]:
+                state["width"] = state["column"]
+                cells_checked()
+        elif tag == "row":
+            state["row"] = int(attrs["r"]) if str(attrs.get("r", "")).isdigit() else state["row"] + 1
+            state["column"] = 0
+            if state["row"] > state["rows"]:
+                state["rows"] = state["row"]
+                if state["rows"] - 1 > limits.max_rows:  # row 1 is the header
+                    raise limits.refuse(path, "has data rows: more than", limits.max_rows, "max_rows")
+                cells_checked()
+        elif tag == "dimension":
+            bounds = [_CELL_REF.fullmatch(part) for part in (attrs.get("ref") or "").split(":")]
+            if all(bounds):
+                declared_rows, declared_width = int(bounds[-1].group(2)), _column_number(bounds[-1].group(1))
+                if declared_rows - 1 > limits.max_rows or (declared_rows - 1) * declared_width > limits.max_cells:
+                    raise InputFileError(f"{path.name} declares its sheet as {attrs['ref']} ({declared_rows:,} rows × {declared_width:,} columns), "
+                                         f"beyond the {limits.max_rows:,} rows / {limits.max_cells:,} cells of a read (ReadLimits). "
+                                         "Fix: save the sheet again from Excel or WPS with only the data (delete the empty rows and columns), or split it.")
+        elif tag == "mergeCell" and attrs.get("ref"):
+            merged.append(attrs["ref"])
+
+    parser = expat.ParserCreate()
+    parser.StartElementHandler = start
+    parser.ParseFile(source)
+    return merged
+
+
+def _fill_merged_cells(frame: pd.DataFrame, merged: list[str]) -> pd.DataFrame:
     """Every cell of a merged range gets the range's value: Excel keeps it in the top-left cell
     only, so a merged owner cell (one applicant over several patents) would leave the other rows
-    with no owner."""
-    from openpyxl import load_workbook  # a dependency of pandas' Excel reader; merged ranges need the full (not read-only) mode
+    with no owner. ``merged`` comes from :func:`scan_xlsx` (no second, full load of the
+    workbook); a range that starts in the header row is left as it is."""
+    from openpyxl.utils.cell import range_boundaries
 
-    book = load_workbook(path, data_only=True)
-    sheet = book.worksheets[sheet_name] if isinstance(sheet_name, int) else book[sheet_name]
-    ranges = [r for r in sheet.merged_cells.ranges if r.max_row >= 2]
-    if not ranges:
-        return frame
-    frame = frame.copy()
-    for r in ranges:
-        value = sheet.cell(r.min_row, r.min_col).value
-        rows = slice(max(r.min_row, 2) - 2, r.max_row - 1)  # sheet row 1 is the header; row 2 is frame row 0
-        frame.iloc[rows, r.min_col - 1: r.max_col] = value
+    frame = frame.copy() if merged else frame
+    for ref in merged:
+        min_col, min_row, max_col, max_row = range_boundaries(ref)
+        top = min_row - 2  # sheet row 1 is the header; row 2 is frame row 0
+        if top < 0 or top >= len(frame) or min_col > frame.shape[1]:
+            continue
+        frame.iloc[top: max_row - 1, min_col - 1: max_col] = frame.iloc[top, min_col - 1]
     return frame
 
 
@@ -285,7 +550,8 @@ MOJIBAKE_RARE_SHARE = 0.2
 
 def _refuse_big5_mojibake(path: Path, n_bytes: int = 65536) -> None:
     """Refuse a file decoded as GB18030 whose text is mostly rare characters and which is valid Big5."""
-    raw = path.read_bytes()[:n_bytes]
+    with open(path, "rb") as fh:
+        raw = fh.read(n_bytes)
     text = raw.decode("gb18030", errors="ignore")
     cjk = re.findall(r"[\u4e00-\u9fff]", text)
     if len(cjk) < 10:
@@ -320,6 +586,7 @@ def read_patents(
     sheet_name=0,
     strict: bool = False,
     date_format: str | None = None,
+    limits: ReadLimits | None = None,
 ) -> ValidationResult:
     """Load a patent table into a validated PatentFrame.
 
@@ -337,13 +604,17 @@ def read_patents(
     date_format : str, optional
         The file's day/month order, e.g. ``'%d/%m/%Y'`` (CLI ``--date-format``); without it,
         dates that read both ways (05/03/2020) are quarantined.
+    limits : ReadLimits, optional
+        Rows, cells and decompressed bytes (default :data:`DEFAULT_LIMITS`); an officer's upload
+        takes :data:`UPLOAD_LIMITS`. To bound the memory of the parse too, use
+        :func:`ipvalue.io.bounded.read_patents_bounded`.
 
     Returns
     -------
     ValidationResult
         ``valid`` PatentFrame, ``quarantine`` rows with reasons, ``problems``, ``notes``.
     """
-    raw, notes = read_table(path, encoding=encoding, sheet_name=sheet_name)
+    raw, notes = read_table(path, encoding=encoding, sheet_name=sheet_name, limits=limits)
     mapped, map_notes = ColumnMapping.load(mapping).apply(raw, source=str(path))
     result = validate_patent_frame(mapped, strict=strict, source=str(path), date_format=date_format)
     # The quarantine keeps the rows exactly as the file had them, under their own headers.
@@ -500,6 +771,73 @@ def write_text_atomic(text: str, path: str | Path) -> Path:
     try:
         with open(tmp, "w", encoding="utf-8") as fh:
             fh.write(text)
+    except BaseException:
+        _drop(tmp)
+        raise
+    _finish(tmp, path)
+    return path
+
+
+# --- private state files (0600) ------------------------------------------------------------------
+#
+# The audit store, its key and checkpoints, uploads and reports are the bank's records: readable by
+# the user that runs ipvalue only (F15: they were created 0644). Atomic writes above already go
+# through ``tempfile.mkstemp`` (mode 0600) and keep that mode after the rename.
+
+#: Mode of the files ipvalue creates for its state (owner read / write only).
+PRIVATE_FILE_MODE = 0o600
+#: Mode of the folders ipvalue creates for its state.
+PRIVATE_FOLDER_MODE = 0o700
+_OPEN_FLAGS = {"a": os.O_WRONLY | os.O_APPEND | os.O_CREAT, "w": os.O_WRONLY | os.O_TRUNC | os.O_CREAT, "x": os.O_WRONLY | os.O_CREAT | os.O_EXCL}
+
+
+def private_folder(path: str | Path) -> Path:
+    """``path`` as a folder, created with mode 0700 (its missing parents too) when it does not exist;
+    an existing folder is left as it is."""
+    path = Path(path)
+    for folder in reversed([path, *path.parents]):
+        if not folder.exists():
+            folder.mkdir(mode=PRIVATE_FOLDER_MODE, exist_ok=True)
+    return path
+
+
+def open_private(path: str | Path, mode: str = "a", *, encoding: str | None = "utf-8"):
+    """Open a file for writing that, when this call creates it, has mode 0600 (whatever the umask).
+
+    Parameters
+    ----------
+    path : str or Path
+    mode : {'a', 'w', 'x', 'ab', 'wb', 'xb'}, default='a'
+        Append, truncate or create-only ('x' raises FileExistsError when it exists), text or binary.
+    encoding : str, default='utf-8'
+        For text modes.
+
+    Returns
+    -------
+    file object
+
+    Examples
+    --------
+    >>> with open_private(state / "uploads" / name, "xb") as fh:      # doctest: +SKIP
+    ...     fh.write(content)
+    """
+    if mode.rstrip("b") not in _OPEN_FLAGS or mode.count("b") > 1:
+        raise ValueError(f"The 'mode' of open_private must be one of a, w, x (with 'b' for bytes). Got {mode!r}.")
+    fd = os.open(path, _OPEN_FLAGS[mode.rstrip("b")], PRIVATE_FILE_MODE)
+    try:
+        return os.fdopen(fd, mode, encoding=None if "b" in mode else encoding)
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def write_bytes_atomic(content: bytes, path: str | Path) -> Path:
+    """Write bytes (an upload, a PDF) atomically, mode 0600; no temporary file is left on failure."""
+    path = Path(path)
+    tmp = _temporary(path)
+    try:
+        with open(tmp, "wb") as fh:
+            fh.write(content)
     except BaseException:
         _drop(tmp)
         raise
