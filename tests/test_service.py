@@ -43,12 +43,13 @@ class Server:
         self.tracking_uri = tracking_uri or f"sqlite:///{folder / 'mlflow.db'}"
         self.url = f"http://127.0.0.1:{self.port}"
         self.db = folder / "audit.db"
-        self.tokens = {role: add_user(f"{role}-1", role, self.db) for role in ("officer", "reviewer", "validator", "admin")}
-        self.tokens["officer2"] = add_user("officer-2", "officer", self.db)
+        self.key = folder / "audit.key"  # the bank's audit key, outside the database: the chain is anchored
+        self.tokens = {role: add_user(f"{role}-1", role, self.db, key_file=self.key) for role in ("officer", "reviewer", "validator", "admin")}
+        self.tokens["officer2"] = add_user("officer-2", "officer", self.db, key_file=self.key)
         command = [sys.executable, "-c", "import sys; from ipvalue.cli import main; sys.exit(main(sys.argv[1:]))", "serve", "--port", str(self.port),
                    "--audit-db", str(self.db), "--state-dir", str(folder / "state"),
                    "--tracking-uri", self.tracking_uri, *args]
-        env = {**os.environ, "PYTHONPATH": str(ROOT)}
+        env = {**os.environ, "PYTHONPATH": str(ROOT), "IPVALUE_AUDIT_KEY_FILE": str(self.key)}
         self.log = open(folder / "server.log", "wb")
         self.process = subprocess.Popen(command, cwd=folder, env=env, stdout=self.log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + START_TIMEOUT_S
@@ -120,9 +121,9 @@ def test_a_wrong_role_is_403(server, role, path, body):
 
 
 def test_a_revoked_token_is_401(server):
-    token = add_user("leaver", "officer", server.db)
+    token = add_user("leaver", "officer", server.db, key_file=server.key)
     assert requests.get(server.url + "/v1/models", headers={"Authorization": f"Bearer {token}"}, timeout=30).status_code == 200
-    assert main(["users", "revoke", "leaver", "--audit-db", str(server.db)]) == 0
+    assert main(["users", "revoke", "leaver", "--audit-db", str(server.db), "--audit-key", str(server.key)]) == 0
     assert requests.get(server.url + "/v1/models", headers={"Authorization": f"Bearer {token}"}, timeout=30).status_code == 401
 
 
@@ -287,20 +288,22 @@ def test_50_concurrent_valuations_leave_50_chained_records_and_verify_finds_an_e
         s.stop()
     assert codes == [201] * 50
     valuations, chain = read_audit_table("valuations", s.db), read_audit_table("audit_chain", s.db)
-    assert len(valuations) == 50 and chain["seq"].tolist() == list(range(1, 51))
+    assert chain["seq"].tolist() == list(range(1, len(chain) + 1))  # the five users, then the valuations: one chain, no gap
+    chained = chain[chain["kind"] == "valuation"]
+    assert len(valuations) == 50 and len(chained) == 50 and set(chained["valuation_id"]) == set(valuations["valuation_id"])
     assert sorted(valuations["application_id"]) == sorted(a["application_id"] for a in apps)
     assert set(valuations["user"]) == {"officer-1"}
     capsys.readouterr()
-    assert main(["audit", "verify", "--audit-db", str(s.db)]) == 0
-    assert capsys.readouterr().out.strip() == "audit chain intact: 50 valuation(s)"
+    assert main(["audit", "verify", "--audit-db", str(s.db), "--audit-key", str(s.key)]) == 0
+    assert capsys.readouterr().out.startswith("audit chain intact: 50 valuation(s), 5 user and revocation record(s); anchored")
 
-    victim = chain.loc[chain["seq"] == 17, "valuation_id"].item()
+    victim = chained["valuation_id"].iloc[16]
     with sqlite3.connect(s.db) as con:  # by hand: drop the trigger, edit the row
         con.execute("DROP TRIGGER valuations_no_update")
         con.execute("UPDATE valuations SET loan_cap_rmb = loan_cap_rmb * 2 WHERE valuation_id = ?", (victim,))
-    assert main(["audit", "verify", "--audit-db", str(s.db)]) == 1
-    assert capsys.readouterr().out.strip() == f"audit chain BROKEN at valuation {victim!r}: the row or its overrides differ from what was recorded"
-    assert not verify(s.db).ok
+    assert main(["audit", "verify", "--audit-db", str(s.db), "--audit-key", str(s.key)]) == 1
+    assert capsys.readouterr().out.strip().startswith(f"audit chain BROKEN at valuation {victim!r}: the row or its overrides differ from what was recorded")
+    assert not verify(s.db, key_file=s.key).ok
 
 
 # --- the officers' page (Chromium) ----------------------------------------------------------------------
@@ -428,7 +431,9 @@ def test_a_valuation_recorded_elsewhere_is_served_as_json_and_its_missing_report
     from ipvalue.audit import record_valuation
     from tests.test_audit import fake_result
 
-    record_valuation(fake_result("CLI-RUN-1"), server.db)  # e.g. an 'ipvalue value' run on the same store
+    with pytest.MonkeyPatch.context() as mp:  # e.g. an 'ipvalue value' run on the same store, with the bank's key
+        mp.setenv("IPVALUE_AUDIT_KEY_FILE", str(server.key))
+        record_valuation(fake_result("CLI-RUN-1"), server.db)
     assert server.get("/v1/valuations/CLI-RUN-1").json()["x"] == 1
     r = server.get("/v1/valuations/CLI-RUN-1/report")
     assert r.status_code == 404 and "has no rendered report" in r.json()["detail"]

@@ -45,10 +45,12 @@ def exposure_check(payload: dict) -> dict:
     return next(c for c in payload["checks"] if c["check"] == "total_exposure_within_internal_limit")
 
 
-def test_a_split_loan_is_refused_by_the_cli_and_the_api_alike_on_sqlite(tmp_path):
+def test_a_split_loan_is_refused_by_the_cli_and_the_api_alike_on_sqlite(tmp_path, monkeypatch):
     from tests.test_service import Server
 
+    (tmp_path / "srv").mkdir()
     server = Server(tmp_path / "srv")
+    monkeypatch.setenv("IPVALUE_AUDIT_KEY_FILE", str(server.key))  # the CLI run on the bank's store, with the bank's key
     try:
         first = server.post("/v1/valuations", big_application("SYN-SPLIT-1", 9_000_000))
         assert first.status_code == 201, first.text
