@@ -17,6 +17,7 @@ from ipvalue.io.tables import (
     remove_temporary_files_on_sigterm,
     sweep_temporary_files,
     write_atomic,
+    write_bytes_atomic,
     write_text_atomic,
 )
 
@@ -35,5 +36,6 @@ __all__ = [
     "remove_temporary_files_on_sigterm",
     "sweep_temporary_files",
     "write_atomic",
+    "write_bytes_atomic",
     "write_text_atomic",
 ]

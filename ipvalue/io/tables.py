@@ -495,11 +495,16 @@ def _drop(tmp: str) -> None:
 
 def write_text_atomic(text: str, path: str | Path) -> Path:
     """Write a text file (report, JSON) atomically, UTF-8; no temporary file is left on failure."""
+    return write_bytes_atomic(text.encode("utf-8"), path)
+
+
+def write_bytes_atomic(data: bytes, path: str | Path) -> Path:
+    """Write a file's bytes (a PDF, a chart) atomically; no temporary file is left on failure."""
     path = Path(path)
     tmp = _temporary(path)
     try:
-        with open(tmp, "w", encoding="utf-8") as fh:
-            fh.write(text)
+        with open(tmp, "wb") as fh:
+            fh.write(data)
     except BaseException:
         _drop(tmp)
         raise
