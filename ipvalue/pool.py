@@ -133,3 +133,111 @@ def monitoring_alerts(
         add(change < -value_drop, "value_drop", "medium", [f"value {b:,.0f} -> {n:,.0f} RMB ({c:+.0%})" for n, b, c in zip(now, before, change)])
     columns = ["patent_id", "alert", "severity", "detail"]
     return pd.concat(parts, ignore_index=True)[columns] if parts else pd.DataFrame(columns=columns)
+
+
+# --- what an analyst reads: Chinese first, English beside it; numbers formatted ------------------
+
+#: Title of each table (sheet name of pool.xlsx, heading when printed).
+TABLE_TITLES = {
+    "overview": "概览 Overview",
+    "by_patent_type": "按专利类型 By patent type",
+    "top_borrowers": "前五大借款人 Top 5 borrowers",
+    "top_industries": "前三大技术部门 Top 3 sectors",
+    "value_bands": "价值区间 Value bands",
+    "grades": "评级分布 Grades",
+    "alerts": "监控预警 Alerts",
+}
+#: Column headings, Chinese with English beside them.
+COLUMN_LABELS = {
+    "patents": "专利数 Patents", "value_rmb": "价值（元） Value (RMB)", "share_of_value": "价值占比 Share of value",
+    "patent_type": "专利类型 Patent type", "borrower": "借款人 Borrower", "industry": "技术部门 Technology sector",
+    "value_band": "价值区间 Value band", "grade": "评级 Grade", "patent_id": "专利号 Patent",
+    "alert": "预警 Alert", "severity": "级别 Severity", "detail": "说明 Detail",
+    "metric": "指标 Metric", "value": "数值 Value",
+}
+#: The overview's figures, in order, with their labels.
+OVERVIEW_LABELS = {
+    "patents": "专利数 Patents in the book", "scored_patents": "已评分专利 Scored patents",
+    "unscored_patents": "未评分专利 Patents without a score",
+    "not_in_force_patents_at_zero": "非有效专利（计为0） Rights not in force, counted at 0",
+    "borrowers": "借款人数 Borrowers", "total_value_rmb": "总价值（元） Total value (RMB)",
+    "average_value_rmb": "平均价值（元） Average value (RMB)", "median_value_rmb": "价值中位数（元） Median value (RMB)",
+    "max_value_rmb": "最大价值（元） Largest value (RMB)", "top5_borrower_share": "前五大借款人集中度 Top-5 borrower share",
+    "top3_industry_share": "前三大技术部门集中度 Top-3 sector share",
+}
+#: Values shown in Chinese with the English key beside them.
+VALUE_LABELS = {
+    "patent_type": {"invention": "发明 invention", "utility_model": "实用新型 utility model", "design": "外观设计 design"},
+    "industry": {"Electrical engineering": "电气工程 Electrical engineering", "Instruments": "仪器 Instruments", "Chemistry": "化学 Chemistry",
+                 "Mechanical engineering": "机械工程 Mechanical engineering", "Other fields": "其他领域 Other fields", "unknown": "未知 unknown"},
+    "alert": {"status": "权利终止 right ended", "life_before_loan_end": "保护期早于贷款到期 expires before the loan ends",
+              "fee_overdue": "年费逾期 fee overdue", "fee_due": "年费将到期 fee falls due", "value_drop": "价值下降 value drop"},
+    "severity": {"high": "高 high", "medium": "中 medium", "low": "低 low"},
+}
+
+
+def _kind(column: str) -> str:
+    if column.endswith("_rmb"):
+        return "money"
+    if column.startswith("share") or column.endswith("_share"):
+        return "share"
+    if column in ("patents", "scored_patents", "unscored_patents", "not_in_force_patents_at_zero", "borrowers"):
+        return "count"
+    return "text"
+
+
+def readable_tables(tables: dict, alerts: pd.DataFrame | None = None) -> dict:
+    """The pool tables (and alerts) as an analyst reads them: enum values in Chinese with the
+    English beside them, the overview as rows of (metric, value), typed numbers kept. Keys are
+    :data:`TABLE_TITLES`' keys."""
+    out = {}
+    for name, table in {**tables, **({"alerts": alerts} if alerts is not None else {})}.items():
+        table = table.copy()
+        if name == "overview":
+            row = table.iloc[0]
+            table = pd.DataFrame({"metric": [OVERVIEW_LABELS.get(k, k) for k in row.index], "value": row.to_numpy(dtype=object), "kind": [_kind(k) for k in row.index]})
+        for col, labels in VALUE_LABELS.items():
+            if col in table:
+                table[col] = table[col].map(lambda v, labels=labels: labels.get(v, v))
+        out[name] = table
+    return out
+
+
+def _formatted(value, kind: str) -> str:
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return "—"
+    if kind == "money":
+        return f"{value:,.0f}"
+    if kind == "share":
+        return f"{value:.1%}"
+    if kind == "count":
+        return f"{int(value):,d}"
+    return str(value)
+
+
+def format_table(table: pd.DataFrame) -> pd.DataFrame:
+    """A readable table (see :func:`readable_tables`) as text: money with thousands separators,
+    shares as percentages, counts as whole numbers, never scientific notation; missing as "—"."""
+    if "kind" in table:  # the overview: one kind per row
+        values = [_formatted(v, k) for v, k in zip(table["value"], table["kind"])]
+        return pd.DataFrame({COLUMN_LABELS["metric"]: table["metric"], COLUMN_LABELS["value"]: values})
+    out = pd.DataFrame({COLUMN_LABELS.get(c, c): [_formatted(v, _kind(c)) for v in table[c]] for c in table.columns})
+    return out
+
+
+def write_pool_workbook(readable: dict, path, *, notes: list[tuple[str, str]]):
+    """``pool.xlsx``: one sheet per table (typed cells, money with thousands separators, shares as
+    percentages, Chinese headings with English beside them, frozen header row) and a sheet "说明
+    About" with ``notes`` (the as-of date, the book, what was left out)."""
+    from ipvalue.io.spreadsheets import COUNT, MONEY, PERCENT, write_xlsx_atomic
+
+    number_format = {"money": MONEY, "share": PERCENT, "count": COUNT}
+    sheets = {}
+    for name, table in readable.items():
+        if "kind" in table:  # the overview: one figure per row, each with its own number format
+            formats = {"value": [number_format.get(k) for k in table["kind"]]}
+            sheets[TABLE_TITLES[name]] = (table[["metric", "value"]], {c: COLUMN_LABELS[c] for c in ("metric", "value")}, formats)
+            continue
+        formats = {c: number_format[_kind(c)] for c in table.columns if _kind(c) in number_format}
+        sheets[TABLE_TITLES.get(name, name)] = (table, {c: COLUMN_LABELS.get(c, c) for c in table.columns}, formats)
+    return write_xlsx_atomic(sheets, path, notes=notes, properties={"title": "资产池分析 Pool analytics", "subject": "ipvalue pool"})

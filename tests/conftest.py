@@ -179,3 +179,32 @@ def model_venv(value_registry, tmp_path_factory):
     use_tracking(uri)
     requirements = mlflow.pyfunc.get_model_dependencies("models:/ipvalue-value@champion")
     return fresh_venv(tmp_path_factory.mktemp("model-venv") / "venv", "--compile-bytecode", "-r", requirements)
+
+
+# --- a real browser (report and governance rendering tests) ----------------------------------------
+
+@pytest.fixture
+def chromium(tmp_path):
+    """A headless Chromium driven by selenium (Debian's chromium and chromium-driver); skipped where
+    absent, a failure when IPVALUE_REQUIRE_CHROMIUM is set."""
+    import shutil
+
+    try:
+        from selenium import webdriver
+        from selenium.webdriver.chrome.service import Service
+    except ImportError:
+        webdriver = None
+    binary, driver_path = shutil.which("chromium"), shutil.which("chromedriver")
+    if webdriver is None or not (binary and driver_path):
+        require_or_skip("Chromium check skipped: install Debian's chromium and chromium-driver (apt-get install chromium chromium-driver) "
+                        "and the test extra (selenium)", "IPVALUE_REQUIRE_CHROMIUM")
+    options = webdriver.ChromeOptions()
+    options.binary_location = binary
+    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", f"--user-data-dir={tmp_path / 'chromium-profile'}", "--window-size=1200,1800"):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(driver_path), options=options)
+    try:
+        yield driver
+    finally:
+        driver.quit()

@@ -176,3 +176,17 @@ def test_random_books_never_make_score_exit_70(value_registry, tmp_path, content
     code = main(["score", str(tmp_path / "book.csv"), "--model", "models:/ipvalue-value@champion", "--out", str(tmp_path / "o.parquet"),
                  "--tracking-uri", value_registry[1], "--explain", "none"])
     assert code != EXIT_INTERNAL
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--out", "scored.json"], "error: The output file 'scored.json' must end in .parquet, .csv or .xlsx. Got '.json'. Fix: name it scored.parquet"),
+    (["--out", "scored.csv", "--quarantine-out", "q.xlsb"], "error: The output file 'q.xlsb' must end in .parquet, .csv or .xlsx. Got '.xlsb'."),
+    (["--out", "scored.xlsx", "--engine", "spark"], "error: The Spark engine writes --out as a Parquet folder"),
+])
+def test_an_output_type_score_cannot_write_is_a_usage_error(extra, message, tiny_frame, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    tiny_frame.to_csv("book.csv", index=False)
+    assert main(["score", "book.csv", "--model", "models:/m@champion", *extra]) == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert err.startswith(message) and len(err.strip().splitlines()) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["book.csv"]  # refused before any work

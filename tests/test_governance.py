@@ -2,15 +2,31 @@
 report reproducibility, override log."""
 
 import math
+import re
+import shutil
+import subprocess
 
 import numpy as np
 import pandas as pd
 import pytest
 
 from ipvalue.governance import PromotionError, drift_report, load_reference, model_card, override_summary, promote, psi, validation_report, verdict
+from ipvalue.report import pdf_unavailable
 from ipvalue.tracking import use_tracking
+from tests.conftest import require_or_skip
 
 pytestmark = pytest.mark.filterwarnings("ignore")
+
+
+def _without_images(html: str) -> str:
+    """The page without its embedded PNGs (whose base64 may spell anything, "NaN" included)."""
+    return re.sub(r"data:image/png;base64,[A-Za-z0-9+/=]+", "", html)
+
+
+def _pdf_text(path) -> str:
+    if not shutil.which("pdftotext"):
+        require_or_skip("PDF text check skipped: install poppler-utils", "IPVALUE_REQUIRE_CHROMIUM")
+    return subprocess.run(["pdftotext", str(path), "-"], capture_output=True, text=True, check=True).stdout
 
 
 def test_psi_of_categories_by_hand():
@@ -94,11 +110,18 @@ def test_the_card_lists_every_feature_of_the_spec(registry):
     assert features["feature"].tolist() == spec.names
     assert set(features["monotone"]) <= {"+ (value rises)", "- (value falls)", "none"}
     html = card.to_html()
-    for title in ("Intended use", "Out-of-scope uses", "Data", "Features", "Performance", "Limitations", "Version history"):
-        assert f"<h2>{title}</h2>" in html
+    for zh, en in (("预期用途", "Intended use"), ("不适用的用途", "Out-of-scope uses"), ("数据", "Data"), ("特征", "Features"),
+                   ("模型表现", "Performance"), ("局限性", "Limitations"), ("版本历史", "Version history")):
+        assert f"<h2>{zh} <span class='en'>{en}</span></h2>" in html
+    # charts with Chinese captions as their alt text; metric keys by readable names; no NaN anywhere
+    for chart, alt in (("importance", "特征重要性（SHAP）"), ("accuracy", "分十分位的准确度"), ("output-distribution", "估值 P50（元）的分布")):
+        assert re.search(f"<figure id='chart-{chart}'><img src='data:image/png;base64,[^']+' alt='{re.escape(alt)}", html), chart
+    assert "<td>交叉验证 Spearman 秩相关 (cross-validated: Spearman rank correlation)</td>" in html and ">cv_spearman<" not in html
+    assert "NaN" not in _without_images(html) and "nan<" not in html.lower()
+    assert "<td>—</td>" in html and "“—”：不适用或无数据" in html  # the version history's first move has no previous version
 
 
-def test_the_validation_report_reproduces_its_numbers(registry, data_dir):
+def test_the_validation_report_reproduces_its_numbers(registry, data_dir, tmp_path):
     _, uri, _ = registry
     use_tracking(uri)
     first = validation_report("models:/ipvalue-renewal/1", data_dir=data_dir)
@@ -114,6 +137,23 @@ def test_the_validation_report_reproduces_its_numbers(registry, data_dir):
     assert stages.loc[2, "out of time auc"] == pytest.approx(headline.loc["AUC", "value"], abs=1e-9)  # the run's figure = the rebuilt one
     assert headline.loc[headline.index.str.startswith("ECE of a perfectly"), "value"].iloc[0] < headline.loc["ECE", "value"]
     assert all("_fee" not in m for m in first.sections["Challengers and baselines"][1]["model"])
+    # the validator's pictures: ROC, reliability diagram, PSI / CSI bars, score distributions, in HTML and PDF
+    html = first.to_html()
+    for chart, alt in (("roc", "ROC 曲线（样本外）"), ("calibration", "校准曲线（可靠性图）"), ("score-distribution", "的分布：训练期专利与样本外专利对比"),
+                       ("stability", "稳定性指标：训练期与样本外")):
+        assert re.search(f"<figure id='chart-{chart}'><img src='data:image/png;base64,[^']+' alt='[^']*{re.escape(alt)}", html), chart
+    assert "<h2>校准 <span class='en'>Calibration</span></h2>" in html and "NaN" not in _without_images(html)
+    assert "期望校准误差 ECE" in html and "“—”：不适用或无数据" in html  # observed rate has no interval: a dash and the note
+    csi = first.sections["Stability of the features (CSI)"][1]
+    assert set(csi["kind"]) == {"PSI", "CSI"} and len(csi) > 10
+    if pdf_unavailable():
+        require_or_skip(f"PDF check skipped: {pdf_unavailable()}", "IPVALUE_REQUIRE_CHROMIUM")
+    written = first.write(tmp_path, "validation_report", pdf=True)
+    assert {p.name for p in written} >= {"validation_report.html", "validation_report.pdf", "validation_report.md", "roc.png", "calibration.png"}
+    text = _pdf_text(tmp_path / "validation_report.pdf")
+    assert "NaN" not in text and "nan" not in text.split()
+    for words in ("验证报告", "样本外（时间外）表现", "ROC曲线（样本外）", "校准曲线（可靠性图）", "特征稳定性（CSI）"):
+        assert words in text.replace(" ", ""), words
 
 
 def test_override_summary_counts_direction_and_size(tmp_path):
@@ -138,3 +178,69 @@ def test_the_markdown_card_escapes_html_from_a_validators_reason():
     card = ModelCard("Model card").add("Version history", "reason: <script>alert(1)</script>", pd.DataFrame({"reason": ["<img src=x onerror=alert(1)>"]}))
     md = card.to_markdown()
     assert "<script>" not in md and "&lt;script&gt;" in md and "<img" not in md
+
+
+def test_drift_writes_an_html_report_with_the_verdict_bars_and_distributions_and_no_mlflow_bar(value_registry, tmp_path, capsys, monkeypatch):
+    from ipvalue.cli import main
+    from ipvalue.io.spreadsheets import write_csv_atomic
+    from ipvalue.synthetic import make_demo_portfolio
+
+    _, uri, results = value_registry
+    use_tracking(uri)
+    batch = make_demo_portfolio(600, seed=98).patents
+    batch = batch[batch["legal_status"] == "in_force"]
+    drifted = batch.assign(revenue_base_rmb=batch["revenue_base_rmb"] * 8, claims_total=batch["claims_total"] + 15)
+    write_csv_atomic(results["value"].model.output_frame(drifted, explain="none"), tmp_path / "scored.csv")  # read back as analysts keep it
+    monkeypatch.delenv("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", raising=False)  # the command itself must switch MLflow's bar off
+    code = main(["govern", "drift", "--reference", results["value"].run_id, "--current", str(tmp_path / "scored.csv"), "--tracking-uri", uri,
+                 "--report-dir", str(tmp_path / "gov"), "--out", str(tmp_path / "drift.xlsx")])
+    captured = capsys.readouterr()
+    assert code == 1 and "verdict: ACT" in captured.out
+    assert "Downloading artifacts" not in captured.err + captured.out
+    html = (tmp_path / "gov" / "drift_report.html").read_text(encoding="utf-8")
+    assert "<p class='verdict' id='verdict'" in html and "结论 Verdict: 需处置 Act" in html
+    assert re.search("<figure id='chart-stability'><img src='data:image/png;base64,[^']+' alt='稳定性指标：参考与当前", html)
+    assert re.search("<figure id='chart-distribution-value_p50_rmb'><img src='data:image/png;base64,[^']+' alt='估值 P50（元）的分布：参考（训练总体）与当前批次对比", html)
+    assert "<td>特征：产品基年收入（对数） feature_log_revenue_rmb</td>" in html and "<td>需处置 act</td>" in html
+    assert "NaN" not in _without_images(html)
+    assert (tmp_path / "drift.xlsx").exists() and (tmp_path / "gov" / "drift_report_charts" / "stability.png").exists()
+
+
+def test_without_a_cjk_font_the_charts_fall_back_to_english_and_say_so(monkeypatch):
+    import ipvalue.charts as charts
+    from ipvalue.governance import ModelCard
+    from ipvalue.governance.charts import roc_figure
+
+    assert charts.cjk_font() == "Noto Sans CJK SC" or charts.cjk_font() is None  # Debian's fonts-noto-cjk where installed
+    monkeypatch.setattr(charts, "cjk_font", lambda: None)
+    assert charts.label("校准", "calibration") == "calibration"
+    figure = roc_figure([0, 1, 0, 1], [0.2, 0.7, 0.4, 0.9], auc=1.0)
+    html = ModelCard("Validation report").add("Out-of-time performance", figures=[figure]).to_html()
+    assert "No Chinese (CJK) font is installed, so the charts show their English labels only. Fix: install one" in html
+
+
+def test_the_drift_report_renders_in_chromium_with_its_charts_and_chinese_headings(chromium, tmp_path):
+    """A real browser draws the report a validator opens: charts decoded, headings in a CJK face."""
+    from selenium.webdriver.common.by import By
+
+    from ipvalue.governance import drift_document
+
+    rng = np.random.default_rng(0)
+    reference = pd.DataFrame({"value_p50_rmb": rng.lognormal(13, 1, 800), "feature_claims_total": rng.poisson(10, 800).astype(float)})
+    current = pd.DataFrame({"value_p50_rmb": rng.lognormal(13.6, 1, 500), "feature_claims_total": rng.poisson(14, 500).astype(float)})
+    table = drift_report(reference, current)
+    paths = drift_document(table, reference, current, reference_name="run r1", current_name="book.csv").write(tmp_path, "drift_report", pdf=False)
+    page = next(p for p in paths if p.suffix == ".html")
+    chromium.get(page.resolve().as_uri())
+    assert "需处置 Act" in chromium.find_element(By.ID, "verdict").text
+    for chart in ("chart-stability", "chart-distribution-value_p50_rmb", "chart-distribution-feature_claims_total"):
+        img = chromium.find_element(By.CSS_SELECTOR, f"#{chart} img")
+        img.location_once_scrolled_into_view  # noqa: B018 - scroll it into view
+        assert img.is_displayed() and chromium.execute_script("return arguments[0].naturalWidth", img) > 300, chart
+    chromium.execute_cdp_cmd("DOM.enable", {})
+    chromium.execute_cdp_cmd("CSS.enable", {})
+    root = chromium.execute_cdp_cmd("DOM.getDocument", {})["root"]["nodeId"]
+    node = chromium.execute_cdp_cmd("DOM.querySelector", {"nodeId": root, "selector": "#section-verdict h2"})["nodeId"]
+    fonts = chromium.execute_cdp_cmd("CSS.getPlatformFontsForNode", {"nodeId": node})["fonts"]
+    assert any("CJK" in f["familyName"] for f in fonts), fonts
+    chromium.save_screenshot(str(tmp_path / "drift_report.png"))  # kept out of the repository

@@ -75,3 +75,58 @@ def test_life_ending_before_the_loan_is_flagged(book):
     b.loc[b["patent_id"] == "CN7", "loan_end_date"] = "2038-06-01"  # CN7 expires 2038-01-01
     a = monitoring_alerts(b, as_of="2026-06-30")
     assert ("CN7", "life_before_loan_end") in set(zip(a["patent_id"], a["alert"]))
+
+
+def test_the_pool_workbook_has_typed_formatted_tables_with_chinese_headings(book, scored, tmp_path):
+    from openpyxl import load_workbook
+
+    from ipvalue.pool import readable_tables, write_pool_workbook
+
+    tables = pool_summary(book, scored, valuation_date="2026-06-30")
+    alerts = monitoring_alerts(book, as_of="2026-06-30")
+    path = write_pool_workbook(readable_tables(tables, alerts), tmp_path / "pool.xlsx", notes=[("基准日 As of", "2026-06-30")])
+    wb = load_workbook(path)
+    assert wb.sheetnames == ["概览 Overview", "按专利类型 By patent type", "前五大借款人 Top 5 borrowers", "前三大技术部门 Top 3 sectors",
+                             "价值区间 Value bands", "评级分布 Grades", "监控预警 Alerts", "说明 About"]
+    for sheet in wb.worksheets:
+        assert sheet.freeze_panes == "A2"
+    overview = {r[0].value: r[1] for r in wb["概览 Overview"].iter_rows(min_row=2)}
+    total = overview["总价值（元） Total value (RMB)"]
+    assert total.data_type == "n" and total.value == pytest.approx(7.3e6) and total.number_format == "#,##0"
+    share = overview["前五大借款人集中度 Top-5 borrower share"]
+    assert share.value == pytest.approx(1.0) and share.number_format == "0.0%"
+    assert overview["借款人数 Borrowers"].value == 4 and overview["借款人数 Borrowers"].number_format == "#,##0"
+    types = wb["按专利类型 By patent type"]
+    assert [c.value for c in types[1]] == ["专利类型 Patent type", "专利数 Patents", "价值（元） Value (RMB)", "价值占比 Share of value"]
+    rows = {r[0].value: r for r in types.iter_rows(min_row=2)}
+    assert rows["发明 invention"][2].value == 6e6 and rows["发明 invention"][3].number_format == "0.0%"
+    assert {r[1].value for r in wb["监控预警 Alerts"].iter_rows(min_row=2)} >= {"权利终止 right ended", "年费逾期 fee overdue"}
+
+
+def test_printed_tables_show_no_scientific_notation():
+    from ipvalue.pool import format_table, readable_tables
+
+    tables = {"overview": pd.DataFrame([{"patents": 3, "total_value_rmb": 5.123506e8, "top5_borrower_share": 0.123456}]),
+              "by_patent_type": pd.DataFrame({"patent_type": ["invention"], "patents": [3], "value_rmb": [5.123506e8], "share_of_value": [1.0]})}
+    readable = readable_tables(tables)
+    overview = format_table(readable["overview"]).to_string(index=False)
+    assert "512,350,600" in overview and "12.3%" in overview and "e+" not in overview
+    types = format_table(readable["by_patent_type"])
+    assert types.iloc[0].tolist() == ["发明 invention", "3", "512,350,600", "100.0%"]
+
+
+def test_the_pool_command_writes_a_workbook_and_alerts_excel_reads(book, scored, tmp_path, capsys):
+    import csv
+
+    from ipvalue.cli import main
+
+    book.drop(columns=["loan_end_date"]).to_csv(tmp_path / "book.csv", index=False)
+    scored.to_parquet(tmp_path / "scored.parquet")
+    assert main(["pool", str(tmp_path / "book.csv"), "--scored", str(tmp_path / "scored.parquet"), "--as-of", "2026-06-30", "--out", str(tmp_path / "pool")]) == 1
+    out = capsys.readouterr().out
+    assert "总价值（元） Total value (RMB)" in out and "e+0" not in out and "pool.xlsx" in out
+    assert (tmp_path / "pool" / "alerts.csv").read_bytes().startswith(b"\xef\xbb\xbf")
+    with open(tmp_path / "pool" / "alerts.csv", encoding="utf-8-sig", newline="") as fh:
+        alerts = list(csv.DictReader(fh))
+    assert list(alerts[0]) == ["patent_id", "alert", "severity", "detail"] and {a["alert"] for a in alerts} >= {"status", "fee_overdue"}
+    assert (tmp_path / "pool" / "pool.xlsx").exists() and (tmp_path / "pool" / "pool_summary.json").exists()

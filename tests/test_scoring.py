@@ -356,3 +356,162 @@ def test_spark_on_a_standalone_cluster_gives_the_local_engine_values_with_execut
     check = subprocess.run([str(model_venv), "-c", "import importlib.util; print(importlib.util.find_spec('ipvalue'))"],
                            cwd=tmp_path, capture_output=True, text=True, env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"})
     assert check.stdout.strip() == "None"
+
+
+# --- outputs for Excel, every input validate reads, progress, a killed run's leftovers -------------
+
+@pytest.fixture(scope="module")
+def excel_book(tmp_path_factory):
+    """300 synthetic patents; row 5 is quarantined (a negative claim count) and carries a formula
+    in its applicant cell; as CSV and as an .xlsx workbook (dates as real date cells)."""
+    folder = tmp_path_factory.mktemp("excel-book")
+    patents = make_demo_portfolio(300, seed=31).patents.drop(columns=["appraised_value_rmb"])
+    patents.loc[4, "claims_total"] = -3
+    patents.loc[4, "applicants"] = '=HYPERLINK("http://x.example","click")'
+    patents.to_csv(folder / "book.csv", index=False)
+    patents.to_excel(folder / "book.xlsx", index=False)
+    return folder, patents
+
+
+def _numbers_in_scientific_notation(path) -> list[str]:
+    import csv
+    import re
+
+    with open(path, encoding="utf-8-sig", newline="") as fh:
+        return [cell for row in csv.reader(fh) for cell in row if re.fullmatch(r"[+-]?\d+(\.\d+)?[eE][+-]?\d+", cell)]
+
+
+def test_a_csv_output_opens_in_a_spreadsheet_reader_with_numbers_text_and_no_formula(excel_book, registry, tmp_path):
+    import csv
+
+    folder, patents = excel_book
+    reference = score_file(folder / "book.csv", model_uri=MODEL, out=tmp_path / "s.parquet", tracking_uri=registry[1], chunk_size=120, explain="all")
+    s = score_file(folder / "book.csv", model_uri=MODEL, out=tmp_path / "s.csv", tracking_uri=registry[1], chunk_size=120, explain="all")
+    assert s.quarantine == str(tmp_path / "s.quarantine.csv")  # beside the output, of the same type
+    want = pd.read_parquet(reference.output)
+    raw = (tmp_path / "s.csv").read_bytes()
+    assert raw.startswith(b"\xef\xbb\xbf")  # the BOM: Excel reads the file as UTF-8
+    with open(tmp_path / "s.csv", encoding="utf-8-sig", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert list(rows[0]) == list(want.columns) and len(rows) == len(want) == 299
+    assert [r["patent_id"] for r in rows] == want["patent_id"].tolist()  # ids as text, unchanged
+    got = np.array([float(r["value_p50_rmb"]) for r in rows])
+    np.testing.assert_allclose(got, want["value_p50_rmb"].to_numpy(), rtol=1e-15)  # numbers, every digit kept
+    tiny = want.filter(like="shap_").abs()
+    assert ((tiny > 0) & (tiny < 1e-4)).any().any(), "the book must hold values Python would write as 1e-05"
+    assert _numbers_in_scientific_notation(tmp_path / "s.csv") == []
+    shap = np.array([float(r["shap_claims_total"]) for r in rows])
+    np.testing.assert_allclose(shap, want["shap_claims_total"].to_numpy(), rtol=1e-12, atol=1e-300)
+    with open(tmp_path / "s.quarantine.csv", encoding="utf-8-sig", newline="") as fh:
+        quarantined = list(csv.DictReader(fh))
+    assert [q["row"] for q in quarantined] == ["5"] and quarantined[0]["applicants"].startswith("'=HYPERLINK")  # formula-safe
+
+
+def test_an_xlsx_output_has_typed_cells_chinese_headings_and_the_model(excel_book, registry, tmp_path):
+    from openpyxl import load_workbook
+
+    folder, _ = excel_book
+    reference = pd.read_parquet(score_file(folder / "book.csv", model_uri=MODEL, out=tmp_path / "s.parquet", tracking_uri=registry[1], explain="top3").output)
+    s = score_file(folder / "book.xlsx", model_uri=MODEL, out=tmp_path / "s.xlsx", tracking_uri=registry[1], chunk_size=120, explain="top3")
+    book = load_workbook(tmp_path / "s.xlsx")
+    assert book.sheetnames == ["评分 scored", "说明 About"]
+    sheet = book["评分 scored"]
+    header = [c.value for c in sheet[1]]
+    assert [h.rsplit("\n", 1)[-1] for h in header] == list(reference.columns)
+    assert header[reference.columns.get_loc("value_p50_rmb")] == "估值 P50（元）\nvalue_p50_rmb"
+    assert header[reference.columns.get_loc("feature_claims_total")] == "特征：权利要求总数\nfeature_claims_total"
+    assert sheet.freeze_panes == "A2" and sheet.max_row == 300
+    first = {name.rsplit("\n", 1)[-1]: cell for name, cell in zip(header, sheet[2])}
+    assert first["row"].data_type == "n" and first["row"].value == 1
+    assert first["patent_id"].data_type == "s" and first["patent_id"].value == reference["patent_id"].iloc[0]
+    assert first["value_p50_rmb"].data_type == "n" and first["value_p50_rmb"].number_format == "#,##0"
+    assert first["value_p50_rmb"].value == pytest.approx(reference["value_p50_rmb"].iloc[0], rel=1e-15)
+    assert first["driver_1"].data_type == "s" and first["driver_1_shap"].data_type == "n"
+    about = dict(book["说明 About"].iter_rows(min_row=2, values_only=True))
+    assert about["模型 Model"] == MODEL and about["模型版本 Model version"] == "1" and about["输入 Input"] == "book.xlsx"
+    q = load_workbook(s.quarantine)["隔离 quarantine"]
+    cells = {name.value.rsplit("\n", 1)[-1]: cell for name, cell in zip(q[1], q[2])}
+    assert cells["row"].value == 5 and cells["filing_date"].value == str(excel_book[1].loc[4, "filing_date"].date())  # a date cell as ISO text
+    # from the CSV (a workbook would hold the formula as a formula already): a formula stays text
+    t = score_file(folder / "book.csv", model_uri=MODEL, out=tmp_path / "t.xlsx", tracking_uri=registry[1], explain="none")
+    q = load_workbook(t.quarantine)["隔离 quarantine"]
+    cells = {name.value.rsplit("\n", 1)[-1]: cell for name, cell in zip(q[1], q[2])}
+    assert cells["applicants"].data_type == "s" and cells["applicants"].value.startswith("=HYPERLINK")
+
+
+def test_score_reads_every_format_validate_reads(excel_book, registry, tmp_path):
+    """The workbook validate reads (and a semicolon CSV, a TSV) scores to the values of the CSV."""
+    from ipvalue.io import read_patents
+
+    folder, patents = excel_book
+    patents.to_csv(tmp_path / "semi.csv", index=False, sep=";")
+    patents.to_csv(tmp_path / "book.tsv", index=False, sep="\t")
+    want = pd.read_parquet(score_file(folder / "book.csv", model_uri=MODEL, out=tmp_path / "c.parquet", tracking_uri=registry[1], explain="none").output)
+    for source in (folder / "book.xlsx", tmp_path / "semi.csv", tmp_path / "book.tsv"):
+        assert len(read_patents(source).valid) == 299
+        got = pd.read_parquet(score_file(source, model_uri=MODEL, out=tmp_path / f"{source.name}.parquet", tracking_uri=registry[1], chunk_size=100, explain="none").output)
+        assert got["patent_id"].tolist() == want["patent_id"].tolist(), source.name
+        np.testing.assert_allclose(got["value_p50_rmb"], want["value_p50_rmb"], rtol=1e-12)
+
+
+def test_an_output_type_that_is_no_table_file_is_refused_before_any_work(excel_book, tmp_path):
+    from ipvalue.io.spreadsheets import OutputTypeError
+
+    folder, _ = excel_book
+    for kwargs in ({"out": tmp_path / "s.json"}, {"out": tmp_path / "s.csv", "quarantine_out": tmp_path / "q.txt"}):
+        with pytest.raises(OutputTypeError, match=r"must end in .parquet, .csv or .xlsx. Got '\.(json|txt)'. Fix: name it"):
+            score_file(folder / "book.csv", model_uri="models:/not-even-loaded@champion", tracking_uri="sqlite:////nonexistent/x.db", **kwargs)
+    assert not list(tmp_path.iterdir())
+
+
+def test_the_spark_engine_refuses_spreadsheets_it_cannot_read_or_write():
+    from ipvalue.exceptions import InputFileError
+    from ipvalue.io.spreadsheets import OutputTypeError
+    from ipvalue.scoring.spark import check_spark_paths
+
+    check_spark_paths("hdfs:///books/b.parquet", "hdfs:///scored/2026-06", "hdfs:///scored/2026-06.quarantine")
+    with pytest.raises(OutputTypeError, match="The Spark engine writes --out as a Parquet folder .* Fix: .*--engine local"):
+        check_spark_paths("b.parquet", "scored.xlsx", "q")
+    with pytest.raises(OutputTypeError, match="--quarantine-out"):
+        check_spark_paths("b.csv", "scored", "q.csv")
+    with pytest.raises(InputFileError, match=r"reads CSV or Parquet books; b.xlsx is a .xlsx file. Fix: .*--engine local"):
+        check_spark_paths("b.xlsx", "scored", "q")
+
+
+def test_progress_shows_the_model_load_then_rows_with_total_rate_and_time_left(excel_book, registry, tmp_path, capsys):
+    folder, _ = excel_book
+    score_file(folder / "book.csv", model_uri=MODEL, out=tmp_path / "s.parquet", tracking_uri=registry[1], chunk_size=100, explain="none", progress=True)
+    err = capsys.readouterr().err
+    assert f"loading model {MODEL} ✓" in err and "reading book.csv ✓" in err and "writing s.parquet ✓" in err
+    bar = [line for line in err.replace("\r", "\n").splitlines() if line.startswith("scoring book.csv")][-1]
+    assert "100%" in bar and "300/300" in bar and " rows/s]" in bar and "<00:00" in bar, bar  # total, rate, time left
+    score_file(folder / "book.csv", model_uri=MODEL, out=tmp_path / "t.parquet", tracking_uri=registry[1], explain="none", progress=False)
+    assert capsys.readouterr().err == ""
+
+
+def test_a_run_killed_with_sigkill_leaves_nothing_behind_once_rerun(excel_book, registry, tmp_path):
+    """Issue 27: SIGKILL gives a run no chance to clean up; the next run sweeps what it left."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    folder, _ = excel_book
+    argv = [sys.executable, "-c", "import sys; from ipvalue.cli import main; sys.exit(main())", "score", str(folder / "book.csv"), "--model", MODEL,
+            "--out", str(tmp_path / "scored.csv"), "--tracking-uri", registry[1], "--chunk-size", "20", "--workers", "1", "--explain", "all"]
+    child = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 300
+        while not list((tmp_path / "scored.csv.parts").glob("done-*.json")):  # killed mid-run: after the first chunk
+            assert child.poll() is None and time.monotonic() < deadline, "the child finished or hung before it could be killed"
+            time.sleep(0.02)
+        os.kill(child.pid, signal.SIGKILL)
+    finally:
+        child.wait()
+    assert child.returncode == -signal.SIGKILL
+    left = sorted(p.name for p in tmp_path.glob(".*.tmp"))
+    assert any(name.startswith(".scored.csv.") for name in left), left  # what a killed run leaves
+    rerun = subprocess.run(argv, capture_output=True, text=True, timeout=600)
+    assert rerun.returncode == 1, rerun.stderr  # one row quarantined
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["scored.csv", "scored.quarantine.csv"]
+    assert "resumed" in rerun.stdout and ", 0 resumed" not in rerun.stdout

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 
 from ipvalue import __version__
@@ -41,6 +42,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return EXIT_USAGE
     remove_temporary_files_on_sigterm()
+    # MLflow draws a "Downloading artifacts" bar on stderr whenever it fetches a model or a file;
+    # ipvalue's commands show their own progress, so it is off unless the user asks for it.
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     try:
         return args.func(args)
     except (FileNotFoundError, IsADirectoryError, InputError, AuditStoreError) as exc:

@@ -6,19 +6,19 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-import pandas as pd
-
 from ipvalue.cli.exitcodes import EXIT_OK, EXIT_PARTIAL, EXIT_USAGE
 from ipvalue.exceptions import SpecError
-from ipvalue.governance import PromotionError, drift_report, load_reference, model_card, override_summary, promote, validation_report, verdict
-from ipvalue.io import write_atomic, write_text_atomic
+from ipvalue.governance import (PromotionError, drift_document, drift_report, load_reference, load_reference_spec, model_card, override_summary, promote,
+                                validation_report, verdict)
+from ipvalue.io.spreadsheets import OutputTypeError, table_format, write_table_atomic
+from ipvalue.scoring.parts import read_output
 from ipvalue.tracking import use_tracking
 
 
 def add_parser(sub) -> None:
     govern = sub.add_parser("govern", help="model governance: model card and validation report, drift, promotion")
     gsub = govern.add_subparsers(dest="govern_command", metavar="GOVERN_COMMAND")
-    p = gsub.add_parser("report", help="model card (Markdown + HTML) and validation report of a registered version")
+    p = gsub.add_parser("report", help="model card and validation report of a registered version (HTML, PDF, Markdown, with charts)")
     p.add_argument("--model", required=True, help="models:/NAME/VERSION (or @ALIAS)")
     p.add_argument("--out", default="governance", help="output folder (default: governance)")
     p.add_argument("--audit-db", default=None, help="audit store whose override log to summarise")
@@ -27,8 +27,9 @@ def add_parser(sub) -> None:
     p.set_defaults(func=run_report)
     p = gsub.add_parser("drift", help="PSI of the outputs and CSI of each feature: training population vs a scored batch")
     p.add_argument("--reference", required=True, help="the training run id (its reference.parquet)")
-    p.add_argument("--current", required=True, help="a scored batch (output of ipvalue score)")
-    p.add_argument("--out", default=None, help="write the table here (.csv or .parquet)")
+    p.add_argument("--current", required=True, help="a scored batch (output of ipvalue score: .parquet, .csv or .xlsx)")
+    p.add_argument("--out", default=None, help="write the table here (.csv, .xlsx or .parquet)")
+    p.add_argument("--report-dir", default="governance", help="folder of the stability report drift_report.html / .pdf / .md (default: governance)")
     p.add_argument("--tracking-uri", default=None)
     p.set_defaults(func=run_drift)
     p = gsub.add_parser("promote", help="move the champion alias: only through passed gates, with a validator and a reason")
@@ -44,8 +45,7 @@ def add_parser(sub) -> None:
 def run_report(args) -> int:
     use_tracking(args.tracking_uri)
     out = Path(args.out)
-    card = model_card(args.model)
-    written = [write_text_atomic(card.to_markdown(), out / "model_card.md"), write_text_atomic(card.to_html(), out / "model_card.html")]
+    written = model_card(args.model).write(out, "model_card")
     try:
         report = validation_report(args.model, data_dir=args.data_dir)
     except SpecError as exc:
@@ -53,23 +53,36 @@ def run_report(args) -> int:
     else:
         if args.audit_db:
             report.add("Manual overrides (audit trail)", f"From {args.audit_db}.", override_summary(args.audit_db))
-        written += [write_text_atomic(report.to_markdown(), out / "validation_report.md"), write_text_atomic(report.to_html(), out / "validation_report.html")]
+        written += report.write(out, "validation_report")
         headline = report.sections["Out-of-time performance"][1].set_index("metric")
         print(f"out-of-time AUC {headline.loc['AUC', 'value']:.4f} [{headline.loc['AUC', 'ci_low']:.4f}, {headline.loc['AUC', 'ci_high']:.4f}], "
               f"ECE {headline.loc['ECE', 'value']:.4f}")
     for path in written:
-        print(f"wrote {path}")
+        if path.suffix != ".png":
+            print(f"wrote {path}")
     return EXIT_OK
 
 
 def run_drift(args) -> int:
+    if args.out:
+        try:
+            table_format(args.out)
+        except OutputTypeError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return EXIT_USAGE
     use_tracking(args.tracking_uri)
-    table = drift_report(load_reference(args.reference), pd.read_parquet(args.current))
+    reference, current = load_reference(args.reference), read_output(args.current)
+    table = drift_report(reference, current)
     worst = table["value"].max()
     print(table.to_string(index=False, float_format=lambda x: f"{x:.4f}"))
     print(f"verdict: {verdict(worst).upper()} (largest index {worst:.4f}; < 0.10 stable, 0.10-0.25 watch, > 0.25 act)")
     if args.out:
-        write_atomic(table, args.out)
+        write_table_atomic(table, args.out, sheet="稳定性 stability")
+    document = drift_document(table, reference, current, reference_name=f"run {args.reference}", current_name=Path(args.current).name,
+                              spec=load_reference_spec(args.reference))
+    for path in document.write(Path(args.report_dir), "drift_report"):
+        if path.suffix in (".html", ".pdf"):
+            print(f"wrote {path}")
     return EXIT_PARTIAL if verdict(worst) == "act" else EXIT_OK
 
 

@@ -5,16 +5,18 @@ from __future__ import annotations
 import sys
 
 from ipvalue.cli.exitcodes import EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, checked, positive_int
+from ipvalue.io.spreadsheets import OutputTypeError
 from ipvalue.models.output import check_sample_fraction, explain_top
 from ipvalue.scoring import DEFAULT_CHUNK_SIZE, score_file, score_spark
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("score", help="batch-score a book (CSV/Parquet) with a registered model; nothing lost, resumable")
-    p.add_argument("input", help="CSV or Parquet book")
+    p = sub.add_parser("score", help="batch-score a book (CSV/Parquet/Excel) with a registered model; nothing lost, resumable")
+    p.add_argument("input", help="the book: CSV, TSV, Parquet or Excel (.xlsx), as ipvalue validate reads it")
     p.add_argument("--model", required=True, help="registered model URI, e.g. models:/ipvalue-value@champion")
-    p.add_argument("--out", required=True, help="output Parquet file (a folder with --engine spark)")
-    p.add_argument("--quarantine-out", default=None, help="rejected rows with reasons (default: beside --out)")
+    p.add_argument("--out", required=True, help="output file by its extension: .parquet, .csv (UTF-8 with BOM, for Excel) or .xlsx "
+                                                "(a Parquet folder with --engine spark)")
+    p.add_argument("--quarantine-out", default=None, help="rejected rows with reasons, .parquet/.csv/.xlsx (default: beside --out, same type)")
     p.add_argument("--engine", choices=["local", "spark"], default="local")
     p.add_argument("--chunk-size", type=positive_int, default=DEFAULT_CHUNK_SIZE, help="rows per chunk, local engine (default: 50000)")
     p.add_argument("--workers", type=positive_int, default=2, help="chunks scored at a time, local engine (default: 2; memory grows with it)")
@@ -28,13 +30,17 @@ def add_parser(sub) -> None:
 
 def run(args) -> int:
     common = dict(model_uri=args.model, out=args.out, quarantine_out=args.quarantine_out, explain=args.explain, tracking_uri=args.tracking_uri)
-    if args.engine == "spark":
-        if args.explain_sample is not None:
-            print("error: --explain-sample works with the local engine only. Fix: drop it, or use --engine local.", file=sys.stderr)
-            return EXIT_USAGE
-        summary = score_spark(args.input, partitions=args.partitions, **common)
-    else:
-        summary = score_file(args.input, chunk_size=args.chunk_size, workers=args.workers, explain_sample=args.explain_sample, **common)
+    try:
+        if args.engine == "spark":
+            if args.explain_sample is not None:
+                print("error: --explain-sample works with the local engine only. Fix: drop it, or use --engine local.", file=sys.stderr)
+                return EXIT_USAGE
+            summary = score_spark(args.input, partitions=args.partitions, **common)
+        else:
+            summary = score_file(args.input, chunk_size=args.chunk_size, workers=args.workers, explain_sample=args.explain_sample, **common)
+    except OutputTypeError as exc:  # checked before any work starts
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     print(summary.line())
     print(f"model {summary.model_uri} (version {summary.model_version}, run {summary.run_id}, feature spec {summary.feature_spec_hash})")
     print(f"quarantine: {summary.quarantine}")

@@ -6,6 +6,8 @@ Thresholds (the usual credit-risk convention): below 0.10 stable, 0.10 to 0.25 w
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 
@@ -71,3 +73,18 @@ def load_reference(run_id: str) -> pd.DataFrame:
     import mlflow
 
     return pd.read_parquet(mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path="reference.parquet"))
+
+
+def load_reference_spec(run_id: str):
+    """The feature spec a run logged (``feature_spec.yaml``), whose descriptions name the features
+    in a drift report; None for a run without one."""
+    import mlflow
+
+    from ipvalue.config import parse_yaml
+    from ipvalue.features import FeatureSpec
+
+    try:
+        path = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path="feature_spec.yaml")
+    except Exception:  # noqa: BLE001 - MLflow's own error for a missing artifact
+        return None
+    return FeatureSpec.from_dict(parse_yaml(Path(path).read_bytes(), where=f"feature_spec.yaml of run {run_id}"), origin=f"run {run_id}")

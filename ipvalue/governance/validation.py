@@ -10,9 +10,11 @@ from ipvalue.exceptions import SpecError
 from ipvalue.features import infer_applicant_type
 from ipvalue.frame import as_patent_frame
 from ipvalue.governance.card import ModelCard
-from ipvalue.governance.drift import psi, verdict
+from ipvalue.governance.charts import distribution_figure, reliability_figure, roc_figure, stability_figure
+from ipvalue.governance.drift import drift_report, psi, verdict
 from ipvalue.models.metrics import bootstrap_interval, calibrated_ece_reference, expected_calibration_error, reliability_table
 from ipvalue.registry import resolve_version
+from ipvalue.scoring.headings import output_headings
 from ipvalue.training import headline_stage, load_data, load_experiment, observed_outcomes, out_of_time_mask, out_of_time_renewal_model
 
 
@@ -54,7 +56,9 @@ def validation_report(model_uri: str, *, data_dir=None) -> ModelCard:
     lo, hi = bootstrap_interval(roc_auc_score, y, p, n=300)
     elo, ehi = bootstrap_interval(expected_calibration_error, y, p, n=300)
     floor = calibrated_ece_reference(p)
-    report = ModelCard(f"Validation report: {name} version {version}")
+    report = ModelCard(f"Validation report: {name} version {version}", title_zh=f"验证报告：{name} 第{version}版")
+    features = model.features_.spec_.features
+    report.value_labels["feature"] = {f.name: f"{f.description_zh} {f.name}" for f in features}
     report.add("Scope", "The registered version is refitted on all labelled patents after validation; these figures are those of the "
                         "same model fitted on the training period only (rebuilt from the experiment, seeded). "
                         f"Out-of-time test set: {spec['split']['date_column']} after {spec['split']['train_until']} ({len(test):,} patents whose fee {stage} "
@@ -67,7 +71,7 @@ def validation_report(model_uri: str, *, data_dir=None) -> ModelCard:
         {"metric": "ECE of a perfectly calibrated model on these predictions (sampling noise; 95th percentile as ci_high)",
          "value": floor[0], "ci_low": np.nan, "ci_high": floor[1]},
     ])
-    report.add("Out-of-time performance", "", headline)
+    report.add("Out-of-time performance", "", headline, figures=[roc_figure(y, p, auc=auc)])
     matrix = model.transform_features(test)
     segments = {
         "grant year": test["grant_date"].dt.year.astype(str),
@@ -83,7 +87,8 @@ def validation_report(model_uri: str, *, data_dir=None) -> ModelCard:
             rows.append({"segment": seg_name, "value": value, "patents": len(pos), "observed": ys.mean(), "predicted": ps.mean(),
                          "auc": roc_auc_score(ys, ps) if len(np.unique(ys)) > 1 and len(pos) >= 30 else np.nan})
     report.add("Performance by segment", "AUC where the segment has both outcomes and at least 30 patents.", pd.DataFrame(rows))
-    report.add("Calibration", "Equal-width bins of the predicted probability.", reliability_table(y, p))
+    reliability = reliability_table(y, p)
+    report.add("Calibration", "Equal-width bins of the predicted probability.", reliability, figures=[reliability_figure(reliability)])
     logged = run.data.metrics
     challengers = pd.DataFrame([{"model": k.removeprefix("baseline_").removesuffix("_auc"), "auc": v, "champion_lift": logged["oot_auc"] - v}
                                 for k, v in logged.items() if k.startswith("baseline_") and "_fee" not in k])
@@ -91,7 +96,7 @@ def validation_report(model_uri: str, *, data_dir=None) -> ModelCard:
     stages = sorted({int(k.split("_")[1].removeprefix("fee")) for k in logged if k.startswith(("oot_fee", "pit_fee"))})
     if stages:
         per_stage = pd.DataFrame([{
-            "fee stage": k, "outcome": model.stage_label(k)["en"],
+            "fee stage": k, "outcome": f"{model.stage_label(k)['zh']} {model.stage_label(k)['en']}",
             **{f"{col} {m}": logged.get(f"{prefix}_fee{k}_{m}", np.nan) for col, prefix in (("out of time", "oot"), ("point in time", "pit"))
                for m in ("auc", "ece", "mean_predicted", "observed_rate")},
             "logistic baseline auc": logged.get(f"baseline_logistic_fee{k}_auc", np.nan),
@@ -121,7 +126,17 @@ def validation_report(model_uri: str, *, data_dir=None) -> ModelCard:
                          scores.assign(year=test[split_on].dt.year.to_numpy())])
     stability = by_year.groupby("year")[f"p_fee_{stage}"].agg(["size", "mean", "std"]).reset_index()
     value, _ = psi(train_scores[f"p_fee_{stage}"], scores[f"p_fee_{stage}"])
-    report.add("Stability over time", f"PSI of the score, training vs out-of-time patents (by {split_on} year): {value:.4f} ({verdict(value)}).", stability)
+    stage_name = model.stage_label(stage)
+    report.add("Stability over time", f"PSI of the score, training vs out-of-time patents (by {split_on} year): {value:.4f} ({verdict(value)}).", stability,
+               figures=[distribution_figure(train_scores[f"p_fee_{stage}"], scores[f"p_fee_{stage}"], name_zh=stage_name["zh"], name_en=stage_name["en"],
+                                            chart_id="score-distribution", reference_label=("训练期专利", "training-period patents"),
+                                            current_label=("样本外专利", "out-of-time patents"))])
+    indices = drift_report(train_scores, scores)
+    names = output_headings(indices["column"], model)
+    report.value_labels["column"] = {c: f"{names[c]} {c}" for c in names}
+    report.add("Stability of the features (CSI)", "PSI of every output and CSI of every feature, training-period against out-of-time patents: "
+                                                  "the population the model is validated on has moved by this much.", indices,
+               figures=[stability_figure(indices, names, title_zh="稳定性指标：训练期与样本外", title_en="Stability indices, training vs out of time")])
     survival = scores.filter(like="p_fee_")
     back = []
     observed_all = model.at_risk(test, spec["data"]["observed_until"])

@@ -766,16 +766,7 @@ def _drop(tmp: str) -> None:
 
 def write_text_atomic(text: str, path: str | Path) -> Path:
     """Write a text file (report, JSON) atomically, UTF-8; no temporary file is left on failure."""
-    path = Path(path)
-    tmp = _temporary(path)
-    try:
-        with open(tmp, "w", encoding="utf-8") as fh:
-            fh.write(text)
-    except BaseException:
-        _drop(tmp)
-        raise
-    _finish(tmp, path)
-    return path
+    return write_bytes_atomic(text.encode("utf-8"), path)
 
 
 # --- private state files (0600) ------------------------------------------------------------------

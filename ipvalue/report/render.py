@@ -13,8 +13,6 @@ import base64
 import io
 import logging
 import math
-import os
-import tempfile
 from importlib import resources
 from pathlib import Path
 
@@ -166,7 +164,7 @@ def write_reports(result, out_dir: str | Path, *, pdf: bool | None = None) -> di
     PDF (an error where it cannot be printed), False skips it, None (default) prints it where this
     machine can (:func:`pdf_unavailable`) and logs why not otherwise.
     """
-    from ipvalue.io import write_text_atomic
+    from ipvalue.io import write_bytes_atomic, write_text_atomic
 
     out_dir = Path(out_dir)
     stem = f"{result.application.application_id}-{result.valuation_id}"
@@ -180,21 +178,6 @@ def write_reports(result, out_dir: str | Path, *, pdf: bool | None = None) -> di
     if pdf:
         paths["pdf"] = write_bytes_atomic(render_pdf(html), out_dir / f"{stem}.pdf")
     return paths
-
-
-def write_bytes_atomic(data: bytes, path: Path) -> Path:
-    """``data`` to ``path`` through a temporary file in the same folder, renamed into place."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
 
 
 def render_pdf(html: str) -> bytes:

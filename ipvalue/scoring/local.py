@@ -2,19 +2,20 @@
 validated against the PatentFrame contract, its valid rows scored by the registered model and the
 others set aside with their reasons. Each finished chunk is kept in a work folder beside the output
 with a small "done" record, so a re-run with the same arguments after a crash continues from the
-last finished chunk. Chunks run ``workers`` at a time on threads and are appended, in input order,
-to one Parquet file renamed into place at the end; its file metadata carries the model URI,
-version, run id and feature-spec hash. ``rows in = rows scored + rows quarantined`` is checked;
-the same input and model give a byte-identical file.
+last finished chunk (and sweeps the temporary files a killed run left). Chunks run ``workers`` at a
+time on threads and are appended, in input order, to one output renamed into place at the end:
+Parquet (its file metadata carries the model URI, version, run id and feature-spec hash), CSV for
+Excel or an .xlsx workbook, by the extension. ``rows in = rows scored + rows quarantined`` is
+checked; the same input and model give a byte-identical Parquet file.
 """
 
 from __future__ import annotations
 
+import datetime
 import json
 import logging
 import os
 import shutil
-import sys
 import time
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
@@ -24,15 +25,29 @@ import numpy as np
 import pandas as pd
 
 from ipvalue.frame import validate_patent_frame
-from ipvalue.io import ColumnMapping, write_text_atomic
+from ipvalue.io import ColumnMapping, sweep_temporary_files, write_text_atomic
+from ipvalue.io.spreadsheets import table_format
 from ipvalue.lending.reconcile import collateral_status
 from ipvalue.models.output import check_sample_fraction, explain_top, explanation_sample
 from ipvalue.registry import RegisteredModel, load_model
-from ipvalue.scoring.book import DEFAULT_CHUNK_SIZE, content_hash, duplicated_ids, iter_chunks
-from ipvalue.scoring.parts import ParquetSink, read_part, write_part
+from ipvalue.scoring.book import DEFAULT_CHUNK_SIZE, Book, content_hash
+from ipvalue.scoring.parts import open_sink, read_part, write_part
+from ipvalue.scoring.progress import Progress
 from ipvalue.scoring.summary import ScoreSummary
 
 logger = logging.getLogger(__name__)
+
+
+def as_received(raw: pd.DataFrame) -> pd.DataFrame:
+    """Rows as the book had them, as text: what the quarantine keeps. Date cells of a workbook are
+    written ``YYYY-MM-DD`` (with the time only when they have one), missing cells stay missing."""
+    out = raw.copy()
+    for col in out.columns:
+        s = out[col]
+        if pd.api.types.is_datetime64_any_dtype(s.dtype) or (s.dtype == object and s.map(lambda v: isinstance(v, datetime.datetime)).any()):
+            out[col] = s.map(lambda v: (v.date().isoformat() if v == datetime.datetime.combine(v.date(), datetime.time(), v.tzinfo) else v.isoformat(sep=" "))
+                             if isinstance(v, datetime.datetime) and not pd.isna(v) else v)
+    return out.astype("str")
 
 
 def score_chunk(raw: pd.DataFrame, offset: int, mapping, model: RegisteredModel, explain: str, explain_sample: float | None = None,
@@ -49,7 +64,7 @@ def score_chunk(raw: pd.DataFrame, offset: int, mapping, model: RegisteredModel,
             result.quarantine = pd.concat([result.quarantine, moved]).sort_index()
             result.valid = result.valid[~copies]
     rows = np.arange(offset + 1, offset + len(raw) + 1)
-    quarantine = raw.loc[result.quarantine.index].astype("str")
+    quarantine = as_received(raw.loc[result.quarantine.index])
     quarantine.insert(0, "row", rows[result.quarantine.index])
     quarantine.insert(1, "reasons", result.quarantine["reasons"].to_numpy())
     valid = result.valid
@@ -88,17 +103,22 @@ def score_file(
     progress: bool | None = None,
     workers: int = 2,
 ) -> ScoreSummary:
-    """Score a CSV or Parquet book of any size with a registered model (local engine).
+    """Score a book of any size with a registered model (local engine).
 
     Parameters
     ----------
     input_path : str or Path
+        Every format ``ipvalue validate`` reads: CSV / TXT / TSV (streamed), Parquet (streamed),
+        Excel (.xlsx, .xlsm, .xls; read whole, as Excel holds at most 1,048,575 rows).
     model_uri : str
         e.g. ``models:/ipvalue-value@champion``.
     out : str or Path
-        Output Parquet file (``row``, ``patent_id``, model outputs).
+        Output file (``row``, ``patent_id``, model outputs), by its extension: ``.parquet`` (with
+        the model in its file metadata), ``.csv`` (UTF-8 with BOM, formula-safe, no scientific
+        notation) or ``.xlsx`` (typed cells, Chinese headings above the column names, the model
+        in a sheet "说明 About"). Any other extension is a ValueError.
     quarantine_out : str or Path, optional
-        Rejected rows with ``row`` and ``reasons``; default ``<out stem>.quarantine.parquet``.
+        Rejected rows with ``row`` and ``reasons``; default ``<out stem>.quarantine<out suffix>``.
     chunk_size : int, default=50,000
     explain : {'all', 'top<N>', 'none'}, default='all'
         SHAP columns for every feature, the N largest drivers (e.g. 'top3'), or none (fastest).
@@ -109,7 +129,8 @@ def score_file(
     mapping : default='auto'
         Column mapping of the input headers (see :class:`ipvalue.io.ColumnMapping`).
     progress : bool, optional
-        Show a progress bar; default only when stderr is a terminal.
+        Show the phases (model load, reading the book) and a bar of rows with total, rate and
+        time left; default only when stderr is a terminal.
     workers : int, default=2
         Chunks scored at a time (threads). Memory grows with ``workers × chunk_size``; the
         output is the same for any value.
@@ -118,8 +139,6 @@ def score_file(
     -------
     ScoreSummary
     """
-    from tqdm import tqdm
-
     explain_top(explain)  # raises on an unknown mode
     if explain_sample is not None:
         check_sample_fraction(explain_sample)
@@ -129,21 +148,31 @@ def score_file(
         raise ValueError(f"The 'chunk_size' must be a positive number of rows. Got {chunk_size!r}.")
     started = time.perf_counter()
     input_path, out = Path(input_path), Path(out)
-    quarantine_out = Path(quarantine_out) if quarantine_out else out.with_name(out.stem + ".quarantine.parquet")
-    model = load_model(model_uri, tracking_uri=tracking_uri)
+    quarantine_out = Path(quarantine_out) if quarantine_out else out.with_name(out.stem + ".quarantine" + out.suffix)
+    table_format(out), table_format(quarantine_out)  # raises on an extension that is no table file, before any work
+    if not input_path.exists():
+        raise FileNotFoundError(f"Input file {str(input_path)!r} does not exist. Fix: check the path.")
+    progress = Progress(progress)
+    with progress.phase(f"loading model {model_uri}"):
+        model = load_model(model_uri, tracking_uri=tracking_uri)
     loaded = time.perf_counter()
     # Each chunk's LightGBM call gets its share of the cores, so the calls of `workers` chunks run
     # side by side instead of contending for the same OpenMP threads.
     model.estimator.booster_.set_params(n_jobs=max(1, (os.cpu_count() or 1) // int(workers)))
     column_mapping = ColumnMapping.load(mapping)
-    if not input_path.exists():
-        raise FileNotFoundError(f"Input file {str(input_path)!r} does not exist. Fix: check the path.")
-    manifest = {
-        "input": str(input_path.resolve()), "sha256": content_hash(input_path), "chunk_size": int(chunk_size),
-        "explain": explain, "explain_sample": explain_sample, "mapping": str(mapping), "parts": "arrow-ipc", **model.metadata,
-    }
-    duplicates = frozenset(duplicated_ids(input_path, column_mapping, chunk_size, encoding=encoding))
+    with progress.phase(f"reading {input_path.name}"):
+        book = Book(input_path, encoding=encoding)
+        manifest = {
+            "input": str(input_path.resolve()), "sha256": content_hash(input_path), "chunk_size": int(chunk_size),
+            "explain": explain, "explain_sample": explain_sample, "mapping": str(mapping), "parts": "arrow-ipc", **model.metadata,
+        }
+        duplicates, total_rows = book.index(column_mapping)
+        duplicates = frozenset(duplicates)
     work = out.with_name(out.name + ".parts")
+    # A run killed by SIGKILL (or a power cut) could not clean up: its temporary outputs and parts
+    # are swept here, before this run makes its own.
+    for folder in {out.parent, quarantine_out.parent, work}:
+        sweep_temporary_files(folder)
     manifest_path = work / "manifest.json"
     if work.exists() and (not manifest_path.exists() or json.loads(manifest_path.read_text(encoding="utf-8")) != manifest):
         logger.info("discarding stale work folder %s (different input, model or options)", work)
@@ -153,7 +182,6 @@ def score_file(
 
     counts = {"in": 0, "scored": 0, "quarantined": 0}
     resumed, n_chunks = 0, 0
-    show = sys.stderr.isatty() if progress is None else progress
 
     def paths(i: int) -> tuple[Path, Path, Path]:
         return work / f"part-{i:05d}.arrow", work / f"quarantine-{i:05d}.arrow", work / f"done-{i:05d}.json"
@@ -172,7 +200,9 @@ def score_file(
         part, qpart, done = paths(i)
         return json.loads(done.read_text(encoding="utf-8")), (read_part(part), read_part(qpart))
 
-    sinks = ParquetSink(out, model.metadata), ParquetSink(quarantine_out, model.metadata)
+    notes = [("输入 Input", input_path.name)]
+    sinks = (open_sink(out, model.metadata, sheet="评分 scored", estimator=model.estimator, notes=notes),
+             open_sink(quarantine_out, model.metadata, sheet="隔离 quarantine", notes=notes))
 
     def finish(future) -> None:
         record, tables = future.result()
@@ -188,9 +218,9 @@ def score_file(
     # parts in the work folder until the end, for a resumed run.
     pending: deque = deque()
     try:
-        with tqdm(desc=f"scoring {input_path.name}", unit="rows", disable=not show, file=sys.stderr) as bar, \
+        with progress.rows(total_rows, f"scoring {input_path.name}") as bar, \
                 ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ipvalue-score") as pool:
-            for i, (offset, raw) in enumerate(iter_chunks(input_path, chunk_size, encoding=encoding)):
+            for i, (offset, raw) in enumerate(book.chunks(chunk_size)):
                 n_chunks += 1
                 if paths(i)[2].exists():
                     resumed += 1
@@ -206,8 +236,9 @@ def score_file(
             raise RuntimeError(f"row count mismatch: {counts} but wrote {written[0]} scored and {written[1]} quarantined rows")
         # The quarantine is renamed into place first: the scored file appears last, so it is never
         # seen without its quarantine (an interrupt in between leaves no output; the run resumes).
-        quarantined_rows = sinks[1].commit()
-        scored_rows = sinks[0].commit()
+        with progress.phase(f"writing {out.name}"):
+            quarantined_rows = sinks[1].commit()
+            scored_rows = sinks[0].commit()
     except BaseException:
         for sink in sinks:
             sink.discard()

@@ -23,8 +23,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ipvalue.exceptions import EmptyInputError
+from ipvalue.exceptions import EmptyInputError, InputFileError
 from ipvalue.frame import COLUMN_BY_NAME, validate_patent_frame
+from ipvalue.io.spreadsheets import OutputTypeError
 from ipvalue.models.output import explain_top
 from ipvalue.registry import load_model
 from ipvalue.scoring.summary import ScoreSummary
@@ -139,6 +140,33 @@ def number_rows(df):
     return tagged.withColumn("row", (offset + position + 1).cast("long")).drop("_ipvalue_id")
 
 
+#: What the Spark engine cannot read (Excel) or write (files for Excel): the local engine does both.
+SPARK_UNREADABLE = (".xlsx", ".xlsm", ".xls", ".tsv", ".txt")
+SPARK_UNWRITABLE = (".csv", ".xlsx", ".xlsm", ".xls", ".tsv", ".txt", ".json")
+
+
+def check_spark_paths(input_path: str, out: str, quarantine_out: str) -> None:
+    """Refuse, before Spark starts, an input it cannot read and outputs it cannot write.
+
+    Raises
+    ------
+    InputFileError
+        An Excel, TSV or TXT book (Spark reads CSV and Parquet).
+    OutputTypeError
+        An output named like a CSV or workbook file: Spark writes a Parquet folder, replaced as a whole.
+    """
+    suffix = posixpath.splitext(input_path)[1].lower()
+    if suffix in SPARK_UNREADABLE:
+        raise InputFileError(f"The Spark engine reads CSV or Parquet books; {input_path} is a {suffix} file. "
+                             "Fix: score it with --engine local (it reads every format ipvalue validate reads), "
+                             "or convert it first: ipvalue validate BOOK --valid-out book.parquet.")
+    for name, path in (("--out", out), ("--quarantine-out", quarantine_out)):
+        if posixpath.splitext(path)[1].lower() in SPARK_UNWRITABLE:
+            raise OutputTypeError(f"The Spark engine writes {name} as a Parquet folder (replaced as a whole); it cannot write {path}. "
+                                  "Fix: give a folder name without an extension (e.g. scored-2026-06), or use --engine local "
+                                  "for a .csv or .xlsx file.")
+
+
 def score_spark(
     input_path: str | Path,
     *,
@@ -158,15 +186,16 @@ def score_spark(
     model's estimator broadcast to the executors); invalid rows go to the quarantine with their
     reasons. ``out`` and ``quarantine_out`` are Parquet folders, replaced as a whole at the end.
     """
-    from pyspark import StorageLevel
-    from pyspark.sql import functions as F
-    from pyspark.sql import types as T
-
     explain_top(explain)  # raises on an unknown mode
     started = time.perf_counter()
     # paths or URIs (hdfs://, s3a://, file:) as Spark reads them: a bare path is on the default file system
     input_path, out = str(input_path), str(out).rstrip("/")
     quarantine_out = str(quarantine_out) if quarantine_out else posixpath.splitext(out)[0] + ".quarantine"
+    check_spark_paths(input_path, out, quarantine_out)
+    from pyspark import StorageLevel
+    from pyspark.sql import functions as F
+    from pyspark.sql import types as T
+
     model = load_model(model_uri, tracking_uri=tracking_uri)
     loaded = time.perf_counter()
     spark = spark or spark_session()
