@@ -9,8 +9,6 @@ from the record alone (the service re-renders a report lost to a crash).
 
 from __future__ import annotations
 
-import base64
-import io
 import logging
 import math
 from importlib import resources
@@ -19,11 +17,6 @@ from pathlib import Path
 from ipvalue.report.sections import Report
 
 logger = logging.getLogger(__name__)
-
-#: A font with Chinese glyphs, preferred for charts (Debian fonts-noto-cjk); charts fall back to
-#: the default font and say so in the log when it is absent.
-CJK_FONTS = ("Noto Sans CJK SC", "Noto Sans CJK JP", "Source Han Sans SC", "WenQuanYi Zen Hei", "Microsoft YaHei", "SimHei")
-
 
 def format_cell(value, kind: str) -> str:
     """A table cell as a reader sees it (see :data:`ipvalue.report.sections.KINDS`)."""
@@ -55,28 +48,14 @@ def format_cell(value, kind: str) -> str:
     return f"{v:.4g}"
 
 
-def _chart_font():
-    from matplotlib import font_manager
-
-    names = {f.name for f in font_manager.fontManager.ttflist}
-    for name in CJK_FONTS:
-        if name in names:
-            return name
-    logger.warning("no CJK font found for the charts (install fonts-noto-cjk): Chinese labels may not render")
-    return None
-
-
 def draw_chart(chart: dict) -> str:
-    """A chart (the data of :class:`~ipvalue.report.sections.Chart`) as a PNG data URI."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    """A chart (the data of :class:`~ipvalue.report.sections.Chart`) as a PNG data URI, in the
+    house style (:mod:`ipvalue.charts`: a CJK font for the Chinese labels)."""
     import numpy as np
 
-    font = _chart_font()
-    rc = {"font.sans-serif": [font, "DejaVu Sans"] if font else ["DejaVu Sans"], "axes.unicode_minus": False, "font.size": 8}
-    with plt.rc_context(rc):
+    from ipvalue.charts import chart_style, label, png_data_uri
+
+    with chart_style() as plt:
         kind, series = chart["kind"], chart.get("series") or []
         tall = kind in ("barh", "tornado") and series and len(series[0].get("x", series[0].get("labels", []))) > 6
         fig, ax = plt.subplots(figsize=(6.4, 3.6 if not tall else 4.6))
@@ -118,16 +97,12 @@ def draw_chart(chart: dict) -> str:
             ax.axvline(base, color="#1d2733")
             ax.xaxis.set_major_formatter(money)
             ax.legend(fontsize=6)
-        ax.set_title(f"{chart['title_zh']}\n{chart['title_en']}", fontsize=9)
+        ax.set_title(label(chart["title_zh"], chart["title_en"], sep="\n"), fontsize=9)
         if chart.get("x_label_zh"):
-            ax.set_xlabel(f"{chart['x_label_zh']} {chart.get('x_label_en', '')}")
+            ax.set_xlabel(label(chart["x_label_zh"], chart.get("x_label_en", "")))
         if chart.get("y_label_zh"):
-            ax.set_ylabel(f"{chart['y_label_zh']} {chart.get('y_label_en', '')}")
-        fig.tight_layout()
-        buf = io.BytesIO()
-        fig.savefig(buf, format="png", dpi=110)
-        plt.close(fig)
-    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
+            ax.set_ylabel(label(chart["y_label_zh"], chart.get("y_label_en", "")))
+        return png_data_uri(fig)
 
 
 def render_html(report) -> str:
