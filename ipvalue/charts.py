@@ -52,7 +52,9 @@ def chart_style():
     import matplotlib.pyplot as plt
 
     family = cjk_font()
-    style = {"font.family": "sans-serif", "font.sans-serif": ([family] if family else []) + ["DejaVu Sans"], "axes.unicode_minus": False,
+    # the font found first; the others only name fallbacks for an SVG opened where that font is missing
+    fallbacks = [f for f in CJK_FAMILIES if f != family] if family else []
+    style = {"font.family": "sans-serif", "font.sans-serif": ([family] if family else []) + ["DejaVu Sans"] + fallbacks, "axes.unicode_minus": False,
              "font.size": 9, "axes.titlesize": 10, "axes.grid": True, "grid.alpha": 0.3, "axes.spines.top": False, "axes.spines.right": False}
     with plt.rc_context(style):
         yield plt
@@ -68,3 +70,16 @@ def png_data_uri(fig, *, dpi: int = 110) -> str:
     fig.savefig(buffer, format="png", dpi=dpi)
     plt.close(fig)
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def svg_data_uri(fig) -> str:
+    """The figure as a ``data:image/svg+xml;base64,...`` URI (closed afterwards), its text kept as
+    text: sharp at any size, selectable, and in a PDF's text layer (WeasyPrint draws SVG itself).
+    Margins are the caller's (no tight layout). Call it inside :func:`chart_style`."""
+    import matplotlib.pyplot as plt
+
+    buffer = io.BytesIO()
+    with plt.rc_context({"svg.fonttype": "none", "svg.hashsalt": "ipvalue"}):
+        fig.savefig(buffer, format="svg", metadata={"Date": None})
+    plt.close(fig)
+    return "data:image/svg+xml;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")

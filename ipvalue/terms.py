@@ -4,6 +4,8 @@ get these words."""
 
 from __future__ import annotations
 
+import re
+
 DECISIONS = {
     "eligible": ("符合内部评估质押条件", "eligible"),
     "review required": ("需复核签批", "review required"),
@@ -57,6 +59,52 @@ CAP_BASIS = {"disposal view": ("处置视角", "the disposal view"), "pledge rat
 OVERRIDE_FIELDS = {"sharing_rate": ("分成率", "sharing rate"), "economic_life_years": ("经济寿命（年）", "economic life (years)"),
                    "internal_value_rmb": ("市场价值（元）", "market value (RMB)")}
 
+RISK_PARTIES = {
+    "compensation_fund": ("风险补偿基金", "compensation fund"), "bank": ("银行", "bank"), "insurer": ("保险机构", "insurer"),
+    "bank_or_guarantor": ("银行或担保机构", "bank or guarantor"), "disposal_fund_or_appraiser": ("处置基金或评估机构", "disposal fund or appraiser"),
+    "government": ("政府", "government"), "ip_service_firm": ("知识产权服务机构", "IP service firm"), "guarantor": ("担保机构", "guarantor"),
+}
+PREMIUMS = {"technology_premium": ("技术风险溢价", "technology risk premium"), "market_premium": ("市场风险溢价", "market risk premium"),
+            "funding_premium": ("资金风险溢价", "funding risk premium"), "management_premium": ("管理风险溢价", "management risk premium")}
+MODELS = {"renewal": ("续费模型", "renewal model"), "value": ("价值模型", "value model")}
+#: The bases the income approach values on.
+INCOME_BASES = {"value_in_use": ("在用价值", "value in use"), "market_participant": ("市场参与者口径", "market participant")}
+COMPARABLE_KINDS = {"transfer": ("转让", "transfer"), "auction": ("拍卖", "auction"), "licence_fixed_fee": ("固定费用许可", "fixed-fee licence"),
+                    "licence_running_royalty": ("提成许可", "running-royalty licence")}
+#: Readable names of the provenance record's keys (the report's 溯源 appendix).
+PROVENANCE = {
+    "feature_spec": ("特征规格", "feature specification"), "feature_spec_hash": ("特征规格哈希", "feature specification hash"),
+    "valuation_date": ("评估基准日", "valuation date"), "references": ("参照数据", "reference data"),
+    "scorecard": ("评分卡", "scorecard"), "scorecard_hash": ("评分卡哈希", "scorecard hash"),
+    "renewal_model": ("续费模型", "renewal model"), "renewal_model_version": ("续费模型版本", "renewal model version"),
+    "renewal_run_id": ("续费模型训练运行编号", "renewal model training run"), "renewal_headline_zh": ("续费模型主要输出（中文）", "renewal model headline (Chinese)"),
+    "renewal_headline_en": ("续费模型主要输出（英文）", "renewal model headline (English)"),
+    "assumption_set": ("收益法假设集", "income assumption set"), "assumption_set_hash": ("收益法假设集哈希", "income assumption set hash"),
+    "assumption_origin": ("收益法假设集来源", "income assumption set origin"),
+    "industry_margin_set": ("行业利润率基准", "industry margin benchmarks"), "industry_margin_set_hash": ("行业利润率基准哈希", "industry margin benchmarks hash"),
+    "wacc": ("加权平均资本成本 WACC", "weighted average cost of capital (WACC)"), "wacc_source": ("WACC 来源", "WACC source"),
+    "market_assumption_set": ("市场法假设集", "market assumption set"), "market_assumption_set_hash": ("市场法假设集哈希", "market assumption set hash"),
+    "comparables_hash": ("可比交易文件哈希", "comparables file hash"), "time_adjustment": ("时间调整", "time adjustment"),
+    "n_comparables_used": ("采用的可比交易数", "comparables used"), "n_comparables_excluded": ("排除的可比交易数", "comparables left out"),
+    "cost_assumption_set": ("成本法假设集", "cost assumption set"), "cost_assumption_set_hash": ("成本法假设集哈希", "cost assumption set hash"),
+    "cost_valuation_year": ("成本法评估年度", "cost approach valuation year"),
+    "ml_value_set": ("价值模型设置", "value model settings"), "ml_value_set_hash": ("价值模型设置哈希", "value model settings hash"),
+    "value_model": ("价值模型", "value model"), "value_model_version": ("价值模型版本", "value model version"),
+    "value_run_id": ("价值模型训练运行编号", "value model training run"), "value_model_labels": ("价值模型训练标签", "value model training labels"),
+    "monte_carlo_seed": ("蒙特卡洛随机种子", "Monte Carlo seed"), "monte_carlo_draws": ("蒙特卡洛情景数", "Monte Carlo scenarios"),
+    "pledge_policy": ("质押政策", "pledge policy"), "pledge_policy_hash": ("质押政策哈希", "pledge policy hash"),
+    "risk_sharing_hash": ("风险分担方案哈希", "risk-sharing schemes hash"), "input_hash": ("申请输入哈希", "application input hash"),
+    "ipvalue_version": ("软件版本", "software version"), "reconciliation_rules": ("调和规则", "reconciliation rules"),
+    "reconciliation_rules_hash": ("调和规则哈希", "reconciliation rules hash"), "disposal_assumption_set": ("处置假设集", "disposal assumption set"),
+    "disposal_assumption_set_hash": ("处置假设集哈希", "disposal assumption set hash"), "user": ("评估人员", "prepared by"),
+    "valued_at": ("评估时间", "valued at"), "life_curves": ("经济寿命曲线", "economic-life curves"),
+    "life_curves_hash": ("经济寿命曲线哈希", "economic-life curves hash"), "life_table": ("年费生存表", "annual-fee life table"),
+    "life_table_hash": ("年费生存表哈希", "annual-fee life table hash"),
+}
+#: Where an operating margin came from (the income approach's ``margin_source``), by its opening words.
+MARGIN_SOURCES = {"financial statements": ("财务报表", "financial statements"), "sector assumption": ("行业假设", "sector assumption"),
+                  "industry benchmark (market participant)": ("行业利润率基准（市场参与者）", "industry benchmark (market participant)")}
+
 
 def zh(table: dict, code) -> str:
     """The Chinese word for ``code`` in ``table`` (the code itself when unknown)."""
@@ -71,3 +119,65 @@ def both(table: dict, code) -> str:
     """'中文 English' for ``code``."""
     z, e = table.get(code, (str(code), str(code)))
     return z if z == e else f"{z} {e}"
+
+
+def readable_code(code) -> str:
+    """A code no table knows, as words: ``ip_service_firm`` → ``ip service firm``."""
+    return str(code).replace("_", " ")
+
+
+def both_or_words(table: dict, code) -> str:
+    """'中文 English' for a known code, the code as words for an unknown one (a bank's own party or key)."""
+    return both(table, code) if code in table else readable_code(code)
+
+
+def margin_source(text) -> str:
+    """Where an operating margin came from, in Chinese with the English beside it:
+    'financial statements 2023-2025' → '财务报表 2023-2025 financial statements'."""
+    text = str(text or "")
+    for opening, (z, e) in MARGIN_SOURCES.items():
+        if text.startswith(opening):
+            rest = text[len(opening):].strip()
+            return f"{z} {rest} {e}".replace("  ", " ") if rest else f"{z} {e}"
+    return text
+
+
+_INTERNAL = re.compile(r"\bDOMAIN\.md\b|\bissue \d+\b", re.IGNORECASE)
+_INTERNAL_ITEM = re.compile(r"(?:^|\s*[;,]\s*)(?:see\s+)?(?:DOMAIN\.md|issue \d+)(?::[^;]*)?", re.IGNORECASE)
+_SNAKE = re.compile(r"\b[a-z]+(?:_[a-z0-9]+)+\b")
+
+
+def reader_source(text) -> str:
+    """An assumption's source as a reader sees it: the bank's words without pointers to the
+    project's own working documents (``DOMAIN.md``, "issue 13"), which a reader of the report does
+    not have, and configuration keys written as words; a source opening with "default to
+    calibrate" says 待校准 in Chinese first.
+
+    >>> reader_source('30 % of value (经济日报, 2021-01; DOMAIN.md); P10 (issue 13: "a stated quantile (e.g. P10)"); see remaining_life_buffer_years')
+    '30 % of value (经济日报, 2021-01); P10; see remaining life buffer years'
+    """
+    text = " ".join(str(text or "").split())
+    out, i = [], 0
+    while i < len(text):  # each parenthesised aside: drop the pointers to internal documents inside it, or all of it
+        if text[i] != "(":
+            out.append(text[i])
+            i += 1
+            continue
+        depth, j = 0, i
+        while j < len(text):
+            depth += {"(": 1, ")": -1}.get(text[j], 0)
+            if depth == 0:
+                break
+            j += 1
+        inner = text[i + 1:j]
+        if _INTERNAL.search(inner):
+            inner = _INTERNAL_ITEM.sub("", inner).strip(" ;,")
+        if inner:
+            out.append(f"({inner})")
+        i = j + 1
+    cleaned = _INTERNAL_ITEM.sub("", "".join(out))
+    cleaned = _SNAKE.sub(lambda m: m.group(0).replace("_", " "), cleaned)
+    cleaned = re.sub(r"\s+([;,.])", r"\1", re.sub(r" {2,}", " ", cleaned)).strip(" ;,")
+    if cleaned.lower().startswith("default to calibrate"):
+        cleaned = "待校准 " + cleaned
+    return cleaned

@@ -138,8 +138,11 @@ def eligibility_checks(app: LoanApplication, patents: pd.DataFrame, features: pd
         r = reg.loc[i] if reg is not None else None
         alive = f["is_lapsed"] == 0 and f["is_expired"] == 0 and f["is_granted"] == 1
         register_lapsed = r is not None and r["register_status"] == "lapsed"
-        status_zh = f"法律状态 {p['legal_status']}" + (f"；登记簿 {r['register_status']}（{r['register_status_date'].date()}）" if r is not None and pd.notna(r["register_status"]) else "")
-        status_en = f"status {p['legal_status']}" + (f"; register {r['register_status']} since {r['register_status_date'].date()}" if r is not None and pd.notna(r["register_status"]) else "")
+        registered = r is not None and pd.notna(r["register_status"])
+        status_zh = (f"法律状态 {terms.zh(terms.LEGAL_STATUSES, p['legal_status'])}"
+                     + (f"；登记簿 {terms.zh(terms.LEGAL_STATUSES, r['register_status'])}（{r['register_status_date'].date()}）" if registered else ""))
+        status_en = (f"status {terms.en(terms.LEGAL_STATUSES, p['legal_status'])}"
+                     + (f"; register {terms.en(terms.LEGAL_STATUSES, r['register_status'])} since {r['register_status_date'].date()}" if registered else ""))
         in_force = alive and p["legal_status"] == "in_force" and not register_lapsed
         extract = refs("register_extract")
         evidence = reg is not None and bool(r["in_register"]) or bool(extract)
@@ -204,10 +207,10 @@ def eligibility_checks(app: LoanApplication, patents: pd.DataFrame, features: pd
                     f"{invalid} invalidation event(s) on the register" + (f"; outcome {outcome}" if outcome else ": supply the invalidation decision or proof the case is closed"))
         if p["patent_type"] in ("utility_model", "design"):
             report = refs("evaluation_report")
-            kind_zh = "实用新型" if p["patent_type"] == "utility_model" else "外观设计"
+            kind_zh, kind_en = terms.PATENT_TYPES[p["patent_type"]]
             add(pid, "evaluation_report", "pass" if report else "needs_document",
                 f"{kind_zh}未经实质审查：需专利权评价报告（专利法第66条）" + (f"，编号 {report}" if report else "，未提供"),
-                f"{p['patent_type']} is not substantively examined: a 专利权评价报告 is needed (专利法 第66条)" + (f": {report}" if report else ": none referenced"))
+                f"a {kind_en} is not substantively examined: a 专利权评价报告 is needed (专利法 第66条)" + (f": {report}" if report else ": none referenced"))
 
         life = float(f["remaining_life_years"])
         add(pid, "life_covers_term", life >= need, f"剩余法定有效期 {life:.1f} 年，需覆盖贷款期限加缓冲 {need:g} 年", f"remaining legal life {life:.1f} years against term plus buffer {need:g}")

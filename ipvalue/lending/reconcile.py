@@ -135,9 +135,13 @@ def reconcile(results: dict, status: pd.Series, patent_type: pd.Series, *, polic
     arr = checked.to_numpy(float)
     labels = np.array(names, dtype=object)
     if names:
-        pair = labels[np.argmax(np.nan_to_num(arr, nan=-np.inf), axis=1)] + " vs " + labels[np.argmin(np.nan_to_num(arr, nan=np.inf), axis=1)]
+        hi, lo = np.argmax(np.nan_to_num(arr, nan=-np.inf), axis=1), np.argmin(np.nan_to_num(arr, nan=np.inf), axis=1)
+        pair = labels[hi] + " vs " + labels[lo]
+        words_zh = np.array([results[m].label_zh for m in names], dtype=object)
+        words_en = np.array([results[m].label_en for m in names], dtype=object)
+        pair_zh, pair_en = words_zh[hi] + "与" + words_zh[lo], words_en[hi] + " vs " + words_en[lo]
     else:
-        pair = np.full(len(index), "", dtype=object)
+        pair = pair_zh = pair_en = np.full(len(index), "", dtype=object)
     out["disagreement_methods"] = np.where(out["disagreement"].notna(), pair, "")
     floor = offered.where(roles == "floor").max(axis=1)
     out["floor_rmb"] = floor
@@ -177,8 +181,8 @@ def reconcile(results: dict, status: pd.Series, patent_type: pd.Series, *, polic
         en = en + np.where(info, f"; {results[m].label_en} for information only", "")
     ratio = out["disagreement"].round(2).astype(str)
     over = out["review_required"] & ~no_value
-    zh = zh + np.where(over, "；方法间差异" + ratio + "倍（" + out["disagreement_methods"] + "）超过政策系数" + f"{factor:g}" + "倍，需复核签字", "")
-    en = en + np.where(over, "; the methods differ by " + ratio + "x (" + out["disagreement_methods"] + "), above the policy factor " + f"{factor:g}x: review required", "")
+    zh = zh + np.where(over, "；方法间差异" + ratio + "倍（" + pair_zh + "）超过政策系数" + f"{factor:g}" + "倍，需复核签字", "")
+    en = en + np.where(over, "; the methods differ by " + ratio + "x (" + pair_en + "), above the policy factor " + f"{factor:g}x: review required", "")
     zh = zh + np.where(out["below_floor"], "；市场价值低于成本法下限，未上调", "")
     en = en + np.where(out["below_floor"], "; the market value is below the cost floor (not raised to it)", "")
     zh[dead] = ("权利" + status.map(STATUS_ZH).fillna("") + "，市场价值与抵质押价值为0")[dead]

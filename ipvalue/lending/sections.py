@@ -23,7 +23,7 @@ from ipvalue import terms
 from ipvalue.config import load_yaml
 from ipvalue.io.register import register_status
 from ipvalue.lending.disposal import DisposalAssumptions
-from ipvalue.methods.base import VALUE_TYPE_SOURCE, VALUE_TYPES
+from ipvalue.methods.base import VALUE_TYPE_SOURCE, VALUE_TYPES, value_type_label
 from ipvalue.report.sections import Chart, Column, Report, Section
 
 #: Months the conclusion may be used after the valuation date (资产评估执业准则——资产评估报告: a report
@@ -31,14 +31,8 @@ from ipvalue.report.sections import Chart, Column, Report, Section
 VALIDITY_MONTHS = 12
 VALIDITY_SOURCE = "《资产评估执业准则——资产评估报告》：评估基准日与经济行为实现日相距不超过一年时方可使用评估结论；银行可在政策中缩短"
 PATENT = Column("patent_id", "专利", "Patent")
-
-
-def _rmb(x) -> str:
-    return "—" if x is None or (isinstance(x, float) and not np.isfinite(x)) else f"¥{x:,.0f}"
-
-
-def _wan(x) -> str:
-    return f"{x / 1e4:,.2f} 万元"
+#: Bar colours of the value chain by value type (the key chart).
+VALUE_TYPE_COLOURS = {"value_in_use": "#9aa7b4", "market_value": "#2b5d8a", "collateral_value": "#3f8f5a", "request": "#c9764f", "cap": "#0f4d2a"}
 
 
 def build_report(result, *, inputs, policy: dict) -> Report:
@@ -66,55 +60,74 @@ def build_report(result, *, inputs, policy: dict) -> Report:
     return report
 
 
+def _in_force_phrase(n: int, k: int) -> tuple[str, str]:
+    return ("均有效", "all in force") if n == k else (f"其中有效 {k} 件", f"{k} in force")
+
+
 def conclusion_section(result) -> Section:
+    """评估结论: one sentence with the value types and figures, then the details, the key chart (the
+    value chain against the request and the cap) and the chain as a table."""
     s, app = result.summary, result.application
     q = round(100 * (s["disposal_quantile"] or 0.1))
     decision_zh, decision_en = terms.DECISIONS.get(s["decision"], (s["decision"], s["decision"]))
-    basis_zh = "、".join(f"{_label(m)[0]}{n}件" for m, n in s["market_value_basis"].items()) or "无"
-    basis_en = ", ".join(f"{_label(m)[1]} for {n}" for m, n in s["market_value_basis"].items()) or "none"
+    force_zh, force_en = _in_force_phrase(s["patents"], s["patents_in_force"])
+    vd = pd.Timestamp(s["valuation_date"])
     sec = Section("summary", "评估结论", "Conclusion")
     sec.text(
-        f"经评估，{app.borrower}出质的 {s['patents']} 件专利（其中有效 {s['patents_in_force']} 件）于评估基准日 {s['valuation_date']} 的市场价值"
-        f"（价值类型：市场价值）为人民币 {s['market_value_rmb']:,.0f} 元（依据：{basis_zh}）；以抵押为目的，处置视角第 {q} 百分位的抵质押价值"
-        f"（价值类型：抵质押价值）为 {s['collateral_value_rmb']:,.0f} 元，质押率上限为 {s['pledge_value_rmb']:,.0f} 元，质押可贷上限取二者较低者 "
-        f"{s['loan_cap_rmb']:,.0f} 元（由{terms.zh(terms.CAP_BASIS, s['loan_cap_basis'])}决定）；申请金额 {s['requested_amount_rmb']:,.0f} 元。结论：{decision_zh}。",
-        f"The {s['patents']} patents pledged by {app.borrower} ({s['patents_in_force']} in force) have a market value (value type: market value) of "
-        f"RMB {s['market_value_rmb']:,.0f} on {s['valuation_date']} (from {basis_en}); for the pledge, the disposal view's P{q} collateral value "
-        f"(value type: collateral value) is RMB {s['collateral_value_rmb']:,.0f} and the pledge-rate limit RMB {s['pledge_value_rmb']:,.0f}, so the loan "
-        f"cap is the lower, RMB {s['loan_cap_rmb']:,.0f} (set by {terms.en(terms.CAP_BASIS, s['loan_cap_basis'])}); requested RMB "
-        f"{s['requested_amount_rmb']:,.0f}. Decision: {decision_en}.")
+        f"经评估，于评估基准日 {vd.year}年{vd.month}月{vd.day}日，{app.borrower}出质的 {s['patents']} 件专利权（{force_zh}）的市场价值为人民币 "
+        f"{s['market_value_rmb']:,.0f} 元，其抵质押价值（处置视角第 {q} 百分位）为人民币 {s['collateral_value_rmb']:,.0f} 元，质押可贷上限为人民币 "
+        f"{s['loan_cap_rmb']:,.0f} 元。",
+        f"On the valuation date {vd.date()}, the {s['patents']} patents pledged by {app.borrower} ({force_en}) have a market value of RMB "
+        f"{s['market_value_rmb']:,.0f} and a collateral value (the disposal view at P{q}) of RMB {s['collateral_value_rmb']:,.0f}; the loan cap is RMB "
+        f"{s['loan_cap_rmb']:,.0f}.")
+    basis_zh = "、".join(f"{_label(m)[0]} {n} 件" for m, n in s["market_value_basis"].items()) or "无"
+    basis_en = ", ".join(f"the {_label(m)[1]} for {n}" for m, n in s["market_value_basis"].items()) or "none"
+    within = s["requested_amount_rmb"] <= s["loan_cap_rmb"]
+    sec.text(
+        f"市场价值的依据：{basis_zh}。质押率上限为人民币 {s['pledge_value_rmb']:,.0f} 元；可贷上限取抵质押价值与质押率上限中的较低者，由"
+        f"{terms.zh(terms.CAP_BASIS, s['loan_cap_basis'])}决定。申请金额人民币 {s['requested_amount_rmb']:,.0f} 元，{'未超过' if within else '超过'}可贷上限。"
+        f"结论：{decision_zh}。",
+        f"The market value comes from {basis_en}. The pledge-rate limit is RMB {s['pledge_value_rmb']:,.0f}; the loan cap is the lower of the collateral "
+        f"value and that limit, here set by {terms.en(terms.CAP_BASIS, s['loan_cap_basis'])}. The request of RMB {s['requested_amount_rmb']:,.0f} is "
+        f"{'within' if within else 'above'} the cap. Decision: {decision_en}.")
     if s.get("review_required"):
         review = s.get("review")
-        sec.text("各评估方法结果差异超过政策阈值（或有需复核的提示），需复核人签批" + (f"：已由 {review['reviewer']} 签批（{review['reason']}）" if review else "：尚未签批"),
+        sec.text("各评估方法结果差异超过政策阈值（或有需复核的提示），需复核人签批" + (f"：已由 {review['reviewer']} 签批（{review['reason']}）。" if review else "：尚未签批。"),
                  "The methods disagree beyond the policy's factor (or a flag wants review): a reviewer's sign-off is required"
-                 + (f": signed off by {review['reviewer']} ({review['reason']})" if review else ": not yet signed off"))
+                 + (f": signed off by {review['reviewer']} ({review['reason']})." if review else ": not yet signed off."))
     if s.get("overrides"):
-        sec.text(f"本次评估含 {s['overrides']} 项人工调整（见人工调整）。", f"This valuation includes {s['overrides']} manual override(s) (see Manual overrides).")
+        sec.text(f"本次评估含 {s['overrides']} 项人工调整（见人工调整一节）。", f"This valuation includes {s['overrides']} manual override(s) (see Manual overrides).")
     chain = value_chain_rows(result)
-    sec.table("summary-table", chain, [Column("item_zh", "项目", "Item"), Column("item_en", "Item", "Item (en)"),
-                                        Column("value_type_zh", "价值类型", "Value type"), Column("amount_rmb", "金额（元）", "Amount (RMB)", "money")])
-    sec.chart(Chart("chart-value-chain", "barh", "价值链与申请金额、可贷上限", "Value chain against the request and the cap", "金额（元）", "amount (RMB)",
-                    series=[{"name_zh": "金额", "name_en": "amount", "x": (chain["item_zh"] + " " + chain["item_en"]).tolist()[::-1],
-                             "y": chain["amount_rmb"].fillna(0.0).round(2).tolist()[::-1]}]))
+    colours = chain["value_type"].map(lambda v: VALUE_TYPE_COLOURS.get(v, VALUE_TYPE_COLOURS["request"])).tolist()
+    colours[chain.index[chain["item_en"] == "loan cap"][0]] = VALUE_TYPE_COLOURS["cap"]
+    sec.chart(Chart("chart-value-chain", "barh", "价值链与申请金额、可贷上限", "Value chain against the request and the loan cap", "金额（元）", "amount (RMB)",
+                    series=[{"name_zh": "金额", "name_en": "amount", "x": (chain["item_zh"] + "\n" + chain["item_en"]).tolist(),
+                             "y": chain["amount_rmb"].fillna(0.0).round(2).tolist(), "colors": colours}],
+                    markers=[{"x": float(s["loan_cap_rmb"]), "label_zh": "质押可贷上限", "label_en": "loan cap"}]))
+    sec.table("summary-table", chain.assign(item=chain["item_zh"] + " " + chain["item_en"]), [
+        Column("item", "项目", "Item"), Column("value_type_label", "价值类型", "Value type"), Column("note", "计算口径", "How it is reached"),
+        Column("amount_rmb", "金额（元）", "Amount (RMB)", "money")])
     return sec
 
 
 def value_chain_rows(result) -> pd.DataFrame:
     """The value chain as rows: value in use → market value → collateral value (P50, at the
-    quantile) → pledge-rate limit → loan cap, and the request."""
+    quantile) → pledge-rate limit → loan cap, and the request; each with its value type and how
+    it is reached."""
     s = result.summary
     q = round(100 * (s["disposal_quantile"] or 0.1))
     rows = [
-        ("在用价值（收益法，借款人自身收入与利润率）", "value in use (income approach on the borrower's own revenue and margin)", "value_in_use", s.get("value_in_use_rmb")),
-        ("市场价值（内部评估价值）", "market value (the internal value)", "market_value", s["market_value_rmb"]),
-        ("抵质押价值 P50（处置视角）", "collateral value P50 (disposal view)", "collateral_value", s["collateral_value_p50_rmb"]),
-        (f"抵质押价值 P{q}（处置视角）", f"collateral value P{q} (disposal view)", "collateral_value", s["collateral_value_rmb"]),
-        ("质押率上限（市场价值 × 质押率）", "pledge-rate limit (market value × pledge rate)", "collateral_value", s["pledge_value_rmb"]),
-        ("质押可贷上限", "loan cap", "collateral_value", s["loan_cap_rmb"]),
-        ("申请金额", "requested amount", "", s["requested_amount_rmb"]),
+        ("在用价值", "value in use", "value_in_use", "收益法：借款人自身收入、利润率与税率 income approach on the borrower's own revenue, margin and tax", s.get("value_in_use_rmb")),
+        ("市场价值", "market value", "market_value", "内部评估价值，见价值链与方法选择 the internal value: see the value chain and the choice of methods", s["market_value_rmb"]),
+        ("抵质押价值 P50", "collateral value P50", "collateral_value", "处置视角，情景中位数 disposal view, median scenario", s["collateral_value_p50_rmb"]),
+        (f"抵质押价值 P{q}", f"collateral value P{q}", "collateral_value", f"处置视角，政策分位数 P{q} disposal view at the policy's quantile", s["collateral_value_rmb"]),
+        ("质押率上限", "pledge-rate limit", "collateral_value", "Σ 市场价值 × 质押率 Σ market value × pledge rate", s["pledge_value_rmb"]),
+        ("质押可贷上限", "loan cap", "collateral_value", f"抵质押价值 P{q} 与质押率上限的较低者 the lower of the two above", s["loan_cap_rmb"]),
+        ("申请金额", "requested amount", "", "借款人申请 the borrower's request", s["requested_amount_rmb"]),
     ]
-    out = pd.DataFrame(rows, columns=["item_zh", "item_en", "value_type", "amount_rmb"])
+    out = pd.DataFrame(rows, columns=["item_zh", "item_en", "value_type", "note", "amount_rmb"])
     out["value_type_zh"] = out["value_type"].map(lambda v: VALUE_TYPES[v][0] if v in VALUE_TYPES else "贷款金额（非价值）")
+    out["value_type_label"] = out["value_type"].map(lambda v: f"{VALUE_TYPES[v][0]} {VALUE_TYPES[v][1]}" if v in VALUE_TYPES else "贷款金额（非价值） loan amount (not a value)")
     return out
 
 
@@ -146,10 +159,34 @@ def value_type_section(result) -> Section:
     return sec
 
 
+def _timestamp(text) -> str:
+    """An ISO timestamp as people write it: 2026-12-07 06:31:57 UTC."""
+    try:
+        t = pd.Timestamp(text)
+    except (ValueError, TypeError):
+        return str(text or "")
+    return t.tz_convert("UTC").strftime("%Y-%m-%d %H:%M:%S UTC") if t.tzinfo else t.strftime("%Y-%m-%d %H:%M:%S")
+
+
+def model_text(uri, version="") -> str:
+    """A registered model as a reader names it: 'ipvalue-renewal 版本 version 1（别名 alias champion）'
+    for ``models:/ipvalue-renewal@champion`` version 1."""
+    uri = str(uri or "")
+    if uri in ("", "not used"):
+        return "未使用 not used"
+    name, alias = uri.removeprefix("models:/"), ""
+    if "@" in name:
+        name, alias = name.split("@", 1)
+    elif "/" in name:
+        name, version = name.split("/", 1)
+    return name + (f" 版本 version {version}" if str(version) else "") + (f"（别名 alias {alias}）" if alias else "")
+
+
 def valuation_date_section(result, vd) -> Section:
+    valued_at = _timestamp(result.provenance.get("valued_at", ""))
     return Section("valuation-date", "评估基准日", "Valuation date").text(
-        f"评估基准日为 {vd.date()}；登记簿事件、年费与剩余寿命均以该日为准。评估时间 {result.provenance.get('valued_at', '')}。",
-        f"The valuation date is {vd.date()}; register events, fees and remaining lives are taken as of that date. Valued at {result.provenance.get('valued_at', '')}.")
+        f"评估基准日为 {vd.date()}；登记簿事件、年费与剩余寿命均以该日为准。评估时间 {valued_at}。",
+        f"The valuation date is {vd.date()}; register events, fees and remaining lives are taken as of that date. Valued at {valued_at}.")
 
 
 def basis_section(result) -> Section:
@@ -169,16 +206,16 @@ def basis_section(result) -> Section:
     sec.table("documents-table", docs, [PATENT, Column("kind", "文件", "Document"), Column("reference", "编号", "Reference"),
                                         Column("co_owner", "共有人", "Co-owner"), Column("paid_until", "缴至", "Paid until", "date")],
               caption_zh="申请所附文件", caption_en="Documents the application references")
-    data = [("申请文件", "application", f"{app.application_id}（输入哈希 {prov.get('input_hash', '')}）"),
-            ("登记簿导出", "register export", app.register.code_table if app.register is not None else "未提供 not provided"),
-            ("收益法假设集", "income assumption set", f"{prov.get('assumption_set', '')}（{prov.get('assumption_set_hash', '')}）"),
-            ("质押政策", "pledge policy", f"{prov.get('pledge_policy', '')}（{prov.get('pledge_policy_hash', '')}）"),
-            ("调和规则", "reconciliation rules", prov.get("reconciliation_rules", "")),
-            ("处置假设", "disposal assumptions", f"{prov.get('disposal_assumption_set', '')}（{prov.get('disposal_assumption_set_hash', '')}）"),
-            ("续费模型", "renewal model", f"{prov.get('renewal_model', '未使用')} {prov.get('renewal_model_version', '')}".strip()),
-            ("价值模型", "value model", f"{prov.get('value_model', '未使用')} {prov.get('value_model_version', '')}".strip())]
-    sec.table("data-table", pd.DataFrame(data, columns=["item_zh", "item_en", "value"]),
-              [Column("item_zh", "数据", "Data"), Column("item_en", "Data", "(en)"), Column("value", "来源及版本", "Source and version")])
+    data = [("申请文件 application", f"{app.application_id}（输入哈希 input hash {prov.get('input_hash', '')}）"),
+            ("登记簿导出 register export", f"国家知识产权局法律状态导出，代码表 {app.register.code_table} CNIPA legal-status export" if app.register is not None
+             else "未提供 not provided"),
+            ("收益法假设集 income assumption set", f"{prov.get('assumption_set', '')}（哈希 hash {prov.get('assumption_set_hash', '')}）"),
+            ("质押政策 pledge policy", f"{prov.get('pledge_policy', '')}（哈希 hash {prov.get('pledge_policy_hash', '')}）"),
+            ("调和规则 reconciliation rules", prov.get("reconciliation_rules", "")),
+            ("处置假设 disposal assumptions", f"{prov.get('disposal_assumption_set', '')}（哈希 hash {prov.get('disposal_assumption_set_hash', '')}）"),
+            ("续费模型 renewal model", model_text(prov.get("renewal_model"), prov.get("renewal_model_version", ""))),
+            ("价值模型 value model", model_text(prov.get("value_model"), prov.get("value_model_version", "")))]
+    sec.table("data-table", pd.DataFrame(data, columns=["item", "value"]), [Column("item", "数据", "Data"), Column("value", "来源及版本", "Source and version")])
     return sec
 
 
@@ -257,16 +294,20 @@ def methods_section(result) -> Section:
              "approach passing its evidence tests, then the income approach backed by statements (market-participant basis), a value model trained on real "
              "prices, the income approach on the forecast alone; a market approach that fails its tests and the cost approach are cross-checks or a floor; a "
              "model trained on synthetic labels is for information. When the methods' central values differ beyond the policy's factor, a reviewer signs off.")
-    cols = [PATENT]
+    cols = [PATENT] + [Column(f"method_{name}_rmb", r.label_zh, r.label_en, "money") for name, r in result.methods.items()]
+    table = p.assign(basis_label=p["basis_method"].map(lambda m: " ".join(_label(m)) if m else "—"))
+    cols += [Column("basis_label", "市场价值依据", "Market value from"), Column("disagreement", "方法差异", "Disagreement", "multiple")]
+    sec.table("methods-table", table, cols, caption_zh="各方法的结果（元）", caption_en="Each method's figure (RMB)")
+    roles = []
     for name, r in result.methods.items():
-        cols.append(Column(f"method_{name}_rmb", r.label_zh, r.label_en, "money"))
-        cols.append(Column(f"{name}_role_label", f"{r.label_zh}作用", f"role of the {r.label_en}"))
-    table = p.copy()
-    for name in result.methods:
-        table[f"{name}_role_label"] = table.get(f"{name}_role", pd.Series("none", index=p.index)).map(lambda v: terms.zh(terms.ROLES, v))
-    table["basis_label"] = p["basis_method"].map(lambda m: _label(m)[0] if m else "—")
-    cols += [Column("basis_label", "市场价值依据", "Market value from"), Column("disagreement", "方法差异（倍）", "Disagreement (x)", "number")]
-    sec.table("methods-table", table, cols)
+        role = p.get(f"{name}_role", pd.Series("none", index=p.index)).fillna("none")
+        if role.nunique() == 1:
+            text = terms.both(terms.ROLES, role.iloc[0])
+        else:
+            text = "；".join(f"{pid}：{terms.both(terms.ROLES, v)}" for pid, v in zip(p["patent_id"], role))
+        roles.append({"method": f"{r.label_zh} {r.label_en}", "value_type": value_type_label(r.value_type), "role": text})
+    sec.table("method-roles-table", pd.DataFrame(roles, columns=["method", "value_type", "role"]),
+              [Column("method", "方法", "Method"), Column("value_type", "中心值的价值类型", "Value type of its figure"), Column("role", "在调和中的作用", "Role in the reconciliation")])
     sec.table("method-choice-table", p, [PATENT, Column("method_reason_zh", "理由", "Reason"), Column("method_reason_en", "Reason", "Reason (en)")])
     for name, zh, en in result.skipped_methods:
         sec.text(zh, en)
@@ -279,7 +320,7 @@ def parameters_section(result, inputs, policy: dict) -> Section:
     rows = []
 
     def add(zh, en, value, kind, source):
-        rows.append({"parameter_zh": zh, "parameter_en": en, "value": value, "kind": kind, "source": source})
+        rows.append({"parameter": f"{zh} {en}", "value": value, "kind": kind, "source": source})
 
     income = result.methods.get("income")
     if income is not None:
@@ -287,44 +328,48 @@ def parameters_section(result, inputs, policy: dict) -> Section:
         from ipvalue.methods.income import IncomeAssumptions
 
         a = IncomeAssumptions.load(app.assumption_set)
-        aset = prov.get("assumption_set", "")
+        aset = f"假设集 assumption set {prov.get('assumption_set', '')}"
         add("所得税率（在用价值）", "tax rate (value in use)", float(c["tax_rate"].iloc[0]), "percent",
-            "申请 application" if app.tax_rate is not None else f"假设集 {aset}")
-        add("所得税率（市场参与者）", "tax rate (market participant)", a.tax_rate, "percent", f"假设集 {aset}：标准税率")
-        add("营业利润率（在用价值）", "operating margin (value in use)", float(c["operating_margin"].iloc[0]), "percent", str(c["margin_source"].iloc[0]))
-        add("营业利润率（市场参与者）", "operating margin (market participant)", float(c["margin_benchmark"].iloc[0]), "percent", prov.get("industry_margin_set", ""))
-        add("利润分成比例下限", "profit split, low", a.profit_split[0], "percent", f"假设集 {aset}")
-        add("利润分成比例上限", "profit split, high", a.profit_split[1], "percent", f"假设集 {aset}")
-        add("无风险利率", "risk-free rate", a.risk_free, "percent", f"假设集 {aset}")
+            "申请 application" if app.tax_rate is not None else aset)
+        add("所得税率（市场参与者）", "tax rate (market participant)", a.tax_rate, "percent", f"{aset}：标准税率 standard rate")
+        add("营业利润率（在用价值）", "operating margin (value in use)", float(c["operating_margin"].iloc[0]), "percent", terms.margin_source(c["margin_source"].iloc[0]))
+        add("营业利润率（市场参与者）", "operating margin (market participant)", float(c["margin_benchmark"].iloc[0]), "percent",
+            f"行业利润率基准 industry margin benchmarks {prov.get('industry_margin_set', '')}")
+        add("利润分成比例下限", "profit split, low", a.profit_split[0], "percent", aset)
+        add("利润分成比例上限", "profit split, high", a.profit_split[1], "percent", aset)
+        add("无风险利率", "risk-free rate", a.risk_free, "percent", aset)
         for k, v in a.premiums.items():
-            add(f"风险溢价：{k}", f"premium: {k}", v, "percent", f"假设集 {aset}")
-        add("折现率", "discount rate", a.discount_rate, "percent", f"假设集 {aset}：无风险利率 + 溢价")
+            z, e = terms.PREMIUMS.get(k, (terms.readable_code(k), terms.readable_code(k)))
+            add(z, e, v, "percent", aset)
+        add("折现率", "discount rate", a.discount_rate, "percent", f"{aset}：无风险利率 + 风险溢价 risk-free + premiums")
+        add("加权平均资本成本 WACC", "weighted average cost of capital", float(prov["wacc"]), "percent",
+            "申请 application" if prov.get("wacc_source") == "application" else f"银行默认值 bank default {prov.get('wacc_source', '')}")
         add("收入预测基期收入", "base revenue of the forecast", float(app.patents["revenue_base_rmb"].iloc[0]) if app.patents["revenue_base_rmb"].notna().any() else None,
             "money", "申请 application")
-        add("折现方式", "discounting", "年中 mid-year" if a.mid_year else "年末 end of year", "text", f"假设集 {aset}")
-        add("蒙特卡洛情景数 / 种子", "Monte Carlo draws / seed", f"{inputs.scenarios.n_draws:,} / {inputs.scenarios.seed}", "text", f"假设集 {aset}")
+        add("折现方式", "discounting", "年中 mid-year" if a.mid_year else "年末 end of year", "text", aset)
+        add("蒙特卡洛情景数 / 随机种子", "Monte Carlo scenarios / seed", f"{inputs.scenarios.n_draws:,} / {inputs.scenarios.seed}", "text", aset)
     d = DisposalAssumptions.load()
+    dset = f"处置假设 disposal set {d.name}-v{d.version}"
     for zh, en, v in (("强制变现折扣", "forced-sale discount", d.forced_sale_discount), ("处置费用率", "disposal cost rate", d.disposal_cost_rate),
                       ("处置期间持有成本（年）", "holding rate (per year)", d.holding_rate)):
-        add(zh, en, v, "percent", f"处置假设 {d.name}-v{d.version}")
-    add("处置年限（年）", "years to dispose", d.time_to_dispose_years, "years", f"处置假设 {d.name}-v{d.version}")
-    add("可贷上限分位数", "quantile of the cap", d.cap_quantile, "percent", f"处置假设 {d.name}-v{d.version}")
+        add(zh, en, v, "percent", dset)
+    add("处置年限", "years to dispose", d.time_to_dispose_years, "years", dset)
+    add("可贷上限分位数", "quantile of the cap", d.cap_quantile, "quantile", dset)
+    pset = f"质押政策 pledge policy {prov.get('pledge_policy', '')}"
     for ptype, rate in policy["pledge_rate"].items():
-        add(f"质押率：{terms.zh(terms.PATENT_TYPES, ptype)}", f"pledge rate: {terms.en(terms.PATENT_TYPES, ptype)}", float(rate["value"]), "percent",
-            f"质押政策 {prov.get('pledge_policy', '')}")
-    add("方法差异系数", "disagreement factor", float(policy["reconciliation"]["disagreement_factor"]["value"]), "number", f"质押政策 {prov.get('pledge_policy', '')}")
+        add(f"质押率：{terms.zh(terms.PATENT_TYPES, ptype)}", f"pledge rate: {terms.en(terms.PATENT_TYPES, ptype)}", float(rate["value"]), "percent", pset)
+    add("方法差异系数", "disagreement factor", float(policy["reconciliation"]["disagreement_factor"]["value"]), "multiple", pset)
     add("内部评估限额（含本数）" if policy["internal_valuation_limit_rmb"].get("inclusive", True) else "内部评估限额（不含本数）", "internal-valuation limit",
-        float(policy["internal_valuation_limit_rmb"]["value"]), "money", f"质押政策 {prov.get('pledge_policy', '')}；金发〔2025〕10号；民法典第1259条")
+        float(policy["internal_valuation_limit_rmb"]["value"]), "money", f"{pset}；金发〔2025〕10号；民法典第1259条")
     if prov.get("renewal_model") not in (None, "", "not used"):
-        add("续费模型", "renewal model", f"{prov['renewal_model']}（版本 {prov.get('renewal_model_version', '')}）", "text", "模型注册表 model registry")
+        add("续费模型", "renewal model", model_text(prov["renewal_model"], prov.get("renewal_model_version", "")), "text", "模型注册表 model registry")
     sec = Section("parameters", "参数表", "Parameters applied and their sources")
     sec.text("下表为本次评估实际采用的数值及其来源（申请资料、银行配置的假设集及版本、注册模型版本）；逐件专利的参数见各方法一节。",
              "The values this valuation applied and where each came from (the application, the bank's assumption set and version, the registered model "
              "version); per-patent parameters are in each method's section.")
     table = pd.DataFrame(rows)
     table["value_text"] = [_fmt_value(v, k) for v, k in zip(table["value"], table["kind"])]
-    sec.table("parameters-table", table, [Column("parameter_zh", "参数", "Parameter"), Column("parameter_en", "Parameter", "(en)"),
-                                          Column("value_text", "取值", "Value"), Column("source", "来源", "Source")])
+    sec.table("parameters-table", table, [Column("parameter", "参数", "Parameter"), Column("value_text", "取值", "Value"), Column("source", "来源", "Source")])
     return sec
 
 
@@ -336,7 +381,11 @@ def _fmt_value(v, kind) -> str:
     if kind == "money":
         return f"¥{v:,.0f}"
     if kind == "years":
-        return f"{v:g} 年"
+        return f"{v:g} 年 years"
+    if kind == "quantile":
+        return f"P{100 * v:g}"
+    if kind == "multiple":
+        return f"{v:g} 倍"
     if kind == "number":
         return f"{v:g}"
     return str(v)
@@ -346,9 +395,10 @@ def life_section(result) -> Section:
     p, prov = result.patents, result.provenance
     sec = Section("economic-life", "经济寿命与有效概率", "Economic life and the probability in force")
     if prov.get("renewal_model") not in (None, "", "not used"):
-        sec.text(f"各年现金流按专利权在该年末仍有效的概率加权（续费模型 {prov['renewal_model']}，版本 {prov.get('renewal_model_version', '')}；中国专利取中国专利年费生存表的水平、模型的排序）。",
-                 f"Each year's cash flow is weighted by the probability the right is still in force at its end (renewal model {prov['renewal_model']}, "
-                 f"version {prov.get('renewal_model_version', '')}; Chinese patents take the CN life table's level and the model's order).")
+        model = model_text(prov["renewal_model"], prov.get("renewal_model_version", ""))
+        sec.text(f"各年现金流按专利权在该年末仍有效的概率 S_t 加权（续费模型 {model}；中国专利取中国专利年费生存表的水平、模型的排序）。逐年 S_t 见附录收益法逐年现金流。",
+                 f"Each year's cash flow is weighted by the probability S_t that the right is still in force at the year's end (renewal model {model}; Chinese "
+                 "patents take the CN life table's level and the model's order). Each year's S_t is in the appendix (the income approach year by year).")
     else:
         sec.text("未使用续费模型：收益期为剩余法定寿命与经济寿命（假设集默认值，待校准）中的较短者。",
                  "No renewal model: the income period is the shorter of the remaining legal life and the economic life (the assumption set's default, to calibrate).")
@@ -360,9 +410,9 @@ def life_section(result) -> Section:
         w = result.life
         years = [int(str(c).split("_")[1]) for c in w.columns]
         keep = [i for i, y in enumerate(years) if (w.iloc[:, i] > 0).any()] or [0]
-        sec.chart(Chart("chart-survival", "step", "各年末有效概率 S_t", "Probability in force at the end of year t (S_t)", "评估基准日后年数", "years after the valuation date",
-                        "概率", "probability",
-                        series=[{"name_zh": pid, "name_en": pid, "x": [years[i] for i in keep], "y": [round(float(w.iloc[j, i]), 4) for i in keep]}
+        sec.chart(Chart("chart-survival", "step", "各年末有效概率 S_t", "Probability in force at the end of year t (S_t)", "评估基准日后第 t 年", "year t after the valuation date",
+                        "有效概率", "probability in force",
+                        series=[{"name_zh": pid, "name_en": pid, "x": [years[i] for i in keep], "y": [round(float(w.iloc[j, i]), 6) for i in keep]}
                                 for j, pid in enumerate(p["patent_id"])]))
     return sec
 
@@ -372,67 +422,101 @@ def disposal_section(result) -> Section:
     d = DisposalAssumptions.load()
     q = round(100 * (s["disposal_quantile"] or d.cap_quantile))
     sec = Section("disposal", "处置分析", "Disposal view")
-    sec.text(f"抵质押价值 = 市场价值 ×（1 − 强制变现折扣 {d.forced_sale_discount:.0%} − 处置费用率 {d.disposal_cost_rate:.0%}）÷（1 + 持有成本 {d.holding_rate:.0%}）^ 处置年限 {d.time_to_dispose_years:g}"
-             f" = 市场价值 × {d.realisation_factor:.4f}，逐情景计算，专利包情景合计后取第 {q} 百分位；不超过变现系数 × 市场价值。",
+    sec.text(f"抵质押价值 = 市场价值 ×（1 − 强制变现折扣 {d.forced_sale_discount:.0%} − 处置费用率 {d.disposal_cost_rate:.0%}）÷（1 + 持有成本 {d.holding_rate:.0%}）^ 处置年限 "
+             f"{d.time_to_dispose_years:g} = 市场价值 × 变现系数 {d.realisation_factor:.4f}，逐情景计算，专利包情景合计后取第 {q} 百分位；不超过变现系数 × 市场价值。",
              f"Collateral value = market value × (1 − forced-sale discount {d.forced_sale_discount:.0%} − disposal cost {d.disposal_cost_rate:.0%}) ÷ (1 + holding rate "
-             f"{d.holding_rate:.0%}) ^ {d.time_to_dispose_years:g} year(s) = market value × {d.realisation_factor:.4f}, scenario by scenario; the package's "
-             f"summed scenarios are read at P{q}; never above the realisation factor × the market value.")
+             f"{d.holding_rate:.0%}) ^ {d.time_to_dispose_years:g} year(s) = market value × the realisation factor {d.realisation_factor:.4f}, scenario by scenario; "
+             f"the package's summed scenarios are read at P{q}; never above the realisation factor × the market value.")
     raw, _ = load_yaml("disposal-cn")
     params = pd.DataFrame([
-        {"parameter_zh": zh, "parameter_en": en, "value": float(raw[key]["value"]), "source": " ".join(str(raw[key]["source"]).split())}
-        for key, zh, en in (("forced_sale_discount", "强制变现折扣", "forced-sale discount"), ("disposal_cost_rate", "处置费用率", "disposal cost rate"),
-                            ("time_to_dispose_years", "处置年限（年）", "years to dispose"), ("holding_rate", "持有成本（年）", "holding rate per year"),
-                            ("cap_quantile", "可贷上限分位数", "quantile of the cap"))
+        {"parameter": f"{zh} {en}", "value": _fmt_value(float(raw[key]["value"]), kind), "source": terms.reader_source(raw[key]["source"])}
+        for key, zh, en, kind in (("forced_sale_discount", "强制变现折扣", "forced-sale discount", "percent"),
+                                  ("disposal_cost_rate", "处置费用率", "disposal cost rate", "percent"),
+                                  ("time_to_dispose_years", "处置年限", "years to dispose", "years"),
+                                  ("holding_rate", "持有成本（每年）", "holding rate per year", "percent"),
+                                  ("cap_quantile", "可贷上限分位数", "quantile of the cap", "quantile"))
     ])
-    sec.table("disposal-parameters-table", params, [Column("parameter_zh", "参数", "Parameter"), Column("parameter_en", "Parameter", "(en)"),
-                                                    Column("value", "取值", "Value", "number"), Column("source", "来源", "Source")])
+    sec.table("disposal-parameters-table", params, [Column("parameter", "参数", "Parameter"), Column("value", "取值", "Value"),
+                                                    Column("source", "来源（银行假设集所载）", "Source (as the bank's set records it)")])
     draws = result.market_draws.sum(axis=0) if result.market_draws is not None else np.zeros(1)
-    collateral = draws * d.realisation_factor
-    sec.chart(Chart("chart-distribution", "hist", "市场价值分布与处置视角（专利包合计）", "Market value distribution and the disposal view (package total)",
+    market_q = float(np.quantile(draws, q / 100))
+    sec.chart(Chart("chart-distribution", "hist", "专利包市场价值的蒙特卡洛分布与处置视角", "Monte Carlo distribution of the package's market value and the disposal view",
                     "金额（元）", "amount (RMB)", "情景数", "scenarios",
                     series=[{"name_zh": "市场价值情景", "name_en": "market value scenarios", "values": np.round(draws, 2).tolist()}],
-                    markers=[{"x": float(np.median(draws)), "label_zh": "市场价值 P50", "label_en": "market value P50"},
-                             {"x": float(s["collateral_value_rmb"]), "label_zh": f"抵质押价值 P{q}", "label_en": f"collateral value P{q}"},
-                             {"x": float(np.quantile(collateral, 0.5)), "label_zh": "抵质押价值 P50", "label_en": "collateral value P50"}]))
+                    markers=[{"x": market_q, "label_zh": f"市场价值 P{q}", "label_en": f"market value P{q}"},
+                             {"x": float(np.median(draws)), "label_zh": "市场价值 P50", "label_en": "market value P50"},
+                             {"x": float(s["collateral_value_rmb"]), "label_zh": f"抵质押价值 P{q}", "label_en": f"collateral value P{q}"}]))
     return sec
 
 
+QUANTILES = (0.05, 0.10, 0.25, 0.50, 0.75, 0.90, 0.95)
+
+
 def disposal_appendix(result) -> Section:
-    """The disposal view's workings: seed, draws and the quantiles a reader checks."""
+    """The disposal view's workings, step by step from the printed figures: the package's
+    scenario quantiles, the realisation factor, the bound, the pledge-rate limit and the cap."""
     s, prov = result.summary, result.provenance
     d = DisposalAssumptions.load()
-    draws = result.market_draws.sum(axis=0) if result.market_draws is not None else np.zeros(1)
-    pk = result.packages.reset_index()
+    q = d.cap_quantile if s["disposal_quantile"] is None else s["disposal_quantile"]
     sec = Section("appendix-disposal", "计算过程：处置视角与可贷上限", "Workings: the disposal view and the loan cap", part="appendix")
-    sec.text(f"蒙特卡洛 {prov.get('monte_carlo_draws', len(draws)):,} 个情景，随机种子 {prov.get('monte_carlo_seed', '')}；专利包市场价值情景的 P10 / P50 / P90 为 "
-             f"{np.quantile(draws, 0.1):,.0f} / {np.quantile(draws, 0.5):,.0f} / {np.quantile(draws, 0.9):,.0f} 元；变现系数 {d.realisation_factor:.6f}；"
-             f"抵质押价值 P{round(100 * d.cap_quantile)} = {s['collateral_value_rmb']:,.2f} 元；质押率上限 = Σ 市场价值 × 质押率 = {s['pledge_value_rmb']:,.2f} 元；"
-             f"可贷上限 = min(二者) = {s['loan_cap_rmb']:,.2f} 元。",
-             f"Monte Carlo {prov.get('monte_carlo_draws', len(draws)):,} scenarios, seed {prov.get('monte_carlo_seed', '')}; the package market value's "
-             f"P10 / P50 / P90 are {np.quantile(draws, 0.1):,.0f} / {np.quantile(draws, 0.5):,.0f} / {np.quantile(draws, 0.9):,.0f} RMB; realisation factor "
-             f"{d.realisation_factor:.6f}; collateral value P{round(100 * d.cap_quantile)} = {s['collateral_value_rmb']:,.2f} RMB; pledge-rate limit = Σ market "
-             f"value × pledge rate = {s['pledge_value_rmb']:,.2f} RMB; loan cap = the lower = {s['loan_cap_rmb']:,.2f} RMB.")
-    sec.table("disposal-packages-table", pk, [
-        Column("package_id", "专利包", "Package"), Column("market_value_rmb", "市场价值", "Market value", "money2"),
-        Column("market_value_p50_rmb", "市场价值情景 P50", "Market value scenarios P50", "money2"),
-        Column("realisation_factor", "变现系数", "Realisation factor", "rate"), Column("quantile", "分位数", "Quantile", "percent1"),
-        Column("collateral_value_p50_rmb", "抵质押价值 P50", "Collateral value P50", "money2"),
-        Column("collateral_value_q_rmb", "抵质押价值（分位）", "Collateral value (quantile)", "money2"),
+    n_draws = prov.get("monte_carlo_draws", 0)
+    sec.text(f"蒙特卡洛 {n_draws:,} 个情景，随机种子 {prov.get('monte_carlo_seed', '')}：每个情景中各专利的市场价值按其市场价值依据的方法计算（冲击见收益法一节），"
+             f"专利包逐情景合计。下表为专利包市场价值情景的分位数（线性插值）及乘以变现系数 {d.realisation_factor:.6f} 后的抵质押价值。",
+             f"Monte Carlo {n_draws:,} scenarios, seed {prov.get('monte_carlo_seed', '')}: in each scenario every patent's market value comes from the method its "
+             f"market value rests on (the shocks are in the income approach's section), summed per package. The table gives the quantiles (linear "
+             f"interpolation) of the package's market-value scenarios and, × the realisation factor {d.realisation_factor:.6f}, the collateral value.")
+    for package_id, row in result.packages.iterrows():
+        rows_of = (result.patents["package_id"] == package_id).to_numpy()
+        draws = result.market_draws[rows_of].sum(axis=0) if result.market_draws is not None else np.zeros(1)
+        quantiles = pd.DataFrame({"quantile": [f"P{round(100 * p)}" for p in QUANTILES], "market_rmb": np.quantile(draws, QUANTILES)})
+        quantiles["collateral_rmb"] = quantiles["market_rmb"] * d.realisation_factor
+        sec.table(f"disposal-quantiles-{package_id}", quantiles, [
+            Column("quantile", "分位数", "Quantile"), Column("market_rmb", "专利包市场价值情景", "Package market value scenarios", "money2"),
+            Column("collateral_rmb", "× 变现系数 = 抵质押价值", "× realisation factor = collateral value", "money2"),
+        ], caption_zh=f"专利包 {package_id}", caption_en=f"package {package_id}")
+        factor, mv = float(row["realisation_factor"]), float(row["market_value_rmb"])
+        quantile_value = float(np.quantile(draws, q))
+        steps = [
+            ("1", f"专利包市场价值情景 P{round(100 * q)} package market value scenarios at P{round(100 * q)}", "", f"¥{quantile_value:,.2f}"),
+            ("2", "变现系数 realisation factor", f"(1 − {d.forced_sale_discount:g} − {d.disposal_cost_rate:g}) ÷ (1 + {d.holding_rate:g})^{d.time_to_dispose_years:g}",
+             f"{factor:.6f}"),
+            ("3", f"抵质押价值 P{round(100 * q)} collateral value", "1 × 2", f"¥{quantile_value * factor:,.2f}"),
+            ("4", "上限：变现系数 × 专利包市场价值 bound: factor × package market value", f"2 × ¥{mv:,.2f}", f"¥{factor * mv:,.2f}"),
+            ("5", "抵质押价值（取 3、4 较低者） collateral value (the lower of 3 and 4)", "min(3, 4)", f"¥{float(row['collateral_value_q_rmb']):,.2f}"),
+            ("6", "质押率上限 pledge-rate limit", "Σ 市场价值 × 质押率 Σ market value × pledge rate（见下表 below）", f"¥{float(row['pledge_value_rmb']):,.2f}"),
+        ]
+        sec.table(f"disposal-steps-{package_id}", pd.DataFrame(steps, columns=["step", "item", "formula", "value"]), [
+            Column("step", "步骤", "Step"), Column("item", "项目", "Item"), Column("formula", "算式", "Formula"), Column("value", "结果", "Result"),
+        ], caption_zh=f"专利包 {package_id} 的可贷上限", caption_en=f"the loan cap of package {package_id}")
+    p = result.patents
+    sec.table("pledge-limit-table", p.assign(patent_type_label=p["patent_type"].map(lambda v: terms.both(terms.PATENT_TYPES, v))), [
+        PATENT, Column("package_id", "专利包", "Package"), Column("patent_type_label", "类型", "Type"),
+        Column("market_value_rmb", "市场价值", "Market value", "money2"), Column("pledge_rate", "质押率", "Pledge rate", "percent"),
         Column("pledge_value_rmb", "质押率上限", "Pledge-rate limit", "money2"),
-    ])
+    ], caption_zh="质押率上限 = 市场价值 × 质押率（逐件）", caption_en="Pledge-rate limit = market value × pledge rate, patent by patent")
+    cap = pd.DataFrame([
+        ("Σ 抵质押价值（各专利包步骤 5）", "Σ collateral value (step 5 of each package)", float(s["collateral_value_rmb"])),
+        ("Σ 质押率上限（各专利包步骤 6）", "Σ pledge-rate limit (step 6 of each package)", float(s["pledge_value_rmb"])),
+        ("质押可贷上限 = 二者较低者", "loan cap = the lower of the two", float(s["loan_cap_rmb"])),
+    ], columns=["item_zh", "item_en", "amount_rmb"])
+    sec.table("loan-cap-table", cap.assign(item=cap["item_zh"] + " " + cap["item_en"]), [Column("item", "项目", "Item"), Column("amount_rmb", "金额（元）", "Amount (RMB)", "money2")],
+              caption_zh="申请的质押可贷上限", caption_en="The application's loan cap")
     return sec
 
 
 def checks_section(result) -> Section:
     c = result.checks.copy()
-    c["check_label"] = c["check"].map(lambda k: terms.zh(terms.CHECKS, k))
-    c["check_label_en"] = c["check"].map(lambda k: terms.en(terms.CHECKS, k))
+    c["check_label"] = c["check"].map(lambda k: terms.both(terms.CHECKS, k))
     c["status_label"] = c["status"].map(lambda k: terms.both(terms.CHECK_STATUSES, k))
-    c["scope_label"] = c["scope"].where(c["scope"] != "application", "申请 application")
+    c["scope_label"] = c["scope"].map(_scope)
     sec = Section("checks", "准入检查", "Eligibility checks")
-    sec.table("checks-table", c, [Column("scope_label", "范围", "Scope"), Column("check_label", "检查", "Check"), Column("check_label_en", "Check", "(en)"),
-                                  Column("status_label", "结果", "Result"), Column("reason_zh", "说明", "Reason"), Column("reason_en", "Reason", "Reason (en)")])
+    sec.table("checks-table", c, [Column("scope_label", "范围", "Scope"), Column("check_label", "检查", "Check"), Column("status_label", "结果", "Result"),
+                                  Column("reason_zh", "说明", "Reason"), Column("reason_en", "Reason", "Reason (en)")])
     return sec
+
+
+def _scope(scope) -> str:
+    return "申请 application" if scope == "application" else str(scope)
 
 
 def risk_sharing_section(result) -> Section:
@@ -440,39 +524,61 @@ def risk_sharing_section(result) -> Section:
     sec = Section("risk-sharing", "风险分担", "Risk sharing")
     sec.text(f"风险分担方案：{s['risk_sharing_scheme']}；损失按风险敞口 min(申请金额, 可贷上限) 全损计算，银行承担 {s['bank_share_of_loss']:.0%}。",
              f"Risk-sharing scheme: {s['risk_sharing_scheme']}; shares of a full loss of the exposure min(requested, cap); the bank bears {s['bank_share_of_loss']:.0%}.")
-    sec.table("risk-table", result.risk_sharing, [Column("party", "参与方", "Party"), Column("share", "比例", "Share", "percent1"),
-                                                   Column("loss_rmb", "损失承担", "Loss", "money")])
+    table = result.risk_sharing.assign(party_label=result.risk_sharing["party"].map(lambda k: terms.both_or_words(terms.RISK_PARTIES, k)))
+    sec.table("risk-table", table, [Column("party_label", "参与方", "Party"), Column("share", "比例", "Share", "percent1"),
+                                     Column("loss_rmb", "损失承担（元）", "Loss borne (RMB)", "money")])
     return sec
+
+
+def _reason_phrase(text: str, limit: int = 18) -> str:
+    """The opening phrase of a reason (the feature and its value): '权利要求总数 29'."""
+    head = str(text).split("，")[0]
+    return head if len(head) <= limit else head[: limit - 1] + "…"
 
 
 def explanation_section(result) -> Section:
     sec = Section("explanation", "解释：理由与评分", "Explanation: reasons and scorecard")
     reasons = result.reasons.copy()
+    own = {"value"} if "ml" in result.methods else set()  # a method that shows its model's reasons in its own section
+    reasons = reasons[~reasons["model"].isin(own)] if len(reasons) else reasons
     if len(reasons):
-        reasons["model_label"] = reasons["model"].map({"renewal": "续费模型 renewal model", "value": "价值模型 value model"}).fillna(reasons["model"])
+        reasons["model_label"] = reasons["model"].map(lambda k: terms.both_or_words(terms.MODELS, k))
         sec.table("reasons-table", reasons, [PATENT, Column("model_label", "模型", "Model"), Column("rank", "序", "#", "integer"),
                                              Column("reason_zh", "原因", "Reason"), Column("reason_en", "Reason", "Reason (en)")])
-        top = reasons[(reasons["model"] == "renewal") & (reasons["rank"] >= 1)].copy() if "renewal" in set(reasons["model"]) else reasons[reasons["rank"] >= 1].copy()
-        if len(top) and "contribution" in top:
+        top = reasons[(reasons["rank"] >= 1) & reasons["contribution"].notna()].copy() if "contribution" in reasons else reasons.iloc[0:0]
+        if len(top):
+            headline_zh = result.provenance.get("renewal_headline_zh") or "续费概率"
+            headline_en = result.provenance.get("renewal_headline_en") or "renewal probability"
             top = top.assign(points=100 * top["contribution"].astype(float)).head(12)
-            sec.chart(Chart("chart-reasons", "barh", "主要理由（概率点 / 贡献）", "Top reasons (probability points / contribution)", "贡献", "contribution",
-                            series=[{"name_zh": "贡献", "name_en": "contribution", "x": (top["patent_id"] + " " + top["reason_zh"].str.slice(0, 24)).tolist(),
-                                     "y": top["points"].round(2).tolist()}]))
+            patents = list(dict.fromkeys(top["patent_id"]))
+            palette = ["#2b5d8a", "#c9764f", "#3f8f5a", "#6a3d9a", "#b8860b", "#5a6773"]
+            colour = {pid: palette[i % len(palette)] for i, pid in enumerate(patents)}
+            sec.chart(Chart("chart-reasons", "barh", f"主要理由：对{headline_zh}的影响", f"Top reasons: effect on {headline_en}",
+                            "百分点", "percentage points",
+                            series=[{"name_zh": "贡献", "name_en": "contribution", "x": top["reason_zh"].map(_reason_phrase).tolist(),
+                                     "y": top["points"].round(2).tolist(), "colors": top["patent_id"].map(colour).tolist(), "format": "points",
+                                     "legend": [{"label": pid, "color": colour[pid]} for pid in patents]}]))
     else:
-        sec.text("未使用机器学习模型。", "No ML model was used.")
+        sec.text("未使用续费模型，无逐件理由。", "No renewal model was used: no reasons per patent.")
     points = result.scorecard_points.sort_values(["patent_id", "points"], ascending=[True, False]).groupby("patent_id").head(5)
-    sec.table("points-table", points, [PATENT, Column("label_zh", "指标", "Indicator"), Column("label_en", "Indicator", "(en)"),
-                                       Column("points", "得分", "Points", "number"), Column("max_points", "满分", "Max", "number")],
-              caption_zh="评分卡得分（每件前5项）", caption_en="Scorecard points (top 5 per patent)")
+    sec.table("points-table", points.assign(indicator=points["label_zh"] + " " + points["label_en"]), [
+        PATENT, Column("indicator", "指标", "Indicator"), Column("points", "得分", "Points", "number"), Column("max_points", "满分", "Max", "number")],
+        caption_zh="评分卡得分（每件前5项）", caption_en="Scorecard points (top 5 per patent)")
     return sec
 
 
+#: How an override's model and override values read, by field.
+OVERRIDE_KINDS = {"sharing_rate": "percent", "economic_life_years": "years", "internal_value_rmb": "money"}
+
+
 def overrides_section(result) -> Section:
-    o = result.overrides.assign(field_label=result.overrides["field"].map(lambda k: terms.both(terms.OVERRIDE_FIELDS, k)))
+    o = result.overrides
+    kinds = o["field"].map(OVERRIDE_KINDS).fillna("number")
+    o = o.assign(field_label=o["field"].map(lambda k: terms.both(terms.OVERRIDE_FIELDS, k)),
+                 model_text=[_fmt_value(v, k) for v, k in zip(o["model_value"], kinds)], override_text=[_fmt_value(v, k) for v, k in zip(o["override_value"], kinds)])
     sec = Section("overrides", "人工调整", "Manual overrides")
-    sec.table("overrides-table", o, [PATENT, Column("field_label", "字段", "Field"), Column("model_value", "模型值", "Model value", "number"),
-                                     Column("override_value", "调整值", "Override", "number"), Column("reason", "原因", "Reason"),
-                                     Column("officer", "经办人", "Officer")])
+    sec.table("overrides-table", o, [PATENT, Column("field_label", "字段", "Field"), Column("model_text", "模型值", "Model value"),
+                                     Column("override_text", "调整值", "Override"), Column("reason", "原因", "Reason"), Column("officer", "经办人", "Officer")])
     return sec
 
 
@@ -480,9 +586,10 @@ def special_matters_section(result) -> Section:
     s, prov, checks = result.summary, result.provenance, result.checks
     items = []
     if prov.get("renewal_model") not in (None, "", "not used"):
-        items.append((f"续费模型 {prov['renewal_model']} 的训练样本见其模型卡；若以美国高校维持费数据训练，则用于中国专利时仅为替代，须以银行年费数据校准",
-                      f"The renewal model {prov['renewal_model']}: see its model card for the training population; trained on US university maintenance data it "
-                      "is a stand-in for Chinese patents until calibrated on the bank's 年费 data"))
+        model = model_text(prov["renewal_model"], prov.get("renewal_model_version", ""))
+        items.append((f"续费模型 {model} 的训练样本见其模型卡；若以美国高校维持费数据训练，则用于中国专利时仅为替代，须以银行年费数据校准",
+                      f"The renewal model {model}: see its model card for the training population; trained on US university maintenance data it "
+                      "is a stand-in for Chinese patents until calibrated on the bank's annual-fee (年费) data"))
     labels = prov.get("value_model_labels") or ""
     if labels:
         synthetic = labels == "synthetic"
@@ -490,10 +597,10 @@ def special_matters_section(result) -> Section:
                       "The value model learnt from " + ("synthetic labels: for information only, in no check" if synthetic else f"{labels} labels")))
     for c in checks[checks["check"].isin(["co_owner_consent", "exclusive_licence", "invalidation_resolved", "register_extract"])].itertuples():
         if c.status != "pass" or c.check == "co_owner_consent" and "单独所有" not in c.reason_zh or c.check == "exclusive_licence" and "独占" in c.reason_zh:
-            items.append((f"{c.scope}：{c.reason_zh}", f"{c.scope}: {c.reason_en}"))
+            items.append((f"{_scope(c.scope)}：{c.reason_zh}", f"{_scope(c.scope)}: {c.reason_en}"))
     if result.flags is not None:
         for f in result.flags.itertuples():
-            items.append((f"{f.scope}：{f.reason_zh}", f"{f.scope}: {f.reason_en}"))
+            items.append((f"{_scope(f.scope)}：{f.reason_zh}", f"{_scope(f.scope)}: {f.reason_en}"))
     if s.get("methods_disagree"):
         review = s.get("review")
         items.append(("各评估方法结果差异超过政策阈值，需复核人签批" + (f"：已由 {review['reviewer']} 签批（{review['reason']}）" if review else "：尚未签批"),
@@ -502,7 +609,8 @@ def special_matters_section(result) -> Section:
         items.append((f"本次评估含 {s['overrides']} 项人工调整（见人工调整）", f"{s['overrides']} manual override(s) (see Manual overrides)"))
     for c in checks[checks["status"] == "needs_document"].itertuples():
         if c.check not in ("co_owner_consent", "exclusive_licence", "invalidation_resolved", "register_extract"):
-            items.append((f"待补材料 {c.scope}（{terms.zh(terms.CHECKS, c.check)}）：{c.reason_zh}", f"Document needed {c.scope} ({terms.en(terms.CHECKS, c.check)}): {c.reason_en}"))
+            items.append((f"待补材料 {_scope(c.scope)}（{terms.zh(terms.CHECKS, c.check)}）：{c.reason_zh}",
+                          f"Document needed {_scope(c.scope)} ({terms.en(terms.CHECKS, c.check)}): {c.reason_en}"))
     sec = Section("special-matters", "特别事项说明", "Special matters")
     for zh, en in items or [("无", "None")]:
         sec.text(zh, en)
@@ -555,8 +663,21 @@ def sign_off_section(result) -> Section:
 
 
 def provenance_section(prov: dict) -> Section:
-    rows = pd.DataFrame([{"key": k, "value": str(v)} for k, v in prov.items()])
+    """溯源: every entry of the provenance record under a readable name (the record's own key
+    beside it, so the JSON and the audit store can be searched for it)."""
+    rows = pd.DataFrame([{"item": terms.both_or_words(terms.PROVENANCE, k), "key": k, "value": _provenance_value(k, v)} for k, v in prov.items()],
+                        columns=["item", "key", "value"])
     sec = Section("provenance", "溯源", "Provenance", part="appendix")
     sec.text("每个数字的来源：输入哈希、假设集与版本及其哈希、模型版本与运行编号、软件版本。", "Where every number came from: input hash, assumption sets, versions and hashes, model versions and runs, software version.")
-    sec.table("provenance-table", rows, [Column("key", "项目", "Item"), Column("value", "值", "Value")])
+    sec.table("provenance-table", rows, [Column("item", "项目", "Item"), Column("key", "记录字段", "Record field"), Column("value", "值", "Value")])
     return sec
+
+
+def _provenance_value(key: str, value) -> str:
+    if isinstance(value, bool):
+        return "是 yes" if value else "否 no"
+    if isinstance(value, float):
+        return f"{100 * value:.4f}%" if key == "wacc" else f"{value:.6g}"
+    if key == "valued_at":
+        return _timestamp(value)
+    return str(value)

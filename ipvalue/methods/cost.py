@@ -236,7 +236,7 @@ def cost_sections(result: MethodResult, frame: pd.DataFrame) -> list[Section]:
         Column("patent_id", "专利", "Patent"), Column("rd_cost_rmb", "分摊研发成本", "R&D cost attributed", "money"),
         Column("cost_index_factor", "指数调整", "Index factor", "rate"), Column("replacement_cost_rmb", "重置成本", "Replacement cost", "money"),
         Column("age_years", "已使用年限", "Age (y)", "years"), Column("remaining_economic_life", "剩余经济寿命", "Remaining economic life (y)", "years"),
-        Column("condition_factor", "成新率", "Condition factor", "percent1"), Column("functional_value_rmb", "扣除功能性贬值后", "After functional obsolescence", "money"),
+        Column("condition_factor", "成新率", "Condition factor", "percent"), Column("functional_value_rmb", "扣除功能性贬值后", "After functional obsolescence", "money"),
         Column("earning_capacity_rmb", "可获收益现值", "Earning capacity", "money"), Column("economic_obsolescence_rmb", "经济性贬值", "Economic obsolescence", "money"),
         Column("cost_value_rmb", "成本法结果", "Cost indication", "money"),
     ])

@@ -339,7 +339,7 @@ class MarketApproachValuer(BaseEstimator):
         value = ev["market_value_rmb"]
         q = self.predict_interval(subjects, coverage=0.9)
         values = pd.DataFrame({"value_rmb": value, "low_rmb": q["low_rmb"], "p50_rmb": q["p50_rmb"], "high_rmb": q["high_rmb"]}, index=frame.index)
-        failed_zh, failed_en = self._failed_reasons(tests)
+        failed_zh, failed_en = self.failed_reasons(tests)
         has = value.notna()
         role = np.where(~has, "none", np.where(tests["passed"], "primary", "cross_check"))
         offers = offers_frame(
@@ -368,7 +368,9 @@ class MarketApproachValuer(BaseEstimator):
         result.sections = market_sections(result, self, frame)
         return result
 
-    def _failed_reasons(self, tests: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
+    def failed_reasons(self, tests: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
+        """The evidence tests each patent failed, in Chinese and in English ('' where all passed),
+        from :meth:`evidence_tests`' ``passed_<test>`` columns."""
         t = self.tests_
         names = {
             "passed_count": (f"可比交易少于{t['min_comparables']}笔", f"fewer than {t['min_comparables']} comparables"),
@@ -451,37 +453,46 @@ MATCH_LEVEL_LABELS = {"ipc_subclass": "同一IPC小类 same IPC subclass", "ipc_
 def market_sections(result: MethodResult, valuer: MarketApproachValuer, frame: pd.DataFrame) -> list[Section]:
     """The market approach's part of the report: the method and its evidence tests per patent,
     and in the appendix every comparable used with each adjustment."""
+    from ipvalue import terms
+
     t = valuer.tests_
+    level_zh, level_en = MATCH_LEVEL_LABELS[t["min_match_level"]].split(" ", 1)
+    failed_zh, failed_en = valuer.failed_reasons(result.columns)
     tests = result.columns.assign(patent_id=frame["patent_id"].to_numpy(), market_value_rmb=result.values["value_rmb"],
-                                  match_level_label=result.columns["match_level"].map(MATCH_LEVEL_LABELS))
+                                  match_level_label=result.columns["match_level"].map(MATCH_LEVEL_LABELS),
+                                  failed=np.where(result.columns["passed"], "—", failed_zh.to_numpy() + " " + failed_en.to_numpy()))
     sec = Section("method-market", "市场法（可比交易）", "Market approach (comparable transactions)")
     sec.text(
         "每笔可比交易价格 × 交易类型系数 × 剩余寿命调整（标的剩余寿命 ÷ 可比交易覆盖年限，限于"
         f"{valuer.life_bounds_[0]:g}–{valuer.life_bounds_[1]:g}）× 评分调整（1 + {valuer.score_elasticity_:g} × 评分差 ÷ 100，限于"
         f"{valuer.score_bounds_[0]:g}–{valuer.score_bounds_[1]:g}），取调整后价格的中位数；不作时间调整（无公开价格指数），"
         f"{valuer.excluded_.shape[0]} 笔交易因过旧或为提成许可被排除。证据检验：可比交易至少 {t['min_comparables']} 笔、价差不超过 {t['max_spread']:g} 倍、"
-        f"中位年龄不超过 {t['max_median_age_years']:g} 年、匹配层级不粗于“{MATCH_LEVEL_LABELS[t['min_match_level']].split(' ')[0]}”、"
+        f"中位年龄不超过 {t['max_median_age_years']:g} 年、匹配层级不粗于“{level_zh}”、"
         f"专利包市场价值不超过 {t['profit_capacity_years']:g} 年可归属利润；全部通过时以市场法为市场价值，否则仅作交叉核对。",
         "Each comparable's price × kind factor × remaining-life adjustment (subject's remaining years ÷ years the price covers, bounded "
         f"{valuer.life_bounds_[0]:g}–{valuer.life_bounds_[1]:g}) × score adjustment (1 + {valuer.score_elasticity_:g} × score gap ÷ 100, bounded "
         f"{valuer.score_bounds_[0]:g}–{valuer.score_bounds_[1]:g}); the median of the adjusted prices; no time adjustment (no public price index); "
         f"{valuer.excluded_.shape[0]} transaction(s) left out as too old or running royalties. Evidence tests: at least {t['min_comparables']} "
         f"comparables, a spread of at most {t['max_spread']:g}x, a median age of at most {t['max_median_age_years']:g} years, a match no coarser "
-        f"than {t['min_match_level']}, and a package market value within {t['profit_capacity_years']:g} years of attributable profit; when all "
+        f"than {level_en}, and a package market value within {t['profit_capacity_years']:g} years of attributable profit; when all "
         "pass the market approach gives the market value, otherwise it is a cross-check.")
     sec.table("market-tests-table", tests, [
         Column("patent_id", "专利", "Patent"), Column("market_value_rmb", "市场法价值", "Market approach value", "money"),
-        Column("n_comparables", "可比交易数", "Comparables", "integer"), Column("spread", "价差（倍）", "Spread (x)", "number"),
+        Column("n_comparables", "可比交易数", "Comparables", "integer"), Column("spread", "价差", "Spread", "multiple"),
         Column("median_age_years", "中位年龄（年）", "Median age (y)", "years"), Column("match_level_label", "匹配层级", "Match level"),
         Column("profit_capacity_rmb", "盈利能力上限（专利包）", "Profit capacity (package)", "money"),
-        Column("passed", "证据检验", "Evidence tests", "check"),
-    ], caption_zh="证据检验（通过 = true）", caption_en="Evidence tests (passed = true)")
+        Column("passed", "证据检验", "Evidence tests", "check"), Column("failed", "未通过的检验", "Tests failed"),
+    ], caption_zh="证据检验", caption_en="Evidence tests")
     appendix = Section("appendix-market", "计算过程：市场法可比交易及调整", "Workings: comparables used and their adjustments", part="appendix")
-    appendix.table("market-comparables-table", result.evidence["comparables_used"], [
+    appendix.text("调整后价格 = 成交价 × 类型系数 × 寿命调整 × 评分调整；每件专利的市场法价值为其调整后价格的中位数（偶数笔时取中间两笔的平均）。",
+                  "Adjusted price = price × kind factor × life factor × score factor; each patent's market approach value is the median of its adjusted prices "
+                  "(the mean of the middle two when their number is even).")
+    used = result.evidence["comparables_used"]
+    appendix.table("market-comparables-table", used.assign(kind_label=used["kind"].map(lambda k: terms.both_or_words(terms.COMPARABLE_KINDS, k))), [
         Column("patent_id", "专利", "Patent"), Column("transaction_id", "交易", "Transaction"), Column("date", "日期", "Date", "date"),
-        Column("kind", "类型", "Kind"), Column("price_rmb", "成交价", "Price", "money"), Column("kind_factor", "类型系数", "Kind factor", "rate"),
-        Column("life_factor", "寿命调整", "Life factor", "rate"), Column("score_factor", "评分调整", "Score factor", "rate"),
-        Column("adjusted_price_rmb", "调整后价格", "Adjusted price", "money"),
+        Column("kind_label", "类型", "Kind"), Column("price_rmb", "成交价", "Price", "money2"), Column("kind_factor", "类型系数", "Kind factor", "rate6"),
+        Column("life_factor", "寿命调整", "Life factor", "rate6"), Column("score_factor", "评分调整", "Score factor", "rate6"),
+        Column("adjusted_price_rmb", "调整后价格", "Adjusted price", "money2"),
     ])
     return [sec, appendix]
 

@@ -105,18 +105,24 @@ class ValueModelMethod(BaseEstimator):
 
 
 def ml_section(result: MethodResult, frame: pd.DataFrame, real: bool) -> Section:
+    """The value model's part of the report: what it learnt from, its P10 / P50 / P90 per patent
+    and the reasons behind each P50."""
     sec = Section("method-ml", "机器学习价值模型", "ML value model")
     p = result.provenance
-    sec.text(f"模型 {p['value_model']}（版本 {p['value_model_version']}）以{'真实成交价或评估值' if real else '合成数据'}训练；区间为分位一致性（conformal）P10–P90。"
+    uri, version = str(p["value_model"]), p["value_model_version"]
+    name, _, alias = uri.removeprefix("models:/").partition("@")
+    model = f"{name} 版本 version {version}" + (f"（别名 alias {alias}）" if alias else "")
+    sec.text(f"模型 {model} 以{'真实成交价或评估值' if real else '合成数据'}训练；区间为分位一致性（conformal）P10–P90。"
              + ("作为市场价值候选参与调和。" if real else "合成标签训练的模型仅供参考，不参与结论与方法差异检验。"),
-             f"Model {p['value_model']} (version {p['value_model_version']}) learnt from {'real prices or appraisals' if real else 'synthetic labels'}; "
+             f"Model {model} learnt from {'real prices or appraisals' if real else 'synthetic labels'}; "
              "its interval is the conformal P10-P90. " + ("It is a market-value candidate." if real else "A model trained on synthetic labels is for information only and enters no check."))
     table = result.values.assign(patent_id=frame["patent_id"].to_numpy())
     sec.table("ml-values-table", table, [Column("patent_id", "专利", "Patent"), Column("low_rmb", "P10", "P10", "money"),
                                          Column("p50_rmb", "P50", "P50", "money"), Column("high_rmb", "P90", "P90", "money")])
     reasons = result.evidence["reasons"]
     sec.table("ml-reasons-table", reasons, [Column("patent_id", "专利", "Patent"), Column("rank", "序", "#", "integer"),
-                                            Column("reason_zh", "原因", "Reason (zh)"), Column("reason_en", "Reason", "Reason (en)")])
+                                            Column("reason_zh", "原因", "Reason"), Column("reason_en", "Reason", "Reason (en)")],
+              caption_zh="P50 的主要理由", caption_en="The main reasons behind the P50")
     return sec
 
 

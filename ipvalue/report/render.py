@@ -3,20 +3,42 @@ CJK font embedded) and JSON, all from the same :class:`~ipvalue.report.sections.
 
 The renderers only lay sections out: each table column says how it reads (money with thousands
 separators, percentages, years, dates), each chart is data drawn here with Chinese and English
-labels. A recorded valuation carries its report in its JSON, so HTML and PDF can be rendered again
-from the record alone (the service re-renders a report lost to a crash).
+labels (:mod:`ipvalue.report.figures`). A recorded valuation carries its report in its JSON, so
+HTML and PDF can be rendered again from the record alone (the service re-renders a report lost
+to a crash).
+
+Tables are laid out with fixed column widths computed here from what each column holds
+(:func:`column_widths`): numbers, dates and identifiers never break across lines, words never
+break inside, and WeasyPrint does not measure every cell of every table again (its automatic
+table layout was most of the PDF's time).
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import re
+from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 
-from ipvalue.report.sections import Report
+from ipvalue.report.sections import NUMERIC_KINDS, Report
+from ipvalue.report.textwidth import is_identifier, longest_token_em, text_em
 
 logger = logging.getLogger(__name__)
+
+#: Width of the printed text block (A4, 12 mm margins: 186 mm) in em of the tables' print font
+#: (7.5 pt) and of the dense tables' (6.5 pt); the HTML on screen scales the same percentages.
+PRINT_WIDTH_EM = {"normal": 186 / (7.5 * 25.4 / 72), "dense": 186 / (6.5 * 25.4 / 72)}
+#: Horizontal padding and border of a cell, in em.
+CELL_PAD_EM = 0.9
+#: A text column is never narrower than this (em), unless everything in it is shorter.
+TEXT_MIN_EM = 5.0
+#: The widest a column's preferred width counts (em): longer text wraps.
+TEXT_MAX_EM = 30.0
+#: The width a column of numbers would like for its heading (em): about two lines of it.
+NUMERIC_HEAD_EM = 6.0
+
 
 def format_cell(value, kind: str) -> str:
     """A table cell as a reader sees it (see :data:`ipvalue.report.sections.KINDS`)."""
@@ -37,87 +59,145 @@ def format_cell(value, kind: str) -> str:
         return f"{100 * v:.2f}%"
     if kind == "percent1":
         return f"{100 * v:.1f}%"
+    if kind == "percent6":
+        return f"{100 * v:.6f}%"
     if kind == "rate":
         return f"{v:.4f}"
+    if kind == "rate6":
+        return f"{v:.6f}"
     if kind == "years":
         return f"{v:.1f}"
+    if kind == "multiple":
+        return f"{v:,.2f} 倍"
     if kind == "integer":
         return f"{v:,.0f}"
     if abs(v) >= 1000:
         return f"{v:,.0f}"
-    return f"{v:.4g}"
+    return f"{v:.2f}".rstrip("0").rstrip(".") if v != round(v) else f"{v:.0f}"
 
 
-def draw_chart(chart: dict) -> str:
-    """A chart (the data of :class:`~ipvalue.report.sections.Chart`) as a PNG data URI, in the
-    house style (:mod:`ipvalue.charts`: a CJK font for the Chinese labels)."""
-    import numpy as np
+# --- column widths ------------------------------------------------------------------------------
 
-    from ipvalue.charts import chart_style, label, png_data_uri
 
-    with chart_style() as plt:
-        kind, series = chart["kind"], chart.get("series") or []
-        tall = kind in ("barh", "tornado") and series and len(series[0].get("x", series[0].get("labels", []))) > 6
-        fig, ax = plt.subplots(figsize=(6.4, 3.6 if not tall else 4.6))
-        money = lambda v, _pos=None: f"{v / 1e4:,.0f}万"  # noqa: E731
-        if kind == "bar":
-            for s in series:
-                ax.bar(s["x"], s["y"], color="#2b5d8a", label=f"{s['name_zh']} {s['name_en']}")
-            ax.yaxis.set_major_formatter(money)
-        elif kind == "barh":
-            s = series[0]
-            colors = ["#2b5d8a" if v >= 0 else "#c9764f" for v in s["y"]]
-            ax.barh([str(x)[:40] for x in s["x"]], s["y"], color=colors)
-            if max((abs(v) for v in s["y"]), default=0) >= 1e4:
-                ax.xaxis.set_major_formatter(money)
-        elif kind in ("line", "step"):
-            for s in series:
-                if kind == "step":
-                    ax.step(s["x"], s["y"], where="post", label=s["name_zh"])
-                else:
-                    ax.plot(s["x"], s["y"], label=s["name_zh"])
-            ax.set_ylim(0, 1.05)
-            if len(series) <= 8:
-                ax.legend(fontsize=6)
-        elif kind == "hist":
-            values = np.asarray(series[0]["values"], float)
-            ax.hist(values, bins=50, color="#7aa6c9")
-            ax.xaxis.set_major_formatter(money)
-            for i, m in enumerate(chart.get("markers") or []):
-                ax.axvline(m["x"], color=("#1d2733", "#c62828", "#1a7f37")[i % 3], linestyle=("-", "--", ":")[i % 3], label=f"{m['label_zh']} {m['label_en']}")
-            if chart.get("markers"):
-                ax.legend(fontsize=6)
-        elif kind == "tornado":
-            s = series[0]
-            base = s["base"]
-            y = np.arange(len(s["labels"]))
-            ax.barh(y, np.asarray(s["low"]) - base, left=base, color="#c9764f", label="下调 down")
-            ax.barh(y, np.asarray(s["high"]) - base, left=base, color="#4f8fc9", label="上调 up")
-            ax.set_yticks(y, [str(x)[:36] for x in s["labels"]])
-            ax.axvline(base, color="#1d2733")
-            ax.xaxis.set_major_formatter(money)
-            ax.legend(fontsize=6)
-        ax.set_title(label(chart["title_zh"], chart["title_en"], sep="\n"), fontsize=9)
-        if chart.get("x_label_zh"):
-            ax.set_xlabel(label(chart["x_label_zh"], chart.get("x_label_en", "")))
-        if chart.get("y_label_zh"):
-            ax.set_ylabel(label(chart["y_label_zh"], chart.get("y_label_en", "")))
-        return png_data_uri(fig)
+def column_widths(columns: list[dict], cells: list[list[str]]) -> tuple[list[float], bool]:
+    """Widths of a table's columns in percent of the table, and whether the table must be set
+    in the dense (smaller) print size to fit the page.
+
+    Each column has a minimum (its widest unbreakable content: a number, a date, an identifier,
+    an English word; at least :data:`TEXT_MIN_EM` for text) and a preferred width (its longest
+    content on one line, capped at :data:`TEXT_MAX_EM`). Columns get their preferred widths when
+    these fit the printed page; otherwise their minimum plus a share of the room left in
+    proportion to what they would like more. ``cells`` are the formatted cells, one list per
+    column.
+    """
+    minimum, preferred = [], []
+    for column, values in zip(columns, cells):
+        zh, en = column.get("label_zh", ""), column.get("label_en", "")
+        head_min = max(longest_token_em(zh), 0.85 * longest_token_em(en), min(text_em(zh), 3.0))
+        head_pref = max(text_em(zh), 0.85 * text_em(en))
+        numeric = column.get("kind", "text") in NUMERIC_KINDS or column.get("kind") == "date"
+        lo = hi = 0.0
+        for text in values:
+            width = text_em(text)
+            if numeric or is_identifier(text):
+                lo = max(lo, width)
+            else:
+                lo = max(lo, longest_token_em(text), min(width, TEXT_MIN_EM))
+            hi = max(hi, min(width, TEXT_MAX_EM))
+        minimum.append(max(head_min, lo) + CELL_PAD_EM)
+        # a number's column would like its heading on two lines at most; a text column its longest cell on one line
+        preferred.append(max(min(head_pref, NUMERIC_HEAD_EM) if numeric else head_pref, hi, lo) + CELL_PAD_EM)
+    for density in ("normal", "dense"):
+        room = PRINT_WIDTH_EM[density]
+        if sum(preferred) <= room:
+            widths = preferred
+            break
+        if sum(minimum) <= room:
+            extra = [p - m for p, m in zip(preferred, minimum)]
+            spare = room - sum(minimum)
+            widths = [m + spare * e / sum(extra) for m, e in zip(minimum, extra)] if sum(extra) > 0 else minimum
+            break
+    else:
+        widths = minimum
+        logger.warning("A table of %d columns is wider than the printed page even in the dense size: %.0f em.", len(columns), sum(minimum))
+    total = sum(widths) or 1.0
+    return [round(100 * w / total, 2) for w in widths], density == "dense"
+
+
+def layout_table(table: dict) -> dict:
+    """A table ready for the template: its header rows (with column groups), its formatted cells,
+    the widths of its columns and its CSS classes."""
+    columns = table["columns"]
+    rows = table["rows"]
+    body = [[format_cell(row.get(c["key"]), c.get("kind", "text")) for c in columns] for row in rows]
+    widths, dense = column_widths(columns, [[r[j] for r in body] for j in range(len(columns))]) if columns else ([], False)
+    groups = []
+    if any(c.get("group_zh") for c in columns):
+        for c in columns:
+            key = (c.get("group_zh", ""), c.get("group_en", ""))
+            if groups and groups[-1]["key"] == key and key[0]:
+                groups[-1]["span"] += 1
+            else:
+                groups.append({"key": key, "zh": key[0], "en": key[1], "span": 1})
+    cell_class = []
+    for c in columns:
+        kind = c.get("kind", "text")
+        cell_class.append("num" if kind in NUMERIC_KINDS else "nw" if kind in ("date", "check") else "")
+    classes = ["dense"] if dense else []
+    if len(rows) <= 12:
+        classes.append("keep")  # a short table is never split across pages
+    return {**table, "body": [[_cell(text, cls) for text, cls in zip(r, cell_class)] for r in body], "widths": widths, "groups": groups,
+            "classes": " ".join(classes)}
+
+
+def _cell(text: str, cls: str) -> tuple:
+    """(content, CSS class) of a body cell: numbers, dates and identifiers on one line."""
+    if cls:
+        return text, cls
+    if is_identifier(text):
+        return text, "nw"
+    return keep_identifiers_whole(text), ""
+
+
+_BREAKABLE_IDENTIFIER = re.compile(r"[A-Za-z0-9¥][A-Za-z0-9._:/@#+,-]*[-/][A-Za-z0-9._:/@#+,-]*[A-Za-z0-9]")
+
+
+def keep_identifiers_whole(text: str):
+    """A text cell as HTML in which each identifier with a hyphen or a slash ('SYN-PJBG-2026-002',
+    'industry-margins-v1', a date) is kept on one line: a line may break after a hyphen, and a
+    reference split there reads as two. Other text wraps as usual."""
+    from markupsafe import Markup, escape
+
+    if not _BREAKABLE_IDENTIFIER.search(text):
+        return text
+    escaped = str(escape(text))
+    return Markup(_BREAKABLE_IDENTIFIER.sub(lambda m: f'<span class="nw">{m.group(0)}</span>', escaped))
+
+
+# --- HTML and PDF -------------------------------------------------------------------------------
+
+
+@lru_cache(maxsize=1)
+def _template():
+    from jinja2 import Environment, select_autoescape
+
+    env = Environment(autoescape=select_autoescape(["html", "j2"]), trim_blocks=True, lstrip_blocks=True)
+    return env.from_string((resources.files("ipvalue") / "report" / "report.html.j2").read_text(encoding="utf-8"))
 
 
 def render_html(report) -> str:
     """The report (a :class:`Report`, its dict, or a recorded result's JSON dict with ``report``)
     as one self-contained HTML string (no external files or network)."""
-    from jinja2 import Environment, select_autoescape
+    from ipvalue.report.figures import draw_chart
 
     data = _report_dict(report)
-    env = Environment(autoescape=select_autoescape(["html", "j2"]))
-    env.filters["cell"] = format_cell
-    template = env.from_string((resources.files("ipvalue") / "report" / "report.html.j2").read_text(encoding="utf-8"))
-    charts = {c["id"]: draw_chart(c) for sec in data["sections"] for c in sec.get("charts", [])}
-    body = [s for s in data["sections"] if s.get("part", "body") == "body"]
-    appendix = [s for s in data["sections"] if s.get("part", "body") == "appendix"]
-    return template.render(report=data, meta=data.get("meta", {}), body=body, appendix=appendix, charts=charts)
+    sections = []
+    for sec in data["sections"]:
+        sections.append({**sec, "tables": [layout_table(t) for t in sec.get("tables", [])],
+                         "charts": [{**c, "uri": draw_chart(c)} for c in sec.get("charts", [])]})
+    body = [s for s in sections if s.get("part", "body") == "body"]
+    appendix = [s for s in sections if s.get("part", "body") == "appendix"]
+    return _template().render(report=data, meta=data.get("meta", {}), body=body, appendix=appendix)
 
 
 def _report_dict(report) -> dict:
@@ -170,14 +250,18 @@ def render_pdf(html: str) -> bytes:
     return weasyprint.HTML(string=html).write_pdf(font_config=FontConfiguration())
 
 
-def _require_cjk_font() -> None:
+@lru_cache(maxsize=1)
+def _cjk_fonts_installed() -> bool:
     import subprocess
 
     try:
-        found = subprocess.run(["fc-list", ":lang=zh"], capture_output=True, text=True, timeout=30).stdout.strip()
+        return bool(subprocess.run(["fc-list", ":lang=zh"], capture_output=True, text=True, timeout=30).stdout.strip())
     except (OSError, subprocess.SubprocessError):
-        found = ""
-    if not found:
+        return False
+
+
+def _require_cjk_font() -> None:
+    if not _cjk_fonts_installed():
         raise RuntimeError("No Chinese (CJK) font is installed: the PDF's Chinese text would print as boxes. "
                            "Fix: install one (Debian: apt-get install fonts-noto-cjk).")
 
@@ -194,5 +278,3 @@ def pdf_unavailable() -> str | None:
     except RuntimeError as exc:
         return str(exc)
     return None
-
-

@@ -21,21 +21,29 @@ import pandas as pd
 
 #: How a table column reads: ``money`` (¥, thousands separators, no decimals), ``money2`` (two
 #: decimals), ``percent`` (a fraction shown as %, 2 decimals), ``percent1`` (one decimal),
-#: ``rate`` (a fraction shown with 4 decimals), ``years`` (one decimal), ``number`` (up to 4
-#: significant digits), ``integer``, ``date`` (YYYY-MM-DD), ``text``, ``check`` (a boolean shown
-#: as 通过 pass / 未通过 fail).
-KINDS = ("money", "money2", "percent", "percent1", "rate", "years", "number", "integer", "date", "text", "check")
+#: ``percent6`` (six decimals: the 计算过程 appendix, where a reader re-derives a figure to the
+#: yuan), ``rate`` (a fraction shown with 4 decimals), ``rate6`` (six decimals, the appendix),
+#: ``years`` (one decimal), ``number`` (at most 2 decimals), ``multiple`` (a ratio shown as
+#: "10.02 倍"), ``integer``, ``date`` (YYYY-MM-DD), ``text``, ``check`` (a boolean shown as 通过 pass
+#: / 未通过 fail).
+KINDS = ("money", "money2", "percent", "percent1", "percent6", "rate", "rate6", "years", "number", "multiple", "integer", "date", "text", "check")
+#: The kinds read as numbers (right-aligned, never broken across lines).
+NUMERIC_KINDS = ("money", "money2", "percent", "percent1", "percent6", "rate", "rate6", "years", "number", "multiple", "integer")
 CHART_KINDS = ("bar", "barh", "line", "step", "hist", "tornado", "waterfall")
 
 
 @dataclass
 class Column:
-    """A table column: the data key, its heading in Chinese and English, how it reads."""
+    """A table column: the data key, its heading in Chinese and English, how it reads, and
+    optionally the group heading it sits under (``group_zh`` / ``group_en``: neighbouring columns
+    with the same group share one heading above theirs)."""
 
     key: str
     label_zh: str
     label_en: str = ""
     kind: str = "text"
+    group_zh: str = ""
+    group_en: str = ""
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:

@@ -1,29 +1,56 @@
 """The income approach's part of the 内部评估报告: the method with its applied parameters, the
-sensitivity (tornado) and, in the appendix, the year-by-year cash flows a reader re-derives the
-values from."""
+sensitivity (tornado) and, in the appendix, the year-by-year cash flows of both bases (value in
+use, market participant) a reader re-derives the values from."""
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 
+from ipvalue import terms
 from ipvalue.report.sections import Chart, Column, Section
 
-#: Readers' names of the tornado's assumptions.
+#: Readers' names of the tornado's assumptions, and how their step reads: ``pp`` (percentage
+#: points of a rate), ``share`` (a relative change), ``years``, ``range`` (a share of the sharing
+#: rate's range), ``multiplier`` (the hazards × 1 / (1 + step) and × (1 + step)).
 ASSUMPTION_LABELS = {
-    "sharing_position": ("分成率区间位置", "sharing rate's position in its range"),
-    "discount_rate": ("折现率", "discount rate"),
-    "growth": ("收入增长率", "revenue growth"),
-    "economic_life_years": ("经济寿命（固定期限时）", "economic life (fixed horizon)"),
-    "decay_per_year": ("分成率年衰减", "yearly decline of the sharing rate"),
-    "revenue_level": ("收入水平", "revenue level"),
-    "operating_margin": ("营业利润率", "operating margin"),
-    "tax_rate": ("所得税率", "income-tax rate"),
-    "hazard_multiplier": ("年费失效风险（×0.5 / ×2）", "fee-lapse hazards (×0.5 / ×2)"),
+    "sharing_position": ("分成率区间位置", "sharing rate's position in its range", "range"),
+    "discount_rate": ("折现率", "discount rate", "pp"),
+    "growth": ("收入增长率", "revenue growth", "pp"),
+    "economic_life_years": ("经济寿命（固定期限时）", "economic life (fixed horizon)", "years"),
+    "decay_per_year": ("分成率年衰减", "yearly decline of the sharing rate", "pp"),
+    "revenue_level": ("收入水平", "revenue level", "share"),
+    "operating_margin": ("营业利润率", "operating margin", "pp"),
+    "tax_rate": ("所得税率", "income-tax rate", "pp"),
+    "hazard_multiplier": ("年费失效风险", "fee-lapse hazards", "multiplier"),
 }
-BASIS_LABELS = {"value_in_use": "在用价值 value in use", "market_participant": "市场参与者口径 market participant"}
+#: The Monte Carlo's shocks (the income set's ``monte_carlo`` block): name and how each applies.
+SHOCKS = {
+    "sharing_position_sd": ("分成率区间位置", "sharing rate's position", "+ 标准差 × z sd × z"),
+    "discount_rate_sd": ("折现率", "discount rate", "+ 标准差 × z sd × z"),
+    "growth_sd": ("收入增长率", "revenue growth", "+ 标准差 × z sd × z"),
+    "economic_life_sd_years": ("经济寿命（固定期限时，年）", "economic life (fixed horizon, years)", "+ 标准差 × z sd × z"),
+    "revenue_level_sd": ("收入水平", "revenue level", "× max(1 + 标准差 × z, 0) × max(1 + sd × z, 0)"),
+    "margin_sd": ("营业利润率", "operating margin", "+ 标准差 × z sd × z"),
+}
 
 PATENT = Column("patent_id", "专利", "Patent")
+
+
+def step_text(assumption: str, step: float) -> str:
+    """The tornado's step as a reader reads it: '±2.0 个百分点 pp', '±20%', '±2 年 years'."""
+    unit = ASSUMPTION_LABELS.get(assumption, ("", "", "number"))[2]
+    if unit == "pp":
+        return f"±{100 * step:.1f} 个百分点 pp"
+    if unit == "share":
+        return f"±{100 * step:.0f}%"
+    if unit == "range":
+        return f"±{100 * step:.0f}% 区间 of the range"
+    if unit == "years":
+        return f"±{step:g} 年 years"
+    if unit == "multiplier":
+        return f"×{1 / (1 + step):.2g} / ×{1 + step:.2g}"
+    return f"±{step:g}"
 
 
 def income_sections(result, *, assumptions, scenarios, frame: pd.DataFrame) -> list[Section]:
@@ -45,73 +72,125 @@ def income_sections(result, *, assumptions, scenarios, frame: pd.DataFrame) -> l
         "The value in use takes the borrower's own margin and tax rate; the market-participant restatement takes the sector margin and the "
         "standard tax rate, and is offered as the market value.")
     wacc, wacc_source = result.provenance["wacc"], result.provenance["wacc_source"]
+    source_zh, source_en = ("申请资料", "the application") if wacc_source == "application" else (f"银行默认值 {wacc_source}", f"the bank's default {wacc_source}")
     above = a.discount_rate > wacc
-    sec.text(f"折现率检验：折现率 {a.discount_rate:.2%} {'高于' if above else '未高于'}加权平均资本成本 WACC {wacc:.2%}（来源：{'申请资料' if wacc_source == 'application' else wacc_source}）"
+    sec.text(f"折现率检验：折现率 {a.discount_rate:.2%} {'高于' if above else '未高于'}加权平均资本成本 WACC {wacc:.2%}（来源：{source_zh}）"
              + ("，符合《资产评估专家指引第12号》的要求。" if above else "，不符合《资产评估专家指引第12号》的要求，需复核。"),
-             f"Discount-rate check: the rate {a.discount_rate:.2%} {'exceeds' if above else 'does not exceed'} the WACC {wacc:.2%} (from {wacc_source})"
+             f"Discount-rate check: the rate {a.discount_rate:.2%} {'exceeds' if above else 'does not exceed'} the WACC {wacc:.2%} (from {source_en})"
              + (", as 资产评估专家指引第12号 asks." if above else ": 资产评估专家指引第12号 asks that it does; review required."))
-    sec.table("income-parameters-table", c, [
+    sec.table("income-revenue-table", c.assign(margin_source_label=c["margin_source"].map(terms.margin_source)), [
         PATENT, Column("revenue_base_rmb", "分摊基期收入", "Base revenue attributed", "money"),
         Column("allocation_share", "收入分摊比例", "Share of product revenue", "percent1"), Column("growth", "增长率", "Growth", "percent1"),
-        Column("operating_margin", "营业利润率", "Operating margin", "percent"), Column("margin_source", "利润率来源", "Margin source"),
+        Column("operating_margin", "营业利润率", "Operating margin", "percent"), Column("margin_source_label", "利润率来源", "Margin source"),
+    ], caption_zh="收入与利润率（在用价值，实际采用值）", caption_en="Revenue and margin (value in use, as applied)")
+    sec.table("income-parameters-table", c, [
+        PATENT, Column("score", "评分", "Score", "number"),
         Column("sharing_low", "分成率下限", "Sharing low", "percent"), Column("sharing_high", "分成率上限", "Sharing high", "percent"),
         Column("sharing_position", "区间位置", "Position", "percent1"), Column("sharing_rate", "分成率", "Sharing rate", "percent"),
         Column("tax_rate", "所得税率", "Tax", "percent1"), Column("discount_rate", "折现率", "Discount rate", "percent"),
         Column("remaining_life_years", "剩余法定寿命（年）", "Legal life (y)", "years"),
         Column("economic_life_years", "经济寿命（年）", "Economic life (y)", "years"), Column("income_period_years", "收益期（年）", "Income period (y)", "years"),
-    ], caption_zh="收益法参数（实际采用值）", caption_en="Income approach: the values applied")
+    ], caption_zh="分成率、税率、折现率与期限（在用价值，实际采用值）", caption_en="Sharing rate, tax, discount rate and periods (value in use, as applied)")
     sec.table("income-values-table", c, [
         PATENT, Column("value_in_use_rmb", "在用价值", "Value in use", "money"),
-        Column("value_in_use_p5_rmb", "P5", "P5", "money"), Column("value_in_use_p95_rmb", "P95", "P95", "money"),
+        Column("value_in_use_p5_rmb", "在用价值 P5", "Value in use P5", "money"), Column("value_in_use_p95_rmb", "在用价值 P95", "Value in use P95", "money"),
         Column("market_participant_sharing_rate", "市场参与者分成率", "Market-participant sharing rate", "percent"),
         Column("market_participant_value_rmb", "市场参与者口径价值", "Market-participant value", "money"),
     ], caption_zh="在用价值与市场参与者口径", caption_en="Value in use and the market-participant restatement")
     flows = result.evidence["cash_flows"]
     use = flows[flows["basis"] == "value_in_use"].groupby("year")["present_value_rmb"].sum()
-    sec.chart(Chart("chart-income-cash-flows", "bar", "收益法逐年现金流现值（在用价值）", "Present value of the yearly cash flows (value in use)",
-                    "年份", "year", "现值（元）", "present value (RMB)",
+    sec.chart(Chart("chart-income-cash-flows", "bar", "收益法逐年现金流现值（在用价值，专利包合计）", "Present value of the yearly cash flows (value in use, package total)",
+                    "评估基准日后第 t 年", "year t after the valuation date", "现值（元）", "present value (RMB)",
                     series=[{"name_zh": "现值", "name_en": "present value", "x": use.index.astype(int).tolist(), "y": use.round(2).tolist()}]))
     draws = result.evidence["value_in_use_draws"].sum(axis=0)
-    sec.chart(Chart("chart-income-distribution", "hist", "在用价值蒙特卡洛分布（专利包合计）", "Monte Carlo distribution of the value in use (package total)",
+    sec.chart(Chart("chart-income-distribution", "hist", "在用价值的蒙特卡洛分布（专利包合计）", "Monte Carlo distribution of the value in use (package total)",
                     "在用价值（元）", "value in use (RMB)", "情景数", "scenarios",
                     series=[{"name_zh": "情景", "name_en": "scenarios", "values": np.round(draws, 2).tolist()}],
-                    markers=[{"x": float(np.quantile(draws, q)), "label_zh": f"P{round(100 * q)}", "label_en": f"P{round(100 * q)}"} for q in (0.05, 0.5, 0.95)]))
-    sec.text(f"蒙特卡洛：{scenarios.n_draws:,} 个情景，随机种子 {scenarios.seed}（各专利共用情景，专利包价值为逐情景合计）。",
-             f"Monte Carlo: {scenarios.n_draws:,} scenarios, seed {scenarios.seed} (scenarios shared by all patents; a package's value is the per-scenario sum).")
+                    markers=[{"x": float(np.quantile(draws, q)), "label_zh": f"在用价值 P{round(100 * q)}", "label_en": f"value in use P{round(100 * q)}"}
+                             for q in (0.05, 0.5, 0.95)]))
+    sec.text(f"蒙特卡洛：{scenarios.n_draws:,} 个情景，随机种子 {scenarios.seed}（各专利共用情景，专利包价值为逐情景合计）；每个情景对下列假设施加标准正态冲击 z。",
+             f"Monte Carlo: {scenarios.n_draws:,} scenarios, seed {scenarios.seed} (scenarios shared by all patents; a package's value is the per-scenario sum); "
+             "each scenario moves the assumptions below by a standard-normal shock z.")
+    mc = a.raw.get("monte_carlo") or {}
+    shocks = pd.DataFrame([
+        {"assumption": f"{zh} {en}", "sd": float(a.mc_sd[key]), "applied": how,
+         "source": terms.reader_source((mc.get(key) or {}).get("source", "") if isinstance(mc.get(key), dict) else "")}
+        for key, (zh, en, how) in SHOCKS.items() if key in a.mc_sd
+    ], columns=["assumption", "sd", "applied", "source"])
+    sec.table("income-shocks-table", shocks, [Column("assumption", "假设", "Assumption"), Column("sd", "标准差", "Standard deviation", "number"),
+                                              Column("applied", "施加方式", "How it applies"), Column("source", "来源", "Source")],
+              caption_zh="蒙特卡洛冲击", caption_en="The Monte Carlo's shocks")
 
     sens = result.evidence["sensitivity"]
     package = sens.groupby(["assumption", "step"], as_index=False, sort=False)[["value_low_rmb", "value_rmb", "value_high_rmb"]].sum()
     package["swing_rmb"] = (package["value_high_rmb"] - package["value_low_rmb"]).abs()
     package = package.sort_values("swing_rmb", ascending=False)
-    package["label_zh"] = package["assumption"].map(lambda k: ASSUMPTION_LABELS.get(k, (k, k))[0])
-    package["label_en"] = package["assumption"].map(lambda k: ASSUMPTION_LABELS.get(k, (k, k))[1])
+    package["label_zh"] = package["assumption"].map(lambda k: ASSUMPTION_LABELS.get(k, (terms.readable_code(k),) * 2)[0])
+    package["label_en"] = package["assumption"].map(lambda k: ASSUMPTION_LABELS.get(k, (terms.readable_code(k),) * 2)[1])
+    package["step_text"] = [step_text(k, v) for k, v in zip(package["assumption"], package["step"])]
     tornado = Section("sensitivity", "敏感性分析", "Sensitivity")
     tornado.text("每项假设单独上下调整（其余不变）后专利包在用价值的变化，按影响大小排序。",
                  "The package's value in use with each assumption moved down and up alone (others fixed), largest swing first.")
-    tornado.table("sensitivity-table", package, [
-        Column("label_zh", "假设", "Assumption"), Column("label_en", "Assumption", "(English)"), Column("step", "调整幅度", "Step", "number"),
+    top = package.head(10)
+    tornado.chart(Chart("chart-tornado", "tornado", "敏感性（龙卷风图）：专利包在用价值", "Sensitivity (tornado): the package's value in use", "专利包在用价值（元）",
+                        "package value in use (RMB)",
+                        series=[{"labels": (top["label_zh"] + "\n" + top["label_en"] + " " + top["step_text"]).tolist()[::-1],
+                                 "low": top["value_low_rmb"].round(2).tolist()[::-1], "high": top["value_high_rmb"].round(2).tolist()[::-1],
+                                 "base": float(top["value_rmb"].iloc[0]) if len(top) else 0.0, "name_zh": "下调 / 上调", "name_en": "down / up"}]))
+    tornado.table("sensitivity-table", package.assign(label=package["label_zh"] + " " + package["label_en"]), [
+        Column("label", "假设", "Assumption"), Column("step_text", "调整幅度", "Step"),
         Column("value_low_rmb", "下调后", "Down", "money"), Column("value_rmb", "基准", "Base", "money"), Column("value_high_rmb", "上调后", "Up", "money"),
+        Column("swing_rmb", "影响幅度", "Swing", "money"),
     ])
-    top = package.head(10).iloc[::-1]
-    tornado.chart(Chart("chart-tornado", "tornado", "敏感性（龙卷风图）", "Sensitivity (tornado)", "专利包在用价值（元）", "package value in use (RMB)",
-                        series=[{"labels": (top["label_zh"] + " " + top["label_en"]).tolist(), "low": top["value_low_rmb"].round(2).tolist(),
-                                 "high": top["value_high_rmb"].round(2).tolist(), "base": float(top["value_rmb"].iloc[0]) if len(top) else 0.0,
-                                 "name_zh": "下调 / 上调", "name_en": "down / up"}]))
+    return [sec, tornado, income_appendix(result, frame=frame, mid_year=a.mid_year)]
 
+
+def income_appendix(result, *, frame: pd.DataFrame, mid_year: bool) -> Section:
+    """计算过程: per patent and year, the revenue, S_t, the share of the year and the discount factor
+    (common to both bases), and each basis's sharing rate, after-tax cash flow and present value,
+    printed with the digits a reader needs to re-derive the values to the yuan."""
+    flows = result.evidence["cash_flows"]
+    use_in, mp_in = result.evidence["inputs"], result.evidence["market_participant_inputs"]
+    m = "t − 0.5" if mid_year else "t"
     appendix = Section("appendix-income", "计算过程：收益法逐年现金流", "Workings: the income approach year by year", part="appendix")
-    appendix.text("每件专利逐年：分摊收入 × 分成率 × 权重（有效概率 × 年内比例）×（1 − 所得税率）= 税后现金流；现金流 × 折现系数 = 现值；现值合计即该口径的价值。",
-                  "Each patent, year by year: attributed revenue × sharing rate × weight (probability in force × share of the year) × (1 − tax) = "
-                  "after-tax cash flow; × discount factor = present value; the present values add up to the value of that basis.")
-    table = flows.assign(basis_label=flows["basis"].map(BASIS_LABELS))
-    appendix.table("income-cash-flows-table", table, [
-        Column("basis_label", "口径", "Basis"), PATENT, Column("year", "年", "Year", "integer"), Column("income_rmb", "分摊收入", "Revenue attributed", "money"),
-        Column("sharing_position", "区间位置", "Position", "percent1"), Column("sharing_rate", "分成率", "Sharing rate", "percent"),
-        Column("survival", "有效概率 S_t", "In force S_t", "rate"), Column("year_fraction", "年内比例", "Share of year", "rate"),
-        Column("tax_rate", "所得税率", "Tax", "percent1"), Column("discount_factor", "折现系数", "Discount factor", "rate"),
-        Column("cash_flow_rmb", "税后现金流", "Cash flow after tax", "money2"), Column("present_value_rmb", "现值", "Present value", "money2"),
-    ])
-    totals = flows.groupby(["basis", "patent_id"], as_index=False, sort=False)["present_value_rmb"].sum()
-    appendix.table("income-totals-table", totals.assign(basis_label=totals["basis"].map(BASIS_LABELS)), [
-        Column("basis_label", "口径", "Basis"), PATENT, Column("present_value_rmb", "现值合计", "Sum of present values", "money2"),
-    ], caption_zh="现值合计 = 该口径的价值", caption_en="Sum of present values = the value of that basis")
-    return [sec, tornado, appendix]
+    appendix.text(f"每件专利逐年：税后现金流 = 分摊收入 × 分成率 × 有效概率 S_t × 年内比例 ×（1 − 所得税率）；现值 = 税后现金流 × 折现系数，折现系数 = 1 ÷ (1 + 折现率)^({m})；"
+                  "现值合计即该口径的价值。市场参与者口径的现值合计为以收益法为依据的专利的市场价值。比率保留六位小数，以便复算至 1 元以内。",
+                  f"Each patent, year by year: after-tax cash flow = attributed revenue × sharing rate × probability in force S_t × share of the year × (1 − tax "
+                  f"rate); present value = cash flow × discount factor, discount factor = 1 ÷ (1 + discount rate)^({m}); the present values add up to the "
+                  "value of that basis. The market-participant sum is the market value of a patent whose market value rests on the income approach. "
+                  "Rates carry six decimals so that a reader re-derives the figures to the yuan.")
+    use = flows[flows["basis"] == "value_in_use"].drop(columns="basis")
+    mp = flows[flows["basis"] == "market_participant"][["patent_id", "year", "sharing_rate", "cash_flow_rmb", "present_value_rmb"]]
+    both = use.merge(mp, on=["patent_id", "year"], how="outer", suffixes=("_use", "_mp")).sort_values(["patent_id", "year"], kind="stable")
+    group_use, group_mp = ("在用价值", "value in use"), ("市场参与者口径", "market participant")
+    columns = [
+        Column("year", "年", "Year", "integer"), Column("income_rmb", "分摊收入", "Revenue attributed", "money2"),
+        Column("survival", "有效概率 S_t", "In force S_t", "rate6"), Column("year_fraction", "年内比例", "Share of year", "rate6"),
+        Column("discount_factor", "折现系数", "Discount factor", "rate6"),
+        Column("sharing_rate_use", "分成率", "Sharing rate", "percent6", *group_use), Column("cash_flow_rmb_use", "税后现金流", "Cash flow", "money2", *group_use),
+        Column("present_value_rmb_use", "现值", "Present value", "money2", *group_use),
+        Column("sharing_rate_mp", "分成率", "Sharing rate", "percent6", *group_mp), Column("cash_flow_rmb_mp", "税后现金流", "Cash flow", "money2", *group_mp),
+        Column("present_value_rmb_mp", "现值", "Present value", "money2", *group_mp),
+    ]
+    for i, pid in enumerate(frame["patent_id"]):
+        rows = both[both["patent_id"] == pid]
+        if not len(rows):
+            continue
+        u, p = use_in.iloc[i], mp_in.iloc[i]
+        scheduled = u.get("income_source") == "schedule"
+        revenue_zh = (f"逐年收入按申请的收入预测 × 分摊比例 {float(u['allocation_share']):.6%}" if scheduled else
+                      f"基期收入 ¥{float(u['revenue_base_rmb']):,.2f}（产品收入 × 分摊比例 {float(u['allocation_share']):.6%}），年增长率 {float(u['growth']):.6%}")
+        revenue_en = (f"yearly revenue: the application's forecast × share {float(u['allocation_share']):.6%}" if scheduled else
+                      f"base revenue RMB {float(u['revenue_base_rmb']):,.2f} (product revenue × share {float(u['allocation_share']):.6%}), growth "
+                      f"{float(u['growth']):.6%} a year")
+        total = {"year": "合计 total", "present_value_rmb_use": float(rows["present_value_rmb_use"].sum()),
+                 "present_value_rmb_mp": float(rows["present_value_rmb_mp"].sum())}
+        table = pd.concat([rows, pd.DataFrame([total])], ignore_index=True)
+        appendix.table(
+            f"income-cash-flows-{pid}", table, columns,
+            caption_zh=(f"{pid}：{revenue_zh}；所得税率：在用价值 {float(u['tax_rate']):.2%}、市场参与者 {float(p['tax_rate']):.2%}；营业利润率：在用价值 {float(u['operating_margin']):.4%}、"
+                        f"市场参与者 {float(p['operating_margin']):.4%}；区间位置 {float(u['sharing_position']):.6%}；折现率 {float(u['discount_rate']):.4%}"),
+            caption_en=(f"{revenue_en}; tax: value in use {float(u['tax_rate']):.2%}, market participant {float(p['tax_rate']):.2%}; margin: "
+                        f"value in use {float(u['operating_margin']):.4%}, market participant {float(p['operating_margin']):.4%}; position "
+                        f"{float(u['sharing_position']):.6%}; discount rate {float(u['discount_rate']):.4%}"))
+    return appendix

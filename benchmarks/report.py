@@ -1,0 +1,94 @@
+"""Time of the 内部评估报告's rendering (HTML with its charts, PDF) beside baselines measured in the same run.
+
+    .venv/bin/python -m benchmarks.report                 # runs `ipvalue demo` into a temp folder first
+    .venv/bin/python -m benchmarks.report --folder demo-output --tracking-uri sqlite:///mlflow/mlflow.db
+
+On the demo's signed application (``demo_application_signed.yaml``: the report `ipvalue demo`
+ends with), prints medians of --repeat runs of:
+
+- ``python_c_pass_s``: a fresh interpreter doing nothing (the floor of any command);
+- ``valuation_s``: the valuation step alone (models loaded once, as a service keeps them);
+- ``html_s``: the report's HTML with its charts drawn (:func:`ipvalue.report.render_html`);
+- ``pdf_s``: that HTML printed by WeasyPrint (:func:`ipvalue.report.render_pdf`), tables laid out
+  with the column widths the renderer computes (``table-layout: fixed``);
+- ``pdf_auto_layout_s``: the same HTML printed with the table CSS the report had before
+  (``table-layout: auto``, ``border-collapse: collapse``, ``overflow-wrap: anywhere``): WeasyPrint
+  measures every cell of every table, then resolves the collapsed borders;
+- ``cli_value_s``: ``ipvalue value`` on the same application in a fresh process, end to end
+  (imports, model loading, valuation, audit record, HTML, JSON and PDF), once.
+
+Timings on the shared 2-core machine move with its load: compare each figure with the
+baselines of the same run, not with another run's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import time
+import warnings
+from pathlib import Path
+
+from benchmarks._common import demo_output
+
+#: The report's table CSS before the fixed layout (the baseline the PDF time is compared with).
+FIXED, AUTO = "table { table-layout: fixed; width: 100%; border-collapse: separate; border-spacing: 0;", "table { table-layout: auto; width: 100%; border-collapse: collapse;"
+NO_WRAP, ANYWHERE = "overflow-wrap: normal; word-break: normal;", "overflow-wrap: anywhere;"
+
+
+def timed(fn, repeat: int) -> tuple[float, object]:
+    times, out = [], None
+    for _ in range(repeat):
+        started = time.perf_counter()
+        out = fn()
+        times.append(time.perf_counter() - started)
+    return statistics.median(times), out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--folder", default=None, help="a demo output folder with demo_application_signed.yaml (default: run the demo into a temp folder)")
+    parser.add_argument("--tracking-uri", default=None)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--no-cli", action="store_true", help="skip the end-to-end `ipvalue value` run")
+    args = parser.parse_args()
+    warnings.simplefilter("ignore")
+    folder, uri, tmp = demo_output(args.folder, args.tracking_uri, prefix="ipvalue-bench-report-")
+    application = folder / "demo_application_signed.yaml"
+
+    python_s, _ = timed(lambda: subprocess.run([sys.executable, "-c", "pass"], check=True), args.repeat)
+
+    import pandas as pd
+
+    from ipvalue.lending import LoanApplication, load_application_models, value_application
+    from ipvalue.report import render_html, render_pdf
+
+    app = LoanApplication.load(application)
+    models = load_application_models(app, tracking_uri=uri)
+    no_others = pd.DataFrame(columns=["application_id", "borrower", "requested_amount_rmb", "decision", "term_years", "valuation_date"])
+    value_application(app, models=models, user="bench", applications=no_others)  # warm
+    valuation_s, result = timed(lambda: value_application(app, models=models, user="bench", applications=no_others), args.repeat)
+    render_html(result.report)  # warm: matplotlib and its font cache, the template
+    html_s, html = timed(lambda: render_html(result.report), args.repeat)
+    render_pdf("<p>warm</p>")  # warm: WeasyPrint's import and fonts
+    assert FIXED in html and NO_WRAP in html, "the report's table CSS changed: update the benchmark's baseline"
+    pdf_s, pdf = timed(lambda: render_pdf(html), args.repeat)
+    auto_html = html.replace(FIXED, AUTO).replace(NO_WRAP, ANYWHERE)
+    pdf_auto_s, pdf_auto = timed(lambda: render_pdf(auto_html), args.repeat)
+    figures = {"patents": int(len(app.patents)), "python_c_pass_s": round(python_s, 3), "valuation_s": round(valuation_s, 2),
+               "html_s": round(html_s, 2), "pdf_s": round(pdf_s, 2), "pdf_auto_layout_s": round(pdf_auto_s, 2),
+               "pdf_kb": round(len(pdf) / 1024), "pdf_auto_layout_kb": round(len(pdf_auto) / 1024), "repeat": args.repeat}
+    if not args.no_cli:
+        started = time.perf_counter()
+        run = subprocess.run([str(Path(sys.executable).parent / "ipvalue"), "value", str(application), "--out", str(tmp / "reports"), "--audit-db", str(tmp / "audit.db"),
+                              "--tracking-uri", uri], capture_output=True, text=True)
+        figures["cli_value_s"] = round(time.perf_counter() - started, 2)
+        figures["cli_exit_code"] = run.returncode
+    print(json.dumps(figures))
+
+
+if __name__ == "__main__":
+    main()
