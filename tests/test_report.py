@@ -8,6 +8,7 @@ import json
 import os
 import re
 import shutil
+import statistics
 import subprocess
 from html.parser import HTMLParser
 
@@ -381,9 +382,11 @@ def rederive_loan_cap(layout: str) -> dict:
     """The loan cap recomputed by hand from the PDF's text (``pdftotext -layout``), as a reader
     would, importing nothing from ipvalue:
 
-    1. each patent's market value: its market-participant cash flows year by year, revenue ×
-       sharing rate × S_t × share of the year × (1 − tax rate), discounted at the printed rate
-       (end-of-year or mid-year, as the appendix says), summed;
+    1. each patent's market value, from the method the value chain names: the income approach's
+       market-participant cash flows year by year, revenue × sharing rate × S_t × share of the
+       year × (1 − tax rate), discounted at the printed rate (end-of-year or mid-year, as the
+       appendix says) and summed; or the market approach's median of the comparables' prices ×
+       kind, life and score factors;
     2. the pledge-rate limit: Σ market value × pledge rate (the rates of the pledge-limit table);
     3. the realisation factor from the disposal parameters: (1 − discount − cost) ÷ (1 + holding)^years;
     4. each package's collateral value: min(factor × its market-value scenarios at the cap's
@@ -407,7 +410,17 @@ def rederive_loan_cap(layout: str) -> dict:
         cash_flow = revenue * sharing * survival * fraction * (1 - taxes[pid])
         flows[pid][t] = cash_flow / (1 + rates[pid]) ** (t - (0.5 if mid else 0.0))
         printed_pv[pid][t] = _money(m.group(11))
-    market_value = {pid: sum(v.values()) for pid, v in flows.items()}
+    income_value = {pid: sum(v.values()) for pid, v in flows.items()}
+    # the market approach: each patent's median adjusted comparable price, re-adjusted by hand
+    adjusted: dict[str, list[float]] = {}
+    comparables = layout[layout.index("计算过程：市场法可比交易及调整"):] if "计算过程：市场法可比交易及调整" in layout else ""
+    for m in re.finditer(rf"^\s*(\S+)\s+\S+\s+\d{{4}}-\d\d-\d\d\s+.*?{MONEY}\s+(\d\.\d{{6}})\s+(\d\.\d{{6}})\s+(\d\.\d{{6}})\s+{MONEY}\s*$", comparables, re.M):
+        price, kind, life, score = _money(m.group(2)), float(m.group(3)), float(m.group(4)), float(m.group(5))
+        adjusted.setdefault(m.group(1), []).append(price * kind * life * score)
+    # each patent's basis, as the value chain table names it
+    chain = layout[layout.index("价值链："):layout.index("评估方法选择及理由")]
+    basis = {pid: ("market" if re.search(rf"^\s*{re.escape(pid)}\s.*市场法", chain, re.M) else "income") for pid in income_value}
+    market_value = {pid: statistics.median(adjusted[pid]) if basis[pid] == "market" else income_value[pid] for pid in income_value}
     pledge = {}
     for m in re.finditer(rf"^\s*(\S+)\s+(\S+)\s+\S+(?: \S+)*?\s+{MONEY}\s+(\d+\.\d+)%\s+{MONEY}\s*$", layout[layout.index("质押率上限 = 市场价值 × 质押率"):], re.M):
         pledge[m.group(1)] = (m.group(2), _money(m.group(3)), float(m.group(4)) / 100, _money(m.group(5)))
@@ -431,7 +444,7 @@ def rederive_loan_cap(layout: str) -> dict:
     cap = min(collateral, limits)
     printed_cap = _money(re.search(rf"质押可贷上限 = 二者较低者 loan cap = the lower of the two\s+{MONEY}", layout).group(1))
     conclusion_cap = float(re.search(r"质押可贷上限为人民币\s*([\d,]+)\s*元", layout).group(1).replace(",", ""))
-    return {"years": {pid: sorted(v) for pid, v in flows.items()}, "market_value": market_value, "printed_market_value": {pid: v[1] for pid, v in pledge.items()},
+    return {"years": {pid: sorted(v) for pid, v in flows.items()}, "basis": basis, "market_value": market_value, "printed_market_value": {pid: v[1] for pid, v in pledge.items()},
             "printed_present_values": {pid: sum(v.values()) for pid, v in printed_pv.items()}, "factor": factor,
             "collateral": collateral, "pledge_limit": limits, "cap": cap, "printed_cap": printed_cap, "conclusion_cap": conclusion_cap}
 
@@ -448,3 +461,48 @@ def test_a_reader_re_derives_the_loan_cap_from_the_pdf_text_alone_within_one_yua
     assert abs(r["conclusion_cap"] - result.summary["loan_cap_rmb"]) <= 0.5
     assert r["pledge_limit"] == pytest.approx(result.summary["pledge_value_rmb"], abs=1.0)
     assert r["collateral"] == pytest.approx(result.summary["collateral_value_rmb"], abs=1.0)
+
+
+# --- a complete report: every method, both models ------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def full(registry, tmp_path_factory):
+    """A report with every section: comparables (the market approach), an R&D cost (the cost
+    approach), the registered renewal model (S_t, reasons) and value model; HTML and PDF text."""
+    import pandas as pd
+
+    from tests.conftest import synthetic_application
+
+    require_pdf_tools()
+    folder = tmp_path_factory.mktemp("full")
+    pd.DataFrame([{"transaction_id": f"T{i}", "date": "2025-10-31", "kind": kind, "price_rmb": p, "patent_type": t, "ipc_main": "G06F 16/00",
+                   "remaining_life_years": 10.0, "licence_years": 5.0 if kind.startswith("licence") else None}
+                  for i, (p, t, kind) in enumerate([(9e5, "invention", "transfer"), (1.1e6, "invention", "licence_fixed_fee"), (1.3e6, "invention", "transfer"),
+                                                    (3e5, "utility_model", "transfer"), (4e5, "utility_model", "auction"), (5e5, "utility_model", "transfer")])]
+                 ).to_csv(folder / "comparables.csv", index=False)
+    raw = synthetic_application(comparables="comparables.csv", rd_cost={"rmb": 3_000_000, "year": 2021},
+                                models={"renewal": "models:/ipvalue-renewal@champion", "value": "models:/ipvalue-value@champion"})
+    r = value_application(LoanApplication.from_dict(raw, base_dir=folder), tracking_uri=registry[1], user="tester", applications=NO_OTHER_APPLICATIONS)
+    path = write_reports(r, folder / "reports", pdf=True)["pdf"]
+    text = subprocess.run(["pdftotext", str(path), "-"], capture_output=True, text=True, check=True).stdout
+    layout = subprocess.run(["pdftotext", "-layout", str(path), "-"], capture_output=True, text=True, check=True).stdout
+    return r, render_html(r.report), text, layout
+
+
+def test_a_complete_report_reads_well_shows_every_chart_in_chinese_and_re_derives_its_cap(full):
+    r, html, text, layout = full
+    assert {"method-market", "method-cost", "method-ml", "appendix-market"} <= set(r.report.ids)
+    assert html_problems(html) == {} and all(prose_problems(t, appendix=False) == [] for t in svg_texts(html))
+    body, _, appendix = text.partition("附录：计算过程")
+    assert prose_problems(body, appendix=False) == [] and prose_problems(appendix.split("溯源")[0], appendix=True) == []
+    charts = {c.id: c for s in r.report.sections for c in s.charts}
+    assert {"chart-value-chain", "chart-survival", "chart-reasons", "chart-distribution", "chart-tornado"} <= set(charts)
+    flat = re.sub(r"\s", "", text)
+    for chart in charts.values():
+        assert re.search(r"[\u4e00-\u9fff]", chart.title_zh) and re.sub(r"\s", "", chart.title_zh) in flat, chart.id
+    derived = rederive_loan_cap(layout)
+    assert derived["basis"] == dict(zip(r.patents["patent_id"], r.patents["basis_method"]))  # here the market approach passes its tests
+    for pid, value in derived["market_value"].items():
+        assert value == pytest.approx(derived["printed_market_value"][pid], abs=1.0), (pid, derived["basis"][pid])
+    assert abs(derived["cap"] - r.summary["loan_cap_rmb"]) <= 1.0 and abs(derived["printed_cap"] - r.summary["loan_cap_rmb"]) <= 0.01
