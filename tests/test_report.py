@@ -150,6 +150,11 @@ def test_columns_are_never_narrower_than_their_widest_number_or_identifier():
     for width, text in ((widths[0], cells[0][0]), (widths[2], cells[2][0])):
         assert width / 100 * page_em >= text_em(text), text  # the identifier and the number fit on one line
     assert widths[1] > widths[0] and widths[1] > widths[2]  # the long text takes the room left
+    # a crowded table: the identifier still gets its width, the many numbers theirs
+    crowded = [columns[0]] + [{"key": f"v{i}", "label_zh": "金额", "label_en": "Amount", "kind": "money2"} for i in range(7)] + [columns[1]]
+    widths, dense = column_widths(crowded, [cells[0]] + [["¥13,648,299.12"]] * 7 + [cells[1]])
+    room = 186 / ((6.5 if dense else 7.5) * 25.4 / 72)
+    assert widths[0] / 100 * room >= text_em(cells[0][0]) and all(w / 100 * room >= text_em("¥13,648,299.12") for w in widths[1:8])
     laid = layout_table({"id": "t", "columns": columns, "rows": [{"patent_id": "SYN-CN-0000335", "reason": "文字", "value": 1.0}]})
     assert laid["body"][0][0] == ("SYN-CN-0000335", "nw") and laid["body"][0][2] == ("¥1.00", "num") and "keep" in laid["classes"]
 
