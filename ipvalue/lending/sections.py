@@ -81,7 +81,7 @@ def conclusion_section(result) -> Section:
         f"{s['market_value_rmb']:,.0f} and a collateral value (the disposal view at P{q}) of RMB {s['collateral_value_rmb']:,.0f}; the loan cap is RMB "
         f"{s['loan_cap_rmb']:,.0f}.")
     basis_zh = "、".join(f"{_label(m)[0]} {n} 件" for m, n in s["market_value_basis"].items()) or "无"
-    basis_en = ", ".join(f"the {_label(m)[1]} for {n}" for m, n in s["market_value_basis"].items()) or "none"
+    basis_en = ", ".join(f"the {_label(m)[1]} for {n} patent{'s' if n != 1 else ''}" for m, n in s["market_value_basis"].items()) or "none"
     within = s["requested_amount_rmb"] <= s["loan_cap_rmb"]
     sec.text(
         f"市场价值的依据：{basis_zh}。质押率上限为人民币 {s['pledge_value_rmb']:,.0f} 元；可贷上限取抵质押价值与质押率上限中的较低者，由"
@@ -206,16 +206,17 @@ def basis_section(result) -> Section:
     sec.table("documents-table", docs, [PATENT, Column("kind", "文件", "Document"), Column("reference", "编号", "Reference"),
                                         Column("co_owner", "共有人", "Co-owner"), Column("paid_until", "缴至", "Paid until", "date")],
               caption_zh="申请所附文件", caption_en="Documents the application references")
-    data = [("申请文件 application", f"{app.application_id}（输入哈希 input hash {prov.get('input_hash', '')}）"),
+    data = [("申请文件 application", app.application_id),
             ("登记簿导出 register export", f"国家知识产权局法律状态导出，代码表 {app.register.code_table} CNIPA legal-status export" if app.register is not None
              else "未提供 not provided"),
-            ("收益法假设集 income assumption set", f"{prov.get('assumption_set', '')}（哈希 hash {prov.get('assumption_set_hash', '')}）"),
-            ("质押政策 pledge policy", f"{prov.get('pledge_policy', '')}（哈希 hash {prov.get('pledge_policy_hash', '')}）"),
+            ("收益法假设集 income assumption set", prov.get("assumption_set", "")),
+            ("质押政策 pledge policy", prov.get("pledge_policy", "")),
             ("调和规则 reconciliation rules", prov.get("reconciliation_rules", "")),
-            ("处置假设 disposal assumptions", f"{prov.get('disposal_assumption_set', '')}（哈希 hash {prov.get('disposal_assumption_set_hash', '')}）"),
+            ("处置假设 disposal assumptions", prov.get("disposal_assumption_set", "")),
             ("续费模型 renewal model", model_text(prov.get("renewal_model"), prov.get("renewal_model_version", ""))),
             ("价值模型 value model", model_text(prov.get("value_model"), prov.get("value_model_version", "")))]
-    sec.table("data-table", pd.DataFrame(data, columns=["item", "value"]), [Column("item", "数据", "Data"), Column("value", "来源及版本", "Source and version")])
+    sec.table("data-table", pd.DataFrame(data, columns=["item", "value"]), [Column("item", "数据", "Data"), Column("value", "来源及版本", "Source and version")],
+              caption_zh="所用数据、假设集与模型（各自的哈希见附录溯源）", caption_en="Data, assumption sets and models used (their hashes are in the provenance appendix)")
     return sec
 
 
@@ -297,7 +298,8 @@ def methods_section(result) -> Section:
     cols = [PATENT] + [Column(f"method_{name}_rmb", r.label_zh, r.label_en, "money") for name, r in result.methods.items()]
     table = p.assign(basis_label=p["basis_method"].map(lambda m: " ".join(_label(m)) if m else "—"))
     cols += [Column("basis_label", "市场价值依据", "Market value from"), Column("disagreement", "方法差异", "Disagreement", "multiple")]
-    sec.table("methods-table", table, cols, caption_zh="各方法的结果（元）", caption_en="Each method's figure (RMB)")
+    sec.table("methods-table", table, cols, caption_zh="各方法的中心值（元；收益法为在用价值，其市场价值候选为市场参与者口径，见价值链）",
+              caption_en="Each method's central figure (RMB; the income approach's is the value in use, its market-value candidate the market-participant restatement: see the value chain)")
     roles = []
     for name, r in result.methods.items():
         role = p.get(f"{name}_role", pd.Series("none", index=p.index)).fillna("none")

@@ -26,12 +26,12 @@ ASSUMPTION_LABELS = {
 }
 #: The Monte Carlo's shocks (the income set's ``monte_carlo`` block): name and how each applies.
 SHOCKS = {
-    "sharing_position_sd": ("分成率区间位置", "sharing rate's position", "+ 标准差 × z sd × z"),
-    "discount_rate_sd": ("折现率", "discount rate", "+ 标准差 × z sd × z"),
-    "growth_sd": ("收入增长率", "revenue growth", "+ 标准差 × z sd × z"),
-    "economic_life_sd_years": ("经济寿命（固定期限时，年）", "economic life (fixed horizon, years)", "+ 标准差 × z sd × z"),
-    "revenue_level_sd": ("收入水平", "revenue level", "× max(1 + 标准差 × z, 0) × max(1 + sd × z, 0)"),
-    "margin_sd": ("营业利润率", "operating margin", "+ 标准差 × z sd × z"),
+    "sharing_position_sd": ("分成率区间位置", "sharing rate's position", "+ sd × z"),
+    "discount_rate_sd": ("折现率", "discount rate", "+ sd × z"),
+    "growth_sd": ("收入增长率", "revenue growth", "+ sd × z"),
+    "economic_life_sd_years": ("经济寿命（固定期限时，年）", "economic life (fixed horizon, years)", "+ sd × z"),
+    "revenue_level_sd": ("收入水平", "revenue level", "× max(1 + sd × z, 0)"),
+    "margin_sd": ("营业利润率", "operating margin", "+ sd × z"),
 }
 
 PATENT = Column("patent_id", "专利", "Patent")
@@ -117,8 +117,9 @@ def income_sections(result, *, assumptions, scenarios, frame: pd.DataFrame) -> l
          "source": terms.reader_source((mc.get(key) or {}).get("source", "") if isinstance(mc.get(key), dict) else "")}
         for key, (zh, en, how) in SHOCKS.items() if key in a.mc_sd
     ], columns=["assumption", "sd", "applied", "source"])
-    sec.table("income-shocks-table", shocks, [Column("assumption", "假设", "Assumption"), Column("sd", "标准差", "Standard deviation", "number"),
-                                              Column("applied", "施加方式", "How it applies"), Column("source", "来源", "Source")],
+    sec.table("income-shocks-table", shocks, [Column("assumption", "假设", "Assumption"), Column("sd", "标准差 sd", "Standard deviation", "number"),
+                                              Column("applied", "施加方式（z 为标准正态冲击）", "How it applies (z a standard-normal shock)"),
+                                              Column("source", "来源", "Source")],
               caption_zh="蒙特卡洛冲击", caption_en="The Monte Carlo's shocks")
 
     sens = result.evidence["sensitivity"]
