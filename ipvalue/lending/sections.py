@@ -467,6 +467,16 @@ def disposal_appendix(result) -> Section:
              f"Monte Carlo {n_draws:,} scenarios, seed {prov.get('monte_carlo_seed', '')}: in each scenario every patent's market value comes from the method its "
              f"market value rests on (the shocks are in the income approach's section), summed per package. The table gives the quantiles (linear "
              f"interpolation) of the package's market-value scenarios and, × the realisation factor {d.realisation_factor:.6f}, the collateral value.")
+    sec.text("复算路径：各专利的市场价值 = 其依据方法的结果（收益法：附录中市场参与者口径的现值合计；市场法：调整后价格的中位数）；质押率上限 = Σ 市场价值 × 质押率；"
+             "抵质押价值 = min(变现系数 × 专利包市场价值情景的政策分位数, 变现系数 × 专利包市场价值)；可贷上限 = 二者较低者。按本附录所列数字复算，误差在 1 元以内。"
+             "须按所列数值采用、无法仅凭本报告重算的输入：蒙特卡洛情景本身（仅列分位数）、逐年有效概率 S_t（续费模型与年费生存表）、分成率区间位置（评分卡）、"
+             "收入分摊比例（评分）及可比交易的各项调整系数。",
+             "How to re-derive the cap: each patent's market value = the figure of the method it rests on (income approach: the sum of the market-participant "
+             "present values in this appendix; market approach: the median adjusted price); pledge-rate limit = Σ market value × pledge rate; collateral value "
+             "= min(realisation factor × the package's market-value scenarios at the policy's quantile, realisation factor × the package's market value); loan "
+             "cap = the lower of the two. From the figures printed here the cap re-derives within RMB 1. Taken as printed (not recomputable from the report "
+             "alone): the Monte Carlo scenarios themselves (their quantiles are given), each year's S_t (the renewal model and the life table), the sharing "
+             "rate's position (the scorecard), the revenue allocation (the scores) and the comparables' adjustment factors.")
     for package_id, row in result.packages.iterrows():
         rows_of = (result.patents["package_id"] == package_id).to_numpy()
         draws = result.market_draws[rows_of].sum(axis=0) if result.market_draws is not None else np.zeros(1)
