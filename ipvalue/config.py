@@ -23,6 +23,7 @@ import functools
 import hashlib
 import json
 import os
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
@@ -264,3 +265,34 @@ def assumption_value(raw: dict, path: str, lo: float, hi: float, *, lo_open: boo
         bounds = f"{'(' if lo_open else '['}{lo:g}, {hi:g}{')' if hi_open else ']'}"
         raise AssumptionError(f"The '{path}' of assumption set {name!r} must be in {bounds}. Got {value:g}.")
     return value
+
+
+@dataclass(frozen=True)
+class NamedSet:
+    """A named configuration set (an assumption set, a policy, a table) as read: its content, where
+    it came from, its name, version and content hash. ``label`` (``name-vN``) and ``hash`` are what
+    every result records about it."""
+
+    raw: dict
+    origin: str
+    name: str
+    version: object
+    hash: str
+
+    @property
+    def label(self) -> str:
+        return f"{self.name}-v{self.version}"
+
+    def provenance(self, key: str) -> dict:
+        """``{key: 'name-vN', key + '_hash': hash}`` for a result's provenance."""
+        return {key: self.label, f"{key}_hash": self.hash}
+
+
+def load_set(which, *, folder: str = "assumptions") -> NamedSet:
+    """A set given by name (shipped or the bank's, :func:`load_yaml`), by YAML path, or as a parsed
+    dict: bounded and checked like every YAML ipvalue reads, with its name, version and hash (the one
+    place this is written)."""
+    if isinstance(which, NamedSet):
+        return which
+    raw, origin = (which, "dict") if isinstance(which, dict) else load_yaml(which, folder=folder)
+    return NamedSet(raw, origin, str(raw.get("name", origin)), raw.get("version", 0), content_hash(raw))

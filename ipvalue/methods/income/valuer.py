@@ -12,7 +12,7 @@ import pandas as pd
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
-from ipvalue.config import assumption_value, content_hash, load_yaml
+from ipvalue.config import assumption_value, load_set
 from ipvalue.exceptions import AssumptionError, InputError
 from ipvalue.features import PatentFeatureBuilder
 from ipvalue.frame import as_patent_frame
@@ -104,12 +104,12 @@ class IncomeApproachValuer(BaseEstimator):
         needs when the valuation built the features already)."""
         self.assumptions_ = IncomeAssumptions.load(self.assumptions)
         self.scorecard_ = IndicatorScorecard(self.scorecard).fit()
-        raw, origin = (self.industry_margins, "dict") if isinstance(self.industry_margins, dict) else load_yaml(self.industry_margins)
-        benchmarks = raw.get("benchmarks") or {}
+        margins = load_set(self.industry_margins)
+        benchmarks = margins.raw.get("benchmarks") or {}
         if "default" not in benchmarks:
-            raise AssumptionError(f"The industry-margin set {raw.get('name', origin)!r} needs 'benchmarks.default'. Fix: add it with its source.")
-        self.margin_benchmarks_ = {k: assumption_value(raw, f"benchmarks.{k}", 0.0, 1.0, lo_open=True) for k in benchmarks}
-        self.margin_benchmarks_provenance_ = {"industry_margin_set": f"{raw.get('name', origin)}-v{raw.get('version', 0)}", "industry_margin_set_hash": content_hash(raw)}
+            raise AssumptionError(f"The industry-margin set {margins.name!r} needs 'benchmarks.default'. Fix: add it with its source.")
+        self.margin_benchmarks_ = {k: assumption_value(margins.raw, f"benchmarks.{k}", 0.0, 1.0, lo_open=True) for k in benchmarks}
+        self.margin_benchmarks_provenance_ = margins.provenance("industry_margin_set")
 
     # -- inputs ------------------------------------------------------------------------------
 
@@ -579,11 +579,12 @@ class IncomeApproachValuer(BaseEstimator):
         tax), with the income set's risk-free rate), and where it came from."""
         if given is not None:
             return float(given), "application"
-        raw, origin = load_yaml("wacc-cn")
+        s = load_set("wacc-cn")
+        raw = s.raw
         beta, erp = assumption_value(raw, "beta", 0.0, 5.0), assumption_value(raw, "equity_risk_premium", 0.0, 0.5)
         kd, d, t = assumption_value(raw, "cost_of_debt", 0.0, 0.5), assumption_value(raw, "debt_share", 0.0, 1.0), assumption_value(raw, "tax_rate", 0.0, 1.0)
         value = (1 - d) * (self.assumptions_.risk_free + beta * erp) + d * kd * (1 - t)
-        return value, f"{raw.get('name', origin)}-v{raw.get('version', 0)}"
+        return value, s.label
 
     @staticmethod
     def wacc_flags(inputs: pd.DataFrame, wacc: float, source: str) -> pd.DataFrame:
