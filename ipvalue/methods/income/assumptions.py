@@ -48,11 +48,6 @@ class IncomeAssumptions:
         """Build-up discount rate: risk-free plus the four premiums."""
         return self.risk_free + sum(self.premiums.values())
 
-    def sharing_range(self, sector) -> tuple:
-        """(low, high) sharing rate on a revenue base for a WIPO sector (array-friendly via pandas map)."""
-        margin = self.profit_margin_by_sector.get(sector, self.profit_margin_by_sector["default"])
-        return self.profit_split[0] * margin, self.profit_split[1] * margin
-
     @classmethod
     def load(cls, which: "str | Path | dict | IncomeAssumptions" = "cn-pledge-2025") -> "IncomeAssumptions":
         if isinstance(which, IncomeAssumptions):

@@ -86,11 +86,6 @@ class IncomeApproachValuer(BaseEstimator):
         self._fit(X)
         return self
 
-    def fit_features(self, X: pd.DataFrame) -> pd.DataFrame:
-        """:meth:`fit` on ``X`` and the feature matrix of ``X``, built once: for a valuation whose
-        cohort reference is its own patents. Pass the matrix to :meth:`inputs` as ``features=``."""
-        return self._fit(X, transform=True)
-
     def _fit(self, X: pd.DataFrame, *, transform: bool = False) -> pd.DataFrame | None:
         self._load_assumptions()
         self.features_ = PatentFeatureBuilder(self.feature_spec, valuation_date=self.valuation_date, data_dir=self.data_dir)
@@ -425,11 +420,6 @@ class IncomeApproachValuer(BaseEstimator):
     def predict(self, X: pd.DataFrame, *, schedule: pd.DataFrame | None = None, survival=None, financials=None, tax_rate=None) -> pd.Series:
         """Point value of each patent in RMB (0 for lapsed or expired patents)."""
         inputs = self.inputs(X, schedule=schedule, survival=survival, financials=financials, tax_rate=tax_rate)
-        return pd.Series(self._values(inputs, schedule), index=inputs.index, name="income_value_rmb")
-
-    def point_values(self, inputs: pd.DataFrame, *, schedule: pd.DataFrame | None = None) -> pd.Series:
-        """Point value in RMB of each row of :meth:`inputs` (edited by the caller or not, e.g. an
-        officer's sharing-rate override): no feature is rebuilt."""
         return pd.Series(self._values(inputs, schedule), index=inputs.index, name="income_value_rmb")
 
     def simulate(self, X: pd.DataFrame | None = None, *, schedule=None, n_draws: int | None = None, inputs: pd.DataFrame | None = None, quantiles=None,
