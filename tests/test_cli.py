@@ -169,3 +169,56 @@ def test_random_books_never_make_score_exit_70(value_registry, tmp_path, content
     code = main(["score", str(tmp_path / "book.csv"), "--model", "models:/ipvalue-value@champion", "--out", str(tmp_path / "o.parquet"),
                  "--tracking-uri", value_registry[1], "--explain", "none"])
     assert code != EXIT_INTERNAL
+
+
+# --- start-up: the parser and `import ipvalue` without the heavy libraries --------------------------
+
+HEAVY = ("pandas", "numpy", "pyarrow", "scipy", "sklearn", "lightgbm", "shap", "mlflow", "matplotlib", "fastapi", "uvicorn", "weasyprint",
+         "jinja2", "yaml", "sqlalchemy", "ipvalue.exceptions", "ipvalue.io")
+
+
+def _fresh_imports(code: str) -> tuple[list[str], str]:
+    """The heavy modules a fresh interpreter has imported after running ``code``, and its output."""
+    import json
+    import subprocess
+    import sys
+
+    probe = code + f"\nimport json, sys\nprint(json.dumps(sorted(m for m in {HEAVY!r} if m in sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
+    return json.loads(out.splitlines()[-1]), out
+
+
+def test_help_version_and_every_command_help_import_no_heavy_library():
+    # `ipvalue --help` waited 4-8 s for pandas, scikit-learn and MLflow (issue 23, 25): each command imports them in its run
+    code = """
+from ipvalue.cli import main
+for argv in (["--help"], ["--version"], *([c, "--help"] for c in ("contract", "validate", "train", "value", "score", "pool", "govern",
+                                                                 "demo", "serve", "users", "audit"))):
+    try:
+        main(argv)
+    except SystemExit as stop:
+        assert stop.code == 0, (argv, stop.code)
+"""
+    loaded, out = _fresh_imports(code)
+    assert loaded == []
+    assert "usage: ipvalue [-h]" in out and "usage: ipvalue score" in out and __import__("ipvalue").__version__ in out.splitlines()
+
+
+def test_import_ipvalue_is_light_and_reads_the_version_on_first_use():
+    loaded, out = _fresh_imports("import ipvalue\nprint(ipvalue.__version__)")
+    assert loaded == [] and out.splitlines()[0] == __import__("ipvalue").__version__
+
+
+def test_a_user_role_outside_the_list_is_a_usage_error_naming_the_roles(capsys):
+    with pytest.raises(SystemExit) as stop:
+        main(["users", "add", "rita", "--role", "boss"])
+    assert stop.value.code == EXIT_USAGE
+    assert "argument --role: invalid choice: 'boss' (choose from 'officer', 'reviewer', 'validator', 'admin')" in capsys.readouterr().err
+
+
+def test_score_options_are_checked_by_the_library_rules(capsys):
+    for option, value, message in (("--explain", "top0", "The 'explain' option must be 'all', 'none' or 'top<N>'"),
+                                   ("--explain-sample", "2", "The 'explain_sample' must be a fraction in (0, 1]")):
+        with pytest.raises(SystemExit) as stop:
+            main(["score", "book.csv", "--model", "models:/m@champion", "--out", "o.parquet", option, value])
+        assert stop.value.code == EXIT_USAGE and message in capsys.readouterr().err

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from ipvalue.audit import verify
 from ipvalue.cli.exitcodes import EXIT_OK, EXIT_PARTIAL
 
 
@@ -15,6 +14,8 @@ def add_parser(sub) -> None:
 
 
 def run_verify(args) -> int:
+    from ipvalue.audit import verify
+
     report = verify(args.audit_db)
     print(report)
     return EXIT_OK if report.ok else EXIT_PARTIAL

@@ -6,13 +6,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-import pandas as pd
-
 from ipvalue.cli.exitcodes import EXIT_OK, EXIT_PARTIAL, EXIT_USAGE
-from ipvalue.exceptions import SpecError
-from ipvalue.governance import PromotionError, drift_report, load_reference, model_card, override_summary, promote, validation_report, verdict
-from ipvalue.io import write_atomic, write_text_atomic
-from ipvalue.tracking import use_tracking
 
 
 def add_parser(sub) -> None:
@@ -42,6 +36,11 @@ def add_parser(sub) -> None:
 
 
 def run_report(args) -> int:
+    from ipvalue.exceptions import SpecError
+    from ipvalue.governance import model_card, override_summary, validation_report
+    from ipvalue.io import write_text_atomic
+    from ipvalue.tracking import use_tracking
+
     use_tracking(args.tracking_uri)
     out = Path(args.out)
     card = model_card(args.model)
@@ -63,6 +62,12 @@ def run_report(args) -> int:
 
 
 def run_drift(args) -> int:
+    import pandas as pd
+
+    from ipvalue.governance import drift_report, load_reference, verdict
+    from ipvalue.io import write_atomic
+    from ipvalue.tracking import use_tracking
+
     use_tracking(args.tracking_uri)
     table = drift_report(load_reference(args.reference), pd.read_parquet(args.current))
     worst = table["value"].max()
@@ -74,6 +79,9 @@ def run_drift(args) -> int:
 
 
 def run_promote(args) -> int:
+    from ipvalue.governance import PromotionError, promote
+    from ipvalue.tracking import use_tracking
+
     use_tracking(args.tracking_uri)
     try:
         moved = promote(args.model, validator=args.validator, reason=args.reason, alias=args.alias)

@@ -5,11 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pandas as pd
-
 from ipvalue.cli.exitcodes import EXIT_OK, EXIT_PARTIAL, fraction, iso_date, positive_int
-from ipvalue.io import read_patents, read_table, write_atomic, write_text_atomic
-from ipvalue.pool import monitoring_alerts, pool_summary
 
 
 def add_parser(sub) -> None:
@@ -26,6 +22,11 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
+    import pandas as pd
+
+    from ipvalue.io import read_patents, read_table, write_atomic, write_text_atomic
+    from ipvalue.pool import monitoring_alerts, pool_summary
+
     loaded = read_patents(args.book)
     raw, _ = read_table(args.book)
     extras = {c: raw.loc[loaded.valid.index, c] for c in ("borrower", "loan_end_date") if c in raw.columns}

@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import getpass
 
-from ipvalue.audit import pledge_applications, recording
 from ipvalue.cli.exitcodes import EXIT_OK, EXIT_PARTIAL
-from ipvalue.lending import LoanApplication, value_application
-from ipvalue.report import write_reports
 
 
 def add_parser(sub) -> None:
@@ -22,6 +19,10 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
+    from ipvalue.audit import pledge_applications, recording
+    from ipvalue.lending import LoanApplication, value_application
+    from ipvalue.report import write_reports
+
     app = LoanApplication.load(args.application)
     # the borrower's other open IP-pledge applications in the audit store count towards the ¥10M limit
     result = value_application(app, tracking_uri=args.tracking_uri, data_dir=args.data_dir, user=args.user, applications=pledge_applications(args.audit_db))

@@ -14,11 +14,11 @@ from ipvalue.io.tables import (
     neutralise_formulas,
     read_patents,
     read_table,
-    remove_temporary_files_on_sigterm,
     sweep_temporary_files,
     write_atomic,
     write_text_atomic,
 )
+from ipvalue.temporary import remove_temporary_files_on_sigterm
 
 __all__ = [
     "ColumnMapping",
