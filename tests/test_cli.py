@@ -98,6 +98,7 @@ def test_contract_lists_columns(capsys):
     assert "claims_independent" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_demo_trains_registers_and_values_every_synthetic_patent(tmp_path, capsys, data_dir):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     assert main(["demo", "--n", "60", "--out", str(tmp_path / "out"), "--tracking-uri", uri]) == EXIT_OK

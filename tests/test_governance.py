@@ -98,6 +98,7 @@ def test_the_card_lists_every_feature_of_the_spec(registry):
         assert f"<h2>{title}</h2>" in html
 
 
+@pytest.mark.slow
 def test_the_validation_report_reproduces_its_numbers(registry, data_dir):
     _, uri, _ = registry
     use_tracking(uri)
