@@ -121,6 +121,7 @@ def test_the_card_lists_every_feature_of_the_spec(registry):
     assert "<td>—</td>" in html and "“—”：不适用或无数据" in html  # the version history's first move has no previous version
 
 
+@pytest.mark.slow
 def test_the_validation_report_reproduces_its_numbers(registry, data_dir, tmp_path):
     _, uri, _ = registry
     use_tracking(uri)

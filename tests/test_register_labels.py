@@ -106,6 +106,7 @@ def test_the_shipped_fixture_is_what_the_generator_makes():
     assert patents["grant_date"].fillna("").tolist() == history.patents["grant_date"].dt.strftime("%Y-%m-%d").fillna("").tolist()
 
 
+@pytest.mark.slow
 def test_train_on_a_register_export_registers_a_cn_annual_fee_model(tmp_path, monkeypatch):
     import mlflow
 

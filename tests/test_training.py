@@ -57,6 +57,7 @@ def test_renewal_experiment_logs_registers_and_serves_to_records(registry, unive
     np.testing.assert_allclose(out[shap_cols].sum(axis=1), logit, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_gates_block_a_failing_model_and_passing_ones_become_challenger(store, tmp_path):
     import mlflow
     from mlflow import MlflowClient

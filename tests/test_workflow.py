@@ -45,6 +45,7 @@ def exposure_check(payload: dict) -> dict:
     return next(c for c in payload["checks"] if c["check"] == "total_exposure_within_internal_limit")
 
 
+@pytest.mark.slow
 def test_a_split_loan_is_refused_by_the_cli_and_the_api_alike_on_sqlite(tmp_path, monkeypatch):
     from tests.test_service import Server
 

@@ -3,7 +3,6 @@ its checkpoints; append a signed checkpoint of its head."""
 
 from __future__ import annotations
 
-from ipvalue.audit import verify, write_checkpoint
 from ipvalue.cli.exitcodes import EXIT_OK, EXIT_PARTIAL
 
 _KEY_HELP = "the audit key file (default: $IPVALUE_AUDIT_KEY_FILE); without one the store cannot be shown to be uncut and unrewritten"
@@ -25,12 +24,16 @@ def add_parser(sub) -> None:
 
 
 def run_verify(args) -> int:
+    from ipvalue.audit import verify
+
     report = verify(args.audit_db, key_file=args.audit_key, checkpoint_file=args.checkpoints)
     print(report)
     return EXIT_OK if report.passed else EXIT_PARTIAL
 
 
 def run_checkpoint(args) -> int:
+    from ipvalue.audit import write_checkpoint
+
     entry = write_checkpoint(args.audit_db, key_file=args.audit_key, checkpoint_file=args.checkpoints)
     print(f"checkpoint: record {entry['seq']} head {entry['head']} at {entry['at']} (key {entry['key']})")
     return EXIT_OK

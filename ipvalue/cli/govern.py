@@ -7,12 +7,6 @@ import sys
 from pathlib import Path
 
 from ipvalue.cli.exitcodes import EXIT_OK, EXIT_PARTIAL, EXIT_USAGE
-from ipvalue.exceptions import SpecError
-from ipvalue.governance import (PromotionError, drift_document, drift_report, load_reference, load_reference_spec, model_card, override_summary, promote,
-                                validation_report, verdict)
-from ipvalue.io.spreadsheets import OutputTypeError, table_format, write_table_atomic
-from ipvalue.scoring.parts import read_output
-from ipvalue.tracking import use_tracking
 
 
 def add_parser(sub) -> None:
@@ -43,6 +37,11 @@ def add_parser(sub) -> None:
 
 
 def run_report(args) -> int:
+    from ipvalue.exceptions import SpecError
+    from ipvalue.governance import model_card, override_summary, validation_report
+    from ipvalue.io import write_text_atomic
+    from ipvalue.tracking import use_tracking
+
     use_tracking(args.tracking_uri)
     out = Path(args.out)
     written = model_card(args.model).write(out, "model_card")
@@ -64,6 +63,11 @@ def run_report(args) -> int:
 
 
 def run_drift(args) -> int:
+    from ipvalue.governance import drift_document, drift_report, load_reference, load_reference_spec, verdict
+    from ipvalue.io.spreadsheets import OutputTypeError, table_format, write_table_atomic
+    from ipvalue.scoring.parts import read_output
+    from ipvalue.tracking import use_tracking
+
     if args.out:
         try:
             table_format(args.out)
@@ -87,6 +91,9 @@ def run_drift(args) -> int:
 
 
 def run_promote(args) -> int:
+    from ipvalue.governance import PromotionError, promote
+    from ipvalue.tracking import use_tracking
+
     use_tracking(args.tracking_uri)
     try:
         moved = promote(args.model, validator=args.validator, reason=args.reason, alias=args.alias)

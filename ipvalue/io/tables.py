@@ -7,7 +7,6 @@ import csv
 import logging
 import os
 import re
-import signal
 import tempfile
 import time
 import zipfile
@@ -23,6 +22,7 @@ import pyarrow.compute as pc
 from ipvalue.config import load_yaml, parse_yaml
 from ipvalue.exceptions import ColumnError, EmptyInputError, InputFileError, SpecError
 from ipvalue.frame import BLANK_CHARS, COLUMN_BY_NAME, REQUIRED, ValidationResult, on_unique, suggest, validate_patent_frame
+from ipvalue.temporary import LIVE_TEMPORARY_FILES as _LIVE_TEMPORARY
 
 logger = logging.getLogger(__name__)
 
@@ -633,7 +633,6 @@ FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 _PLAIN_NUMBER = r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?"
 #: When this process started: temporary files older than it are left over from an earlier run.
 RUN_STARTED = time.time()
-_LIVE_TEMPORARY: set[str] = set()
 
 
 def neutralise_formulas(frame: pd.DataFrame) -> pd.DataFrame:
@@ -694,26 +693,6 @@ def sweep_temporary_files(folder: str | Path, *, older_than: float | None = None
     if removed:
         logger.info("removed %d temporary file(s) left by an earlier run in %s", len(removed), folder)
     return removed
-
-
-def remove_temporary_files_on_sigterm() -> None:
-    """Install a SIGTERM handler that removes this process's temporary files, then exits 143.
-
-    For the CLI's entry point (a library does not install handlers on import).
-    """
-    previous = signal.getsignal(signal.SIGTERM)
-
-    def handler(signum, frame):
-        for tmp in list(_LIVE_TEMPORARY):
-            try:
-                os.remove(tmp)
-            except OSError:
-                pass
-        if callable(previous):
-            previous(signum, frame)
-        raise SystemExit(128 + signum)
-
-    signal.signal(signal.SIGTERM, handler)
 
 
 def _temporary(path: Path) -> str:
