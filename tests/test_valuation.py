@@ -213,3 +213,36 @@ def test_the_discount_rate_is_checked_against_the_wacc(make_application):
     assert "8.80% does not exceed the WACC 10.00%" in high.flags["reason_en"].iloc[0]
     html_text = " ".join(z for s in high.report.sections for z, _ in s.paragraphs)
     assert "未高于加权平均资本成本" in html_text
+
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@settings(max_examples=60, deadline=None)
+@given(values=st.lists(st.floats(0, 5e7), min_size=1, max_size=5), spread=st.floats(0, 2), statuses=st.lists(st.sampled_from(["in_force", "lapsed", "pending"]), min_size=5, max_size=5),
+       packages=st.lists(st.sampled_from(["A", "B"]), min_size=5, max_size=5), override=st.one_of(st.none(), st.floats(0, 1e8)))
+def test_the_collateral_value_never_exceeds_the_market_value(values, spread, statuses, packages, override):
+    """Whatever the market value's scenarios, overrides and statuses: 0 <= collateral value <= market value, per package and in total."""
+    from ipvalue.lending.pipeline import value_chain
+    from ipvalue.lending.policy import load_pledge_policy
+    from ipvalue.methods import Scenarios
+    from ipvalue.methods.base import MethodResult, offers_frame
+
+    n = len(values)
+    index = pd.RangeIndex(n)
+    patents = pd.DataFrame({"patent_id": [f"P{i}" for i in range(n)], "package_id": packages[:n], "patent_type": "invention"}, index=index)
+    scenarios = Scenarios(400, 1)
+    draws = np.asarray(values)[:, None] * np.exp(spread * scenarios.z("market_level"))[None, :]
+    v = pd.DataFrame({"value_rmb": values, "low_rmb": values, "p50_rmb": values, "high_rmb": values}, index=index)
+    result = MethodResult("market", "市场法", "market approach", "market_value", v,
+                          offers_frame(index, role="primary", rank=1.0, market_value_rmb=values, reason_zh="", reason_en=""), draws=draws)
+    rec = pd.DataFrame({"basis_method": "market", "market_value_rmb": values}, index=index)
+    inputs = type("Inputs", (), {"patents": patents, "scenarios": scenarios})()
+    policy, _ = load_pledge_policy("pledge-policy-cn")
+    overrides = {"P0": override} if override is not None else None
+    chain, packages_table, _ = value_chain(inputs, {"market": result}, rec, pd.Series(statuses[:n], index=index), policy, value_overrides=overrides)
+    assert (packages_table["collateral_value_q_rmb"] >= 0).all() and (packages_table["collateral_value_p50_rmb"] >= 0).all()
+    assert (packages_table["collateral_value_q_rmb"] <= packages_table["market_value_rmb"] + 1e-6).all()
+    assert chain["collateral_value_rmb"].sum() <= chain["market_value_rmb"].sum() + 1e-6
+    assert (chain.loc[np.array(statuses[:n]) != "in_force", ["market_value_rmb", "collateral_value_rmb"]] == 0).all().all()
