@@ -220,8 +220,9 @@ from hypothesis import strategies as st  # noqa: E402
 
 
 @settings(max_examples=60, deadline=None)
-@given(values=st.lists(st.floats(0, 5e7), min_size=1, max_size=5), spread=st.floats(0, 2), statuses=st.lists(st.sampled_from(["in_force", "lapsed", "pending"]), min_size=5, max_size=5),
-       packages=st.lists(st.sampled_from(["A", "B"]), min_size=5, max_size=5), override=st.one_of(st.none(), st.floats(0, 1e8)))
+@given(values=st.lists(st.floats(0, 5e7), min_size=1, max_size=5), spread=st.floats(0, 2),
+       statuses=st.lists(st.sampled_from(["in_force", "in_force", "in_force", "lapsed", "pending"]), min_size=5, max_size=5),
+       packages=st.lists(st.sampled_from(["A", "B"]), min_size=5, max_size=5), override=st.one_of(st.none(), st.floats(0, 3)))
 def test_the_collateral_value_never_exceeds_the_market_value(values, spread, statuses, packages, override):
     """Whatever the market value's scenarios, overrides and statuses: 0 <= collateral value <= market value, per package and in total."""
     from ipvalue.lending.pipeline import value_chain
@@ -240,7 +241,7 @@ def test_the_collateral_value_never_exceeds_the_market_value(values, spread, sta
     rec = pd.DataFrame({"basis_method": "market", "market_value_rmb": values}, index=index)
     inputs = type("Inputs", (), {"patents": patents, "scenarios": scenarios})()
     policy, _ = load_pledge_policy("pledge-policy-cn")
-    overrides = {"P0": override} if override is not None else None
+    overrides = {"P0": override * values[0]} if override is not None else None  # an officer's market value, a multiple of the model's
     chain, packages_table, _ = value_chain(inputs, {"market": result}, rec, pd.Series(statuses[:n], index=index), policy, value_overrides=overrides)
     assert (packages_table["collateral_value_q_rmb"] >= 0).all() and (packages_table["collateral_value_p50_rmb"] >= 0).all()
     assert (packages_table["collateral_value_q_rmb"] <= packages_table["market_value_rmb"] + 1e-6).all()
