@@ -141,7 +141,8 @@ def test_train_on_a_register_export_registers_a_cn_annual_fee_model(tmp_path, mo
     assert outputs.reason_stage == 5 and model.stage_label() == {"stage": 5, "zh": "第6年年费缴纳概率", "en": "P(6th-year annual fee paid)"}
     # a CN patent's headline is its next annual fee at risk; its probability points add up to it
     head = outputs.headline
-    assert np.allclose(outputs.contributions.sum(axis=1), head["probability"], atol=1e-9)
+    assert np.allclose(outputs.headline_contributions.sum(axis=1), head["probability"], atol=1e-9)
+    assert np.allclose(outputs.contributions.sum(axis=1), outputs.p_fee["p_fee_5"], atol=1e-6)  # the model's own stage, as before
     at_risk = head["patent_year"].notna()
     assert at_risk.any() and head.loc[at_risk, "label_zh"].str.fullmatch(r"第\d+年年费缴纳概率").all()
     assert (head.loc[at_risk, "patent_year"] == head.loc[at_risk, "stage"] + 1).all()

@@ -280,8 +280,10 @@ def test_a_cn_patents_headline_is_its_next_annual_fee_and_its_reasons_add_up(ren
     assert head["label_en"].tolist() == ["P(12th-year annual fee paid)", "P(9th-year annual fee paid)", "P(7th-year annual fee paid)"]
     # one fee falls due in each year: the probability of paying the next one is the first year's survival
     np.testing.assert_allclose(head["probability"], out.survival["s_1"], atol=1e-12)
-    np.testing.assert_allclose(out.contributions.sum(axis=1), head["probability"], atol=1e-12)  # drivers + baseline = the probability shown
-    r = reason_codes(out.contributions.iloc[[1]], out.features.iloc[[1]], renewal.features_.spec_, medians=renewal.feature_medians_,
+    np.testing.assert_allclose(out.headline_contributions.sum(axis=1), head["probability"], atol=1e-12)  # drivers + baseline = the probability shown
+    # the model's own stage keeps its contributions (validators), adding up to P(fee 2 paid)
+    np.testing.assert_allclose(out.contributions.sum(axis=1), out.p_fee["p_fee_2"], atol=1e-12)
+    r = reason_codes(out.headline_contributions.iloc[[1]], out.features.iloc[[1]], renewal.features_.spec_, medians=renewal.feature_medians_,
                      units="probability", outcome_zh=head["label_zh"].iloc[1], outcome_en=head["label_en"].iloc[1])
     drivers = r[r["rank"] > 0]
     assert drivers["reason_en"].str.fullmatch(r".*: (raises|lowers) P\(9th-year annual fee paid\) by \d+\.\d pp").all()
@@ -290,7 +292,8 @@ def test_a_cn_patents_headline_is_its_next_annual_fee_and_its_reasons_add_up(ren
     paid = pd.Series(pd.to_datetime(["2036-03-01", "2039-05-20", "2031-01-15"]), index=patents.index)
     prepaid = renewal.valuation_outputs(patents, VALUATION, years=20, paid_until=paid)
     assert prepaid.headline["label_zh"].eq("年费已缴至保护期届满").all() and prepaid.headline["probability"].eq(1.0).all()
-    assert (prepaid.contributions.drop(columns="expected_value") == 0).all().all() and prepaid.contributions["expected_value"].eq(1.0).all()
+    hc = prepaid.headline_contributions
+    assert (hc.drop(columns="expected_value") == 0).all().all() and hc["expected_value"].eq(1.0).all()
 
 
 def test_prepaid_fees_lift_the_models_survival_to_1_before_the_paid_date(renewal):

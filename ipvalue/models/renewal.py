@@ -203,8 +203,9 @@ class RenewalOutputs:
     p_fee : pandas.DataFrame
         ``p_fee_1 .. p_fee_K``: P(fee k of the model's schedule paid), from the grant.
     contributions : pandas.DataFrame
-        Each feature's probability contribution to the patent's headline probability, plus
-        ``expected_value`` (its baseline): each row sums to ``headline['probability']``.
+        Each feature's probability contribution to P(fee ``reason_stage`` paid) of the model's
+        schedule, plus ``expected_value`` (its baseline): each row sums to that probability
+        (``p_fee_<reason_stage>``). For validators; what a report explains is the headline.
     features : pandas.DataFrame
         The features, built as of the valuation date.
     reason_stage : int
@@ -213,6 +214,12 @@ class RenewalOutputs:
         Per patent: ``label_zh``, ``label_en`` (what the probability is, in the patent's own
         wording), ``probability``, ``stage`` (the model's stage, or for CN patents the filing
         anniversary of the fee) and ``patent_year`` (CN: the patent year the fee buys, else NaN).
+        Non-CN patents: P(fee ``reason_stage`` paid). CN patents: their next annual fee at risk
+        after the valuation date, P(第k年年费缴纳 | in force at the valuation date); ``年费已缴至保护期届满``
+        with probability 1 when no fee is left at risk before the term ends.
+    headline_contributions : pandas.DataFrame
+        As ``contributions``, for the headline: each row sums to ``headline['probability']``
+        (``expected_value`` is its baseline): the reasons a report gives.
     events : FeeLapseEvents
         The fee events after the valuation date the curves come from (prepaid fees without risk).
     fees_paid_until : pandas.Series
@@ -223,10 +230,11 @@ class RenewalOutputs:
     economic_life_years: pd.Series
     survival: pd.DataFrame  # s_1 .. s_T
     p_fee: pd.DataFrame  # p_fee_1 .. p_fee_K
-    contributions: pd.DataFrame  # probability contributions to the headline probability + expected_value
+    contributions: pd.DataFrame  # probability contributions to P(fee reason_stage paid) + expected_value
     features: pd.DataFrame
     reason_stage: int
     headline: pd.DataFrame | None = None
+    headline_contributions: pd.DataFrame | None = None
     events: FeeLapseEvents | None = None
     fees_paid_until: pd.Series | None = None
     valuation_date: pd.Timestamp | None = None
@@ -677,9 +685,9 @@ class RenewalModel(BaseEstimator):
         -------
         RenewalOutputs
             The expected years in force and the yearly survival ``s_1..s_T`` (for the income
-            approach), P(fee k paid), the headline of each patent with the drivers of its
-            probability (:meth:`probability_contributions`, each row summing to it) and the
-            features, the fee events and the paid-until dates used.
+            approach), P(fee k paid) and the drivers of P(fee ``reason_stage`` paid), the
+            headline of each patent in its own wording with the drivers of its probability (each
+            row summing to it), the features, the fee events and the paid-until dates used.
         """
         if int(years) != years or years < 1:
             raise ValueError(f"The 'years' of valuation_outputs must be a whole number >= 1. Got {years!r}.")
@@ -691,7 +699,8 @@ class RenewalModel(BaseEstimator):
         events, paid = self._valuation_events(prep, paid_until)
         p_fee = pd.DataFrame(np.cumprod(1.0 - prep["hazards"], axis=1), index=index)
         p_fee.columns = [f"p_fee_{k}" for k in range(1, p_fee.shape[1] + 1)]
-        headline, contributions = self._headline(prep, events, reason_stage)
+        contributions = self._probability_contributions(prep["matrix"], reason_stage, prep["paid_with_grant"])
+        headline, headline_contributions = self._headline(prep, events, reason_stage, contributions)
         return RenewalOutputs(
             economic_life_years=pd.Series(np.where(self._anchor_known(prep["frame"]), events.expected_life(), np.nan), index=index, name="economic_life_years"),
             survival=self._yearly_survival(events, index, int(years)),
@@ -700,17 +709,18 @@ class RenewalModel(BaseEstimator):
             features=prep["matrix"],
             reason_stage=reason_stage,
             headline=headline,
+            headline_contributions=headline_contributions,
             events=events,
             fees_paid_until=paid,
             valuation_date=prep["valuation_date"],
         )
 
-    def _headline(self, prep: dict, events: FeeLapseEvents, reason_stage: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    def _headline(self, prep: dict, events: FeeLapseEvents, reason_stage: int, contributions: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
         """Each patent's headline probability, in its own wording, and the probability
         contributions of the features that add up to it.
 
-        * Non-CN patents: P(fee ``reason_stage`` paid) of the model's schedule, from the grant
-          (:meth:`probability_contributions`).
+        * Non-CN patents: P(fee ``reason_stage`` paid) of the model's schedule, from the grant:
+          ``contributions`` (:meth:`probability_contributions`) as they are.
         * CN patents: the next annual fee at risk after the valuation date (fees documented as paid
           are no risk), P(第k年年费 paid | in force at the valuation date) = 1 − its hazard. On the
           CN life table's level the hazard is ``sigmoid(level + z)`` with ``z`` the model's score,
@@ -720,18 +730,13 @@ class RenewalModel(BaseEstimator):
           Without a fee at risk before the term ends: probability 1, no driver.
         """
         frame, matrix = prep["frame"], prep["matrix"]
-        index, n = frame.index, len(frame)
+        index = frame.index
         label = self.stage_label(reason_stage)
-        columns = [c for c in self.feature_names_ if c != "stage"]
-        contrib = pd.DataFrame(0.0, index=index, columns=[*columns, "expected_value"])
-        head = pd.DataFrame({"label_zh": label["zh"], "label_en": label["en"], "probability": np.nan, "stage": float(reason_stage), "patent_year": np.nan},
-                            index=index)
+        columns = [c for c in contributions.columns if c != "expected_value"]
+        contrib = contributions.copy()
+        head = pd.DataFrame({"label_zh": label["zh"], "label_en": label["en"], "probability": contributions.sum(axis=1).to_numpy(),
+                             "stage": float(reason_stage), "patent_year": np.nan}, index=index)
         cn = frame["jurisdiction"].astype("str").eq("CN").to_numpy()
-        other = ~cn
-        if other.any():
-            c = self._probability_contributions(matrix[other], reason_stage, prep["paid_with_grant"][other])
-            contrib.loc[other] = c[contrib.columns].to_numpy()
-            head.loc[other, "probability"] = c.sum(axis=1).to_numpy()
         if not cn.any():
             return head, contrib
         ev = events.take(cn)
@@ -748,24 +753,26 @@ class RenewalModel(BaseEstimator):
         out = np.zeros((len(rows), len(columns) + 1))
         out[:, -1] = 1.0  # no fee at risk: the probability and its baseline are 1
         table = self.uses_life_table(frame)[cn]
+        # the headline stage's contributions, computed once: reused when they are the reason stage's (no fee paid with a grant)
+        reuse = reason_stage == self.headline_stage_ and not prep["paid_with_grant"][rows].any()
         for path, sel in (("table", has & table), ("model", has & ~table)):
             if not sel.any():
                 continue
             m = matrix.iloc[rows[sel]]
             p = 1.0 - hazard[sel]
             if path == "table":  # carried over from P(headline stage paid) = S, which sets z = logit(1 - S)
-                c = self._probability_contributions(m, self.headline_stage_)
-                s_base = c.pop("expected_value").to_numpy()
+                c = contributions.iloc[rows[sel]] if reuse else self._probability_contributions(m, self.headline_stage_)
+                s_base = c["expected_value"].to_numpy()
                 phi = c[columns].to_numpy()
                 s = s_base + phi.sum(axis=1)
                 z_of = lambda v: logit(np.clip(1.0 - v, 1e-9, 1 - 1e-9))  # noqa: E731  as in _ranking_scores
-                p_base = 1.0 - expit(logit(np.clip(hazard[sel], 1e-12, 1 - 1e-12)) - z_of(s) + z_of(s_base))
-                d = s - s_base
                 h = hazard[sel]
+                p_base = 1.0 - expit(logit(np.clip(h, 1e-12, 1 - 1e-12)) - z_of(s) + z_of(s_base))
+                d = s - s_base
                 slope = np.where(np.abs(d) > 1e-12, (p - p_base) / np.where(np.abs(d) > 1e-12, d, 1.0), h * (1 - h) / np.maximum(s * (1 - s), 1e-12))
             else:  # a model of CN fees: the log-odds of this fee's own stage
                 c = self._contributions(m, stage[sel])
-                b = c.pop("expected_value").to_numpy()
+                b = c["expected_value"].to_numpy()
                 phi = c[columns].to_numpy()
                 f = b + phi.sum(axis=1)
                 p_base = 1.0 - expit(b)
