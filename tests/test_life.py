@@ -116,6 +116,9 @@ def test_the_multiplier_grid_is_exact_for_small_books_and_close_on_its_grid():
     ends = [draws.argmin(), draws.argmax()]  # the grid's end points are exact
     np.testing.assert_allclose(w[:, ends], life.weights(draws[ends]), rtol=0, atol=1e-7)  # float32 on the grid
     assert (np.diff(w, axis=2) <= 1e-12).all() and w.min() >= 0 and w.max() <= 1
+    buffer = np.empty((3, len(draws)), dtype="float32")  # a Monte Carlo's loop writes each year into one buffer
+    assert grid.weights_at(5, out=buffer) is buffer and np.array_equal(buffer, w[:, :, 4])
+    np.testing.assert_array_equal(exact.weights_at(5, out=np.empty((3, len(draws)))), exact.weights()[:, :, 4])
     with pytest.raises(ValueError, match=r"'year' must be in 1..20. Got 21"):
         grid.weights_at(21)
     with pytest.raises(ValueError, match="multipliers of a grid must be > 0"):

@@ -633,17 +633,23 @@ class MultiplierGrid:
         self._frac = (position - self._lo).astype("float32")
         self._keep = (1.0 - self._frac).astype("float32")
 
-    def weights_at(self, year: int, rows=slice(None)) -> np.ndarray:
+    def weights_at(self, year: int, rows=slice(None), *, out: np.ndarray | None = None) -> np.ndarray:
         """W of year ``year`` (1..T) for each patent of ``rows`` and each draw: (n_rows, n_draws),
-        float64 when exact, float32 on the grid (a product with float64 arrays is float64)."""
+        float64 when exact, float32 on the grid (a product with float64 arrays is float64).
+        ``out``: an array of that shape and dtype to write into (a Monte Carlo's loop over years
+        then allocates nothing for the weights)."""
         if not 1 <= int(year) <= self.years:
             raise ValueError(f"The 'year' must be in 1..{self.years}. Got {year!r}.")
         if self.mode == "exact":
-            return self._w[rows, :, int(year) - 1]
+            w = self._w[rows, :, int(year) - 1]
+            if out is None:
+                return w
+            out[...] = w
+            return out
         w = self._w[rows, int(year) - 1, :]
-        out = w[:, self._lo]
+        out = np.take(w, self._lo, axis=1, out=out)
         out *= self._keep
-        upper = w[:, self._hi]
+        upper = np.take(w, self._hi, axis=1)
         upper *= self._frac
         out += upper
         return out
