@@ -93,12 +93,13 @@ class FeeSchedule:
         due = [add_years(anchor, d) if float(d).is_integer() else anchor + pd.to_timedelta(d * DAYS_PER_YEAR, unit="D") for d in self.due_years]
         return np.column_stack([d.to_numpy().astype("datetime64[ns]") for d in due])
 
-    def paid_with_grant(self, frame: pd.DataFrame) -> np.ndarray:
+    def paid_with_grant(self, frame: pd.DataFrame, due: np.ndarray | None = None) -> np.ndarray:
         """(n_patents, n_stages): the stage fell due on or before the grant date. For a schedule
         anchored at filing (CN 年费) the fees of those years are paid with the grant, so a granted
-        right is never at risk of lapsing there (left truncation). False for pending patents."""
+        right is never at risk of lapsing there (left truncation). False for pending patents.
+        ``due``: :meth:`due_dates` of the frame when the caller has them."""
         grant = frame["grant_date"].to_numpy()[:, None]
-        return self.due_dates(frame) <= grant
+        return (self.due_dates(frame) if due is None else due) <= grant
 
     def payable(self, frame: pd.DataFrame, expiry) -> np.ndarray:
         """(n_patents, n_stages): the fee is one the owner of the granted right must pay to keep it:
@@ -379,7 +380,7 @@ class RenewalModel(BaseEstimator):
         """Stage hazards of the granted right: 0 at stages paid with the grant and, for
         filing-anchored fees, at stages due after the statutory expiry (no such fee exists)."""
         due = self.schedule_.due_dates(frame) if due is None else due
-        none_due = due <= frame["grant_date"].to_numpy()[:, None]  # paid with the grant (FeeSchedule.paid_with_grant)
+        none_due = self.schedule_.paid_with_grant(frame, due)
         if self.schedule_.anchor == "filing":
             none_due |= due >= pd.to_datetime(expiry).to_numpy()[:, None]
         return np.where(none_due, 0.0, self.stage_hazards(matrix))
@@ -464,7 +465,7 @@ class RenewalModel(BaseEstimator):
         built = builder.build(frame)
         due = self.schedule_.due_dates(frame)
         expiry = built.extras["expiry_date"]
-        return {"frame": frame, "matrix": built.matrix, "due": due, "paid_with_grant": due <= frame["grant_date"].to_numpy()[:, None],
+        return {"frame": frame, "matrix": built.matrix, "due": due, "paid_with_grant": self.schedule_.paid_with_grant(frame, due),
                 "hazards": self._granted_hazards(frame, built.matrix, expiry, due), "expiry": expiry,
                 "valuation_date": None if valuation_date is None else builder.valuation_date_}
 
