@@ -129,7 +129,7 @@ def synthetic_patent(i, **changes):
 
 def synthetic_application(**changes):
     raw = {
-        "application_id": "SYN-APP-T1", "borrower": BORROWER, "requested_amount_rmb": 300_000, "term_years": 2,
+        "application_id": "SYN-APP-T1", "borrower": BORROWER, "requested_amount_rmb": 100_000, "term_years": 2,
         "purpose": "working capital (synthetic test)", "valuation_date": "2026-06-30",
         "patents": {"records": [synthetic_patent(1), synthetic_patent(2, patent_type="utility_model", filing_date="2021-01-01", publication_date="2021-08-01", grant_date="2021-08-01")]},
         "revenue_forecast": {"base_rmb": 40_000_000, "growth": 0.05}, "risk_sharing": "5311",

@@ -98,11 +98,15 @@ def test_with_registered_models_methods_are_reconciled_and_explained(registry, m
     assert (p["ml_role"] == "information").all() and (p["basis_method"] == "income").all()
     assert r.provenance["value_model_labels"] == "synthetic"
     assert not p["review_required"].any() and "ML value model for information only" in p["method_reason_en"].iloc[0]
-    # cash flows weighted by the renewal model's yearly survival (CN patents: the CN life table's level)
-    assert (p["economic_life_source"] == "renewal_model").all() and p["cash_flow_weighting"].str.startswith("yearly weights").all()
+    # cash flows weighted by W_t = S_t (the renewal model; CN patents: the CN life table's level) × O_t (the field's obsolescence) × A_t
+    assert (p["fee_survival_source"] == "renewal_model").all() and (p["economic_life_source"] == "obsolescence_curve").all()
+    assert p["cash_flow_weighting"].str.startswith("yearly weights").all()
+    # a CN patent's headline is its next annual fee at risk, in CN wording (fees prepaid to 2029-07-01: the fee of the patent year after)
+    assert p["headline_zh"].str.fullmatch(r"第\d+年年费缴纳概率").all() and p["headline_en"].str.contains("-year annual fee paid").all()
     assert set(r.reasons["model"]) == {"renewal", "value"} and r.reasons["reason_zh"].str.len().min() > 5
     renewal_reasons = r.reasons[(r.reasons["model"] == "renewal") & (r.reasons["rank"] > 0)]
     assert renewal_reasons["reason_en"].str.contains(r"by [\d.]+ pp").all()  # probability points
+    assert renewal_reasons["reason_zh"].str.contains("年年费缴纳概率").all() and not renewal_reasons["reason_en"].str.contains(r"P\(fee 2 paid\)").any()
     assert not renewal_reasons["reason_en"].str.contains("missing").any()  # a missing input is a data-quality note, never a driver
     assert r.provenance["renewal_model"] == "models:/ipvalue-renewal@champion" and r.provenance["renewal_run_id"]
     payload = json.loads(r.to_json())
