@@ -251,3 +251,25 @@ def test_the_collateral_value_never_exceeds_the_market_value(values, spread, sta
     assert (packages_table["collateral_value_q_rmb"] <= packages_table["market_value_rmb"] + 1e-6).all()
     assert chain["collateral_value_rmb"].sum() <= chain["market_value_rmb"].sum() + 1e-6
     assert (chain.loc[np.array(statuses[:n]) != "in_force", ["market_value_rmb", "collateral_value_rmb"]] == 0).all().all()
+
+
+def test_the_life_uncertainty_is_in_the_tornado_and_the_monte_carlo(make_application):
+    """The CN life table's hazards are defaults to calibrate: halving and doubling them is a tornado row,
+    and every Monte Carlo scenario draws a hazard multiplier."""
+    r = value(make_application())
+    income = r.methods["income"]
+    life = income.evidence["sensitivity"].set_index(["patent_id", "assumption"]).loc[("SYN-CN-T001", "hazard_multiplier")]
+    assert life["value_low_rmb"] < life["value_rmb"] < life["value_high_rmb"]  # hazards × 2 lower the value, × 0.5 raise it
+    # every scenario draws a hazard multiplier: without it (the life fixed) the same scenarios spread less
+    from ipvalue.lending.pipeline import prepare
+    from ipvalue.methods.income import income_method
+
+    app = LoanApplication.from_dict(make_application())
+    inputs = prepare(app, {})
+    valuer = income_method(inputs)
+    result = valuer.assess(app.patents, inputs)
+    in_use = result.evidence["inputs"]
+    with_life = valuer.simulate(inputs=in_use, scenarios=inputs.scenarios, life=inputs.life).sum(axis=0)
+    fixed_life = valuer.simulate(inputs=in_use, scenarios=inputs.scenarios).sum(axis=0)
+    np.testing.assert_allclose(with_life, result.evidence["value_in_use_draws"].sum(axis=0))
+    assert np.std(with_life) > np.std(fixed_life)
