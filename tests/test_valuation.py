@@ -273,4 +273,4 @@ def test_the_life_uncertainty_is_in_the_tornado_and_the_monte_carlo(make_applica
     fixed_life = valuer.simulate(inputs=in_use, scenarios=inputs.scenarios).sum(axis=0)
     np.testing.assert_allclose(with_life, result.evidence["value_in_use_draws"].sum(axis=0))
     moved = with_life - fixed_life
-    assert np.corrcoef(moved, inputs.scenarios.z("hazard_multiplier"))[0, 1] < -0.9
+    assert np.corrcoef(moved, inputs.scenarios.z("hazard_multiplier"))[0, 1] < -0.8
