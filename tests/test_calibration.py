@@ -192,6 +192,8 @@ def test_calibrate_writes_candidates_that_cite_the_run_and_the_ledger_and_logs_t
     import mlflow
 
     from ipvalue.calibration.run import calibrate
+    from ipvalue.config import reading_candidates
+    from ipvalue.exceptions import SpecError
     from ipvalue.lending.disposal import DisposalAssumptions
     from ipvalue.lending.policy import load_pledge_policy
 
@@ -204,9 +206,12 @@ def test_calibrate_writes_candidates_that_cite_the_run_and_the_ledger_and_logs_t
     for key in ("forced_sale_discount", "disposal_cost_rate", "time_to_dispose_years"):
         assert f"MLflow run {result.run_id}, pilot ledger sha256 {result.ledger.hash[:16]}" in disposal[key]["source"]
     assert disposal["holding_rate"]["value"] == 0.10 and disposal["holding_rate"]["source"].startswith("default to calibrate")  # not identified: kept
-    assert DisposalAssumptions.load(str(tmp_path / "out" / "candidates" / "disposal-cn-v2.yaml")).forced_sale_discount == round(
-        float(result.estimates.set_index("key").at["forced_sale_discount", "estimate"]), 4)
-    policy, _ = load_pledge_policy(str(tmp_path / "out" / "candidates" / "pledge-policy-cn-v4.yaml"))
+    with pytest.raises(SpecError, match="is a CANDIDATE written by ipvalue calibrate"):  # no valuation may read it
+        DisposalAssumptions.load(str(tmp_path / "out" / "candidates" / "disposal-cn-v2.yaml"))
+    with reading_candidates():  # what calibrate and the promotion do to check that it loads
+        assert DisposalAssumptions.load(str(tmp_path / "out" / "candidates" / "disposal-cn-v2.yaml")).forced_sale_discount == round(
+            float(result.estimates.set_index("key").at["forced_sale_discount", "estimate"]), 4)
+        policy, _ = load_pledge_policy(str(tmp_path / "out" / "candidates" / "pledge-policy-cn-v4.yaml"))
     assert policy["version"] == 4 and policy["expected_loss_target"]["value"] == 0.01
     income = yaml.safe_load((tmp_path / "out" / "candidates" / "cn-pledge-2025-v4.yaml").read_text(encoding="utf-8"))
     premiums = sum(income["discount_rate"][p]["value"] for p in ("technology_premium", "market_premium", "funding_premium", "management_premium"))

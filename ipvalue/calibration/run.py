@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import logging
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -16,7 +15,7 @@ import yaml
 from ipvalue.calibration.backtest import Backtest, run_backtest
 from ipvalue.calibration.estimate import SetsInUse, Settings, estimate_coefficients
 from ipvalue.calibration.ledger import Ledger, load_ledger
-from ipvalue.calibration.sets import Candidate, candidate_sets
+from ipvalue.calibration.sets import Candidate, candidate_sets, check_loads
 from ipvalue.io import write_atomic, write_text_atomic
 
 logger = logging.getLogger(__name__)
@@ -72,7 +71,7 @@ class CalibrationResult:
 
 def calibrate(ledger, *, out="calibration-output", seed: int = 0, as_of=None, split_date=None, register=None, register_patents=None,
               exported_on=None, tracking_uri: str | None = None, assumption_set="cn-pledge-2025", disposal_set="disposal-cn",
-              pledge_policy="pledge-policy-cn", settings="calibration-cn", data_dir=None) -> CalibrationResult:
+              pledge_policy="pledge-policy-cn", settings="calibration-cn", data_dir=None, calibrated_by: str | None = None) -> CalibrationResult:
     """Calibrate the valuation's coefficients from a pilot ledger and back-test them out of time.
 
     Parameters
@@ -96,6 +95,11 @@ def calibrate(ledger, *, out="calibration-output", seed: int = 0, as_of=None, sp
         MLflow tracking URI (default ``$MLFLOW_TRACKING_URI`` or ``sqlite:///mlflow/mlflow.db``).
     assumption_set, disposal_set, pledge_policy, settings : str
         Names of the sets in use and of the calibration settings.
+    calibrated_by : str, optional
+        The authenticated user running the calibration (``ipvalue calibrate`` passes the name its
+        API token authenticates, when one is given): recorded in the run (tag
+        ``ipvalue.calibrated_by``) and the candidates, so that the promotion refuses that person.
+        Without it the run records the operating-system user only (MLflow's ``mlflow.user``).
     """
     import mlflow
 
@@ -126,8 +130,9 @@ def calibrate(ledger, *, out="calibration-output", seed: int = 0, as_of=None, sp
                 for band in entry["bands"]:
                     if not band["source"].startswith("unchanged"):
                         band["source"] = f"calibrated by ipvalue calibrate, MLflow run {run_id}, pilot ledger sha256 {ledger.hash[:16]}: {band['source']}"
-        candidates = candidate_sets(estimates, sets, run_id=run_id, ledger_hash=ledger.hash, gates=gates, extra=extra)
-        _check_candidates(candidates)
+        candidates = candidate_sets(estimates, sets, run_id=run_id, ledger_hash=ledger.hash, gates=gates, extra=extra, calibrated_by=calibrated_by)
+        for c in candidates:  # each loads through its set's loader, so a promoted set is usable
+            check_loads(c.content)
         files = _write(out, ledger, estimates, backtest, candidates, gates, run_id)
         mlflow.log_params({"ledger": Path(ledger.source).name, "ledger_sha256": ledger.hash, "as_of": str(ledger.as_of.date()), "seed": seed,
                            "split_date": str(backtest.split_date.date()), "settings": f"{settings.name}-v{settings.version}",
@@ -140,7 +145,8 @@ def calibrate(ledger, *, out="calibration-output", seed: int = 0, as_of=None, sp
                 metrics[f"estimate_{r.key}"] = float(r.estimate)
         mlflow.log_metrics({_metric_name(k): v for k, v in metrics.items() if np.isfinite(v)})
         mlflow.set_tags({"ledger_sha256": ledger.hash, "data_origin": ledger.data_origin, "git_commit": git_commit(),
-                         "gates_passed": str(bool(gates) and all(gates.values())), "ipvalue.kind": "calibration"})
+                         "gates_passed": str(bool(gates) and all(gates.values())), "ipvalue.kind": "calibration",
+                         **({"ipvalue.calibrated_by": calibrated_by} if calibrated_by else {})})
         mlflow.log_artifacts(str(out), artifact_path="calibration")
     result = CalibrationResult(ledger, estimates, backtest, candidates, gates, run_id, out, files)
     logger.info("calibration run %s: %d coefficients changed, gates %s", run_id, int(estimates["changed"].sum()), gates)
@@ -152,27 +158,6 @@ def _metric_name(key: str) -> str:
     import re
 
     return re.sub(r"[^0-9A-Za-z_\-./ ]", "_", key)
-
-
-def _check_candidates(candidates: list[Candidate]) -> None:
-    """Every candidate loads through the loader valuations use (so a promoted set is usable)."""
-    from ipvalue.methods.income.assumptions import IncomeAssumptions
-    from ipvalue.lending.disposal import DisposalAssumptions
-    from ipvalue.lending.policy import load_pledge_policy
-    from ipvalue.models.renewal import CNLifeTable
-
-    for c in candidates:
-        with tempfile.TemporaryDirectory() as tmp:
-            path = Path(tmp) / c.file_name
-            path.write_text(c.text(), encoding="utf-8")
-            if "discount_rate" in c.content:
-                IncomeAssumptions.load(str(path))
-            elif "forced_sale_discount" in c.content:
-                DisposalAssumptions.load(str(path))
-            elif "pledge_rate" in c.content:
-                load_pledge_policy(str(path))
-            elif "types" in c.content:
-                CNLifeTable.load(str(path))
 
 
 def _write(out: Path, ledger: Ledger, estimates: pd.DataFrame, backtest: Backtest, candidates: list[Candidate], gates: dict, run_id: str) -> dict:

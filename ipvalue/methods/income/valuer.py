@@ -573,17 +573,18 @@ class IncomeApproachValuer(BaseEstimator):
             out[k] = v
         return (out, draws) if return_draws else out
 
-    def wacc(self, given: float | None = None) -> tuple[float, str]:
+    def wacc(self, given: float | None = None) -> tuple[float, str, str]:
         """The borrower's WACC (``given``, from the application) or the bank's default
         (``wacc-cn``: E/V × (risk-free + beta × equity risk premium) + D/V × cost of debt × (1 −
-        tax), with the income set's risk-free rate), and where it came from."""
+        tax), with the income set's risk-free rate), where it came from (``application`` or the
+        set's name-vN) and the set's hash ('' for the application's)."""
         if given is not None:
-            return float(given), "application"
+            return float(given), "application", ""
         raw, origin = load_yaml("wacc-cn")
         beta, erp = assumption_value(raw, "beta", 0.0, 5.0), assumption_value(raw, "equity_risk_premium", 0.0, 0.5)
         kd, d, t = assumption_value(raw, "cost_of_debt", 0.0, 0.5), assumption_value(raw, "debt_share", 0.0, 1.0), assumption_value(raw, "tax_rate", 0.0, 1.0)
         value = (1 - d) * (self.assumptions_.risk_free + beta * erp) + d * kd * (1 - t)
-        return value, f"{raw.get('name', origin)}-v{raw.get('version', 0)}"
+        return value, f"{raw.get('name', origin)}-v{raw.get('version', 0)}", content_hash(raw)
 
     @staticmethod
     def wacc_flags(inputs: pd.DataFrame, wacc: float, source: str) -> pd.DataFrame:
@@ -682,8 +683,8 @@ class IncomeApproachValuer(BaseEstimator):
                                 self.cash_flows(schedule=schedule, inputs=participant).assign(basis="market_participant")], ignore_index=True)
         sensitivity = self.sensitivity(schedule=schedule, inputs=in_use)
         provenance = {**a.provenance, **self.scorecard_.provenance, **self.margin_benchmarks_provenance_}
-        wacc, wacc_source = self.wacc(inputs.wacc)
-        provenance.update(wacc=wacc, wacc_source=wacc_source)
+        wacc, wacc_source, wacc_hash = self.wacc(inputs.wacc)
+        provenance.update(wacc=wacc, wacc_source=wacc_source, **({"wacc_set_hash": wacc_hash} if wacc_hash else {}))
         flags = self.wacc_flags(in_use, wacc, wacc_source)
         result = MethodResult(
             method="income", label_zh="收益法", label_en="income approach", value_type=self.value_type, values=values, offers=offers,
