@@ -2,6 +2,8 @@
 intervals against the generator's known truth, thin ledgers, the out-of-time back-test, the
 candidate sets and the ``ipvalue calibrate`` command."""
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -197,7 +199,7 @@ def test_calibrate_writes_candidates_that_cite_the_run_and_the_ledger_and_logs_t
     from ipvalue.lending.disposal import DisposalAssumptions
     from ipvalue.lending.policy import load_pledge_policy
 
-    result = calibrate(ledger_dir, out=tmp_path / "out", as_of=TRUTH.as_of, tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
+    result = calibrate(ledger_dir, out=tmp_path / "out", as_of=TRUTH.as_of, tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}", report_pdf=False)
     names = sorted(c.file_name for c in result.candidates)
     assert names == ["cn-pledge-2025-v4.yaml", "disposal-cn-v2.yaml", "pledge-policy-cn-v4.yaml"]
     disposal = yaml.safe_load((tmp_path / "out" / "candidates" / "disposal-cn-v2.yaml").read_text(encoding="utf-8"))
@@ -229,6 +231,9 @@ def test_calibrate_writes_candidates_that_cite_the_run_and_the_ledger_and_logs_t
     assert "oot_bias_vs_deal_prices_after" in run.data.metrics and "estimate_forced_sale_discount" in run.data.metrics
     artifacts = {a.path for a in mlflow.MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}").list_artifacts(result.run_id, "calibration/candidates")}
     assert "calibration/candidates/disposal-cn-v2.yaml" in artifacts
+    logged = {a.path for a in mlflow.MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}").list_artifacts(result.run_id, "calibration/backtest")}
+    assert {"calibration/backtest/report.html", "calibration/backtest/report.json"} <= logged  # the back-test report, logged with its run
+    assert json.loads((tmp_path / "out" / "backtest" / "report.json").read_text(encoding="utf-8"))["meta"]["calibration_run"] == result.run_id
     assert "候选参数集 candidate sets" in result.summary()
 
 

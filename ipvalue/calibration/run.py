@@ -15,6 +15,7 @@ import yaml
 from ipvalue.calibration.backtest import Backtest, run_backtest
 from ipvalue.calibration.estimate import SetsInUse, Settings, estimate_coefficients
 from ipvalue.calibration.ledger import Ledger, load_ledger
+from ipvalue.calibration.report import backtest_report, write_backtest_report
 from ipvalue.calibration.sets import Candidate, candidate_sets, check_loads
 from ipvalue.io import write_atomic, write_text_atomic
 
@@ -37,6 +38,7 @@ class CalibrationResult:
     run_id: str
     out: Path
     files: dict = field(default_factory=dict)
+    report: object = None  # the back-test report (ipvalue.report.Report)
 
     @property
     def gates_passed(self) -> bool:
@@ -66,12 +68,16 @@ class CalibrationResult:
         lines += ["", "闸门 gates:"] + [f"  {k}: {'pass' if v else 'FAIL'} ({bt.gate_notes[k]})" for k, v in self.gates.items()]
         lines += ["", f"候选参数集 candidate sets (not used by valuations until a validator promotes them) in {self.out / 'candidates'}:"]
         lines += [f"  {c.file_name}: {len(c.changes)} number(s) changed" for c in self.candidates] or ["  none: no coefficient changed"]
+        if "backtest_report_html" in self.files:
+            lines += ["", f"回测报告 back-test report: {self.files['backtest_report_html']}"
+                      + (f" (PDF {self.files['backtest_report_pdf']})" if "backtest_report_pdf" in self.files else "")]
         return "\n".join(lines)
 
 
 def calibrate(ledger, *, out="calibration-output", seed: int = 0, as_of=None, split_date=None, register=None, register_patents=None,
               exported_on=None, tracking_uri: str | None = None, assumption_set="cn-pledge-2025", disposal_set="disposal-cn",
-              pledge_policy="pledge-policy-cn", settings="calibration-cn", data_dir=None, calibrated_by: str | None = None) -> CalibrationResult:
+              pledge_policy="pledge-policy-cn", settings="calibration-cn", data_dir=None, calibrated_by: str | None = None,
+              report_pdf: bool | None = None) -> CalibrationResult:
     """Calibrate the valuation's coefficients from a pilot ledger and back-test them out of time.
 
     Parameters
@@ -100,6 +106,9 @@ def calibrate(ledger, *, out="calibration-output", seed: int = 0, as_of=None, sp
         API token authenticates, when one is given): recorded in the run (tag
         ``ipvalue.calibrated_by``) and the candidates, so that the promotion refuses that person.
         Without it the run records the operating-system user only (MLflow's ``mlflow.user``).
+    report_pdf : bool, optional
+        The back-test report's PDF: True requires it, False skips it, None (default) prints it
+        where this machine can.
     """
     import mlflow
 
@@ -134,6 +143,9 @@ def calibrate(ledger, *, out="calibration-output", seed: int = 0, as_of=None, sp
         for c in candidates:  # each loads through its set's loader, so a promoted set is usable
             check_loads(c.content)
         files = _write(out, ledger, estimates, backtest, candidates, gates, run_id)
+        report = backtest_report(ledger, backtest, estimates=estimates, candidates=candidates, run_id=run_id,
+                                 settings_name=f"{settings.name}-v{settings.version}")
+        files.update({f"backtest_report_{k}": v for k, v in write_backtest_report(report, out / "backtest", pdf=report_pdf).items()})
         mlflow.log_params({"ledger": Path(ledger.source).name, "ledger_sha256": ledger.hash, "as_of": str(ledger.as_of.date()), "seed": seed,
                            "split_date": str(backtest.split_date.date()), "settings": f"{settings.name}-v{settings.version}",
                            "assumption_set": f"{sets.income.name}-v{sets.income.version}", "disposal_set": f"{sets.disposal.name}-v{sets.disposal.version}",
@@ -148,7 +160,7 @@ def calibrate(ledger, *, out="calibration-output", seed: int = 0, as_of=None, sp
                          "gates_passed": str(bool(gates) and all(gates.values())), "ipvalue.kind": "calibration",
                          **({"ipvalue.calibrated_by": calibrated_by} if calibrated_by else {})})
         mlflow.log_artifacts(str(out), artifact_path="calibration")
-    result = CalibrationResult(ledger, estimates, backtest, candidates, gates, run_id, out, files)
+    result = CalibrationResult(ledger, estimates, backtest, candidates, gates, run_id, out, files, report)
     logger.info("calibration run %s: %d coefficients changed, gates %s", run_id, int(estimates["changed"].sum()), gates)
     return result
 
