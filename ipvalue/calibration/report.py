@@ -33,7 +33,6 @@ from ipvalue.calibration.backtest import Backtest
 from ipvalue.calibration.ledger import Ledger
 from ipvalue.report.sections import Chart, Column, Report, Section
 
-
 __all__ = ["backtest_report", "write_backtest_report"]
 
 #: How each back-test metric reads, Chinese and English (the summary table's ``metric``).
