@@ -17,6 +17,7 @@ from ipvalue.calibration.estimate import SetsInUse, Settings, estimate_coefficie
 from ipvalue.calibration.ledger import Ledger, load_ledger
 from ipvalue.calibration.report import backtest_report, write_backtest_report
 from ipvalue.calibration.sets import Candidate, candidate_sets, check_loads
+from ipvalue.exceptions import EmptyInputError
 from ipvalue.io import write_atomic, write_text_atomic
 
 logger = logging.getLogger(__name__)
@@ -115,6 +116,9 @@ def calibrate(ledger, *, out="calibration-output", seed: int = 0, as_of=None, sp
     from ipvalue.tracking import ensure_experiment, git_commit, use_tracking
 
     ledger = ledger if isinstance(ledger, Ledger) else load_ledger(ledger, as_of=as_of)
+    if ledger.loans.empty:
+        raise EmptyInputError(f"Every loan of the pilot ledger {ledger.source} is quarantined: nothing to calibrate.\n{ledger.report(max_problems=10)}\n"
+                              "Fix: correct the rows named (see the quarantine) and run calibrate again.")
     sets = SetsInUse.load(assumption_set, disposal_set, pledge_policy)
     settings = Settings.load(settings)
     estimates, _ = estimate_coefficients(ledger, sets, settings, seed=seed)
