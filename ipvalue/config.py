@@ -19,9 +19,10 @@ Calibrated sets are governed like models (:func:`check_governance`, on every set
 the bank's configuration folder or a path): a set that ``ipvalue calibrate`` wrote carries a
 ``governance`` block. A **candidate** (``status: candidate``) is refused: no valuation may use it
 until a validator promotes it (``ipvalue calibrate promote``). A **promoted** set is used only when
-the audit store (``$IPVALUE_AUDIT_DB``, else ``audit/ipvalue-audit.db``; the key
-``$IPVALUE_AUDIT_KEY_FILE``) records its promotion in the chain, with the same numbers, validator,
-calibration run and record; a set whose numbers cite a calibration run but that has no governance
+the audit store records its promotion in the chain, with the same numbers, validator, calibration
+run and record: the store the valuation is recorded in (:func:`sets_checked_against`, which the
+workflow sets), else ``$IPVALUE_AUDIT_DB``, else ``audit/ipvalue-audit.db`` (the key
+``$IPVALUE_AUDIT_KEY_FILE``); a set whose numbers cite a calibration run but that has no governance
 block (a candidate with the block cut off) is refused too.
 """
 
@@ -241,6 +242,19 @@ CALIBRATION_CITATION = "calibrated by ipvalue calibrate"
 #: The ``governance.status`` of a calibrated set: written by ``ipvalue calibrate``, or promoted by a validator.
 GOVERNANCE_STATUSES = ("candidate", "promoted")
 _READING_CANDIDATES = contextvars.ContextVar("ipvalue_reading_candidates", default=False)
+_SETS_AUDIT_STORE = contextvars.ContextVar("ipvalue_sets_audit_store", default=None)
+
+
+@contextmanager
+def sets_checked_against(store):
+    """Within the block, promoted sets are checked against the audit ``store`` (a SQLite path or a
+    ``postgresql://`` URL; None: ``$IPVALUE_AUDIT_DB``, else ``audit/ipvalue-audit.db``): the
+    workflow checks them against the store it records the valuation in."""
+    token = _SETS_AUDIT_STORE.set(store)
+    try:
+        yield
+    finally:
+        _SETS_AUDIT_STORE.reset(token)
 
 
 @contextmanager
@@ -303,14 +317,15 @@ def check_governance(content: dict, origin: str) -> None:
     from ipvalue.exceptions import AuditStoreError
 
     record = governance.get("audit_record") if isinstance(governance.get("audit_record"), dict) else {}
+    store = _SETS_AUDIT_STORE.get()
     try:
-        promotion = set_promotion(content.get("name"), int(content.get("version")))
+        promotion = set_promotion(content.get("name"), int(content.get("version")), store)
     except (AuditStoreError, TypeError, ValueError) as exc:
         raise SpecError(f"{origin}: set {label} claims a validator's promotion, which the audit store must confirm, and it cannot: {exc}") from exc
     if promotion is None:
         raise SpecError(f"{origin}: set {label} claims promotion by {governance.get('promoted_by')!r} (audit record {record.get('seq')}), but the audit "
-                        f"store {store_display()!r} records no promotion of it. Fix: a validator promotes the candidate against this store "
-                        "('ipvalue calibrate promote CANDIDATE.yaml --reason ...'), or point $IPVALUE_AUDIT_DB at the store that recorded it.")
+                        f"store {store_display(store)!r} records no promotion of it. Fix: a validator promotes the candidate against this store "
+                        "('ipvalue calibrate promote CANDIDATE.yaml --reason ...'), or value against the store that recorded it.")
     differences = [what for what, stated, recorded in (
         ("its numbers", set_content_sha256(content), promotion["content_sha256"]),
         ("the validator", governance.get("promoted_by"), promotion["promoted_by"]),
@@ -318,7 +333,7 @@ def check_governance(content: dict, origin: str) -> None:
         ("the audit record", record.get("seq"), promotion["seq"]),
     ) if stated != recorded]
     if differences:
-        raise SpecError(f"{origin}: set {label} differs from the promotion the audit store {store_display()!r} records (record {promotion['seq']}, by "
+        raise SpecError(f"{origin}: set {label} differs from the promotion the audit store {store_display(store)!r} records (record {promotion['seq']}, by "
                         f"{promotion['promoted_by']} at {promotion['promoted_at']}): {', '.join(differences)}. Fix: a promoted set is used as installed; "
                         "to change a number, calibrate again and have the new candidate promoted.")
 

@@ -154,6 +154,9 @@ def test_an_edited_or_stale_candidate_is_refused(runs, bank, tmp_path):
 
 
 def test_a_set_claiming_promotion_the_store_does_not_record_is_refused(runs, bank, tmp_path, monkeypatch):
+    from ipvalue import workflow
+    from ipvalue.lending import LoanApplication
+
     promote_set(candidate(runs["analyst"], "disposal-cn"), reason="ok", token=bank.tokens["wang.validator"], tracking_uri=runs["uri"])
     installed = bank.assumptions / "disposal-cn.yaml"
     text = installed.read_text(encoding="utf-8")
@@ -169,7 +172,13 @@ def test_a_set_claiming_promotion_the_store_does_not_record_is_refused(runs, ban
     monkeypatch.setenv("IPVALUE_AUDIT_DB", str(other))
     with pytest.raises(SpecError, match=r"claims promotion by 'wang.validator' \(audit record 5\), but the audit store .*other.db' records no promotion of it"):
         DisposalAssumptions.load("disposal-cn")
+    # the workflow checks the sets against the store it records the valuation in, whatever $IPVALUE_AUDIT_DB says
+    app = LoanApplication.from_dict(synthetic_application())
+    assert workflow.value_and_record(app, store=bank.store, user="li.officer").result.provenance["disposal_assumption_set"] == "disposal-cn-v2"
     monkeypatch.setenv("IPVALUE_AUDIT_DB", str(bank.store))
+    with pytest.raises(SpecError, match=r"records no promotion of it"):
+        workflow.value_and_record(app, store=other, user="qian.validator")
+    assert read_audit_table("valuations", other).empty  # refused before anything was recorded
     # a promotion row written around ipvalue.audit (not in the chain): verify finds it, the loader refuses a set claiming it
     with sqlite3.connect(bank.store) as con:
         for op in ("update", "delete"):

@@ -29,9 +29,9 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from ipvalue.audit import audit_path, authenticate, record_set_promotion, store_display
+from ipvalue.audit import authenticate, record_set_promotion, store_display
 from ipvalue.calibration.sets import check_loads, dump
-from ipvalue.config import ENV_CONFIG_DIR, load_yaml, parse_yaml, set_content_sha256
+from ipvalue.config import ENV_CONFIG_DIR, load_yaml, parse_yaml, set_content_sha256, sets_checked_against
 from ipvalue.exceptions import DomainError, SpecError
 from ipvalue.identity import os_user as current_os_user
 from ipvalue.io import write_text_atomic
@@ -130,11 +130,6 @@ def _set_in_use(name: str, config_dir: Path) -> tuple[dict | None, str]:
     return None, ""
 
 
-def _same_store(a, b) -> bool:
-    a, b = audit_path(a), audit_path(b)
-    return (a == b) if isinstance(a, str) or isinstance(b, str) else a.resolve() == b.resolve()
-
-
 def promote_set(candidate, *, reason: str, token: str, store=None, key_file=None, checkpoint_file=None, config_dir=None,
                 tracking_uri: str | None = None, os_user: str | None = None) -> Promotion:
     """Promote a candidate set (see the module notes): check it, record the promotion in the audit
@@ -149,8 +144,8 @@ def promote_set(candidate, *, reason: str, token: str, store=None, key_file=None
     token : str
         The validator's API token (``ipvalue users add NAME --role validator``).
     store : str or Path, optional
-        The audit store: the one valuations check promotions against (``$IPVALUE_AUDIT_DB``, else
-        ``audit/ipvalue-audit.db``); another store is refused.
+        The audit store the bank's valuations are recorded in (default ``$IPVALUE_AUDIT_DB`` or
+        ``audit/ipvalue-audit.db``): valuations check the promotion against it.
     key_file, checkpoint_file : str or Path, optional
         The audit key and checkpoint file (default ``$IPVALUE_AUDIT_KEY_FILE`` and beside it).
     config_dir : str or Path, optional
@@ -182,9 +177,6 @@ def promote_set(candidate, *, reason: str, token: str, store=None, key_file=None
         raise SpecError(f"Promoting {label} installs it in the bank's configuration folder, and none is given. Fix: set ${ENV_CONFIG_DIR} "
                         "(or --config-dir) to the folder valuations read the bank's sets from.")
     config_dir = Path(target)
-    if store is not None and not _same_store(store, None):
-        raise SetPromotionError(f"Valuations check a promotion against the audit store {store_display()!r} ($IPVALUE_AUDIT_DB), not "
-                                f"{store_display(store)!r}. Fix: promote against the bank's store (set $IPVALUE_AUDIT_DB to it).")
     try:
         check_loads(content)
     except (SpecError, ValueError) as exc:
@@ -237,6 +229,7 @@ def promote_set(candidate, *, reason: str, token: str, store=None, key_file=None
         }, token, store, key_file=key_file, checkpoint_file=checkpoint_file, while_recording=install)
     except DomainError as exc:  # refused inside the chain lock: a token revoked meanwhile, the version promoted meanwhile
         raise SetPromotionError(str(exc)) from exc
-    load_yaml(destination)  # the loader accepts it against the store (raises SpecError otherwise)
+    with sets_checked_against(store):
+        load_yaml(destination)  # the loader accepts it against the store (raises SpecError otherwise)
     logger.info("promoted %s (audit record %s) into %s", label, row["seq"], destination)
     return Promotion(name, version, destination, row["promoted_by"], row["promoted_at"], int(row["seq"]), row["record_hash"], superseded)

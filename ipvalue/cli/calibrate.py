@@ -20,7 +20,7 @@ def add_parser(sub) -> None:
                     "every row is valid and every gate passes, 1 when rows were quarantined or a gate failed (outputs written). "
                     "With an API token ($IPVALUE_TOKEN or the token file) the run records who calibrated, so that person cannot promote it. "
                     "ipvalue calibrate promote CANDIDATE.yaml --reason TEXT: a validator (API token with role validator) promotes a candidate "
-                    "whose gates passed: recorded in the audit store ($IPVALUE_AUDIT_DB, the store valuations check) and installed in "
+                    "whose gates passed: recorded in the audit store (--audit-db, the store valuations are recorded in) and installed in "
                     "$IPVALUE_CONFIG_DIR/assumptions/; exit 1 when refused.",
     )
     p.add_argument("ledger", metavar="LEDGER | promote", help="the pilot ledger (a folder of CSV files or an .xlsx workbook), or 'promote'")
@@ -41,6 +41,8 @@ def add_parser(sub) -> None:
     promote = p.add_argument_group("promote (a validator approves a candidate)")
     promote.add_argument("--reason", default="", help="why the set is approved (required with promote)")
     promote.add_argument("--config-dir", default=None, help="the bank's configuration folder (default: $IPVALUE_CONFIG_DIR)")
+    promote.add_argument("--audit-db", default=None, help="the audit store valuations are recorded in (default: $IPVALUE_AUDIT_DB or audit/ipvalue-audit.db); "
+                                                          "with a token, calibrate authenticates against it too")
     promote.add_argument("--audit-key", default=None, help="the audit key file (default: $IPVALUE_AUDIT_KEY_FILE)")
     promote.add_argument("--checkpoints", default=None, help="the audit checkpoint file (default: beside the key)")
     p.set_defaults(func=run)
@@ -58,7 +60,7 @@ def run(args) -> int:
 
     calibrated_by = None
     if token_from_environment()[0]:  # a token given: the run records who calibrated (the promotion refuses that person)
-        calibrated_by = command_identity(None, key_file=args.audit_key).name
+        calibrated_by = command_identity(args.audit_db, key_file=args.audit_key).name
     else:
         print("note: no API token ($IPVALUE_TOKEN): the run records the operating-system user only; a validator promoting from the same "
               "account is refused.", file=sys.stderr)
@@ -81,9 +83,9 @@ def run_promote(args) -> int:
         print("error: 'ipvalue calibrate promote' needs the candidate file. Fix: ipvalue calibrate promote candidates/NAME-vN.yaml --reason TEXT.",
               file=sys.stderr)
         return EXIT_USAGE
-    who = command_identity(None, roles=("validator",), key_file=args.audit_key)  # the API token, not a name typed here
+    who = command_identity(args.audit_db, roles=("validator",), key_file=args.audit_key)  # the API token, not a name typed here
     try:
-        promotion = promote_set(args.candidate, reason=args.reason, token=token_from_environment()[0], key_file=args.audit_key,
+        promotion = promote_set(args.candidate, reason=args.reason, token=token_from_environment()[0], store=args.audit_db, key_file=args.audit_key,
                                 checkpoint_file=args.checkpoints, config_dir=args.config_dir, tracking_uri=args.tracking_uri)
     except SetPromotionError as exc:
         print(f"promotion refused: {exc}", file=sys.stderr)
