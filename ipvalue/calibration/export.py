@@ -42,7 +42,7 @@ import numpy as np
 import pandas as pd
 
 from ipvalue.audit import read_audit_table, store_display, store_exists
-from ipvalue.calibration.ledger import write_ledger
+from ipvalue.calibration.ledger import SCHEMA, write_ledger
 from ipvalue.config import load_yaml
 from ipvalue.exceptions import AuditStoreError
 from ipvalue.methods.income.sections import BASIS_LABELS
@@ -185,7 +185,7 @@ def ledger_from_audit(store=None, *, branch: str | None = None) -> LedgerExport:
                               "data_origin": origin})
     if skipped:
         notes.append(f"{len(skipped)} valuation(s) with no right in force left out (no market value to calibrate): {skipped[:5]}")
-    loans = pd.DataFrame(loans)
+    loans = pd.DataFrame(loans, columns=[c.name for c in SCHEMA["loans"]])  # every column, so the bank fills in outcomes and disposals
     if len(loans) and loans["branch"].isna().any():
         notes.append(f"{int(loans['branch'].isna().sum())} loan(s) without a branch: the store records no branch for their user; fill in 'branch' "
                      "(or export with --branch)")
@@ -195,7 +195,7 @@ def ledger_from_audit(store=None, *, branch: str | None = None) -> LedgerExport:
                  "appraisal; add the bank's deals (deals.csv)")
     flows = pd.concat(cash_flows, ignore_index=True)[["loan_id", "year", "cash_flow_low_rmb", "cash_flow_high_rmb", "data_origin"]] if cash_flows else \
         pd.DataFrame(columns=["loan_id", "year", "cash_flow_low_rmb", "cash_flow_high_rmb", "data_origin"])
-    return LedgerExport({"loans": loans, "cash_flows": flows, "overrides": pd.DataFrame(overrides)}, notes=notes)
+    return LedgerExport({"loans": loans, "cash_flows": flows, "overrides": pd.DataFrame(overrides, columns=[c.name for c in SCHEMA["overrides"]])}, notes=notes)
 
 
 def export_ledger(out, store=None, *, branch: str | None = None) -> LedgerExport:
