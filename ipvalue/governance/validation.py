@@ -153,7 +153,10 @@ def validation_report(model_uri: str, *, data_dir=None) -> ModelCard:
 
 # --- the valuation methods: outcome analysis against the bank's pilot ledger ---------------------
 
-METHODS_SCOPE = ("Outcome analysis of the valuation methods (SR 11-7; 银监发〔2009〕104号), not only of the renewal model: the market value the "
+METHODS_SCOPE = ("估值方法的结果分析（SR 11-7；银监发〔2009〕104号），不仅是续费模型：收益法、市场法、成本法在发放时给出的市场价值与实际结果比较；"
+                 "样本外检验（以银行试点台账前期贷款校准系数，在后期贷款上检验），校准前（现行参数集）与校准后并列：估值与成交价、外部评估值，"
+                 "处置视角P10与实际回收，损失与可贷上限，以及客户经理按分行、个人和时间的人工调整。\n\n"
+                 "Outcome analysis of the valuation methods (SR 11-7; 银监发〔2009〕104号), not only of the renewal model: the market value the "
                  "income, market and cost approaches gave at origination against what happened, out of time (the coefficients calibrated on the "
                  "earlier loans of the bank's pilot ledger, tested on the later ones), before (the sets in use) and after (the calibrated "
                  "coefficients) side by side: values against deal prices and external appraisals, the disposal view's P10 against realised "
