@@ -44,10 +44,10 @@ def runs(tmp_path_factory):
     folder = tmp_path_factory.mktemp("calibrations")
     uri = f"sqlite:///{folder / 'mlflow.db'}"
     write_ledger(make_pilot_ledger(PilotTruth(), seed=0), folder / "ledger")
-    by_analyst = calibrate(folder / "ledger", out=folder / "analyst", as_of=AS_OF, tracking_uri=uri, settings=_settings(), calibrated_by="zhang.analyst")
-    anonymous = calibrate(folder / "ledger", out=folder / "anonymous", as_of=AS_OF, tracking_uri=uri, settings=_settings())
+    by_analyst = calibrate(folder / "ledger", out=folder / "analyst", as_of=AS_OF, tracking_uri=uri, settings=_settings(), calibrated_by="zhang.analyst", report_pdf=False)
+    anonymous = calibrate(folder / "ledger", out=folder / "anonymous", as_of=AS_OF, tracking_uri=uri, settings=_settings(), report_pdf=False)
     thin = calibrate(folder / "ledger", out=folder / "thin-out", as_of=AS_OF, tracking_uri=uri, settings=_settings(), calibrated_by="zhang.analyst",
-                     split_date="2024-09-30")
+                     split_date="2024-09-30", report_pdf=False)
     assert by_analyst.gates_passed and anonymous.gates_passed and not thin.gates_passed
     return {"uri": uri, "analyst": by_analyst, "anonymous": anonymous, "thin": thin}
 
