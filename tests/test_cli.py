@@ -1,5 +1,7 @@
 """The command line: subcommands, outputs and exit codes."""
 
+import re
+
 import pandas as pd
 
 import pytest
@@ -122,6 +124,11 @@ def test_demo_trains_registers_and_values_every_synthetic_patent(tmp_path, capsy
     # the value chain with its value types, as an officer reads it
     assert "value chain: value in use" in out and "(在用价值) → market value" in out and "(市场价值) → collateral value P50" in out and "(抵质押价值)" in out
     assert "loan cap" in out
+    # it ends with a calibration on a generated pilot ledger: the coefficients beside the truth, the back-test before / after, its report
+    assert "校准 calibration: SYNTHETIC pilot ledger of 800 loans with known true parameters" in out
+    assert re.search(r"强制处置折价率 forced-sale discount: truth 0\.7 \| 0\.6 → 0\.6\d+ \[", out)
+    assert re.search(r"P10 beaten by realised net recoveries: before [\d.]+% → after [\d.]+%", out)
+    assert (tmp_path / "out" / "calibration" / "backtest" / "report.html").is_file() and "回测报告 back-test report:" in out
 
 
 def test_an_unwritable_output_folder_is_an_input_error_not_a_crash(tmp_path, tiny_frame, capsys, monkeypatch):

@@ -586,18 +586,19 @@ class IncomeApproachValuer(BaseEstimator):
         w = curves.weights(multiplier)
         return pd.DataFrame(w, index=index, columns=[f"s_{t}" for t in range(1, w.shape[1] + 1)])
 
-    def wacc(self, given: float | None = None) -> tuple[float, str]:
+    def wacc(self, given: float | None = None) -> tuple[float, str, str]:
         """The borrower's WACC (``given``, from the application) or the bank's default
         (``wacc-cn``: E/V × (risk-free + beta × equity risk premium) + D/V × cost of debt × (1 −
-        tax), with the income set's risk-free rate), and where it came from."""
+        tax), with the income set's risk-free rate), where it came from (``application`` or the
+        set's name-vN) and the set's hash ('' for the application's)."""
         if given is not None:
-            return float(given), "application"
+            return float(given), "application", ""
         s = load_set("wacc-cn")
         raw = s.raw
         beta, erp = assumption_value(raw, "beta", 0.0, 5.0), assumption_value(raw, "equity_risk_premium", 0.0, 0.5)
         kd, d, t = assumption_value(raw, "cost_of_debt", 0.0, 0.5), assumption_value(raw, "debt_share", 0.0, 1.0), assumption_value(raw, "tax_rate", 0.0, 1.0)
         value = (1 - d) * (self.assumptions_.risk_free + beta * erp) + d * kd * (1 - t)
-        return value, s.label
+        return value, s.label, s.hash
 
     @staticmethod
     def wacc_flags(inputs: pd.DataFrame, wacc: float, source: str) -> pd.DataFrame:
@@ -711,8 +712,8 @@ class IncomeApproachValuer(BaseEstimator):
                                      "value_low_rmb": down, "value_rmb": base, "value_high_rmb": up, "swing_rmb": np.abs(up - down)})
             sensitivity = pd.concat([sensitivity, life_row], ignore_index=True).sort_values(["patent_id", "swing_rmb"], ascending=[True, False], kind="stable").reset_index(drop=True)
         provenance = {**a.provenance, **self.scorecard_.provenance, **self.margin_benchmarks_provenance_}
-        wacc, wacc_source = self.wacc(inputs.wacc)
-        provenance.update(wacc=wacc, wacc_source=wacc_source)
+        wacc, wacc_source, wacc_hash = self.wacc(inputs.wacc)
+        provenance.update(wacc=wacc, wacc_source=wacc_source, **({"wacc_set_hash": wacc_hash} if wacc_hash else {}))
         flags = self.wacc_flags(in_use, wacc, wacc_source)
         result = MethodResult(
             method="income", label_zh="收益法", label_en="income approach", value_type=self.value_type, values=values, offers=offers,
