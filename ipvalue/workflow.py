@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ipvalue.audit import pledge_applications, recording
+from ipvalue.config import sets_checked_against
 from ipvalue.lending import LoanApplication, ValuationResult, value_application
 
 
@@ -63,7 +64,8 @@ def value_and_record(app: LoanApplication, *, store=None, user: str, models=None
         The store cannot be read or written: nothing is recorded or written.
     """
     applications = pledge_applications(store)
-    result = value_application(app, models=models, tracking_uri=tracking_uri, data_dir=data_dir, user=user, applications=applications)
+    with sets_checked_against(store):  # a promoted set is used only when this store records its promotion
+        result = value_application(app, models=models, tracking_uri=tracking_uri, data_dir=data_dir, user=user, applications=applications)
     if provenance:
         result.provenance.update(provenance)
     paths: dict = {}

@@ -220,6 +220,8 @@ def _write_many_pg(args):
         record_valuation(fake_result(f"P{worker}-{i}", cap=250_000.0 + i), url)
 
 
+@pytest.mark.slow
+@pytest.mark.postgres
 def test_on_postgres_concurrent_writers_chain_verify_and_a_hand_edit_is_found(postgres_url):
     import psycopg2
 

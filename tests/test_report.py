@@ -246,6 +246,7 @@ def test_the_html_reads_as_prose_and_tables_not_code(result, html):
         assert prose_problems(text, appendix=False) == [], text
 
 
+@pytest.mark.slow
 def test_the_pdf_text_layer_reads_as_prose_and_tables_not_code(pdf):
     _, text, _ = pdf
     body, _, appendix = text.partition("附录：计算过程")
@@ -266,6 +267,7 @@ def test_the_scans_catch_what_a_reader_must_not_see(result, html):
 # --- tables: numbers whole, charts with Chinese labels -------------------------------------------
 
 
+@pytest.mark.slow
 def test_no_table_cell_breaks_a_number_or_a_word_in_the_pdf(result, pdf):
     """Every figure of every table (and every identifier and English word of its text cells)
     appears whole in the PDF's text layer at least as often as the tables hold it: a figure
@@ -293,6 +295,7 @@ def test_no_table_cell_breaks_a_number_or_a_word_in_the_pdf(result, pdf):
     assert split == {}
 
 
+@pytest.mark.slow
 def test_every_chart_is_present_with_chinese_labels(result, html, pdf):
     cjk = re.compile(r"[\u4e00-\u9fff]")
     charts = [c for s in result.report.sections for c in s.charts]
@@ -314,6 +317,8 @@ def test_every_chart_is_present_with_chinese_labels(result, html, pdf):
 # --- Chromium and the PDF -------------------------------------------------------------------------
 
 
+@pytest.mark.slow
+@pytest.mark.browser
 def test_report_renders_in_chromium_with_key_elements_visible(result, tmp_path):
     try:
         from selenium import webdriver
@@ -363,6 +368,7 @@ def test_report_renders_in_chromium_with_key_elements_visible(result, tmp_path):
         driver.quit()
 
 
+@pytest.mark.slow
 def test_the_pdf_embeds_a_cjk_font_and_its_text_layer_holds_the_chinese_titles(pdf):
     path, text, _ = pdf
     assert path.read_bytes().startswith(b"%PDF")
@@ -388,8 +394,8 @@ def rederive_loan_cap(layout: str) -> dict:
     would, importing nothing from ipvalue:
 
     1. each patent's market value, from the method the value chain names: the income approach's
-       market-participant cash flows year by year, revenue × sharing rate × S_t × share of the
-       year × (1 − tax rate), discounted at the printed rate (end-of-year or mid-year, as the
+       market-participant cash flows year by year, revenue × sharing rate × the year's weight W_t ×
+       (1 − tax rate), discounted at the printed rate (end-of-year or mid-year, as the
        appendix says) and summed; or the market approach's median of the comparables' prices ×
        kind, life and score factors;
     2. the pledge-rate limit: Σ market value × pledge rate (the rates of the pledge-limit table);
@@ -404,17 +410,20 @@ def rederive_loan_cap(layout: str) -> dict:
     captions = {pid: pos for pos, pid in reversed(occurrences)}  # the first of each
     taxes = {pid: float(re.search(r"市场参与者\s*(\d+\.\d+)%", layout[pos:pos + 600]).group(1)) / 100 for pid, pos in captions.items()}
     rates = {pid: float(re.search(r"折现率\s*(\d+\.\d+)%", layout[pos:pos + 800]).group(1)) / 100 for pid, pos in captions.items()}
-    row = re.compile(rf"^\s*(\d+)\s+{MONEY}\s+(\d\.\d{{6}})\s+(\d\.\d{{6}})\s+(\d\.\d{{6}})\s+(\d+\.\d{{6}})%\s+{MONEY}\s+{MONEY}\s+(\d+\.\d{{6}})%\s+{MONEY}\s+{MONEY}\s*$", re.M)
+    # a year's row: the year, the revenue, the weight's parts, W_t and the discount factor (six decimals each), then
+    # each basis's sharing rate, cash flow and present value
+    row = re.compile(rf"^\s*(\d+)\s+{MONEY}((?:\s+\d\.\d{{6}}){{3,6}})\s+(\d+\.\d{{6}})%\s+{MONEY}\s+{MONEY}\s+(\d+\.\d{{6}})%\s+{MONEY}\s+{MONEY}\s*$", re.M)
     positions = sorted(occurrences)
     flows: dict[str, dict[int, float]] = {pid: {} for pid in captions}
     printed_pv: dict[str, dict[int, float]] = {pid: {} for pid in captions}
     for m in row.finditer(layout):
         pid = [p for pos, p in positions if pos < m.start()][-1]  # the caption above (repeated on each page the table runs to)
         t = int(m.group(1))
-        revenue, survival, fraction, sharing = _money(m.group(2)), float(m.group(3)), float(m.group(4)), float(m.group(9)) / 100
-        cash_flow = revenue * sharing * survival * fraction * (1 - taxes[pid])
+        revenue, rates6, sharing = _money(m.group(2)), [float(v) for v in m.group(3).split()], float(m.group(7)) / 100
+        weight = rates6[-2]  # W_t; the last column before the bases is the discount factor, which the reader recomputes from the rate
+        cash_flow = revenue * sharing * weight * (1 - taxes[pid])
         flows[pid][t] = cash_flow / (1 + rates[pid]) ** (t - (0.5 if mid else 0.0))
-        printed_pv[pid][t] = _money(m.group(11))
+        printed_pv[pid][t] = _money(m.group(9))
     income_value = {pid: sum(v.values()) for pid, v in flows.items()}
     # the market approach: each patent's median adjusted comparable price, re-adjusted by hand
     adjusted: dict[str, list[float]] = {}
@@ -454,6 +463,7 @@ def rederive_loan_cap(layout: str) -> dict:
             "collateral": collateral, "pledge_limit": limits, "cap": cap, "printed_cap": printed_cap, "conclusion_cap": conclusion_cap}
 
 
+@pytest.mark.slow
 def test_a_reader_re_derives_the_loan_cap_from_the_pdf_text_alone_within_one_yuan(result, pdf):
     _, _, layout = pdf
     r = rederive_loan_cap(layout)
@@ -495,6 +505,7 @@ def full(registry, tmp_path_factory):
     return r, render_html(r.report), text, layout
 
 
+@pytest.mark.slow
 def test_a_complete_report_reads_well_shows_every_chart_in_chinese_and_re_derives_its_cap(full):
     r, html, text, layout = full
     assert {"method-market", "method-cost", "method-ml", "appendix-market"} <= set(r.report.ids)

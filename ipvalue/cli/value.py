@@ -19,9 +19,8 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
-    from ipvalue import terms
+    from ipvalue import terms, workflow
     from ipvalue.lending import LoanApplication
-    from ipvalue import workflow
 
     app = LoanApplication.load(args.application)
     recorded = workflow.value_and_record(app, store=args.audit_db, user=args.user, tracking_uri=args.tracking_uri, data_dir=args.data_dir, out_dir=args.out)

@@ -35,9 +35,14 @@ def _label_inches(labels, fontsize: float) -> float:
     return longest * fontsize / 72.0
 
 
-def draw_chart(chart: dict) -> str:
-    """A chart (the data of :class:`~ipvalue.report.sections.Chart`) as an SVG data URI."""
-    from ipvalue.charts import chart_style, label, svg_data_uri
+def draw_chart(chart: dict, *, image: str = "svg") -> str:
+    """A chart (the data of :class:`~ipvalue.report.sections.Chart`) as a data URI: ``image="svg"``
+    (default: the reports) or ``"png"`` (documents whose charts are also written as image files,
+    e.g. a governance card's Markdown)."""
+    from ipvalue.charts import chart_style, label, png_data_uri, svg_data_uri
+
+    if image not in ("svg", "png"):
+        raise ValueError(f"The 'image' of a chart must be 'svg' or 'png'. Got {image!r}.")
 
     kind, series = chart["kind"], chart.get("series") or []
     with chart_style() as plt:
@@ -55,6 +60,8 @@ def draw_chart(chart: dict) -> str:
             _hist(ax, chart, series)
         elif kind == "tornado":
             left = _tornado(ax, series)
+        elif kind == "scatter":
+            _scatter(ax, series)
         ax.set_title(label(chart["title_zh"], chart["title_en"], sep="\n"), fontsize=9, loc="left")
         if chart.get("x_label_zh"):
             ax.set_xlabel(label(chart["x_label_zh"], chart.get("x_label_en", "")), fontsize=8)
@@ -62,7 +69,7 @@ def draw_chart(chart: dict) -> str:
             ax.set_ylabel(label(chart["y_label_zh"], chart.get("y_label_en", "")), fontsize=8)
         title_in, bottom_in = 0.48, 0.46
         fig.subplots_adjust(left=min(left / WIDTH_IN, 0.62), right=0.97, top=1 - title_in / height, bottom=bottom_in / height)
-        return svg_data_uri(fig)
+        return svg_data_uri(fig) if image == "svg" else png_data_uri(fig, dpi=150)
 
 
 def _bar(ax, series) -> None:
@@ -114,8 +121,10 @@ def _lines(ax, chart, series, kind) -> None:
             ax.step(s["x"], s["y"], where="post", label=name, linewidth=1.4)
         else:
             ax.plot(s["x"], s["y"], label=name, linewidth=1.4)
-    ax.set_ylim(0, 1.02)
-    ax.yaxis.set_major_formatter(PercentFormatter(1.0, decimals=0))
+    values = [v for s in series for v in s["y"] if v is not None]
+    if values and min(values) >= 0 and max(values) <= 1:  # probabilities and shares
+        ax.set_ylim(0, 1.02)
+        ax.yaxis.set_major_formatter(PercentFormatter(1.0, decimals=0))
     if series and max(len(s["x"]) for s in series) <= 25:
         ax.set_xticks(sorted({x for s in series for x in s["x"]}))
     if len(series) <= 8:
@@ -160,3 +169,17 @@ def _tornado(ax, series) -> float:
     ax.xaxis.set_major_formatter(wan)
     ax.legend(fontsize=7, loc="lower right", frameon=False)
     return _label_inches(labels, 7.5) + 0.25
+
+
+def _scatter(ax, series) -> None:
+    """A model's figures (y) against observed ones (x) on log scales, with the line of equality."""
+    colours = ("#c9764f", "#2b5d8a", "#1a7f37", "#7aa6c9")
+    points = [v for s in series for v in (*s["x"], *s["y"]) if v is not None and v > 0]
+    for i, s in enumerate(series):
+        ax.scatter(s["x"], s["y"], s=9, alpha=0.6, color=colours[i % len(colours)], label=f"{s['name_zh']} {s['name_en']}")
+    if points:
+        lo, hi = min(points), max(points)
+        ax.plot([lo, hi], [lo, hi], color="#1d2733", lw=0.8, linestyle="--", label="相等 equal")
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+    ax.legend(fontsize=7, frameon=False)

@@ -219,16 +219,21 @@ def write_reports(result, out_dir: str | Path, *, pdf: bool | None = None) -> di
     PDF (an error where it cannot be printed), False skips it, None (default) prints it where this
     machine can (:func:`pdf_unavailable`) and logs why not otherwise.
     """
+    return write_rendered(result.report, result.to_json(), out_dir, f"{result.application.application_id}-{result.valuation_id}", pdf=pdf)
+
+
+def write_rendered(report, json_text: str, out_dir: str | Path, stem: str, *, pdf: bool | None = None) -> dict:
+    """Write ``<stem>.html`` (``report`` rendered), ``<stem>.json`` (``json_text``) and ``<stem>.pdf``
+    atomically into ``out_dir``; returns their paths. ``pdf`` as :func:`write_reports` takes it."""
     from ipvalue.io import write_bytes_atomic, write_text_atomic
 
     out_dir = Path(out_dir)
-    stem = f"{result.application.application_id}-{result.valuation_id}"
-    html = render_html(result.report)
-    paths = {"html": write_text_atomic(html, out_dir / f"{stem}.html"), "json": write_text_atomic(result.to_json(), out_dir / f"{stem}.json")}
+    html = render_html(report)
+    paths = {"html": write_text_atomic(html, out_dir / f"{stem}.html"), "json": write_text_atomic(json_text, out_dir / f"{stem}.json")}
     if pdf is None:
         reason = pdf_unavailable()
         if reason:
-            logger.warning("PDF report not written: %s", reason)
+            logger.warning("PDF of %s not written: %s", stem, reason)
         pdf = reason is None
     if pdf:
         paths["pdf"] = write_bytes_atomic(render_pdf(html), out_dir / f"{stem}.pdf")

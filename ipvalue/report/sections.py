@@ -29,7 +29,7 @@ import pandas as pd
 KINDS = ("money", "money2", "percent", "percent1", "percent6", "rate", "rate6", "years", "number", "multiple", "integer", "date", "text", "check")
 #: The kinds read as numbers (right-aligned, never broken across lines).
 NUMERIC_KINDS = ("money", "money2", "percent", "percent1", "percent6", "rate", "rate6", "years", "number", "multiple", "integer")
-CHART_KINDS = ("bar", "barh", "line", "step", "hist", "tornado", "waterfall")
+CHART_KINDS = ("bar", "barh", "line", "step", "hist", "tornado", "waterfall", "scatter")
 
 
 @dataclass
@@ -72,7 +72,9 @@ class Table:
 class Chart:
     """A chart as data: ``kind`` (one of :data:`CHART_KINDS`), axis labels and series.
 
-    ``series`` is a list of ``{"name_zh", "name_en", "x": [...], "y": [...]}`` (for ``hist`` only
+    ``series`` is a list of ``{"name_zh", "name_en", "x": [...], "y": [...]}`` (for ``scatter``: a
+    model's figures ``y`` against observed ones ``x``, drawn on log scales with the line of
+    equality; for ``hist`` only
     ``values``; for ``tornado`` ``labels``, ``low``, ``high`` and ``base``; for ``waterfall``
     ``labels`` and ``values``); ``markers`` are vertical reference lines ``{"x", "label_zh",
     "label_en"}`` (e.g. the quantile a cap is read at).

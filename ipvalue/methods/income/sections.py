@@ -22,7 +22,7 @@ ASSUMPTION_LABELS = {
     "revenue_level": ("收入水平", "revenue level", "share"),
     "operating_margin": ("营业利润率", "operating margin", "pp"),
     "tax_rate": ("所得税率", "income-tax rate", "pp"),
-    "hazard_multiplier": ("年费失效风险", "fee-lapse hazards", "multiplier"),
+    "hazard_multiplier": ("年费失效风险（各年风险率）", "fee-lapse hazards (every year's)", "multiplier"),
 }
 #: The Monte Carlo's shocks (the income set's ``monte_carlo`` block): name and how each applies.
 SHOCKS = {
@@ -37,9 +37,12 @@ SHOCKS = {
 PATENT = Column("patent_id", "专利", "Patent")
 
 
-def step_text(assumption: str, step: float) -> str:
-    """The tornado's step as a reader reads it: '±2.0 个百分点 pp', '±20%', '±2 年 years'."""
+def step_text(assumption: str, step: float, *, multipliers: tuple | None = None) -> str:
+    """The tornado's step as a reader reads it: '±2.0 个百分点 pp', '±20%', '±2 年 years', '×0.5 / ×2'
+    (the life row: every fee-lapse hazard times the life set's ``multipliers``)."""
     unit = ASSUMPTION_LABELS.get(assumption, ("", "", "number"))[2]
+    if unit == "multiplier":
+        return f"×{multipliers[0]:g} / ×{multipliers[1]:g}" if multipliers else "—"
     if unit == "pp":
         return f"±{100 * step:.1f} 个百分点 pp"
     if unit == "share":
@@ -48,13 +51,13 @@ def step_text(assumption: str, step: float) -> str:
         return f"±{100 * step:.0f}% 区间 of the range"
     if unit == "years":
         return f"±{step:g} 年 years"
-    if unit == "multiplier":
-        return f"×{1 / (1 + step):.2g} / ×{1 + step:.2g}"
     return f"±{step:g}"
 
 
-def income_sections(result, *, assumptions, scenarios, frame: pd.DataFrame) -> list[Section]:
-    """The sections the income approach owns (see the module docstring)."""
+def income_sections(result, *, assumptions, scenarios, frame: pd.DataFrame, life=None) -> list[Section]:
+    """The sections the income approach owns (see the module docstring). ``life``: the valuation's
+    :class:`~ipvalue.models.life.LifeCurves` where the cash flows are weighted by them (the life
+    row's multipliers)."""
     a = assumptions
     c = result.columns.assign(patent_id=frame["patent_id"].to_numpy())
     premiums = " + ".join(f"{v:.2%}" for v in a.premiums.values())
@@ -128,7 +131,8 @@ def income_sections(result, *, assumptions, scenarios, frame: pd.DataFrame) -> l
     package = package.sort_values("swing_rmb", ascending=False)
     package["label_zh"] = package["assumption"].map(lambda k: ASSUMPTION_LABELS.get(k, (terms.readable_code(k),) * 2)[0])
     package["label_en"] = package["assumption"].map(lambda k: ASSUMPTION_LABELS.get(k, (terms.readable_code(k),) * 2)[1])
-    package["step_text"] = [step_text(k, v) for k, v in zip(package["assumption"], package["step"])]
+    multipliers = tuple(life.assumptions.tornado_multipliers) if life is not None else None
+    package["step_text"] = [step_text(k, v, multipliers=multipliers) for k, v in zip(package["assumption"], package["step"])]
     tornado = Section("sensitivity", "敏感性分析", "Sensitivity")
     tornado.text("每项假设单独上下调整（其余不变）后专利包在用价值的变化，按影响大小排序。",
                  "The package's value in use with each assumption moved down and up alone (others fixed), largest swing first.")
@@ -147,27 +151,38 @@ def income_sections(result, *, assumptions, scenarios, frame: pd.DataFrame) -> l
 
 
 def income_appendix(result, *, frame: pd.DataFrame, mid_year: bool) -> Section:
-    """计算过程: per patent and year, the revenue, S_t, the share of the year and the discount factor
-    (common to both bases), and each basis's sharing rate, after-tax cash flow and present value,
-    printed with the digits a reader needs to re-derive the values to the yuan."""
+    """计算过程: per patent and year, the revenue, the year's weight W_t (and its parts where the life
+    curves give them: fee survival S_t, obsolescence O_t, the share of the year in the legal term
+    A_t) and the discount factor, common to both bases, and each basis's sharing rate, after-tax
+    cash flow and present value, printed with the digits a reader needs to re-derive the values to
+    the yuan."""
     flows = result.evidence["cash_flows"]
     use_in, mp_in = result.evidence["inputs"], result.evidence["market_participant_inputs"]
+    parts = "fee_survival" in flows
     m = "t − 0.5" if mid_year else "t"
+    weight_zh = "W_t = S_t × O_t × A_t（年费有效概率 × 未过时比例 × 年内落在法定期限内的比例）" if parts else "W_t = S_t × A_t（有效概率 × 年内比例）"
+    weight_en = ("W_t = S_t × O_t × A_t (fee survival × share not yet obsolete × share of the year inside the legal term)" if parts
+                 else "W_t = S_t × A_t (probability in force × share of the year)")
     appendix = Section("appendix-income", "计算过程：收益法逐年现金流", "Workings: the income approach year by year", part="appendix")
-    appendix.text(f"每件专利逐年：税后现金流 = 分摊收入 × 分成率 × 有效概率 S_t × 年内比例 ×（1 − 所得税率）；现值 = 税后现金流 × 折现系数，折现系数 = 1 ÷ (1 + 折现率)^({m})；"
-                  "现值合计即该口径的价值。市场参与者口径的现值合计为以收益法为依据的专利的市场价值。比率保留六位小数，以便复算至 1 元以内。",
-                  f"Each patent, year by year: after-tax cash flow = attributed revenue × sharing rate × probability in force S_t × share of the year × (1 − tax "
-                  f"rate); present value = cash flow × discount factor, discount factor = 1 ÷ (1 + discount rate)^({m}); the present values add up to the "
-                  "value of that basis. The market-participant sum is the market value of a patent whose market value rests on the income approach. "
-                  "Rates carry six decimals so that a reader re-derives the figures to the yuan.")
+    appendix.text(f"每件专利逐年：税后现金流 = 分摊收入 × 分成率 × 权重 {weight_zh} ×（1 − 所得税率）；现值 = 税后现金流 × 折现系数，"
+                  f"折现系数 = 1 ÷ (1 + 折现率)^({m})；现值合计即该口径的价值。市场参与者口径的现值合计为以收益法为依据的专利的市场价值。"
+                  "比率保留六位小数，以便复算至 1 元以内。",
+                  f"Each patent, year by year: after-tax cash flow = attributed revenue × sharing rate × weight {weight_en} × (1 − tax rate); present value "
+                  f"= cash flow × discount factor, discount factor = 1 ÷ (1 + discount rate)^({m}); the present values add up to the value of that basis. "
+                  "The market-participant sum is the market value of a patent whose market value rests on the income approach. Rates carry six "
+                  "decimals so that a reader re-derives the figures to the yuan.")
     use = flows[flows["basis"] == "value_in_use"].drop(columns="basis")
     mp = flows[flows["basis"] == "market_participant"][["patent_id", "year", "sharing_rate", "cash_flow_rmb", "present_value_rmb"]]
     both = use.merge(mp, on=["patent_id", "year"], how="outer", suffixes=("_use", "_mp")).sort_values(["patent_id", "year"], kind="stable")
     group_use, group_mp = ("在用价值", "value in use"), ("市场参与者口径", "market participant")
+    if parts:
+        weights = [Column("fee_survival", "有效概率 S_t", "In force S_t", "rate6"), Column("obsolescence", "未过时 O_t", "Not obsolete O_t", "rate6"),
+                   Column("share_in_term", "期限内 A_t", "In term A_t", "rate6")]
+    else:
+        weights = [Column("survival", "有效概率 S_t", "In force S_t", "rate6"), Column("year_fraction", "年内比例 A_t", "Share of year A_t", "rate6")]
     columns = [
-        Column("year", "年", "Year", "integer"), Column("income_rmb", "分摊收入", "Revenue attributed", "money2"),
-        Column("survival", "有效概率 S_t", "In force S_t", "rate6"), Column("year_fraction", "年内比例", "Share of year", "rate6"),
-        Column("discount_factor", "折现系数", "Discount factor", "rate6"),
+        Column("year", "年", "Year", "integer"), Column("income_rmb", "分摊收入", "Revenue attributed", "money2"), *weights,
+        Column("weight", "权重 W_t", "Weight W_t", "rate6"), Column("discount_factor", "折现系数", "Discount factor", "rate6"),
         Column("sharing_rate_use", "分成率", "Sharing rate", "percent6", *group_use), Column("cash_flow_rmb_use", "税后现金流", "Cash flow", "money2", *group_use),
         Column("present_value_rmb_use", "现值", "Present value", "money2", *group_use),
         Column("sharing_rate_mp", "分成率", "Sharing rate", "percent6", *group_mp), Column("cash_flow_rmb_mp", "税后现金流", "Cash flow", "money2", *group_mp),
