@@ -32,14 +32,3 @@ def run_isolated(module: str, *args: str) -> dict:
     """Run ``python -m module args`` in a fresh process (so peak memory is its own); it prints JSON."""
     out = subprocess.run([sys.executable, "-m", module, *args], check=True, capture_output=True, text=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
-
-
-def demo_output(folder: str | None, tracking_uri: str | None, *, prefix: str) -> tuple[Path, str, Path]:
-    """A demo output folder (``ipvalue demo`` run into a new temporary folder when ``folder`` is
-    None or has no demo application), the tracking URI of its models and a scratch folder."""
-    tmp = Path(tempfile.mkdtemp(prefix=prefix))
-    out = Path(folder) if folder else tmp / "demo"
-    uri = tracking_uri or f"sqlite:///{tmp / 'mlflow.db'}"
-    if not (out / "demo_application_signed.yaml").exists():
-        subprocess.run([str(Path(sys.executable).parent / "ipvalue"), "demo", "--out", str(out), "--tracking-uri", uri], check=True, capture_output=True)
-    return out, uri, tmp

@@ -28,11 +28,12 @@ import json
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import warnings
 from pathlib import Path
 
-from benchmarks._common import demo_output
+from benchmarks.valuation import demo_folder
 
 #: The report's table CSS before the fixed layout (the baseline the PDF time is compared with).
 FIXED, AUTO = "table { table-layout: fixed; width: 100%; border-collapse: separate; border-spacing: 0;", "table { table-layout: auto; width: 100%; border-collapse: collapse;"
@@ -56,8 +57,9 @@ def main() -> None:
     parser.add_argument("--no-cli", action="store_true", help="skip the end-to-end `ipvalue value` run")
     args = parser.parse_args()
     warnings.simplefilter("ignore")
-    folder, uri, tmp = demo_output(args.folder, args.tracking_uri, prefix="ipvalue-bench-report-")
-    application = folder / "demo_application_signed.yaml"
+    tmp = Path(tempfile.mkdtemp(prefix="ipvalue-bench-report-"))
+    uri = args.tracking_uri or f"sqlite:///{tmp / 'mlflow.db'}"
+    application = demo_folder(Path(sys.executable).parent, Path(args.folder) if args.folder else tmp / "demo", uri).with_name("demo_application_signed.yaml")
 
     python_s, _ = timed(lambda: subprocess.run([sys.executable, "-c", "pass"], check=True), args.repeat)
 
