@@ -426,3 +426,13 @@ def test_state_files_are_created_0600_and_folders_0700_whatever_the_umask(tmp_pa
 def test_read_limits_are_whole_numbers_of_at_least_one(bad):
     with pytest.raises(ValueError, match=r"The 'max_rows' of ReadLimits must be a whole number >= 1. Got"):
         ReadLimits(max_rows=bad)
+
+
+@pytest.mark.parametrize("header, sep", [("patent_id\\rjurisdiction", ","), ("patent_id", ","), ("a;b;c", ";"), ("a\\tb", "\\t"), ("a|b", "|"), ("a,b", ",")])
+def test_the_delimiter_is_one_a_csv_export_uses(tmp_path, header, sep):
+    """A one-column header made the sniffer pick a letter or a line break (score then exited 70)."""
+    from ipvalue.io.tables import sniff_delimiter
+
+    path = tmp_path / "book.csv"
+    path.write_bytes((header.encode().decode("unicode_escape") + "\\n1\\n").encode())
+    assert sniff_delimiter(path, "utf-8") == sep.encode().decode("unicode_escape")

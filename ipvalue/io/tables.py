@@ -250,6 +250,22 @@ def check_encoding(encoding, *, source: str = "the file") -> str | None:
     return encoding
 
 
+#: The delimiters a CSV export may use: comma, semicolon (European Excel), tab, pipe.
+DELIMITERS = ",;\t|"
+
+
+def sniff_delimiter(path: str | Path, encoding: str) -> str:
+    """The delimiter of a CSV's header line among :data:`DELIMITERS` (:class:`csv.Sniffer` on the
+    first line), a comma when it has none of them: one rule for ``validate`` and ``score``, and never
+    a letter or a line break, which the sniffer alone may pick for a one-column header."""
+    with open(path, encoding=encoding, errors="replace", newline="") as fh:
+        line = fh.readline()
+    try:
+        return csv.Sniffer().sniff(line, delimiters=DELIMITERS).delimiter
+    except csv.Error:
+        return ","
+
+
 def read_table(path: str | Path, *, encoding: str | None = None, sheet_name=0, limits: ReadLimits | None = None) -> tuple[pd.DataFrame, list[str]]:
     """Read a CSV, Parquet or Excel file as raw text cells, without interpretation.
 
@@ -294,11 +310,10 @@ def read_table(path: str | Path, *, encoding: str | None = None, sheet_name=0, l
             raise EmptyInputError(f"{path} is an empty file. Fix: export the table again with its header row.")
         if size > limits.max_bytes:
             raise limits.refuse(path, "has bytes", size, "max_bytes")
-        sep = "\t" if suffix == ".tsv" else None
         enc = detect_encoding(path, encoding)
+        sep = "\t" if suffix == ".tsv" else sniff_delimiter(path, enc)
         try:
-            frame = pd.read_csv(path, dtype=str, encoding=enc, sep=sep, engine="python" if sep is None else "c", keep_default_na=True,
-                                nrows=limits.max_rows + 1)
+            frame = pd.read_csv(path, dtype=str, encoding=enc, sep=sep, keep_default_na=True, nrows=limits.max_rows + 1)
         except UnicodeDecodeError as exc:
             raise InputFileError(
                 f"{path} could not be decoded as {enc} ({exc.reason} at byte {exc.start}). Fix: pass encoding= (e.g. 'gbk', 'big5') or save it as UTF-8."

@@ -15,6 +15,7 @@ import pandas as pd
 
 from ipvalue.exceptions import EmptyInputError, InputFileError
 from ipvalue.io import detect_encoding, read_table
+from ipvalue.io.tables import sniff_delimiter
 from ipvalue.names import normalise_id
 
 DEFAULT_CHUNK_SIZE = 50_000
@@ -46,7 +47,7 @@ class Book:
             if path.stat().st_size == 0:
                 raise EmptyInputError(f"{path} is an empty file. Fix: export the table again with its header row.")
             self.encoding = detect_encoding(path, encoding)
-            self.sep = "\t" if suffix == ".tsv" else _sniff_delimiter(path, self.encoding)
+            self.sep = "\t" if suffix == ".tsv" else sniff_delimiter(path, self.encoding)
         elif suffix not in PARQUET:
             raise InputFileError(f"Unsupported input type {path.suffix!r} for {path}. Fix: use .csv, .parquet or .xlsx.")
         self.kind = "workbook" if suffix in WORKBOOKS else "delimited" if suffix in DELIMITED else "parquet"
@@ -120,17 +121,6 @@ class Book:
         ids = normalise_id(ids.astype("str").where(ids.notna()))
         counts = ids.value_counts()
         return set(counts.index[counts > 1]), len(ids)
-
-
-def _sniff_delimiter(path: Path, encoding: str) -> str:
-    """The delimiter of a CSV's header line, found as ``ipvalue validate`` finds it (pandas' python
-    engine sniffs the first line with :class:`csv.Sniffer`); a comma when the line has no other."""
-    with open(path, encoding=encoding, errors="replace", newline="") as fh:
-        line = fh.readline()
-    try:
-        return csv.Sniffer().sniff(line).delimiter
-    except csv.Error:
-        return ","
 
 
 def iter_chunks(path: str | Path, chunk_size: int = DEFAULT_CHUNK_SIZE, *, encoding: str | None = None):
