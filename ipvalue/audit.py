@@ -842,9 +842,10 @@ def recording(result, path: str | Path | None = None, *, key_file: str | Path | 
         ``guard(con)``, run under the chain lock before the insert, with the store's connection
         (read what other writers committed: :func:`pledge_applications`,
         :func:`application_versions`, :func:`find_request` take ``connection=``). It may set
-        ``result.provenance`` entries (``supersedes``) and raises to refuse the record: nothing
-        is written and the exception propagates. This is where a writer re-checks what it read
-        before the lock (the borrower's exposure, the application's latest version).
+        ``result.provenance`` entries (``supersedes``), return another result to record instead
+        (valued again under the lock), or raise to refuse the record: nothing is written and the
+        exception propagates. This is where a writer re-checks what it read before the lock (the
+        borrower's exposure, the application's latest version).
 
     Yields
     ------
@@ -866,7 +867,7 @@ def recording(result, path: str | Path | None = None, *, key_file: str | Path | 
             _begin_chain(con, path, wait_s)
             with _rollback_on_error(con):
                 if guard is not None:
-                    guard(con)
+                    result = guard(con) or result
                 valuation, overrides = _rows(result)
                 con.execute(f"INSERT INTO valuations ({_QUOTED_VALUATION_COLUMNS}) VALUES ({', '.join('?' * len(_VALUATION_COLUMNS))})",
                             [valuation[c] for c in _VALUATION_COLUMNS])

@@ -11,8 +11,8 @@ on a recorded valuation (an officer's override, a reviewer's sign-off).
 2. **Exposure without a window**: the borrower's open IP-pledge applications are read from the
    audit store (SQLite or PostgreSQL) for the ¥10M rule on total exposure, the application is
    valued, and then, *under the chain lock* (the audit transaction), the borrower's applications
-   are read again: if another writer recorded one meanwhile, nothing is written and the
-   application is valued again with the new exposure (at most :data:`EXPOSURE_ATTEMPTS` times).
+   are read again: if another writer recorded one meanwhile, the application is valued again
+   there, with what is recorded now, and that valuation is recorded (other writers wait for it).
    A store that cannot be read stops the valuation (never "this request only").
 3. **One live valuation per application**: every record names the version it ``supersedes``
    (the application's latest, read under the lock); an override or a sign-off names the version
@@ -58,8 +58,6 @@ from ipvalue.names import same_name
 
 #: Which role performs each act on an application.
 ACT_ROLES = {"valuation": "officer", "override": "officer", "sign-off": "reviewer"}
-#: How many times an application is valued when the borrower's exposure changed under it.
-EXPOSURE_ATTEMPTS = 3
 
 
 class Conflict(InputError):
@@ -89,10 +87,6 @@ class NotPermitted(InputError):
 
 class NotFound(InputError):
     """No recorded valuation with that id (or not in the acting user's branch): HTTP 404."""
-
-
-class _ExposureChanged(Exception):
-    """Under the lock, the borrower's recorded applications differ from those valued with."""
 
 
 @dataclass
@@ -161,9 +155,10 @@ def value_and_record(app: LoanApplication, *, store=None, identity: Identity, au
     versions = application_versions(app.application_id, store) if store_exists(store) else None
     _check_versions(app, versions, identity, act=act, acts_on=acts_on)
     _check_override_officers(app, versions, identity, store)
-    for _ in range(EXPOSURE_ATTEMPTS):
-        applications = pledge_applications(store)
-        seen = _borrower_rows(applications, app)
+    applications = pledge_applications(store)
+    seen = _borrower_rows(applications, app)
+
+    def valued(applications):
         result = value_application(app, models=models, tracking_uri=tracking_uri, data_dir=data_dir, user=identity.name, applications=applications)
         result.provenance.update({"user_role": identity.role, "branch": identity.branch, "authenticated_by": authenticated_by, "act": act,
                                   **(provenance or {})})
@@ -171,30 +166,33 @@ def value_and_record(app: LoanApplication, *, store=None, identity: Identity, au
             result.provenance.update({"request_key": request[0], "request_sha256": request[1]})
         if accept is not None:
             accept(result)
+        return result
 
-        def guard(con, result=result, seen=seen):
-            if request is not None and (found := find_request(request[0], connection=con)) is not None:
-                raise DuplicateRequest(found["valuation_id"], found["request_sha256"] == request[1])
-            now = application_versions(app.application_id, connection=con)
-            _check_versions(app, now, identity, act=act, acts_on=acts_on)
-            result.provenance["supersedes"] = str(now["valuation_id"].iloc[-1]) if len(now) else ""
-            if _borrower_rows(pledge_applications(store, connection=con), app) != seen:
-                raise _ExposureChanged
+    final = {"result": valued(applications)}
 
-        paths: dict = {}
-        try:
-            with recording(result, store, guard=guard) as stored:
-                if out_dir is not None:
-                    from ipvalue.report import write_reports
+    def guard(con):
+        if request is not None and (found := find_request(request[0], connection=con)) is not None:
+            raise DuplicateRequest(found["valuation_id"], found["request_sha256"] == request[1])
+        now = application_versions(app.application_id, connection=con)
+        _check_versions(app, now, identity, act=act, acts_on=acts_on)
+        current = pledge_applications(store, connection=con)
+        if _borrower_rows(current, app) != seen:
+            # another writer recorded one of the borrower's applications since the read: value again, under the lock,
+            # with what is recorded now (other writers wait for this one valuation)
+            final["result"] = valued(current)
+        final["result"].provenance["supersedes"] = str(now["valuation_id"].iloc[-1]) if len(now) else ""
+        return final["result"]
 
-                    paths = write_reports(result, out_dir, pdf=pdf)
-                if while_recording is not None:
-                    while_recording(result)
-        except _ExposureChanged:
-            continue
-        return Recorded(result, stored, paths)
-    raise Conflict(f"The borrower's recorded IP-pledge applications changed {EXPOSURE_ATTEMPTS} times while application {app.application_id} "
-                   "was valued. Fix: retry; the exposure check counts every application recorded before this one.")
+    paths: dict = {}
+    with recording(final["result"], store, guard=guard) as stored:
+        result = final["result"]
+        if out_dir is not None:
+            from ipvalue.report import write_reports
+
+            paths = write_reports(result, out_dir, pdf=pdf)
+        if while_recording is not None:
+            while_recording(result)
+    return Recorded(result, stored, paths)
 
 
 def sign_off(valuation_id: str, app: LoanApplication, *, reason: str, identity: Identity, store=None, **options) -> Recorded:

@@ -359,7 +359,11 @@ class ValuationService:
         row = self._row(valuation_id, identity)
         html = self.folder(valuation_id) / "report.html"
         if not html.is_file():
-            self.write_report(valuation_id, json.loads(row["result_json"]))
+            recorded = json.loads(row["result_json"])
+            if not isinstance(recorded.get("report"), dict):
+                raise NotFound(f"Valuation {valuation_id!r} has no report sections in its record (recorded by another tool or an older ipvalue). "
+                               "Fix: the recorded JSON (GET /v1/valuations/{id}) is the record; value the application again for a report.")
+            self.write_report(valuation_id, recorded)
         if fmt == "html":
             return html
         pdf = html.with_suffix(".pdf")
@@ -385,9 +389,12 @@ class ValuationService:
             if (folder.parent / "report.html").is_file() or not SAFE_ID.fullmatch(vid):
                 continue
             try:
-                self.write_report(vid)
+                row = read_valuation(vid, self.settings.audit_db)
+                if row is None or '"report"' not in row["result_json"]:
+                    continue  # the application was stored but its record rolled back: nothing to report
+                self.write_report(vid, json.loads(row["result_json"]))
                 done += 1
-            except NotFound:  # the application was stored but its record rolled back: nothing to report
+            except NotFound:
                 continue
             except Exception:  # one bad record must not stop the others, nor the start
                 logger.exception("report of %s not rendered on start", vid)
