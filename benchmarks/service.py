@@ -45,10 +45,13 @@ def build_demo(folder: Path) -> tuple[Path, str]:
 
 
 def cli_seconds(application: Path, uri: str, folder: Path) -> float:
+    from ipvalue.audit import add_user
+
+    token = add_user("bench-cli", "officer", folder / "cli-audit.db")  # the CLI authenticates its user by token
     command = [sys.executable, "-c", "import sys; from ipvalue.cli import main; sys.exit(main(sys.argv[1:]))", "value", str(application),
-               "--out", str(folder / "cli-reports"), "--audit-db", str(folder / "cli-audit.db"), "--tracking-uri", uri, "--user", "bench"]
+               "--out", str(folder / "cli-reports"), "--audit-db", str(folder / "cli-audit.db"), "--tracking-uri", uri]
     start = time.perf_counter()
-    subprocess.run(command, check=False, capture_output=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    subprocess.run(command, check=False, capture_output=True, env={**os.environ, "PYTHONPATH": str(ROOT), "IPVALUE_TOKEN": token})
     return time.perf_counter() - start
 
 

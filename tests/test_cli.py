@@ -69,7 +69,16 @@ def test_an_unknown_or_unregistered_model_is_an_input_error(uri, message, value_
     assert message in err and len(err.strip().splitlines()) == 1
 
 
-def test_an_application_without_revenue_is_an_input_error(tmp_path, tiny_frame, capsys):
+@pytest.fixture
+def officer_token(tmp_path, monkeypatch):
+    """``ipvalue value`` authenticates its user: an officer's token for the store tmp_path/a.db."""
+    from ipvalue.audit import add_user
+
+    monkeypatch.delenv("IPVALUE_AUDIT_KEY_FILE", raising=False)
+    monkeypatch.setenv("IPVALUE_TOKEN", add_user("cli-officer", "officer", tmp_path / "a.db"))
+
+
+def test_an_application_without_revenue_is_an_input_error(tmp_path, tiny_frame, capsys, officer_token):
     app = {"application_id": "A-1", "borrower": "x", "requested_amount_rmb": 1e6, "term_years": 2, "valuation_date": "2026-06-30",
            "patents": {"records": tiny_frame.head(1).to_dict("records")}}
     (tmp_path / "app.yaml").write_text(__import__("yaml").safe_dump(app), encoding="utf-8")
@@ -150,7 +159,7 @@ def test_broken_files_never_crash_validate(content, tmp_path, capsys):
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.binary(max_size=400) | st.text(max_size=300).map(lambda t: t.encode("utf-8")))
-def test_random_bytes_as_a_book_or_an_application_never_exit_70(tmp_path, content):
+def test_random_bytes_as_a_book_or_an_application_never_exit_70(tmp_path, officer_token, content):
     (tmp_path / "book.csv").write_bytes(content)
     (tmp_path / "app.yaml").write_bytes(content)
     assert main(["validate", str(tmp_path / "book.csv")]) != EXIT_INTERNAL
@@ -160,7 +169,7 @@ def test_random_bytes_as_a_book_or_an_application_never_exit_70(tmp_path, conten
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.recursive(st.none() | st.booleans() | st.floats(allow_nan=True) | st.integers() | st.text(max_size=20),
                     lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=12), children, max_size=5), max_leaves=20))
-def test_random_yaml_applications_never_exit_70(tmp_path, tree):
+def test_random_yaml_applications_never_exit_70(tmp_path, officer_token, tree):
     import yaml
 
     raw = {"application_id": "A-1", "borrower": "x", "requested_amount_rmb": 1e6, "term_years": 2, "valuation_date": "2026-06-30",
