@@ -940,7 +940,8 @@ def pledge_applications(path: str | Path | None = None, *, connection=None) -> p
     """
     path = audit_path(path)
     sql = ("SELECT v.application_id, v.valuation_id, v.valued_at, v.decision, v.result_json FROM valuations v "
-           "JOIN audit_chain c ON c.valuation_id = v.valuation_id ORDER BY c.seq")
+           "JOIN audit_chain c ON c.valuation_id = v.valuation_id WHERE c.seq = (SELECT max(d.seq) FROM valuations w "
+           "JOIN audit_chain d ON d.valuation_id = w.valuation_id WHERE w.application_id = v.application_id) ORDER BY c.seq")
     if connection is not None:
         rows = _read(connection, path, sql)
     elif not store_exists(path):
@@ -979,6 +980,32 @@ def _with_connection(path, connection, sql: str, params=None) -> pd.DataFrame:
         return _read(connection, path, sql, params)
     with closing(connect(path)) as con:
         return _read(con, path, sql, params)
+
+
+def chain_head(path: str | Path | None = None, *, connection=None) -> int:
+    """The sequence number of the chain's last record (0 for an empty or missing store)."""
+    path = audit_path(path)
+    if connection is None and not store_exists(path):
+        return 0
+    found = _with_connection(path, connection, "SELECT max(seq) AS seq FROM audit_chain")["seq"].iloc[0]
+    return 0 if found is None or pd.isna(found) else int(found)
+
+
+def borrowers_since(seq: int, path: str | Path | None = None, *, connection=None) -> pd.DataFrame:
+    """The valuations recorded after chain record ``seq``: ``application_id``, ``valuation_id``,
+    ``borrower`` (from the stored summary). What a writer checks under the lock against what it
+    read before (only the records written since are read, whatever the store's size)."""
+    path = audit_path(path)
+    rows = _with_connection(path, connection, "SELECT v.application_id, v.valuation_id, v.result_json FROM valuations v "
+                                              "JOIN audit_chain c ON c.valuation_id = v.valuation_id WHERE c.seq > ? ORDER BY c.seq", (int(seq),))
+
+    def borrower(text):
+        try:
+            return str((json.loads(text).get("summary") or {}).get("borrower") or "")
+        except (TypeError, ValueError, AttributeError):
+            return ""
+
+    return rows.assign(borrower=rows["result_json"].map(borrower))[["application_id", "valuation_id", "borrower"]]
 
 
 #: Columns of :func:`application_versions` and :func:`list_valuations`.

@@ -328,8 +328,8 @@ def test_a_store_that_cannot_be_read_is_an_error_never_an_empty_exposure(tmp_pat
 def _queued_writer(target, start, errors, i, hold_s):
     start.wait()
     try:
-        pledge_applications(target)  # as 'ipvalue value' reads the exposure first
-        with recording(fake_result(f"Q{i:02d}"), target):
+        pledge_applications(target)  # as 'ipvalue value' reads the exposure first (the records others wrote meanwhile have a summary)
+        with recording(_valued(f"Q{i:02d}", f"APP-Q{i:02d}", "某某科技有限公司", 1e6), target):
             time.sleep(hold_s)  # the report being written, inside the chain lock
     except Exception as exc:  # noqa: BLE001 - reported to the parent
         errors.put(f"{i}: {type(exc).__name__}: {exc}")

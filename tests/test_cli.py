@@ -1,12 +1,12 @@
 """The command line: subcommands, outputs and exit codes."""
 
 import pandas as pd
-
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ipvalue import cli
+from ipvalue.audit import read_audit_table
 from ipvalue.cli import main
 from ipvalue.cli.exitcodes import EXIT_CONFIG, EXIT_INPUT, EXIT_INTERNAL, EXIT_OK, EXIT_PARTIAL, EXIT_USAGE
 
@@ -130,6 +130,11 @@ def test_demo_trains_registers_and_values_every_synthetic_patent(tmp_path, capsy
     # the value chain with its value types, as an officer reads it
     assert "value chain: value in use" in out and "(在用价值) → market value" in out and "(市场价值) → collateral value P50" in out and "(抵质押价值)" in out
     assert "loan cap" in out
+    # the demo's application is signed off through the same path as the CLI and the service: a second person, a reviewer
+    versions = read_audit_table("valuations", tmp_path / "out" / "audit.db")
+    if "review required" in versions["decision"].tolist():
+        assert versions["act"].tolist() == ["valuation", "sign-off"] and versions["user"].tolist() == ["syn-demo-officer", "syn-demo-reviewer"]
+        assert versions["decision"].iloc[-1] == "eligible" and "after the SYNTHETIC reviewer syn-demo-reviewer's sign-off" in out
 
 
 def test_an_unwritable_output_folder_is_an_input_error_not_a_crash(tmp_path, tiny_frame, capsys, monkeypatch):

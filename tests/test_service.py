@@ -791,3 +791,22 @@ def test_f2_hostile_uploads_keep_the_server_process_small(server, tmp_path):
     print(f"server peak RSS {before:.0f} MB before, {peak:.0f} MB after a 20,000-row duplicate CSV ({csv.stat().st_size / 1e3:.0f} kB) "
           f"and a 200,000-row .xlsx ({xlsx.stat().st_size / 1e3:.0f} kB)")
     assert peak - before < 150
+
+
+def test_a_bank_configuration_file_pins_what_applications_name_and_the_docs_can_be_switched_off(tmp_path):
+    (tmp_path / "valuation.yaml").write_text("name: bank-2026\nassumption_sets: [cn-pledge-2025]\npledge_policies: [pledge-policy-cn]\n"
+                                             "risk_sharing: [none, guangzhou-55]\n", encoding="utf-8")
+    (tmp_path / "bad.yaml").write_text("pledge_policies: [cn-pledge-2025]\n", encoding="utf-8")  # an income set named as a policy
+    assert main(["serve", "--config", str(tmp_path / "bad.yaml"), "--audit-db", str(tmp_path / "x.db")]) == 4  # refused at start, not per request
+    s = Server(tmp_path, "--config", str(tmp_path / "valuation.yaml"), "--no-docs")
+    try:
+        refused = s.post("/v1/valuations", synthetic_application(risk_sharing="5311"))
+        assert refused.status_code == 422 and refused.json()["errors"][0]["field"] == "risk_sharing"
+        assert "must be one of ['none', 'guangzhou-55'] (the bank's configuration)" in refused.json()["detail"]
+        ok = s.post("/v1/valuations", synthetic_application(risk_sharing=None))
+        assert ok.status_code == 201 and ok.json()["provenance"]["configuration"] == "bank-2026"
+        assert ok.json()["summary"]["risk_sharing_scheme"] and ok.json()["summary"]["bank_share_of_loss"] == 1.0  # 'none': the bank bears it all
+        for path in ("/docs", "/redoc", "/openapi.json"):
+            assert s.get(path).status_code == 404
+    finally:
+        s.stop()

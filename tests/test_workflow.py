@@ -134,3 +134,15 @@ def test_concurrent_split_loans_over_http_with_two_workers_leave_one_eligible(tm
         server.stop()
     assert [a.status_code for a in answers] == [201] * 3
     assert sorted(a.json()["summary"]["decision"] for a in answers) == ["eligible", "not eligible", "not eligible"]
+
+
+def test_the_cli_applies_a_bank_configuration_file_when_there_is_one(tmp_path, monkeypatch, capsys):
+    (tmp_path / "conf" ).mkdir()
+    (tmp_path / "conf" / "valuation.yaml").write_text("name: bank-2026\nrisk_sharing: [none]\n", encoding="utf-8")
+    (tmp_path / "app.json").write_text(json.dumps(synthetic_application()), encoding="utf-8")
+    monkeypatch.setenv("IPVALUE_TOKEN", add_user("cli-user", "officer", tmp_path / "a.db"))
+    monkeypatch.setenv("IPVALUE_CONFIG_DIR", str(tmp_path / "conf"))
+    assert main(["value", str(tmp_path / "app.json"), "--out", str(tmp_path / "r"), "--audit-db", str(tmp_path / "a.db")]) == 3
+    assert "The 'risk_sharing' of application SYN-APP-T1 must be one of ['none'] (the bank's configuration). Got '5311'" in capsys.readouterr().err
+    monkeypatch.delenv("IPVALUE_CONFIG_DIR")
+    assert main(["value", str(tmp_path / "app.json"), "--out", str(tmp_path / "r"), "--audit-db", str(tmp_path / "a.db")]) == 0  # no file: as named
