@@ -380,6 +380,12 @@ def test_an_officer_uploads_picks_fills_submits_sees_the_decision_and_overrides(
     WebDriverWait(chrome, 120).until(lambda d: "/ui/valuations/" in d.current_url and first not in d.current_url)
     wait("decision")
     assert "许可合同约定分成率 1%" in chrome.page_source and "supersedes" in chrome.page_source
+    # F13: the API documentation, signed in by the page's session, drawn from the service's own assets under its CSP
+    chrome.get(server.url + "/docs")
+    title = WebDriverWait(chrome, 120).until(ec.presence_of_element_located((By.CSS_SELECTOR, ".swagger-ui .info .title")))
+    assert "ipvalue valuation service" in title.text
+    chrome.get(server.url + "/redoc")
+    WebDriverWait(chrome, 120).until(lambda d: "ipvalue valuation service" in d.find_element(By.TAG_NAME, "body").text)
 
 
 # --- API fuzzing -------------------------------------------------------------------------------------------
