@@ -207,7 +207,7 @@ def test_calibrate_writes_candidates_that_cite_the_run_and_the_ledger_and_logs_t
     assert DisposalAssumptions.load(str(tmp_path / "out" / "candidates" / "disposal-cn-v2.yaml")).forced_sale_discount == round(
         float(result.estimates.set_index("key").at["forced_sale_discount", "estimate"]), 4)
     policy, _ = load_pledge_policy(str(tmp_path / "out" / "candidates" / "pledge-policy-cn-v5.yaml"))
-    assert policy["version"] == 4 and policy["expected_loss_target"]["value"] == 0.01
+    assert policy["version"] == 5 and policy["expected_loss_target"]["value"] == 0.01
     income = yaml.safe_load((tmp_path / "out" / "candidates" / "cn-pledge-2025-v4.yaml").read_text(encoding="utf-8"))
     premiums = sum(income["discount_rate"][p]["value"] for p in ("technology_premium", "market_premium", "funding_premium", "management_premium"))
     assert premiums == pytest.approx(result.estimates.set_index("key").at["premium_total", "estimate"], abs=2e-4)

@@ -23,7 +23,7 @@ import threading
 import uuid
 from pathlib import Path
 
-from fastapi import BackgroundTasks, Depends, FastAPI, Request
+from fastapi import BackgroundTasks, Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import FileResponse, JSONResponse
@@ -39,7 +39,7 @@ from ipvalue.lending.application import APPLICATION_FIELDS, ApplicationFieldsErr
 from ipvalue.registry import ALIASES
 from ipvalue.service import schemas
 from ipvalue.service.auth import require
-from ipvalue.service.core import MAX_SCORE_ROWS, Conflict, NotFound, NotPermitted, ServiceSettings, ValuationService, VersionConflict
+from ipvalue.service.core import MAX_OFFSET, MAX_PAGE, MAX_SCORE_ROWS, Conflict, NotFound, NotPermitted, ServiceSettings, ValuationService, VersionConflict
 from ipvalue.service.docs import router as docs_router
 from ipvalue.service.guard import RequestGuard
 from ipvalue.service.pages import router as pages_router
@@ -248,8 +248,9 @@ def create_app(settings: ServiceSettings | None = None, *, service: ValuationSer
         return _created(service, payload, background)
 
     @app.get("/v1/valuations", tags=["valuations"], responses={200: {"model": schemas.QueueOut}, **_ERRORS})
-    def list_valuations(status: str | None = None, mine: bool = False, application_id: str | None = None, all_versions: bool = False,
-                        limit: int = 50, offset: int = 0, branch: str | None = None, who: Identity = Depends(require(OFFICER, REVIEWER))):
+    def list_valuations(status: str | None = None, mine: bool = False, application_id: str | None = Query(None, max_length=64), all_versions: bool = False,
+                        limit: int = Query(50, ge=1, le=MAX_PAGE), offset: int = Query(0, ge=0, le=MAX_OFFSET), branch: str | None = None,
+                        who: Identity = Depends(require(OFFICER, REVIEWER))):
         """A work queue of the user's branch, newest first: ``status=review_required`` (awaiting
         sign-off), ``mine=true`` (applications the user valued or overrode); latest versions only
         unless ``all_versions``; ``limit`` (1-200) and ``offset``."""

@@ -30,7 +30,7 @@ import pandas as pd
 
 from ipvalue import workflow
 from ipvalue.audit import ROLES, Identity, add_user, audit_path, list_users, list_valuations, read_valuation, revoke_user, store_exists
-from ipvalue.exceptions import ApplicationError, InputError, ModelNotFoundError
+from ipvalue.exceptions import ApplicationError, ColumnError, InputError, ModelNotFoundError
 from ipvalue.frame import frame_from_records, to_records
 from ipvalue.io import ColumnMapping, private_folder, write_bytes_atomic, write_text_atomic
 from ipvalue.io.bounded import read_patents_bounded
@@ -56,8 +56,9 @@ UPLOAD_SUFFIXES = (".csv", ".xlsx", ".xls", ".parquet")
 DEFAULT_MODELS = ("models:/ipvalue-renewal@champion", "models:/ipvalue-value@champion")
 #: Roles that see applications (validators see models, admins manage users).
 APPLICATION_ROLES = ("officer", "reviewer")
-#: Largest page of a list endpoint.
+#: Largest page of a list endpoint, and the largest offset.
 MAX_PAGE = 200
+MAX_OFFSET = 1_000_000_000
 _MODELS_STAMP = "models-generation.txt"
 
 
@@ -322,7 +323,7 @@ class ValuationService:
         decision = status.replace("_", " ") if isinstance(status, str) else None
         if decision is not None and decision not in DECISIONS:
             raise InputError(f"The 'status' filter must be one of {[d.replace(' ', '_') for d in DECISIONS]}. Got {status!r}.")
-        if not 1 <= int(limit) <= MAX_PAGE or int(offset) < 0:
+        if not 1 <= int(limit) <= MAX_PAGE or not 0 <= int(offset) <= MAX_OFFSET:
             raise InputError(f"'limit' must be 1 to {MAX_PAGE} and 'offset' 0 or more. Got limit {limit}, offset {offset}.")
         page, total = list_valuations(self.settings.audit_db, branch=identity.branch, user=identity.name if mine else None, decision=decision,
                                       application_id=application_id, live_only=live_only, limit=int(limit), offset=int(offset))
@@ -444,18 +445,29 @@ class ValuationService:
         path = self.uploads(identity) / upload_id
         if not path.is_file():
             write_bytes_atomic(content, path)
-        return {"upload_id": upload_id, **self.upload_patents(upload_id, identity)}
+        try:
+            return {"upload_id": upload_id, **self.upload_patents(upload_id, identity)}
+        except InputError:
+            path.unlink(missing_ok=True)  # an unreadable file is not kept
+            raise
 
     def upload_patents(self, upload_id: str, identity: Identity) -> dict:
-        """The valid patents of one of the branch's uploads (and its quarantined rows); a file that
-        is not a patent export (e.g. the bank's comparables) lists none and says why."""
+        """The valid patents of one of the branch's uploads (and its quarantined rows); a table
+        without the patent columns (e.g. the bank's comparables) lists none and says why.
+
+        Raises
+        ------
+        InputError
+            The file cannot be read (corrupt, not the format its name says, beyond the upload
+            limits, or beyond the parse worker's memory): HTTP 422.
+        """
         path = self.settings.state_dir / "uploads" / identity.branch / str(upload_id)
         if not isinstance(upload_id, str) or not SAFE_ID.fullmatch(upload_id) or not path.is_file():
             raise NotFound(f"No upload {upload_id!r}.")
         try:
             loaded = read_patents_bounded(path)
-        except InputError as exc:
-            return {"patents": [], "quarantine": [], "not_a_patent_export": str(exc)}
+        except ColumnError as exc:  # a readable table, but not a patent export: kept (comparables, say)
+            return {"patents": [], "quarantine": [], "rows_quarantined": 0, "not_a_patent_export": str(exc)}
         cols = [c for c in ("patent_id", "patent_type", "legal_status", "filing_date", "applicants", "ipc_main") if c in loaded.valid]
         patents = json.loads(loaded.valid[cols].to_json(orient="records", date_format="iso", force_ascii=False))
         quarantine = json.loads(loaded.quarantine.head(1000).astype(str).to_json(orient="records", force_ascii=False)) if len(loaded.quarantine) else []
