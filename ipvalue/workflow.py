@@ -45,6 +45,8 @@ import pandas as pd
 from ipvalue.audit import (
     Identity,
     application_versions,
+    borrowers_since,
+    chain_head,
     find_request,
     pledge_applications,
     read_valuation,
@@ -155,8 +157,8 @@ def value_and_record(app: LoanApplication, *, store=None, identity: Identity, au
     versions = application_versions(app.application_id, store) if store_exists(store) else None
     _check_versions(app, versions, identity, act=act, acts_on=acts_on)
     _check_override_officers(app, versions, identity, store)
+    head = chain_head(store)
     applications = pledge_applications(store)
-    seen = _borrower_rows(applications, app)
 
     def valued(applications):
         result = value_application(app, models=models, tracking_uri=tracking_uri, data_dir=data_dir, user=identity.name, applications=applications)
@@ -175,11 +177,10 @@ def value_and_record(app: LoanApplication, *, store=None, identity: Identity, au
             raise DuplicateRequest(found["valuation_id"], found["request_sha256"] == request[1])
         now = application_versions(app.application_id, connection=con)
         _check_versions(app, now, identity, act=act, acts_on=acts_on)
-        current = pledge_applications(store, connection=con)
-        if _borrower_rows(current, app) != seen:
+        if _borrowers_changed(borrowers_since(head, store, connection=con), app):
             # another writer recorded one of the borrower's applications since the read: value again, under the lock,
             # with what is recorded now (other writers wait for this one valuation)
-            final["result"] = valued(current)
+            final["result"] = valued(pledge_applications(store, connection=con))
         final["result"].provenance["supersedes"] = str(now["valuation_id"].iloc[-1]) if len(now) else ""
         return final["result"]
 
@@ -303,10 +304,9 @@ def _check_override_officers(app: LoanApplication, versions: pd.DataFrame | None
                                "only as it was recorded on the application's latest version.")
 
 
-def _borrower_rows(applications: pd.DataFrame, app: LoanApplication) -> tuple:
-    """The borrower's other recorded applications, by their latest version: what the exposure check read."""
-    if applications is None or not len(applications):
-        return ()
-    mine = same_name(app.borrower, applications["borrower"].fillna("").astype(str)).to_numpy(dtype=bool)
-    rows = applications.loc[mine & (applications["application_id"] != app.application_id).to_numpy(), ["application_id", "valuation_id"]]
-    return tuple(sorted(map(tuple, rows.astype(str).to_numpy())))
+def _borrowers_changed(since: pd.DataFrame, app: LoanApplication) -> bool:
+    """Whether a valuation recorded since the read is another application of the same borrower."""
+    if not len(since):
+        return False
+    mine = same_name(app.borrower, since["borrower"].fillna("").astype(str)).to_numpy(dtype=bool)
+    return bool((mine & (since["application_id"] != app.application_id).to_numpy()).any())
