@@ -1,11 +1,12 @@
 # Two entry points for a fresh machine with Python 3.11+ (see README):
 #   make demo   set up .venv from the lock file and run the main job on the embedded defaults
 #   make test   set up .venv from the lock file and run the test suite
+#   make test-fast   the development run: every test not marked slow (a few minutes; see pyproject.toml)
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: setup demo test spark lock clean
+.PHONY: setup demo test test-fast spark lock clean
 
 setup: $(VENV)/.installed
 
@@ -20,6 +21,11 @@ demo: setup
 
 test: setup
 	$(BIN)/python -m pytest
+
+# Leaves out the tests marked slow (wheel and venv builds, Spark, Chromium, PDF, PostgreSQL, whole
+# experiments, concurrency stress); `make test` and .ci/run still run everything.
+test-fast: setup
+	$(BIN)/python -m pytest -m "not slow"
 
 # The optional Spark engine (pyspark, needs Java): the same pins plus pyspark.
 spark: setup

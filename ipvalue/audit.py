@@ -1,5 +1,5 @@
-"""The audit trail: every valuation, manual override, user and token revocation, in one hash chain
-anchored outside the store.
+"""The audit trail: every valuation, manual override, user, token revocation and promotion of a
+calibrated set, in one hash chain anchored outside the store.
 
 Tables (plain SQL types, portable to PostgreSQL)
 ------------------------------------------------
@@ -8,6 +8,8 @@ valuations(valuation_id, application_id, valued_at, user, input_hash, decision, 
 overrides(valuation_id, patent_id, field, model_value, override_value, reason, officer, recorded_at)
 users(token_id, name, role, branch, token_sha256, created_at, created_by)   (service identities, ROLES)
 token_revocations(token_id, revoked_at, revoked_by)
+set_promotions(seq, set_name, set_version, folder, content_sha256, calibrated_from, calibration_run,
+               ledger_sha256, gates_json, calibrated_by, promoted_by, token_id, promoted_at, reason)
 audit_chain(seq, kind, valuation_id, token_id, prev_hash, record_hash, link_hmac)
 audit_meta(name, value)                                               (schema_version)
 
@@ -16,8 +18,8 @@ Guarantees
 * **Append-only in fact**: triggers refuse every ``UPDATE`` and ``DELETE`` on every table,
   whoever connects (sqlite3 shell, pandas, another program).
 * **One hash chain for everything recorded**: each valuation (with its overrides), each user
-  token issued and each revocation is a link of ``audit_chain`` (``kind`` ``valuation``, ``user``,
-  ``revocation``) whose ``record_hash`` is the SHA-256 of the previous link's hash and the
+  token issued, each revocation and each validator's promotion of a calibrated set is a link of
+  ``audit_chain`` (``kind`` ``valuation``, ``user``, ``revocation``, ``promotion``) whose ``record_hash`` is the SHA-256 of the previous link's hash and the
   canonical JSON (sorted keys, UTF-8) of its rows; the first link's ``prev_hash`` is
   :data:`GENESIS`. A user row or a revocation that is not in the chain is found by :func:`verify`
   and never authenticates (:func:`authenticate`).
@@ -56,6 +58,11 @@ Guarantees
   random bytes, so a plain digest is enough; the token itself is shown once, at creation).
   :func:`add_user` issues one (one active role per name: F5), :func:`authenticate` maps a token
   to ``(name, role)``, :func:`revoke_user` revokes a name's tokens.
+* **Promotions of calibrated sets** (:func:`record_set_promotion`): a validator's promotion of a
+  set that ``ipvalue calibrate`` wrote is a ``set_promotions`` row chained as a ``promotion``
+  link (its ``token_id`` is the validator's token; the row's ``seq`` is the link's), written with
+  the installed set in one transaction; :func:`set_promotion` reads one back with its link
+  checked, which is what the loader of the bank's sets asks (:mod:`ipvalue.config`).
 * **Outputs and the record as one unit**: :func:`recording` inserts first (so a broken store fails
   before any output is written), lets the caller write the report inside the ``with`` block, and
   commits only when the block succeeds; if the block raises, nothing is recorded. The chain lock
@@ -91,7 +98,7 @@ except ImportError:  # pragma: no cover - SQLite stores need nothing
     psycopg2 = None
 
 from ipvalue.exceptions import AuditStoreError, DomainError, OverrideError
-from ipvalue.io.tables import open_private, private_folder
+from ipvalue.files import open_private, private_folder
 
 logger = logging.getLogger(__name__)
 checkpoint_log = logging.getLogger("ipvalue.audit.checkpoint")
@@ -106,8 +113,8 @@ ENV_WAIT = "IPVALUE_AUDIT_WAIT_S"
 DEFAULT_PATH = Path("audit") / "ipvalue-audit.db"
 GENESIS = "0" * 64
 #: Layout of this version's store (``audit_meta.schema_version``); 1 was the chain of valuations only,
-#: 2 had no branches, acts, versions or request keys.
-SCHEMA_VERSION = "3"
+#: 2 had no chained promotions of calibrated sets, 3 no branches, acts, versions or request keys.
+SCHEMA_VERSION = "4"
 #: Seconds one attempt waits for another writer's transaction (SQLite busy timeout, PostgreSQL
 #: lock timeout) before backing off and trying again.
 BUSY_TIMEOUT_S = 5.0
@@ -120,9 +127,9 @@ MAX_BACKOFF_S = 2.0
 #: MMSP, ideographic space U+3000, BOM.
 BLANKS = " \t\n\v\f\r\u00a0\u1680" + "".join(chr(c) for c in range(0x2000, 0x200C)) + "\u202f\u205f\u3000\ufeff"
 _SQL_BLANKS = "char(" + ",".join(str(ord(c)) for c in BLANKS) + ")"
-TABLES = ("valuations", "overrides", "users", "token_revocations", "audit_chain", "audit_meta")
+TABLES = ("valuations", "overrides", "users", "token_revocations", "set_promotions", "audit_chain", "audit_meta")
 #: Kinds of chain link: what each one records.
-LINK_KINDS = ("valuation", "user", "revocation")
+LINK_KINDS = ("valuation", "user", "revocation", "promotion")
 #: Roles of the service: officers value and override, reviewers sign off "review required"
 #: valuations, validators promote models, admins manage the service (reload models).
 ROLES = ("officer", "reviewer", "validator", "admin")
@@ -187,6 +194,23 @@ CREATE TABLE IF NOT EXISTS token_revocations (
     revoked_at TEXT NOT NULL,
     revoked_by TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS set_promotions (
+    seq INTEGER PRIMARY KEY,
+    set_name TEXT NOT NULL,
+    set_version INTEGER NOT NULL,
+    folder TEXT NOT NULL,
+    content_sha256 TEXT NOT NULL,
+    calibrated_from TEXT NOT NULL,
+    calibration_run TEXT NOT NULL,
+    ledger_sha256 TEXT NOT NULL,
+    gates_json TEXT NOT NULL,
+    calibrated_by TEXT,
+    promoted_by TEXT NOT NULL,
+    token_id INTEGER NOT NULL REFERENCES users(token_id),
+    promoted_at TEXT NOT NULL,
+    reason TEXT NOT NULL CHECK (length(trim(reason, {_SQL_BLANKS})) > 0),
+    UNIQUE (set_name, set_version)
+);
 CREATE TABLE IF NOT EXISTS audit_chain (
     seq INTEGER PRIMARY KEY,
     kind TEXT NOT NULL CHECK (kind IN ({", ".join(repr(k) for k in LINK_KINDS)})),
@@ -224,6 +248,7 @@ _PG_SCHEMA = (
     .replace(f"trim(officer, {_SQL_BLANKS})", f"btrim(officer, {_PG_BLANKS})")
     .replace("token_id INTEGER PRIMARY KEY", f"token_id {_PG_ID}")
     .replace("token_id INTEGER NOT NULL UNIQUE", "token_id BIGINT NOT NULL UNIQUE")
+    .replace("token_id INTEGER NOT NULL REFERENCES", "token_id BIGINT NOT NULL REFERENCES")
     .replace("token_id INTEGER REFERENCES", "token_id BIGINT REFERENCES")
     .replace("seq INTEGER PRIMARY KEY", "seq BIGINT PRIMARY KEY")
     + """
@@ -243,6 +268,9 @@ _PG_RETRY_CODES = ("55P03", "40P01", "40001")
 _OLDER_STORE = ("was made by an earlier ipvalue (audit schema 1: users and revocations outside the hash chain, no signed head). "
                 "Fix: keep it read-only as the archive it is (the ipvalue version that wrote it verifies it) and start a new store "
                 "with --audit-db / $IPVALUE_AUDIT_DB; issue the users' tokens again there")
+_OLDER_STORE_2 = ("was made by an earlier ipvalue (audit schema 2: its chain cannot hold the promotions of calibrated sets). "
+                  "Fix: keep it read-only as the archive it is (the ipvalue version that wrote it verifies it) and start a new store "
+                  "with --audit-db / $IPVALUE_AUDIT_DB; issue the users' tokens again there")
 
 
 def audit_path(path: str | Path | None = None) -> Path | str:
@@ -269,6 +297,12 @@ def chain_wait_s(wait_s: float | None = None) -> float:
         raise AuditStoreError(f"The wait for the audit chain lock (${ENV_WAIT} or wait_s) must be a number of seconds > 0. Got {value!r}. "
                               f"Fix: unset it (default {CHAIN_WAIT_S:,.0f} s) or give seconds, e.g. 900.")
     return seconds
+
+
+def store_display(path=None) -> str:
+    """The store's name for messages (``path``, else the configured store; see :func:`audit_path`):
+    a URL without its password."""
+    return _display(audit_path(path))
 
 
 def _display(path) -> str:
@@ -417,8 +451,10 @@ def _refuse_older_layout(con, path) -> None:
     chain, valuations, users = _columns(con, "audit_chain"), _columns(con, "valuations"), _columns(con, "users")
     if chain and tuple(chain) != _CHAIN_COLUMNS:
         raise AuditStoreError(f"Audit store {_display(path)!r} {_OLDER_STORE}.")
+    if chain and not _columns(con, "set_promotions"):
+        raise AuditStoreError(f"Audit store {_display(path)!r} {_OLDER_STORE_2}.")
     if valuations and tuple(valuations) == _VALUATION_COLUMNS[:10] or users and "branch" not in users:
-        raise AuditStoreError(f"Audit store {_display(path)!r} was made by an earlier ipvalue (audit schema 2: no branches, versions or request keys). "
+        raise AuditStoreError(f"Audit store {_display(path)!r} was made by an earlier ipvalue (audit schema 3: no branches, versions or request keys). "
                               "Fix: keep it read-only as the archive it is (the ipvalue version that wrote it verifies it) and start a new store "
                               "with --audit-db / $IPVALUE_AUDIT_DB; issue the users' tokens again there, with their branches.")
     if valuations and tuple(valuations) != _VALUATION_COLUMNS:
@@ -1104,12 +1140,12 @@ class AuditVerification:
     n_records : int
         Valuations in the store.
     first_broken : str or None
-        What the first failed check names: a ``valuation_id``, a user name, ``'token 7'``, or a
-        checkpoint line (``'line 3'``).
+        What the first failed check names: a ``valuation_id``, a user name, ``'token 7'``, a
+        promoted set (``'disposal-cn-v2'``), or a checkpoint line (``'line 3'``).
     problem : str
         What is wrong with it ('' when ok).
     kind : str
-        What ``first_broken`` is: ``valuation``, ``user``, ``revocation`` or ``checkpoint``.
+        What ``first_broken`` is: ``valuation``, ``user``, ``revocation``, ``promotion`` or ``checkpoint``.
     anchored : bool
         The store was checked against the key and a checkpoint file (so truncation and
         re-hashing would have been found). Without it, ``ok`` says only that the chain is
@@ -1123,6 +1159,8 @@ class AuditVerification:
     notes : tuple of str
         What limits the verdict (no key, no checkpoint, records before the key, records after
         the last checkpoint).
+    n_promotions : int
+        Promotions of calibrated sets in the chain.
     """
 
     ok: bool
@@ -1135,6 +1173,7 @@ class AuditVerification:
     head_seq: int = 0
     checkpoint_seq: int | None = None
     notes: tuple[str, ...] = ()
+    n_promotions: int = 0
 
     @property
     def passed(self) -> bool:
@@ -1147,6 +1186,8 @@ class AuditVerification:
         head = f"audit chain intact: {self.n_records} valuation(s)"
         if self.n_identity_records:
             head += f", {self.n_identity_records} user and revocation record(s)"
+        if self.n_promotions:
+            head += f", {self.n_promotions} set promotion(s)"
         if self.anchored:
             head += f"; anchored: record {self.head_seq} signed, last checkpoint at record {self.checkpoint_seq}"
         return "\n".join([head, *self.notes])
@@ -1174,9 +1215,9 @@ def verify(path: str | Path | None = None, *, key_file: str | Path | None = None
     problem.
 
     Checks, in order: every link in sequence, chained to the one before, its rows (valuation and
-    overrides, user, revocation) hashing to what was recorded, and with a key its HMAC (a record
-    unsigned after signed ones counts as a removed signature); every valuation, override, user and
-    revocation row in the chain; every checkpoint line well formed, with a key made with it and
+    overrides, user, revocation, promotion) hashing to what was recorded, and with a key its HMAC (a
+    record unsigned after signed ones counts as a removed signature); every valuation, override,
+    user, revocation and promotion row in the chain (a promotion's link names its validator's token); every checkpoint line well formed, with a key made with it and
     chained to the line before, and naming a record the store still has with the same hash (a
     checkpoint beyond the store's last record means records were removed: truncation).
 
@@ -1208,31 +1249,43 @@ def verify(path: str | Path | None = None, *, key_file: str | Path | None = None
                 overrides.setdefault(r["valuation_id"], []).append(r)
             users = {r["token_id"]: r for r in _dict_rows(con.execute("SELECT * FROM users"))}
             revocations = {r["token_id"]: r for r in _dict_rows(con.execute("SELECT * FROM token_revocations"))}
+            promotions = {r["seq"]: r for r in _dict_rows(con.execute("SELECT * FROM set_promotions"))}
             chain = _dict_rows(con.execute("SELECT * FROM audit_chain ORDER BY seq"))
         except _DB_ERRORS as exc:
             raise _store_error(path, exc) from exc
-    n_identity = sum(link["kind"] != "valuation" for link in chain)
+    n_identity = sum(link["kind"] in ("user", "revocation") for link in chain)
+    n_promotions = sum(link["kind"] == "promotion" for link in chain)
 
     def broken(kind: str, name, problem: str) -> AuditVerification:
-        return AuditVerification(False, len(valuations), str(name), problem, kind=kind, n_identity_records=n_identity, head_seq=len(chain))
+        return AuditVerification(False, len(valuations), str(name), problem, kind=kind, n_identity_records=n_identity, head_seq=len(chain),
+                                 n_promotions=n_promotions)
+
+    def reference(link: dict):
+        """The row a link chains: a valuation id, a promotion's seq, or a user's / revocation's token id."""
+        return link["valuation_id"] if link["kind"] == "valuation" else link["seq"] if link["kind"] == "promotion" else link["token_id"]
 
     def label(link: dict) -> tuple[str, str]:
         if link["kind"] == "valuation":
             return "valuation", link["valuation_id"]
+        if link["kind"] == "promotion":
+            row = promotions.get(link["seq"])
+            return "promotion", f"{row['set_name']}-v{row['set_version']}" if row else f"record {link['seq']}"
         user = users.get(link["token_id"])
         return link["kind"], user["name"] if link["kind"] == "user" and user else f"token {link['token_id']}"
 
     prev, signed_from = GENESIS, None
-    rows = {"valuation": valuations, "user": users, "revocation": revocations}
+    rows = {"valuation": valuations, "user": users, "revocation": revocations, "promotion": promotions}
     for expected_seq, link in enumerate(chain, start=1):
         kind, name = label(link)
         if link["seq"] != expected_seq:
             return broken(kind, name, f"sequence {link['seq']} where {expected_seq} was expected (a link was removed)")
         if link["prev_hash"] != prev:
             return broken(kind, name, "prev_hash does not match the previous record's hash")
-        ref = link["valuation_id"] if kind == "valuation" else link["token_id"]
+        ref = reference(link)
         if kind not in rows or ref not in rows[kind]:
             return broken(kind, name, f"the chained {kind} row is missing")
+        if kind == "promotion" and rows[kind][ref]["token_id"] != link["token_id"]:
+            return broken(kind, name, "the promotion's link names another validator's token than its row")
         body = _link_body(kind, rows[kind][ref], overrides.get(ref, []) if kind == "valuation" else None)
         if _body_hash(prev, body) != link["record_hash"]:
             return broken(kind, name, "the row or its overrides differ from what was recorded" if kind == "valuation" else f"the {kind} row differs from what was recorded")
@@ -1246,7 +1299,7 @@ def verify(path: str | Path | None = None, *, key_file: str | Path | None = None
                                           "(or the key is another store's)")
         prev = link["record_hash"]
 
-    chained = {kind: [link["valuation_id"] if kind == "valuation" else link["token_id"] for link in chain if link["kind"] == kind] for kind in LINK_KINDS}
+    chained = {kind: [reference(link) for link in chain if link["kind"] == kind] for kind in LINK_KINDS}
     for kind in LINK_KINDS:
         twice = sorted({r for r in chained[kind] if chained[kind].count(r) > 1}, key=str)
         if twice:
@@ -1258,6 +1311,10 @@ def verify(path: str | Path | None = None, *, key_file: str | Path | None = None
         return broken("user", u["name"], f"user row (role {u['role']}, token {token_id}) not in the chain (inserted around ipvalue.audit): it never authenticates")
     for token_id in sorted(set(revocations) - set(chained["revocation"])):
         return broken("revocation", f"token {token_id}", "revocation row not in the chain (inserted around ipvalue.audit)")
+    for seq in sorted(set(promotions) - set(chained["promotion"])):
+        row = promotions[seq]
+        return broken("promotion", f"{row['set_name']}-v{row['set_version']}", "promotion row not in the chain (inserted around ipvalue.audit): "
+                                                                              "the loader of the bank's sets does not accept it")
     for vid in sorted(set(overrides) - set(valuations)):
         return broken("valuation", vid, "overrides for a valuation that is not recorded")
 
@@ -1301,7 +1358,7 @@ def verify(path: str | Path | None = None, *, key_file: str | Path | None = None
         notes.append(f"{len(chain) - checkpoint_seq} record(s) after the last checkpoint (record {checkpoint_seq}): removing them would not be found "
                      "until the next checkpoint ('ipvalue audit checkpoint')")
     anchored = key is not None and checkpoint_seq is not None and (not chain or chain[-1]["link_hmac"] is not None)
-    return AuditVerification(True, len(valuations), anchored=anchored, n_identity_records=n_identity, head_seq=len(chain),
+    return AuditVerification(True, len(valuations), anchored=anchored, n_identity_records=n_identity, head_seq=len(chain), n_promotions=n_promotions,
                              checkpoint_seq=checkpoint_seq, notes=tuple(notes))
 
 
@@ -1433,6 +1490,143 @@ def authenticate_digest(digest: str, path: str | Path | None = None, *, key_file
         logger.warning("user %r (token %s): its audit record is unsigned in a signed store: refused", user["name"], user["token_id"])
         return None
     return Identity(user["name"], user["role"], user["branch"])
+
+
+# --- promotions of calibrated sets ---------------------------------------------------------------
+
+#: Columns of a ``set_promotions`` row (the order of the table).
+PROMOTION_COLUMNS = ("seq", "set_name", "set_version", "folder", "content_sha256", "calibrated_from", "calibration_run", "ledger_sha256",
+                     "gates_json", "calibrated_by", "promoted_by", "token_id", "promoted_at", "reason")
+
+
+def record_set_promotion(promotion: dict, token: str, path: str | Path | None = None, *, key_file: str | Path | None = None,
+                         checkpoint_file: str | Path | None = None, wait_s: float | None = None, while_recording=None) -> dict:
+    """Record a validator's promotion of a calibrated set: a ``set_promotions`` row chained as a
+    ``promotion`` link, in one transaction under the chain lock (what the set's installation,
+    ``while_recording``, writes is part of it: if it fails, nothing is recorded).
+
+    The caller checks the candidate (its calibration run, gates, who calibrated it); this records
+    who promoted what, and refuses, inside the lock, what would make the record wrong: a token that
+    is not an active validator's (revoked meanwhile, or another role), a blank reason, a set name
+    and version already promoted.
+
+    Parameters
+    ----------
+    promotion : dict
+        ``set_name``, ``set_version`` (int), ``folder`` (where the bank's sets of its kind are
+        read), ``content_sha256`` (:func:`ipvalue.config.set_content_sha256`), ``calibrated_from``,
+        ``calibration_run``, ``ledger_sha256``, ``gates`` (``{gate: passed}``), ``calibrated_by``
+        (the authenticated user who ran the calibration, or None), ``reason``.
+    token : str
+        The validator's API token.
+    path : str or Path, optional
+        The store; see :func:`audit_path`.
+    key_file, checkpoint_file, wait_s
+        As :func:`recording` takes them.
+    while_recording : callable, optional
+        ``f(row)`` run inside the transaction after the link is written (``row`` with ``seq``,
+        ``promoted_by``, ``promoted_at``, ``record_hash``): it installs the set.
+
+    Returns
+    -------
+    dict
+        The recorded row plus ``record_hash`` (its chain link's hash).
+
+    Raises
+    ------
+    DomainError
+        Not an active validator's token, a blank reason, or the set's version already promoted.
+    """
+    if _blank(promotion.get("reason")):
+        raise DomainError(f"The 'reason' of the promotion of {promotion.get('set_name')}-v{promotion.get('set_version')} is blank. "
+                          "Fix: state why the set is approved, e.g. the back-test's conclusion.")
+    path = audit_path(path)
+    with _chain_write(path, key_file=key_file, checkpoint_file=checkpoint_file, wait_s=wait_s) as (con, key, links):
+        found = con.execute("SELECT u.token_id, u.name, u.role FROM users u JOIN audit_chain c ON c.kind = 'user' AND c.token_id = u.token_id "
+                            "WHERE u.token_sha256 = ? AND u.token_id NOT IN (SELECT token_id FROM token_revocations) "
+                            "AND u.token_id NOT IN (SELECT token_id FROM audit_chain WHERE kind = 'revocation')", (token_digest(str(token)),)).fetchone()
+        if found is None or found[2] != "validator":
+            who = "an unknown or revoked token" if found is None else f"user {found[1]!r} (role {found[2]!r})"
+            raise DomainError(f"A promotion is recorded for an active validator only; the token is {who}. Fix: the validator promotes with "
+                              "their own API token (ipvalue users add NAME --role validator).")
+        name, version = str(promotion["set_name"]), int(promotion["set_version"])
+        earlier = con.execute("SELECT seq, promoted_by, promoted_at FROM set_promotions WHERE set_name = ? AND set_version = ?", (name, version)).fetchone()
+        if earlier is not None:
+            raise DomainError(f"Set {name}-v{version} was promoted already (audit record {earlier[0]}, by {earlier[1]} at {earlier[2]}). "
+                              "Fix: a set's version is promoted once; calibrate again for a new version.")
+        head = con.execute("SELECT seq FROM audit_chain ORDER BY seq DESC LIMIT 1").fetchone()
+        row = {"seq": (head[0] if head else 0) + 1, "set_name": name, "set_version": version, "folder": str(promotion["folder"]),
+               "content_sha256": str(promotion["content_sha256"]), "calibrated_from": str(promotion["calibrated_from"]),
+               "calibration_run": str(promotion["calibration_run"]), "ledger_sha256": str(promotion["ledger_sha256"]),
+               "gates_json": json.dumps({str(k): bool(v) for k, v in dict(promotion["gates"]).items()}, sort_keys=True),
+               "calibrated_by": None if promotion.get("calibrated_by") is None else str(promotion["calibrated_by"]),
+               "promoted_by": found[1], "token_id": found[0], "promoted_at": _now(), "reason": str(promotion["reason"]).strip()}
+        con.execute(f"INSERT INTO set_promotions ({', '.join(PROMOTION_COLUMNS)}) VALUES ({', '.join('?' * len(PROMOTION_COLUMNS))})",
+                    [row[c] for c in PROMOTION_COLUMNS])
+        stored = _dict_rows(con.execute("SELECT * FROM set_promotions WHERE seq = ?", (row["seq"],)))[0]
+        seq, digest = _append_link(con, path, "promotion", found[0], _link_body("promotion", stored), key)
+        if seq != row["seq"]:  # pragma: no cover - the chain lock is held
+            raise AuditStoreError(f"Audit store {_display(path)!r}: the promotion's link took sequence {seq}, not {row['seq']}. Fix: retry.")
+        links.append((seq, digest))
+        stored["record_hash"] = digest
+        if while_recording is not None:
+            while_recording(stored)
+    return stored
+
+
+def set_promotion(set_name: str, set_version: int, path: str | Path | None = None, *, key_file: str | Path | None = None) -> dict | None:
+    """The recorded promotion of set ``set_name``-v``set_version``, with its chain link checked, or
+    None when the store records none.
+
+    Checked (as :func:`authenticate` checks a user): the row is chained (a ``promotion`` link of the
+    same sequence number and validator's token) and hashes to what the link recorded; under the
+    audit key (``key_file``, default ``$IPVALUE_AUDIT_KEY_FILE``) the link's signature holds, and
+    in a signed store the link is signed; the validator's user row names the validator. A row
+    inserted or edited around this module reads as not recorded. Read-only.
+
+    Returns
+    -------
+    dict or None
+        The ``set_promotions`` row plus ``record_hash``.
+
+    Raises
+    ------
+    AuditStoreError
+        The store does not exist or cannot be read, or the key file is missing or unreadable.
+    """
+    path = audit_path(path)
+    if not store_exists(path):
+        raise AuditStoreError(f"Audit store {_display(path)!r} does not exist. Fix: point $IPVALUE_AUDIT_DB (or --audit-db) at the bank's store.")
+    key = load_key(key_file)
+    with closing(connect(path)) as con:
+        try:
+            rows = _dict_rows(con.execute("SELECT * FROM set_promotions WHERE set_name = ? AND set_version = ?", (str(set_name), int(set_version))))
+            if not rows:
+                return None
+            row = rows[0]
+            link = _dict_rows(con.execute("SELECT * FROM audit_chain WHERE seq = ?", (row["seq"],)))
+            user = _dict_rows(con.execute("SELECT name, role FROM users WHERE token_id = ?", (row["token_id"],)))
+            first_signed = con.execute("SELECT seq FROM audit_chain WHERE link_hmac IS NOT NULL ORDER BY seq LIMIT 1").fetchone()
+        except _DB_ERRORS as exc:
+            raise _store_error(path, exc) from exc
+    what = f"set {set_name}-v{set_version}"
+    if not link or link[0]["kind"] != "promotion" or link[0]["token_id"] != row["token_id"]:
+        logger.warning("the promotion of %s is not in the audit chain (inserted around ipvalue.audit): not recorded", what)
+        return None
+    link = link[0]
+    if _body_hash(link["prev_hash"], _link_body("promotion", row)) != link["record_hash"]:
+        logger.warning("the promotion of %s differs from its audit record: not recorded", what)
+        return None
+    if link["link_hmac"] is not None and key is not None and not hmac.compare_digest(link_hmac(key, link["seq"], link["record_hash"]), link["link_hmac"]):
+        logger.warning("the promotion of %s: its audit record's signature does not hold under the audit key: not recorded", what)
+        return None
+    if link["link_hmac"] is None and first_signed is not None and first_signed[0] < link["seq"]:
+        logger.warning("the promotion of %s: its audit record is unsigned in a signed store: not recorded", what)
+        return None
+    if not user or user[0]["role"] != "validator" or user[0]["name"] != row["promoted_by"]:
+        logger.warning("the promotion of %s names a user who is not its validator: not recorded", what)
+        return None
+    return {**row, "record_hash": link["record_hash"]}
 
 
 def list_users(path: str | Path | None = None) -> pd.DataFrame:

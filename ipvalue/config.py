@@ -14,15 +14,28 @@ through :func:`parse_yaml`, which is ``yaml.safe_load`` plus the limits an untru
   last silently);
 * **tags**: only the standard YAML tags (str, int, float, bool, null, map, seq, timestamp, ...);
   a Python tag (``!!python/object/apply:os.system``) or a custom tag is refused with its line.
+
+Calibrated sets are governed like models (:func:`check_governance`, on every set read from a file:
+the bank's configuration folder or a path): a set that ``ipvalue calibrate`` wrote carries a
+``governance`` block. A **candidate** (``status: candidate``) is refused: no valuation may use it
+until a validator promotes it (``ipvalue calibrate promote``). A **promoted** set is used only when
+the audit store records its promotion in the chain, with the same numbers, validator, calibration
+run and record: the store the valuation is recorded in (:func:`sets_checked_against`, which the
+workflow sets), else ``$IPVALUE_AUDIT_DB``, else ``audit/ipvalue-audit.db`` (the key
+``$IPVALUE_AUDIT_KEY_FILE``); a set whose numbers cite a calibration run but that has no governance
+block (a candidate with the block cut off) is refused too.
 """
 
 from __future__ import annotations
 
+import contextvars
 import copy
 import functools
 import hashlib
 import json
 import os
+from contextlib import contextmanager
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
@@ -221,7 +234,109 @@ def load_yaml(name_or_path: str | Path, *, folder: str = "assumptions") -> tuple
     content = parse_yaml(text, where=origin)
     if not isinstance(content, dict):
         raise SpecError(f"{origin} must hold a mapping at the top level. Got {type(content).__name__}. Fix: write 'key: value' lines.")
+    check_governance(content, origin)
     return content, origin
+
+
+#: What a number calibrated by ``ipvalue calibrate`` says first in its ``source``.
+CALIBRATION_CITATION = "calibrated by ipvalue calibrate"
+#: The ``governance.status`` of a calibrated set: written by ``ipvalue calibrate``, or promoted by a validator.
+GOVERNANCE_STATUSES = ("candidate", "promoted")
+_READING_CANDIDATES = contextvars.ContextVar("ipvalue_reading_candidates", default=False)
+_SETS_AUDIT_STORE = contextvars.ContextVar("ipvalue_sets_audit_store", default=None)
+
+
+@contextmanager
+def sets_checked_against(store):
+    """Within the block, promoted sets are checked against the audit ``store`` (a SQLite path or a
+    ``postgresql://`` URL; None: ``$IPVALUE_AUDIT_DB``, else ``audit/ipvalue-audit.db``): the
+    workflow checks them against the store it records the valuation in."""
+    token = _SETS_AUDIT_STORE.set(store)
+    try:
+        yield
+    finally:
+        _SETS_AUDIT_STORE.reset(token)
+
+
+@contextmanager
+def reading_candidates():
+    """Within the block, a candidate set loads (what ``ipvalue calibrate`` and the promotion do to
+    check that a candidate loads through its set's loader); promoted sets are still checked. No
+    valuation runs inside it."""
+    token = _READING_CANDIDATES.set(True)
+    try:
+        yield
+    finally:
+        _READING_CANDIDATES.reset(token)
+
+
+def set_content_sha256(content: dict) -> str:
+    """SHA-256 (hex) of a set's content without its ``governance`` block (key order and YAML
+    formatting do not matter): what a promotion records, so the installed set's numbers can be
+    checked against it."""
+    body = {k: v for k, v in content.items() if k != "governance"}
+    canonical = json.dumps(body, sort_keys=True, ensure_ascii=False, default=str, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def _cites_calibration(node) -> bool:
+    if isinstance(node, dict):
+        return (isinstance(node.get("source"), str) and node["source"].startswith(CALIBRATION_CITATION)) or any(_cites_calibration(v) for v in node.values())
+    return isinstance(node, list) and any(_cites_calibration(v) for v in node)
+
+
+def check_governance(content: dict, origin: str) -> None:
+    """Refuse a calibrated set a valuation may not use (see the module notes).
+
+    Raises
+    ------
+    SpecError
+        A candidate (outside :func:`reading_candidates`); a set claiming promotion that the audit
+        store does not record, or whose numbers, validator, calibration run or record differ from
+        what it recorded; an unknown status; numbers that cite a calibration run without a
+        governance block.
+    """
+    governance = content.get("governance")
+    label = f"{content.get('name', origin)}-v{content.get('version')}"
+    if governance is None:
+        if _cites_calibration(content):
+            raise SpecError(f"{origin}: set {label} has numbers calibrated by ipvalue calibrate but no 'governance' block: a calibrated set is used "
+                            "only once a validator has promoted it. Fix: promote the candidate as calibrate wrote it "
+                            "(ipvalue calibrate promote CANDIDATE.yaml --reason ...) and use the set it installs.")
+        return
+    status = governance.get("status") if isinstance(governance, dict) else None
+    if status not in GOVERNANCE_STATUSES:
+        raise SpecError(f"The 'governance.status' of set {label} ({origin}) must be one of {list(GOVERNANCE_STATUSES)}. Got {status!r}. "
+                        "Fix: use the file ipvalue calibrate (candidate) or its promotion (promoted) wrote.")
+    if status == "candidate":
+        if _READING_CANDIDATES.get():
+            return
+        raise SpecError(f"{origin}: set {label} is a CANDIDATE written by ipvalue calibrate (run {governance.get('calibration_run')}); no valuation may "
+                        f"use it until a validator promotes it. Fix: a validator reviews the back-test and runs 'ipvalue calibrate promote {origin} "
+                        "--reason ...', which installs the promoted set in the bank's configuration folder.")
+    from ipvalue.audit import set_promotion, store_display
+    from ipvalue.exceptions import AuditStoreError
+
+    record = governance.get("audit_record") if isinstance(governance.get("audit_record"), dict) else {}
+    store = _SETS_AUDIT_STORE.get()
+    try:
+        promotion = set_promotion(content.get("name"), int(content.get("version")), store)
+    except (AuditStoreError, TypeError, ValueError) as exc:
+        raise SpecError(f"{origin}: set {label} claims a validator's promotion, which the audit store must confirm, and it cannot: {exc}") from exc
+    if promotion is None:
+        raise SpecError(f"{origin}: set {label} claims promotion by {governance.get('promoted_by')!r} (audit record {record.get('seq')}), but the audit "
+                        f"store {store_display(store)!r} records no promotion of it. Fix: a validator promotes the candidate against this store "
+                        "('ipvalue calibrate promote CANDIDATE.yaml --reason ...'), or value against the store that recorded it.")
+    differences = [what for what, stated, recorded in (
+        ("its numbers", set_content_sha256(content), promotion["content_sha256"]),
+        ("the validator", governance.get("promoted_by"), promotion["promoted_by"]),
+        ("the calibration run", governance.get("calibration_run"), promotion["calibration_run"]),
+        ("the audit record", record.get("seq"), promotion["seq"]),
+    ) if stated != recorded]
+    if differences:
+        raise SpecError(f"{origin}: set {label} differs from the promotion the audit store {store_display(store)!r} records (record {promotion['seq']}, by "
+                        f"{promotion['promoted_by']} at {promotion['promoted_at']}): {', '.join(differences)}. Fix: a promoted set is used as installed; "
+                        "to change a number, calibrate again and have the new candidate promoted.")
 
 
 @functools.lru_cache(maxsize=64)
@@ -264,3 +379,34 @@ def assumption_value(raw: dict, path: str, lo: float, hi: float, *, lo_open: boo
         bounds = f"{'(' if lo_open else '['}{lo:g}, {hi:g}{')' if hi_open else ']'}"
         raise AssumptionError(f"The '{path}' of assumption set {name!r} must be in {bounds}. Got {value:g}.")
     return value
+
+
+@dataclass(frozen=True)
+class NamedSet:
+    """A named configuration set (an assumption set, a policy, a table) as read: its content, where
+    it came from, its name, version and content hash. ``label`` (``name-vN``) and ``hash`` are what
+    every result records about it."""
+
+    raw: dict
+    origin: str
+    name: str
+    version: object
+    hash: str
+
+    @property
+    def label(self) -> str:
+        return f"{self.name}-v{self.version}"
+
+    def provenance(self, key: str) -> dict:
+        """``{key: 'name-vN', key + '_hash': hash}`` for a result's provenance."""
+        return {key: self.label, f"{key}_hash": self.hash}
+
+
+def load_set(which, *, folder: str = "assumptions") -> NamedSet:
+    """A set given by name (shipped or the bank's, :func:`load_yaml`), by YAML path, or as a parsed
+    dict: bounded and checked like every YAML ipvalue reads, with its name, version and hash (the one
+    place this is written)."""
+    if isinstance(which, NamedSet):
+        return which
+    raw, origin = (which, "dict") if isinstance(which, dict) else load_yaml(which, folder=folder)
+    return NamedSet(raw, origin, str(raw.get("name", origin)), raw.get("version", 0), content_hash(raw))

@@ -28,7 +28,7 @@ CHECKS = {
     "invalidation_resolved": ("无效宣告已结案", "invalidation resolved"),
     "evaluation_report": ("专利权评价报告", "evaluation report"),
     "life_covers_term": ("剩余法定寿命覆盖贷款期限", "legal life covers the term"),
-    "economic_life_covers_term": ("经济寿命覆盖贷款期限", "economic life covers the term"),
+    "in_force_covers_term": ("预期有效期覆盖贷款期限", "expected period in force covers the term"),
     "annual_fees_current": ("年费已缴", "annual fees current"),
     "fees_paid_through_term": ("年费缴至贷款期满", "fees paid through the term"),
 }
@@ -52,6 +52,10 @@ LIFE_SOURCES = {
     "assumption_default": ("假设集默认值（待校准）", "assumption set default (to calibrate)"),
     "override": ("信贷员调整", "officer override"),
     "life_curves": ("经济寿命曲线", "economic-life curves"),
+    "obsolescence_curve": ("技术领域过时曲线（待校准）", "obsolescence curve of the technology field (to calibrate)"),
+    "legal_life": ("剩余法定寿命", "the remaining legal life"),
+    "cn_life_table": ("中国专利年费生存表（待校准）", "CN life table (to calibrate)"),
+    "none": ("无失效风险数据", "no lapse data"),
 }
 CAP_BASIS = {"disposal view": ("处置视角", "the disposal view"), "pledge rate": ("质押率上限", "the pledge-rate limit")}
 OVERRIDE_FIELDS = {"sharing_rate": ("分成率", "sharing rate"), "economic_life_years": ("经济寿命（年）", "economic life (years)"),

@@ -54,6 +54,7 @@ from ipvalue.audit import (
     store_exists,
     version_overrides,
 )
+from ipvalue.config import sets_checked_against
 from ipvalue.exceptions import InputError
 from ipvalue.lending import LoanApplication, ValuationResult, value_application
 from ipvalue.names import same_name
@@ -161,7 +162,8 @@ def value_and_record(app: LoanApplication, *, store=None, identity: Identity, au
     applications = pledge_applications(store)
 
     def valued(applications):
-        result = value_application(app, models=models, tracking_uri=tracking_uri, data_dir=data_dir, user=identity.name, applications=applications)
+        with sets_checked_against(store):  # a promoted set is used only when this store records its promotion
+            result = value_application(app, models=models, tracking_uri=tracking_uri, data_dir=data_dir, user=identity.name, applications=applications)
         result.provenance.update({"user_role": identity.role, "branch": identity.branch, "authenticated_by": authenticated_by, "act": act,
                                   **(provenance or {})})
         if request is not None:

@@ -220,6 +220,8 @@ def _write_many_pg(args):
         record_valuation(fake_result(f"P{worker}-{i}", cap=250_000.0 + i), url)
 
 
+@pytest.mark.slow
+@pytest.mark.postgres
 def test_on_postgres_concurrent_writers_chain_verify_and_a_hand_edit_is_found(postgres_url):
     import psycopg2
 
@@ -572,11 +574,11 @@ def test_an_older_store_is_refused_with_the_fix_not_migrated(tmp_path):
         assert [r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")] == ["audit_chain"]  # untouched
 
 
-def test_a_schema_2_store_is_refused_with_the_fix(tmp_path):
-    db = tmp_path / "v2.db"
-    with sqlite3.connect(db) as con:  # schema 2's users: no branch
+def test_a_schema_3_store_is_refused_with_the_fix(tmp_path):
+    db = tmp_path / "v3.db"
+    with sqlite3.connect(db) as con:  # schema 3's users: no branch
         con.execute("CREATE TABLE users (token_id INTEGER PRIMARY KEY, name TEXT, role TEXT, token_sha256 TEXT, created_at TEXT, created_by TEXT)")
-    with pytest.raises(AuditStoreError, match=r"audit schema 2: no branches, versions or request keys\). Fix: keep it read-only"):
+    with pytest.raises(AuditStoreError, match=r"audit schema 3: no branches, versions or request keys\). Fix: keep it read-only"):
         record_valuation(fake_result("V1"), db)
 
 

@@ -2,6 +2,8 @@
 intervals against the generator's known truth, thin ledgers, the out-of-time back-test, the
 candidate sets and the ``ipvalue calibrate`` command."""
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -192,10 +194,12 @@ def test_calibrate_writes_candidates_that_cite_the_run_and_the_ledger_and_logs_t
     import mlflow
 
     from ipvalue.calibration.run import calibrate
+    from ipvalue.config import reading_candidates
+    from ipvalue.exceptions import SpecError
     from ipvalue.lending.disposal import DisposalAssumptions
     from ipvalue.lending.policy import load_pledge_policy
 
-    result = calibrate(ledger_dir, out=tmp_path / "out", as_of=TRUTH.as_of, tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
+    result = calibrate(ledger_dir, out=tmp_path / "out", as_of=TRUTH.as_of, tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}", report_pdf=False)
     names = sorted(c.file_name for c in result.candidates)
     assert names == ["cn-pledge-2025-v4.yaml", "disposal-cn-v2.yaml", "pledge-policy-cn-v5.yaml"]
     disposal = yaml.safe_load((tmp_path / "out" / "candidates" / "disposal-cn-v2.yaml").read_text(encoding="utf-8"))
@@ -204,9 +208,12 @@ def test_calibrate_writes_candidates_that_cite_the_run_and_the_ledger_and_logs_t
     for key in ("forced_sale_discount", "disposal_cost_rate", "time_to_dispose_years"):
         assert f"MLflow run {result.run_id}, pilot ledger sha256 {result.ledger.hash[:16]}" in disposal[key]["source"]
     assert disposal["holding_rate"]["value"] == 0.10 and disposal["holding_rate"]["source"].startswith("default to calibrate")  # not identified: kept
-    assert DisposalAssumptions.load(str(tmp_path / "out" / "candidates" / "disposal-cn-v2.yaml")).forced_sale_discount == round(
-        float(result.estimates.set_index("key").at["forced_sale_discount", "estimate"]), 4)
-    policy, _ = load_pledge_policy(str(tmp_path / "out" / "candidates" / "pledge-policy-cn-v5.yaml"))
+    with pytest.raises(SpecError, match="is a CANDIDATE written by ipvalue calibrate"):  # no valuation may read it
+        DisposalAssumptions.load(str(tmp_path / "out" / "candidates" / "disposal-cn-v2.yaml"))
+    with reading_candidates():  # what calibrate and the promotion do to check that it loads
+        assert DisposalAssumptions.load(str(tmp_path / "out" / "candidates" / "disposal-cn-v2.yaml")).forced_sale_discount == round(
+            float(result.estimates.set_index("key").at["forced_sale_discount", "estimate"]), 4)
+        policy, _ = load_pledge_policy(str(tmp_path / "out" / "candidates" / "pledge-policy-cn-v5.yaml"))
     assert policy["version"] == 5 and policy["expected_loss_target"]["value"] == 0.01
     income = yaml.safe_load((tmp_path / "out" / "candidates" / "cn-pledge-2025-v4.yaml").read_text(encoding="utf-8"))
     premiums = sum(income["discount_rate"][p]["value"] for p in ("technology_premium", "market_premium", "funding_premium", "management_premium"))
@@ -224,6 +231,9 @@ def test_calibrate_writes_candidates_that_cite_the_run_and_the_ledger_and_logs_t
     assert "oot_bias_vs_deal_prices_after" in run.data.metrics and "estimate_forced_sale_discount" in run.data.metrics
     artifacts = {a.path for a in mlflow.MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}").list_artifacts(result.run_id, "calibration/candidates")}
     assert "calibration/candidates/disposal-cn-v2.yaml" in artifacts
+    logged = {a.path for a in mlflow.MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}").list_artifacts(result.run_id, "calibration/backtest")}
+    assert {"calibration/backtest/report.html", "calibration/backtest/report.json"} <= logged  # the back-test report, logged with its run
+    assert json.loads((tmp_path / "out" / "backtest" / "report.json").read_text(encoding="utf-8"))["meta"]["calibration_run"] == result.run_id
     assert "候选参数集 candidate sets" in result.summary()
 
 

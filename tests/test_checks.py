@@ -124,11 +124,15 @@ def test_fees_must_be_paid_through_the_term_plus_buffer(make_application):
     assert status(value(raw), "SYN-CN-T001", "fees_paid_through_term") == "pass"
 
 
-def test_economic_life_must_cover_the_term_as_well_as_legal_life(make_application):
-    raw = make_application()
-    raw["patents"]["records"][0]["economic_life_years"] = 2.5
+def test_the_expected_period_in_force_must_cover_the_term_and_prepaid_fees_count(make_application):
+    r = value(make_application())
+    p = r.patents.set_index("patent_id")
+    # fees prepaid to 2029-07-01: no lapse risk before it, so the utility model (4.5 years of legal life) is in force through term + buffer
+    assert p.loc["SYN-CN-T002", "expected_in_force_years"] >= 3.0 and check(r, "SYN-CN-T002", "in_force_covers_term")
+    raw = make_application(overrides=[{"patent_id": "SYN-CN-T001", "field": "economic_life_years", "value": 2.5, "reason": "技术替代快", "officer": "张经理"}])
     r = value(raw)
-    assert check(r, "SYN-CN-T001", "life_covers_term") and not check(r, "SYN-CN-T001", "economic_life_covers_term")
+    assert check(r, "SYN-CN-T001", "life_covers_term") and not check(r, "SYN-CN-T001", "in_force_covers_term")
+    assert "expected period in force 2.5 years" in r.checks.set_index(["scope", "check"]).loc[("SYN-CN-T001", "in_force_covers_term"), "reason_en"]
 
 
 def test_register_facts_fail_the_checks(make_application, tmp_path):
@@ -155,21 +159,21 @@ def test_a_register_file_outside_the_application_folder_is_refused(make_applicat
 
 
 def test_a_split_loan_is_refused_on_the_borrowers_total_exposure(make_application, tmp_path):
-    """¥300,000 recorded as eligible; a second application of ¥9,700,000 reaches exactly ¥10,000,000
-    (inclusive: passes); ¥9,700,000.01 does not."""
+    """¥100,000 recorded as eligible; a second application of ¥9,900,000 reaches exactly ¥10,000,000
+    (inclusive: passes); ¥9,900,000.01 does not."""
     store = tmp_path / "audit.db"
     first = value(make_application())
     with recording(first, store):
         pass
     recorded = pledge_applications(store)
     assert recorded[["application_id", "decision", "requested_amount_rmb"]].to_dict("records") == [
-        {"application_id": "SYN-APP-T1", "decision": "eligible", "requested_amount_rmb": 300_000.0}]
-    at = value(make_application(application_id="SYN-APP-T2", requested_amount_rmb=9_700_000), applications=recorded)
+        {"application_id": "SYN-APP-T1", "decision": "eligible", "requested_amount_rmb": 100_000.0}]
+    at = value(make_application(application_id="SYN-APP-T2", requested_amount_rmb=9_900_000), applications=recorded)
     assert check(at, "application", "total_exposure_within_internal_limit")
-    above = value(make_application(application_id="SYN-APP-T2", requested_amount_rmb=9_700_000.01), applications=recorded)
+    above = value(make_application(application_id="SYN-APP-T2", requested_amount_rmb=9_900_000.01), applications=recorded)
     assert check(above, "application", "amount_within_internal_limit") and not check(above, "application", "total_exposure_within_internal_limit")
-    assert "SYN-APP-T1 300,000" in above.checks.set_index("check").loc["total_exposure_within_internal_limit", "reason_en"]
-    same = value(make_application(requested_amount_rmb=9_700_000.01), applications=recorded)  # revaluing the same application: not counted twice
+    assert "SYN-APP-T1 100,000" in above.checks.set_index("check").loc["total_exposure_within_internal_limit", "reason_en"]
+    same = value(make_application(requested_amount_rmb=9_900_000.01), applications=recorded)  # revaluing the same application: not counted twice
     assert check(same, "application", "total_exposure_within_internal_limit")
 
 

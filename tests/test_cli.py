@@ -1,5 +1,7 @@
 """The command line: subcommands, outputs and exit codes."""
 
+import re
+
 import pandas as pd
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -107,6 +109,7 @@ def test_contract_lists_columns(capsys):
     assert "claims_independent" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_demo_trains_registers_and_values_every_synthetic_patent(tmp_path, capsys, data_dir, monkeypatch):
     from ipvalue import workflow
 
@@ -135,6 +138,11 @@ def test_demo_trains_registers_and_values_every_synthetic_patent(tmp_path, capsy
     if "review required" in versions["decision"].tolist():
         assert versions["act"].tolist() == ["valuation", "sign-off"] and versions["user"].tolist() == ["syn-demo-officer", "syn-demo-reviewer"]
         assert versions["decision"].iloc[-1] == "eligible" and "after the SYNTHETIC reviewer syn-demo-reviewer's sign-off" in out
+    # it ends with a calibration on a generated pilot ledger: the coefficients beside the truth, the back-test before / after, its report
+    assert "校准 calibration: SYNTHETIC pilot ledger of 800 loans with known true parameters" in out
+    assert re.search(r"强制处置折价率 forced-sale discount: truth 0\.7 \| 0\.6 → 0\.6\d+ \[", out)
+    assert re.search(r"P10 beaten by realised net recoveries: before [\d.]+% → after [\d.]+%", out)
+    assert (tmp_path / "out" / "calibration" / "backtest" / "report.html").is_file() and "回测报告 back-test report:" in out
 
 
 def test_an_unwritable_output_folder_is_an_input_error_not_a_crash(tmp_path, tiny_frame, capsys, monkeypatch):
@@ -204,3 +212,56 @@ def test_an_output_type_score_cannot_write_is_a_usage_error(extra, message, tiny
     err = capsys.readouterr().err
     assert err.startswith(message) and len(err.strip().splitlines()) == 1
     assert sorted(p.name for p in tmp_path.iterdir()) == ["book.csv"]  # refused before any work
+
+
+# --- start-up: the parser and `import ipvalue` without the heavy libraries --------------------------
+
+HEAVY = ("pandas", "numpy", "pyarrow", "scipy", "sklearn", "lightgbm", "shap", "mlflow", "matplotlib", "fastapi", "uvicorn", "weasyprint",
+         "jinja2", "yaml", "sqlalchemy", "ipvalue.exceptions", "ipvalue.io")
+
+
+def _fresh_imports(code: str) -> tuple[list[str], str]:
+    """The heavy modules a fresh interpreter has imported after running ``code``, and its output."""
+    import json
+    import subprocess
+    import sys
+
+    probe = code + f"\nimport json, sys\nprint(json.dumps(sorted(m for m in {HEAVY!r} if m in sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
+    return json.loads(out.splitlines()[-1]), out
+
+
+def test_help_version_and_every_command_help_import_no_heavy_library():
+    # `ipvalue --help` waited 4-8 s for pandas, scikit-learn and MLflow (issue 23, 25): each command imports them in its run
+    code = """
+from ipvalue.cli import main
+for argv in (["--help"], ["--version"], *([c, "--help"] for c in ("contract", "validate", "train", "value", "score", "pool", "govern",
+                                                                 "demo", "serve", "users", "audit", "calibrate"))):
+    try:
+        main(argv)
+    except SystemExit as stop:
+        assert stop.code == 0, (argv, stop.code)
+"""
+    loaded, out = _fresh_imports(code)
+    assert loaded == []
+    assert "usage: ipvalue [-h]" in out and "usage: ipvalue score" in out and __import__("ipvalue").__version__ in out.splitlines()
+
+
+def test_import_ipvalue_is_light_and_reads_the_version_on_first_use():
+    loaded, out = _fresh_imports("import ipvalue\nprint(ipvalue.__version__)")
+    assert loaded == [] and out.splitlines()[0] == __import__("ipvalue").__version__
+
+
+def test_a_user_role_outside_the_list_is_a_usage_error_naming_the_roles(capsys):
+    with pytest.raises(SystemExit) as stop:
+        main(["users", "add", "rita", "--role", "boss"])
+    assert stop.value.code == EXIT_USAGE
+    assert "argument --role: invalid choice: 'boss' (choose from 'officer', 'reviewer', 'validator', 'admin')" in capsys.readouterr().err
+
+
+def test_score_options_are_checked_by_the_library_rules(capsys):
+    for option, value, message in (("--explain", "top0", "The 'explain' option must be 'all', 'none' or 'top<N>'"),
+                                   ("--explain-sample", "2", "The 'explain_sample' must be a fraction in (0, 1]")):
+        with pytest.raises(SystemExit) as stop:
+            main(["score", "book.csv", "--model", "models:/m@champion", "--out", "o.parquet", option, value])
+        assert stop.value.code == EXIT_USAGE and message in capsys.readouterr().err

@@ -62,3 +62,28 @@ def test_cost_value_never_rises_as_remaining_life_falls(cost, life, less):
     frame = pd.DataFrame({"rd_cost_rmb": cost, "rd_cost_year": 2020, "remaining_life_years": [life, max(life - less, 0.0)], "statutory_term_years": 20.0})
     values = CostApproachValuer(valuation_date="2025-06-30").fit().predict(frame)
     assert 0 <= values[1] <= values[0] <= cost
+
+
+def test_the_cost_approach_deducts_functional_and_economic_obsolescence_by_hand():
+    # R&D ¥1,000,000 in 2020, valued 2025 (no index); 5 years old with 6 years of economic life left:
+    # condition factor 成新率 = 6 / (5 + 6); the patent can earn at most ¥300,000: economic obsolescence takes the rest
+    frame = pd.DataFrame({"rd_cost_rmb": [1_000_000.0, 1_000_000.0], "rd_cost_year": [2020, 2020], "remaining_life_years": [15.0, 15.0],
+                          "statutory_term_years": [20.0, 20.0], "age_years": [5.0, 5.0], "remaining_economic_life": [6.0, 6.0],
+                          "earning_capacity_rmb": [300_000.0, np.nan]})
+    out = CostApproachValuer(valuation_date="2025-06-30").fit().inputs(frame)
+    assert out["condition_factor"].tolist() == pytest.approx([6 / 11, 6 / 11])
+    assert out["functional_value_rmb"].tolist() == pytest.approx([545_454.545454, 545_454.545454])
+    assert out["economic_obsolescence_rmb"].tolist() == pytest.approx([245_454.545454, 0.0])
+    assert out["cost_value_rmb"].tolist() == pytest.approx([300_000.0, 545_454.545454])  # without an earning capacity: functional only
+    assert out["economic_obsolescence_applied"].tolist() == [True, False]
+
+
+def test_the_earning_capacity_by_hand():
+    from ipvalue.methods.capacity import earning_capacity
+
+    # one live patent, revenue ¥10M a year, industry margin 5.76 %, top of the split 27 %, standard tax 25 %, 8.8 % over 6.5 years
+    frame = pd.DataFrame({"package_id": ["P", "P"], "revenue_base_rmb": [10_000_000.0, 10_000_000.0]})
+    got = earning_capacity(frame, [6.5, 0.0], financials=None, assumption_set="cn-pledge-2025")
+    yearly = 10_000_000 * 0.0576 * 0.27 * 0.75
+    annuity = sum(1.088 ** -t for t in range(1, 7)) + 0.5 * 1.088 ** -7
+    assert got.tolist() == pytest.approx([yearly * annuity, 0.0])  # the dead patent earns nothing and takes no share

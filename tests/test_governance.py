@@ -124,6 +124,7 @@ def test_the_card_lists_every_feature_of_the_spec(registry):
     assert "<td>—</td>" in html and "“—”：不适用或无数据" in html  # the version history's first move has no previous version
 
 
+@pytest.mark.slow
 def test_the_validation_report_reproduces_its_numbers(registry, data_dir, tmp_path):
     _, uri, _ = registry
     use_tracking(uri)
@@ -247,3 +248,55 @@ def test_the_drift_report_renders_in_chromium_with_its_charts_and_chinese_headin
     fonts = chromium.execute_cdp_cmd("CSS.getPlatformFontsForNode", {"nodeId": node})["fonts"]
     assert any("CJK" in f["familyName"] for f in fonts), fonts
     chromium.save_screenshot(str(tmp_path / "drift_report.png"))  # kept out of the repository
+
+
+# --- the valuation methods: their back-test in the validation report -------------------------------
+
+@pytest.fixture(scope="module")
+def pilot_ledger(tmp_path_factory):
+    from ipvalue.calibration import PilotTruth, make_pilot_ledger, write_ledger
+
+    return write_ledger(make_pilot_ledger(PilotTruth(), seed=0), tmp_path_factory.mktemp("pilot") / "ledger")
+
+
+def test_govern_report_with_a_ledger_validates_the_valuation_methods(pilot_ledger, tmp_path, capsys):
+    from html import escape
+
+    from ipvalue.cli import main
+
+    assert main(["govern", "report", "--ledger", str(pilot_ledger), "--out", str(tmp_path), "--tracking-uri", f"sqlite:///{tmp_path / 'm.db'}"]) == 0
+    assert "valuation methods' back-test: every gate passed" in capsys.readouterr().out
+    html = (tmp_path / "validation_report.html").read_text(encoding="utf-8")
+    for zh, en in (("估值方法验证范围", "Valuation methods: scope"), ("估值方法回测：处置视角P10覆盖率", "Methods back-test: Coverage of the disposal view's P10"),
+                   ("估值方法回测：人工调整：按分行、客户经理与时间", "Methods back-test: Overrides by branch, officer and time")):
+        assert f"{zh} <span class='en'>{escape(en)}</span>" in html, en
+    for chart in ("chart-values-vs-deals", "chart-p10-coverage", "chart-losses-vs-cap", "chart-override-frequency", "chart-override-drift"):
+        assert f"id='chart-{chart}'" in html, chart
+    assert "回测闸门 Back-test gates: 闸门全部通过 / every gate passed" in html and "NaN" not in _without_images(html)
+    assert "<th>高于P10 Above the P10</th>" in html and "<th>客户经理 Officer</th>" in html  # the sections' tables, cells as the report reads them
+    assert re.search(r"<td>SYN-客户经理03</td><td>SYN-分行03</td><td>\d+</td>", html)
+    markdown = (tmp_path / "validation_report.md").read_text(encoding="utf-8")
+    assert "## 估值方法回测：损失与可贷上限 Methods back-test: Losses against the cap" in markdown
+    assert (tmp_path / "validation_report_charts" / "chart-p10-coverage.png").is_file()
+    assert main(["govern", "report", "--out", str(tmp_path)]) == 2  # nothing to validate
+
+
+def test_govern_report_with_a_calibration_run_uses_the_back_test_it_logged(pilot_ledger, tmp_path):
+    from ipvalue.calibration.run import calibrate
+    from ipvalue.cli import main
+    from ipvalue.config import load_yaml
+    from ipvalue.governance import ModelCard, add_methods_backtest, methods_backtest
+
+    settings, _ = load_yaml("calibration-cn")
+    settings["interval"]["draws"]["value"] = 400
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    result = calibrate(pilot_ledger, out=tmp_path / "calibration", tracking_uri=uri, settings=settings, report_pdf=False)
+    assert main(["govern", "report", "--calibration-run", result.run_id, "--out", str(tmp_path / "gov"), "--tracking-uri", uri]) == 0
+    html = (tmp_path / "gov" / "validation_report.html").read_text(encoding="utf-8")
+    assert f"Validation report: valuation methods ({result.run_id})" in html and "Methods back-test: Candidate sets" in html
+    use_tracking(uri)
+    logged = methods_backtest(calibration_run=result.run_id)
+    assert logged.ids == result.report.ids and logged.select("coverage").tables[0].rows == result.report.select("coverage").tables[0].rows
+    card = add_methods_backtest(ModelCard("Validation report: ipvalue-renewal version 1"), logged)  # beside a model's own sections
+    assert "Methods back-test: Values against deal prices and external appraisals" in card.sections
+    assert card.heading("Methods back-test: Conclusion") == "估值方法回测：回测结论 Methods back-test: Conclusion"

@@ -79,7 +79,7 @@ def test_default_set_loads_with_sources_and_hash():
     # one ageing mechanism: the technology premium and the sharing-rate decay are off by default
     assert a.discount_rate == pytest.approx(0.018 + 0.0 + 0.03 + 0.02 + 0.02)
     assert a.decay_per_year == 0.0
-    assert a.sharing_range("Chemistry") == pytest.approx((0.16 * 0.0576, 0.27 * 0.0576))
+    assert a.profit_split == (0.16, 0.27) and a.profit_margin_by_sector["Chemistry"] == pytest.approx(0.0576)
     assert len(a.hash) == 16
     raw, _ = load_yaml("cn-pledge-2025")
     assert all("source" in v for v in raw["discount_rate"].values())

@@ -97,3 +97,36 @@ def test_owner_features_come_from_the_builder_and_need_a_book():
     assert got["owner_portfolio_size"].tolist() == [3.0, 3.0]
     with pytest.raises(ValueError, match=r"The owner book lacks column\(s\) \['lapse_date'\]"):
         PatentFeatureBuilder(spec, valuation_date="2020-01-01", owner_book=book.drop(columns="lapse_date")).fit(patents)
+
+
+def test_at_a_valuation_a_book_patent_leaves_only_itself_out():
+    book = pd.DataFrame({
+        "owner": ["甲公司"] * 4 + ["乙公司"], "patent_id": ["A1", "A2", "A3", "A4", "B1"],
+        "start_date": "2012-01-01", "lapse_date": ["2015-01-01", None, None, None, "2016-01-01"],
+    })
+    patents = owner_frame(["甲公司", "甲公司"], ["A2", "A1"])
+    got = owner_history(patents, book, "2020-01-01", prior_strength=2, leave_out="self")
+    # A2 sees A1, A3, A4 (1 lapsed of 3) whatever their folds; the population without A2: 2 lapsed of 4
+    # (1 + 2 × 0.5) / (3 + 2) = 0.4
+    assert got.loc[0, "owner_portfolio_size"] == 3 and got.loc[0, "owner_lapse_share"] == pytest.approx(0.4)
+    # A1's own lapse is left out: 0 of 3, population 1 of 4: (0 + 2 × 0.25) / 5 = 0.1
+    assert got.loc[1, "owner_portfolio_size"] == 3 and got.loc[1, "owner_lapse_share"] == pytest.approx(0.1)
+    # a patent the book does not hold sees the whole book
+    outside = owner_history(owner_frame(["甲公司"], ["A9"]), book, "2020-01-01", prior_strength=2, leave_out="self")
+    assert outside.loc[0, "owner_portfolio_size"] == 4 and outside.loc[0, "owner_lapse_share"] == pytest.approx((1 + 2 * 0.4) / 6)
+    with pytest.raises(ValueError, match=r"'leave_out' of owner_history must be one of \['fold', 'self'\]. Got 'none'"):
+        owner_history(patents, book, "2020-01-01", leave_out="none")
+
+
+def test_a_fitted_builder_re_dated_keeps_what_it_learnt():
+    patents = owner_frame(["甲公司", "甲公司"], ["A1", "A2"])
+    spec = FeatureSpec.load("renewal-cn-v1")
+    builder = PatentFeatureBuilder(spec, valuation_date="2015-06-01").fit(patents.assign(grant_date=pd.to_datetime(["2016-01-01", "2014-01-01"])))
+    late = patents.assign(grant_date=pd.to_datetime(["2016-01-01", "2014-01-01"]))
+    assert builder.transform(late)["grant_lag_years"].isna().tolist() == [True, False]  # granted after 2015-06-01: not seen then
+    dated = builder.at_date("2020-01-01", owner_book=pd.DataFrame({"owner": ["甲公司"] * 2, "patent_id": ["A1", "A2"], "start_date": "2014-01-01", "lapse_date": None}))
+    assert dated.transform(late)["grant_lag_years"].notna().all() and dated.transform(late)["owner_portfolio_size"].tolist() == [1.0, 1.0]
+    assert builder.valuation_date_ == pd.Timestamp("2015-06-01") and builder.references_ is dated.references_
+    assert dated.reference_notes_[-1] == "features as of 2020-01-01 (fitted as of 2015-06-01)"
+    with pytest.raises(ValueError, match=r"'valuation_date' of PatentFeatureBuilder.at_date must be one date \(YYYY-MM-DD\). Got None"):
+        builder.at_date(None)

@@ -35,6 +35,7 @@ def wheel(tmp_path_factory) -> Path:
     return next((tree / "dist").glob("ipvalue-*.whl"))
 
 
+@pytest.mark.slow
 def test_the_wheel_carries_every_feature_spec_and_experiment_as_written(wheel):
     with zipfile.ZipFile(wheel) as whl:
         names = set(whl.namelist())
@@ -45,6 +46,7 @@ def test_the_wheel_carries_every_feature_spec_and_experiment_as_written(wheel):
     assert not any(n.startswith(("features/", "experiments/", "tests/")) for n in names)  # nothing outside the package
 
 
+@pytest.mark.slow
 @pytest.mark.venv
 def test_the_installed_wheel_runs_the_demo_from_an_empty_folder(wheel, tmp_path):
     python = fresh_venv(tmp_path / "venv", "--compile-bytecode", "-r", ROOT / "requirements.lock", wheel)

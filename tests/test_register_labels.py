@@ -106,6 +106,7 @@ def test_the_shipped_fixture_is_what_the_generator_makes():
     assert patents["grant_date"].fillna("").tolist() == history.patents["grant_date"].dt.strftime("%Y-%m-%d").fillna("").tolist()
 
 
+@pytest.mark.slow
 def test_train_on_a_register_export_registers_a_cn_annual_fee_model(tmp_path, monkeypatch):
     import mlflow
 
@@ -137,8 +138,15 @@ def test_train_on_a_register_export_registers_a_cn_annual_fee_model(tmp_path, mo
     assert (survival.to_numpy()[utility][:, 10:] == 0).all() and (left[utility] < 10).all()
 
     outputs = model.valuation_outputs(patents, "2026-06-30", years=20)  # what a valuation takes from it
-    assert outputs.reason_stage == 5 and model.stage_label()["en"] == "P(annual fee due at filing anniversary 5 paid)"
-    assert np.allclose(outputs.contributions.sum(axis=1), outputs.p_fee["p_fee_5"], atol=1e-6)  # probability points add up
+    # the fee due at filing anniversary 5 buys patent year 6: CN wording
+    assert outputs.reason_stage == 5 and model.stage_label() == {"stage": 5, "zh": "第6年年费缴纳概率", "en": "P(6th-year annual fee paid)"}
+    # a CN patent's headline is its next annual fee at risk; its probability points add up to it
+    head = outputs.headline
+    assert np.allclose(outputs.headline_contributions.sum(axis=1), head["probability"], atol=1e-9)
+    assert np.allclose(outputs.contributions.sum(axis=1), outputs.p_fee["p_fee_5"], atol=1e-6)  # the model's own stage, as before
+    at_risk = head["patent_year"].notna()
+    assert at_risk.any() and head.loc[at_risk, "label_zh"].str.fullmatch(r"第\d+年年费缴纳概率").all()
+    assert (head.loc[at_risk, "patent_year"] == head.loc[at_risk, "stage"] + 1).all()
     # the run carries the life table the export gives, which a bank can install in place of the defaults
     path = mlflow.artifacts.download_artifacts(run_id=result.run_id, artifact_path="cn-life-table.estimated.yaml", dst_path=str(tmp_path))
     (tmp_path / "bank" / "assumptions").mkdir(parents=True)

@@ -226,3 +226,105 @@ def test_owner_history_in_the_model_is_out_of_fold(renewal, university):
     # the refitted, all-owner book: a patent's own lapse does not move its own owner features
     book = renewal.features_.owner_book_
     assert len(book) == len(train)
+
+
+def borrower_patents() -> pd.DataFrame:
+    """Four patents of one borrower, granted after the model's training date (2017-06-01), one pending."""
+    from ipvalue.frame import validate_patent_frame
+
+    raw = pd.DataFrame({
+        "patent_id": ["CN111111111B", "CN222222222B", "CN333333333U", "CN444444444A"],
+        "jurisdiction": "CN", "patent_type": ["invention", "invention", "utility_model", "invention"],
+        "filing_date": ["2016-03-01", "2019-05-20", "2021-01-15", "2024-02-01"],
+        "grant_date": ["2018-09-14", "2022-11-30", "2021-08-03", None],
+        "legal_status": ["in_force", "in_force", "in_force", "pending"],
+        "claims_total": [12, 8, 5, 10], "ipc_main": ["G06F 16/00", "H04L 9/00", "H02J 7/00", "G06N 3/08"],
+        "applicants": "某某智能科技（北京）有限公司", "inventor_count": [3, 2, 2, 4],
+    })
+    return validate_patent_frame(raw, strict=True).valid
+
+
+def test_a_patent_granted_after_the_training_date_has_its_features_as_of_the_valuation_date(renewal):
+    patents = borrower_patents()
+    # what was wrong: as of the training date these grants had not happened, so the lag is missing
+    assert renewal.transform_features(patents)["grant_lag_years"].isna().all()
+    out = renewal.valuation_outputs(patents, VALUATION, years=10)
+    lag = ((patents["grant_date"] - patents["filing_date"]).dt.days / 365.25).to_numpy()
+    np.testing.assert_allclose(out.features["grant_lag_years"].to_numpy()[:3], lag[:3])  # 2.537, 3.532, 0.550 years
+    assert np.isnan(out.features["grant_lag_years"].iloc[3])  # the pending application: no grant, no lag
+    # the owner's portfolio: the other three patents valued with it, as of the valuation date
+    assert out.features["owner_portfolio_size"].tolist() == [3.0, 3.0, 3.0, 3.0]
+    # its lapse share: none of the three lapsed, smoothed towards the book's rate (prior strength 10)
+    book = renewal.features_.owner_book_
+    vd = pd.Timestamp(VALUATION)
+    known = book["owner_key"].notna() & (book["start_date"].isna() | (book["start_date"] <= vd))
+    population = float(((book["lapse_date"] <= vd) & known).sum()) / (float(known.sum()) + 3)  # the book plus the 3 others
+    np.testing.assert_allclose(out.features["owner_lapse_share"], 10 * population / 13)
+    assert pd.Timestamp(out.valuation_date) == vd
+    # the same date gives the same survival through every public entry point
+    pd.testing.assert_frame_equal(renewal.yearly_survival(patents, VALUATION, 10), out.survival)
+    pd.testing.assert_series_equal(renewal.expected_remaining_life(patents, VALUATION), out.economic_life_years)
+    # no silent fallback to the training date
+    with pytest.raises(ValueError, match=r"'valuation_date' of a renewal valuation must be one date \(YYYY-MM-DD\).*Got None"):
+        renewal.valuation_outputs(patents, None, years=5)
+
+
+def test_a_cn_patents_headline_is_its_next_annual_fee_and_its_reasons_add_up(renewal):
+    patents = borrower_patents().iloc[:3]
+    out = renewal.valuation_outputs(patents, VALUATION, years=10)
+    head = out.headline
+    # CN wording, never the US maintenance stage. On 2026-06-30 the first patent (filed 2016-03-01) is in
+    # its 11th year; its next fee, due 2027-03-01, buys the 12th. Likewise 2027-05-20 → 9th, 2027-01-15 → 7th.
+    assert head["patent_year"].tolist() == [12.0, 9.0, 7.0]
+    assert head["label_zh"].tolist() == ["第12年年费缴纳概率", "第9年年费缴纳概率", "第7年年费缴纳概率"]
+    assert head["label_en"].tolist() == ["P(12th-year annual fee paid)", "P(9th-year annual fee paid)", "P(7th-year annual fee paid)"]
+    # one fee falls due in each year: the probability of paying the next one is the first year's survival
+    np.testing.assert_allclose(head["probability"], out.survival["s_1"], atol=1e-12)
+    np.testing.assert_allclose(out.headline_contributions.sum(axis=1), head["probability"], atol=1e-12)  # drivers + baseline = the probability shown
+    # the model's own stage keeps its contributions (validators), adding up to P(fee 2 paid)
+    np.testing.assert_allclose(out.contributions.sum(axis=1), out.p_fee["p_fee_2"], atol=1e-12)
+    r = reason_codes(out.headline_contributions.iloc[[1]], out.features.iloc[[1]], renewal.features_.spec_, medians=renewal.feature_medians_,
+                     units="probability", outcome_zh=head["label_zh"].iloc[1], outcome_en=head["label_en"].iloc[1])
+    drivers = r[r["rank"] > 0]
+    assert drivers["reason_en"].str.fullmatch(r".*: (raises|lowers) P\(9th-year annual fee paid\) by \d+\.\d pp").all()
+    assert not drivers["reason_en"].str.contains("fee 2").any() and drivers["reason_zh"].str.contains("第9年年费缴纳概率").all()
+    # fees prepaid to the end of the term: no fee at risk, probability 1, nothing to explain
+    paid = pd.Series(pd.to_datetime(["2036-03-01", "2039-05-20", "2031-01-15"]), index=patents.index)
+    prepaid = renewal.valuation_outputs(patents, VALUATION, years=20, paid_until=paid)
+    assert prepaid.headline["label_zh"].eq("年费已缴至保护期届满").all() and prepaid.headline["probability"].eq(1.0).all()
+    hc = prepaid.headline_contributions
+    assert (hc.drop(columns="expected_value") == 0).all().all() and hc["expected_value"].eq(1.0).all()
+
+
+def test_prepaid_fees_lift_the_models_survival_to_1_before_the_paid_date(renewal):
+    patents = borrower_patents().iloc[:3]
+    # the utility model's fees are prepaid to 2029-12-31 (fees due 2027-01-15, 2028-01-15, 2029-01-15 covered)
+    paid = pd.Series([pd.NaT, pd.NaT, pd.Timestamp("2029-12-31")], index=patents.index)
+    base = renewal.valuation_outputs(patents, VALUATION, years=8)
+    out = renewal.valuation_outputs(patents, VALUATION, years=8, paid_until=paid)
+    pd.testing.assert_frame_equal(out.survival.iloc[:2], base.survival.iloc[:2])  # the others unchanged
+    np.testing.assert_allclose(out.survival.iloc[2, :3], 1.0)  # no fee at risk before 2030-01-15
+    assert base.survival.iloc[2, 0] < 1 and out.survival.iloc[2, 3] < 1  # the fee due 2030-01-15 is still at risk
+    # its only fee left before the expiry (2031-01-15) is due 2030-01-15, 3.55 years after the valuation date
+    h = 1.0 - out.survival.iloc[2, 3]
+    t = (pd.Timestamp("2030-01-15") - pd.Timestamp(VALUATION)).days / 365.25
+    legal = (pd.Timestamp("2031-01-15") - pd.Timestamp(VALUATION)).days / 365.25
+    assert out.economic_life_years.iloc[2] == pytest.approx(t + (1 - h) * (legal - t))
+    assert out.fees_paid_until.iloc[2] == pd.Timestamp("2029-12-31")
+
+
+def test_the_life_curves_take_the_models_fee_events(renewal):
+    from ipvalue.models.life import economic_life
+
+    patents = borrower_patents().iloc[:3]
+    out = renewal.valuation_outputs(patents, VALUATION, years=20)
+    life = economic_life(patents, VALUATION, years=20, renewal=out, obsolescence=False)
+    again = economic_life(patents, VALUATION, years=20, renewal=renewal, obsolescence=False)
+    np.testing.assert_array_equal(life.weights(), again.weights())
+    # in force: the area under S equals the model's expected years in force, and S its survival within the term
+    np.testing.assert_allclose(life.expected_in_force_years(), out.economic_life_years, rtol=1e-12)
+    within = out.survival.to_numpy() > 0
+    np.testing.assert_allclose(life.survival()[within], out.survival.to_numpy()[within], rtol=1e-12)
+    assert life.summary()["fee_survival_source"].str.startswith("CN life table level by patent type and age").all()
+    with pytest.raises(ValueError, match="renewal outputs given to economic_life are for 2026-06-30 and 3 patents; the curves are asked for 2027-06-30"):
+        economic_life(patents, "2027-06-30", renewal=out)

@@ -104,6 +104,8 @@ def test_special_matters_name_the_co_owner_and_the_sign_off_block_the_preparer()
     assert "王评估" in signoff
 
 
+@pytest.mark.slow
+@pytest.mark.browser
 def test_report_renders_in_chromium_with_key_elements_visible(result, tmp_path):
     try:
         from selenium import webdriver
@@ -150,6 +152,7 @@ def test_report_renders_in_chromium_with_key_elements_visible(result, tmp_path):
         driver.quit()
 
 
+@pytest.mark.slow
 def test_the_pdf_embeds_a_cjk_font_and_its_text_layer_holds_the_chinese_titles(result, tmp_path):
     import subprocess
 

@@ -158,6 +158,8 @@ def _spark_or_skip():
         pytest.skip(message)
 
 
+@pytest.mark.slow
+@pytest.mark.spark
 def test_spark_engine_gives_the_same_values_as_the_local_engine(book, registry, tmp_path):
     _spark_or_skip()
     from ipvalue.scoring import score_spark, spark_session
@@ -314,6 +316,8 @@ def standalone_cluster(tmp_path):
                 process.kill()
 
 
+@pytest.mark.slow
+@pytest.mark.spark
 @pytest.mark.venv
 def test_spark_on_a_standalone_cluster_gives_the_local_engine_values_with_executors_on_the_model_environment(
         book, registry, model_venv, standalone_cluster, tmp_path):

@@ -290,6 +290,7 @@ def test_a_small_book_is_scored_and_a_large_one_refused(model_server):
 # --- concurrent writers and the audit chain ----------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_50_concurrent_valuations_leave_50_chained_records_and_verify_finds_an_edit(tmp_path, capsys):
     s = Server(tmp_path, "--workers", "2")
     try:
@@ -339,6 +340,8 @@ def chrome():
     driver.quit()
 
 
+@pytest.mark.slow
+@pytest.mark.browser
 def test_an_officer_uploads_picks_fills_submits_sees_the_decision_and_overrides(server, chrome, tmp_path):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions as ec

@@ -74,6 +74,7 @@ print(json.dumps({"ipvalue": ipvalue.__file__, "out": json.loads(out.to_json(ori
 """
 
 
+@pytest.mark.slow
 @pytest.mark.venv
 def test_a_fresh_environment_with_only_the_model_requirements_loads_it_by_uri_and_scores(registered, model_venv, tmp_path):
     uri, _, records, expected = registered
@@ -97,6 +98,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.mark.slow
 @pytest.mark.venv
 def test_mlflow_models_serve_scores_raw_records_over_http_on_loopback(registered, model_venv, tmp_path):
     uri, _, records, expected = registered

@@ -57,6 +57,7 @@ def test_renewal_experiment_logs_registers_and_serves_to_records(registry, unive
     np.testing.assert_allclose(out[shap_cols].sum(axis=1), logit, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_gates_block_a_failing_model_and_passing_ones_become_challenger(store, tmp_path):
     import mlflow
     from mlflow import MlflowClient
@@ -86,3 +87,62 @@ def test_bad_experiment_files_are_refused(tmp_path):
         load_experiment(bad)
     with pytest.raises(SpecError, match="does not exist"):
         load_experiment(tmp_path / "none.yaml")
+
+
+# --- the pilot ledger's prices and appraisals as the value model's labels ---------------------------
+
+def _ledger_experiment(tmp_path, ledger, labels="real_prices", name="value-ledger-test"):
+    spec = yaml.safe_load(open("experiments/value-ledger-synthetic.yaml", encoding="utf-8"))
+    spec["name"] = name
+    spec["data"].update(ledger=str(ledger), labels=labels)
+    spec["split"]["k"] = 3
+    spec["gates"] = {"spearman_min": 0.2, "coverage_min": 0.6, "must_beat": ["claims_only"]}
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(spec, allow_unicode=True), encoding="utf-8")
+    return path
+
+
+def test_a_ledger_labels_its_patents_with_prices_or_appraisals(tmp_path):
+    from ipvalue.calibration import PilotTruth, make_pilot_ledger, write_ledger
+    from ipvalue.training import load_data
+
+    tables = make_pilot_ledger(PilotTruth(n_loans=200), seed=1)
+    write_ledger(tables, tmp_path / "ledger")
+    prices = load_data(load_experiment(_ledger_experiment(tmp_path, "ledger")), None)
+    assert set(prices["label_basis"]) == {"price of a one-patent package", "package price split by itemised appraisals"}
+    assert (prices["data_origin"] == "synthetic: real_prices of a synthetic pilot ledger").all() and (prices["price_rmb"] > 0).all()
+    one = prices[prices["label_basis"] == "price of a one-patent package"].iloc[0]
+    deals = tables["deals"][tables["deals"]["loan_id"] == one["package_id"]]
+    assert one["price_rmb"] == pytest.approx(deals["price_rmb"].median())  # a one-patent package's transfer price, whole
+    split = prices[prices["label_basis"] == "package price split by itemised appraisals"]
+    package = split["package_id"].iloc[0]
+    assert split.loc[split["package_id"] == package, "price_rmb"].sum() == pytest.approx(
+        tables["deals"].loc[tables["deals"]["loan_id"] == package, "price_rmb"].median())  # the shares add up to the package's price
+    appraisals = load_data(load_experiment(_ledger_experiment(tmp_path, "ledger", labels="appraisals")), None)
+    assert (appraisals["label_basis"] == "itemised appraisal").all() and len(appraisals) == tables["patents"]["appraised_value_rmb"].notna().sum()
+    with pytest.raises(SpecError, match=r"a pilot ledger needs 'data.labels' \(one of \['real_prices', 'appraisals'\]\)"):
+        spec = load_experiment(_ledger_experiment(tmp_path, "ledger"))
+        spec["data"]["labels"] = "prices"
+        load_data(spec, None)
+
+
+def test_a_banks_ledger_trains_a_value_model_that_reconciliation_takes_as_market_value_evidence(store, tmp_path):
+    """The synthetic ledger's rows as a bank's own (data_origin not synthetic): the run's provenance
+    says real_prices, and the ML method offers the model as a market-value candidate (a synthetic
+    ledger's rows say synthetic, above, and so does its run's tag: information only)."""
+    import mlflow
+
+    from ipvalue.calibration import PilotTruth, make_pilot_ledger, write_ledger
+    from ipvalue.methods.ml import ValueModelMethod, label_source
+    from ipvalue.registry import load_model
+
+    _, uri = store
+    tables = make_pilot_ledger(PilotTruth(n_loans=300), seed=2)
+    write_ledger({name: frame.assign(data_origin="bank core-banking export 2026-06") for name, frame in tables.items()}, tmp_path / "bank")
+    run = run_experiment(_ledger_experiment(tmp_path, "bank", name="value-ledger-bank"), tracking_uri=uri)
+    assert mlflow.MlflowClient(uri).get_run(run.run_id).data.tags["data_origin"] == "real_prices"
+    assert run.registration["registered"], run.summary()
+    model = load_model(f"models:/ipvalue-value-ledger/{run.registration['version']}", tracking_uri=uri)
+    method = ValueModelMethod(model).fit()
+    assert label_source(model) == "real_prices" and method.label_source_ in method.real_label_sources_
+    assert label_source(type("Synthetic", (), {"run_tags": {"data_origin": "synthetic: real_prices of a synthetic pilot ledger"}})()) == "synthetic"

@@ -99,11 +99,15 @@ def test_with_registered_models_methods_are_reconciled_and_explained(registry, m
     assert (p["ml_role"] == "information").all() and (p["basis_method"] == "income").all()
     assert r.provenance["value_model_labels"] == "synthetic"
     assert not p["review_required"].any() and "ML value model for information only" in p["method_reason_en"].iloc[0]
-    # cash flows weighted by the renewal model's yearly survival (CN patents: the CN life table's level)
-    assert (p["economic_life_source"] == "renewal_model").all() and p["cash_flow_weighting"].str.startswith("yearly weights").all()
+    # cash flows weighted by W_t = S_t (the renewal model; CN patents: the CN life table's level) × O_t (the field's obsolescence) × A_t
+    assert (p["fee_survival_source"] == "renewal_model").all() and (p["economic_life_source"] == "obsolescence_curve").all()
+    assert p["cash_flow_weighting"].str.startswith("yearly weights").all()
+    # a CN patent's headline is its next annual fee at risk, in CN wording (fees prepaid to 2029-07-01: the fee of the patent year after)
+    assert p["headline_zh"].str.fullmatch(r"第\d+年年费缴纳概率").all() and p["headline_en"].str.contains("-year annual fee paid").all()
     assert set(r.reasons["model"]) == {"renewal", "value"} and r.reasons["reason_zh"].str.len().min() > 5
     renewal_reasons = r.reasons[(r.reasons["model"] == "renewal") & (r.reasons["rank"] > 0)]
     assert renewal_reasons["reason_en"].str.contains(r"by [\d.]+ pp").all()  # probability points
+    assert renewal_reasons["reason_zh"].str.contains("年年费缴纳概率").all() and not renewal_reasons["reason_en"].str.contains(r"P\(fee 2 paid\)").any()
     assert not renewal_reasons["reason_en"].str.contains("missing").any()  # a missing input is a data-quality note, never a driver
     assert r.provenance["renewal_model"] == "models:/ipvalue-renewal@champion" and r.provenance["renewal_run_id"]
     payload = json.loads(r.to_json())
@@ -222,3 +226,60 @@ def test_the_discount_rate_is_checked_against_the_wacc(make_application):
     assert "8.80% does not exceed the WACC 10.00%" in high.flags["reason_en"].iloc[0]
     html_text = " ".join(z for s in high.report.sections for z, _ in s.paragraphs)
     assert "未高于加权平均资本成本" in html_text
+
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@settings(max_examples=60, deadline=None)
+@given(values=st.lists(st.floats(0, 5e7), min_size=1, max_size=5), spread=st.floats(0, 2),
+       statuses=st.lists(st.sampled_from(["in_force", "in_force", "in_force", "lapsed", "pending"]), min_size=5, max_size=5),
+       packages=st.lists(st.sampled_from(["A", "B"]), min_size=5, max_size=5), override=st.one_of(st.none(), st.floats(0, 3)))
+def test_the_collateral_value_never_exceeds_the_market_value(values, spread, statuses, packages, override):
+    """Whatever the market value's scenarios, overrides and statuses: 0 <= collateral value <= market value, per package and in total."""
+    from ipvalue.lending.pipeline import value_chain
+    from ipvalue.lending.policy import load_pledge_policy
+    from ipvalue.methods import Scenarios
+    from ipvalue.methods.base import MethodResult, offers_frame
+
+    n = len(values)
+    index = pd.RangeIndex(n)
+    patents = pd.DataFrame({"patent_id": [f"P{i}" for i in range(n)], "package_id": packages[:n], "patent_type": "invention"}, index=index)
+    scenarios = Scenarios(400, 1)
+    draws = np.asarray(values)[:, None] * np.exp(spread * scenarios.z("market_level"))[None, :]
+    v = pd.DataFrame({"value_rmb": values, "low_rmb": values, "p50_rmb": values, "high_rmb": values}, index=index)
+    result = MethodResult("market", "市场法", "market approach", "market_value", v,
+                          offers_frame(index, role="primary", rank=1.0, market_value_rmb=values, reason_zh="", reason_en=""), draws=draws)
+    rec = pd.DataFrame({"basis_method": "market", "market_value_rmb": values}, index=index)
+    inputs = type("Inputs", (), {"patents": patents, "scenarios": scenarios})()
+    policy, _ = load_pledge_policy("pledge-policy-cn")
+    overrides = {"P0": override * values[0]} if override is not None else None  # an officer's market value, a multiple of the model's
+    chain, packages_table, _ = value_chain(inputs, {"market": result}, rec, pd.Series(statuses[:n], index=index), policy, value_overrides=overrides)
+    assert (packages_table["collateral_value_q_rmb"] >= 0).all() and (packages_table["collateral_value_p50_rmb"] >= 0).all()
+    assert (packages_table["collateral_value_q_rmb"] <= packages_table["market_value_rmb"] + 1e-6).all()
+    assert chain["collateral_value_rmb"].sum() <= chain["market_value_rmb"].sum() + 1e-6
+    assert (chain.loc[np.array(statuses[:n]) != "in_force", ["market_value_rmb", "collateral_value_rmb"]] == 0).all().all()
+
+
+def test_the_life_uncertainty_is_in_the_tornado_and_the_monte_carlo(make_application):
+    """The CN life table's hazards are defaults to calibrate: halving and doubling them is a tornado row,
+    and every Monte Carlo scenario draws a hazard multiplier."""
+    r = value(make_application())
+    income = r.methods["income"]
+    life = income.evidence["sensitivity"].set_index(["patent_id", "assumption"]).loc[("SYN-CN-T001", "hazard_multiplier")]
+    assert life["value_low_rmb"] < life["value_rmb"] < life["value_high_rmb"]  # hazards × 2 lower the value, × 0.5 raise it
+    # every scenario draws a hazard multiplier: a scenario with higher fee-lapse hazards is worth less than the same scenario with the life fixed
+    from ipvalue.lending.pipeline import prepare
+    from ipvalue.methods.income import income_method
+
+    app = LoanApplication.from_dict(make_application())
+    inputs = prepare(app, {})
+    valuer = income_method(inputs)
+    result = valuer.assess(app.patents, inputs)
+    in_use = result.evidence["inputs"]
+    with_life = valuer.simulate(inputs=in_use, scenarios=inputs.scenarios, life=inputs.life).sum(axis=0)
+    fixed_life = valuer.simulate(inputs=in_use, scenarios=inputs.scenarios).sum(axis=0)
+    np.testing.assert_allclose(with_life, result.evidence["value_in_use_draws"].sum(axis=0))
+    moved = with_life - fixed_life
+    assert np.corrcoef(moved, inputs.scenarios.z("hazard_multiplier"))[0, 1] < -0.8

@@ -24,8 +24,8 @@ pytestmark = pytest.mark.filterwarnings("ignore")
 
 
 def big_application(application_id: str, amount: float) -> dict:
-    """An application whose collateral carries a ¥9M loan: the product sells ¥1.2 billion a year."""
-    return synthetic_application(application_id=application_id, requested_amount_rmb=amount, revenue_forecast={"base_rmb": 1_200_000_000, "growth": 0.05})
+    """An application whose collateral carries a ¥9M loan: the product sells ¥3 billion a year."""
+    return synthetic_application(application_id=application_id, requested_amount_rmb=amount, revenue_forecast={"base_rmb": 3_000_000_000, "growth": 0.05})
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -73,6 +73,7 @@ def exposure_check(payload: dict) -> dict:
     return next(c for c in payload["checks"] if c["check"] == "total_exposure_within_internal_limit")
 
 
+@pytest.mark.slow
 def test_a_split_loan_is_refused_by_the_cli_and_the_api_alike_on_both_stores(tmp_path, monkeypatch, store):
     from tests.test_service import Server
 

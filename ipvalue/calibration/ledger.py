@@ -25,7 +25,9 @@ column                                required  meaning / domain
 ``market_value_rmb``                  yes       market value at origination (P50), > 0
 ``market_value_p10_rmb``, ``_p90_``   no        its Monte Carlo P10 / P90 (P10 ≤ P50 ≤ P90)
 ``market_value_basis``                no        ``market_approach``, ``income_market_participant``
-                                                (default) or ``income_value_in_use``
+                                                (default), ``income_value_in_use``, ``cost_approach``
+                                                or ``value_model`` (only the income bases are
+                                                recomputed from the cash flows)
 ``collateral_value_rmb``              no        disposal view at the policy quantile (≤ market value)
 ``loan_cap_rmb``                      no        the cap the valuation gave
 ``risk_sharing``                      yes       scheme of ``risk-sharing.yaml`` (``none``: the bank
@@ -112,7 +114,7 @@ __all__ = ["LEDGER_TABLES", "Ledger", "LedgerColumn", "SCHEMA", "load_ledger", "
 
 LEDGER_TABLES = ("loans", "cash_flows", "deals", "overrides", "patents")
 OUTCOMES = ("repaid", "defaulted", "open")
-MARKET_VALUE_BASES = ("market_approach", "income_market_participant", "income_value_in_use")
+MARKET_VALUE_BASES = ("market_approach", "income_market_participant", "income_value_in_use", "cost_approach", "value_model")
 BUYER_TYPES = ("company", "university", "research_institute", "individual", "fund", "other")
 METHOD_COLUMNS = ("income_value_rmb", "market_approach_rmb", "cost_value_rmb", "ml_value_rmb")
 PROBLEM_COLUMNS = ["table", "row", "id", "column", "value", "problem", "fix"]
@@ -530,13 +532,13 @@ def load_ledger(source: "str | Path", *, as_of=None) -> Ledger:
     dates = [valid["loans"][c].max() for c in ("valuation_date", "default_date", "disposal_date", "appraisal_date")]
     if "deals" in valid:
         dates.append(valid["deals"]["date"].max())
-    latest = max(d for d in dates if pd.notna(d))
-    ledger_date = pd.Timestamp(as_of).normalize() if as_of is not None else pd.Timestamp(latest).normalize()
+    latest = max((d for d in dates if pd.notna(d)), default=pd.NaT)  # none when every loan is quarantined
+    ledger_date = pd.Timestamp(as_of).normalize() if as_of is not None else pd.Timestamp(latest).normalize() if pd.notna(latest) else pd.Timestamp.now().normalize()
     problems_table = pd.concat(all_problems, ignore_index=True)
     problems_table = (problems_table.assign(order=problems_table["table"].map(LEDGER_TABLES.index)).sort_values(["order", "row", "column"], kind="stable")
                       .drop(columns="order").reset_index(drop=True))
     notes = []
-    if as_of is not None and latest > ledger_date:
+    if as_of is not None and pd.notna(latest) and latest > ledger_date:
         notes.append(f"dates after the ledger date {ledger_date.date()} are in the ledger (latest {pd.Timestamp(latest).date()}): check --as-of")
     n_rows = {t: len(r) for t, r in raws.items()}
     ledger = Ledger(

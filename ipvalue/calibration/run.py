@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import logging
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -16,7 +15,9 @@ import yaml
 from ipvalue.calibration.backtest import Backtest, run_backtest
 from ipvalue.calibration.estimate import SetsInUse, Settings, estimate_coefficients
 from ipvalue.calibration.ledger import Ledger, load_ledger
-from ipvalue.calibration.sets import Candidate, candidate_sets
+from ipvalue.calibration.report import backtest_report, write_backtest_report
+from ipvalue.calibration.sets import Candidate, candidate_sets, check_loads
+from ipvalue.exceptions import EmptyInputError
 from ipvalue.io import write_atomic, write_text_atomic
 
 logger = logging.getLogger(__name__)
@@ -38,6 +39,7 @@ class CalibrationResult:
     run_id: str
     out: Path
     files: dict = field(default_factory=dict)
+    report: object = None  # the back-test report (ipvalue.report.Report)
 
     @property
     def gates_passed(self) -> bool:
@@ -67,12 +69,16 @@ class CalibrationResult:
         lines += ["", "闸门 gates:"] + [f"  {k}: {'pass' if v else 'FAIL'} ({bt.gate_notes[k]})" for k, v in self.gates.items()]
         lines += ["", f"候选参数集 candidate sets (not used by valuations until a validator promotes them) in {self.out / 'candidates'}:"]
         lines += [f"  {c.file_name}: {len(c.changes)} number(s) changed" for c in self.candidates] or ["  none: no coefficient changed"]
+        if "backtest_report_html" in self.files:
+            lines += ["", f"回测报告 back-test report: {self.files['backtest_report_html']}"
+                      + (f" (PDF {self.files['backtest_report_pdf']})" if "backtest_report_pdf" in self.files else "")]
         return "\n".join(lines)
 
 
 def calibrate(ledger, *, out="calibration-output", seed: int = 0, as_of=None, split_date=None, register=None, register_patents=None,
               exported_on=None, tracking_uri: str | None = None, assumption_set="cn-pledge-2025", disposal_set="disposal-cn",
-              pledge_policy="pledge-policy-cn", settings="calibration-cn", data_dir=None) -> CalibrationResult:
+              pledge_policy="pledge-policy-cn", settings="calibration-cn", data_dir=None, calibrated_by: str | None = None,
+              report_pdf: bool | None = None) -> CalibrationResult:
     """Calibrate the valuation's coefficients from a pilot ledger and back-test them out of time.
 
     Parameters
@@ -96,12 +102,23 @@ def calibrate(ledger, *, out="calibration-output", seed: int = 0, as_of=None, sp
         MLflow tracking URI (default ``$MLFLOW_TRACKING_URI`` or ``sqlite:///mlflow/mlflow.db``).
     assumption_set, disposal_set, pledge_policy, settings : str
         Names of the sets in use and of the calibration settings.
+    calibrated_by : str, optional
+        The authenticated user running the calibration (``ipvalue calibrate`` passes the name its
+        API token authenticates, when one is given): recorded in the run (tag
+        ``ipvalue.calibrated_by``) and the candidates, so that the promotion refuses that person.
+        Without it the run records the operating-system user only (MLflow's ``mlflow.user``).
+    report_pdf : bool, optional
+        The back-test report's PDF: True requires it, False skips it, None (default) prints it
+        where this machine can.
     """
     import mlflow
 
     from ipvalue.tracking import ensure_experiment, git_commit, use_tracking
 
     ledger = ledger if isinstance(ledger, Ledger) else load_ledger(ledger, as_of=as_of)
+    if ledger.loans.empty:
+        raise EmptyInputError(f"Every loan of the pilot ledger {ledger.source} is quarantined: nothing to calibrate.\n{ledger.report(max_problems=10)}\n"
+                              "Fix: correct the rows named (see the quarantine) and run calibrate again.")
     sets = SetsInUse.load(assumption_set, disposal_set, pledge_policy)
     settings = Settings.load(settings)
     estimates, _ = estimate_coefficients(ledger, sets, settings, seed=seed)
@@ -126,9 +143,13 @@ def calibrate(ledger, *, out="calibration-output", seed: int = 0, as_of=None, sp
                 for band in entry["bands"]:
                     if not band["source"].startswith("unchanged"):
                         band["source"] = f"calibrated by ipvalue calibrate, MLflow run {run_id}, pilot ledger sha256 {ledger.hash[:16]}: {band['source']}"
-        candidates = candidate_sets(estimates, sets, run_id=run_id, ledger_hash=ledger.hash, gates=gates, extra=extra)
-        _check_candidates(candidates)
+        candidates = candidate_sets(estimates, sets, run_id=run_id, ledger_hash=ledger.hash, gates=gates, extra=extra, calibrated_by=calibrated_by)
+        for c in candidates:  # each loads through its set's loader, so a promoted set is usable
+            check_loads(c.content)
         files = _write(out, ledger, estimates, backtest, candidates, gates, run_id)
+        report = backtest_report(ledger, backtest, estimates=estimates, candidates=candidates, run_id=run_id,
+                                 settings_name=f"{settings.name}-v{settings.version}")
+        files.update({f"backtest_report_{k}": v for k, v in write_backtest_report(report, out / "backtest", pdf=report_pdf).items()})
         mlflow.log_params({"ledger": Path(ledger.source).name, "ledger_sha256": ledger.hash, "as_of": str(ledger.as_of.date()), "seed": seed,
                            "split_date": str(backtest.split_date.date()), "settings": f"{settings.name}-v{settings.version}",
                            "assumption_set": f"{sets.income.name}-v{sets.income.version}", "disposal_set": f"{sets.disposal.name}-v{sets.disposal.version}",
@@ -140,9 +161,10 @@ def calibrate(ledger, *, out="calibration-output", seed: int = 0, as_of=None, sp
                 metrics[f"estimate_{r.key}"] = float(r.estimate)
         mlflow.log_metrics({_metric_name(k): v for k, v in metrics.items() if np.isfinite(v)})
         mlflow.set_tags({"ledger_sha256": ledger.hash, "data_origin": ledger.data_origin, "git_commit": git_commit(),
-                         "gates_passed": str(bool(gates) and all(gates.values())), "ipvalue.kind": "calibration"})
+                         "gates_passed": str(bool(gates) and all(gates.values())), "ipvalue.kind": "calibration",
+                         **({"ipvalue.calibrated_by": calibrated_by} if calibrated_by else {})})
         mlflow.log_artifacts(str(out), artifact_path="calibration")
-    result = CalibrationResult(ledger, estimates, backtest, candidates, gates, run_id, out, files)
+    result = CalibrationResult(ledger, estimates, backtest, candidates, gates, run_id, out, files, report)
     logger.info("calibration run %s: %d coefficients changed, gates %s", run_id, int(estimates["changed"].sum()), gates)
     return result
 
@@ -152,27 +174,6 @@ def _metric_name(key: str) -> str:
     import re
 
     return re.sub(r"[^0-9A-Za-z_\-./ ]", "_", key)
-
-
-def _check_candidates(candidates: list[Candidate]) -> None:
-    """Every candidate loads through the loader valuations use (so a promoted set is usable)."""
-    from ipvalue.methods.income.assumptions import IncomeAssumptions
-    from ipvalue.lending.disposal import DisposalAssumptions
-    from ipvalue.lending.policy import load_pledge_policy
-    from ipvalue.models.renewal import CNLifeTable
-
-    for c in candidates:
-        with tempfile.TemporaryDirectory() as tmp:
-            path = Path(tmp) / c.file_name
-            path.write_text(c.text(), encoding="utf-8")
-            if "discount_rate" in c.content:
-                IncomeAssumptions.load(str(path))
-            elif "forced_sale_discount" in c.content:
-                DisposalAssumptions.load(str(path))
-            elif "pledge_rate" in c.content:
-                load_pledge_policy(str(path))
-            elif "types" in c.content:
-                CNLifeTable.load(str(path))
 
 
 def _write(out: Path, ledger: Ledger, estimates: pd.DataFrame, backtest: Backtest, candidates: list[Candidate], gates: dict, run_id: str) -> dict:

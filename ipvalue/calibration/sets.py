@@ -4,15 +4,18 @@ diff against the version in use and the gates it was computed with.
 
 A candidate is written to a candidates folder, never where valuations read sets. It carries a
 ``governance`` block (``status: candidate``, the run, the ledger hash, the gates, the set it was
-calibrated from) for the promotion step: a validator promotes it (signed and audited) before a
-valuation may use it; until then no valuation reads it.
+calibrated from, who calibrated it) for the promotion step: a validator promotes it (signed and
+audited, :mod:`ipvalue.calibration.promote`) before a valuation may use it; the loader of the
+bank's sets refuses a candidate (:func:`ipvalue.config.check_governance`).
 """
 
 from __future__ import annotations
 
 import copy
 import difflib
+import tempfile
 from dataclasses import dataclass
+from pathlib import Path
 
 import pandas as pd
 import yaml
@@ -20,7 +23,7 @@ import yaml
 from ipvalue.calibration.estimate import SetsInUse
 from ipvalue.methods.income.assumptions import PREMIUMS
 
-__all__ = ["Candidate", "candidate_sets"]
+__all__ = ["Candidate", "candidate_sets", "check_loads"]
 
 
 @dataclass
@@ -73,7 +76,8 @@ def _set(raw: dict, path: str, value: float, source: str) -> None:
     node[last] = {**(old if isinstance(old, dict) else {}), "value": round(float(value), 4), "source": source}
 
 
-def candidate_sets(estimates: pd.DataFrame, sets: SetsInUse, *, run_id: str, ledger_hash: str, gates: dict, extra: dict | None = None) -> list[Candidate]:
+def candidate_sets(estimates: pd.DataFrame, sets: SetsInUse, *, run_id: str, ledger_hash: str, gates: dict, extra: dict | None = None,
+                   calibrated_by: str | None = None) -> list[Candidate]:
     """The candidate of every set with a changed estimate (see the module notes).
 
     Parameters
@@ -87,6 +91,8 @@ def candidate_sets(estimates: pd.DataFrame, sets: SetsInUse, *, run_id: str, led
         ``{gate: passed}`` of the back-test, stored with each candidate.
     extra : dict, optional
         ``{name: (current content, candidate content)}`` of sets calibrated elsewhere (the life table).
+    calibrated_by : str, optional
+        The authenticated user who ran the calibration (recorded; the promotion refuses them).
     """
     originals = {sets.income.name: sets.income_raw, sets.disposal.name: sets.disposal_raw, sets.policy_name: sets.policy}
     changed = estimates[estimates["changed"] & estimates["set"].isin(originals)]
@@ -107,9 +113,9 @@ def candidate_sets(estimates: pd.DataFrame, sets: SetsInUse, *, run_id: str, led
             else:
                 previous = _get(current, row.path).get("source", "")
                 _set(content, row.path, row.estimate, _cite(row, run_id, ledger_hash, previous))
-        out.append(_candidate(current, content, run_id, ledger_hash, gates))
+        out.append(_candidate(current, content, run_id, ledger_hash, gates, calibrated_by))
     for current, content in (extra or {}).values():
-        out.append(_candidate(current, content, run_id, ledger_hash, gates))
+        out.append(_candidate(current, content, run_id, ledger_hash, gates, calibrated_by))
     return out
 
 
@@ -128,18 +134,47 @@ def _scale_premiums(content: dict, current: dict, row, run_id: str, ledger_hash:
                     "source": f"{share:.0%} of the calibrated premium total (kept in proportion); " + _cite(row, run_id, ledger_hash, previous)}
 
 
-def _candidate(current: dict, content: dict, run_id: str, ledger_hash: str, gates: dict) -> Candidate:
+def _candidate(current: dict, content: dict, run_id: str, ledger_hash: str, gates: dict, calibrated_by: str | None) -> Candidate:
     name = str(current.get("name"))
     version = int(current.get("version", 0)) + 1 if str(current.get("version", "0")).isdigit() else 1
     content["version"] = version
     content["governance"] = {
         "status": "candidate", "calibration_run": run_id, "ledger_sha256": ledger_hash, "calibrated_from": f"{name}-v{current.get('version')}",
-        "gates": {k: bool(v) for k, v in gates.items()}, "gates_passed": bool(gates) and all(gates.values()), "promoted_by": None,
+        "gates": {k: bool(v) for k, v in gates.items()}, "gates_passed": bool(gates) and all(gates.values()), "calibrated_by": calibrated_by,
+        "promoted_by": None,
     }
     changes = _changes(current, content)
     diff = "".join(difflib.unified_diff(dump(current).splitlines(True), dump(content).splitlines(True),
                                         fromfile=f"{name}-v{current.get('version')} (in use)", tofile=f"{name}-v{version} (candidate)"))
     return Candidate(name, version, content, current, changes, diff)
+
+
+def check_loads(content: dict) -> None:
+    """Check that a candidate loads through the loader valuations use for its kind of set (income
+    approach, disposal, pledge policy, CN life table), as a candidate (:func:`ipvalue.config.reading_candidates`).
+
+    Raises
+    ------
+    AssumptionError, SpecError
+        What the set's loader refuses.
+    """
+    from ipvalue.config import reading_candidates
+    from ipvalue.lending.disposal import DisposalAssumptions
+    from ipvalue.lending.policy import load_pledge_policy
+    from ipvalue.methods.income.assumptions import IncomeAssumptions
+    from ipvalue.models.renewal import CNLifeTable
+
+    with tempfile.TemporaryDirectory() as tmp, reading_candidates():
+        path = Path(tmp) / f"{content.get('name', 'candidate')}.yaml"
+        path.write_text(dump(content), encoding="utf-8")
+        if "discount_rate" in content:
+            IncomeAssumptions.load(str(path))
+        elif "forced_sale_discount" in content:
+            DisposalAssumptions.load(str(path))
+        elif "pledge_rate" in content:
+            load_pledge_policy(str(path))
+        elif "types" in content:
+            CNLifeTable.load(str(path))
 
 
 def _changes(current: dict, content: dict, prefix: str = "") -> pd.DataFrame:

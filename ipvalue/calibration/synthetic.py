@@ -17,7 +17,13 @@ it back, so a test (or a demo) can check that the estimates recover the truth:
 * a loan defaults within its term with its type's probability; a disposal realises
   ``market value × (1 − discount) × e^η`` (η normal, median 0), costs ``market value × cost × e^κ``,
   and takes ``time × e^ζ`` years; what has not happened by the ledger date is open;
-* officers override some valuations; one officer's overrides drift upward year by year.
+* officers override some valuations; one officer's overrides drift upward year by year;
+* each package's patents (``patents``: PatentFrame rows drawn by :func:`ipvalue.synthetic.make_demo_portfolio`
+  as of the ledger's start, in force, of the loan's type) share its true market value in proportion
+  to the demo book's feature-driven appraisal weights (claims, citations, family, type, remaining
+  life); an appraised loan's appraisal is itemised by those shares, and the product's revenue is
+  on every row, so the ledger's appraisals and prices can train the value model. Drawn from their
+  own random stream: the other tables do not depend on them.
 """
 
 from __future__ import annotations
@@ -277,7 +283,47 @@ def make_pilot_ledger(truth: PilotTruth | None = None, seed: int = 0) -> dict:
         "date": valuation_date[o], "field": "internal_value_rmb", "model_value": money(recorded[o]),
         "override_value": money(recorded[o] * (1 + change[o])), "patent_id": None, "reason": "合成示例 SYNTHETIC", "data_origin": ORIGIN,
     })
-    return {"loans": loans, "cash_flows": cash_flows, "deals": deals, "overrides": overrides}
+    patents = _pledged_patents(loans, base_revenue=revenue[:, 0] / 1.03, appraisal=np.where(appraised, appraisal, np.nan), start=start, seed=seed)
+    return {"loans": loans, "cash_flows": cash_flows, "deals": deals, "overrides": overrides, "patents": patents}
+
+
+def _pledged_patents(loans: pd.DataFrame, *, base_revenue: np.ndarray, appraisal: np.ndarray, start: pd.Timestamp, seed: int) -> pd.DataFrame:
+    """The patents of each ledger package (see the module notes): ``n_patents`` in-force patents of
+    the loan's type from a synthetic demo book dated ``start``, with the itemised appraisal (the
+    loan's appraisal × the patent's share of the package) where the loan was appraised."""
+    from ipvalue.synthetic import make_demo_portfolio
+
+    need = loans["n_patents"].astype(int).to_numpy()
+    size = int(4 * need.sum()) + 100
+    while True:
+        book = make_demo_portfolio(size, seed=10_000 + seed, data_date=start).patents
+        book = book[(book["legal_status"] == "in_force") & book["grant_date"].notna()]
+        pools = {t: g.reset_index(drop=True) for t, g in book.groupby("patent_type")}
+        if all(len(pools.get(t, [])) >= need[(loans["patent_type"] == t).to_numpy()].sum() for t in loans["patent_type"].unique()):
+            break
+        size *= 2
+    parts = []
+    for ptype, group in loans.groupby("patent_type", sort=False):
+        counts = need[group.index]
+        rows = pools[ptype].iloc[: counts.sum()].copy()
+        rows["loan_row"] = np.repeat(group.index.to_numpy(), counts)
+        parts.append(rows)
+    patents = pd.concat(parts).sort_values("loan_row", kind="stable").reset_index(drop=True)
+    weight = patents["appraised_value_rmb"] / patents["revenue_base_rmb"]  # the demo's feature-driven value per RMB of its revenue
+    share = weight / weight.groupby(patents["loan_row"]).transform("sum")
+    loan_row = patents["loan_row"].to_numpy()
+    loan_id = loans["loan_id"].to_numpy()[loan_row]
+    patents = patents.drop(columns=["borrower", "loan_id", "package_id", "appraised_value_rmb", "revenue_base_rmb", "revenue_growth", "data_origin", "loan_row"])
+    patents["patent_id"] = [f"SYN-PL-{i + 1:06d}" for i in range(len(patents))]
+    patents["application_number"] = [f"SYNPL{3000000 + i}" for i in range(len(patents))]
+    patents["applicants"] = np.char.add("合成示例出质企业", np.char.replace(loan_id.astype(str), "SYN-LOAN-", ""))
+    patents["package_id"] = loan_id
+    patents["revenue_base_rmb"] = np.round(base_revenue[loan_row], -3)
+    patents["revenue_growth"] = 0.03
+    patents["loan_id"] = loan_id
+    patents["appraised_value_rmb"] = np.round(appraisal[loan_row] * share.to_numpy(), 2)
+    patents["data_origin"] = ORIGIN
+    return patents
 
 
 def main(argv=None) -> None:

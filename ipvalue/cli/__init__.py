@@ -1,6 +1,11 @@
 """``ipvalue`` command line: one module per command (``add_parser`` + ``run``), each a thin call of
 one library function. Failures map to the exit codes of :mod:`ipvalue.cli.exitcodes` with one line
-saying what to fix; only a bug exits 70 (with the traceback under ``-v``)."""
+saying what to fix; only a bug exits 70 (with the traceback under ``-v``).
+
+The parser is built from the standard library alone: a command module imports the library (pandas,
+scikit-learn, MLflow, ...) inside its ``run``, so ``ipvalue --help``, ``ipvalue --version`` and a
+usage error answer at once, and a command loads only what it uses.
+"""
 
 from __future__ import annotations
 
@@ -9,11 +14,9 @@ import logging
 import os
 import sys
 
-from ipvalue import __version__
 from ipvalue.cli import audit, calibrate, contract, demo, govern, pool, review, score, serve, train, users, validate, value
 from ipvalue.cli.exitcodes import EXIT_CONFIG, EXIT_INPUT, EXIT_INTERNAL, EXIT_OK, EXIT_USAGE
-from ipvalue.exceptions import AssumptionError, AuditStoreError, InputError, SpecError
-from ipvalue.io import remove_temporary_files_on_sigterm
+from ipvalue.temporary import remove_temporary_files_on_sigterm
 
 COMMANDS = (contract, validate, train, value, review, score, pool, govern, demo, serve, users, audit, calibrate)
 
@@ -36,6 +39,8 @@ def main(argv: list[str] | None = None) -> int:
     level = [logging.WARNING, logging.INFO, logging.DEBUG][min(args.verbose, 2)]
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if args.version:
+        from ipvalue import __version__
+
         print(__version__)
         return EXIT_OK
     if not getattr(args, "func", None):
@@ -45,6 +50,9 @@ def main(argv: list[str] | None = None) -> int:
     # MLflow draws a "Downloading artifacts" bar on stderr whenever it fetches a model or a file;
     # ipvalue's commands show their own progress, so it is off unless the user asks for it.
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    # the command imports the library anyway; importing its exceptions earlier would slow --help
+    from ipvalue.exceptions import AssumptionError, AuditStoreError, InputError, SpecError
+
     try:
         return args.func(args)
     except (FileNotFoundError, IsADirectoryError, InputError, AuditStoreError) as exc:

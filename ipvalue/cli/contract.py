@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from ipvalue.cli.exitcodes import EXIT_OK
-from ipvalue.frame import contract_table
 
 
 def add_parser(sub) -> None:
@@ -12,5 +11,7 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
+    from ipvalue.frame import contract_table
+
     print(contract_table().to_string(index=False))
     return EXIT_OK

@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from ipvalue.cli.exitcodes import positive_int
-from ipvalue.demo import run_demo
 
 
 def add_parser(sub) -> None:
@@ -18,4 +17,6 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
+    from ipvalue.demo import run_demo
+
     return run_demo(out_dir=Path(args.out), n=args.n, seed=args.seed, tracking_uri=args.tracking_uri)

@@ -1,11 +1,13 @@
 """Exit codes of the ``ipvalue`` command, for batch schedulers, and the argument types that turn a
-bad value into a usage error (exit 2) before any work starts."""
+bad value into a usage error (exit 2) before any work starts.
+
+Standard library only: every command's parser uses it, and ``ipvalue --help`` must not wait for
+pandas or scikit-learn."""
 
 from __future__ import annotations
 
 import argparse
-
-import pandas as pd
+import datetime
 
 EXIT_OK = 0  # success
 EXIT_PARTIAL = 1  # finished, but rows were quarantined or a check failed (outputs written)
@@ -43,7 +45,7 @@ def positive_int(text: str) -> int:
 def iso_date(text: str) -> str:
     """A calendar date written YYYY-MM-DD."""
     try:
-        return pd.Timestamp.fromisoformat(text).date().isoformat() if len(text) == 10 else _bad_date(text)
+        return datetime.datetime.fromisoformat(text).date().isoformat() if len(text) == 10 else _bad_date(text)
     except ValueError:
         return _bad_date(text)
 
@@ -61,3 +63,32 @@ def fraction(text: str) -> float:
     if not 0 <= value <= 1:
         raise argparse.ArgumentTypeError(f"must be a fraction in [0, 1], e.g. 0.2 for 20 %. Got {text!r}.")
     return value
+
+
+class DeferredChoices:
+    """The allowed values of an option, read from the library only when argparse needs them (to
+    check a value or to write an error): the parser is built without importing the library.
+
+    Give the option a ``metavar`` too: without one, argparse lists the choices while it builds
+    the parser, and the library is imported then.
+
+    Parameters
+    ----------
+    load : callable
+        Returns the allowed values, importing the module that defines them.
+
+    Examples
+    --------
+    >>> roles = DeferredChoices(lambda: ("officer", "reviewer"))
+    >>> "officer" in roles, list(roles)
+    (True, ['officer', 'reviewer'])
+    """
+
+    def __init__(self, load):
+        self.load = load
+
+    def __contains__(self, value) -> bool:
+        return value in self.load()
+
+    def __iter__(self):
+        return iter(self.load())

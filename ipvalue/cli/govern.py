@@ -7,19 +7,16 @@ import sys
 from pathlib import Path
 
 from ipvalue.cli.exitcodes import EXIT_OK, EXIT_PARTIAL, EXIT_USAGE
-from ipvalue.exceptions import SpecError
-from ipvalue.governance import (PromotionError, drift_document, drift_report, load_reference, load_reference_spec, model_card, override_summary, promote,
-                                validation_report, verdict)
-from ipvalue.io.spreadsheets import OutputTypeError, table_format, write_table_atomic
-from ipvalue.scoring.parts import read_output
-from ipvalue.tracking import use_tracking
 
 
 def add_parser(sub) -> None:
     govern = sub.add_parser("govern", help="model governance: model card and validation report, drift, promotion")
     gsub = govern.add_subparsers(dest="govern_command", metavar="GOVERN_COMMAND")
-    p = gsub.add_parser("report", help="model card and validation report of a registered version (HTML, PDF, Markdown, with charts)")
-    p.add_argument("--model", required=True, help="models:/NAME/VERSION (or @ALIAS)")
+    p = gsub.add_parser("report", help="model card and validation report of a registered version, and of the valuation methods against the pilot "
+                                       "ledger (HTML, PDF, Markdown, with charts)")
+    p.add_argument("--model", default=None, help="models:/NAME/VERSION (or @ALIAS); optional with --ledger or --calibration-run")
+    p.add_argument("--ledger", default=None, help="a pilot ledger: the valuation methods' out-of-time back-test on the sets in use joins the validation report")
+    p.add_argument("--calibration-run", default=None, help="an ipvalue calibrate run: its back-test joins the validation report")
     p.add_argument("--out", default="governance", help="output folder (default: governance)")
     p.add_argument("--audit-db", default=None, help="audit store whose override log to summarise")
     p.add_argument("--data-dir", default=None)
@@ -43,20 +40,34 @@ def add_parser(sub) -> None:
 
 
 def run_report(args) -> int:
+    from ipvalue.exceptions import SpecError
+    from ipvalue.governance import add_methods_backtest, methods_backtest, methods_validation_report, model_card, override_summary, validation_report
+    from ipvalue.tracking import use_tracking
+
+    if not (args.model or args.ledger or args.calibration_run):
+        print("error: govern report needs --model, --ledger or --calibration-run. Fix: name what to validate.", file=sys.stderr)
+        return EXIT_USAGE
     use_tracking(args.tracking_uri)
     out = Path(args.out)
-    written = model_card(args.model).write(out, "model_card")
-    try:
-        report = validation_report(args.model, data_dir=args.data_dir)
-    except SpecError as exc:
-        print(f"validation report not produced: {exc}")
-    else:
+    methods = methods_backtest(ledger=args.ledger, calibration_run=args.calibration_run) if (args.ledger or args.calibration_run) else None
+    written, report = [], None
+    if args.model:
+        written = model_card(args.model).write(out, "model_card")
+        try:
+            report = validation_report(args.model, data_dir=args.data_dir)
+        except SpecError as exc:
+            print(f"validation report of {args.model} not produced: {exc}")
+        else:
+            headline = report.sections["Out-of-time performance"][1].set_index("metric")
+            print(f"out-of-time AUC {headline.loc['AUC', 'value']:.4f} [{headline.loc['AUC', 'ci_low']:.4f}, {headline.loc['AUC', 'ci_high']:.4f}], "
+                  f"ECE {headline.loc['ECE', 'value']:.4f}")
+    if methods is not None:
+        report = add_methods_backtest(report, methods) if report is not None else methods_validation_report(methods)
+        print(f"valuation methods' back-test: {methods.meta.get('verdict_en', '')} (split {methods.meta.get('split_date')})")
+    if report is not None:
         if args.audit_db:
             report.add("Manual overrides (audit trail)", f"From {args.audit_db}.", override_summary(args.audit_db))
         written += report.write(out, "validation_report")
-        headline = report.sections["Out-of-time performance"][1].set_index("metric")
-        print(f"out-of-time AUC {headline.loc['AUC', 'value']:.4f} [{headline.loc['AUC', 'ci_low']:.4f}, {headline.loc['AUC', 'ci_high']:.4f}], "
-              f"ECE {headline.loc['ECE', 'value']:.4f}")
     for path in written:
         if path.suffix != ".png":
             print(f"wrote {path}")
@@ -64,6 +75,11 @@ def run_report(args) -> int:
 
 
 def run_drift(args) -> int:
+    from ipvalue.governance import drift_document, drift_report, load_reference, load_reference_spec, verdict
+    from ipvalue.io.spreadsheets import OutputTypeError, table_format, write_table_atomic
+    from ipvalue.scoring.parts import read_output
+    from ipvalue.tracking import use_tracking
+
     if args.out:
         try:
             table_format(args.out)
@@ -87,6 +103,9 @@ def run_drift(args) -> int:
 
 
 def run_promote(args) -> int:
+    from ipvalue.governance import PromotionError, promote
+    from ipvalue.tracking import use_tracking
+
     use_tracking(args.tracking_uri)
     try:
         moved = promote(args.model, validator=args.validator, reason=args.reason, alias=args.alias)

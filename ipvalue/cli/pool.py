@@ -5,13 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pandas as pd
-
 from ipvalue.cli.exitcodes import EXIT_OK, EXIT_PARTIAL, fraction, iso_date, positive_int
-from ipvalue.io import read_patents, read_table, write_text_atomic
-from ipvalue.io.spreadsheets import write_csv_atomic
-from ipvalue.pool import TABLE_TITLES, format_table, monitoring_alerts, pool_summary, readable_tables, write_pool_workbook
-from ipvalue.scoring.parts import read_output
 
 
 def add_parser(sub) -> None:
@@ -28,6 +22,13 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
+    import pandas as pd
+
+    from ipvalue.io import read_patents, read_table, write_text_atomic
+    from ipvalue.io.spreadsheets import write_csv_atomic
+    from ipvalue.pool import TABLE_TITLES, format_table, monitoring_alerts, pool_summary, readable_tables, write_pool_workbook
+    from ipvalue.scoring.parts import read_output
+
     loaded = read_patents(args.book)
     raw, _ = read_table(args.book)
     extras = {c: raw.loc[loaded.valid.index, c] for c in ("borrower", "loan_end_date") if c in raw.columns}

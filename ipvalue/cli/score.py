@@ -5,9 +5,6 @@ from __future__ import annotations
 import sys
 
 from ipvalue.cli.exitcodes import EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, checked, positive_int
-from ipvalue.io.spreadsheets import OutputTypeError
-from ipvalue.models.output import check_sample_fraction, explain_top
-from ipvalue.scoring import DEFAULT_CHUNK_SIZE, score_file, score_spark
 
 
 def add_parser(sub) -> None:
@@ -18,17 +15,32 @@ def add_parser(sub) -> None:
                                                 "(a Parquet folder with --engine spark)")
     p.add_argument("--quarantine-out", default=None, help="rejected rows with reasons, .parquet/.csv/.xlsx (default: beside --out, same type)")
     p.add_argument("--engine", choices=["local", "spark"], default="local")
-    p.add_argument("--chunk-size", type=positive_int, default=DEFAULT_CHUNK_SIZE, help="rows per chunk, local engine (default: 50000)")
+    p.add_argument("--chunk-size", type=positive_int, default=None, help="rows per chunk, local engine (default: 50000)")
     p.add_argument("--workers", type=positive_int, default=2, help="chunks scored at a time, local engine (default: 2; memory grows with it)")
     p.add_argument("--partitions", type=positive_int, default=None, help="Spark partitions before the UDF (default: 2 × cores)")
-    p.add_argument("--explain", type=checked(explain_top), default="all", help="SHAP columns: all (every feature), topN (the N largest drivers, e.g. top3), none")
-    p.add_argument("--explain-sample", type=checked(check_sample_fraction, float), default=None, metavar="FRACTION",
+    p.add_argument("--explain", type=checked(_explain_mode), default="all", help="SHAP columns: all (every feature), topN (the N largest drivers, e.g. top3), none")
+    p.add_argument("--explain-sample", type=checked(_sample_fraction, float), default=None, metavar="FRACTION",
                    help="explain only this fraction of patents (the same ones on every run), local engine; e.g. 0.05")
     p.add_argument("--tracking-uri", default=None, help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI or sqlite:///mlflow/mlflow.db)")
     p.set_defaults(func=run)
 
 
+def _explain_mode(mode: str) -> None:
+    from ipvalue.models.output import explain_top
+
+    explain_top(mode)
+
+
+def _sample_fraction(fraction: float) -> None:
+    from ipvalue.models.output import check_sample_fraction
+
+    check_sample_fraction(fraction)
+
+
 def run(args) -> int:
+    from ipvalue.io.spreadsheets import OutputTypeError
+    from ipvalue.scoring import DEFAULT_CHUNK_SIZE, score_file, score_spark
+
     common = dict(model_uri=args.model, out=args.out, quarantine_out=args.quarantine_out, explain=args.explain, tracking_uri=args.tracking_uri)
     try:
         if args.engine == "spark":
@@ -37,7 +49,7 @@ def run(args) -> int:
                 return EXIT_USAGE
             summary = score_spark(args.input, partitions=args.partitions, **common)
         else:
-            summary = score_file(args.input, chunk_size=args.chunk_size, workers=args.workers, explain_sample=args.explain_sample, **common)
+            summary = score_file(args.input, chunk_size=args.chunk_size or DEFAULT_CHUNK_SIZE, workers=args.workers, explain_sample=args.explain_sample, **common)
     except OutputTypeError as exc:  # checked before any work starts
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE

@@ -10,9 +10,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from ipvalue.audit import audit_path, is_postgres
 from ipvalue.cli.exitcodes import EXIT_OK, checked
-from ipvalue.tracking import prepare_tracking_store
 
 
 def _port(value: int) -> None:
@@ -55,12 +53,13 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
-    # The web stack (FastAPI, uvicorn, the service) loads only for this command: every other
-    # command starts without it (about 0.6 s).
+    # The web stack (FastAPI, uvicorn, the service) loads only for this command.
     import uvicorn
 
+    from ipvalue.audit import audit_path, is_postgres
     from ipvalue.lending.configuration import BankConfiguration
     from ipvalue.service import ServiceSettings, create_app
+    from ipvalue.tracking import prepare_tracking_store
 
     store = audit_path(args.audit_db)
     settings = ServiceSettings(audit_db=store if is_postgres(store) else store.resolve(), state_dir=Path(args.state_dir).resolve(), models=tuple(args.model),

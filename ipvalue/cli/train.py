@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from ipvalue.cli.exitcodes import EXIT_OK, EXIT_PARTIAL
-from ipvalue.training import run_experiment
 
 
 def add_parser(sub) -> None:
@@ -16,6 +15,8 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
+    from ipvalue.training import run_experiment
+
     result = run_experiment(args.experiment, tracking_uri=args.tracking_uri, data_dir=args.data_dir)
     print(result.summary())
     return EXIT_OK if result.gates_passed else EXIT_PARTIAL

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from ipvalue.cli.exitcodes import EXIT_OK, EXIT_PARTIAL
-from ipvalue.io import read_patents, write_atomic
 
 
 def add_parser(sub) -> None:
@@ -20,6 +19,8 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
+    from ipvalue.io import read_patents, write_atomic
+
     result = read_patents(args.file, mapping=args.mapping, encoding=args.encoding, strict=args.strict, date_format=args.date_format)
     print(result.report(max_problems=args.max_problems))
     if args.quarantine_out and len(result.quarantine):

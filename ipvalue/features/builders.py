@@ -32,6 +32,7 @@ class BuildContext:
     sector_prefixes: dict = field(default_factory=dict)  # coarse fallback, prefix -> sector
     industry_map: pd.DataFrame | None = None  # ipc_prefix, industry_code, industry_name
     owner_book: pd.DataFrame | None = None  # checked owner book (ipvalue.features.owners)
+    owner_leave_out: str = "fold"  # what a book patent leaves out of its own owner statistics (owners.LEAVE_OUT)
     params: dict = field(default_factory=dict)  # the spec's parameters per builder group
 
 

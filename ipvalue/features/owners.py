@@ -108,8 +108,14 @@ def patent_fold(patent_ids: pd.Series, folds: int) -> np.ndarray:
     return (pd.util.hash_array(patent_ids.astype("str").to_numpy(dtype=object)) % np.uint64(folds)).astype(np.int64)
 
 
+LEAVE_OUT = ("fold", "self")
+"""How a patent that is itself in the owner book is kept out of its own statistics: ``fold``
+(training: its whole out-of-fold part is left out, so no label leaks through a sibling's fold) or
+``self`` (a valuation: only the patent itself is left out, every other patent of its owner counts)."""
+
+
 def owner_history(
-    frame: pd.DataFrame, book: pd.DataFrame, valuation_date, *, prior_strength: float = 10.0, folds: int = 5
+    frame: pd.DataFrame, book: pd.DataFrame, valuation_date, *, prior_strength: float = 10.0, folds: int = 5, leave_out: str = "fold"
 ) -> pd.DataFrame:
     """Owner-history features of each patent of ``frame`` against the ``book``, as of a date.
 
@@ -124,6 +130,9 @@ def owner_history(
         Pseudo-patents at the population rate added to each owner's record (default to calibrate).
     folds : int, default=5
         Out-of-fold parts for patents that are in the book.
+    leave_out : {'fold', 'self'}, default='fold'
+        What a patent that is in the book leaves out of its own statistics (:data:`LEAVE_OUT`):
+        its out-of-fold part (training) or only itself (a valuation, where no outcome is learnt).
 
     Returns
     -------
@@ -133,6 +142,8 @@ def owner_history(
     at least one pledge / licence / transfer (smoothed the same way; missing when the book has
     no counts). Every feature is missing for a patent without a named owner.
     """
+    if leave_out not in LEAVE_OUT:
+        raise ValueError(f"The 'leave_out' of owner_history must be one of {list(LEAVE_OUT)}. Got {leave_out!r}.")
     if not {"owner_key"} <= set(book.columns):
         book = check_owner_book(book)
     vd = pd.Timestamp(valuation_date)
@@ -150,6 +161,7 @@ def owner_history(
     stats = stats.fillna(0.0)
     stats["owner_key"] = book["owner_key"].to_numpy()
     stats["fold"] = patent_fold(book["patent_id"], folds)
+    stats["patent_id"] = book["patent_id"].astype("str").to_numpy()
     stats = stats[stats["owner_key"].notna()]
 
     keys = normalise_owner_name(frame["applicants"])
@@ -165,20 +177,29 @@ def owner_history(
     total = by_fold.sum()
 
     owner_tot = by_owner.reindex(keys.to_numpy()).fillna(0.0).to_numpy()
-    pair = pd.MultiIndex.from_arrays([keys.to_numpy(), own_fold])
-    owner_fold = by_owner_fold.reindex(pair).fillna(0.0).to_numpy()
-    seen = owner_tot - owner_fold  # out of fold: the owner's record without this patent's part
-    pop = total.to_numpy()[None, :] - np.where(in_book[:, None], by_fold.reindex(own_fold.clip(min=0)).to_numpy(), 0.0)
+    own_counts = stats.groupby("owner_key")["n"].sum().reindex(keys.to_numpy()).fillna(0.0).to_numpy()
+    if leave_out == "fold":
+        pair = pd.MultiIndex.from_arrays([keys.to_numpy(), own_fold])
+        owner_fold = by_owner_fold.reindex(pair).fillna(0.0).to_numpy()
+        seen = owner_tot - owner_fold  # out of fold: the owner's record without this patent's part
+        pop = total.to_numpy()[None, :] - np.where(in_book[:, None], by_fold.reindex(own_fold.clip(min=0)).to_numpy(), 0.0)
+        others = own_counts - in_book.astype("float64") * (keys.notna().to_numpy())
+    else:  # leave only the patent itself out: its own row of the book (as of the date), where the book has it
+        own_row = stats.drop_duplicates("patent_id", keep="last").set_index("patent_id")
+        own = own_row[columns].reindex(ids.to_numpy()).fillna(0.0).to_numpy()
+        same_owner = (own_row["owner_key"].reindex(ids.to_numpy()).to_numpy() == keys.to_numpy())[:, None]
+        seen = owner_tot - own * same_owner
+        pop = total.to_numpy()[None, :] - own
+        others = own_counts - own[:, 0] * same_owner[:, 0]
     idx = {c: i for i, c in enumerate(columns)}
 
     def smoothed(flag: str, n: str) -> np.ndarray:
         rate = pop[:, idx[flag]] / np.where(pop[:, idx[n]] > 0, pop[:, idx[n]], np.nan)
         return (seen[:, idx[flag]] + prior_strength * rate) / (seen[:, idx[n]] + prior_strength)
 
-    own_counts = stats.groupby("owner_key")["n"].sum().reindex(keys.to_numpy()).fillna(0.0).to_numpy()
     out = pd.DataFrame(
         {
-            "owner_portfolio_size": own_counts - in_book.astype("float64") * (keys.notna().to_numpy()),
+            "owner_portfolio_size": others,
             "owner_lapse_share": smoothed("lapsed", "n"),
             "owner_pledged_share": smoothed("pledged", "pledged_n"),
             "owner_licensed_share": smoothed("licensed", "licensed_n"),
@@ -191,11 +212,12 @@ def owner_history(
 
 def build_owners(frame: pd.DataFrame, ctx) -> pd.DataFrame:
     """The ``owners`` builder group: :func:`owner_history` against ``ctx.owner_book`` (missing
-    everywhere without a book). Spec parameters ``builders: {owners: {prior_strength, folds}}``."""
+    everywhere without a book), leaving out what ``ctx.owner_leave_out`` says. Spec parameters
+    ``builders: {owners: {prior_strength, folds}}``."""
     if ctx.owner_book is None:
         return pd.DataFrame(np.nan, index=frame.index, columns=list(OWNER_FEATURES))
     params = (ctx.params or {}).get("owners", {})
     return owner_history(
         frame, ctx.owner_book, ctx.valuation_date,
-        prior_strength=float(params.get("prior_strength", 10.0)), folds=int(params.get("folds", 5)),
+        prior_strength=float(params.get("prior_strength", 10.0)), folds=int(params.get("folds", 5)), leave_out=ctx.owner_leave_out,
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import logging
 import warnings
 from dataclasses import dataclass
@@ -117,6 +118,7 @@ class PatentFeatureBuilder(TransformerMixin, BaseEstimator):
     def _prepare(self, X) -> pd.DataFrame:
         self.spec_ = FeatureSpec.load(self.spec)
         self.valuation_date_ = pd.Timestamp(self.valuation_date if self.valuation_date is not None else pd.Timestamp.today()).normalize()
+        self.owner_leave_out_ = "fold"  # fitting learns from the book's outcomes: out of fold
         self._load_references()
         return self._as_frame(X)
 
@@ -137,6 +139,45 @@ class PatentFeatureBuilder(TransformerMixin, BaseEstimator):
         self.medians_ = {f.name: float(np.nanmedian(base[f.name])) for f in spec.features if f.missing == "median" and f.builder != "percentile"}
         self.feature_names_in_ = np.array([c.name for c in COLUMNS], dtype=object)
         return frame, base
+
+    def at_date(self, valuation_date, *, owner_book: pd.DataFrame | None = None) -> "PatentFeatureBuilder":
+        """A copy of this fitted builder that builds the features as of another date.
+
+        What was fitted (cohort references, medians: they describe the reference population) is
+        kept; the valuation date is replaced, and so is the owner book when one is given (raw
+        :data:`~ipvalue.features.owners.OWNER_BOOK_COLUMNS` or checked). A patent that is itself
+        in the owner book leaves only itself out of its owner statistics (``leave_out='self'``):
+        at a valuation no outcome is learnt, so its owner's other patents all count.
+
+        Parameters
+        ----------
+        valuation_date : date-like
+            Required: nothing dated after it is used.
+        owner_book : pandas.DataFrame, default=None
+            The owners' patents with their lapse dates as known at ``valuation_date``; default:
+            the fitted builder's book.
+
+        Returns
+        -------
+        PatentFeatureBuilder, fitted; this builder is not changed.
+        """
+        check_is_fitted(self, "references_")
+        when = pd.to_datetime(valuation_date, errors="coerce") if valuation_date is not None else pd.NaT
+        if pd.isna(when) or isinstance(when, pd.DatetimeIndex):
+            raise ValueError(f"The 'valuation_date' of PatentFeatureBuilder.at_date must be one date (YYYY-MM-DD). Got {valuation_date!r}.")
+        dated = copy.copy(self)
+        dated.valuation_date = dated.valuation_date_ = pd.Timestamp(when).normalize()
+        dated.owner_leave_out_ = "self"
+        uses_owners = any(f.builder == "owners" for f in self.spec_.features)
+        notes = [n for n in self.reference_notes_ if not n.startswith("owner book:")]
+        if owner_book is not None and uses_owners:
+            dated.owner_book = owner_book
+            dated.owner_book_ = owner_book if "owner_key" in owner_book.columns else check_owner_book(owner_book)
+        if uses_owners:
+            book = getattr(dated, "owner_book_", None)
+            notes.append(f"owner book: {len(book)} patents" if book is not None else "owner book: none (owner-history features missing)")
+        dated.reference_notes_ = [*notes, f"features as of {dated.valuation_date_.date()} (fitted as of {self.valuation_date_.date()})"]
+        return dated
 
     def _load_references(self) -> None:
         params = self.spec_.builders
@@ -176,7 +217,7 @@ class PatentFeatureBuilder(TransformerMixin, BaseEstimator):
         return BuildContext(
             valuation_date=self.valuation_date_, terms=self.terms_, market_size=self.market_size_,
             concordance=self.concordance_, sector_prefixes=self.sector_prefixes_, industry_map=self.industry_map_,
-            owner_book=getattr(self, "owner_book_", None), params=self.spec_.builders,
+            owner_book=getattr(self, "owner_book_", None), owner_leave_out=getattr(self, "owner_leave_out_", "fold"), params=self.spec_.builders,
         )
 
     def _as_frame(self, X) -> pd.DataFrame:

@@ -71,6 +71,8 @@ class ModelCard:
     value_labels: dict = field(default_factory=dict)
     #: ``{section title: (text, verdict)}``: a sentence shown first and boxed in the verdict's colour.
     leads: dict = field(default_factory=dict)
+    #: ``{section title: Chinese title}`` of sections not in the shared table of titles.
+    titles_zh: dict = field(default_factory=dict)
 
     def add(self, title: str, text: str = "", table: pd.DataFrame | None = None, *, figures: list | None = None,
             lead: tuple[str, str] | None = None) -> "ModelCard":
@@ -82,7 +84,7 @@ class ModelCard:
         return self
 
     def heading(self, title: str) -> str:
-        zh = SECTION_TITLES.get(title)
+        zh = self.titles_zh.get(title) or SECTION_TITLES.get(title)
         return f"{zh} {title}" if zh else title
 
     def _display(self, value, column: str) -> str:
@@ -143,7 +145,7 @@ class ModelCard:
         if any(self.figures.values()) and cjk_font_note():
             parts.append(f"<p class='note'>{html.escape(cjk_font_note())}</p>")
         for name, (text, table) in self.sections.items():
-            zh = SECTION_TITLES.get(name)
+            zh = self.titles_zh.get(name) or SECTION_TITLES.get(name)
             parts.append(f"<section id='section-{_slug(name)}'><h2>{html.escape(zh) + ' ' if zh else ''}<span class='en'>{html.escape(name)}</span></h2>")
             if name in self.leads:
                 lead, verdict = self.leads[name]

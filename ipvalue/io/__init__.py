@@ -22,12 +22,12 @@ from ipvalue.io.tables import (
     private_folder,
     read_patents,
     read_table,
-    remove_temporary_files_on_sigterm,
     sweep_temporary_files,
     write_atomic,
     write_bytes_atomic,
     write_text_atomic,
 )
+from ipvalue.temporary import remove_temporary_files_on_sigterm
 
 __all__ = [
     "DEFAULT_LIMITS",

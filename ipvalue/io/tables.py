@@ -7,7 +7,6 @@ import csv
 import logging
 import os
 import re
-import signal
 import tempfile
 import time
 import zipfile
@@ -22,7 +21,9 @@ import pyarrow.compute as pc
 
 from ipvalue.config import load_yaml, parse_yaml
 from ipvalue.exceptions import ColumnError, EmptyInputError, InputFileError, SpecError
+from ipvalue.files import PRIVATE_FILE_MODE, PRIVATE_FOLDER_MODE, open_private, private_folder  # noqa: F401 - re-exported (ipvalue.io)
 from ipvalue.frame import BLANK_CHARS, COLUMN_BY_NAME, REQUIRED, ValidationResult, on_unique, suggest, validate_patent_frame
+from ipvalue.temporary import LIVE_TEMPORARY_FILES as _LIVE_TEMPORARY
 
 logger = logging.getLogger(__name__)
 
@@ -633,7 +634,6 @@ FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 _PLAIN_NUMBER = r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?"
 #: When this process started: temporary files older than it are left over from an earlier run.
 RUN_STARTED = time.time()
-_LIVE_TEMPORARY: set[str] = set()
 
 
 def neutralise_formulas(frame: pd.DataFrame) -> pd.DataFrame:
@@ -696,26 +696,6 @@ def sweep_temporary_files(folder: str | Path, *, older_than: float | None = None
     return removed
 
 
-def remove_temporary_files_on_sigterm() -> None:
-    """Install a SIGTERM handler that removes this process's temporary files, then exits 143.
-
-    For the CLI's entry point (a library does not install handlers on import).
-    """
-    previous = signal.getsignal(signal.SIGTERM)
-
-    def handler(signum, frame):
-        for tmp in list(_LIVE_TEMPORARY):
-            try:
-                os.remove(tmp)
-            except OSError:
-                pass
-        if callable(previous):
-            previous(signum, frame)
-        raise SystemExit(128 + signum)
-
-    signal.signal(signal.SIGTERM, handler)
-
-
 def _temporary(path: Path) -> str:
     path.parent.mkdir(parents=True, exist_ok=True)
     sweep_temporary_files(path.parent)
@@ -773,53 +753,9 @@ def write_text_atomic(text: str, path: str | Path) -> Path:
 #
 # The audit store, its key and checkpoints, uploads and reports are the bank's records: readable by
 # the user that runs ipvalue only (F15: they were created 0644). Atomic writes above already go
-# through ``tempfile.mkstemp`` (mode 0600) and keep that mode after the rename.
-
-#: Mode of the files ipvalue creates for its state (owner read / write only).
-PRIVATE_FILE_MODE = 0o600
-#: Mode of the folders ipvalue creates for its state.
-PRIVATE_FOLDER_MODE = 0o700
-_OPEN_FLAGS = {"a": os.O_WRONLY | os.O_APPEND | os.O_CREAT, "w": os.O_WRONLY | os.O_TRUNC | os.O_CREAT, "x": os.O_WRONLY | os.O_CREAT | os.O_EXCL}
-
-
-def private_folder(path: str | Path) -> Path:
-    """``path`` as a folder, created with mode 0700 (its missing parents too) when it does not exist;
-    an existing folder is left as it is."""
-    path = Path(path)
-    for folder in reversed([path, *path.parents]):
-        if not folder.exists():
-            folder.mkdir(mode=PRIVATE_FOLDER_MODE, exist_ok=True)
-    return path
-
-
-def open_private(path: str | Path, mode: str = "a", *, encoding: str | None = "utf-8"):
-    """Open a file for writing that, when this call creates it, has mode 0600 (whatever the umask).
-
-    Parameters
-    ----------
-    path : str or Path
-    mode : {'a', 'w', 'x', 'ab', 'wb', 'xb'}, default='a'
-        Append, truncate or create-only ('x' raises FileExistsError when it exists), text or binary.
-    encoding : str, default='utf-8'
-        For text modes.
-
-    Returns
-    -------
-    file object
-
-    Examples
-    --------
-    >>> with open_private(state / "uploads" / name, "xb") as fh:      # doctest: +SKIP
-    ...     fh.write(content)
-    """
-    if mode.rstrip("b") not in _OPEN_FLAGS or mode.count("b") > 1:
-        raise ValueError(f"The 'mode' of open_private must be one of a, w, x (with 'b' for bytes). Got {mode!r}.")
-    fd = os.open(path, _OPEN_FLAGS[mode.rstrip("b")], PRIVATE_FILE_MODE)
-    try:
-        return os.fdopen(fd, mode, encoding=None if "b" in mode else encoding)
-    except BaseException:
-        os.close(fd)
-        raise
+# through ``tempfile.mkstemp`` (mode 0600) and keep that mode after the rename. The modes and the
+# helpers that create private files and folders live in :mod:`ipvalue.files` (the audit store uses
+# them and imports nothing that reads configuration); they are re-exported here.
 
 
 def write_bytes_atomic(content: bytes, path: str | Path) -> Path:

@@ -211,11 +211,10 @@ def eligibility_checks(app: LoanApplication, patents: pd.DataFrame, features: pd
 
         life = float(f["remaining_life_years"])
         add(pid, "life_covers_term", life >= need, f"剩余法定有效期 {life:.1f} 年，需覆盖贷款期限加缓冲 {need:g} 年", f"remaining legal life {life:.1f} years against term plus buffer {need:g}")
-        econ = float(out.loc[i, "income_period_years"])
-        add(pid, "economic_life_covers_term", econ >= need,
-            f"剩余经济寿命 {econ:.1f} 年（{terms.zh(terms.LIFE_SOURCES, out.loc[i, 'economic_life_source'])}），需覆盖贷款期限加缓冲 {need:g} 年",
-            f"remaining economic life {econ:.1f} years ({terms.en(terms.LIFE_SOURCES, out.loc[i, 'economic_life_source'])}) against term plus buffer {need:g}")
-
+        in_force = float(out.loc[i, "expected_in_force_years"]) if "expected_in_force_years" in out else float(out.loc[i, "income_period_years"])
+        add(pid, "in_force_covers_term", in_force >= need,
+            f"预期有效期 {in_force:.1f} 年（年费失效风险；已预缴期间不计），需覆盖贷款期限加缓冲 {need:g} 年",
+            f"expected period in force {in_force:.1f} years (fee-lapse risk; none while fees are prepaid) against term plus buffer {need:g}")
         paid = p["fees_paid_until"]
         current = pd.notna(paid) and paid >= vd
         due_soon = current and (paid - vd).days <= warn_days

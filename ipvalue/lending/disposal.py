@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ipvalue.config import assumption_value, content_hash, load_yaml
+from ipvalue.config import assumption_value, load_set
 from ipvalue.exceptions import AssumptionError
 
 __all__ = ["DisposalAssumptions", "collateral_value", "disposal_view", "package_disposal_view"]
@@ -45,7 +45,8 @@ class DisposalAssumptions:
         """Load a packaged set by name, a YAML path, or a parsed dict."""
         if isinstance(which, DisposalAssumptions):
             return which
-        raw, origin = (which, "dict") if isinstance(which, dict) else load_yaml(which)
+        s = load_set(which)
+        raw, origin = s.raw, s.origin
         discount = assumption_value(raw, "forced_sale_discount", 0.0, 1.0)
         cost = assumption_value(raw, "disposal_cost_rate", 0.0, 1.0)
         if discount + cost > 1.0:
@@ -62,7 +63,7 @@ class DisposalAssumptions:
             holding_rate=assumption_value(raw, "holding_rate", 0.0, 1.0),
             cap_quantile=assumption_value(raw, "cap_quantile", 0.0, 0.5, lo_open=True),
             origin=origin,
-            hash=content_hash(raw),
+            hash=s.hash,
         )
 
     @property

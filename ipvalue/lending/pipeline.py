@@ -141,64 +141,91 @@ def load_application_models(app: LoanApplication, *, tracking_uri: str | None = 
 
 
 @dataclass
-class LifeCurves:
-    """The economic-life step's output: cash-flow weights per year (None: fixed horizon), per
-    patent columns, the renewal model's reasons."""
+class LifeStep:
+    """The economic-life step's output: the life curves (fee survival, obsolescence, weights) with
+    the officers' economic-life overrides in them, per-patent columns and the renewal model's reasons."""
 
-    weights: pd.DataFrame | None
+    curves: object
     columns: pd.DataFrame
     reasons: pd.DataFrame
     provenance: dict
 
 
-def life_curves(patents: pd.DataFrame, valuation_date, *, renewal: RegisteredModel | None, assumptions: IncomeAssumptions,
-                overrides: dict) -> LifeCurves:
-    """Yearly weights of each patent's cash flows and its economic life.
+def documents_paid_until(patents: pd.DataFrame, documents) -> pd.Series:
+    """Each patent's latest fee-prepayment receipt date among the application's documents (NaT: none)."""
+    dates = pd.Series(pd.NaT, index=patents.index, dtype="datetime64[ns]")
+    receipts = {}
+    for d in documents or ():
+        if d.kind == "fee_prepayment" and d.paid_until is not None:
+            receipts[d.patent_id] = max(receipts.get(d.patent_id, d.paid_until), d.paid_until)
+    return dates.where(~patents["patent_id"].isin(list(receipts)), patents["patent_id"].map(receipts)).astype("datetime64[ns]")
 
-    With a renewal model: its yearly survival S_1..S_T at the valuation date (CN patents: the CN
-    life table's level and the model's order) and its expected remaining period in force; the
-    reasons of its headline fee probability. Without: the fixed horizon min(legal life, economic
-    life) of the assumption set (or the patent's ``economic_life_years``). An officer's economic
-    life L replaces a patent's curve by a certain life: w_t = clip(L − (t − 1), 0, 1).
-    """
-    index = patents.index
-    columns = pd.DataFrame(index=index)
+
+def life_step(patents: pd.DataFrame, valuation_date, *, renewal: RegisteredModel | None, features: pd.DataFrame, paid_until: pd.Series | None,
+              overrides: dict, data_dir=None) -> LifeStep:
+    """Each patent's economic life (:func:`ipvalue.models.life.economic_life`): fee-lapse survival
+    S_t (the renewal model with features as of the valuation date, or the CN life table's level),
+    with fees documented as paid through a date carrying no risk before it; technology and market
+    obsolescence O_t apart from it (a per-field curve); the weights W_t = S_t × O_t × A_t. An
+    officer's economic life L replaces a patent's curves by a certain life (no fee lapse, no
+    obsolescence, within min(L, legal life)). The renewal model's reasons speak of each patent's
+    own headline (CN: its next annual fee at risk)."""
+    import dataclasses
+
+    from ipvalue.models.life import FeeLapseEvents, economic_life
+
     reasons = pd.DataFrame(columns=["patent_id", "rank", "feature", "reason_zh", "reason_en", "model"])
     provenance: dict = {"renewal_model": "not used"}
-    weights = None
+    ro = None
     if renewal is not None:
         est = renewal.estimator
-        ro = est.valuation_outputs(patents, valuation_date, years=SURVIVAL_YEARS)
-        label = est.stage_label(ro.reason_stage)
-        weights = ro.survival
-        columns["economic_life_years"] = ro.economic_life_years
-        columns["economic_life_source"] = "renewal_model"
-        columns = columns.join(ro.p_fee).assign(p_fee_headline=ro.p_fee[f"p_fee_{ro.reason_stage}"])
-        reasons = reason_codes(ro.contributions, ro.features, est.features_.spec_, medians=est.feature_medians_, favourable_sign=1,
-                               units="probability", outcome_zh=label["zh"], outcome_en=label["en"]).assign(model="renewal")
-        reasons.insert(0, "patent_id", patents.loc[reasons.index, "patent_id"].to_numpy())
-        provenance = {"renewal_model": renewal.uri, "renewal_model_version": renewal.version, "renewal_run_id": renewal.run_id,
-                      "renewal_headline_zh": label["zh"], "renewal_headline_en": label["en"]}
-    else:
-        columns["economic_life_years"] = patents["economic_life_years"].fillna(assumptions.economic_life_years)
-        columns["economic_life_source"] = np.where(patents["economic_life_years"].notna(), "application", "assumption_default")
-    columns["model_economic_life_years"] = columns["economic_life_years"]
+        ro = est.valuation_outputs(patents, valuation_date, years=SURVIVAL_YEARS, paid_until=paid_until)
+        groups = []
+        for (zh, en), rows in ro.headline.groupby(["label_zh", "label_en"]).groups.items():
+            groups.append(reason_codes(ro.headline_contributions.loc[rows], ro.features.loc[rows], est.features_.spec_, medians=est.feature_medians_,
+                                       favourable_sign=1, units="probability", outcome_zh=zh, outcome_en=en))
+        reasons = pd.concat(groups).assign(model="renewal") if groups else reasons
+        if len(reasons) and "patent_id" not in reasons:
+            reasons.insert(0, "patent_id", patents.loc[reasons.index, "patent_id"].to_numpy())
+        provenance = {"renewal_model": renewal.uri, "renewal_model_version": renewal.version, "renewal_run_id": renewal.run_id}
+    curves = economic_life(patents, valuation_date, years=SURVIVAL_YEARS, renewal=ro, paid_until=paid_until, features=features, data_dir=data_dir)
+    summary = curves.summary()
+    columns = pd.DataFrame(index=patents.index)
+    columns["model_economic_life_years"] = summary["economic_life_years"]
+    columns["expected_in_force_years"] = summary["expected_in_force_years"]
+    columns["fees_paid_until_documented"] = summary["fees_paid_until"]
+    columns["obsolescence_rate"] = summary["obsolescence_rate"]
+    columns["economic_life_years"] = summary["economic_life_years"]
+    columns["economic_life_source"] = np.where(summary["obsolescence_rate"].isna(), "legal_life", "obsolescence_curve")
+    columns["fee_survival_source"] = np.where(pd.Series(summary["fee_survival_source"]).astype(str).str.contains("renewal", case=False).to_numpy(),
+                                              "renewal_model", np.where(pd.Series(summary["fee_survival_source"]).astype(str).str.contains("life table", case=False).to_numpy(),
+                                                                        "cn_life_table", "none"))
+    if ro is not None:
+        columns = columns.join(ro.p_fee)
+        columns["p_fee_headline"] = ro.headline["probability"].to_numpy()
+        columns["headline_zh"] = ro.headline["label_zh"].to_numpy()
+        columns["headline_en"] = ro.headline["label_en"].to_numpy()
     if overrides:
-        hit = patents["patent_id"].isin(list(overrides))
-        life = patents["patent_id"].map(overrides)
-        columns.loc[hit, "economic_life_years"] = life[hit]
+        hit = patents["patent_id"].isin(list(overrides)).to_numpy()
+        life = patents["patent_id"].map(overrides).to_numpy(float)
+        rows = np.flatnonzero(hit)
+        legal = curves.legal_life.copy()
+        legal[rows] = np.minimum(legal[rows], life[rows])
+        rate = curves.obsolescence_rate.copy()
+        rate[rows] = np.nan
+        kept = np.flatnonzero(~hit)
+        events = FeeLapseEvents.combine([(kept, curves.events.take(kept)), (rows, FeeLapseEvents.none(legal[rows], "信贷员调整 officer override"))], len(hit))
+        curves = dataclasses.replace(curves, legal_life=legal, obsolescence_rate=rate, events=events)
+        columns.loc[hit, "economic_life_years"] = curves.economic_life_years[hit]
         columns.loc[hit, "economic_life_source"] = "override"
-        if weights is not None:
-            weights = weights.copy()
-            t = np.arange(weights.shape[1])
-            for i in index[hit]:
-                weights.loc[i] = np.clip(float(life[i]) - t, 0.0, 1.0)
-    return LifeCurves(weights, columns, reasons, provenance)
+        columns.loc[hit, "expected_in_force_years"] = curves.expected_in_force_years()[hit]
+    provenance.update(curves.provenance)
+    return LifeStep(curves, columns, reasons, provenance)
 
 
 def prepare_inputs(patents: pd.DataFrame, valuation_date, *, models: dict[str, RegisteredModel], assumption_set: str = "cn-pledge-2025",
                    schedule=None, financials=None, tax_rate=None, comparables=None, rd_cost=None, wacc=None, overrides=(),
-                   reference_book: pd.DataFrame | None = None, data_dir=None) -> ValuationInputs:
+                   reference_book: pd.DataFrame | None = None, paid_until: pd.Series | None = None, data_dir=None) -> ValuationInputs:
     """Step 1: the inputs every method shares, built once: the core features and the scorecard as
     of the valuation date (the patents are their own cohort reference, or the ``reference_book``
     with them), the economic-life curves, the Monte Carlo scenarios of the assumption set."""
@@ -221,11 +248,11 @@ def prepare_inputs(patents: pd.DataFrame, valuation_date, *, models: dict[str, R
         points["max_points"] = points["indicator"].map(indicators["max_points"])
         points["label_zh"] = points["indicator"].map(indicators["label_zh"])
         points["label_en"] = points["indicator"].map(indicators["label_en"])
-        life = life_curves(patents, vd, renewal=models.get("renewal"), assumptions=assumptions,
-                           overrides={o.patent_id: o.value for o in overrides if o.field == "economic_life_years"})
+        life = life_step(patents, vd, renewal=models.get("renewal"), features=features, paid_until=paid_until,
+                         overrides={o.patent_id: o.value for o in overrides if o.field == "economic_life_years"}, data_dir=data_dir)
     return ValuationInputs(
         valuation_date=vd, patents=patents, features=features, scorecard=score, scorecard_points=points,
-        scenarios=Scenarios(assumptions.mc_draws, assumptions.mc_seed), life=life.weights, life_columns=life.columns,
+        scenarios=Scenarios(assumptions.mc_draws, assumptions.mc_seed), life=life.curves, life_columns=life.columns,
         revenue_forecast=True, schedule=schedule, financials=financials, tax_rate=tax_rate, comparables=comparables,
         rd_cost=rd_cost, wacc=wacc, overrides=tuple(overrides), value_model=models.get("value"),
         assumption_set=assumption_set, data_dir=data_dir,
@@ -237,7 +264,8 @@ def prepare(app: LoanApplication, models: dict[str, RegisteredModel], *, data_di
     """Step 1 for an application: :func:`prepare_inputs` with the application's fields."""
     return prepare_inputs(app.patents, app.valuation_date, models=models, assumption_set=app.assumption_set, schedule=app.schedule,
                           financials=app.financials, tax_rate=app.tax_rate, comparables=app.comparables, rd_cost=app.rd_cost,
-                          wacc=app.wacc, overrides=app.overrides, reference_book=app.reference_book, data_dir=data_dir)
+                          wacc=app.wacc, overrides=app.overrides, reference_book=app.reference_book,
+                          paid_until=documents_paid_until(app.patents, app.documents), data_dir=data_dir)
 
 
 # --- step 2: the methods ------------------------------------------------------------------------

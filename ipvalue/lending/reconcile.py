@@ -32,7 +32,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ipvalue.config import assumption_value, content_hash, load_yaml
+from ipvalue.config import assumption_value, load_set
 from ipvalue.exceptions import ColumnError
 
 __all__ = ["NOT_IN_FORCE", "STATUSES", "collateral_status", "reconcile"]
@@ -58,11 +58,11 @@ def collateral_status(patents: pd.DataFrame, features: pd.DataFrame | None = Non
 
 
 def _rules(which) -> dict:
-    raw, origin = (which, "dict") if isinstance(which, dict) else load_yaml(which)
+    s = load_set(which)
     return {
-        "grant_probability": {t: assumption_value(raw, f"grant_probability.{t}", 0.0, 1.0) for t in ("invention", "utility_model", "design")},
-        "provenance": f"{raw.get('name', origin)}-v{raw.get('version', 0)}",
-        "hash": content_hash(raw),
+        "grant_probability": {t: assumption_value(s.raw, f"grant_probability.{t}", 0.0, 1.0) for t in ("invention", "utility_model", "design")},
+        "provenance": s.label,
+        "hash": s.hash,
     }
 
 

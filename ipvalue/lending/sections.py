@@ -345,24 +345,35 @@ def _fmt_value(v, kind) -> str:
 def life_section(result) -> Section:
     p, prov = result.patents, result.provenance
     sec = Section("economic-life", "经济寿命与有效概率", "Economic life and the probability in force")
+    sec.text("两件事终止专利的超额收益：未缴年费失效（各年末仍有效的概率 S_t：续费模型，中国专利取中国专利年费生存表的水平（待校准）与模型的排序；"
+             "已预缴年费的期间不计失效风险），以及技术与市场的过时（按技术领域的年衰减率 O_t，待校准）。各年现金流按 W_t = S_t × O_t × A_t 加权，"
+             "A_t 为该年落在剩余法定期限内的比例。经济寿命为超额收益期（O_t × A_t 之和），预期有效期为 S_t 曲线下的面积。",
+             "Two things end a patent's excess returns: lapse for unpaid fees (S_t, the probability it is in force at the end of year t: the renewal "
+             "model; Chinese patents take the CN life table's level, to calibrate, and the model's order; no lapse risk while fees are prepaid) and "
+             "technology and market obsolescence (O_t, a yearly rate by technology field, to calibrate). Each year's cash flow is weighted by "
+             "W_t = S_t × O_t × A_t, A_t the share of the year inside the remaining legal life. The economic life is the period of excess returns "
+             "(the sum of O_t × A_t); the expected period in force is the area under S_t.")
     if prov.get("renewal_model") not in (None, "", "not used"):
-        sec.text(f"各年现金流按专利权在该年末仍有效的概率加权（续费模型 {prov['renewal_model']}，版本 {prov.get('renewal_model_version', '')}；中国专利取中国专利年费生存表的水平、模型的排序）。",
-                 f"Each year's cash flow is weighted by the probability the right is still in force at its end (renewal model {prov['renewal_model']}, "
-                 f"version {prov.get('renewal_model_version', '')}; Chinese patents take the CN life table's level and the model's order).")
-    else:
-        sec.text("未使用续费模型：收益期为剩余法定寿命与经济寿命（假设集默认值，待校准）中的较短者。",
-                 "No renewal model: the income period is the shorter of the remaining legal life and the economic life (the assumption set's default, to calibrate).")
-    p = p.assign(economic_life_source=p["economic_life_source"].map(lambda v: terms.both(terms.LIFE_SOURCES, v)))
-    sec.table("life-table", p, [PATENT, Column("remaining_life_years", "剩余法定寿命（年）", "Legal life (y)", "years"),
-                                Column("economic_life_years", "经济寿命（年）", "Economic life (y)", "years"),
-                                Column("economic_life_source", "来源", "Source"), Column("income_period_years", "收益期（年）", "Income period (y)", "years")])
-    if result.life is not None:
-        w = result.life
-        years = [int(str(c).split("_")[1]) for c in w.columns]
-        keep = [i for i, y in enumerate(years) if (w.iloc[:, i] > 0).any()] or [0]
+        sec.text(f"续费模型 {prov['renewal_model']}（版本 {prov.get('renewal_model_version', '')}），特征按评估基准日计算。",
+                 f"Renewal model {prov['renewal_model']} (version {prov.get('renewal_model_version', '')}), its features as of the valuation date.")
+    table = p.assign(economic_life_source=p["economic_life_source"].map(lambda v: terms.both(terms.LIFE_SOURCES, v)),
+                     fee_survival_source=p.get("fee_survival_source", pd.Series("", index=p.index)).map(lambda v: terms.both(terms.LIFE_SOURCES, v) if v else ""))
+    cols = [PATENT, Column("remaining_life_years", "剩余法定寿命（年）", "Legal life (y)", "years"),
+            Column("expected_in_force_years", "预期有效期（年）", "Expected years in force", "years"),
+            Column("fees_paid_until_documented", "年费缴至", "Fees paid until", "date"),
+            Column("obsolescence_rate", "年过时率", "Obsolescence per year", "percent1"),
+            Column("economic_life_years", "经济寿命（年）", "Economic life (y)", "years"), Column("economic_life_source", "经济寿命来源", "Source")]
+    if "p_fee_headline" in p:
+        cols += [Column("headline_zh", "概率口径", "What the probability is"), Column("p_fee_headline", "概率", "Probability", "percent1")]
+    sec.table("life-table", table, cols)
+    curves = result.life
+    if curves is not None:
+        s_t = curves.survival()
+        last = int(np.max(np.ceil(curves.legal_life), initial=1)) or 1
+        years = list(range(1, min(last, s_t.shape[1]) + 1))
         sec.chart(Chart("chart-survival", "step", "各年末有效概率 S_t", "Probability in force at the end of year t (S_t)", "评估基准日后年数", "years after the valuation date",
                         "概率", "probability",
-                        series=[{"name_zh": pid, "name_en": pid, "x": [years[i] for i in keep], "y": [round(float(w.iloc[j, i]), 4) for i in keep]}
+                        series=[{"name_zh": pid, "name_en": pid, "x": years, "y": [round(float(v), 4) for v in s_t[j, :len(years)]]}
                                 for j, pid in enumerate(p["patent_id"])]))
     return sec
 

@@ -44,7 +44,7 @@ import pandas as pd
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
-from ipvalue.config import assumption_value, content_hash, load_yaml
+from ipvalue.config import assumption_value, load_set
 from ipvalue.exceptions import AssumptionError, ColumnError
 from ipvalue.methods.base import MethodResult, check_coverage, interval_frame, offers_frame
 from ipvalue.methods.capacity import earning_capacity
@@ -103,8 +103,8 @@ class CostApproachValuer(BaseEstimator):
 
     def fit(self, X=None, y=None) -> "CostApproachValuer":
         """Load the assumption set and fix the valuation year; learns nothing from ``X``."""
-        raw, origin = (self.assumptions, "dict") if isinstance(self.assumptions, dict) else load_yaml(self.assumptions)
-        name = raw.get("name", origin)
+        s = load_set(self.assumptions)
+        raw, name = s.raw, s.name
         values = ((raw.get("cost_index") or {}).get("values")) or {}
         try:
             index = {int(k): float(v) for k, v in values.items()}
@@ -121,7 +121,7 @@ class CostApproachValuer(BaseEstimator):
         self.rank_ = assumption_value(raw, "reconciliation.rank", 0.0, 100.0)
         self.index_ = index
         self.valuation_year_ = int(pd.Timestamp(self.valuation_date or pd.Timestamp.today()).year)
-        self.provenance_ = {"cost_assumption_set": f"{name}-v{raw.get('version', 0)}", "cost_assumption_set_hash": content_hash(raw)}
+        self.provenance_ = s.provenance("cost_assumption_set")
         return self
 
     def inputs(self, X: pd.DataFrame) -> pd.DataFrame:

@@ -64,16 +64,13 @@ class ValuationInputs:
         ``total`` (0-100), the dimension scores, ``grade`` and ``sharing_position`` per patent (the indicator scorecard).
     scorecard_points : pandas.DataFrame
         Long: ``patent_id, indicator, points, max_points, label``.
-    life : pandas.DataFrame or None
-        Cash-flow weights ``w_1..w_T`` per patent (the probability the right is in force at the end
-        of year t, times the share of excess returns left), from the economic-life step; None:
-        the fixed horizon min(legal life, economic life) of the income assumption set.
+    life : ipvalue.models.life.LifeCurves or None
+        The economic-life curves (fee survival S_t, obsolescence O_t, the weights W_t of each
+        year's cash flow, under any fee-lapse hazard multiplier), officers' economic-life overrides
+        in them; None: the fixed horizon min(legal life, economic life) of the income assumption set.
     life_columns : pandas.DataFrame
-        Per patent: ``economic_life_years``, ``economic_life_source`` and what the life step
-        reports (fee-lapse probabilities, expected period in force).
-    hazard_multiplier : callable or None
-        ``f(multipliers) -> ndarray (n_patents, n_multipliers, T)``: the weights with the
-        fee-lapse hazards multiplied (the Monte Carlo's and the tornado's life uncertainty).
+        Per patent: ``economic_life_years`` (the period of excess returns), ``economic_life_source``,
+        ``expected_in_force_years`` and what the life step reports (fee probabilities, the headline).
     scenarios : Scenarios
     revenue_forecast, schedule, financials, tax_rate, comparables, rd_cost, wacc : application fields
         (None when the application does not give them).
@@ -92,9 +89,8 @@ class ValuationInputs:
     scorecard: pd.DataFrame
     scorecard_points: pd.DataFrame
     scenarios: Scenarios
-    life: pd.DataFrame | None = None
+    life: object = None
     life_columns: pd.DataFrame | None = None
-    hazard_multiplier: object = None
     revenue_forecast: bool = True
     schedule: pd.DataFrame | None = None
     financials: pd.DataFrame | None = None

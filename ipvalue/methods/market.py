@@ -52,7 +52,7 @@ import pandas as pd
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
-from ipvalue.config import assumption_value, content_hash, load_yaml
+from ipvalue.config import assumption_value, content_hash, load_set
 from ipvalue.exceptions import AssumptionError, ColumnError, ComparablesError
 from ipvalue.methods.base import MethodResult, coverage_quantiles, interval_frame, offers_frame
 from ipvalue.methods.capacity import package_attributable_profit
@@ -178,7 +178,8 @@ class MarketApproachValuer(BaseEstimator):
         """Validate the comparables and the assumption set; learns nothing from ``X``."""
         if self.comparables is None:
             raise ValueError("MarketApproachValuer needs 'comparables' (a CSV path or DataFrame). Fix: pass the bank's comparable-transactions file, or use cnipa_range_check when there is none.")
-        raw, origin = (self.assumptions, "dict") if isinstance(self.assumptions, dict) else load_yaml(self.assumptions)
+        s = load_set(self.assumptions)
+        raw, origin = s.raw, s.origin
         self.valuation_date_ = pd.Timestamp(self.valuation_date or pd.Timestamp.today()).normalize()
         self.min_comparables_ = int(assumption_value(raw, "min_comparables", 1, 1000))
         max_age = assumption_value(raw, "max_age_years", 0.0, 100.0)
@@ -205,7 +206,7 @@ class MarketApproachValuer(BaseEstimator):
         reason[table["kind"] == "licence_running_royalty"] = "running royalty: no lump-sum price"
         self.excluded_ = table[reason != ""].assign(reason=reason[reason != ""])
         self.comparables_ = table[reason == ""].reset_index(drop=True)
-        self.provenance_ = {"market_assumption_set": f"{raw.get('name', origin)}-v{raw.get('version', 0)}", "market_assumption_set_hash": content_hash(raw),
+        self.provenance_ = {**s.provenance("market_assumption_set"),
                             "comparables_hash": content_hash(self.comparables_.astype(str).to_dict("list")), "time_adjustment": "none"}
         logger.info("market approach: %d comparables used, %d excluded", len(self.comparables_), len(self.excluded_))
         return self
@@ -423,7 +424,7 @@ def cnipa_range_check(value_rmb, remaining_life_years, *, assumptions="market-cn
         ``position`` ('below' / 'within' / 'above' / 'no remaining life'), and ``note`` saying
         how thin the evidence is.
     """
-    raw, _ = (assumptions, "dict") if isinstance(assumptions, dict) else load_yaml(assumptions)
+    raw = load_set(assumptions).raw
     stats = raw.get("cnipa_licence_statistics") or []
     per_year = []
     for year in stats:

@@ -14,7 +14,7 @@ import pandas as pd
 from scipy.stats import norm
 from sklearn.base import BaseEstimator
 
-from ipvalue.config import assumption_value, content_hash, load_yaml
+from ipvalue.config import assumption_value, load_set
 from ipvalue.exceptions import AssumptionError
 from ipvalue.explain import reason_codes
 from ipvalue.methods.base import MethodResult, check_coverage, offers_frame
@@ -49,14 +49,15 @@ class ValueModelMethod(BaseEstimator):
         """Read the set; the model itself was trained and registered by ``ipvalue train``."""
         if self.model is None:
             raise ValueError("ValueModelMethod needs 'model', a registered value model (ipvalue.registry.load_model). Got None.")
-        raw, origin = (self.assumptions, "dict") if isinstance(self.assumptions, dict) else load_yaml(self.assumptions)
+        s = load_set(self.assumptions)
+        raw = s.raw
         sources = (raw.get("real_label_sources") or {}).get("value")
         if not isinstance(sources, list) or not all(isinstance(x, str) for x in sources):
-            raise AssumptionError(f"The 'real_label_sources' of assumption set {raw.get('name', origin)!r} must be a list of label sources. Got {sources!r}.")
+            raise AssumptionError(f"The 'real_label_sources' of assumption set {s.name!r} must be a list of label sources. Got {sources!r}.")
         self.real_label_sources_ = sources
         self.rank_ = assumption_value(raw, "reconciliation.rank", 0.0, 100.0)
         self.label_source_ = label_source(self.model)
-        self.provenance_ = {"ml_value_set": f"{raw.get('name', origin)}-v{raw.get('version', 0)}", "ml_value_set_hash": content_hash(raw),
+        self.provenance_ = {**s.provenance("ml_value_set"),
                             "value_model": self.model.uri, "value_model_version": self.model.version, "value_run_id": self.model.run_id,
                             "value_model_labels": self.label_source_}
         return self

@@ -27,11 +27,13 @@ from sklearn.utils.validation import check_is_fitted
 from ipvalue.config import load_yaml
 from ipvalue.exceptions import AssumptionError, SpecError
 from ipvalue.features import PatentFeatureBuilder
-from ipvalue.frame import as_patent_frame
-from ipvalue.models.output import explained, feature_columns
 from ipvalue.features.builders import DAYS_PER_YEAR, add_years
-from ipvalue.features.owners import owner_book_from_frame
-from ipvalue.frame import COLUMNS, validate_patent_frame
+from ipvalue.features.owners import check_owner_book, owner_book_from_frame
+from ipvalue.frame import COLUMNS, as_patent_frame, validate_patent_frame
+from ipvalue.models.life import (
+    FEES_PAID_TO_TERM, CNLifeTable, FeeLapseEvents, cn_annual_fee_dates, cn_annual_fee_label, documented_paid_until, years_after,
+)
+from ipvalue.models.output import explained, feature_columns
 
 DEFAULT_PARAMS = {
     "n_estimators": 300,
@@ -91,12 +93,13 @@ class FeeSchedule:
         due = [add_years(anchor, d) if float(d).is_integer() else anchor + pd.to_timedelta(d * DAYS_PER_YEAR, unit="D") for d in self.due_years]
         return np.column_stack([d.to_numpy().astype("datetime64[ns]") for d in due])
 
-    def paid_with_grant(self, frame: pd.DataFrame) -> np.ndarray:
+    def paid_with_grant(self, frame: pd.DataFrame, due: np.ndarray | None = None) -> np.ndarray:
         """(n_patents, n_stages): the stage fell due on or before the grant date. For a schedule
         anchored at filing (CN 年费) the fees of those years are paid with the grant, so a granted
-        right is never at risk of lapsing there (left truncation). False for pending patents."""
+        right is never at risk of lapsing there (left truncation). False for pending patents.
+        ``due``: :meth:`due_dates` of the frame when the caller has them."""
         grant = frame["grant_date"].to_numpy()[:, None]
-        return self.due_dates(frame) <= grant
+        return (self.due_dates(frame) if due is None else due) <= grant
 
     def payable(self, frame: pd.DataFrame, expiry) -> np.ndarray:
         """(n_patents, n_stages): the fee is one the owner of the granted right must pay to keep it:
@@ -114,43 +117,6 @@ class FeeSchedule:
     def observed(self, frame: pd.DataFrame, observed_until) -> np.ndarray:
         """Boolean (n_patents, n_stages): the stage's due date plus grace is on or before the date."""
         return self.due_dates(frame) + np.timedelta64(self.grace_days, "D") <= np.datetime64(pd.Timestamp(observed_until))
-
-
-@dataclass(frozen=True)
-class CNLifeTable:
-    """Yearly lapse hazards of Chinese patents by type and age (``ipvalue/assumptions/cn-life-table.yaml``).
-
-    ``hazards[type]`` is an array indexed by age - 1 (age = filing anniversary 1 .. term - 1) of
-    P(the fee due at that anniversary is not paid | in force).
-    """
-
-    name: str
-    hazards: dict
-    origin: str
-
-    @classmethod
-    def load(cls, name: str = "cn-life-table") -> "CNLifeTable":
-        raw, origin = load_yaml(name)
-        hazards = {}
-        for ptype, entry in raw["types"].items():
-            ages = {}
-            for band in entry["bands"]:
-                value, source = band.get("value"), str(band.get("source") or "")
-                if not isinstance(value, (int, float)) or not 0 <= value < 1 or not source:
-                    raise AssumptionError(f"Each band of {origin} ({ptype}) needs a 'value' in [0, 1) and a 'source'. Got {band!r}.")
-                lo, hi = band["ages"]
-                for a in range(int(lo), int(hi) + 1):
-                    if a in ages:
-                        raise AssumptionError(f"Age {a} of {ptype} appears in two bands of {origin}. Fix: make the bands disjoint.")
-                    ages[a] = float(value)
-            if sorted(ages) != list(range(1, max(ages) + 1)):
-                raise AssumptionError(f"The ages of {ptype} in {origin} must run 1..{max(ages)} without gaps. Got {sorted(ages)}.")
-            hazards[ptype] = np.array([ages[a] for a in sorted(ages)])
-        return cls(raw.get("name", name), hazards, origin)
-
-    def population_survival(self, patent_type: str) -> np.ndarray:
-        """S at each filing anniversary 1 .. term-1 for the table's average patent of a type."""
-        return np.cumprod(1.0 - self.hazards[patent_type])
 
 
 def life_table_estimate(model: "RenewalModel", source: str, *, min_rows: int = 50) -> dict:
@@ -225,7 +191,42 @@ def lapse_dates(frame: pd.DataFrame, fees_paid: pd.Series, schedule: FeeSchedule
 
 @dataclass
 class RenewalOutputs:
-    """A renewal model's outputs for a valuation (see :meth:`RenewalModel.valuation_outputs`)."""
+    """A renewal model's outputs for a valuation (see :meth:`RenewalModel.valuation_outputs`).
+
+    Attributes
+    ----------
+    economic_life_years : pandas.Series
+        Expected years in force after the valuation date (area under the fee-survival curve, within
+        the legal term; prepaid fees without risk). The fee-lapse life, not the period of excess
+        returns: :func:`ipvalue.models.life.economic_life` gives both.
+    survival : pandas.DataFrame
+        ``s_1 .. s_T``: P(in force at the end of year t), 0 once the legal term has ended.
+    p_fee : pandas.DataFrame
+        ``p_fee_1 .. p_fee_K``: P(fee k of the model's schedule paid), from the grant.
+    contributions : pandas.DataFrame
+        Each feature's probability contribution to P(fee ``reason_stage`` paid) of the model's
+        schedule, plus ``expected_value`` (its baseline): each row sums to that probability
+        (``p_fee_<reason_stage>``). For validators; what a report explains is the headline.
+    features : pandas.DataFrame
+        The features, built as of the valuation date.
+    reason_stage : int
+        The model's fee stage the headline of non-CN patents speaks of.
+    headline : pandas.DataFrame
+        Per patent: ``label_zh``, ``label_en`` (what the probability is, in the patent's own
+        wording), ``probability``, ``stage`` (the model's stage, or for CN patents the filing
+        anniversary of the fee) and ``patent_year`` (CN: the patent year the fee buys, else NaN).
+        Non-CN patents: P(fee ``reason_stage`` paid). CN patents: their next annual fee at risk
+        after the valuation date, P(第k年年费缴纳 | in force at the valuation date); ``年费已缴至保护期届满``
+        with probability 1 when no fee is left at risk before the term ends.
+    headline_contributions : pandas.DataFrame
+        As ``contributions``, for the headline: each row sums to ``headline['probability']``
+        (``expected_value`` is its baseline): the reasons a report gives.
+    events : FeeLapseEvents
+        The fee events after the valuation date the curves come from (prepaid fees without risk).
+    fees_paid_until : pandas.Series
+        The documented paid-until date used per patent (NaT = none).
+    valuation_date : pandas.Timestamp
+    """
 
     economic_life_years: pd.Series
     survival: pd.DataFrame  # s_1 .. s_T
@@ -233,6 +234,11 @@ class RenewalOutputs:
     contributions: pd.DataFrame  # probability contributions to P(fee reason_stage paid) + expected_value
     features: pd.DataFrame
     reason_stage: int
+    headline: pd.DataFrame | None = None
+    headline_contributions: pd.DataFrame | None = None
+    events: FeeLapseEvents | None = None
+    fees_paid_until: pd.Series | None = None
+    valuation_date: pd.Timestamp | None = None
 
 
 def stage_rows(features: pd.DataFrame, fees_paid: pd.Series, observed: np.ndarray) -> pd.DataFrame:
@@ -358,8 +364,9 @@ class RenewalModel(BaseEstimator):
 
     # -- predictions -----------------------------------------------------------------------
 
-    def _stage_matrix(self, matrix: pd.DataFrame, stage: int) -> pd.DataFrame:
-        return matrix.assign(stage=float(stage))[self.feature_names_]
+    def _stage_matrix(self, matrix: pd.DataFrame, stage) -> pd.DataFrame:
+        """The model's input at a fee ``stage``: one stage for every row, or one per row."""
+        return matrix.assign(stage=np.broadcast_to(np.asarray(stage, dtype="float64"), (len(matrix),)))[self.feature_names_]
 
     def stage_hazards(self, matrix: pd.DataFrame) -> np.ndarray:
         """The lapse hazard of every fee stage, shape (n_patents, n_stages), for a feature matrix
@@ -369,12 +376,13 @@ class RenewalModel(BaseEstimator):
     def _survival_matrix(self, matrix: pd.DataFrame) -> np.ndarray:
         return np.cumprod(1.0 - self.stage_hazards(matrix), axis=1)
 
-    def _granted_hazards(self, frame: pd.DataFrame, matrix: pd.DataFrame, expiry) -> np.ndarray:
+    def _granted_hazards(self, frame: pd.DataFrame, matrix: pd.DataFrame, expiry, due: np.ndarray | None = None) -> np.ndarray:
         """Stage hazards of the granted right: 0 at stages paid with the grant and, for
         filing-anchored fees, at stages due after the statutory expiry (no such fee exists)."""
-        none_due = self.schedule_.paid_with_grant(frame)
+        due = self.schedule_.due_dates(frame) if due is None else due
+        none_due = self.schedule_.paid_with_grant(frame, due)
         if self.schedule_.anchor == "filing":
-            none_due |= self.schedule_.due_dates(frame) >= pd.to_datetime(expiry).to_numpy()[:, None]
+            none_due |= due >= pd.to_datetime(expiry).to_numpy()[:, None]
         return np.where(none_due, 0.0, self.stage_hazards(matrix))
 
     def at_risk(self, X: pd.DataFrame, observed_until) -> np.ndarray:
@@ -385,6 +393,8 @@ class RenewalModel(BaseEstimator):
         return self.schedule_.observed(prep["frame"], observed_until) & self.schedule_.payable(prep["frame"], prep["expiry"])
 
     def transform_features(self, X: pd.DataFrame) -> pd.DataFrame:
+        """The features as of the model's feature date (training, evaluation); a valuation builds
+        them as of its own date (:meth:`dated_features`)."""
         check_is_fitted(self, "booster_")
         return self.features_.transform(X)
 
@@ -394,12 +404,70 @@ class RenewalModel(BaseEstimator):
         s = np.cumprod(1.0 - self._prepare(X)["hazards"], axis=1)
         return pd.DataFrame(s, index=X.index, columns=[f"p_fee_{k}" for k in range(1, s.shape[1] + 1)])
 
+    def dated_features(self, X: pd.DataFrame, valuation_date, *, owner_book: pd.DataFrame | None = None) -> PatentFeatureBuilder:
+        """The model's feature builder as of ``valuation_date``, for a valuation on that date.
+
+        The fitted parts are kept; everything dated is taken at ``valuation_date`` (a grant up to
+        it has its grant lag), and the owner history is the one known then: the model's owner book
+        (its training patents, or the bank's export it was fitted with), the patents of ``X``
+        themselves (an owner's patents being valued are part of its portfolio; one that has lapsed
+        for unpaid fees counts from its paid-until date, else from the valuation date) and
+        ``owner_book`` (a bank's export of its borrowers' portfolios, which wins for a patent it
+        also lists). A patent leaves only itself out of its owner's statistics.
+
+        Parameters
+        ----------
+        X : PatentFrame
+        valuation_date : date-like
+            Required: there is no fallback to the model's training date.
+        owner_book : pandas.DataFrame, optional
+            Rows of :data:`~ipvalue.features.owners.OWNER_BOOK_COLUMNS`.
+
+        Returns
+        -------
+        PatentFeatureBuilder, fitted.
+        """
+        check_is_fitted(self, "booster_")
+        when = pd.to_datetime(valuation_date, errors="coerce") if valuation_date is not None else pd.NaT
+        if pd.isna(when) or isinstance(when, pd.DatetimeIndex):
+            raise ValueError(f"The 'valuation_date' of a renewal valuation must be one date (YYYY-MM-DD): the features are built as of it. "
+                             f"Got {valuation_date!r}.")
+        vd = pd.Timestamp(when).normalize()
+        if not any(f.builder == "owners" for f in self.features_.spec_.features):
+            return self.features_.at_date(vd)
+        frame = as_patent_frame(X, passthrough=self.features_.spec_.passthrough)
+        grace = pd.Timedelta(days=int(self.features_.terms_.get("fee_grace_days", 0)))
+        paid = frame["fees_paid_until"]
+        unpaid = frame["grant_date"].notna() & (frame["grant_date"] <= vd) & paid.notna() & (paid + grace < vd)
+        lapsed = frame["legal_status"].eq("lapsed") | unpaid
+        lapse_date = paid.where(paid.notna() & (paid <= vd), vd).where(lapsed)
+        books = [self.features_.owner_book_, check_owner_book(owner_book_from_frame(frame, lapse_date))]
+        if owner_book is not None:
+            books.append(check_owner_book(owner_book))
+        book = pd.concat([b for b in books if b is not None], ignore_index=True).drop_duplicates("patent_id", keep="last").reset_index(drop=True)
+        return self.features_.at_date(vd, owner_book=book)
+
     def _prepare(self, X: pd.DataFrame) -> dict:
-        """Features, hazards and the anchor / expiry facts of ``X``, built once per call."""
+        """Features, hazards and the anchor / expiry facts of ``X`` as of the model's feature date
+        (training, evaluation), built once per call."""
         check_is_fitted(self, "booster_")
         frame = as_patent_frame(X, passthrough=self.features_.spec_.passthrough)
-        built = self.features_.build(frame)
-        return {"frame": frame, "matrix": built.matrix, "hazards": self._granted_hazards(frame, built.matrix, built.extras["expiry_date"]), "expiry": built.extras["expiry_date"]}
+        return self._prepared(frame, self.features_, None)
+
+    def _prepare_valuation(self, X: pd.DataFrame, valuation_date, owner_book: pd.DataFrame | None = None) -> dict:
+        """As :meth:`_prepare`, with the features as of ``valuation_date`` (:meth:`dated_features`;
+        a missing date is an error, never the training date)."""
+        check_is_fitted(self, "booster_")
+        frame = as_patent_frame(X, passthrough=self.features_.spec_.passthrough)
+        return self._prepared(frame, self.dated_features(frame, valuation_date, owner_book=owner_book), valuation_date)
+
+    def _prepared(self, frame: pd.DataFrame, builder: PatentFeatureBuilder, valuation_date) -> dict:
+        built = builder.build(frame)
+        due = self.schedule_.due_dates(frame)
+        expiry = built.extras["expiry_date"]
+        return {"frame": frame, "matrix": built.matrix, "due": due, "paid_with_grant": self.schedule_.paid_with_grant(frame, due),
+                "hazards": self._granted_hazards(frame, built.matrix, expiry, due), "expiry": expiry,
+                "valuation_date": None if valuation_date is None else builder.valuation_date_}
 
     @property
     def trained_on_cn_fees(self) -> bool:
@@ -414,73 +482,104 @@ class RenewalModel(BaseEstimator):
             return np.zeros(len(X), dtype=bool)
         return X["jurisdiction"].astype("str").eq("CN").to_numpy()
 
-    def _events(self, prep: dict, start: pd.Series) -> dict:
-        """Every patent's fee events after ``start``: ``times`` (n, m) in years after start (sorted,
-        inf where none), ``hazards`` (n, m) of lapsing there, ``horizon`` (n,) years of legal term
-        left after start.
+    def _events(self, prep: dict, start: pd.Series) -> FeeLapseEvents:
+        """Every patent's fee events after ``start`` (:class:`~ipvalue.models.life.FeeLapseEvents`):
+        times in years after start, hazards of lapsing there, the legal term left.
 
-        Model path: the schedule's stages (US: 3.5, 7.5, 11.5 years after grant, lapse at the end of
-        grace) with the model's hazards. Life-table path (CN patents, model not trained on CN data):
-        the annual fee at each filing anniversary 1 .. term-1, hazard
-        ``sigmoid(level(type, age) + z_i)`` where ``z_i`` is the model's ranking score and
-        ``level`` is solved (:func:`level_shift`) so the training patents' mean hazard equals the
-        table's (the table sets the level, the model only the order). Events at or before start
-        are past (paid: the patent is in force at start) and events after the expiry never happen.
+        Model path: the schedule's stages at their calendar due dates (US: 3.5, 7.5, 11.5 years
+        after grant, lapse at the end of grace) with the model's hazards. Life-table path (CN
+        patents, model not trained on CN data): the annual fee at each filing anniversary 1 ..
+        term-1, hazard ``sigmoid(level(type, age) + z_i)`` where ``z_i`` is the model's ranking
+        score and ``level`` is solved (:func:`level_shift`) so the training patents' mean hazard
+        equals the table's (the table sets the level, the model only the order). Events at or
+        before start are past (paid: the patent is in force at start) and events after the expiry
+        never happen.
         """
         frame = prep["frame"]
-        start = pd.to_datetime(start).astype("datetime64[s]")
-        years_after = lambda dates: ((dates - start).dt.days / DAYS_PER_YEAR).to_numpy()  # noqa: E731
-        n = len(frame)
+        begin = pd.to_datetime(start).to_numpy()
+        expiry = pd.to_datetime(prep["expiry"]).to_numpy()
         cn = self.uses_life_table(frame)
-        table = self.life_table_
-        width = max(self.schedule_.n_stages, max((len(h) for h in table.hazards.values()), default=0) if cn.any() else 0)
-        times = np.full((n, width), np.inf)
-        hazards = np.zeros((n, width))
+        parts = []
         model = ~cn
         if model.any():
-            anchor = self.schedule_.anchor_dates(frame)
-            base = years_after(anchor)
-            k = self.schedule_.n_stages
-            times[model, :k] = (base[:, None] + self.schedule_.lapse_offsets_years[None, :])[model]
-            hazards[model, :k] = prep["hazards"][model]
+            due = prep["due"][model]
+            grace = np.timedelta64(self.schedule_.grace_days if self.schedule_.lapse_at == "end_of_grace" else 0, "D")
+            stages = np.arange(1, self.schedule_.n_stages + 1, dtype=float)
+            whole = self.schedule_.anchor == "filing" and all(float(d).is_integer() for d in self.schedule_.due_years)
+            year = np.asarray(self.schedule_.due_years, dtype=float) + 1 if whole else np.full(self.schedule_.n_stages, np.nan)
+            source = ("renewal model: hazards of the annual fees (trained on CN fee data)" if self.schedule_.anchor == "filing"
+                      else "renewal model: hazards of the maintenance-fee stages")
+            parts.append((model, FeeLapseEvents.build(
+                times=years_after(due + grace, begin[model]), due=years_after(due, begin[model]), hazards=prep["hazards"][model],
+                horizon=years_after(expiry[model], begin[model]), source=source,
+                patent_year=np.broadcast_to(year, due.shape), stage=np.broadcast_to(stages, due.shape))))
         if cn.any():
             if self.features_.spec_.passthrough:
                 raise SpecError(
                     f"Feature spec {self.features_.spec_.id} uses dataset-only columns {self.features_.spec_.passthrough}: it may not value "
                     "Chinese patents. Fix: use a model trained on a contract-only spec such as renewal-cn-v1."
                 )
-            z = self._ranking_scores(prep["matrix"])
-            base = years_after(frame["filing_date"])
-            ptype = frame["patent_type"].astype("str").to_numpy()
+            table = self.life_table_
+            z = self._ranking_scores(prep["matrix"][cn])
+            ptype = frame["patent_type"].astype("str").to_numpy()[cn]
+            hazards = np.zeros((int(cn.sum()), table.max_age))
+            known = np.zeros(len(z), dtype=bool)
             for t, target in table.hazards.items():  # a loop over the three patent types, not patents
-                rows = cn & (ptype == t)
-                if not rows.any():
-                    continue
-                level = level_shift(target, self.reference_scores_)
-                ages = np.arange(1, len(target) + 1, dtype=float)
-                times[rows, : len(target)] = base[rows, None] + ages[None, :]
-                hazards[rows, : len(target)] = expit(level[None, :] + z[rows, None])
-        horizon = years_after(prep["expiry"])
-        horizon = np.where(np.isnan(horizon), np.where(np.isfinite(times), times, -np.inf).max(axis=1), horizon)
-        live = (times > 0) & (times <= horizon[:, None])
-        return {"times": np.where(live, times, np.inf), "hazards": np.where(live, hazards, 0.0), "horizon": np.maximum(horizon, 0.0)}
+                rows = ptype == t
+                if rows.any():
+                    level = level_shift(target, self.reference_scores_)
+                    hazards[rows, : len(target)] = expit(level[None, :] + z[rows, None])
+                    known |= rows
+            due = years_after(cn_annual_fee_dates(frame["filing_date"][cn], table.max_age), begin[cn])
+            ages = np.arange(1, table.max_age + 1, dtype=float)
+            parts.append((cn, FeeLapseEvents.build(
+                times=due, due=due, hazards=hazards, horizon=years_after(expiry[cn], begin[cn]),
+                source=np.where(known, "CN life table level by patent type and age (default to calibrate), ordered by the renewal model's score",
+                                "no CN life table entry for this patent type: fee lapse not modelled"),
+                patent_year=np.broadcast_to(ages + 1, due.shape), stage=np.broadcast_to(ages, due.shape))))
+        return FeeLapseEvents.combine(parts, len(frame))
 
-    @staticmethod
-    def _expected_life(events: dict) -> np.ndarray:
-        """The exact mean of the step survival curve: sum_k S_(k-1) h_k t_k + S_K * horizon."""
-        h, t = events["hazards"], np.where(np.isfinite(events["times"]), events["times"], 0.0)
-        alive_before = np.column_stack([np.ones(len(h)), np.cumprod(1 - h, axis=1)[:, :-1]])
-        return (alive_before * h * t).sum(axis=1) + np.prod(1 - h, axis=1) * events["horizon"]
+    def fee_lapse_events(self, X: pd.DataFrame, valuation_date, *, paid_until=None, owner_book: pd.DataFrame | None = None) -> FeeLapseEvents:
+        """The fee events after ``valuation_date`` that can end each patent's right, with features
+        as of that date (:meth:`dated_features`) and no lapse risk for a fee falling due before the
+        fees documented as paid (``X['fees_paid_until']`` and ``paid_until``, the later wins): what
+        :func:`ipvalue.models.life.economic_life` builds the fee survival from.
 
-    def yearly_survival(self, X: pd.DataFrame, valuation_date, years: int) -> pd.DataFrame:
+        Parameters
+        ----------
+        X : PatentFrame, shape (n_patents, ...)
+        valuation_date : date-like
+        paid_until : pandas.Series or array-like of dates, optional
+            Aligned with ``X``; NaT = no information.
+        owner_book : pandas.DataFrame, optional
+            A bank's export of its borrowers' portfolios (see :meth:`dated_features`).
+        """
+        prep = self._prepare_valuation(X, valuation_date, owner_book)
+        return self._valuation_events(prep, paid_until)[0]
+
+    def _valuation_events(self, prep: dict, paid_until) -> tuple[FeeLapseEvents, pd.Series]:
+        frame, vd = prep["frame"], prep["valuation_date"]
+        paid = documented_paid_until(frame, paid_until)
+        events = self._events(prep, pd.Series(vd, index=frame.index)).prepaid(years_after(paid.to_numpy(), vd))
+        return events, paid
+
+    def _anchor_known(self, frame: pd.DataFrame) -> np.ndarray:
+        """The model's anchor date is known: grant for its US schedule, filing for the CN life table."""
+        return self.schedule_.anchor_dates(frame).where(~self.uses_life_table(frame), frame["filing_date"]).notna().to_numpy()
+
+    def yearly_survival(self, X: pd.DataFrame, valuation_date, years: int, *, paid_until=None, owner_book: pd.DataFrame | None = None) -> pd.DataFrame:
         """The yearly survival curve the income approach weights cash flows by.
 
         Parameters
         ----------
         X : PatentFrame, shape (n_patents, ...)
         valuation_date : date-like
+            The features are built as of it (:meth:`dated_features`).
         years : int
             T, the number of years.
+        paid_until : pandas.Series or array-like of dates, optional
+            Fees documented as paid through (with ``X['fees_paid_until']``): no lapse before.
+        owner_book : pandas.DataFrame, optional
 
         Returns
         -------
@@ -492,39 +591,34 @@ class RenewalModel(BaseEstimator):
         """
         if int(years) != years or years < 1:
             raise ValueError(f"The 'years' of yearly_survival must be a whole number >= 1. Got {years!r}.")
-        return self._yearly_survival(self._prepare(X), valuation_date, int(years))
+        prep = self._prepare_valuation(X, valuation_date, owner_book)
+        return self._yearly_survival(self._valuation_events(prep, paid_until)[0], prep["frame"].index, int(years))
 
-    def _yearly_survival(self, prep: dict, valuation_date, years: int) -> pd.DataFrame:
-        index = prep["frame"].index
-        events = self._events(prep, pd.Series(pd.Timestamp(valuation_date), index=index))
+    @staticmethod
+    def _yearly_survival(events: FeeLapseEvents, index: pd.Index, years: int) -> pd.DataFrame:
         t = np.arange(1, years + 1, dtype=float)
-        # S(t) = prod over events at or before t of (1 - h), and 0 past the legal term
-        log_keep = np.log1p(-np.clip(events["hazards"], 0.0, 1.0 - 1e-12))
-        passed = events["times"][:, :, None] <= t[None, None, :]
-        s = np.exp((log_keep[:, :, None] * passed).sum(axis=1)) * (t[None, :] <= events["horizon"][:, None] + 1e-9)
+        s = events.survival(years) * (t[None, :] <= events.horizon[:, None] + 1e-9)  # 0 past the legal term
         return pd.DataFrame(s, index=index, columns=[f"s_{int(k)}" for k in t])
 
     def expected_life_years(self, X: pd.DataFrame) -> pd.Series:
         """Expected life in years from the anchor date: grant for the model's US schedule, filing
         for patents on the CN life table. Missing where the anchor (a pending grant) is unknown."""
         prep = self._prepare(X)
-        anchor = self.schedule_.anchor_dates(prep["frame"]).where(~self.uses_life_table(prep["frame"]), prep["frame"]["filing_date"])
-        life = self._expected_life(self._events(prep, anchor))
+        frame = prep["frame"]
+        anchor = self.schedule_.anchor_dates(frame).where(~self.uses_life_table(frame), frame["filing_date"])
+        life = self._events(prep, anchor).expected_life()
         return pd.Series(np.where(anchor.isna(), np.nan, life), index=X.index, name="expected_life_years")
 
-    def expected_remaining_life(self, X: pd.DataFrame, valuation_date) -> pd.Series:
-        """Expected economic life in years left at ``valuation_date`` for a patent in force then:
-        the area under the same step survival curve as :meth:`yearly_survival` (so
-        ``sum(s_1..s_T) <= life <= 1 + sum(s_1..s_T)`` for T covering the term); the input the
-        income approach takes as ``economic_life_years``. Missing where the model's anchor date
-        (e.g. the grant of a pending US application) is unknown."""
-        return pd.Series(self._remaining_life_at(self._prepare(X), valuation_date), index=X.index, name="economic_life_years")
-
-    def _remaining_life_at(self, prep: dict, valuation_date) -> np.ndarray:
-        frame = prep["frame"]
-        life = self._expected_life(self._events(prep, pd.Series(pd.Timestamp(valuation_date), index=frame.index)))
-        anchor = self.schedule_.anchor_dates(frame).where(~self.uses_life_table(frame), frame["filing_date"])
-        return np.where(anchor.isna(), np.nan, life)
+    def expected_remaining_life(self, X: pd.DataFrame, valuation_date, *, paid_until=None, owner_book: pd.DataFrame | None = None) -> pd.Series:
+        """Expected years in force left at ``valuation_date`` for a patent in force then: the area
+        under the same step survival curve as :meth:`yearly_survival` (so ``sum(s_1..s_T) <= life
+        <= 1 + sum(s_1..s_T)`` for T covering the term), prepaid fees without risk. This is the
+        fee-lapse life; the period of excess returns is :func:`ipvalue.models.life.economic_life`'s.
+        Missing where the model's anchor date (e.g. the grant of a pending US application) is unknown."""
+        prep = self._prepare_valuation(X, valuation_date, owner_book)
+        events = self._valuation_events(prep, paid_until)[0]
+        life = np.where(self._anchor_known(prep["frame"]), events.expected_life(), np.nan)
+        return pd.Series(life, index=X.index, name="economic_life_years")
 
     def quality_percentile(self, X: pd.DataFrame) -> pd.Series:
         """Percentile (0-1) of P(every fee paid) among the training patents."""
@@ -537,12 +631,12 @@ class RenewalModel(BaseEstimator):
 
     def stage_label(self, stage: int | None = None) -> dict:
         """What P(fee ``stage`` paid) means, in Chinese and English (default: the headline stage):
-        the k-th maintenance fee for grant-anchored schedules, the annual fee due at a filing
-        anniversary for CN 年费."""
+        the k-th maintenance fee for grant-anchored schedules; for CN 年费 the annual fee of the
+        patent year it buys (the fee due at filing anniversary a buys year a + 1:
+        :func:`~ipvalue.models.life.cn_annual_fee_label`, "第6年年费缴纳概率")."""
         k = int(stage or self.headline_stage_)
         if self.schedule_.anchor == "filing":
-            a = self.schedule_.due_years[k - 1]
-            return {"stage": k, "zh": f"申请日起第{a:g}周年年费缴纳概率", "en": f"P(annual fee due at filing anniversary {a:g} paid)"}
+            return {"stage": k, **cn_annual_fee_label(int(self.schedule_.due_years[k - 1]) + 1)}
         return {"stage": k, "zh": f"第{k}期续费概率", "en": f"P(fee {k} paid)"}
 
     def output_frame(self, frame: pd.DataFrame, *, explain: str = "all", explain_rows=None, reason_stage: int | None = None, valuation_date=None) -> pd.DataFrame:
@@ -551,39 +645,144 @@ class RenewalModel(BaseEstimator):
         ``economic_life_years`` (:meth:`expected_remaining_life`), the features
         (``feature_<name>``, for stability monitoring) and the explanation columns (SHAP on the
         log-odds of lapsing at ``reason_stage``, for the ``explain_rows`` mask or all rows; see
-        :func:`ipvalue.models.output.explained`)."""
-        prep = self._prepare(frame)
+        :func:`ipvalue.models.output.explained`). With ``valuation_date`` every column is as of
+        that date (:meth:`dated_features`); without it, as of the model's feature date."""
+        prep = self._prepare(frame) if valuation_date is None else self._prepare_valuation(frame, valuation_date)
         survival = np.cumprod(1.0 - prep["hazards"], axis=1)
         out = pd.DataFrame(survival, index=frame.index, columns=[f"p_fee_{k}" for k in range(1, survival.shape[1] + 1)])
         anchor = self.schedule_.anchor_dates(prep["frame"]).where(~self.uses_life_table(prep["frame"]), prep["frame"]["filing_date"])
-        out["expected_life_years"] = np.where(anchor.isna(), np.nan, self._expected_life(self._events(prep, anchor)))
+        out["expected_life_years"] = np.where(anchor.isna(), np.nan, self._events(prep, anchor).expected_life())
         out["quality_percentile"] = self._percentile(survival[:, -1])
         if valuation_date is not None:
-            out["economic_life_years"] = self._remaining_life_at(prep, valuation_date)
+            out["economic_life_years"] = np.where(self._anchor_known(prep["frame"]), self._valuation_events(prep, None)[0].expected_life(), np.nan)
         reason_stage = reason_stage or self.headline_stage_
         contributions = lambda m: self._contributions(m, reason_stage)  # noqa: E731
         return pd.concat([out, feature_columns(prep["matrix"]), explained(contributions, prep["matrix"], explain, explain_rows)], axis=1)
 
-    def valuation_outputs(self, X: pd.DataFrame, valuation_date, *, years: int, reason_stage: int | None = None) -> "RenewalOutputs":
-        """What a valuation takes from the model, from one feature build: the expected remaining
-        (economic) life and the yearly survival ``s_1..s_T`` at ``valuation_date`` (for the income
-        approach), P(fee k paid), and the drivers of P(fee ``reason_stage`` paid) in probability
-        (:meth:`probability_contributions`) with the feature values, for reason codes."""
+    def valuation_outputs(self, X: pd.DataFrame, valuation_date, *, years: int, reason_stage: int | None = None, paid_until=None,
+                          owner_book: pd.DataFrame | None = None) -> "RenewalOutputs":
+        """What a valuation takes from the model, from one feature build as of ``valuation_date``
+        (:meth:`dated_features`: grant lags and owner histories as known on that date).
+
+        Parameters
+        ----------
+        X : PatentFrame, shape (n_patents, ...)
+        valuation_date : date-like
+            Required.
+        years : int
+            T, the years of survival.
+        reason_stage : int, optional
+            The model's fee stage the headline of non-CN patents speaks of (default: the model's
+            headline stage). A CN patent's headline is its next annual fee at risk (see
+            :class:`RenewalOutputs`).
+        paid_until : pandas.Series or array-like of dates, optional
+            Fees documented as paid through (e.g. the application's fee-prepayment documents),
+            aligned with ``X``, combined with ``X['fees_paid_until']`` (the later wins; NaT = none):
+            no fee lapse before that date.
+        owner_book : pandas.DataFrame, optional
+            A bank's export of its borrowers' portfolios (:meth:`dated_features`).
+
+        Returns
+        -------
+        RenewalOutputs
+            The expected years in force and the yearly survival ``s_1..s_T`` (for the income
+            approach), P(fee k paid) and the drivers of P(fee ``reason_stage`` paid), the
+            headline of each patent in its own wording with the drivers of its probability (each
+            row summing to it), the features, the fee events and the paid-until dates used.
+        """
         if int(years) != years or years < 1:
             raise ValueError(f"The 'years' of valuation_outputs must be a whole number >= 1. Got {years!r}.")
-        reason_stage = reason_stage or self.headline_stage_
-        prep = self._prepare(X)
+        reason_stage = int(reason_stage or self.headline_stage_)
+        if not 1 <= reason_stage <= self.schedule_.n_stages:
+            raise ValueError(f"The 'reason_stage' must be a fee stage 1..{self.schedule_.n_stages}. Got {reason_stage!r}.")
+        prep = self._prepare_valuation(X, valuation_date, owner_book)
         index = prep["frame"].index
+        events, paid = self._valuation_events(prep, paid_until)
         p_fee = pd.DataFrame(np.cumprod(1.0 - prep["hazards"], axis=1), index=index)
         p_fee.columns = [f"p_fee_{k}" for k in range(1, p_fee.shape[1] + 1)]
+        contributions = self._probability_contributions(prep["matrix"], reason_stage, prep["paid_with_grant"])
+        headline, headline_contributions = self._headline(prep, events, reason_stage, contributions)
         return RenewalOutputs(
-            economic_life_years=pd.Series(self._remaining_life_at(prep, valuation_date), index=index, name="economic_life_years"),
-            survival=self._yearly_survival(prep, valuation_date, int(years)),
+            economic_life_years=pd.Series(np.where(self._anchor_known(prep["frame"]), events.expected_life(), np.nan), index=index, name="economic_life_years"),
+            survival=self._yearly_survival(events, index, int(years)),
             p_fee=p_fee,
-            contributions=self._probability_contributions(prep["matrix"], reason_stage, self.schedule_.paid_with_grant(prep["frame"])),
+            contributions=contributions,
             features=prep["matrix"],
             reason_stage=reason_stage,
+            headline=headline,
+            headline_contributions=headline_contributions,
+            events=events,
+            fees_paid_until=paid,
+            valuation_date=prep["valuation_date"],
         )
+
+    def _headline(self, prep: dict, events: FeeLapseEvents, reason_stage: int, contributions: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """Each patent's headline probability, in its own wording, and the probability
+        contributions of the features that add up to it.
+
+        * Non-CN patents: P(fee ``reason_stage`` paid) of the model's schedule, from the grant:
+          ``contributions`` (:meth:`probability_contributions`) as they are.
+        * CN patents: the next annual fee at risk after the valuation date (fees documented as paid
+          are no risk), P(第k年年费 paid | in force at the valuation date) = 1 − its hazard. On the
+          CN life table's level the hazard is ``sigmoid(level + z)`` with ``z`` the model's score,
+          a monotone function of P(headline stage paid), so that probability's contributions are
+          carried over by the secant (P − P_base) / (S − S_base): each row still sums exactly. A
+          model trained on CN fees explains the hazard of that fee's own stage the same way.
+          Without a fee at risk before the term ends: probability 1, no driver.
+        """
+        frame, matrix = prep["frame"], prep["matrix"]
+        index = frame.index
+        label = self.stage_label(reason_stage)
+        columns = [c for c in contributions.columns if c != "expected_value"]
+        contrib = contributions.copy()
+        head = pd.DataFrame({"label_zh": label["zh"], "label_en": label["en"], "probability": contributions.sum(axis=1).to_numpy(),
+                             "stage": float(reason_stage), "patent_year": np.nan}, index=index)
+        cn = frame["jurisdiction"].astype("str").eq("CN").to_numpy()
+        if not cn.any():
+            return head, contrib
+        ev = events.take(cn)
+        col, has = ev.next_at_risk()
+        pick = lambda a: a[np.arange(len(col)), col] if a.shape[1] else np.full(len(col), np.nan)  # noqa: E731
+        hazard, year, stage = np.where(has, pick(ev.hazards), 0.0), np.where(has, pick(ev.patent_year), np.nan), np.where(has, pick(ev.stage), np.nan)
+        rows = np.flatnonzero(cn)
+        head.iloc[rows, head.columns.get_loc("probability")] = 1.0 - hazard
+        head.iloc[rows, head.columns.get_loc("patent_year")] = year
+        head.iloc[rows, head.columns.get_loc("stage")] = stage
+        labels = [cn_annual_fee_label(y) if h else FEES_PAID_TO_TERM for y, h in zip(year, has)]
+        head.iloc[rows, head.columns.get_loc("label_zh")] = [x["zh"] for x in labels]
+        head.iloc[rows, head.columns.get_loc("label_en")] = [x["en"] for x in labels]
+        out = np.zeros((len(rows), len(columns) + 1))
+        out[:, -1] = 1.0  # no fee at risk: the probability and its baseline are 1
+        table = self.uses_life_table(frame)[cn]
+        # the headline stage's contributions, computed once: reused when they are the reason stage's (no fee paid with a grant)
+        reuse = reason_stage == self.headline_stage_ and not prep["paid_with_grant"][rows].any()
+        for path, sel in (("table", has & table), ("model", has & ~table)):
+            if not sel.any():
+                continue
+            m = matrix.iloc[rows[sel]]
+            p = 1.0 - hazard[sel]
+            if path == "table":  # carried over from P(headline stage paid) = S, which sets z = logit(1 - S)
+                c = contributions.iloc[rows[sel]] if reuse else self._probability_contributions(m, self.headline_stage_)
+                s_base = c["expected_value"].to_numpy()
+                phi = c[columns].to_numpy()
+                s = s_base + phi.sum(axis=1)
+                z_of = lambda v: logit(np.clip(1.0 - v, 1e-9, 1 - 1e-9))  # noqa: E731  as in _ranking_scores
+                h = hazard[sel]
+                p_base = 1.0 - expit(logit(np.clip(h, 1e-12, 1 - 1e-12)) - z_of(s) + z_of(s_base))
+                d = s - s_base
+                slope = np.where(np.abs(d) > 1e-12, (p - p_base) / np.where(np.abs(d) > 1e-12, d, 1.0), h * (1 - h) / np.maximum(s * (1 - s), 1e-12))
+            else:  # a model of CN fees: the log-odds of this fee's own stage
+                c = self._contributions(m, stage[sel])
+                b = c["expected_value"].to_numpy()
+                phi = c[columns].to_numpy()
+                f = b + phi.sum(axis=1)
+                p_base = 1.0 - expit(b)
+                d = f - b
+                slope = np.where(np.abs(d) > 1e-12, (p - p_base) / np.where(np.abs(d) > 1e-12, d, 1.0), -expit(b) * (1 - expit(b)))
+            out[sel, :-1] = phi * slope[:, None]
+            out[sel, -1] = p_base
+        contrib.iloc[rows] = out
+        return head, contrib
 
     def contributions(self, X: pd.DataFrame, *, stage: int | None = None) -> pd.DataFrame:
         """SHAP contributions (LightGBM ``pred_contrib``) to the log-odds of lapsing at ``stage``
@@ -634,7 +833,7 @@ class RenewalModel(BaseEstimator):
         out = pd.DataFrame(psi * scale[:, None], index=features.index, columns=c.columns)
         return out.assign(expected_value=s_base)
 
-    def _contributions(self, features: pd.DataFrame, stage: int) -> pd.DataFrame:
+    def _contributions(self, features: pd.DataFrame, stage) -> pd.DataFrame:
         contrib = self.booster_.predict(self._stage_matrix(features, stage), pred_contrib=True)
         out = pd.DataFrame(contrib, index=features.index, columns=[*self.feature_names_, "expected_value"])
         # the stage is fixed here: its share joins the base value, so each row still sums to the log-odds

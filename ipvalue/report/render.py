@@ -76,9 +76,22 @@ def draw_chart(chart: dict) -> str:
                     ax.step(s["x"], s["y"], where="post", label=s["name_zh"])
                 else:
                     ax.plot(s["x"], s["y"], label=s["name_zh"])
-            ax.set_ylim(0, 1.05)
+            values = [v for s in series for v in s["y"] if v is not None]
+            if values and min(values) >= 0 and max(values) <= 1:  # probabilities and shares
+                ax.set_ylim(0, 1.05)
             if len(series) <= 8:
                 ax.legend(fontsize=6)
+        elif kind == "scatter":  # model against observation: log scales, the line of equality
+            colours = ("#c9764f", "#2b5d8a", "#1a7f37", "#7aa6c9")
+            points = [v for s in series for v in (*s["x"], *s["y"]) if v is not None and v > 0]
+            for i, s in enumerate(series):
+                ax.scatter(s["x"], s["y"], s=9, alpha=0.6, color=colours[i % len(colours)], label=f"{s['name_zh']} {s['name_en']}")
+            if points:
+                lo, hi = min(points), max(points)
+                ax.plot([lo, hi], [lo, hi], color="#1d2733", lw=0.8, linestyle="--", label="相等 equal")
+                ax.set_xscale("log")
+                ax.set_yscale("log")
+            ax.legend(fontsize=6)
         elif kind == "hist":
             values = np.asarray(series[0]["values"], float)
             ax.hist(values, bins=50, color="#7aa6c9")
@@ -139,16 +152,21 @@ def write_reports(result, out_dir: str | Path, *, pdf: bool | None = None) -> di
     PDF (an error where it cannot be printed), False skips it, None (default) prints it where this
     machine can (:func:`pdf_unavailable`) and logs why not otherwise.
     """
+    return write_rendered(result.report, result.to_json(), out_dir, f"{result.application.application_id}-{result.valuation_id}", pdf=pdf)
+
+
+def write_rendered(report, json_text: str, out_dir: str | Path, stem: str, *, pdf: bool | None = None) -> dict:
+    """Write ``<stem>.html`` (``report`` rendered), ``<stem>.json`` (``json_text``) and ``<stem>.pdf``
+    atomically into ``out_dir``; returns their paths. ``pdf`` as :func:`write_reports` takes it."""
     from ipvalue.io import write_bytes_atomic, write_text_atomic
 
     out_dir = Path(out_dir)
-    stem = f"{result.application.application_id}-{result.valuation_id}"
-    html = render_html(result.report)
-    paths = {"html": write_text_atomic(html, out_dir / f"{stem}.html"), "json": write_text_atomic(result.to_json(), out_dir / f"{stem}.json")}
+    html = render_html(report)
+    paths = {"html": write_text_atomic(html, out_dir / f"{stem}.html"), "json": write_text_atomic(json_text, out_dir / f"{stem}.json")}
     if pdf is None:
         reason = pdf_unavailable()
         if reason:
-            logger.warning("PDF report not written: %s", reason)
+            logger.warning("PDF of %s not written: %s", stem, reason)
         pdf = reason is None
     if pdf:
         paths["pdf"] = write_bytes_atomic(render_pdf(html), out_dir / f"{stem}.pdf")

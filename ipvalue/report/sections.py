@@ -25,7 +25,7 @@ import pandas as pd
 #: significant digits), ``integer``, ``date`` (YYYY-MM-DD), ``text``, ``check`` (a boolean shown
 #: as 通过 pass / 未通过 fail).
 KINDS = ("money", "money2", "percent", "percent1", "rate", "years", "number", "integer", "date", "text", "check")
-CHART_KINDS = ("bar", "barh", "line", "step", "hist", "tornado", "waterfall")
+CHART_KINDS = ("bar", "barh", "line", "step", "hist", "tornado", "waterfall", "scatter")
 
 
 @dataclass
@@ -64,7 +64,9 @@ class Table:
 class Chart:
     """A chart as data: ``kind`` (one of :data:`CHART_KINDS`), axis labels and series.
 
-    ``series`` is a list of ``{"name_zh", "name_en", "x": [...], "y": [...]}`` (for ``hist`` only
+    ``series`` is a list of ``{"name_zh", "name_en", "x": [...], "y": [...]}`` (for ``scatter``: a
+    model's figures ``y`` against observed ones ``x``, drawn on log scales with the line of
+    equality; for ``hist`` only
     ``values``; for ``tornado`` ``labels``, ``low``, ``high`` and ``base``; for ``waterfall``
     ``labels`` and ``values``); ``markers`` are vertical reference lines ``{"x", "label_zh",
     "label_en"}`` (e.g. the quantile a cap is read at).

@@ -91,7 +91,8 @@ def load_experiment(path: str | Path) -> dict:
 
 
 def load_data(spec: dict, data_dir) -> pd.DataFrame:
-    """The experiment's data (``data.loader``: ``university_maintenance``, ``demo_portfolio`` or ``file``)."""
+    """The experiment's data (``data.loader``: ``university_maintenance``, ``demo_portfolio``,
+    ``cnipa_register``, ``pilot_ledger`` or ``file``)."""
     loader = spec["data"].get("loader")
     if loader == "university_maintenance":
         return ipio.load_university_maintenance(data_dir)
@@ -99,12 +100,15 @@ def load_data(spec: dict, data_dir) -> pd.DataFrame:
         return make_demo_portfolio(int(spec["data"].get("n", 3000)), int(spec["data"].get("seed", 0))).patents
     if loader == "cnipa_register":
         return load_register_training_data(spec)
+    if loader == "pilot_ledger":
+        return load_ledger_training_data(spec)
     if loader == "file":
         result = ipio.read_patents(spec["data"]["path"])
         raw, _ = ipio.read_table(spec["data"]["path"])
         label = spec["data"]["label"]
         return result.valid.assign(**{label: pd.to_numeric(raw.loc[result.valid.index, label], errors="coerce")})
-    raise SpecError(f"The 'data.loader' of experiment {spec['_path']} must be university_maintenance, demo_portfolio, cnipa_register or file. Got {loader!r}.")
+    raise SpecError(f"The 'data.loader' of experiment {spec['_path']} must be university_maintenance, demo_portfolio, cnipa_register, pilot_ledger or file. "
+                    f"Got {loader!r}.")
 
 
 def data_file(spec: dict, key: str) -> Path:
@@ -158,11 +162,88 @@ def load_register_training_data(spec: dict) -> pd.DataFrame:
     return labelled[~left_out]
 
 
+#: The labels a pilot ledger gives the value model (``data.labels``), which its run's ``data_origin`` names.
+LEDGER_LABELS = ("real_prices", "appraisals")
+
+
+def load_ledger_training_data(spec: dict) -> pd.DataFrame:
+    """The value model's training data from a bank's pilot ledger (:mod:`ipvalue.calibration.ledger`):
+    the pledged patents (its ``patents`` table, PatentFrame rows) labelled with what the ledger
+    knows of their value.
+
+    ``data``: ``ledger`` (a folder or workbook, relative to the experiment file or absolute; or
+    ``synthetic`` with ``n_loans`` and ``seed``: a generated, labelled-synthetic ledger), ``labels``
+    and ``label`` (the column the label is written to):
+
+    * ``labels: appraisals``: each patent's itemised external appraisal (``appraised_value_rmb``);
+    * ``labels: real_prices``: the median price of the package's priced transfers within the
+      calibration settings' deal window of its valuation (``deals``: kinds and window of
+      ``calibration-cn``); a package of one patent takes it whole, a package of several is split
+      by the patents' itemised appraisals where every one is appraised, and is otherwise left out
+      (a price is not split by guesswork). Each row's rule is in ``label_basis``.
+
+    Every row's ``data_origin`` is the label kind (what the run's provenance then says, and what
+    :mod:`ipvalue.methods.ml` reads), prefixed ``synthetic:`` when the ledger is synthetic: a model
+    trained on it stays for information only. The package (``package_id`` = the loan) groups the
+    folds. Features are taken as of ``data.valuation_date`` (the regressor takes one date).
+    """
+    import tempfile
+
+    from ipvalue.calibration import PilotTruth, load_ledger, make_pilot_ledger, write_ledger
+    from ipvalue.calibration.estimate import DAYS, Settings
+
+    d = spec["data"]
+    labels, label = d.get("labels"), d.get("label")
+    if labels not in LEDGER_LABELS or not label:
+        raise SpecError(f"Experiment {spec['_path']}: a pilot ledger needs 'data.labels' (one of {list(LEDGER_LABELS)}) and 'data.label' (the label "
+                        f"column). Got labels {labels!r}, label {label!r}. Fix: see experiments/value-ledger-synthetic.yaml.")
+    if d.get("ledger") == "synthetic":
+        with tempfile.TemporaryDirectory() as tmp:  # written and read back: the path a bank's ledger takes
+            truth = PilotTruth(n_loans=int(d.get("n_loans", PilotTruth.n_loans)))
+            ledger = load_ledger(write_ledger(make_pilot_ledger(truth, seed=int(d.get("seed", 0))), Path(tmp) / "ledger"), as_of=truth.as_of)
+    else:
+        path = Path(str(d.get("ledger") or ""))
+        path = path if path.is_absolute() else Path(spec["_path"]).parent / path
+        if not d.get("ledger") or not path.exists():
+            raise SpecError(f"The 'data.ledger' of experiment {spec['_path']}, {str(path)!r}, does not exist. Fix: give the pilot ledger's folder or "
+                            "workbook (relative to the experiment file, or absolute), or 'synthetic'.")
+        ledger = load_ledger(path, as_of=d.get("as_of"))
+    if len(ledger.problems):
+        logger.warning("pilot ledger %s: %d row(s) quarantined and left out of training (see ipvalue calibrate's ledger report)",
+                       ledger.source, sum(len(q) for q in ledger.quarantine.values()))
+    patents = ledger.patents.dropna(subset=["patent_id"])
+    if patents.empty:
+        raise SpecError(f"The pilot ledger {ledger.source} has no patents table: the value model learns from the pledged patents. Fix: add patents.csv "
+                        "(the PatentFrame rows of each package, with loan_id and, where an appraisal itemises them, appraised_value_rmb).")
+    patents = patents.assign(package_id=patents["loan_id"])
+    if labels == "appraisals":
+        value, basis = patents["appraised_value_rmb"], pd.Series("itemised appraisal", index=patents.index)
+    else:
+        settings = Settings.load(d.get("settings", "calibration-cn"))
+        deals = ledger.deals[ledger.deals["kind"].isin(settings.deal_kinds) & ledger.deals["loan_id"].notna() & (ledger.deals["price_rmb"] > 0)]
+        deals = deals.merge(ledger.loans[["loan_id", "valuation_date"]], on="loan_id")
+        deals = deals[(deals["date"] - deals["valuation_date"]).abs().dt.days / DAYS <= settings.deal_window_years]
+        price = patents["loan_id"].map(deals.groupby("loan_id")["price_rmb"].median())
+        size = patents.groupby("loan_id")["patent_id"].transform("size")
+        appraised = patents.groupby("loan_id")["appraised_value_rmb"].transform(lambda v: v.notna().all())
+        share = patents["appraised_value_rmb"] / patents.groupby("loan_id")["appraised_value_rmb"].transform("sum")
+        single, split = price.notna() & (size == 1), price.notna() & (size > 1) & appraised
+        value = price.where(single, (price * share).where(split))
+        basis = pd.Series(np.where(single, "price of a one-patent package", np.where(split, "package price split by itemised appraisals", "")), index=patents.index)
+        left = int((price.notna() & ~single & ~split).sum())
+        if left:
+            logger.warning("pilot ledger %s: %d patent(s) of priced packages left out: several patents and no itemised appraisal to split the price", ledger.source, left)
+    origin = labels if ledger.data_origin != "synthetic" else f"synthetic: {labels} of a synthetic pilot ledger"
+    out = patents.assign(**{label: value, "label_basis": basis, "data_origin": origin})
+    return out[out[label].notna()].drop(columns=["loan_id", "appraised_value_rmb"]).reset_index(drop=True)
+
+
 #: What a model's training data are, by loader (``data.origin`` in the experiment overrides it).
 DATA_ORIGINS = {
     "university_maintenance": "real: USPTO university maintenance fees",
     "demo_portfolio": "synthetic",
     "cnipa_register": "CNIPA legal-status export",
+    "pilot_ledger": "pilot ledger",
     "file": "file",
 }
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ipvalue.config import assumption_value, content_hash, load_yaml
+from ipvalue.config import assumption_value, content_hash, load_set
 from ipvalue.exceptions import AssumptionError
 
 PREMIUMS = ("technology_premium", "market_premium", "funding_premium", "management_premium")
@@ -48,17 +48,12 @@ class IncomeAssumptions:
         """Build-up discount rate: risk-free plus the four premiums."""
         return self.risk_free + sum(self.premiums.values())
 
-    def sharing_range(self, sector) -> tuple:
-        """(low, high) sharing rate on a revenue base for a WIPO sector (array-friendly via pandas map)."""
-        margin = self.profit_margin_by_sector.get(sector, self.profit_margin_by_sector["default"])
-        return self.profit_split[0] * margin, self.profit_split[1] * margin
-
     @classmethod
     def load(cls, which: "str | Path | dict | IncomeAssumptions" = "cn-pledge-2025") -> "IncomeAssumptions":
         if isinstance(which, IncomeAssumptions):
             return which
-        raw, origin = (which, "dict") if isinstance(which, dict) else load_yaml(which)
-        return cls.from_dict(raw, origin)
+        s = load_set(which)
+        return cls.from_dict(s.raw, s.origin)
 
     @classmethod
     def from_dict(cls, raw: dict, origin: str = "dict") -> "IncomeAssumptions":

@@ -94,7 +94,7 @@ def dcf_schedule(income, sharing, decay, discount, period, tax, mid_year: bool, 
     return np.asarray(total) * (1.0 - tax)
 
 
-def dcf_survival(income, sharing, decay, discount, survival, remaining, tax, mid_year: bool, growth_shift=0.0):
+def dcf_survival(income, sharing, decay, discount, survival, remaining, tax, mid_year: bool, growth_shift=0.0, n_years: int | None = None):
     """Expected value over lapse outcomes: cash flows weighted by the yearly weights.
 
         value = (1 − tax) × Σ_t  W_t × w_t × income_t × (1 + shift)^t × sharing × (1 − d)^(t − 1) / (1 + r)^(t − m)
@@ -108,26 +108,33 @@ def dcf_survival(income, sharing, decay, discount, survival, remaining, tax, mid
     income : array_like, shape (n_patents, n_years), RMB
         Income of years 1..n_years.
     sharing, decay, discount, tax : array_like, shape (n_patents,) or (n_patents, n_draws)
-    survival : array_like, shape (n_patents, n_years_table) or (n_patents, n_draws, n_years_table), in [0, 1]
-        The yearly weights W_t (per scenario when 3-D).
+    survival : array_like, shape (n_patents, n_years_table) or (n_patents, n_draws, n_years_table), in [0, 1], or callable
+        The yearly weights W_t (per scenario when 3-D); or ``f(t) -> (n_patents, n_draws)``, the
+        weights of year t (1-based) per scenario, for ``t`` up to ``n_years`` (a Monte Carlo whose
+        weights are interpolated year by year, :class:`ipvalue.models.life.MultiplierGrid`).
     remaining : array_like, shape (n_patents,), years
     mid_year : bool
     growth_shift : array_like, default=0.0
         Extra growth per year on top of the income (Monte Carlo growth shocks).
+    n_years : int, optional
+        The years of a callable ``survival``.
 
     Returns
     -------
     numpy.ndarray, RMB, the broadcast shape of ``sharing, decay, discount, tax``
     """
-    income, survival = np.asarray(income, float), np.asarray(survival, float)
+    income = np.asarray(income, float)
+    per_year = survival if callable(survival) else None
+    survival = None if per_year is not None else np.asarray(survival, float)
     sharing, decay, discount = np.asarray(sharing, float), np.asarray(decay, float), np.asarray(discount, float)
     remaining = np.maximum(np.asarray(remaining, float), 0.0)
-    extra_dims = max(np.ndim(sharing), np.ndim(discount), np.ndim(decay), np.ndim(tax), np.ndim(growth_shift), survival.ndim - 1) - 1
+    extra_dims = max(np.ndim(sharing), np.ndim(discount), np.ndim(decay), np.ndim(tax), np.ndim(growth_shift),
+                     2 if per_year is not None else survival.ndim - 1) - 1
     col = (-1,) + (1,) * max(extra_dims, 0)
     m = 0.5 if mid_year else 0.0
     total = 0.0
-    for t in range(1, min(income.shape[-1], survival.shape[-1]) + 1):
-        s_t = survival[..., t - 1]
+    for t in range(1, min(income.shape[-1], n_years if per_year is not None else survival.shape[-1]) + 1):
+        s_t = per_year(t) if per_year is not None else survival[..., t - 1]
         weight = (s_t.reshape(col) if s_t.ndim == 1 else s_t) * np.clip(remaining - (t - 1), 0.0, 1.0).reshape(col)
         total = total + _term(t, income[:, t - 1].reshape(col), sharing, decay, discount, weight, growth_shift, m)
     return np.asarray(total * (1.0 - np.asarray(tax, float)), dtype=float)

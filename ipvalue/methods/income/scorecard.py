@@ -13,7 +13,7 @@ import pandas as pd
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
-from ipvalue.config import content_hash, load_yaml
+from ipvalue.config import load_set
 from ipvalue.exceptions import AssumptionError
 
 DIMENSIONS = ("legal", "technical", "economic")
@@ -47,8 +47,8 @@ class IndicatorScorecard(BaseEstimator):
 
     def fit(self, X=None, y=None) -> "IndicatorScorecard":
         """Load and validate the spec (a scorecard learns nothing from data)."""
-        raw, origin = (self.spec, "dict") if isinstance(self.spec, dict) else load_yaml(self.spec)
-        name = raw.get("name", origin)
+        s = load_set(self.spec)
+        raw, name = s.raw, s.name
         dims = raw.get("dimensions") or {}
         if set(dims) != set(DIMENSIONS) or abs(sum(dims.values()) - 1) > 1e-9:
             raise AssumptionError(f"The 'dimensions' of scorecard {name!r} must weigh legal, technical and economic, summing to 1. Got {dims}.")
@@ -77,7 +77,7 @@ class IndicatorScorecard(BaseEstimator):
         grades = sorted((raw.get("grades") or {}).items(), key=lambda kv: -kv[1])
         if not grades or grades[-1][1] != 0:
             raise AssumptionError(f"The 'grades' of scorecard {name!r} must end with a grade whose minimum is 0.")
-        self.spec_, self.hash_, self.indicators_, self.grades_ = raw, content_hash(raw), table, grades
+        self.spec_, self.hash_, self.indicators_, self.grades_ = raw, s.hash, table, grades
         return self
 
     def _indicator_score(self, ind, x: pd.Series) -> np.ndarray:

@@ -12,7 +12,7 @@ import pandas as pd
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
-from ipvalue.config import assumption_value, content_hash, load_yaml
+from ipvalue.config import assumption_value, load_set
 from ipvalue.exceptions import AssumptionError, InputError
 from ipvalue.features import PatentFeatureBuilder
 from ipvalue.frame import as_patent_frame
@@ -86,11 +86,6 @@ class IncomeApproachValuer(BaseEstimator):
         self._fit(X)
         return self
 
-    def fit_features(self, X: pd.DataFrame) -> pd.DataFrame:
-        """:meth:`fit` on ``X`` and the feature matrix of ``X``, built once: for a valuation whose
-        cohort reference is its own patents. Pass the matrix to :meth:`inputs` as ``features=``."""
-        return self._fit(X, transform=True)
-
     def _fit(self, X: pd.DataFrame, *, transform: bool = False) -> pd.DataFrame | None:
         self._load_assumptions()
         self.features_ = PatentFeatureBuilder(self.feature_spec, valuation_date=self.valuation_date, data_dir=self.data_dir)
@@ -104,12 +99,12 @@ class IncomeApproachValuer(BaseEstimator):
         needs when the valuation built the features already)."""
         self.assumptions_ = IncomeAssumptions.load(self.assumptions)
         self.scorecard_ = IndicatorScorecard(self.scorecard).fit()
-        raw, origin = (self.industry_margins, "dict") if isinstance(self.industry_margins, dict) else load_yaml(self.industry_margins)
-        benchmarks = raw.get("benchmarks") or {}
+        margins = load_set(self.industry_margins)
+        benchmarks = margins.raw.get("benchmarks") or {}
         if "default" not in benchmarks:
-            raise AssumptionError(f"The industry-margin set {raw.get('name', origin)!r} needs 'benchmarks.default'. Fix: add it with its source.")
-        self.margin_benchmarks_ = {k: assumption_value(raw, f"benchmarks.{k}", 0.0, 1.0, lo_open=True) for k in benchmarks}
-        self.margin_benchmarks_provenance_ = {"industry_margin_set": f"{raw.get('name', origin)}-v{raw.get('version', 0)}", "industry_margin_set_hash": content_hash(raw)}
+            raise AssumptionError(f"The industry-margin set {margins.name!r} needs 'benchmarks.default'. Fix: add it with its source.")
+        self.margin_benchmarks_ = {k: assumption_value(margins.raw, f"benchmarks.{k}", 0.0, 1.0, lo_open=True) for k in benchmarks}
+        self.margin_benchmarks_provenance_ = margins.provenance("industry_margin_set")
 
     # -- inputs ------------------------------------------------------------------------------
 
@@ -362,11 +357,17 @@ class IncomeApproachValuer(BaseEstimator):
         scols = [c for c in inputs.columns if str(c).startswith("s_")]
         d["has_survival"] = inputs["weighted_by_life"].to_numpy(dtype=bool) if scols else np.zeros(len(inputs), bool)
         d["survival"] = np.nan_to_num(inputs[scols].to_numpy(dtype=float)) if scols else None
+        # the DCF's own cut at the legal term, unless the weights hold the share of each year inside it already
+        included = inputs["weights_include_term"].to_numpy(dtype=bool) if "weights_include_term" in inputs else np.zeros(len(inputs), bool)
+        d["term"] = np.where(d["has_survival"] & included, np.inf, d["remaining_life_years"])
         return d
 
-    def _dcf(self, d: dict, sl: slice, *, position=0.0, discount=0.0, growth=0.0, life=0.0, decay=0.0, level=1.0, margin=0.0, tax=0.0) -> np.ndarray:
+    def _dcf(self, d: dict, sl: slice, *, position=0.0, discount=0.0, growth=0.0, life=0.0, decay=0.0, level=1.0, margin=0.0, tax=0.0,
+             grid=None) -> np.ndarray:
         """Values of rows ``sl`` with shifted inputs; each shift is a scalar or a (n_draws,) array
-        (scenarios shared by all patents). Returns shape (n_rows, n_draws or 1), RMB."""
+        (scenarios shared by all patents); ``grid`` (a :class:`~ipvalue.models.life.MultiplierGrid`):
+        the weighted rows' weights per scenario (a fee-lapse hazard multiplier per draw). Returns
+        shape (n_rows, n_draws or 1), RMB."""
         a = self.assumptions_
         c = {k: d[k][sl, None] for k in self._COLUMNS}
         pos = np.clip(c["sharing_position"] + position, 0.0, 1.0)
@@ -400,8 +401,13 @@ class IncomeApproachValuer(BaseEstimator):
             # a grown base's growth shock acts on its rate: (1 + g + shock)^t = (1 + g)^t (1 + shift)^t
             g = c["growth"][rows]
             shift = np.where(scheduled[rows, None], growth, (1.0 + np.maximum(g + growth, -0.95)) / (1.0 + g) - 1.0)
+            term = d["term"][sl][rows]
+            if grid is not None:  # the weights of each scenario, year by year (they hold the share of the year in the term)
+                absolute = np.arange(len(d["term"]))[sl][rows]
+                survival = lambda t, _rows=absolute: grid.weights_at(t, rows=_rows)  # noqa: E731
+                term = np.full(len(rows), np.inf)
             values[rows] = dcf_survival(income, pick(sharing, rows), pick(decay_rate, rows), pick(rate, rows), survival,
-                                        c["remaining_life_years"][rows, 0], pick(tax_rate, rows), a.mid_year, growth_shift=shift)
+                                        term, pick(tax_rate, rows), a.mid_year, growth_shift=shift, n_years=grid.years if grid is not None else None)
         return values * np.maximum(level, 0.0)
 
     _SHIFTS = {"sharing_position": "position", "discount_rate": "discount", "growth": "growth", "economic_life_years": "life",
@@ -427,13 +433,8 @@ class IncomeApproachValuer(BaseEstimator):
         inputs = self.inputs(X, schedule=schedule, survival=survival, financials=financials, tax_rate=tax_rate)
         return pd.Series(self._values(inputs, schedule), index=inputs.index, name="income_value_rmb")
 
-    def point_values(self, inputs: pd.DataFrame, *, schedule: pd.DataFrame | None = None) -> pd.Series:
-        """Point value in RMB of each row of :meth:`inputs` (edited by the caller or not, e.g. an
-        officer's sharing-rate override): no feature is rebuilt."""
-        return pd.Series(self._values(inputs, schedule), index=inputs.index, name="income_value_rmb")
-
     def simulate(self, X: pd.DataFrame | None = None, *, schedule=None, n_draws: int | None = None, inputs: pd.DataFrame | None = None, quantiles=None,
-                 survival=None, financials=None, tax_rate=None, scenarios: Scenarios | None = None):
+                 survival=None, financials=None, tax_rate=None, scenarios: Scenarios | None = None, life=None):
         """Monte Carlo values, shape (n_patents, n_draws), or their quantiles when ``quantiles`` is given.
 
         Draws are scenarios shared by all patents (common random numbers), seeded by the
@@ -442,7 +443,10 @@ class IncomeApproachValuer(BaseEstimator):
         economic life (fixed-horizon patents only), revenue level (× max(1 + sd z, 0)) and
         operating margin (+ sd z points), each scaled by the set's standard deviations. A
         package's distribution is then the distribution of the summed scenario values, and
-        re-running gives identical numbers.
+        re-running gives identical numbers. With ``life`` (the valuation's
+        :class:`~ipvalue.models.life.LifeCurves`, whose weights are the inputs' survival table),
+        every scenario also draws a fee-lapse hazard multiplier (``hazard_multiplier``, log-normal,
+        the economic-life set's sd) that moves the weighted rows' survival.
         """
         a = self.assumptions_
         inputs = self._inputs_of(X, schedule, inputs, survival=survival, financials=financials, tax_rate=tax_rate)
@@ -458,6 +462,8 @@ class IncomeApproachValuer(BaseEstimator):
             "growth": sd["growth_sd"] * scenarios.z("growth"), "life": sd["economic_life_sd_years"] * scenarios.z("economic_life"),
             "level": 1.0 + sd["revenue_level_sd"] * scenarios.z("revenue_level"), "margin": sd["margin_sd"] * scenarios.z("margin"),
         }
+        if life is not None:
+            shocks["grid"] = life.grid(life.assumptions.hazard_multipliers(scenarios.z("hazard_multiplier")))
         n = len(inputs)
         block = max(1, MC_BLOCK_CELLS // draws)
         out = np.empty((n, draws) if quantiles is None else (n, len(quantiles)))
@@ -532,7 +538,7 @@ class IncomeApproachValuer(BaseEstimator):
             width = min(years, d["survival"].shape[1])
             padded[:, :width] = d["survival"][:, :width]
             survival[surv_rows] = padded[surv_rows]
-        fraction = np.clip(horizon[:, None] - (t - 1), 0, 1)
+        fraction = np.where(np.isinf(d["term"])[:, None], 1.0, np.clip(horizon[:, None] - (t - 1), 0, 1))  # weights that hold the term: whole years
         sharing = inputs["sharing_rate"].to_numpy() * np.where(d["operating_margin"] > 0, 1.0, 0.0)
         table = yearly_table(inc, sharing, inputs["decay_per_year"].to_numpy(), inputs["discount_rate"].to_numpy(), fraction * survival,
                              inputs["tax_rate"].to_numpy(), self.assumptions_.mid_year)
@@ -573,17 +579,26 @@ class IncomeApproachValuer(BaseEstimator):
             out[k] = v
         return (out, draws) if return_draws else out
 
-    def wacc(self, given: float | None = None) -> tuple[float, str]:
+    @staticmethod
+    def weights_table(curves, *, index, multiplier: float = 1.0) -> pd.DataFrame:
+        """The yearly weights W_t = S_t × O_t × A_t of :class:`~ipvalue.models.life.LifeCurves` (with
+        every fee-lapse hazard × ``multiplier``) as the ``survival`` table :meth:`inputs` takes."""
+        w = curves.weights(multiplier)
+        return pd.DataFrame(w, index=index, columns=[f"s_{t}" for t in range(1, w.shape[1] + 1)])
+
+    def wacc(self, given: float | None = None) -> tuple[float, str, str]:
         """The borrower's WACC (``given``, from the application) or the bank's default
         (``wacc-cn``: E/V × (risk-free + beta × equity risk premium) + D/V × cost of debt × (1 −
-        tax), with the income set's risk-free rate), and where it came from."""
+        tax), with the income set's risk-free rate), where it came from (``application`` or the
+        set's name-vN) and the set's hash ('' for the application's)."""
         if given is not None:
-            return float(given), "application"
-        raw, origin = load_yaml("wacc-cn")
+            return float(given), "application", ""
+        s = load_set("wacc-cn")
+        raw = s.raw
         beta, erp = assumption_value(raw, "beta", 0.0, 5.0), assumption_value(raw, "equity_risk_premium", 0.0, 0.5)
         kd, d, t = assumption_value(raw, "cost_of_debt", 0.0, 0.5), assumption_value(raw, "debt_share", 0.0, 1.0), assumption_value(raw, "tax_rate", 0.0, 1.0)
         value = (1 - d) * (self.assumptions_.risk_free + beta * erp) + d * kd * (1 - t)
-        return value, f"{raw.get('name', origin)}-v{raw.get('version', 0)}"
+        return value, s.label, s.hash
 
     @staticmethod
     def wacc_flags(inputs: pd.DataFrame, wacc: float, source: str) -> pd.DataFrame:
@@ -637,7 +652,11 @@ class IncomeApproachValuer(BaseEstimator):
         a = self.assumptions_
         frame = as_patent_frame(X)
         options = dict(schedule=inputs.schedule, financials=inputs.financials, tax_rate=inputs.tax_rate, features=inputs.features, scorecard=inputs.scorecard)
-        model_inputs = self.inputs(frame, survival=inputs.life, **options)
+        curves = inputs.life
+        weights = self.weights_table(curves, index=frame.index) if curves is not None else None
+        model_inputs = self.inputs(frame, survival=weights, **options)
+        if curves is not None:
+            model_inputs["weights_include_term"] = True  # W_t = S_t × O_t × A_t: the share of each year in the legal term is in it
         if inputs.life_columns is not None:
             for col in ("economic_life_years", "economic_life_source"):
                 if col in inputs.life_columns:
@@ -650,8 +669,8 @@ class IncomeApproachValuer(BaseEstimator):
         schedule = inputs.schedule
         use_values = self._values(in_use, schedule)
         mp_values = self._values(participant, schedule)
-        use_draws = self.simulate(inputs=in_use, schedule=schedule, scenarios=inputs.scenarios)
-        mp_draws = self.simulate(inputs=participant, schedule=schedule, scenarios=inputs.scenarios)
+        use_draws = self.simulate(inputs=in_use, schedule=schedule, scenarios=inputs.scenarios, life=curves)
+        mp_draws = self.simulate(inputs=participant, schedule=schedule, scenarios=inputs.scenarios, life=curves)
         q = np.quantile(use_draws, [0.05, 0.5, 0.95], axis=1).T
         index = frame.index
         values = pd.DataFrame({"value_rmb": use_values, "low_rmb": q[:, 0], "p50_rmb": q[:, 1], "high_rmb": q[:, 2]}, index=index)
@@ -680,10 +699,21 @@ class IncomeApproachValuer(BaseEstimator):
         }, index=index)
         cash_flows = pd.concat([self.cash_flows(schedule=schedule, inputs=in_use).assign(basis="value_in_use"),
                                 self.cash_flows(schedule=schedule, inputs=participant).assign(basis="market_participant")], ignore_index=True)
+        if curves is not None:  # the weight's parts: fee survival S_t, obsolescence O_t, the share of the year in the legal term A_t
+            parts = curves.yearly().rename(columns={"fee_survival": "fee_survival", "share_in_term": "share_in_term"})[["patent_id", "year", "fee_survival", "obsolescence", "share_in_term"]]
+            cash_flows = cash_flows.merge(parts, on=["patent_id", "year"], how="left")
         sensitivity = self.sensitivity(schedule=schedule, inputs=in_use)
+        if curves is not None:  # the life row: every fee-lapse hazard halved and doubled (the CN life table's hazards are defaults to calibrate)
+            base = self._values(in_use, schedule)
+            low_m, high_m = curves.assumptions.tornado_multipliers
+            down = self._values(in_use.assign(**self.weights_table(curves, index=frame.index, multiplier=high_m)), schedule)
+            up = self._values(in_use.assign(**self.weights_table(curves, index=frame.index, multiplier=low_m)), schedule)
+            life_row = pd.DataFrame({"patent_id": in_use["patent_id"].to_numpy(), "assumption": "hazard_multiplier", "step": np.nan,
+                                     "value_low_rmb": down, "value_rmb": base, "value_high_rmb": up, "swing_rmb": np.abs(up - down)})
+            sensitivity = pd.concat([sensitivity, life_row], ignore_index=True).sort_values(["patent_id", "swing_rmb"], ascending=[True, False], kind="stable").reset_index(drop=True)
         provenance = {**a.provenance, **self.scorecard_.provenance, **self.margin_benchmarks_provenance_}
-        wacc, wacc_source = self.wacc(inputs.wacc)
-        provenance.update(wacc=wacc, wacc_source=wacc_source)
+        wacc, wacc_source, wacc_hash = self.wacc(inputs.wacc)
+        provenance.update(wacc=wacc, wacc_source=wacc_source, **({"wacc_set_hash": wacc_hash} if wacc_hash else {}))
         flags = self.wacc_flags(in_use, wacc, wacc_source)
         result = MethodResult(
             method="income", label_zh="收益法", label_en="income approach", value_type=self.value_type, values=values, offers=offers,
