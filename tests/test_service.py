@@ -350,7 +350,9 @@ def test_an_officer_uploads_picks_fills_submits_sees_the_decision_and_overrides(
     def wait(element_id):
         return WebDriverWait(chrome, 120).until(ec.presence_of_element_located((By.ID, element_id)))
 
-    patents = [synthetic_patent(1), synthetic_patent(2, patent_type="utility_model", filing_date="2021-01-01", publication_date="2021-08-01", grant_date="2021-08-01")]
+    owner = "页面测试科技有限公司"  # a borrower of its own: the module's other tests open many applications of the default one (its exposure)
+    patents = [synthetic_patent(1, applicants=owner), synthetic_patent(2, patent_type="utility_model", filing_date="2021-01-01", publication_date="2021-08-01",
+                                                                     grant_date="2021-08-01", applicants=owner)]
     pd.DataFrame(patents).to_csv(tmp_path / "incopat-export.csv", index=False)
     chrome.get(server.url + "/ui")
     wait("token").send_keys(server.tokens["officer"])
