@@ -45,10 +45,13 @@ def build_demo(folder: Path) -> tuple[Path, str]:
 
 
 def cli_seconds(application: Path, uri: str, folder: Path) -> float:
+    from ipvalue.audit import add_user
+
+    token = add_user("bench-cli", "officer", folder / "cli-audit.db")  # the CLI authenticates its user by token
     command = [sys.executable, "-c", "import sys; from ipvalue.cli import main; sys.exit(main(sys.argv[1:]))", "value", str(application),
-               "--out", str(folder / "cli-reports"), "--audit-db", str(folder / "cli-audit.db"), "--tracking-uri", uri, "--user", "bench"]
+               "--out", str(folder / "cli-reports"), "--audit-db", str(folder / "cli-audit.db"), "--tracking-uri", uri]
     start = time.perf_counter()
-    subprocess.run(command, check=False, capture_output=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    subprocess.run(command, check=False, capture_output=True, env={**os.environ, "PYTHONPATH": str(ROOT), "IPVALUE_TOKEN": token})
     return time.perf_counter() - start
 
 
@@ -100,11 +103,15 @@ def main() -> None:
         with open(application.parent / raw["patents"]["file"], "rb") as f:
             upload = requests.post(url + "/v1/uploads", files={"file": ("demo_patents.csv", f)}, headers=headers, timeout=120).json()
         body = {**raw, "patents": {"file": upload["upload_id"], "ids": raw["patents"]["ids"]}}
+        if raw.get("comparables"):  # the bank's comparables: an upload too
+            with open(application.parent / raw["comparables"], "rb") as f:
+                body["comparables"] = requests.post(url + "/v1/uploads", files={"file": (raw["comparables"], f)}, headers=headers, timeout=120).json()["upload_id"]
 
         def one(_=None, settle: bool = False) -> float:
             start = time.perf_counter()
             r = requests.post(url + "/v1/valuations", json=body, headers=headers, timeout=120)
-            r.raise_for_status()
+            if r.status_code != 201:
+                raise RuntimeError(f"{r.status_code}: {r.text[:2000]}")
             elapsed = time.perf_counter() - start
             while settle and requests.get(url + r.json()["links"]["report"], headers=headers, timeout=120).status_code == 202:
                 time.sleep(0.05)  # an officer's next request comes after the report is there

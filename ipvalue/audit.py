@@ -4,9 +4,9 @@ calibrated set, in one hash chain anchored outside the store.
 Tables (plain SQL types, portable to PostgreSQL)
 ------------------------------------------------
 valuations(valuation_id, application_id, valued_at, user, input_hash, decision, internal_value_rmb,
-           loan_cap_rmb, provenance_json, result_json)
+           loan_cap_rmb, provenance_json, result_json, branch, act, supersedes, request_key, request_sha256)
 overrides(valuation_id, patent_id, field, model_value, override_value, reason, officer, recorded_at)
-users(token_id, name, role, token_sha256, created_at, created_by)     (service identities, ROLES)
+users(token_id, name, role, branch, token_sha256, created_at, created_by)   (service identities, ROLES)
 token_revocations(token_id, revoked_at, revoked_by)
 set_promotions(seq, set_name, set_version, folder, content_sha256, calibrated_from, calibration_run,
                ledger_sha256, gates_json, calibrated_by, promoted_by, token_id, promoted_at, reason)
@@ -113,8 +113,8 @@ ENV_WAIT = "IPVALUE_AUDIT_WAIT_S"
 DEFAULT_PATH = Path("audit") / "ipvalue-audit.db"
 GENESIS = "0" * 64
 #: Layout of this version's store (``audit_meta.schema_version``); 1 was the chain of valuations only,
-#: 2 had no chained promotions of calibrated sets.
-SCHEMA_VERSION = "3"
+#: 2 had no chained promotions of calibrated sets, 3 no branches, acts, versions or request keys.
+SCHEMA_VERSION = "4"
 #: Seconds one attempt waits for another writer's transaction (SQLite busy timeout, PostgreSQL
 #: lock timeout) before backing off and trying again.
 BUSY_TIMEOUT_S = 5.0
@@ -138,7 +138,16 @@ USER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,63}")
 _VALUATION_COLUMNS = (
     "valuation_id", "application_id", "valued_at", "user", "input_hash", "decision",
     "internal_value_rmb", "loan_cap_rmb", "provenance_json", "result_json",
+    "branch", "act", "supersedes", "request_key", "request_sha256",
 )
+#: What a recorded valuation is: a valuation of an application (new, or valued again), an
+#: officer's override of the latest version, a reviewer's sign-off of the latest version.
+ACTS = ("valuation", "override", "sign-off")
+#: The branch a user belongs to when none is given (a bank's head office).
+DEFAULT_BRANCH = "head-office"
+#: A branch name: what scoping compares.
+BRANCH_NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
+_USER_COLUMNS = ("token_id", "name", "role", "branch", "token_sha256", "created_at", "created_by")
 _QUOTED_VALUATION_COLUMNS = ", ".join(f'"{c}"' for c in _VALUATION_COLUMNS)  # "user" is reserved in PostgreSQL
 _OVERRIDE_COLUMNS = ("valuation_id", "patent_id", "field", "model_value", "override_value", "reason", "officer", "recorded_at")
 _CHAIN_COLUMNS = ("seq", "kind", "valuation_id", "token_id", "prev_hash", "record_hash", "link_hmac")
@@ -154,7 +163,12 @@ CREATE TABLE IF NOT EXISTS valuations (
     internal_value_rmb REAL NOT NULL,
     loan_cap_rmb REAL NOT NULL,
     provenance_json TEXT NOT NULL,
-    result_json TEXT NOT NULL
+    result_json TEXT NOT NULL,
+    branch TEXT NOT NULL,
+    act TEXT NOT NULL CHECK (act IN ({", ".join(repr(a) for a in ACTS)})),
+    supersedes TEXT UNIQUE REFERENCES valuations(valuation_id),
+    request_key TEXT UNIQUE,
+    request_sha256 TEXT
 );
 CREATE TABLE IF NOT EXISTS overrides (
     valuation_id TEXT NOT NULL REFERENCES valuations(valuation_id),
@@ -170,6 +184,7 @@ CREATE TABLE IF NOT EXISTS users (
     token_id INTEGER PRIMARY KEY,
     name TEXT NOT NULL,
     role TEXT NOT NULL CHECK (role IN ({", ".join(repr(r) for r in ROLES)})),
+    branch TEXT NOT NULL,
     token_sha256 TEXT NOT NULL UNIQUE,
     created_at TEXT NOT NULL,
     created_by TEXT NOT NULL
@@ -433,11 +448,15 @@ def _columns(con, table: str) -> list[str]:
 
 def _refuse_older_layout(con, path) -> None:
     """Refuse a store with another column layout (an older ipvalue's), naming the fix."""
-    chain, valuations = _columns(con, "audit_chain"), _columns(con, "valuations")
+    chain, valuations, users = _columns(con, "audit_chain"), _columns(con, "valuations"), _columns(con, "users")
     if chain and tuple(chain) != _CHAIN_COLUMNS:
         raise AuditStoreError(f"Audit store {_display(path)!r} {_OLDER_STORE}.")
     if chain and not _columns(con, "set_promotions"):
         raise AuditStoreError(f"Audit store {_display(path)!r} {_OLDER_STORE_2}.")
+    if valuations and tuple(valuations) == _VALUATION_COLUMNS[:10] or users and "branch" not in users:
+        raise AuditStoreError(f"Audit store {_display(path)!r} was made by an earlier ipvalue (audit schema 3: no branches, versions or request keys). "
+                              "Fix: keep it read-only as the archive it is (the ipvalue version that wrote it verifies it) and start a new store "
+                              "with --audit-db / $IPVALUE_AUDIT_DB; issue the users' tokens again there, with their branches.")
     if valuations and tuple(valuations) != _VALUATION_COLUMNS:
         raise AuditStoreError(f"Audit store {_display(path)!r}: table valuations has columns {valuations}; no column layout this version knows. "
                               "Fix: the store was made by another ipvalue version: keep it as an archive and start a new store.")
@@ -800,7 +819,14 @@ def _rows(result) -> tuple[dict, list[dict]]:
         "loan_cap_rmb": float(result.summary["loan_cap_rmb"]),
         "provenance_json": json.dumps(prov, ensure_ascii=False, default=str, sort_keys=True),
         "result_json": result.to_json(),
+        "branch": str(prov.get("branch") or DEFAULT_BRANCH),
+        "act": str(prov.get("act") or "valuation"),
+        "supersedes": str(prov["supersedes"]) if prov.get("supersedes") else None,
+        "request_key": str(prov["request_key"]) if prov.get("request_key") else None,
+        "request_sha256": str(prov["request_sha256"]) if prov.get("request_sha256") else None,
     }
+    if valuation["act"] not in ACTS:
+        raise DomainError(f"The 'act' of valuation {valuation['valuation_id']!r} must be one of {list(ACTS)}. Got {valuation['act']!r}.")
     for name in ("internal_value_rmb", "loan_cap_rmb"):
         if not math.isfinite(valuation[name]):
             raise DomainError(f"The '{name}' of valuation {valuation['valuation_id']!r} is {valuation[name]!r}. Fix: a recorded value must be finite; check the inputs that produced it.")
@@ -824,7 +850,7 @@ def _rows(result) -> tuple[dict, list[dict]]:
 
 @contextmanager
 def recording(result, path: str | Path | None = None, *, key_file: str | Path | None = None,
-              checkpoint_file: str | Path | None = None, wait_s: float | None = None):
+              checkpoint_file: str | Path | None = None, wait_s: float | None = None, guard=None):
     """Record a valuation, let the caller write its outputs, and commit both as one unit.
 
     The insert runs first (a read-only, corrupt or locked store fails before any output exists);
@@ -848,6 +874,14 @@ def recording(result, path: str | Path | None = None, *, key_file: str | Path | 
         Default :func:`checkpoint_path`.
     wait_s : float, optional
         Longest wait for the chain lock (default :func:`chain_wait_s`).
+    guard : callable, optional
+        ``guard(con)``, run under the chain lock before the insert, with the store's connection
+        (read what other writers committed: :func:`pledge_applications`,
+        :func:`application_versions`, :func:`find_request` take ``connection=``). It may set
+        ``result.provenance`` entries (``supersedes``), return another result to record instead
+        (valued again under the lock), or raise to refuse the record: nothing is written and the
+        exception propagates. This is where a writer re-checks what it read before the lock (the
+        borrower's exposure, the application's latest version).
 
     Yields
     ------
@@ -860,7 +894,7 @@ def recording(result, path: str | Path | None = None, *, key_file: str | Path | 
     ...     write_text_atomic(html, out / "report.html")
     """
     path = audit_path(path)
-    valuation, overrides = _rows(result)
+    _rows(result)  # a bad record is refused before the store is touched
     key = load_key(key_file, create=True)
     checkpoints = _ready_checkpoints(checkpoint_path(checkpoint_file, key))
     con = connect(path)
@@ -868,6 +902,9 @@ def recording(result, path: str | Path | None = None, *, key_file: str | Path | 
         try:
             _begin_chain(con, path, wait_s)
             with _rollback_on_error(con):
+                if guard is not None:
+                    result = guard(con) or result
+                valuation, overrides = _rows(result)
                 con.execute(f"INSERT INTO valuations ({_QUOTED_VALUATION_COLUMNS}) VALUES ({', '.join('?' * len(_VALUATION_COLUMNS))})",
                             [valuation[c] for c in _VALUATION_COLUMNS])
                 con.executemany(f"INSERT INTO overrides ({', '.join(_OVERRIDE_COLUMNS)}) VALUES ({', '.join('?' * len(_OVERRIDE_COLUMNS))})",
@@ -912,7 +949,7 @@ def read_audit_table(table: str, path: str | Path | None = None) -> pd.DataFrame
 PLEDGE_APPLICATION_COLUMNS = ["application_id", "valuation_id", "valued_at", "decision", "borrower", "requested_amount_rmb", "term_years", "valuation_date"]
 
 
-def pledge_applications(path: str | Path | None = None) -> pd.DataFrame:
+def pledge_applications(path: str | Path | None = None, *, connection=None) -> pd.DataFrame:
     """The latest recorded valuation of each application, as the exposure rule reads them.
 
     One row per ``application_id`` (its last valuation in chain order): ``valuation_id``,
@@ -926,6 +963,10 @@ def pledge_applications(path: str | Path | None = None) -> pd.DataFrame:
         Empty (with the columns) only for a store that does not exist yet: no SQLite file, or a
         PostgreSQL database without the audit tables.
 
+    connection : optional
+        An open connection of the store (inside a writer's chain lock: see
+        :func:`recording`'s ``guard``); else one is opened.
+
     Raises
     ------
     AuditStoreError
@@ -934,14 +975,16 @@ def pledge_applications(path: str | Path | None = None) -> pd.DataFrame:
         valuing it as "this request only" would let a split loan through.
     """
     path = audit_path(path)
-    if not store_exists(path):
+    sql = ("SELECT v.application_id, v.valuation_id, v.valued_at, v.decision, v.result_json FROM valuations v "
+           "JOIN audit_chain c ON c.valuation_id = v.valuation_id WHERE c.seq = (SELECT max(d.seq) FROM valuations w "
+           "JOIN audit_chain d ON d.valuation_id = w.valuation_id WHERE w.application_id = v.application_id) ORDER BY c.seq")
+    if connection is not None:
+        rows = _read(connection, path, sql)
+    elif not store_exists(path):
         return pd.DataFrame(columns=PLEDGE_APPLICATION_COLUMNS)
-    with closing(connect(path)) as con:
-        try:
-            rows = _frame(con, "SELECT v.application_id, v.valuation_id, v.valued_at, v.decision, v.result_json FROM valuations v "
-                               "JOIN audit_chain c ON c.valuation_id = v.valuation_id ORDER BY c.seq")
-        except _DB_ERRORS as exc:
-            raise _store_error(path, exc) from exc
+    else:
+        with closing(connect(path)) as con:
+            rows = _read(con, path, sql)
     rows = rows.drop_duplicates("application_id", keep="last").reset_index(drop=True)
 
     def summary(valuation_id: str, text: str) -> dict:
@@ -958,6 +1001,129 @@ def pledge_applications(path: str | Path | None = None) -> pd.DataFrame:
     for name in ("borrower", "requested_amount_rmb", "term_years", "valuation_date"):
         rows[name] = s[name] if name in s else None
     return rows[PLEDGE_APPLICATION_COLUMNS]
+
+
+def _read(con, path, sql: str, params=None) -> pd.DataFrame:
+    try:
+        return _frame(con, sql, params)
+    except _DB_ERRORS as exc:
+        raise _store_error(path, exc) from exc
+
+
+def _with_connection(path, connection, sql: str, params=None) -> pd.DataFrame:
+    """``sql`` on ``connection``, else on a new connection of ``path`` (an empty store has no rows)."""
+    if connection is not None:
+        return _read(connection, path, sql, params)
+    with closing(connect(path)) as con:
+        return _read(con, path, sql, params)
+
+
+def chain_head(path: str | Path | None = None, *, connection=None) -> int:
+    """The sequence number of the chain's last record (0 for an empty or missing store)."""
+    path = audit_path(path)
+    if connection is None and not store_exists(path):
+        return 0
+    found = _with_connection(path, connection, "SELECT max(seq) AS seq FROM audit_chain")["seq"].iloc[0]
+    return 0 if found is None or pd.isna(found) else int(found)
+
+
+def borrowers_since(seq: int, path: str | Path | None = None, *, connection=None) -> pd.DataFrame:
+    """The valuations recorded after chain record ``seq``: ``application_id``, ``valuation_id``,
+    ``borrower`` (from the stored summary). What a writer checks under the lock against what it
+    read before (only the records written since are read, whatever the store's size)."""
+    path = audit_path(path)
+    rows = _with_connection(path, connection, "SELECT v.application_id, v.valuation_id, v.result_json FROM valuations v "
+                                              "JOIN audit_chain c ON c.valuation_id = v.valuation_id WHERE c.seq > ? ORDER BY c.seq", (int(seq),))
+
+    def borrower(text):
+        try:
+            return str((json.loads(text).get("summary") or {}).get("borrower") or "")
+        except (TypeError, ValueError, AttributeError):
+            return ""
+
+    return rows.assign(borrower=rows["result_json"].map(borrower))[["application_id", "valuation_id", "borrower"]]
+
+
+#: Columns of :func:`application_versions` and :func:`list_valuations`.
+VERSION_COLUMNS = ["seq", "valuation_id", "application_id", "valued_at", "user", "decision", "branch", "act", "supersedes",
+                   "internal_value_rmb", "loan_cap_rmb"]
+_VERSION_SELECT = ("SELECT c.seq, v.valuation_id, v.application_id, v.valued_at, v.\"user\", v.decision, v.branch, v.act, v.supersedes, "
+                   "v.internal_value_rmb, v.loan_cap_rmb FROM valuations v JOIN audit_chain c ON c.valuation_id = v.valuation_id")
+
+
+def application_versions(application_id: str, path: str | Path | None = None, *, connection=None) -> pd.DataFrame:
+    """Every recorded version of one application, in chain order (the last row is the live one).
+
+    Columns :data:`VERSION_COLUMNS`: ``act`` (valuation, override, sign-off), ``user`` (who
+    acted), ``branch`` (the application's branch), ``supersedes`` (the version it replaced).
+    """
+    path = audit_path(path)
+    return _with_connection(path, connection, _VERSION_SELECT + " WHERE v.application_id = ? ORDER BY c.seq", (str(application_id),))
+
+
+def version_overrides(valuation_ids, path: str | Path | None = None, *, connection=None) -> pd.DataFrame:
+    """The overrides recorded with the valuations ``valuation_ids`` (officer, field, values, reason)."""
+    path = audit_path(path)
+    ids = [str(v) for v in valuation_ids]
+    if not ids:
+        return pd.DataFrame(columns=list(_OVERRIDE_COLUMNS))
+    return _with_connection(path, connection, f"SELECT * FROM overrides WHERE valuation_id IN ({', '.join('?' * len(ids))})", ids)
+
+
+def find_request(request_key: str, path: str | Path | None = None, *, connection=None) -> dict | None:
+    """The valuation recorded for an idempotency key (``valuation_id``, ``request_sha256``), or None."""
+    path = audit_path(path)
+    if connection is None and not store_exists(path):
+        return None
+    rows = _with_connection(path, connection, "SELECT valuation_id, request_sha256 FROM valuations WHERE request_key = ?", (str(request_key),))
+    return rows.iloc[0].to_dict() if len(rows) else None
+
+
+def list_valuations(path: str | Path | None = None, *, branch: str, user: str | None = None, decision: str | None = None,
+                    application_id: str | None = None, live_only: bool = True, limit: int = 50, offset: int = 0) -> tuple[pd.DataFrame, int]:
+    """One branch's recorded valuations, newest first, filtered and paginated (work queues).
+
+    Parameters
+    ----------
+    branch : str
+        Only this branch's applications (scoping: required).
+    user : str, optional
+        Only applications this user valued or overrode ("my valuations").
+    decision : str, optional
+        Only versions with this decision (e.g. ``'review required'``: awaiting sign-off).
+    application_id : str, optional
+    live_only : bool, default=True
+        Only the latest version of each application (the one a sign-off or override acts on).
+    limit, offset : int
+        Page size (1-500) and start.
+
+    Returns
+    -------
+    (pandas.DataFrame, int)
+        The page (:data:`VERSION_COLUMNS`) and how many rows match in all.
+    """
+    path = audit_path(path)
+    if not store_exists(path):
+        return pd.DataFrame(columns=VERSION_COLUMNS), 0
+    where, params = ["v.branch = ?"], [str(branch)]
+    if live_only:
+        where.append("NOT EXISTS (SELECT 1 FROM valuations w JOIN audit_chain d ON d.valuation_id = w.valuation_id "
+                     "WHERE w.application_id = v.application_id AND d.seq > c.seq)")
+    if user:
+        where.append("v.application_id IN (SELECT a.application_id FROM valuations a WHERE a.\"user\" = ? AND a.act <> 'sign-off' "
+                     "UNION SELECT b.application_id FROM valuations b JOIN overrides o ON o.valuation_id = b.valuation_id WHERE o.officer = ?)")
+        params += [str(user), str(user)]
+    if decision:
+        where.append("v.decision = ?")
+        params.append(str(decision))
+    if application_id:
+        where.append("v.application_id = ?")
+        params.append(str(application_id))
+    clause = " WHERE " + " AND ".join(where)
+    with closing(connect(path)) as con:
+        total = int(_read(con, path, "SELECT count(*) AS n FROM valuations v JOIN audit_chain c ON c.valuation_id = v.valuation_id" + clause, params)["n"].iloc[0])
+        page = _read(con, path, _VERSION_SELECT + clause + f" ORDER BY c.seq DESC LIMIT {int(limit)} OFFSET {int(offset)}", params)
+    return page, total
 
 
 # --- verification ----------------------------------------------------------------------------------
@@ -1201,10 +1367,12 @@ def verify(path: str | Path | None = None, *, key_file: str | Path | None = None
 
 @dataclass(frozen=True)
 class Identity:
-    """An authenticated user: the ``name`` every audit record carries, and the ``role``."""
+    """An authenticated user: the ``name`` every audit record carries, the ``role`` and the
+    ``branch`` whose applications the user sees and acts on."""
 
     name: str
     role: str
+    branch: str = DEFAULT_BRANCH
 
 
 def token_digest(token: str) -> str:
@@ -1215,8 +1383,8 @@ def token_digest(token: str) -> str:
 _ACTIVE = "token_id NOT IN (SELECT token_id FROM token_revocations) AND token_id NOT IN (SELECT token_id FROM audit_chain WHERE kind = 'revocation')"
 
 
-def add_user(name: str, role: str, path: str | Path | None = None, *, created_by: str = "cli", key_file: str | Path | None = None,
-             checkpoint_file: str | Path | None = None, wait_s: float | None = None) -> str:
+def add_user(name: str, role: str, path: str | Path | None = None, *, branch: str = DEFAULT_BRANCH, created_by: str = "cli",
+             key_file: str | Path | None = None, checkpoint_file: str | Path | None = None, wait_s: float | None = None) -> str:
     """Issue an API token for ``name`` with ``role``; returns the token (shown once, never stored).
 
     The user row and its chain link are written in one transaction under the chain lock. One
@@ -1229,6 +1397,9 @@ def add_user(name: str, role: str, path: str | Path | None = None, *, created_by
     name, role : str
     path : str or Path, optional
         The store.
+    branch : str, default=DEFAULT_BRANCH
+        The branch whose applications the user sees and acts on (officers, reviewers); one
+        branch per name, like the role.
     created_by : str, default="cli"
         Who issued it (recorded).
     key_file, checkpoint_file, wait_s
@@ -1244,16 +1415,24 @@ def add_user(name: str, role: str, path: str | Path | None = None, *, created_by
         raise DomainError(f"A user name must be letters, digits, '.', '_', '@' or '-' (up to 64, recorded in the audit trail). Got {name!r}.")
     if role not in ROLES:
         raise DomainError(f"The role of user {name!r} must be one of {list(ROLES)}. Got {role!r}.")
+    if not isinstance(branch, str) or not BRANCH_NAME.fullmatch(branch):
+        raise DomainError(f"The branch of user {name!r} must be lower-case letters, digits, '.', '_' or '-' (up to 64). Got {branch!r}. "
+                          "Fix: name the branch as the bank's other systems do, e.g. beijing-haidian.")
     token = "ipv_" + secrets.token_urlsafe(32)
     path = audit_path(path)
     with _chain_write(path, key_file=key_file, checkpoint_file=checkpoint_file, wait_s=wait_s) as (con, key, links):
-        held = sorted({r[0] for r in con.execute(f"SELECT role FROM users WHERE name = ? AND {_ACTIVE}", (name,))} - {role})
+        active = con.execute(f"SELECT role, branch FROM users WHERE name = ? AND {_ACTIVE}", (name,)).fetchall()
+        held = sorted({r[0] for r in active} - {role})
         if held:
             raise DomainError(f"User {name!r} already holds the active role {held[0]!r}; one name holds one role, so that nobody signs off "
                               f"their own valuation (审贷分离). Got role {role!r}. Fix: revoke it first ('ipvalue users revoke {name}'), "
                               "or give the second person their own name.")
-        token_id = con.execute("INSERT INTO users (name, role, token_sha256, created_at, created_by) VALUES (?, ?, ?, ?, ?) RETURNING token_id",
-                               (name, role, token_digest(token), _now(), created_by)).fetchone()[0]
+        branches = sorted({r[1] for r in active} - {branch})
+        if branches:
+            raise DomainError(f"User {name!r} belongs to branch {branches[0]!r}; one name belongs to one branch. Got branch {branch!r}. "
+                              f"Fix: revoke the name's tokens first ('ipvalue users revoke {name}') when the user moves.")
+        token_id = con.execute("INSERT INTO users (name, role, branch, token_sha256, created_at, created_by) VALUES (?, ?, ?, ?, ?, ?) RETURNING token_id",
+                               (name, role, branch, token_digest(token), _now(), created_by)).fetchone()[0]
         row = _dict_rows(con.execute("SELECT * FROM users WHERE token_id = ?", (token_id,)))[0]
         links.append(_append_link(con, path, "user", token_id, _link_body("user", row), key))
     return token
@@ -1278,6 +1457,14 @@ def authenticate(token, path: str | Path | None = None, *, key_file: str | Path 
     ``$IPVALUE_AUDIT_KEY_FILE``; created when configured and missing, as a write would)."""
     if not isinstance(token, str) or not token or len(token) > 256:
         return None
+    return authenticate_digest(token_digest(token), path, key_file=key_file)
+
+
+def authenticate_digest(digest: str, path: str | Path | None = None, *, key_file: str | Path | None = None) -> Identity | None:
+    """:func:`authenticate` from the token's SHA-256 (what a server-side session keeps instead of
+    the token): None unless the token is active and its user record holds."""
+    if not isinstance(digest, str) or not re.fullmatch(r"[0-9a-f]{64}", digest):
+        return None
     path = audit_path(path)
     key = load_key(key_file, create=True)
     with closing(connect(path)) as con:
@@ -1285,14 +1472,14 @@ def authenticate(token, path: str | Path | None = None, *, key_file: str | Path 
             found = _dict_rows(con.execute(
                 "SELECT u.*, c.seq, c.prev_hash, c.record_hash, c.link_hmac FROM users u JOIN audit_chain c ON c.kind = 'user' AND c.token_id = u.token_id "
                 "WHERE u.token_sha256 = ? AND u.token_id NOT IN (SELECT token_id FROM token_revocations) "
-                "AND u.token_id NOT IN (SELECT token_id FROM audit_chain WHERE kind = 'revocation')", (token_digest(token),)))
+                "AND u.token_id NOT IN (SELECT token_id FROM audit_chain WHERE kind = 'revocation')", (digest,)))
             first_signed = con.execute("SELECT seq FROM audit_chain WHERE link_hmac IS NOT NULL ORDER BY seq LIMIT 1").fetchone() if found else None
         except _DB_ERRORS as exc:
             raise _store_error(path, exc) from exc
     if not found:
         return None
     user = found[0]
-    row = {k: user[k] for k in ("token_id", "name", "role", "token_sha256", "created_at", "created_by")}
+    row = {k: user[k] for k in _USER_COLUMNS}
     if _body_hash(user["prev_hash"], _link_body("user", row)) != user["record_hash"]:
         logger.warning("user %r (token %s) differs from its audit record: refused", user["name"], user["token_id"])
         return None
@@ -1302,7 +1489,7 @@ def authenticate(token, path: str | Path | None = None, *, key_file: str | Path 
     if user["link_hmac"] is None and first_signed is not None and first_signed[0] < user["seq"]:
         logger.warning("user %r (token %s): its audit record is unsigned in a signed store: refused", user["name"], user["token_id"])
         return None
-    return Identity(user["name"], user["role"])
+    return Identity(user["name"], user["role"], user["branch"])
 
 
 # --- promotions of calibrated sets ---------------------------------------------------------------
@@ -1443,11 +1630,11 @@ def set_promotion(set_name: str, set_version: int, path: str | Path | None = Non
 
 
 def list_users(path: str | Path | None = None) -> pd.DataFrame:
-    """One row per token: name, role, created_at, created_by, revoked_at (never the digest)."""
+    """One row per token: name, role, branch, created_at, created_by, revoked_at (never the digest)."""
     path = audit_path(path)
     with closing(connect(path)) as con:
         try:
-            return _frame(con, "SELECT u.token_id, u.name, u.role, u.created_at, u.created_by, r.revoked_at FROM users u "
+            return _frame(con, "SELECT u.token_id, u.name, u.role, u.branch, u.created_at, u.created_by, r.revoked_at FROM users u "
                            "LEFT JOIN token_revocations r USING (token_id) ORDER BY u.token_id")
         except _DB_ERRORS as exc:
             raise _store_error(path, exc) from exc

@@ -11,6 +11,7 @@ import pandas as pd
 import yaml
 
 from ipvalue import terms
+from ipvalue.audit import Identity, add_user, authenticate
 from ipvalue.io import default_data_dir, read_patents, write_atomic, write_text_atomic
 from ipvalue.lending import LoanApplication, load_pledge_policy, value_book
 from ipvalue.lending.disposal import DisposalAssumptions
@@ -86,21 +87,33 @@ def run_demo(out_dir: str | Path = "demo-output", *, n: int = 400, seed: int = 0
     models = {k: v for k, v in models.items() if v}
     application = write_demo_application(values, demo, out_dir, models={k: v.uri for k, v in models.items()})
     # the models are loaded already: the valuation uses them instead of loading them again
-    app = LoanApplication.load(application)
     store = out_dir / "audit.db"
-    recorded = workflow.value_and_record(app, store=store, user="demo", models=models, data_dir=data_dir, out_dir=out_dir / "reports")
+    officer, reviewer = demo_users(store)
+    app = LoanApplication.load(application, officer=officer.name)
+    recorded = workflow.value_and_record(app, store=store, identity=officer, authenticated_by="api token (SYNTHETIC demo officer)", models=models,
+                                         data_dir=data_dir, out_dir=out_dir / "reports")
     _print_application(recorded.result, application.name)
     if recorded.result.summary["decision"] == "review required":
-        # the methods disagree beyond the policy's factor: a named reviewer signs off with a reason
-        raw = {**app.raw, "review": {"reviewer": "SYNTHETIC reviewer 审查员", "reason": "收益法以借款人财务报表为依据，可比交易已核对 (synthetic demo sign-off)"}}
-        application = write_text_atomic(yaml.safe_dump(raw, allow_unicode=True, sort_keys=False), out_dir / "demo_application_signed.yaml")
-        recorded = workflow.value_and_record(LoanApplication.load(application), store=store, user="demo", models=models, data_dir=data_dir, out_dir=out_dir / "reports")
-        print(f"\nafter the reviewer's sign-off ({application.name}): {recorded.result.summary['decision']}")
+        # the methods disagree beyond the policy's factor: another person, a reviewer, signs off with a reason (审贷分离), as
+        # 'ipvalue review sign-off' and POST /v1/valuations/{id}/sign-off do: the sign-off binds to the figures approved
+        recorded = workflow.sign_off(recorded.result.valuation_id, app, identity=reviewer, store=store, models=models, data_dir=data_dir,
+                                     out_dir=out_dir / "reports", authenticated_by="api token (SYNTHETIC demo reviewer)",
+                                     reason="收益法以借款人财务报表为依据，可比交易已核对 (SYNTHETIC demo sign-off)")
+        print(f"\nafter the SYNTHETIC reviewer {reviewer.name}'s sign-off (valuation {recorded.result.valuation_id}, superseding "
+              f"{recorded.result.provenance['supersedes']}): {recorded.result.summary['decision']}")
     paths = recorded.paths
     print(f"report: {paths['html']}" + (f" (PDF {paths['pdf']})" if paths.get("pdf") else "") + f"\naudit trail: {recorded.store}")
     run_calibration_demo(out_dir, seed=seed, tracking_uri=tracking_uri)
     print("browse the runs: .venv/bin/mlflow ui --backend-store-uri sqlite:///mlflow/mlflow.db")
     return 0
+
+
+def demo_users(store) -> tuple[Identity, Identity]:
+    """The demo's SYNTHETIC officer and reviewer in the demo's own audit store, each authenticated
+    by a token issued here (two names, two roles: the reviewer is not the preparer)."""
+    officer = authenticate(add_user("syn-demo-officer", "officer", store, created_by="ipvalue demo (SYNTHETIC)"), store)
+    reviewer = authenticate(add_user("syn-demo-reviewer", "reviewer", store, created_by="ipvalue demo (SYNTHETIC)"), store)
+    return officer, reviewer
 
 
 def _print_application(result, name: str) -> None:

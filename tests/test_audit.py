@@ -81,7 +81,7 @@ def test_a_row_inserted_around_the_module_is_found(tmp_path):
     db = tmp_path / "a.db"
     record_valuation(fake_result("V1"), db)
     with sqlite3.connect(db) as con:
-        con.execute("INSERT INTO valuations VALUES ('X', 'A', 't', 'u', 'h', 'eligible', 1, 1, '{}', '{}')")
+        con.execute("INSERT INTO valuations VALUES ('X', 'A', 't', 'u', 'h', 'eligible', 1, 1, '{}', '{}', 'head-office', 'valuation', NULL, NULL, NULL)")
     assert verify(db).first_broken == "X"
 
 
@@ -330,8 +330,8 @@ def test_a_store_that_cannot_be_read_is_an_error_never_an_empty_exposure(tmp_pat
 def _queued_writer(target, start, errors, i, hold_s):
     start.wait()
     try:
-        pledge_applications(target)  # as 'ipvalue value' reads the exposure first
-        with recording(fake_result(f"Q{i:02d}"), target):
+        pledge_applications(target)  # as 'ipvalue value' reads the exposure first (the records others wrote meanwhile have a summary)
+        with recording(_valued(f"Q{i:02d}", f"APP-Q{i:02d}", "某某科技有限公司", 1e6), target):
             time.sleep(hold_s)  # the report being written, inside the chain lock
     except Exception as exc:  # noqa: BLE001 - reported to the parent
         errors.put(f"{i}: {type(exc).__name__}: {exc}")
@@ -484,7 +484,7 @@ def test_a_record_edited_and_the_chain_rehashed_with_the_public_hash_is_found_by
 def test_an_admin_row_inserted_in_users_is_found_and_never_authenticates(anchored):
     # F9: an admin row inserted in 'users' passed verify
     token = "ipv_mallory"
-    _by_hand(anchored.db, "INSERT INTO users (name, role, token_sha256, created_at, created_by) VALUES ('mallory', 'admin', ?, 't', 'x')",
+    _by_hand(anchored.db, "INSERT INTO users (name, role, branch, token_sha256, created_at, created_by) VALUES ('mallory', 'admin', 'head-office', ?, 't', 'x')",
              params=(audit.token_digest(token),))
     report = verify(anchored.db, key_file=anchored.key)
     assert not report.ok and report.kind == "user" and report.first_broken == "mallory"
@@ -495,7 +495,7 @@ def test_an_admin_row_inserted_in_users_is_found_and_never_authenticates(anchore
 
 def test_a_user_chained_by_hand_with_the_public_hash_is_found_by_its_missing_signature(anchored):
     token = "ipv_mallory"
-    _by_hand(anchored.db, "INSERT INTO users (token_id, name, role, token_sha256, created_at, created_by) VALUES (9, 'mallory', 'admin', ?, 't', 'x')",
+    _by_hand(anchored.db, "INSERT INTO users (token_id, name, role, branch, token_sha256, created_at, created_by) VALUES (9, 'mallory', 'admin', 'head-office', ?, 't', 'x')",
              params=(audit.token_digest(token),))
     with sqlite3.connect(anchored.db) as con:
         con.row_factory = sqlite3.Row
@@ -574,6 +574,41 @@ def test_an_older_store_is_refused_with_the_fix_not_migrated(tmp_path):
         assert [r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")] == ["audit_chain"]  # untouched
 
 
+def test_a_schema_3_store_is_refused_with_the_fix(tmp_path):
+    db = tmp_path / "v3.db"
+    with sqlite3.connect(db) as con:  # schema 3's users: no branch
+        con.execute("CREATE TABLE users (token_id INTEGER PRIMARY KEY, name TEXT, role TEXT, token_sha256 TEXT, created_at TEXT, created_by TEXT)")
+    with pytest.raises(AuditStoreError, match=r"audit schema 3: no branches, versions or request keys\). Fix: keep it read-only"):
+        record_valuation(fake_result("V1"), db)
+
+
+def test_a_guard_runs_under_the_chain_lock_and_its_refusal_writes_nothing(tmp_path):
+    db = tmp_path / "a.db"
+    record_valuation(fake_result("V1"), db)
+    seen = []
+
+    def refuse(con):
+        seen.append(audit.application_versions("APP-1", connection=con)["valuation_id"].tolist())
+        raise ValueError("refused under the lock")
+
+    with pytest.raises(ValueError, match="refused under the lock"):
+        record_valuation(fake_result("V2"), db, guard=refuse)
+    assert seen == [["V1"]] and read_audit_table("valuations", db)["valuation_id"].tolist() == ["V1"] and verify(db).ok
+    result = fake_result("V3")
+    result.provenance.update(branch="shanghai", act="override", supersedes="V1", request_key="k" * 64, request_sha256="b" * 64)
+    record_valuation(result, db)
+    row = read_audit_table("valuations", db).set_index("valuation_id").loc["V3"]
+    assert (row["branch"], row["act"], row["supersedes"]) == ("shanghai", "override", "V1")
+    assert audit.find_request("k" * 64, db) == {"valuation_id": "V3", "request_sha256": "b" * 64}
+    page, total = audit.list_valuations(db, branch="shanghai")
+    assert total == 1 and page["valuation_id"].tolist() == ["V3"]
+    assert audit.list_valuations(db, branch="head-office", live_only=False)[1] == 1  # V1 (V2 was never written)
+    twin = fake_result("V4")
+    twin.provenance.update(supersedes="V1")
+    with pytest.raises(AuditStoreError, match="UNIQUE"):  # two versions never supersede the same one
+        record_valuation(twin, db)
+
+
 def test_on_postgres_truncation_and_an_inserted_user_are_found(fresh_postgres, tmp_path):
     import psycopg2
 
@@ -585,7 +620,7 @@ def test_on_postgres_truncation_and_an_inserted_user_are_found(fresh_postgres, t
     con = psycopg2.connect(fresh_postgres)
     con.autocommit = True
     cur = con.cursor()
-    cur.execute("INSERT INTO users (name, role, token_sha256, created_at, created_by) VALUES ('mallory', 'admin', 'x', 't', 'x')")
+    cur.execute("INSERT INTO users (name, role, branch, token_sha256, created_at, created_by) VALUES ('mallory', 'admin', 'head-office', 'x', 't', 'x')")
     report = verify(fresh_postgres, key_file=key)
     assert not report.ok and report.first_broken == "mallory"
     for table in ("users", "audit_chain"):

@@ -201,7 +201,7 @@ def test_calibrate_writes_candidates_that_cite_the_run_and_the_ledger_and_logs_t
 
     result = calibrate(ledger_dir, out=tmp_path / "out", as_of=TRUTH.as_of, tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}", report_pdf=False)
     names = sorted(c.file_name for c in result.candidates)
-    assert names == ["cn-pledge-2025-v4.yaml", "disposal-cn-v2.yaml", "pledge-policy-cn-v4.yaml"]
+    assert names == ["cn-pledge-2025-v4.yaml", "disposal-cn-v2.yaml", "pledge-policy-cn-v5.yaml"]
     disposal = yaml.safe_load((tmp_path / "out" / "candidates" / "disposal-cn-v2.yaml").read_text(encoding="utf-8"))
     assert disposal["governance"]["status"] == "candidate" and disposal["governance"]["calibration_run"] == result.run_id
     assert disposal["governance"]["ledger_sha256"] == result.ledger.hash and disposal["governance"]["calibrated_from"] == "disposal-cn-v1"
@@ -213,8 +213,8 @@ def test_calibrate_writes_candidates_that_cite_the_run_and_the_ledger_and_logs_t
     with reading_candidates():  # what calibrate and the promotion do to check that it loads
         assert DisposalAssumptions.load(str(tmp_path / "out" / "candidates" / "disposal-cn-v2.yaml")).forced_sale_discount == round(
             float(result.estimates.set_index("key").at["forced_sale_discount", "estimate"]), 4)
-        policy, _ = load_pledge_policy(str(tmp_path / "out" / "candidates" / "pledge-policy-cn-v4.yaml"))
-    assert policy["version"] == 4 and policy["expected_loss_target"]["value"] == 0.01
+        policy, _ = load_pledge_policy(str(tmp_path / "out" / "candidates" / "pledge-policy-cn-v5.yaml"))
+    assert policy["version"] == 5 and policy["expected_loss_target"]["value"] == 0.01
     income = yaml.safe_load((tmp_path / "out" / "candidates" / "cn-pledge-2025-v4.yaml").read_text(encoding="utf-8"))
     premiums = sum(income["discount_rate"][p]["value"] for p in ("technology_premium", "market_premium", "funding_premium", "management_premium"))
     assert premiums == pytest.approx(result.estimates.set_index("key").at["premium_total", "estimate"], abs=2e-4)

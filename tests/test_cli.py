@@ -3,12 +3,12 @@
 import re
 
 import pandas as pd
-
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ipvalue import cli
+from ipvalue.audit import read_audit_table
 from ipvalue.cli import main
 from ipvalue.cli.exitcodes import EXIT_CONFIG, EXIT_INPUT, EXIT_INTERNAL, EXIT_OK, EXIT_PARTIAL, EXIT_USAGE
 
@@ -71,7 +71,16 @@ def test_an_unknown_or_unregistered_model_is_an_input_error(uri, message, value_
     assert message in err and len(err.strip().splitlines()) == 1
 
 
-def test_an_application_without_revenue_is_an_input_error(tmp_path, tiny_frame, capsys):
+@pytest.fixture
+def officer_token(tmp_path, monkeypatch):
+    """``ipvalue value`` authenticates its user: an officer's token for the store tmp_path/a.db."""
+    from ipvalue.audit import add_user
+
+    monkeypatch.delenv("IPVALUE_AUDIT_KEY_FILE", raising=False)
+    monkeypatch.setenv("IPVALUE_TOKEN", add_user("cli-officer", "officer", tmp_path / "a.db"))
+
+
+def test_an_application_without_revenue_is_an_input_error(tmp_path, tiny_frame, capsys, officer_token):
     app = {"application_id": "A-1", "borrower": "x", "requested_amount_rmb": 1e6, "term_years": 2, "valuation_date": "2026-06-30",
            "patents": {"records": tiny_frame.head(1).to_dict("records")}}
     (tmp_path / "app.yaml").write_text(__import__("yaml").safe_dump(app), encoding="utf-8")
@@ -124,6 +133,11 @@ def test_demo_trains_registers_and_values_every_synthetic_patent(tmp_path, capsy
     # the value chain with its value types, as an officer reads it
     assert "value chain: value in use" in out and "(在用价值) → market value" in out and "(市场价值) → collateral value P50" in out and "(抵质押价值)" in out
     assert "loan cap" in out
+    # the demo's application is signed off through the same path as the CLI and the service: a second person, a reviewer
+    versions = read_audit_table("valuations", tmp_path / "out" / "audit.db")
+    if "review required" in versions["decision"].tolist():
+        assert versions["act"].tolist() == ["valuation", "sign-off"] and versions["user"].tolist() == ["syn-demo-officer", "syn-demo-reviewer"]
+        assert versions["decision"].iloc[-1] == "eligible" and "after the SYNTHETIC reviewer syn-demo-reviewer's sign-off" in out
     # it ends with a calibration on a generated pilot ledger: the coefficients beside the truth, the back-test before / after, its report
     assert "校准 calibration: SYNTHETIC pilot ledger of 800 loans with known true parameters" in out
     assert re.search(r"强制处置折价率 forced-sale discount: truth 0\.7 \| 0\.6 → 0\.6\d+ \[", out)
@@ -158,7 +172,7 @@ def test_broken_files_never_crash_validate(content, tmp_path, capsys):
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.binary(max_size=400) | st.text(max_size=300).map(lambda t: t.encode("utf-8")))
-def test_random_bytes_as_a_book_or_an_application_never_exit_70(tmp_path, content):
+def test_random_bytes_as_a_book_or_an_application_never_exit_70(tmp_path, officer_token, content):
     (tmp_path / "book.csv").write_bytes(content)
     (tmp_path / "app.yaml").write_bytes(content)
     assert main(["validate", str(tmp_path / "book.csv")]) != EXIT_INTERNAL
@@ -168,7 +182,7 @@ def test_random_bytes_as_a_book_or_an_application_never_exit_70(tmp_path, conten
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.recursive(st.none() | st.booleans() | st.floats(allow_nan=True) | st.integers() | st.text(max_size=20),
                     lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=12), children, max_size=5), max_leaves=20))
-def test_random_yaml_applications_never_exit_70(tmp_path, tree):
+def test_random_yaml_applications_never_exit_70(tmp_path, officer_token, tree):
     import yaml
 
     raw = {"application_id": "A-1", "borrower": "x", "requested_amount_rmb": 1e6, "term_years": 2, "valuation_date": "2026-06-30",

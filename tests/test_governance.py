@@ -93,6 +93,9 @@ def test_promotion_needs_gates_a_validator_and_a_reason(registry, tmp_path):
         promote("models:/ipvalue-renewal/1", validator=" ", reason="ok")
     with pytest.raises(PromotionError, match="needs a reason"):
         promote("models:/ipvalue-renewal/1", validator="王验证", reason="")
+    with pytest.raises(PromotionError, match=r"must be one of \['champion', 'challenger'\]. Got '../../x'"):  # F11: refused before any tag
+        promote("models:/ipvalue-renewal/1", validator="王验证", reason="ok", alias="../../x")
+    assert "validated_by" not in MlflowClient().get_model_version("ipvalue-renewal", "1").tags
     moved = promote("models:/ipvalue-renewal/1", validator="王验证", reason="OOT AUC above every baseline")
     assert moved["version"] == "1" and moved["alias"] == "champion"
     tags = MlflowClient().get_model_version("ipvalue-renewal", "1").tags

@@ -51,5 +51,5 @@ def test_a_bank_set_reusing_a_shipped_name_and_version_with_other_content_is_ref
     raw, _ = load_yaml("pledge-policy-cn")
     raw["pledge_rate"]["invention"]["value"] = 1.0  # same name and version, different content
     _install(tmp_path, monkeypatch, raw)
-    with pytest.raises(SpecError, match=r"has the name and version of the shipped set pledge-policy-cn-v3 but different content"):
+    with pytest.raises(SpecError, match=r"has the name and version of the shipped set pledge-policy-cn-v4 but different content"):
         load_pledge_policy("pledge-policy-cn")

@@ -29,7 +29,7 @@ def test_a_token_authenticates_its_user_and_role_and_only_its_hash_is_stored(tmp
     raw = db.read_bytes() + (db.with_name("audit.db-wal").read_bytes() if db.with_name("audit.db-wal").exists() else b"")
     assert all(t.encode() not in raw for t in tokens.values())
     assert all(token_digest(t).encode() in raw for t in tokens.values())
-    assert list_users(db).columns.tolist() == ["token_id", "name", "role", "created_at", "created_by", "revoked_at"]
+    assert list_users(db).columns.tolist() == ["token_id", "name", "role", "branch", "created_at", "created_by", "revoked_at"]
 
 
 @pytest.mark.parametrize("token", ["", "ipv_wrong", None, 12, "x" * 300])

@@ -3,6 +3,7 @@ value → collateral value → cap), the methods, reconciliation, overrides, exp
 thing computed once."""
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -10,7 +11,7 @@ import pytest
 
 from ipvalue.audit import read_audit_table, record_valuation
 from ipvalue.exceptions import OverrideError
-from ipvalue.lending import LoanApplication, value_application
+from ipvalue.lending import LoanApplication, Override, value_application
 from tests.conftest import NO_OTHER_APPLICATIONS
 
 pytestmark = pytest.mark.filterwarnings("ignore")
@@ -134,12 +135,20 @@ def test_a_market_approach_that_fails_a_test_is_a_cross_check_and_its_disagreeme
     assert (p["market_role"] == "cross_check").all() and (p["basis_method"] == "income").all()
     assert "profit-capacity test" in p["method_reason_en"].iloc[0] or "profit-capacity test" in unsigned.methods["market"].offers["reason_en"].iloc[0]
     assert unsigned.summary["review_required"] and unsigned.summary["decision"] == "review required" and not unsigned.summary["eligible"]
-    signed = value({**raw, "review": {"reviewer": "王审查", "reason": "可比交易为同类专利包整体转让，已核实"}}, base_dir=tmp_path)
-    assert signed.summary["review"]["reviewer"] == "王审查"
+    # a sign-off (set by ipvalue.workflow.sign_off, never by the application) holds for the figures it approved
+    app = LoanApplication.from_dict(raw, base_dir=tmp_path)
+    review = {"reviewer": "王审查", "reason": "可比交易为同类专利包整体转让，已核实", "signed_valuation_id": unsigned.valuation_id,
+              "figures_hash": unsigned.summary["figures_hash"]}
+    signed = value_application(replace(app, review=review), user="tester", applications=NO_OTHER_APPLICATIONS)
+    assert signed.summary["review"]["reviewer"] == "王审查" and signed.summary["figures_hash"] == unsigned.summary["figures_hash"]
     assert signed.summary["decision"] == ("eligible" if signed.checks["passed"].all() else "not eligible")
     db = record_valuation(signed, tmp_path / "audit.db")
     stored = json.loads(read_audit_table("valuations", db)["result_json"].item())["summary"]
-    assert stored["review"] == {"reviewer": "王审查", "reason": "可比交易为同类专利包整体转让，已核实"}
+    assert stored["review"] == review
+    # ... and lapses on any other figures (F3): here an override the reviewer never saw
+    changed = replace(app, review=review, overrides=(Override("SYN-CN-T001", "sharing_rate", 0.001, "按合同", "张经理"),))
+    lapsed = value_application(changed, user="tester", applications=NO_OTHER_APPLICATIONS)
+    assert lapsed.summary["review"] is None and lapsed.summary["review_required"] and lapsed.summary["figures_hash"] != review["figures_hash"]
 
 
 @pytest.mark.parametrize("status", ["lapsed", "expired", "invalidated", "pending"])

@@ -14,11 +14,11 @@ import logging
 import os
 import sys
 
-from ipvalue.cli import audit, calibrate, contract, demo, govern, pool, score, serve, train, users, validate, value
+from ipvalue.cli import audit, calibrate, contract, demo, govern, pool, review, score, serve, train, users, validate, value
 from ipvalue.cli.exitcodes import EXIT_CONFIG, EXIT_INPUT, EXIT_INTERNAL, EXIT_OK, EXIT_USAGE
 from ipvalue.temporary import remove_temporary_files_on_sigterm
 
-COMMANDS = (contract, validate, train, value, score, pool, govern, demo, serve, users, audit, calibrate)
+COMMANDS = (contract, validate, train, value, review, score, pool, govern, demo, serve, users, audit, calibrate)
 
 logger = logging.getLogger("ipvalue.cli")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from ipvalue.registry import move_alias, resolve_version
+from ipvalue.registry import ALIASES, move_alias, resolve_version
 
 
 class PromotionError(ValueError):
@@ -22,6 +22,8 @@ def promote(model_uri: str, *, validator: str, reason: str, alias: str = "champi
         raise PromotionError("Promotion needs the validator's name (--validator). Fix: the independent validator approving the model signs it.")
     if not str(reason or "").strip():
         raise PromotionError("Promotion needs a reason (--reason). Fix: state why the model is approved, e.g. the validation report's conclusion.")
+    if alias not in ALIASES:  # checked before anything is written: a refused promotion leaves no tag on the version
+        raise PromotionError(f"The alias of a promotion must be one of {list(ALIASES)}. Got {str(alias)[:40]!r}.")
     client = MlflowClient()
     name, version = resolve_version(model_uri)
     mv = client.get_model_version(name, version)

@@ -25,11 +25,12 @@ from pathlib import Path
 import pandas as pd
 
 from ipvalue.config import parse_yaml
-from ipvalue.domains import check_number
+from ipvalue.domains import check_date, check_number
 from ipvalue.exceptions import ApplicationError, DomainError, OverrideError
-from ipvalue.frame import validate_patent_frame
+from ipvalue.frame import check_unicode_tree, frame_from_records, validate_patent_frame
 from ipvalue.io import read_patents
 from ipvalue.io.register import RegisterEvents, read_register
+from ipvalue.lending.policy import risk_sharing_schemes
 from ipvalue.names import normalise_id, normalise_text
 
 OVERRIDABLE = ("sharing_rate", "economic_life_years", "internal_value_rmb")
@@ -69,11 +70,49 @@ APPLICATION_FIELDS = {
     "wacc": ("number", False, "Borrower's weighted average cost of capital (fraction); default: the bank's set (wacc-cn)."),
     "comparables": ("string", False, "The bank's comparable-transactions file (beside the application)."),
     "rd_cost": ("object", False, "The product's R&D cost for the cost approach: {rmb, year}."),
-    "review": ("object", False, "A reviewer's sign-off on a 'review required' valuation: {reviewer, reason}."),
     "documents": ("array", False, "Supporting documents: {patent_id, kind (" + ", ".join(sorted(DOCUMENT_KINDS)) + "), reference, co_owner or paid_until}."),
     "register": ("object", False, "The CNIPA legal-status event export: {file (beside the application), encoding}."),
     "overrides": ("array", False, "Officers' overrides: {patent_id, field (" + ", ".join(OVERRIDABLE) + "), value, reason, officer}."),
 }
+
+
+#: Python types a JSON type of :data:`APPLICATION_FIELDS` accepts (a bool is not a number).
+JSON_TYPES = {"string": (str,), "number": (int, float), "object": (dict,), "array": (list,)}
+_TYPE_NAMES = {"string": "a text", "number": "a number", "object": "a mapping of fields", "array": "a list"}
+#: Why an application has no 'review' field any more (a sign-off is its own act).
+REVIEW_IS_AN_ACT = ("a sign-off is a separate act by an authenticated reviewer, never a field the preparer writes: "
+                    "'ipvalue review sign-off VALUATION_ID --application FILE --reason TEXT', or POST /v1/valuations/{id}/sign-off")
+
+
+class ApplicationFieldsError(ApplicationError):
+    """Several fields of an application are invalid; ``problems`` lists each one as
+    ``{field, message, fix}`` (a service answers them all at once)."""
+
+    def __init__(self, message: str, problems: list[dict]):
+        super().__init__(message)
+        self.problems = problems
+
+
+def field_type_problems(raw: dict, where: str = "application") -> list[dict]:
+    """Every top-level field whose JSON type is not the one :data:`APPLICATION_FIELDS` gives
+    (``{"borrower": {...}}``, ``{"requested_amount_rmb": "1,0,0"}``, a boolean amount), and every
+    unknown field, as ``{field, message, fix}``: all of them, not the first only."""
+    problems = []
+    for name, value in raw.items():
+        if name == "review":
+            problems.append({"field": "review", "message": f"The 'review' of {where} is not part of an application.",
+                             "fix": f"remove it: {REVIEW_IS_AN_ACT}"})
+            continue
+        if name not in APPLICATION_FIELDS:
+            problems.append({"field": str(name), "message": f"The {where} has an unknown field {str(name)!r}.",
+                             "fix": f"use the fields of the application schema ({', '.join(APPLICATION_FIELDS)}); check the spelling"})
+            continue
+        kind = APPLICATION_FIELDS[name][0]
+        if value is not None and (isinstance(value, bool) or not isinstance(value, JSON_TYPES[kind])):
+            shown = type(value).__name__ if isinstance(value, (dict, list)) else repr(value)[:40]
+            fix = ("write the number without quotes or separators, e.g. 1000000" if kind == "number" else f"give {_TYPE_NAMES[kind]}")
+            problems.append({"field": name, "message": f"The '{name}' of {where} must be {_TYPE_NAMES[kind]} ({kind}). Got {shown}.", "fix": fix})
+    return problems
 
 
 @dataclass(frozen=True)
@@ -153,8 +192,11 @@ class LoanApplication:
     ``financials`` (the borrower's statements: up to 3 years of ``revenue_rmb`` and
     ``operating_margin``), ``tax_rate`` (the borrower's income-tax rate: 0.25, or 0.15 for a
     高新技术企业), ``comparables`` (the bank's comparable-transactions file), ``rd_cost`` (the
-    product's R&D cost: ``rmb`` and ``year``, for the cost approach), ``review`` (a reviewer's
-    sign-off on a "review required" valuation: ``reviewer`` and ``reason``), ``overrides``.
+    product's R&D cost: ``rmb`` and ``year``, for the cost approach), ``overrides``.
+
+    ``review`` is not read from the application: it is set by :func:`ipvalue.workflow.sign_off`
+    (an authenticated reviewer's act, bound to the figures it approved: ``reviewer``, ``reason``,
+    ``signed_valuation_id``, ``figures_hash``).
     """
 
     application_id: str
@@ -183,8 +225,9 @@ class LoanApplication:
     raw: dict = field(default_factory=dict, repr=False)
 
     @classmethod
-    def load(cls, path: str | Path) -> "LoanApplication":
-        """Read an application file (YAML or JSON); the files it names resolve inside its folder."""
+    def load(cls, path: str | Path, *, configuration=None, officer: str | None = None) -> "LoanApplication":
+        """Read an application file (YAML or JSON); the files it names resolve inside its folder;
+        ``configuration`` as :meth:`from_dict` takes it."""
         path = Path(path)
         if not path.is_file():
             raise ApplicationError(f"Application file {str(path)!r} does not exist. Fix: check the path.")
@@ -202,19 +245,45 @@ class LoanApplication:
                 raw = parse_yaml(text, where=f"application file {path}")
             except ValueError as exc:
                 raise ApplicationError(str(exc)) from exc
-        return cls.from_dict(raw, base_dir=path.parent)
+        return cls.from_dict(raw, base_dir=path.parent, configuration=configuration, officer=officer)
 
     @classmethod
-    def from_dict(cls, raw: dict, *, base_dir: str | Path = ".") -> "LoanApplication":
-        """An application from its parsed fields (a service passes the request body here)."""
+    def from_dict(cls, raw: dict, *, base_dir: str | Path = ".", reader=None, configuration=None, officer: str | None = None) -> "LoanApplication":
+        """An application from its parsed fields (a service passes the request body here).
+
+        Parameters
+        ----------
+        raw : dict
+            The parsed fields; every top-level field's JSON type is checked first, all at once
+            (:class:`ApplicationFieldsError`), then each field's domain.
+        base_dir : str or Path, default="."
+            The folder the files it names must resolve inside.
+        reader : callable, optional
+            Reads a patent file named by the application (default
+            :func:`ipvalue.io.read_patents`; a service passes
+            :func:`ipvalue.io.bounded.read_patents_bounded`, memory-capped).
+        configuration : BankConfiguration, optional
+            The bank's pinned configuration (:mod:`ipvalue.lending.configuration`): the models,
+            policy, assumption set and risk-sharing scheme the application may name; what it
+            leaves out takes the configured default.
+        officer : str, optional
+            The authenticated user acting: an override that names no officer is theirs.
+        """
         if not isinstance(raw, dict):
             raise ApplicationError(f"An application must be a mapping of fields. Got {type(raw).__name__}.")
-        app_id = _text(raw.get("application_id") or "")
+        reader = reader or read_patents
+        try:
+            check_unicode_tree(raw, "application")
+        except DomainError as exc:
+            raise ApplicationError(str(exc)) from None
+        app_id = raw.get("application_id") if isinstance(raw.get("application_id"), str) else ""
+        app_id = _text(app_id or "")
         where = f"application {app_id or '?'}"
-        unknown_fields = sorted(str(k) for k in raw if k not in APPLICATION_FIELDS)
-        if unknown_fields:
-            raise ApplicationError(f"The {where} has unknown field(s) {unknown_fields}. Fix: use the fields of the README's application schema "
-                                   f"({', '.join(APPLICATION_FIELDS)}); check the spelling.")
+        problems = field_type_problems(raw, where) + (configuration.problems(raw, where) if configuration is not None else [])
+        if problems:
+            raise ApplicationFieldsError("; ".join(f"{p['message']} Fix: {p['fix']}." for p in problems).rstrip("."), problems)
+        if configuration is not None:
+            raw = configuration.apply(raw)
 
         def need(name: str):
             if raw.get(name) in (None, ""):
@@ -250,10 +319,11 @@ class LoanApplication:
             raise ApplicationError(f"The 'borrower' of {where} is blank. Fix: name the borrower as in the patents' owner field.")
         amount = number("requested_amount_rmb")
         term = number("term_years")
-        # ISO dates only: 06/07/2026 means June in one bank and July in another.
-        valuation_date = iso_date(need("valuation_date"))
-        if valuation_date is None:
-            raise ApplicationError(f"The 'valuation_date' of {where} must be a date written YYYY-MM-DD. Got {raw['valuation_date']!r}.")
+        # ISO dates only: 06/07/2026 means June in one bank and July in another; inside the documented range.
+        try:
+            valuation_date = check_date("valuation_date", need("valuation_date"), where=where)
+        except DomainError as exc:
+            raise ApplicationError(str(exc)) from None
 
         spec = need("patents")
         # One validation: the records here, or the file's rows in read_patents.
@@ -261,11 +331,14 @@ class LoanApplication:
             if not isinstance(spec["records"], list) or not all(isinstance(r, dict) for r in spec["records"]):
                 raise ApplicationError(f"The 'patents.records' of {where} must be a list of patent records (mappings).")
             try:
-                patents = validate_patent_frame(pd.DataFrame(spec["records"]), strict=True, source=f"{where} patents").valid
+                records = frame_from_records(spec["records"], source=f"{where} patents.records")
+                patents = validate_patent_frame(records, strict=True, source=f"{where} patents").valid
             except ValueError as exc:
                 raise ApplicationError(f"The 'patents' of {where} are invalid: {exc}") from exc
         elif isinstance(spec, dict) and spec.get("file"):
-            loaded = read_patents(inside("patents.file", spec["file"]))
+            if not isinstance(spec["file"], str):
+                raise ApplicationError(f"The 'patents.file' of {where} must be a file name. Got {type(spec['file']).__name__}.")
+            loaded = reader(inside("patents.file", spec["file"]))
             patents = loaded.valid
             ids = spec.get("ids")
             if ids:
@@ -331,18 +404,13 @@ class LoanApplication:
             if not isinstance(cost, dict) or not {"rmb", "year"} <= set(cost):
                 raise ApplicationError(f"The 'rd_cost' of {where} needs 'rmb' (the product's R&D cost) and 'year'.")
             rd_cost = {"rmb": number("rmb", cost["rmb"], "rd_cost_rmb"), "year": int(number("year", cost["year"], "rd_cost_year"))}
-        review = None
-        if raw.get("review"):
-            r = raw["review"]
-            if not isinstance(r, dict) or not _text(r.get("reviewer") or "") or not _text(r.get("reason") or ""):
-                raise ApplicationError(f"The 'review' of {where} needs a named 'reviewer' and a written 'reason'.")
-            review = {"reviewer": str(r["reviewer"]).strip(), "reason": str(r["reason"]).strip()}  # as written: the audit keeps their words
-
-        reference = read_patents(inside("reference_book", raw["reference_book"])).valid if raw.get("reference_book") else None
+        reference = reader(inside("reference_book", raw["reference_book"])).valid if raw.get("reference_book") else None
         comparables = inside("comparables", raw["comparables"]) if raw.get("comparables") else None
         entries = raw.get("overrides") or []
         if not isinstance(entries, list) or not all(isinstance(o, dict) for o in entries):
             raise ApplicationError(f"The 'overrides' of {where} must be a list of overrides (patent_id, field, value, reason, officer).")
+        if officer:
+            entries = [{**o, "officer": o.get("officer") or officer} for o in entries]
         overrides = tuple(Override.from_dict(o, f"overrides[{i}] of {where}") for i, o in enumerate(entries))
         unknown = sorted({o.patent_id for o in overrides} - set(patents["patent_id"]))
         if unknown:
@@ -372,13 +440,18 @@ class LoanApplication:
         pledges = raw.get("registered_pledges") or []
         if not isinstance(pledges, list):
             raise ApplicationError(f"The 'registered_pledges' of {where} must be a list of patent ids.")
+        scheme = config_name("risk_sharing", "none")
+        known = risk_sharing_schemes()
+        if scheme not in known:
+            raise ApplicationError(f"The 'risk_sharing' of {where} must be one of {known}. Got {scheme!r}. Fix: name the risk-sharing scheme "
+                                   "the loan is under ('none' when there is none).")
         return cls(
             application_id=app_id, borrower=borrower, requested_amount_rmb=amount, term_years=term,
             purpose=_text(raw.get("purpose", "")), valuation_date=valuation_date.normalize(), patents=patents, schedule=schedule,
             assumption_set=config_name("assumption_set", "cn-pledge-2025"), pledge_policy=config_name("pledge_policy", "pledge-policy-cn"),
-            risk_sharing=config_name("risk_sharing", "none"), models={str(k): str(v) for k, v in models.items()},
+            risk_sharing=scheme, models={str(k): str(v) for k, v in models.items()},
             registered_pledges=tuple(normalise_id(str(p)) for p in pledges), reference_book=reference, overrides=overrides,
-            financials=financials, tax_rate=tax_rate, wacc=wacc, comparables=comparables, rd_cost=rd_cost, review=review,
+            financials=financials, tax_rate=tax_rate, wacc=wacc, comparables=comparables, rd_cost=rd_cost, review=None,
             documents=documents, register=register, raw=raw,
         )
 

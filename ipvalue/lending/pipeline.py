@@ -21,6 +21,7 @@ a valuation is :mod:`ipvalue.workflow`.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import uuid
@@ -30,14 +31,14 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from ipvalue import __version__
+from ipvalue import __version__, terms
 from ipvalue.exceptions import ApplicationError
 from ipvalue.explain import reason_codes
 from ipvalue.features import PatentFeatureBuilder
 from ipvalue.lending.application import LoanApplication
 from ipvalue.lending.checks import eligibility_checks
 from ipvalue.lending.disposal import DisposalAssumptions, package_disposal_view
-from ipvalue.lending.policy import load_pledge_policy, risk_sharing_table, within_internal_limit
+from ipvalue.lending.policy import load_pledge_policy, material_overrides, risk_sharing_table, within_internal_limit
 from ipvalue.lending.reconcile import collateral_status, reconcile
 from ipvalue.methods import MethodResult, Scenarios, ValuationInputs, registered_methods
 from ipvalue.methods.base import FLAG_COLUMNS
@@ -376,6 +377,33 @@ def decide(checks: pd.DataFrame, *, review_needed: bool, signed_off: bool, inter
     return "eligible"
 
 
+def material_override_flags(overrides: pd.DataFrame, policy: dict) -> pd.DataFrame:
+    """A review flag for each material override (:func:`~ipvalue.lending.policy.material_overrides`):
+    an officer's figure raised beyond the policy's threshold needs a reviewer's sign-off."""
+    material = overrides[material_overrides(overrides, policy)] if len(overrides) else overrides
+    rows = []
+    for o in material.itertuples():
+        label_zh, label_en = terms.OVERRIDE_FIELDS.get(o.field, (o.field, o.field))
+        model = "—" if pd.isna(o.model_value) else f"{o.model_value:,.4g}"
+        rows.append({"scope": o.patent_id, "code": "material_override", "review": True,
+                     "reason_zh": f"{o.officer} 将{label_zh}由模型值 {model} 调整为 {o.override_value:,.4g}，超过政策阈值，须复核人签批",
+                     "reason_en": f"{o.officer} raised the {label_en} from the model's {model} to {o.override_value:,.4g}, beyond the policy's threshold: "
+                                  "a reviewer's sign-off is required"})
+    return pd.DataFrame(rows, columns=list(FLAG_COLUMNS))
+
+
+def figures_hash(out: pd.DataFrame, packages: pd.DataFrame, checks: pd.DataFrame, overrides: pd.DataFrame, flags: pd.DataFrame, extra: dict) -> str:
+    """SHA-256 of the figures a reviewer approves (per patent, per package, checks, overrides,
+    flags, the inputs' hash, the policy and model versions): a sign-off names it, and holds only
+    while a re-valuation gives the same."""
+    def records(frame):
+        return json.loads(frame.to_json(orient="records", date_format="iso", force_ascii=False, double_precision=15))
+
+    body = {"patents": records(out), "packages": records(packages.reset_index()), "checks": records(checks), "overrides": records(overrides),
+            "flags": records(flags), **extra}
+    return hashlib.sha256(json.dumps(body, sort_keys=True, ensure_ascii=False, default=str).encode("utf-8")).hexdigest()
+
+
 # --- the whole pipeline ------------------------------------------------------------------------
 
 
@@ -419,21 +447,6 @@ def value_application(app: LoanApplication, *, models: dict[str, RegisteredModel
     out = out.join(chain)
     out["internal_value_rmb"] = out["market_value_rmb"]
 
-    flags = pd.concat([pd.DataFrame(columns=list(FLAG_COLUMNS)), *(r.flags for r in results.values() if len(r.flags))], ignore_index=True)
-    review_needed = bool(out["review_required"].any() or flags["review"].astype(bool).any())
-    signed_off = review_needed and app.review is not None
-    disposal_cap = float(packages["loan_cap_rmb"].sum())
-    pledge_cap = float(out["pledge_value_rmb"].sum())
-    cap = min(disposal_cap, pledge_cap)
-    cap_basis = "disposal view" if disposal_cap <= pledge_cap else "pledge rate"
-    checks = eligibility_checks(app, patents, inputs.features, policy, out, cap=cap, applications=applications)
-    internal_route = within_internal_limit(app.requested_amount_rmb, policy)
-    decision = decide(checks, review_needed=review_needed, signed_off=signed_off, internal_route=internal_route)
-    exposure = min(app.requested_amount_rmb, cap) if cap > 0 else app.requested_amount_rmb
-    sharing, sharing_info = risk_sharing_table(app.risk_sharing, exposure)
-
-    reasons = pd.concat([inputs.provenance.get("life_reasons"), *(r.evidence["reasons"] for r in results.values() if "reasons" in r.evidence)],
-                        ignore_index=True)
     model_values = {
         "sharing_rate": results["income"].columns.set_index(patents["patent_id"])["model_sharing_rate"] if "income" in results else pd.Series(dtype=float),
         "economic_life_years": inputs.life_columns.set_index(patents["patent_id"])["model_economic_life_years"],
@@ -443,6 +456,26 @@ def value_application(app: LoanApplication, *, models: dict[str, RegisteredModel
         {"patent_id": o.patent_id, "field": o.field, "model_value": float(model_values[o.field].get(o.patent_id, np.nan)), "override_value": o.value,
          "reason": o.reason, "officer": o.officer} for o in app.overrides
     ], columns=["patent_id", "field", "model_value", "override_value", "reason", "officer"])
+    flags = pd.concat([pd.DataFrame(columns=list(FLAG_COLUMNS)), *(r.flags for r in results.values() if len(r.flags)),
+                       material_override_flags(overrides, policy)], ignore_index=True)
+    review_needed = bool(out["review_required"].any() or flags["review"].astype(bool).any())
+    disposal_cap = float(packages["loan_cap_rmb"].sum())
+    pledge_cap = float(out["pledge_value_rmb"].sum())
+    cap = min(disposal_cap, pledge_cap)
+    cap_basis = "disposal view" if disposal_cap <= pledge_cap else "pledge rate"
+    checks = eligibility_checks(app, patents, inputs.features, policy, out, cap=cap, applications=applications)
+    figures = figures_hash(out, packages, checks, overrides, flags, {
+        "input_hash": app.input_hash, "pledge_policy_hash": policy_hash, "cap": cap, "requested_amount_rmb": app.requested_amount_rmb,
+        "models": {kind: f"{m.uri}#{m.version}" for kind, m in sorted(models.items()) if m is not None}})
+    # a sign-off holds only for the figures its reviewer approved: any later change lapses it
+    signed_off = review_needed and isinstance(app.review, dict) and app.review.get("figures_hash") == figures
+    internal_route = within_internal_limit(app.requested_amount_rmb, policy)
+    decision = decide(checks, review_needed=review_needed, signed_off=signed_off, internal_route=internal_route)
+    exposure = min(app.requested_amount_rmb, cap) if cap > 0 else app.requested_amount_rmb
+    sharing, sharing_info = risk_sharing_table(app.risk_sharing, exposure)
+
+    reasons = pd.concat([inputs.provenance.get("life_reasons"), *(r.evidence["reasons"] for r in results.values() if "reasons" in r.evidence)],
+                        ignore_index=True)
 
     package_draws = draws.sum(axis=0)
     in_force = out["register_status"].eq("in_force")
@@ -458,7 +491,8 @@ def value_application(app: LoanApplication, *, models: dict[str, RegisteredModel
         "disposal_quantile": float(packages["quantile"].iloc[0]) if len(packages) else None,
         "collateral_value_rmb": disposal_cap, "disposal_cap_rmb": disposal_cap, "pledge_value_rmb": pledge_cap,
         "loan_cap_rmb": cap, "loan_cap_basis": cap_basis, "requested_within_cap": app.requested_amount_rmb <= cap,
-        "review_required": review_needed, "review": app.review if signed_off else None,
+        "review_required": review_needed, "review": app.review if signed_off else None, "figures_hash": figures,
+        "material_overrides": int(flags["code"].eq("material_override").sum()),
         "eligible": decision == "eligible", "internal_valuation_route": internal_route, "decision": decision,
         "methods_disagree": bool(out["review_required"].any()), "overrides": int(len(overrides)),
         "risk_sharing_scheme": sharing_info["label"], "bank_share_of_loss": sharing_info["bank_share"],

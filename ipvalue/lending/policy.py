@@ -35,9 +35,52 @@ def load_pledge_policy(which="pledge-policy-cn") -> tuple[dict, str]:
         rate = raw.get("pledge_rate", {}).get(ptype, {}).get("value")
         if rate is None or not 0 < float(rate) <= 1:
             raise AssumptionError(f"The 'pledge_rate.{ptype}' of pledge policy {name!r} must be in (0, 1]. Got {rate!r}.")
+    for field_name, spec in (raw.get("override_review") or {}).items():
+        increase = (spec or {}).get("max_increase", {}).get("value") if isinstance(spec, dict) else None
+        if field_name not in OVERRIDE_REVIEW_FIELDS or isinstance(increase, bool) or not isinstance(increase, (int, float)) or not 0 <= increase <= 10:
+            raise AssumptionError(f"The 'override_review.{field_name}.max_increase' of pledge policy {name!r} must be a fraction in [0, 10] for one of "
+                                  f"{list(OVERRIDE_REVIEW_FIELDS)}. Got {increase!r}.")
     if raw.get("reconciliation", {}).get("rule") != "conservative":
         raise AssumptionError(f"The 'reconciliation.rule' of pledge policy {name!r} must be 'conservative'. Got {raw.get('reconciliation', {}).get('rule')!r}.")
     return raw, content_hash(raw)
+
+
+#: Fields whose override may need review (the overridable fields of an application).
+OVERRIDE_REVIEW_FIELDS = ("internal_value_rmb", "economic_life_years", "sharing_rate")
+
+
+def material_overrides(overrides: pd.DataFrame, policy: dict) -> pd.Series:
+    """Which overrides are material: they raise a figure beyond the policy's threshold
+    (``override_review.<field>.max_increase``: override > model × (1 + max_increase), or a model
+    value that is missing or 0), so a reviewer must sign the valuation off (审贷分离). Lowering a
+    figure is never material (the conservative side). A policy without ``override_review``
+    treats every raising override as material.
+
+    Parameters
+    ----------
+    overrides : pandas.DataFrame
+        ``field``, ``model_value``, ``override_value`` (one row per override).
+    policy : dict
+        The pledge policy (:func:`load_pledge_policy`).
+
+    Returns
+    -------
+    pandas.Series of bool, aligned with ``overrides``.
+    """
+    if len(overrides) == 0:
+        return pd.Series(False, index=overrides.index, dtype=bool)
+    rules = policy.get("override_review") or {}
+    increase = overrides["field"].map(lambda f: float(((rules.get(f) or {}).get("max_increase") or {}).get("value", 0.0))).astype(float)
+    model = pd.to_numeric(overrides["model_value"], errors="coerce")
+    value = pd.to_numeric(overrides["override_value"], errors="coerce")
+    no_model = model.isna() | (model <= 0)
+    return ((no_model & (value > 0)) | (~no_model & (value > model * (1 + increase)))).astype(bool)
+
+
+def risk_sharing_schemes() -> list[str]:
+    """The names of the risk-sharing schemes (``assumptions/risk-sharing.yaml``, or the bank's)."""
+    raw, _ = load_yaml("risk-sharing")
+    return sorted(raw["schemes"])
 
 
 def within_internal_limit(amount_rmb: float, policy: dict) -> bool:

@@ -1,10 +1,12 @@
 """The officers' web page: server-rendered (Jinja2, no build step), Chinese and English labels.
 
-Sign in with the API token (kept in an HttpOnly, SameSite=Strict cookie), upload a CNIPA /
+Sign in with the API token (which starts a server-side session: the cookie holds a session id,
+never the token; HttpOnly, SameSite=Strict, expiring, ended by sign-out), upload a CNIPA /
 incoPat export, pick the patents, fill the loan fields and revenue, submit; the page shows the
 decision, links the report, and takes an override with a reason (officers) or a sign-off
 (reviewers). Every action goes through the same :class:`~ipvalue.service.core.ValuationService`
-calls as the JSON API, so the same validation and the same audit records.
+calls as the JSON API, so the same validation, configuration, scoping and audit records; every
+form post passes the request guard's same-site check (:mod:`ipvalue.service.guard`).
 """
 
 from __future__ import annotations
@@ -14,12 +16,14 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from jinja2 import Environment, PackageLoader, select_autoescape
 from starlette.concurrency import run_in_threadpool
 
-from ipvalue.audit import authenticate
+import re
+
+from ipvalue.audit import authenticate, token_digest
 from ipvalue.exceptions import InputError
 from ipvalue.lending import OVERRIDABLE
 from ipvalue.terms import DECISIONS
 from ipvalue.service.auth import COOKIE, identity_of
-from ipvalue.service.core import MAX_UPLOAD_BYTES, Conflict, NotFound
+from ipvalue.service.core import Conflict, NotFound, NotPermitted
 
 router = APIRouter(include_in_schema=False)
 _env = Environment(loader=PackageLoader("ipvalue", "service/templates"), autoescape=select_autoescape(["html", "j2"]))
@@ -56,8 +60,11 @@ async def login(request: Request):
     who = authenticate(token, request.app.state.service.settings.audit_db) if token else None
     if who is None:
         return _page("login.html.j2", 401, error="令牌无效 The token is not valid (ask an admin: ipvalue users add).")
+    service = request.app.state.service
+    session = service.sessions.start(token_digest(token))
     response = RedirectResponse("/ui", status_code=303)
-    response.set_cookie(COOKIE, token, httponly=True, samesite="strict", secure=request.url.scheme == "https", max_age=12 * 3600)
+    response.set_cookie(COOKIE, session, httponly=True, samesite="strict", secure=request.url.scheme == "https",
+                        max_age=int(service.settings.session_hours * 3600), path="/")
     return response
 
 
@@ -74,9 +81,11 @@ def _in_role(request: Request, role: str, sign_in_as: str):
 
 
 @router.post("/ui/logout")
-def logout():
+def logout(request: Request):
+    """Sign out: the session ends on the server (a copy of the cookie no longer works)."""
+    request.app.state.service.sessions.end(request.cookies.get(COOKIE, ""))
     response = RedirectResponse("/ui", status_code=303)
-    response.delete_cookie(COOKIE)
+    response.delete_cookie(COOKIE, path="/")
     return response
 
 
@@ -91,7 +100,7 @@ async def upload(request: Request):
     try:
         if file is None or not hasattr(file, "read"):
             raise InputError("请选择文件 Choose the export file to upload.")
-        uploaded = await run_in_threadpool(service.upload, file.filename or "", await file.read(MAX_UPLOAD_BYTES + 1))
+        uploaded = await run_in_threadpool(service.upload, file.filename or "", await file.read(), who)
         if uploaded.get("not_a_patent_export"):
             raise InputError(uploaded["not_a_patent_export"])
     except InputError as exc:
@@ -114,19 +123,21 @@ async def value(request: Request):
         "purpose": form.get("purpose") or "", "valuation_date": form.get("valuation_date"),
         "patents": {"file": form.get("upload_id"), "ids": form.getlist("ids")},
         "revenue_forecast": {"base_rmb": _number(form.get("revenue_base_rmb")), "growth": _number(form.get("revenue_growth"))},
-        "risk_sharing": form.get("risk_sharing") or "none",
-        "models": {m["name"].removeprefix("ipvalue-"): m["uri"] for m in service.model_table() if form.get("use_models")},
+        "risk_sharing": form.get("risk_sharing") or None,  # the models, policy and assumption set are the bank's configuration
     }
     try:
         if not form.getlist("ids"):
             raise InputError("请至少选择一项专利 Pick at least one patent.")
         result = await run_in_threadpool(service.value, raw, who)
-    except (InputError, NotFound) as exc:
-        uploaded = await run_in_threadpool(service.upload_patents, str(form.get("upload_id"))) if form.get("upload_id") else {"patents": []}
+    except (InputError, NotFound, Conflict) as exc:
+        try:
+            uploaded = await run_in_threadpool(service.upload_patents, str(form.get("upload_id")), who) if form.get("upload_id") else {"patents": []}
+        except NotFound:
+            uploaded = {"patents": []}
         return _page("application.html.j2", 422, who=who, upload={"upload_id": form.get("upload_id"), **uploaded}, borrower=raw["borrower"],
                      served=service.model_table(), form=dict(form), error=str(exc))
-    await run_in_threadpool(service.write_report, result)
-    return RedirectResponse(f"/ui/valuations/{result.valuation_id}", status_code=303)
+    await run_in_threadpool(service.write_report, result["valuation_id"], result)
+    return RedirectResponse(f"/ui/valuations/{result['valuation_id']}", status_code=303)
 
 
 @router.get("/ui/valuations/{valuation_id}", response_class=HTMLResponse)
@@ -135,8 +146,8 @@ def show(valuation_id: str, request: Request, error: str = ""):
     if who is None:
         return _page("login.html.j2", 401)
     try:
-        result = request.app.state.service.get(valuation_id)
-    except NotFound as exc:
+        result = request.app.state.service.get(valuation_id, who)
+    except (NotFound, NotPermitted) as exc:
         return _page("upload.html.j2", 404, who=who, error=str(exc))
     return _page("valuation.html.j2", who=who, r=result, s=result["summary"], fields=FIELD_LABELS, overridable=OVERRIDABLE, decisions_zh={k: v[0] for k, v in DECISIONS.items()}, error=error)
 
@@ -153,8 +164,8 @@ async def _act(request: Request, valuation_id: str, role: str, sign_in_as: str, 
         result = await run_in_threadpool(act, service, form, who)
     except (InputError, Conflict, NotFound) as exc:
         return _error_on(service, valuation_id, who, str(exc))
-    await run_in_threadpool(service.write_report, result)
-    return RedirectResponse(f"/ui/valuations/{result.valuation_id}", status_code=303)
+    await run_in_threadpool(service.write_report, result["valuation_id"], result)
+    return RedirectResponse(f"/ui/valuations/{result['valuation_id']}", status_code=303)
 
 
 @router.post("/ui/valuations/{valuation_id}/overrides", response_class=HTMLResponse)
@@ -174,17 +185,22 @@ async def sign_off(valuation_id: str, request: Request):
 
 def _error_on(service, valuation_id, who, message):
     try:
-        result = service.get(valuation_id)
-    except NotFound:
+        result = service.get(valuation_id, who)
+    except (NotFound, NotPermitted):
         return _page("upload.html.j2", 404, who=who, error=message)
     return _page("valuation.html.j2", 422, who=who, r=result, s=result["summary"], fields=FIELD_LABELS, overridable=OVERRIDABLE, decisions_zh={k: v[0] for k, v in DECISIONS.items()}, error=message)
 
 
+#: A number as an officer types it: digits, thousands separators only in their places (1,000,000), a decimal part.
+TYPED_NUMBER = re.compile(r"[+-]?(\d{1,3}(,\d{3})+|\d+)(\.\d+)?([eE][+-]?\d+)?")
+
+
 def _number(text):
-    """A form field as a number when it reads as one (else the text, which the application check refuses by name)."""
+    """A form field as a number when it reads as one: ``1,000,000`` is a million, ``1,0,0`` is not a
+    number (it stays text, which the application check refuses by name)."""
     if text is None or str(text).strip() == "":
         return None
-    try:
-        return float(str(text).replace(",", "").strip())
-    except ValueError:
-        return str(text)
+    cleaned = str(text).strip()
+    if not TYPED_NUMBER.fullmatch(cleaned):
+        return cleaned
+    return float(cleaned.replace(",", ""))
