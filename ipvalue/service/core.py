@@ -134,6 +134,8 @@ class ValuationService:
         self.configuration = self.base_configuration.with_models({})
         self._generation = ""
         self._lock = threading.Lock()  # one valuation at a time per worker: CPU-bound, and matplotlib is not thread-safe
+        #: Held while matplotlib draws (valuations, reports, the page's charts): the same lock.
+        self.drawing = self._lock
         private_folder(settings.state_dir)
 
     # --- models ------------------------------------------------------------------------------------

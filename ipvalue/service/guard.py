@@ -47,7 +47,7 @@ _UNSAFE = ("POST", "PUT", "PATCH", "DELETE")
 
 def body_limit(path: str) -> int:
     """The largest body a route reads (bytes)."""
-    if path in ("/v1/uploads", "/ui/upload"):
+    if path in ("/v1/uploads", "/ui/upload", "/ui/valuations", "/ui/application-file"):  # the page's forms carry files
         return UPLOAD_LIMIT
     if path in PUBLIC_POSTS:
         return LOGIN_LIMIT
