@@ -186,8 +186,10 @@ class Page:
         self.driver.find_element(self.by.ID, element_id).click()
 
     def shot(self, name: str) -> Path:
-        height = self.driver.execute_script("return document.body.scrollHeight")
-        self.driver.set_window_size(1400, min(max(height, 800), 6000))
+        """The whole page as a PNG (the window stretched to the page's height)."""
+        height = self.driver.execute_script("return document.documentElement.scrollHeight")
+        self.driver.set_window_size(1400, min(max(height + 140, 800), 8000))
+        self.driver.execute_script("window.scrollTo(0, 0)")
         path = self.shots / f"{name}.png"
         self.driver.save_screenshot(str(path))
         self.driver.set_window_size(1400, 1000)
@@ -260,3 +262,44 @@ def test_an_officer_goes_from_sign_in_to_an_eligible_decision_with_the_clis_figu
     assert {k: http["summary"][k] for k in figures} == {k: cli[k] for k in figures}
     assert page_figures == {"market_value": f"¥{cli['market_value_rmb']:,.0f}", "collateral_value": f"¥{cli['collateral_value_rmb']:,.0f}",
                             "cap": f"¥{cli['loan_cap_rmb']:,.0f}"}
+
+
+@pytest.mark.slow
+@pytest.mark.browser
+def test_a_reviewer_walks_the_queue_to_a_sign_off_and_the_officer_sees_it_eligible(server, chrome, tmp_path):
+    page = Page(chrome, server.url, tmp_path)
+    ids = ["SYN-CN-T001", "SYN-CN-T002"]
+    patents = {"file": upload(server, export(tmp_path)).json()["upload_id"], "ids": ids}
+    plain = server.post("/v1/valuations", synthetic_application(application_id="SYN-APP-UI-B0", borrower=OWNER, requested_amount_rmb=10_000, patents=patents,
+                                                               documents=DOCUMENTS)).json()
+    far = upload(server, comparables(tmp_path, 20 * plain["patents"][0]["market_value_rmb"])).json()["upload_id"]  # far above the income approach
+    r = server.post("/v1/valuations", synthetic_application(application_id="SYN-APP-UI-B", borrower=OWNER, requested_amount_rmb=100_000, patents=patents,
+                                                           documents=DOCUMENTS, comparables=far))
+    assert r.status_code == 201 and r.json()["summary"]["decision"] == "review required", r.text
+
+    page.sign_in(server.tokens["reviewer"])
+    queue = page.wait("queue-awaiting")
+    assert "待我签批" in queue.text and "SYN-APP-UI-B" in queue.text and not chrome.find_elements(page.by.ID, "file")  # no upload form for a reviewer
+    page.shot("reviewer-queue")
+    queue.find_element(page.by.LINK_TEXT, "SYN-APP-UI-B").click()
+    assert page.wait("decision").get_attribute("data-decision") == "review required"
+    assert "评估方法结果不一致" in page.wait("disagreement").text
+    page.fill({"sign_off_reason": "可比交易为同类专利包整体转让，已核实 (SYNTHETIC)"})
+    page.shot("sign-off")
+    page.click("sign_off")
+    from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    WebDriverWait(chrome, 180, ignored_exceptions=(NoSuchElementException, StaleElementReferenceException)).until(
+        lambda d: d.find_element(page.by.ID, "decision").get_attribute("data-decision") == "eligible")
+    assert "可比交易为同类专利包整体转让" in chrome.page_source and not chrome.find_elements(page.by.ID, "sign_off")
+    chrome.get(server.url + "/ui")
+    assert "SYN-APP-UI-B" not in page.wait("queue-awaiting").text  # it left the queue
+
+    page.sign_in(server.tokens["officer"])
+    mine = page.wait("queue-mine")
+    row = next(r for r in mine.find_elements(page.by.CSS_SELECTOR, "tr.queue-row") if r.get_attribute("data-application") == "SYN-APP-UI-B")
+    assert "符合内部评估质押条件" in row.text and "复核签批" in row.text
+    row.find_element(page.by.LINK_TEXT, "SYN-APP-UI-B").click()
+    assert page.wait("decision").get_attribute("data-decision") == "eligible"
+    assert "reviewer-1" in chrome.page_source

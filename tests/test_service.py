@@ -360,18 +360,19 @@ def test_an_officer_uploads_picks_fills_submits_sees_the_decision_and_overrides(
     wait("file").send_keys(str(tmp_path / "incopat-export.csv"))
     chrome.find_element(By.ID, "upload").click()
     wait("submit")
-    assert "SYN-CN-T001" in chrome.page_source and "借款人 Borrower" in chrome.page_source
+    assert "SYN-CN-T001" in chrome.page_source and "借款人" in chrome.page_source
     for box in chrome.find_elements(By.NAME, "ids"):
         box.click()
-    for field, value in {"application_id": "SYN-APP-UI1", "requested_amount_rmb": "300000", "term_years": "2", "valuation_date": "2026-06-30",
-                         "revenue_base_rmb": "40000000", "revenue_growth": "0.05"}.items():
+    for field, value in {"application_id": "SYN-APP-UI1", "requested_amount_rmb": "100000", "term_years": "2",
+                         "revenue_base_rmb": "40000000", "revenue_growth": "5"}.items():  # rates in percent on the page
         element = chrome.find_element(By.ID, field)
         element.clear()
         element.send_keys(value)
+    chrome.execute_script("arguments[0].value = '2026-06-30'", chrome.find_element(By.ID, "valuation_date"))  # a date input (typing follows the locale)
     chrome.find_element(By.ID, "submit").click()
     decision = wait("decision")
-    # the page takes no documents yet: the utility model's 评价报告 and the fee receipts are missing
-    assert decision.get_attribute("data-decision") == "documents required" and "需补充材料" in decision.text
+    # no documents given: the utility model's 评价报告 and the fee receipts are missing
+    assert decision.get_attribute("data-decision") == "documents required" and "需补充材料" in decision.text, chrome.find_element(By.ID, "failed_checks").text
     first = chrome.current_url.rsplit("/", 1)[-1]
     stored = read_audit_table("valuations", server.db).set_index("valuation_id").loc[first]
     assert stored["application_id"] == "SYN-APP-UI1" and stored["user"] == "officer-1"

@@ -70,7 +70,7 @@ NUMBERS = {"requested_amount_rmb": ("requested_amount_rmb", False), "term_years"
            "revenue_base_rmb": ("revenue_base_rmb", False), "revenue_growth": ("revenue_growth", True), "wacc": ("wacc", True),
            "tax_rate_other": ("tax_rate", True), "rd_cost_rmb": ("rd_cost_rmb", False), "rd_cost_year": ("rd_cost_year", False)}
 TAX_CHOICES = (("", "按假设集默认", "the assumption set's default"), ("0.25", "25 %（一般企业）", "25 % (standard)"),
-               ("0.15", "15 %（高新技术企业）", "15 % (高新技术企业, high-tech enterprise)"), ("other", "其他（填写下方税率）", "other (type the rate below)"))
+               ("0.15", "15 %（高新技术企业）", "15 % (high-tech enterprise)"), ("other", "其他（填写下方税率）", "other (type the rate below)"))
 ENCODINGS = (("", "自动识别", "detect"), ("utf-8", "UTF-8", "UTF-8"), ("gb18030", "GBK / GB18030", "GBK / GB18030"))
 SCHEDULE_YEARS = 10
 FINANCIAL_YEARS = 3
@@ -117,8 +117,15 @@ def _percent(value, digits: int = 1) -> str:
 
 
 def _when(value) -> str:
-    text = str(value or "")
-    return text[:16].replace("T", " ")
+    """A recorded time (UTC) in Beijing time, to the minute."""
+    import pandas as pd
+
+    try:
+        stamp = pd.Timestamp(value)
+        stamp = stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp
+        return stamp.tz_convert("Asia/Shanghai").strftime("%Y-%m-%d %H:%M")
+    except (TypeError, ValueError):
+        return str(value or "")[:16]
 
 
 _env.filters.update(rmb=_rmb, percent=_percent, when=_when)
