@@ -233,7 +233,8 @@ async def upload(request: Request):
 def _form_page(service, who, uploaded: dict, entered: dict, *, status: int = 200, problems=(), extra_rows: int = 0):
     fields = entered.get("fields", {})
     documents = entered.get("documents", [])
-    rows = min(MAX_DOCUMENT_ROWS, max(MIN_DOCUMENT_ROWS, len(documents) + 3) + extra_rows)
+    per_patent = 3 * len(uploaded.get("patents") or [])  # a fee receipt, a register extract and one more per patent
+    rows = min(MAX_DOCUMENT_ROWS, max(MIN_DOCUMENT_ROWS, min(per_patent, 30), len(documents) + 3) + extra_rows)
     documents = documents + [{}] * (rows - len(documents))
     overrides = entered.get("overrides", []) + [{}] * max(0, OVERRIDE_ROWS - len(entered.get("overrides", [])))
     configuration = service.configuration_table()
