@@ -55,7 +55,8 @@ def test_every_problem_of_a_form_is_named_at_once_in_chinese_with_english_beside
     by = {p.field: p for p in problems}
     assert by["requested_amount_rmb"].zh.startswith("“1,0,0”不是数字") and by["term_years"].zh == "必填" and by["term_years"].en == "required"
     assert by["revenue_growth"].zh == "须不小于 -50 %、不大于 100 %；收到 250" and by["revenue_growth"].en == "must be at least -50 % and at most 100 %; got 250"
-    assert by["requested_amount_rmb"].label == ("申请金额（元）", "requested amount (RMB)") and by["doc_co_owner_1"].label == ("证明材料", "supporting documents") or True
+    assert by["requested_amount_rmb"].label == ("申请金额（元）", "requested amount (RMB)") and by["doc_co_owner_1"].label == ("证明材料", "supporting documents")
+    assert all(p.label[0] and "_" not in p.label[1] for p in problems)  # every field named as the form labels it
     assert all(re.search(r"[\u4e00-\u9fff]", p.zh) for p in problems)
     assert not any("str is not" in p.en or "_rmb" in p.en for p in problems)
 

@@ -65,6 +65,9 @@ LABELS = {
     "pledge_policy": ("质押政策", "pledge policy"), "models": ("评估模型", "valuation models"), "application_file": ("申请文件", "application file"),
     "review": ("复核", "review"),
 }
+#: The form's row fields by the section they belong to (``doc_kind_3`` is a document's).
+ROW_SECTIONS = {"doc_": "documents", "ovr_": "overrides", "fin_": "financials", "schedule": "schedule", "comparables_": "comparables",
+                "register_": "register", "reference_book_": "reference_book", "tax_rate_": "tax_rate"}
 #: The domain (:mod:`ipvalue.domains`) each typed number of the form is checked against, and whether it is typed in percent.
 NUMBERS = {"requested_amount_rmb": ("requested_amount_rmb", False), "term_years": ("term_years", False),
            "revenue_base_rmb": ("revenue_base_rmb", False), "revenue_growth": ("revenue_growth", True), "wacc": ("wacc", True),
@@ -95,8 +98,12 @@ class Problem:
 
     @property
     def label(self) -> tuple[str, str]:
+        """The field as the form labels it (a row's field by its section: documents, overrides, ...)."""
         key = re.sub(r"_\d+$", "", self.field)
-        return LABELS.get(key, LABELS.get(self.field.split(".")[0].split("[")[0], ("", self.field)))
+        for prefix, section in ROW_SECTIONS.items():
+            if key.startswith(prefix):
+                key = section
+        return LABELS.get(key, LABELS.get(re.split(r"[.\[]", self.field)[0], ("申请", "application")))
 
 
 # --- rendering -------------------------------------------------------------------------------------------
