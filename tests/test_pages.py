@@ -263,6 +263,10 @@ def test_an_officer_goes_from_sign_in_to_an_eligible_decision_with_the_clis_figu
     assert {k: http["summary"][k] for k in figures} == {k: cli[k] for k in figures}
     assert page_figures == {"market_value": f"¥{cli['market_value_rmb']:,.0f}", "collateral_value": f"¥{cli['collateral_value_rmb']:,.0f}",
                             "cap": f"¥{cli['loan_cap_rmb']:,.0f}"}
+    page.click("report")  # rendered after the decision page was answered, or on demand
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    WebDriverWait(chrome, 180).until(lambda d: "专利权质押内部评估报告" in d.page_source and "SYN-APP-UI-A" in d.page_source)
 
 
 @pytest.mark.slow

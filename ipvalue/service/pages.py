@@ -33,6 +33,7 @@ from pathlib import Path
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 from jinja2 import Environment, PackageLoader, select_autoescape
+from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 
 from ipvalue import terms
@@ -121,6 +122,14 @@ def _percent(value, digits: int = 1) -> str:
         return f"{100 * float(value):.{digits}f} %"
     except (TypeError, ValueError):
         return "—"
+
+
+def _to_decision(service, result: dict) -> RedirectResponse:
+    """The officer sent on to the decision page; the report is rendered after the response (off the
+    request path; a report asked for before it is there is rendered on demand)."""
+    vid = result["valuation_id"]
+    later = None if (service.folder(vid) / "report.html").is_file() else BackgroundTask(service.write_report, vid, result)
+    return RedirectResponse(f"/ui/valuations/{vid}", status_code=303, background=later)
 
 
 def _when(value) -> str:
@@ -287,8 +296,7 @@ async def value(request: Request):
         except (InputError, NotFound, Conflict, NotPermitted) as exc:
             problems = service_problems(exc)
         else:
-            await run_in_threadpool(service.write_report, result["valuation_id"], result)
-            return RedirectResponse(f"/ui/valuations/{result['valuation_id']}", status_code=303)
+            return _to_decision(service, result)
     return _form_page(service, who, uploaded, entered, status=422, problems=problems)
 
 
@@ -567,8 +575,7 @@ async def application_file(request: Request):
         result = await run_in_threadpool(service.value, raw, who)
     except (InputError, NotFound, Conflict, NotPermitted) as exc:
         return _queues(service, who, 422, errors=service_problems(exc))
-    await run_in_threadpool(service.write_report, result["valuation_id"], result)
-    return RedirectResponse(f"/ui/valuations/{result['valuation_id']}", status_code=303)
+    return _to_decision(service, result)
 
 
 def _read_application(file) -> dict:
@@ -701,8 +708,7 @@ async def _act(request: Request, valuation_id: str, role: str, sign_in_as: str, 
         result = await run_in_threadpool(act, service, form, who)
     except (InputError, Conflict, NotFound, NotPermitted) as exc:
         return await run_in_threadpool(_decision, service, valuation_id, who, 422, service_problems(exc))
-    await run_in_threadpool(service.write_report, result["valuation_id"], result)
-    return RedirectResponse(f"/ui/valuations/{result['valuation_id']}", status_code=303)
+    return _to_decision(service, result)
 
 
 @router.post("/ui/valuations/{valuation_id}/overrides", response_class=HTMLResponse)
