@@ -153,6 +153,7 @@ def officer_walk(walk: Walk, demo: Path, app: dict, work: Path, out: Path, token
     mine = patents[patents["applicants"].fillna("").str.contains(app["borrower"], regex=False)]
     mine.to_csv(work / "borrower-export.csv", index=False)  # what an officer exports: the borrower's patents
     walk.sign_in(token)
+    walk.wait("file")
     walk.fill("file", work / "borrower-export.csv")
     walk.driver.find_element(walk.by.ID, "upload").click()
     walk.wait("submit")

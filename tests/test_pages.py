@@ -223,6 +223,7 @@ def test_an_officer_goes_from_sign_in_to_an_eligible_decision_with_the_clis_figu
     comparables(tmp_path, probe.json()["patents"][0]["market_value_rmb"])
 
     page.sign_in(server.tokens["officer"])
+    page.wait("file")
     page.fill({"file": path})
     page.click("upload")
     page.wait("submit")
