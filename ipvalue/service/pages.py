@@ -552,7 +552,9 @@ def _english(exc) -> str:
     """A message for the page: the internal field names replaced by the form's English labels."""
     text = str(exc)
     for key, (_, en) in sorted(LABELS.items(), key=lambda kv: -len(kv[0])):
-        text = re.sub(rf"'{re.escape(key)}'|\b{re.escape(key)}\b(?=[\s'.:,)\]])", en if "_" in key else rf"'{en}'", text)
+        text = text.replace(f"'{key}'", f"'{en}'")  # a quoted field name (the project's messages quote them)
+        if "_" in key:  # an identifier-like name unquoted (requested_amount_rmb): never a plain word
+            text = re.sub(rf"\b{re.escape(key)}\b", en, text)
     return text
 
 
