@@ -95,7 +95,8 @@ def test_a_bad_submission_lists_every_problem_and_keeps_what_was_entered(server,
     data = {"upload_id": upload_id, "upload_name": "incopat-export.csv", "ids": ["SYN-CN-T002"], "application_id": "SYN-APP-BAD", "borrower": OWNER,
             "requested_amount_rmb": "1,0,0", "term_years": "", "valuation_date": "2026-06-30", "revenue_mode": "growth", "revenue_base_rmb": "40,000,000",
             "revenue_growth": "250", "doc_kind_0": "fee_prepayment", "doc_patent_id_0": "SYN-CN-T002", "doc_reference_0": "FEE-2", "action": "value"}
-    r = browser.post(server.url + "/ui/valuations", data=data, timeout=60)
+    with open(comparables(tmp_path, 1_000_000), "rb") as f:
+        r = browser.post(server.url + "/ui/valuations", data=data, files={"comparables_file": ("comparables.csv", f)}, timeout=60)
     assert r.status_code == 422
     assert "请修改以下 4 处" in r.text and "Please correct 4 item(s)" in r.text
     for text in ("申请金额（元）", "“1,0,0”不是数字", "贷款期限（年）", "必填", "须不小于 -50 %、不大于 100 %；收到 250", "第 1 行"):
@@ -103,6 +104,7 @@ def test_a_bad_submission_lists_every_problem_and_keeps_what_was_entered(server,
     assert 'value="1,0,0"' in r.text and 'value="40,000,000"' in r.text and 'value="FEE-2"' in r.text
     assert re.search(r'name="ids" value="SYN-CN-T002" id="pick-2" checked', r.text) and not re.search(r'value="SYN-CN-T001" id="pick-1" checked', r.text)
     assert "str is not" not in r.text
+    assert "已上传 uploaded: comparables.csv" in r.text and re.search(r'name="comparables_upload" value="[0-9a-f]{32}\.csv"', r.text)  # the file stays chosen
 
 
 def test_an_application_file_is_valued_with_the_files_it_names(server, tmp_path):
