@@ -217,7 +217,7 @@ def test_the_command_promotes_with_the_validators_token_only(runs, bank, monkeyp
     out = capsys.readouterr().out
     assert "晋级 promoted (wang.validator): pledge-policy-cn-v5 promoted by wang.validator" in out
     assert main(["calibrate", "promote", "--reason", "x"]) == 2
-    assert load_yaml("pledge-policy-cn")[0]["version"] == 4
+    assert load_yaml("pledge-policy-cn")[0]["version"] == 5
 
 
 def test_every_valuation_names_the_version_and_hash_of_every_set_it_used(value_registry, tmp_path):
