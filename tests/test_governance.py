@@ -166,7 +166,8 @@ def test_override_summary_counts_direction_and_size(tmp_path):
     db = tmp_path / "audit.db"
     with connect(db) as con:
         for i in range(4):
-            con.execute("INSERT INTO valuations VALUES (?, 'A', '2026-01-01', 'u', 'h', 'eligible', 1, 1, '{}', '{}')", (f"v{i}",))
+            con.execute("INSERT INTO valuations (valuation_id, application_id, valued_at, \"user\", input_hash, decision, internal_value_rmb, loan_cap_rmb, "
+                        "provenance_json, result_json, branch, act) VALUES (?, 'A', '2026-01-01', 'u', 'h', 'eligible', 1, 1, '{}', '{}', 'b', 'valuation')", (f"v{i}",))
         con.executemany("INSERT INTO overrides VALUES (?, 'P', ?, ?, ?, 'reason', ?, '2026-01-01')", [
             ("v0", "sharing_rate", 0.02, 0.01, "张"), ("v1", "sharing_rate", 0.02, 0.03, "李"), ("v1", "internal_value_rmb", 100.0, 80.0, "张"),
         ])
