@@ -84,11 +84,18 @@ def main() -> None:
                "html_s": round(html_s, 2), "pdf_s": round(pdf_s, 2), "pdf_auto_layout_s": round(pdf_auto_s, 2),
                "pdf_kb": round(len(pdf) / 1024), "pdf_auto_layout_kb": round(len(pdf_auto) / 1024), "repeat": args.repeat}
     if not args.no_cli:
+        import os
+
+        from ipvalue.audit import add_user
+
+        token = add_user("bench-officer", "officer", tmp / "audit.db")  # the command authenticates its officer by token
         started = time.perf_counter()
         run = subprocess.run([str(Path(sys.executable).parent / "ipvalue"), "value", str(application), "--out", str(tmp / "reports"), "--audit-db", str(tmp / "audit.db"),
-                              "--tracking-uri", uri], capture_output=True, text=True)
+                              "--tracking-uri", uri], capture_output=True, text=True, env={**os.environ, "IPVALUE_TOKEN": token})
         figures["cli_value_s"] = round(time.perf_counter() - started, 2)
         figures["cli_exit_code"] = run.returncode
+        if run.returncode not in (0, 1):
+            raise SystemExit(f"ipvalue value exited {run.returncode}: {run.stderr.strip()[-500:]}")
     print(json.dumps(figures))
 
 

@@ -51,8 +51,22 @@ def demo_folder(bin_dir: Path, folder: Path, uri: str) -> Path:
 
 
 def cli_figures(bin_dir: Path, application: Path, uri: str, work: Path, repeat: int) -> dict:
-    cli = wall([str(bin_dir / "ipvalue"), "value", str(application), "--out", str(work / "reports"), "--audit-db", str(work / "audit.db"),
-                "--tracking-uri", uri], repeat=repeat, cwd=application.parent)
+    """``python -c pass``, ``ipvalue --help`` and ``ipvalue value`` end to end with ``bin_dir``'s
+    ipvalue, as an officer whose token is in the audit store (a checkout without token identity
+    ignores it); a ``value`` that fails stops the benchmark rather than timing an error."""
+    import os
+
+    work.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ)
+    token = subprocess.run([str(bin_dir / "ipvalue"), "users", "add", "bench-officer", "--role", "officer", "--audit-db", str(work / "audit.db")],
+                           capture_output=True, text=True)
+    if token.returncode == 0 and token.stdout.strip():
+        env["IPVALUE_TOKEN"] = token.stdout.strip().splitlines()[-1].split()[-1]
+    command = [str(bin_dir / "ipvalue"), "value", str(application), "--out", str(work / "reports"), "--audit-db", str(work / "audit.db"), "--tracking-uri", uri]
+    first = subprocess.run(command, capture_output=True, text=True, cwd=application.parent, env=env)
+    if first.returncode not in (0, 1):  # 0 eligible, 1 not eligible / review required: both a valuation
+        raise SystemExit(f"ipvalue value exited {first.returncode}: {first.stderr.strip()[-500:]}")
+    cli = wall(command, repeat=repeat, cwd=application.parent, env=env)
     return {"python_c_pass_s": round(wall([str(bin_dir / "python"), "-c", "pass"], repeat=5), 3),
             "ipvalue_help_s": round(wall([str(bin_dir / "ipvalue"), "--help"], repeat=5), 3), "ipvalue_value_end_to_end_s": round(cli, 2)}
 

@@ -72,6 +72,19 @@ def test_application_from_a_file_with_ids(tmp_path, make_application, make_paten
         LoanApplication.load(tmp_path / "bad.yaml")
 
 
+def test_an_unquoted_yaml_date_reads_as_the_date_written(tmp_path, make_application, make_patent):
+    """YAML reads ``valuation_date: 2026-06-30`` as a date, not a text: an officer need not quote it."""
+    import datetime
+
+    import yaml
+
+    pd.DataFrame([make_patent(1)]).to_csv(tmp_path / "book.csv", index=False)
+    raw = make_application(patents={"file": "book.csv"}, valuation_date=datetime.date(2026, 6, 30))
+    (tmp_path / "app.yaml").write_text(yaml.safe_dump(raw, allow_unicode=True), encoding="utf-8")
+    assert "valuation_date: 2026-06-30\n" in (tmp_path / "app.yaml").read_text(encoding="utf-8")
+    assert LoanApplication.load(tmp_path / "app.yaml").valuation_date == pd.Timestamp("2026-06-30")
+
+
 def test_files_named_by_an_application_stay_inside_its_folder(tmp_path, make_application, make_patent):
     import yaml
 

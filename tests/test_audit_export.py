@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from ipvalue import workflow
-from ipvalue.audit import read_audit_table
+from ipvalue.audit import Identity, read_audit_table
 from ipvalue.calibration import load_ledger
 from ipvalue.calibration.estimate import estimate_coefficients
 from ipvalue.calibration.export import export_ledger
@@ -21,7 +21,7 @@ from tests.conftest import synthetic_application
 
 pytestmark = pytest.mark.filterwarnings("ignore")
 
-OVERRIDE = {"patent_id": "SYN-CN-T001", "field": "sharing_rate", "value": 0.005, "reason": "产品毛利低于行业均值", "officer": "张经理"}
+OVERRIDE = {"patent_id": "SYN-CN-T001", "field": "sharing_rate", "value": 0.005, "reason": "产品毛利低于行业均值", "officer": "wang.officer"}
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +40,7 @@ def store(tmp_path_factory):
                               revenue_forecast={"base_rmb": 90_000_000, "growth": 0.03}),
         synthetic_application(application_id="SYN-EXP-3", comparables="comparables.csv"),
     ]
-    recorded = [workflow.value_and_record(LoanApplication.from_dict(raw, base_dir=folder), store=db, user=user)
+    recorded = [workflow.value_and_record(LoanApplication.from_dict(raw, base_dir=folder), store=db, identity=Identity(user, "officer"))
                 for raw, user in zip(applications, ("li.officer", "li.officer", "wang.officer", "li.officer"))]
     return db, recorded
 
@@ -72,7 +72,7 @@ def test_the_export_reads_back_as_a_ledger_whose_cash_flows_give_the_recorded_ma
     assert (flows["cash_flow_high_rmb"] >= flows["cash_flow_low_rmb"]).all() and (flows["cash_flow_high_rmb"] > flows["cash_flow_low_rmb"]).any()
     assert 0 < income.loc["SYN-EXP-2", "sharing_position"] < 1
     over = ledger.overrides.iloc[0]
-    assert (over["loan_id"], over["officer"], over["field"], over["override_value"]) == ("SYN-EXP-2", "张经理", "sharing_rate", 0.005)
+    assert (over["loan_id"], over["officer"], over["field"], over["override_value"]) == ("SYN-EXP-2", "wang.officer", "sharing_rate", 0.005)
     assert over["model_value"] == pytest.approx(recorded[2].result.overrides["model_value"].iloc[0])
     assert (ledger.loans["data_origin"] == f"ipvalue audit export of {db}").all()
     # what calibrate makes of it: too few loans for anything, each coefficient left unchanged, saying why

@@ -125,7 +125,8 @@ def test_demo_trains_registers_and_values_every_synthetic_patent(tmp_path, capsy
     assert len(values) == 60 and values["patent_id"].str.startswith("SYN-").all()
     assert values["assumption_set_hash"].nunique() == 1
     granted = values["remaining_life_years"] > 0
-    assert (values.loc[granted, "economic_life_source"] == "renewal_model").mean() > 0.9  # from the renewal champion
+    assert (values.loc[granted, "fee_survival_source"] == "renewal_model").mean() > 0.9  # fee lapse from the renewal champion
+    assert set(values.loc[granted, "economic_life_source"]) <= {"obsolescence_curve", "legal_life"}  # excess returns: the obsolescence curve
     in_force = values["register_status"] == "in_force"
     assert (values.loc[in_force & (values["market_value_rmb"] > 0), "basis_method"] == "income").all()  # synthetic value model: information only
     assert (values.loc[~in_force, "market_value_rmb"] == 0).all()

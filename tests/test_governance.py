@@ -104,6 +104,29 @@ def test_promotion_needs_gates_a_validator_and_a_reason(registry, tmp_path):
     assert "validated by: 王验证" in card and "| champion | 1 | 1 | 王验证 | OOT AUC above every baseline |" in card
 
 
+def test_the_command_signs_a_promotion_with_the_validators_token_not_a_typed_name(registry, tmp_path, monkeypatch, capsys):
+    from mlflow import MlflowClient
+
+    from ipvalue.audit import add_user
+    from ipvalue.cli import main
+
+    _, uri, _ = registry
+    db = tmp_path / "audit.db"
+    tokens = {name: add_user(name, role, db) for name, role in (("li.officer", "officer"), ("zhou.validator", "validator"))}
+    args = ["govern", "promote", "--model", "models:/ipvalue-renewal/1", "--reason", "验证报告结论：通过", "--audit-db", str(db), "--tracking-uri", uri]
+    with pytest.raises(SystemExit) as usage:  # a name typed on the command line is no signature
+        main([*args, "--validator", "someone"])
+    assert usage.value.code == 2 and "unrecognized arguments: --validator" in capsys.readouterr().err
+    monkeypatch.delenv("IPVALUE_TOKEN", raising=False)
+    monkeypatch.setenv("IPVALUE_TOKEN_FILE", str(tmp_path / "no-token"))
+    assert main(args) == 3 and "token" in capsys.readouterr().err
+    monkeypatch.setenv("IPVALUE_TOKEN", tokens["li.officer"])
+    assert main(args) == 3 and "this act needs role validator" in capsys.readouterr().err
+    monkeypatch.setenv("IPVALUE_TOKEN", tokens["zhou.validator"])
+    assert main(args) == 0 and "is now @champion" in capsys.readouterr().out
+    assert MlflowClient().get_model_version("ipvalue-renewal", "1").tags["validated_by"] == "zhou.validator"
+
+
 def test_the_card_lists_every_feature_of_the_spec(registry):
     _, uri, results = registry
     use_tracking(uri)
@@ -166,7 +189,8 @@ def test_override_summary_counts_direction_and_size(tmp_path):
     db = tmp_path / "audit.db"
     with connect(db) as con:
         for i in range(4):
-            con.execute("INSERT INTO valuations VALUES (?, 'A', '2026-01-01', 'u', 'h', 'eligible', 1, 1, '{}', '{}')", (f"v{i}",))
+            con.execute("INSERT INTO valuations (valuation_id, application_id, valued_at, \"user\", input_hash, decision, internal_value_rmb, loan_cap_rmb, "
+                        "provenance_json, result_json, branch, act) VALUES (?, 'A', '2026-01-01', 'u', 'h', 'eligible', 1, 1, '{}', '{}', 'b', 'valuation')", (f"v{i}",))
         con.executemany("INSERT INTO overrides VALUES (?, 'P', ?, ?, ?, 'reason', ?, '2026-01-01')", [
             ("v0", "sharing_rate", 0.02, 0.01, "张"), ("v1", "sharing_rate", 0.02, 0.03, "李"), ("v1", "internal_value_rmb", 100.0, 80.0, "张"),
         ])

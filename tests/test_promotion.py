@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from ipvalue import audit
-from ipvalue.audit import add_user, read_audit_table, verify
+from ipvalue.audit import Identity, add_user, read_audit_table, verify
 from ipvalue.calibration import PilotTruth, make_pilot_ledger, write_ledger
 from ipvalue.calibration.promote import SetPromotionError, promote_set
 from ipvalue.config import content_hash, load_yaml
@@ -108,12 +108,12 @@ def test_a_validator_promotes_signed_and_audited_and_valuations_name_the_promote
     assert report.passed and report.n_promotions == 3 and "3 set promotion(s)" in str(report)
     assert DisposalAssumptions.load("disposal-cn").forced_sale_discount == installed["forced_sale_discount"]["value"]
 
-    recorded = workflow.value_and_record(LoanApplication.from_dict(synthetic_application()), store=bank.store, user="li.officer")
+    recorded = workflow.value_and_record(LoanApplication.from_dict(synthetic_application()), store=bank.store, identity=Identity("li.officer", "officer"))
     prov = recorded.result.provenance
     for key, name in (("assumption_set", "cn-pledge-2025"), ("disposal_assumption_set", "disposal-cn"), ("pledge_policy", "pledge-policy-cn")):
         raw, _ = load_yaml(name)
         assert prov[key] == f"{name}-v{raw['version']}" and prov[f"{key}_hash"] == content_hash(raw), key
-    assert prov["assumption_set"] == "cn-pledge-2025-v4" and prov["disposal_assumption_set"] == "disposal-cn-v2" and prov["pledge_policy"] == "pledge-policy-cn-v4"
+    assert prov["assumption_set"] == "cn-pledge-2025-v4" and prov["disposal_assumption_set"] == "disposal-cn-v2" and prov["pledge_policy"] == "pledge-policy-cn-v5"
     assert json.loads(read_audit_table("valuations")["provenance_json"].iloc[-1])["assumption_set_hash"] == prov["assumption_set_hash"]
     assert verify().passed
 
@@ -174,10 +174,10 @@ def test_a_set_claiming_promotion_the_store_does_not_record_is_refused(runs, ban
         DisposalAssumptions.load("disposal-cn")
     # the workflow checks the sets against the store it records the valuation in, whatever $IPVALUE_AUDIT_DB says
     app = LoanApplication.from_dict(synthetic_application())
-    assert workflow.value_and_record(app, store=bank.store, user="li.officer").result.provenance["disposal_assumption_set"] == "disposal-cn-v2"
+    assert workflow.value_and_record(app, store=bank.store, identity=Identity("li.officer", "officer")).result.provenance["disposal_assumption_set"] == "disposal-cn-v2"
     monkeypatch.setenv("IPVALUE_AUDIT_DB", str(bank.store))
     with pytest.raises(SpecError, match=r"records no promotion of it"):
-        workflow.value_and_record(app, store=other, user="qian.validator")
+        workflow.value_and_record(app, store=other, identity=Identity("qian.validator", "officer"))
     assert read_audit_table("valuations", other).empty  # refused before anything was recorded
     # a promotion row written around ipvalue.audit (not in the chain): verify finds it, the loader refuses a set claiming it
     with sqlite3.connect(bank.store) as con:
@@ -200,7 +200,7 @@ def test_a_version_store_without_promotions_is_refused_not_migrated(tmp_path):
                     "record_hash TEXT NOT NULL, link_hmac TEXT)")
     with pytest.raises(AuditStoreError, match=r"audit schema 2: its chain cannot hold the promotions of calibrated sets\). Fix: keep it read-only"):
         verify(db)
-    assert audit.SCHEMA_VERSION == "3"
+    assert audit.SCHEMA_VERSION == "4"
 
 
 def test_the_command_promotes_with_the_validators_token_only(runs, bank, monkeypatch, capsys):
@@ -212,12 +212,12 @@ def test_the_command_promotes_with_the_validators_token_only(runs, bank, monkeyp
     assert "User 'li.officer' has role 'officer'; this act needs role validator" in capsys.readouterr().err
     monkeypatch.setenv("IPVALUE_TOKEN", bank.tokens["wang.validator"])
     assert main(args[:3] + ["--tracking-uri", runs["uri"]]) == 1  # no reason
-    assert "promotion refused: Promoting pledge-policy-cn-v4 needs a reason" in capsys.readouterr().err
+    assert "promotion refused: Promoting pledge-policy-cn-v5 needs a reason" in capsys.readouterr().err
     assert main(args) == 0
     out = capsys.readouterr().out
-    assert "晋级 promoted (wang.validator): pledge-policy-cn-v4 promoted by wang.validator" in out
+    assert "晋级 promoted (wang.validator): pledge-policy-cn-v5 promoted by wang.validator" in out
     assert main(["calibrate", "promote", "--reason", "x"]) == 2
-    assert load_yaml("pledge-policy-cn")[0]["version"] == 4
+    assert load_yaml("pledge-policy-cn")[0]["version"] == 5
 
 
 def test_every_valuation_names_the_version_and_hash_of_every_set_it_used(value_registry, tmp_path):

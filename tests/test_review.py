@@ -5,6 +5,7 @@ someone other than the preparer, on the application exactly as valued, and bound
 from __future__ import annotations
 
 import json
+import re
 
 import pandas as pd
 import pytest
@@ -60,7 +61,9 @@ def test_a_reviewer_signs_off_in_the_cli_and_the_preparer_cannot(review_required
 def test_a_sign_off_needs_the_application_as_valued(review_required, monkeypatch, capsys):
     folder, db, vid = review_required
     monkeypatch.setenv("IPVALUE_TOKEN", add_user("zhao", "reviewer", db))
-    assert main(["review", "queue", "--audit-db", str(db)]) == 1 and vid in capsys.readouterr().out
+    assert main(["review", "queue", "--audit-db", str(db)]) == 1
+    queue = capsys.readouterr().out
+    assert vid in queue and "e+0" not in queue and re.search(r"\d{1,3}(,\d{3})+", queue)  # money with separators, never 1.3e+06
     raw = json.loads((folder / "app.json").read_text(encoding="utf-8"))
     (folder / "app.json").write_text(json.dumps({**raw, "requested_amount_rmb": 200_000}), encoding="utf-8")
     assert sign_off(folder, db, vid) == 3 and "is not the one valued in" in capsys.readouterr().err

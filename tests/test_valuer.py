@@ -3,6 +3,7 @@ package ships (``ipvalue.testing``) like scikit-learn's ``parametrize_with_check
 fourth method that a bank adds with its own module and YAML only."""
 
 import importlib
+import os
 import json
 import sys
 
@@ -119,6 +120,16 @@ def toy():
     unregister_method("toy")
     sys.modules.pop("toy_method", None)
     sys.path.remove("tests/fixtures")
+
+
+def test_a_plug_in_imported_before_the_registry_is_read_comes_after_the_shipped_methods():
+    """A bank's method module imported first (its registration is the registry's first) is still
+    listed after income, market, cost and the ML model."""
+    import subprocess
+
+    code = "import toy_method; from ipvalue.methods.registry import registered_methods; print(' '.join(s.name for s in registered_methods()))"
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env={**os.environ, "PYTHONPATH": "tests/fixtures"}, check=True)
+    assert run.stdout.split() == ["income", "market", "cost", "ml", "toy"]
 
 
 def test_a_fourth_method_from_its_own_module_and_yaml_reaches_reconciliation_json_and_every_rendering(toy, make_application, tmp_path):

@@ -45,7 +45,6 @@ from ipvalue.audit import read_audit_table, store_display, store_exists
 from ipvalue.calibration.ledger import SCHEMA, write_ledger
 from ipvalue.config import load_yaml
 from ipvalue.exceptions import AuditStoreError
-from ipvalue.methods.income.sections import BASIS_LABELS
 
 logger = logging.getLogger(__name__)
 
@@ -79,11 +78,16 @@ def _table(result: dict, table_id: str) -> pd.DataFrame:
 def _cash_flows(result: dict, patents: pd.DataFrame) -> tuple[pd.DataFrame, dict] | None:
     """The package's yearly low / high cash flows and its score, position and discount rate; None
     when the report lacks the income approach's tables."""
-    flows, params = _table(result, "income-cash-flows-table"), _table(result, "income-parameters-table")
-    if flows.empty or params.empty:
+    params = _table(result, "income-parameters-table")
+    per_patent_flows = [_table(result, f"income-cash-flows-{pid}").assign(patent_id=pid) for pid in patents["patent_id"]]
+    per_patent_flows = [f for f in per_patent_flows if "cash_flow_rmb_mp" in f]
+    if params.empty or len(per_patent_flows) < len(patents):
         return None
-    flows = flows[(flows["basis_label"] == BASIS_LABELS["market_participant"]) & flows["patent_id"].isin(patents["patent_id"])].copy()
+    flows = pd.concat(per_patent_flows, ignore_index=True)
+    flows = flows[pd.to_numeric(flows["year"], errors="coerce").notna()]  # each table ends with its total row
+    flows = flows.rename(columns={"cash_flow_rmb_mp": "cash_flow_rmb"})
     params = params.set_index("patent_id")
+    flows["sharing_position"] = params["sharing_position"].reindex(flows["patent_id"]).to_numpy(float)
     low_share, high_share = params["sharing_low"].reindex(flows["patent_id"]).to_numpy(float), params["sharing_high"].reindex(flows["patent_id"]).to_numpy(float)
     rho = np.divide(low_share, high_share, out=np.ones_like(low_share), where=high_share > 0)
     p = flows["sharing_position"].to_numpy(float)

@@ -29,9 +29,10 @@ def add_parser(sub) -> None:
     p.add_argument("--report-dir", default="governance", help="folder of the stability report drift_report.html / .pdf / .md (default: governance)")
     p.add_argument("--tracking-uri", default=None)
     p.set_defaults(func=run_drift)
-    p = gsub.add_parser("promote", help="move the champion alias: only through passed gates, with a validator and a reason")
+    p = gsub.add_parser("promote", help="move the champion alias: only through passed gates, signed by a validator's API token, with a reason")
     p.add_argument("--model", required=True, help="models:/NAME/VERSION")
-    p.add_argument("--validator", default="", help="the validator's name (required)")
+    p.add_argument("--audit-db", default=None, help="the audit store holding the validator's token (default: $IPVALUE_AUDIT_DB or audit/ipvalue-audit.db)")
+    p.add_argument("--audit-key", default=None, help="the audit key file (default: $IPVALUE_AUDIT_KEY_FILE)")
     p.add_argument("--reason", default="", help="why the model is approved (required)")
     p.add_argument("--alias", default="champion")
     p.add_argument("--tracking-uri", default=None)
@@ -104,11 +105,13 @@ def run_drift(args) -> int:
 
 def run_promote(args) -> int:
     from ipvalue.governance import PromotionError, promote
+    from ipvalue.identity import command_identity
     from ipvalue.tracking import use_tracking
 
+    who = command_identity(args.audit_db, roles=("validator",), key_file=args.audit_key)  # the validator's API token, not a name typed here
     use_tracking(args.tracking_uri)
     try:
-        moved = promote(args.model, validator=args.validator, reason=args.reason, alias=args.alias)
+        moved = promote(args.model, validator=who.name, reason=args.reason, alias=args.alias)
     except PromotionError as exc:
         print(f"promotion refused: {exc}", file=sys.stderr)
         return EXIT_PARTIAL

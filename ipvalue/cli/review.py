@@ -56,5 +56,7 @@ def run_queue(args) -> int:
     page, total = list_valuations(args.audit_db, branch=who.branch, decision="review required", limit=args.limit)
     print(f"{total} valuation(s) of branch {who.branch} awaiting sign-off")
     if len(page):
-        print(page[["valuation_id", "application_id", "valued_at", "user", "internal_value_rmb", "loan_cap_rmb"]].to_string(index=False))
+        money = "{:,.0f}".format
+        table = page[["valuation_id", "application_id", "valued_at", "user", "internal_value_rmb", "loan_cap_rmb"]]
+        print(table.to_string(index=False, formatters={"internal_value_rmb": money, "loan_cap_rmb": money}))
     return EXIT_OK if total == 0 else EXIT_PARTIAL

@@ -22,11 +22,11 @@ from ipvalue.registry import alias_history, load_model, resolve_version
 logger = logging.getLogger(__name__)
 
 INTENDED_USE = (
-    "Internal valuation (内部评估) of patents pledged for bank loans under ¥10 million in the IP-finance pilots "
+    "Internal valuation (内部评估) of patents pledged for bank loans of ¥10 million or less in the IP-finance pilots "
     "(金发〔2025〕10号): a reference for the credit line beside the income approach, with the officer's review."
 )
 OUT_OF_SCOPE = [
-    "Loans of ¥10 million or more, where an external appraisal remains the norm.",
+    "Loans above ¥10 million (on the borrower's total exposure), which need an external appraisal.",
     "Fair-value accounting, tax, litigation damages or transfer pricing.",
     "Patents outside the training population's offices and types without re-validation (the renewal model is trained on US university patents).",
     "Automated decisions without an officer's review and the eligibility checks.",

@@ -19,7 +19,7 @@ def promote(model_uri: str, *, validator: str, reason: str, alias: str = "champi
     from mlflow import MlflowClient
 
     if not str(validator or "").strip():
-        raise PromotionError("Promotion needs the validator's name (--validator). Fix: the independent validator approving the model signs it.")
+        raise PromotionError("Promotion needs the validator's name. Fix: the independent validator approving the model signs it (on the command line, with their API token).")
     if not str(reason or "").strip():
         raise PromotionError("Promotion needs a reason (--reason). Fix: state why the model is approved, e.g. the validation report's conclusion.")
     if alias not in ALIASES:  # checked before anything is written: a refused promotion leaves no tag on the version

@@ -16,6 +16,7 @@ An application is untrusted input. What it may do is bounded here:
 
 from __future__ import annotations
 
+import datetime
 import hashlib
 import json
 import re
@@ -113,6 +114,18 @@ def field_type_problems(raw: dict, where: str = "application") -> list[dict]:
             fix = ("write the number without quotes or separators, e.g. 1000000" if kind == "number" else f"give {_TYPE_NAMES[kind]}")
             problems.append({"field": name, "message": f"The '{name}' of {where} must be {_TYPE_NAMES[kind]} ({kind}). Got {shown}.", "fix": fix})
     return problems
+
+
+def _dates_as_text(value):
+    """YAML reads an unquoted ``2026-06-30`` as a date: give it back as the text the officer wrote
+    (the schema's dates are ``YYYY-MM-DD`` texts; JSON has no date type)."""
+    if isinstance(value, dict):
+        return {k: _dates_as_text(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_dates_as_text(v) for v in value]
+    if isinstance(value, datetime.date) and not isinstance(value, datetime.datetime):
+        return value.isoformat()
+    return value
 
 
 @dataclass(frozen=True)
@@ -242,7 +255,7 @@ class LoanApplication:
                 raise ApplicationError(f"Application file {path} is not valid JSON: {exc}") from exc
         else:
             try:
-                raw = parse_yaml(text, where=f"application file {path}")
+                raw = _dates_as_text(parse_yaml(text, where=f"application file {path}"))
             except ValueError as exc:
                 raise ApplicationError(str(exc)) from exc
         return cls.from_dict(raw, base_dir=path.parent, configuration=configuration, officer=officer)

@@ -62,7 +62,8 @@ def register_method(name: str, *, label_zh: str, label_en: str, needs: tuple[str
         Inputs of :class:`~ipvalue.methods.inputs.ValuationInputs` the method needs (it is not run,
         and the report says so, when one is missing).
     order : int, optional
-        Position in reports (default: registration order).
+        Position in reports (default: after the shipped methods, in registration order, even when
+        the module is imported before the registry is first read).
     """
     if not name.replace("_", "").isalnum() or not name.islower() or not name[0].isalpha():
         raise ValueError(f"A method name must be lower-case letters, digits and '_', starting with a letter. Got {name!r}.")
@@ -70,7 +71,8 @@ def register_method(name: str, *, label_zh: str, label_en: str, needs: tuple[str
     def decorate(factory: Callable) -> Callable:
         if name in _REGISTRY and _REGISTRY[name].factory is not factory:
             raise ValueError(f"A method named {name!r} is already registered ({_REGISTRY[name].factory.__module__}). Fix: choose another name or unregister it first.")
-        _REGISTRY[name] = MethodSpec(name, label_zh, label_en, tuple(needs), factory, len(_REGISTRY) if order is None else int(order))
+        position = len(BUILTIN_MODULES) + len(_REGISTRY) if order is None else int(order)
+        _REGISTRY[name] = MethodSpec(name, label_zh, label_en, tuple(needs), factory, position)
         return factory
 
     return decorate
