@@ -119,6 +119,14 @@ def test_an_application_file_is_valued_with_the_files_it_names(server, tmp_path)
     assert 'data-decision="eligible"' in r.text and "符合内部评估质押条件" in r.text
     with open(tmp_path / "application.json", "rb") as a:
         missing = browser.post(server.url + "/ui/application-file", files=[("application", ("application.json", a))], timeout=120)
+    import yaml
+
+    text = yaml.safe_dump({**raw, "application_id": "SYN-APP-FILE-Y"}, allow_unicode=True).replace("'2026-06-30'", "2026-06-30")  # unquoted: a YAML date
+    assert "valuation_date: 2026-06-30" in text
+    with open(path, "rb") as p:
+        r = browser.post(server.url + "/ui/application-file", files=[("application", ("application.yaml", text.encode())), ("attachments", ("incopat-export.csv", p))],
+                         timeout=120)
+    assert 'data-decision="eligible"' in r.text, re.sub(r"(?s).*<main>", "", r.text)[:1500]
     assert missing.status_code == 422 and "incopat-export.csv" in missing.text and "引用的文件未上传" in missing.text, re.sub(r"(?s).*<main>", "", missing.text)[:1500]
 
 

@@ -600,6 +600,7 @@ def _read_application(file) -> dict:
             raw = parse_yaml(text, where=f"application file {name}")
         except ValueError as exc:
             raise InputError(str(exc)) from None
+        raw = json.loads(json.dumps(raw, default=str))  # an unquoted YAML date (2026-06-30) as the text written, as 'ipvalue value' reads it
     else:
         raise InputError(f"The 'application_file' {name!r} is not YAML or JSON. Fix: choose the .yaml, .yml or .json file 'ipvalue value' reads.")
     if not isinstance(raw, dict):
