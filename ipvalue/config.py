@@ -34,6 +34,7 @@ import functools
 import hashlib
 import json
 import os
+from collections import OrderedDict
 from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib import resources
@@ -128,6 +129,12 @@ def _check_nodes(root, *, where: str, max_nodes: int) -> None:
     size(root)
 
 
+#: Texts parsed successfully, by their SHA-256 and bounds (a refused text is parsed again, so its
+#: message names the file at hand); the least recently used beyond ``_PARSED_KEPT`` are dropped.
+_PARSED: "OrderedDict[tuple, object]" = OrderedDict()
+_PARSED_KEPT = 64
+
+
 def parse_yaml(
     text: str | bytes,
     *,
@@ -173,6 +180,10 @@ def parse_yaml(
     n_bytes = len(text.encode("utf-8"))
     if n_bytes > max_bytes:
         raise SpecError(f"{where} is {n_bytes:,} bytes; at most {max_bytes:,} are accepted. Fix: check that this is the right file.")
+    key = (hashlib.sha256(text.encode("utf-8")).hexdigest(), max_depth, max_nodes)
+    if key in _PARSED:  # the same text parsed before (an assumption set read by every valuation): a copy of that result
+        _PARSED.move_to_end(key)
+        return copy.deepcopy(_PARSED[key])
     loader_cls = type("_Loader", (_BoundedLoader,), {"max_depth": max_depth, "where": where})
     loader = None
     try:
@@ -181,7 +192,11 @@ def parse_yaml(
         if node is None:
             return None
         _check_nodes(node, where=where, max_nodes=max_nodes)
-        return loader.construct_document(node)
+        result = loader.construct_document(node)
+        _PARSED[key] = copy.deepcopy(result)
+        if len(_PARSED) > _PARSED_KEPT:
+            _PARSED.popitem(last=False)
+        return result
     except yaml.YAMLError as exc:
         raise SpecError(f"{where} is not valid YAML: {exc}. Fix: correct the line named.") from exc
     except RecursionError as exc:  # pragma: no cover - the depth bound comes first

@@ -84,3 +84,17 @@ def test_random_text_gives_a_result_or_a_spec_error(text):
         parse_yaml(text)
     except SpecError:
         pass
+
+
+def test_a_text_parsed_again_gives_an_independent_copy_and_a_refusal_names_each_file():
+    from ipvalue.config import parse_yaml
+
+    text = "rates: {low: 0.16, high: 0.27}\nbands: [1, 2]\n"
+    first = parse_yaml(text)
+    first["rates"]["low"] = 99
+    first["bands"].append(3)
+    assert parse_yaml(text) == {"rates": {"low": 0.16, "high": 0.27}, "bands": [1, 2]}  # the caller's change never reaches the next reader
+    bad = "a: 1\na: 2\n"
+    for where in ("first.yaml", "second.yaml"):
+        with pytest.raises(SpecError, match=rf"^{where} line 2: duplicate key 'a'"):
+            parse_yaml(bad, where=where)

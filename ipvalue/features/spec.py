@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ipvalue.config import content_hash
+from ipvalue.config import content_hash, parse_yaml
 from ipvalue.exceptions import SpecError
 
 BUILDERS = ("claims", "family", "citations", "life", "industry", "events", "economics", "owners", "percentile", "passthrough")
@@ -82,8 +82,6 @@ class FeatureSpec:
         package (``ipvalue/specs``, the wheel's copy of ``features/``), then in the checkout's
         ``features/``.
         """
-        import yaml
-
         if isinstance(spec, FeatureSpec):
             return spec
         if isinstance(spec, dict):
@@ -97,7 +95,7 @@ class FeatureSpec:
                 raise SpecError(f"Feature spec {str(spec)!r} not found (looked for {looked}). Fix: pass a path to a features/*.yaml file.")
         if not path.is_file():
             raise SpecError(f"Feature spec {str(spec)!r} not found (looked for {path}). Fix: pass a path to a features/*.yaml file.")
-        return cls.from_dict(yaml.safe_load(path.read_text(encoding="utf-8")), str(path))
+        return cls.from_dict(parse_yaml(path.read_bytes(), where=f"feature spec {path}"), str(path))  # bounded, and parsed once per text
 
     @classmethod
     def from_dict(cls, raw: dict, origin: str = "dict") -> "FeatureSpec":
