@@ -6,7 +6,7 @@
 Each size runs in a fresh process: the peak memory printed is that process's maximum resident
 set (input Parquet + features). ``fit_transform`` is the training path (features built once,
 cohort references fitted); ``transform`` is the scoring path on the fitted builder.
-Target (issue 3): 1M patents in under 30 s and under 4 GB on the 2-core reference machine.
+Target: 1M patents in under 30 s and under 4 GB on the 2-core reference machine.
 """
 
 from __future__ import annotations

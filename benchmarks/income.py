@@ -5,7 +5,7 @@
 
 Prints the time to build the DCF inputs (features + scorecard) and, separately, the Monte Carlo
 (P5/P50/P95 of every patent, computed in blocks of patents × draws to bound memory), with the
-process's peak resident memory. Target (issue 4): 10k × 10k in under 5 s and under 4 GB.
+process's peak resident memory. Target: 10k × 10k in under 5 s and under 4 GB.
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ AUC difference to C00 on the same patents and ``d_se`` its paired bootstrap stan
 Writes the table to stdout and renewal_tuning.csv in the temporary folder. The test years are
 never read.
 
-Result (issue 14, 2026-11-22): the best forward configuration, C14 (min_child_samples 600, 600
+Result (2026-11-22): the best forward configuration, C14 (min_child_samples 600, 600
 trees; fee-1 AUC +0.010 ± 0.006 on the inner split, about 0 on the reverse split), measured once
 out of time was no better than the current one (fee 1 AUC 0.651 vs 0.649, fee 2 0.634 vs 0.634,
 both ECEs worse), so the model's parameters were left as they are.

@@ -12,7 +12,7 @@ the prebuilt feature matrix as the reference. Each end-to-end run is repeated (-
 shown: this machine's timings vary by ±10 %); "rows/s" counts the whole call, "after load" leaves
 out the one-off model load from the registry, as the bare reference does. Peak memory is each
 process's maximum resident set.
-Targets (issue 7): end to end at least half the bare rows/s; without SHAP, 1M in < 2 min and < 4 GB.
+Targets: end to end at least half the bare rows/s; without SHAP, 1M in < 2 min and < 4 GB.
 
 With --spark, the Spark engine (local[2], explain=none, one run in a fresh process, the same model
 and book) is printed beside the local engine's explain=none run with the ratio of their times.

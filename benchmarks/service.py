@@ -22,7 +22,7 @@ one), then measures:
 4. the page, signed in by a session: the officer's queue (``GET /ui``), the decision page on its
    first view (its charts drawn) and warm (p50 / p95 of --requests views).
 
-Target (issue 25 point 8): the service's warm valuation p95 < 0.5 s, the report rendered off the request path.
+Target: the service's warm valuation p95 < 0.5 s, the report rendered off the request path.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Peak memory of reading an upload against its size (issue 27, F2), beside a valid file of the
+"""Peak memory of reading an upload against its size (a hostile upload), beside a valid file of the
 same rows in the same run.
 
     .venv/bin/python -m benchmarks.upload_memory                    # 1k, 2k, 4k, 20k rows; 200k-row .xlsx
