@@ -3,8 +3,8 @@
     .venv/bin/python -m benchmarks.report                 # runs `ipvalue demo` into a temp folder first
     .venv/bin/python -m benchmarks.report --folder demo-output --tracking-uri sqlite:///mlflow/mlflow.db
 
-On the demo's signed application (``demo_application_signed.yaml``: the report `ipvalue demo`
-ends with), prints medians of --repeat runs of:
+On the demo's application (``demo_application.yaml``, the one `ipvalue demo` values), prints
+medians of --repeat runs of:
 
 - ``python_c_pass_s``: a fresh interpreter doing nothing (the floor of any command);
 - ``valuation_s``: the valuation step alone (models loaded once, as a service keeps them);
@@ -51,7 +51,7 @@ def timed(fn, repeat: int) -> tuple[float, object]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--folder", default=None, help="a demo output folder with demo_application_signed.yaml (default: run the demo into a temp folder)")
+    parser.add_argument("--folder", default=None, help="a demo output folder with demo_application.yaml (default: run the demo into a temp folder)")
     parser.add_argument("--tracking-uri", default=None)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--no-cli", action="store_true", help="skip the end-to-end `ipvalue value` run")
@@ -59,7 +59,7 @@ def main() -> None:
     warnings.simplefilter("ignore")
     tmp = Path(tempfile.mkdtemp(prefix="ipvalue-bench-report-"))
     uri = args.tracking_uri or f"sqlite:///{tmp / 'mlflow.db'}"
-    application = demo_folder(Path(sys.executable).parent, Path(args.folder) if args.folder else tmp / "demo", uri).with_name("demo_application_signed.yaml")
+    application = demo_folder(Path(sys.executable).parent, Path(args.folder) if args.folder else tmp / "demo", uri)
 
     python_s, _ = timed(lambda: subprocess.run([sys.executable, "-c", "pass"], check=True), args.repeat)
 
