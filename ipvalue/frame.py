@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import difflib
 import logging
+import re
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -28,7 +29,7 @@ import pandas as pd
 
 from ipvalue.domains import check_numbers
 from ipvalue.exceptions import ColumnError, DomainError, EmptyInputError, PatentFrameError
-from ipvalue.names import forbidden_characters, has_invisible, normalise_id, normalise_text
+from ipvalue.names import FORBIDDEN_CHARS, forbidden_characters, has_invisible, normalise_id, normalise_text
 
 logger = logging.getLogger(__name__)
 
@@ -462,12 +463,15 @@ def _lone_surrogate(text: str) -> int | None:
         return exc.start
 
 
+#: Control characters (not tab, CR, LF) and bidirectional controls: refused in applications and requests.
+_FORBIDDEN_TEXT = re.compile("[" + re.escape(FORBIDDEN_CHARS) + "]")
 _SURROGATE_FIX = "send the text as UTF-8; a JSON \\uD800-\\uDFFF escape must be one half of a surrogate pair"
 
 
 def check_unicode_text(value, field: str):
-    """``value`` as it is, unless it is a string holding a lone surrogate: then a
-    :class:`~ipvalue.exceptions.DomainError` naming ``field``, the code point and the fix.
+    """``value`` as it is, unless it is a string holding a lone surrogate, a control character (other
+    than tab, CR and LF) or a bidirectional control (U+202A-U+202E, U+2066-U+2069): then a
+    :class:`~ipvalue.exceptions.DomainError` naming ``field``, the code point, its position and the fix.
 
     Examples
     --------
@@ -477,11 +481,16 @@ def check_unicode_text(value, field: str):
     if isinstance(value, str) and (bad := _lone_surrogate(value)) is not None:
         raise DomainError(f"The {field!r} holds a lone surrogate U+{ord(value[bad]):04X} at character {bad + 1}, which is not Unicode text. "
                           f"Fix: {_SURROGATE_FIX}.")
+    if isinstance(value, str) and (hidden := _FORBIDDEN_TEXT.search(value)) is not None:
+        raise DomainError(f"The {field!r} holds a control or bidirectional-control character U+{ord(hidden.group()):04X} at character "
+                          f"{hidden.start() + 1} (it can hide or reorder what a reader sees). Fix: remove it; type the text again or copy it "
+                          "from its source document.")
     return value
 
 
 def check_unicode_tree(data, where: str = "request"):
-    """Check every string (keys included) of a parsed JSON / YAML document for lone surrogates.
+    """Check every string (keys included) of a parsed JSON / YAML document with
+    :func:`check_unicode_text` (lone surrogates, control and bidirectional-control characters).
 
     One call at the entry of an application or a request, before any field is hashed, normalised
     or written. Iterative (a deep document cannot exhaust the stack).

@@ -44,6 +44,11 @@ def test_override_without_reason_is_refused(make_application):
         ({"valuation_date": "30/06/2026"}, r"The 'valuation_date' of application SYN-APP-T1 must be a date written YYYY-MM-DD. Got '30/06/2026'"),
         ({"valuation_date": "2026-13-45"}, r"must be a date written YYYY-MM-DD. Got '2026-13-45'"),
         ({"revenue_forecast": {}}, r"The 'revenue_forecast' of application SYN-APP-T1 is missing"),
+        ({"documents": [{"patent_id": "SYN-CN-T001", "kind": ["register_extract"], "reference": "R1"}]}, r"The 'kind' of .* must be one of .*Got \['register_extract'\]"),
+        ({"overrides": [{"patent_id": "SYN-CN-T001", "field": ["sharing_rate"], "value": 0.02, "reason": "r", "officer": "o"}]}, r"The 'field' of .* must be one of"),
+        ({"borrower": "合成\u202e司公限有"}, r"The 'application.borrower' holds a control or bidirectional-control character U\+202E at character 3"),
+        ({"purpose": "working\x00capital"}, r"The 'application.purpose' holds a control or bidirectional-control character U\+0000 at character 8"),
+        ({"registered_pledges": [{"id": "SYN-CN-T001"}]}, r"The 'registered_pledges' of application SYN-APP-T1 must be a list of patent ids \(texts\)"),
     ],
 )
 def test_a_bad_field_gets_an_error_naming_it(changes, message, make_application):

@@ -68,6 +68,19 @@ def test_wrong_encoding_given_explicitly_is_a_clear_error(tmp_path):
         read_patents(path, encoding="utf-8")
 
 
+@pytest.mark.parametrize("encoding", ["utf_16", "utf_32"])
+def test_an_encoding_that_needs_a_byte_order_mark_on_a_file_without_one_is_an_input_error(tmp_path, encoding):
+    from ipvalue.io.register import read_register
+
+    path = tmp_path / "gbk.csv"
+    CN_EXPORT.to_csv(path, index=False, encoding="gbk")
+    for read in (read_patents, read_register):
+        with pytest.raises(InputFileError, match=rf"could not be decoded as {encoding} \(UTF-(16|32) stream does not start with BOM\)"):
+            read(path, encoding=encoding)
+    CN_EXPORT.to_csv(path, index=False, encoding="utf-16")  # Excel's "Unicode text": with its mark, read
+    assert len(read_patents(path, encoding="utf_16").valid) == 4
+
+
 def test_excel_and_parquet_give_the_same_frame(tmp_path):
     CN_EXPORT.to_excel(tmp_path / "x.xlsx", index=False)
     CN_EXPORT.to_parquet(tmp_path / "x.parquet", index=False)

@@ -311,12 +311,13 @@ def read_table(path: str | Path, *, encoding: str | None = None, sheet_name=0, l
         if size > limits.max_bytes:
             raise limits.refuse(path, "has bytes", size, "max_bytes")
         enc = detect_encoding(path, encoding)
-        sep = "\t" if suffix == ".tsv" else sniff_delimiter(path, enc)
         try:
+            sep = "\t" if suffix == ".tsv" else sniff_delimiter(path, enc)
             frame = pd.read_csv(path, dtype=str, encoding=enc, sep=sep, keep_default_na=True, nrows=limits.max_rows + 1)
-        except UnicodeDecodeError as exc:
+        except UnicodeError as exc:  # a decode error, or a UTF-16/32 stream without its byte-order mark
+            why = f"{exc.reason} at byte {exc.start}" if isinstance(exc, UnicodeDecodeError) else str(exc)
             raise InputFileError(
-                f"{path} could not be decoded as {enc} ({exc.reason} at byte {exc.start}). Fix: pass encoding= (e.g. 'gbk', 'big5') or save it as UTF-8."
+                f"{path} could not be decoded as {enc} ({why}). Fix: pass encoding= (e.g. 'gbk', 'big5') or save it as UTF-8."
             ) from None
         except (pd.errors.ParserError, csv.Error) as exc:
             raise InputFileError(

@@ -144,7 +144,7 @@ class Override:
             raise OverrideError(f"The {where} of {d.get('field')!r} on patent {d.get('patent_id')!r} has no 'reason'. Fix: every manual override needs a written reason.")
         if not str(d.get("officer") or "").strip():
             raise OverrideError(f"The {where} of {d.get('field')!r} on patent {d.get('patent_id')!r} has no 'officer'. Fix: name the officer making it.")
-        if d.get("field") not in OVERRIDABLE:
+        if not isinstance(d.get("field"), str) or d.get("field") not in OVERRIDABLE:
             raise OverrideError(f"The 'field' of {where} must be one of {list(OVERRIDABLE)}. Got {d.get('field')!r}.")
         if not str(d.get("patent_id") or "").strip():
             raise OverrideError(f"The {where} has no 'patent_id'. Fix: name the patent the override applies to.")
@@ -171,7 +171,7 @@ class Document:
         if not isinstance(d, dict):
             raise ApplicationError(f"The {where} must be a mapping (patent_id, kind, reference). Got {type(d).__name__}.")
         kind = d.get("kind")
-        if kind not in DOCUMENT_KINDS:
+        if not isinstance(kind, str) or kind not in DOCUMENT_KINDS:
             raise ApplicationError(f"The 'kind' of {where} must be one of {list(DOCUMENT_KINDS)}. Got {kind!r}.")
         pid = normalise_id(str(d.get("patent_id") or ""))
         if not pid:
@@ -451,8 +451,8 @@ class LoanApplication:
                 raise ApplicationError(f"The 'register' of {where} must be a mapping with 'file' (the CNIPA legal-status export) and optional 'encoding'.")
             register = read_register(inside("register.file", spec["file"]), encoding=spec.get("encoding"))
         pledges = raw.get("registered_pledges") or []
-        if not isinstance(pledges, list):
-            raise ApplicationError(f"The 'registered_pledges' of {where} must be a list of patent ids.")
+        if not isinstance(pledges, list) or not all(isinstance(p, (str, int)) and not isinstance(p, bool) for p in pledges):
+            raise ApplicationError(f"The 'registered_pledges' of {where} must be a list of patent ids (texts). Got {str(pledges)[:60]}.")
         scheme = config_name("risk_sharing", "none")
         known = risk_sharing_schemes()
         if scheme not in known:
