@@ -449,3 +449,12 @@ def test_the_delimiter_is_one_a_csv_export_uses(tmp_path, header, sep):
     path = tmp_path / "book.csv"
     path.write_bytes((header.encode().decode("unicode_escape") + "\\n1\\n").encode())
     assert sniff_delimiter(path, "utf-8") == sep.encode().decode("unicode_escape")
+
+
+@pytest.mark.parametrize("content", [b"\n", b"\r\n\r\n", b"\n\n\n"])
+def test_a_file_of_blank_lines_is_an_empty_input_not_a_crash(tmp_path, content):
+    from ipvalue.exceptions import EmptyInputError
+
+    (tmp_path / "blank.csv").write_bytes(content)
+    with pytest.raises(EmptyInputError, match=r"blank.csv holds no header row \(only blank lines\)"):
+        read_patents(tmp_path / "blank.csv")

@@ -319,6 +319,8 @@ def read_table(path: str | Path, *, encoding: str | None = None, sheet_name=0, l
             raise InputFileError(
                 f"{path} could not be decoded as {enc} ({why}). Fix: pass encoding= (e.g. 'gbk', 'big5') or save it as UTF-8."
             ) from None
+        except pd.errors.EmptyDataError:  # only blank lines: no header to read
+            raise EmptyInputError(f"{path} holds no header row (only blank lines). Fix: export the table again with its header row.") from None
         except (pd.errors.ParserError, csv.Error) as exc:
             raise InputFileError(
                 f"{path} is not a well-formed table: {str(exc).strip()}. "
