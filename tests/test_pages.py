@@ -319,3 +319,145 @@ def test_a_reviewer_walks_the_queue_to_a_sign_off_and_the_officer_sees_it_eligib
     row.find_element(page.by.LINK_TEXT, "SYN-APP-UI-B").click()
     assert page.wait("decision").get_attribute("data-decision") == "eligible"
     assert "reviewer-1" in chrome.page_source
+
+
+# --- hardening: what a hostile or careless submission meets ---------------------------------------------------
+
+
+def form_for(browser, server, tmp_path) -> dict:
+    """The export uploaded on the page; a complete, valid form (the fields a test then spoils)."""
+    with open(export(tmp_path), "rb") as f:
+        form = browser.post(server.url + "/ui/upload", files={"file": ("incopat-export.csv", f)}, timeout=60)
+    assert form.status_code == 200, form.text[-1500:]
+    upload_id = re.search(r'name="upload_id" value="([^"]+)"', form.text).group(1)
+    return {"upload_id": upload_id, "upload_name": "incopat-export.csv", "ids": ["SYN-CN-T001"], "application_id": "SYN-APP-HUGE", "borrower": OWNER,
+            "requested_amount_rmb": "100,000", "term_years": "2", "valuation_date": "2026-06-30", "revenue_mode": "growth",
+            "revenue_base_rmb": "40,000,000", "revenue_growth": "5", "wacc": "7.5", "action": "value"}
+
+
+def recorded(server, application_id: str) -> int:
+    return server.get(f"/v1/valuations?application_id={application_id}&all_versions=true").json()["total"]
+
+
+@pytest.mark.parametrize("field, extra, label", [
+    ("revenue_growth", {}, "收入年增长率（%）"), ("wacc", {}, "加权平均资本成本 WACC（%）"), ("tax_rate_other", {"tax_rate": "other"}, "所得税率"),
+    ("fin_operating_margin_0", {"fin_year_0": "2024", "fin_revenue_rmb_0": "36,000,000"}, "借款人财务报表"),
+    ("ovr_value_0", {"ovr_patent_id_0": "SYN-CN-T001", "ovr_field_0": "sharing_rate", "ovr_reason_0": "r"}, "人工调整")])
+def test_a_number_with_a_huge_exponent_is_refused_by_field_not_a_server_error(server, tmp_path, field, extra, label):
+    browser = signed_in(server)
+    data = {**form_for(browser, server, tmp_path), **extra, field: "1e9999999"}
+    r = browser.post(server.url + "/ui/valuations", data=data, timeout=60)
+    assert r.status_code == 422, r.text[-1500:]
+    assert "“1e9999999”不是数字" in r.text and label in r.text and 'value="1e9999999"' in r.text
+    assert recorded(server, "SYN-APP-HUGE") == 0
+
+
+def test_an_override_typed_with_a_huge_exponent_is_refused_on_the_decision_page(server, tmp_path):
+    made = server.post("/v1/valuations", synthetic_application(application_id="SYN-APP-OVR-E", borrower=OWNER, patents={"records": [synthetic_patent(1, applicants=OWNER)]},
+                                                               documents=DOCUMENTS[:1] + DOCUMENTS[3:4]))
+    assert made.status_code == 201, made.text
+    vid = made.json()["valuation_id"]
+    browser = signed_in(server)
+    for value in ("1e9999999", "9" * 400):
+        r = browser.post(server.url + f"/ui/valuations/{vid}/overrides", data={"patent_id": "SYN-CN-T001", "field": "sharing_rate", "value": value, "reason": "r"}, timeout=60)
+        assert r.status_code == 422 and "is not a number" in r.text and value[:30] in r.text, r.text[-1500:]
+    assert recorded(server, "SYN-APP-OVR-E") == 1
+
+
+@pytest.mark.parametrize("content, reason", [(b"[" * 5000 + b"]" * 5000, "nested too deeply"), (b'{"requested_amount_rmb": ' + b"9" * 5000 + b"}", "ValueError"),
+                                             (b'{"requested_amount_rmb": NaN}', "NaN")])
+def test_a_hostile_json_application_file_is_a_422_not_a_server_error(server, content, reason):
+    browser = signed_in(server)
+    r = browser.post(server.url + "/ui/application-file", files=[("application", ("application.json", content))], timeout=60)
+    assert r.status_code == 422 and "application.json" in r.text and reason in r.text, r.text[-1500:]
+
+
+def test_an_unreadable_upload_is_named_as_the_officer_named_it_with_no_server_path(server, tmp_path):
+    browser = signed_in(server)
+    content = "patent_id,title\nCN1,专利\n".encode("utf-8") + b"CN2,\xff\xfe\x80\xff\n"
+    r = browser.post(server.url + "/ui/upload", files={"file": ("我的导出.csv", content)}, timeout=60)
+    assert r.status_code == 422, r.text[-1500:]
+    error = re.search(r'(?s)id="error"[^>]*>(.*?)</', r.text).group(1)
+    assert "我的导出.csv" in error and "could not be decoded" in error, error
+    assert str(server.folder) not in r.text and "/tmp" not in r.text and "uploads/" not in r.text and not re.search(r"[0-9a-f]{32}", error), error
+
+
+def test_an_export_above_one_applications_size_is_refused_at_upload_with_the_fix(server, tmp_path):
+    from ipvalue.service.pages import MAX_FORM_PATENTS
+
+    patents = [synthetic_patent(i, applicants=OWNER) for i in range(1, MAX_FORM_PATENTS + 2)]
+    pd.DataFrame(patents).to_csv(tmp_path / "whole-register.csv", index=False)
+    browser = signed_in(server)
+    with open(tmp_path / "whole-register.csv", "rb") as f:
+        r = browser.post(server.url + "/ui/upload", files={"file": ("whole-register.csv", f)}, timeout=120)
+    assert r.status_code == 422 and 'name="ids"' not in r.text, r.text[-1500:]
+    assert f"该导出文件含 {MAX_FORM_PATENTS + 1:,} 项有效专利" in r.text, re.sub(r"(?s).*<main>", "", r.text)[:1500]
+    assert "filter the export to the borrower&#39;s patents, or use an application file" in r.text
+    with open(tmp_path / "whole-register.csv", "rb") as f:
+        upload_id = browser.post(server.url + "/v1/uploads", files={"file": ("whole-register.csv", f)}, timeout=120).json()["upload_id"]
+    r = browser.post(server.url + "/ui/valuations", data={"upload_id": upload_id, "action": "more_rows"}, timeout=120)  # nor through the form's own post
+    assert r.status_code == 422 and 'name="ids"' not in r.text and "use an application file" in r.text
+
+
+def test_an_application_file_accepts_only_the_files_it_names_and_keeps_none_when_refused(server, tmp_path):
+    from ipvalue.service.pages import MAX_ATTACHMENTS
+
+    browser = signed_in(server)
+    uploads = server.folder / "state" / "uploads" / "head-office"
+    raw = synthetic_application(application_id="SYN-APP-ATT", borrower=OWNER, patents={"file": "incopat-export.csv", "ids": ["SYN-CN-T001", "SYN-CN-T002"]},
+                                documents=DOCUMENTS)
+    application = ("application", ("application.json", json.dumps(raw).encode()))
+    patents = ("attachments", ("incopat-export.csv", export(tmp_path).read_bytes() + b"\n"))  # content of this test's own: a new upload
+    before = sorted(p.name for p in uploads.iterdir()) if uploads.is_dir() else []
+
+    stray = ("attachments", ("holiday-photos.csv", b"a,b\n1,2\n"))
+    r = browser.post(server.url + "/ui/application-file", files=[application, patents, stray], timeout=120)
+    assert r.status_code == 422 and "holiday-photos.csv" in r.text and "附件未被申请文件引用" in r.text, r.text[-1500:]
+
+    many = [("attachments", (f"extra-{i}.csv", f"a,b\n{i},2\n".encode())) for i in range(MAX_ATTACHMENTS)]
+    r = browser.post(server.url + "/ui/application-file", files=[application, patents, *many], timeout=120)
+    assert r.status_code == 422 and f"above the {MAX_ATTACHMENTS} accepted" in r.text, r.text[-1500:]
+
+    refused = ("application", ("application.json", json.dumps({**raw, "requested_amount_rmb": -5}).encode()))  # the service refuses it
+    r = browser.post(server.url + "/ui/application-file", files=[refused, patents], timeout=120)
+    assert r.status_code == 422 and recorded(server, "SYN-APP-ATT") == 0, r.text[-1500:]
+
+    unknown = ("application", ("application.json", json.dumps({**raw, "colour": "blue"}).encode()))  # refused before any file is read
+    r = browser.post(server.url + "/ui/application-file", files=[unknown, patents], timeout=120)
+    assert r.status_code == 422 and "colour" in r.text
+    assert (sorted(p.name for p in uploads.iterdir()) if uploads.is_dir() else []) == before
+
+
+def test_a_reviewer_on_the_applications_chain_does_not_see_it_awaiting_their_sign_off(server, tmp_path):
+    from ipvalue.audit import revoke_user
+
+    server.tokens["dual"] = add_user("dual-1", "officer", server.db, key_file=server.key)
+    plain = server.post("/v1/valuations", synthetic_application(application_id="SYN-APP-DUAL-P"), role="dual").json()
+    income = max(p["market_value_rmb"] for p in plain["patents"])
+    pd.DataFrame([{"transaction_id": f"T{i}", "date": "2025-06-30", "kind": "transfer", "price_rmb": 20 * income * k, "patent_type": "invention",
+                   "ipc_main": "G06F 16/00", "remaining_life_years": 12.0} for i, k in enumerate((1.0, 1.1, 1.2))]).to_csv(tmp_path / "far.csv", index=False)
+    far = upload(server, tmp_path / "far.csv", role="dual").json()["upload_id"]
+    mine = server.post("/v1/valuations", synthetic_application(application_id="SYN-APP-DUAL", comparables=far), role="dual")
+    assert mine.status_code == 201 and mine.json()["summary"]["decision"] == "review required", mine.text
+    revoke_user("dual-1", server.db, key_file=server.key)
+    server.tokens["dual-reviewer"] = add_user("dual-1", "reviewer", server.db, key_file=server.key)  # the same person, now a reviewer
+
+    queue = signed_in(server, "dual-reviewer").get(server.url + "/ui", timeout=30)
+    awaiting = re.search(r'(?s)id="queue-awaiting".*?</section>', queue.text).group(0)
+    assert queue.status_code == 200 and "SYN-APP-DUAL<" not in awaiting and "SYN-APP-DUAL-P" not in awaiting, awaiting
+    page = signed_in(server, "dual-reviewer").get(server.url + f"/ui/valuations/{mine.json()['valuation_id']}", timeout=60)
+    assert page.status_code == 200 and 'id="sign_off"' not in page.text
+    other = signed_in(server, "reviewer").get(server.url + "/ui", timeout=30)
+    assert "SYN-APP-DUAL<" in re.search(r'(?s)id="queue-awaiting".*?</section>', other.text).group(0)  # another reviewer sees it to sign
+
+
+def test_signing_out_deletes_the_cookie_with_the_cookies_own_attributes(server):
+    browser = signed_in(server)
+    r = browser.post(server.url + "/ui/logout", allow_redirects=False, timeout=30)
+    cookie = r.headers["set-cookie"]
+    assert r.status_code == 303 and "Max-Age=0" in cookie and "HttpOnly" in cookie and "SameSite=strict" in cookie.replace("Strict", "strict"), cookie
+
+
+def test_an_upload_without_a_file_is_asked_for_not_a_server_error(server):
+    r = signed_in(server).post(server.url + "/ui/upload", data={"note": "no file"}, timeout=30)
+    assert r.status_code == 422 and "请选择专利导出文件" in r.text

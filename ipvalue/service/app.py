@@ -18,7 +18,6 @@ import json
 import logging
 import os
 import re
-import tempfile
 import threading
 import uuid
 from pathlib import Path
@@ -31,7 +30,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ipvalue import __version__
-from ipvalue.audit import ROLES, Identity, connect, is_postgres
+from ipvalue.audit import ROLES, Identity, connect
 from ipvalue.exceptions import AuditStoreError, InputError
 from ipvalue.frame import check_unicode_tree
 from ipvalue.governance.promotion import PromotionError, promote
@@ -42,6 +41,7 @@ from ipvalue.service.auth import require
 from ipvalue.service.core import MAX_OFFSET, MAX_PAGE, MAX_SCORE_ROWS, Conflict, NotFound, NotPermitted, ServiceSettings, ValuationService, VersionConflict
 from ipvalue.service.docs import router as docs_router
 from ipvalue.service.guard import RequestGuard
+from ipvalue.service.messages import PublicMessages
 from ipvalue.service.pages import router as pages_router
 from ipvalue.service.sessions import SessionStore
 
@@ -109,26 +109,6 @@ def _if_match(request: Request, valuation_id: str) -> None:
         raise PreconditionFailed(f"If-Match names {wanted!r}, but this request acts on valuation {valuation_id!r}. Fix: act on the version you looked at.")
 
 
-class _Public:
-    """Messages for clients: the server's absolute paths and the tracking URI taken out."""
-
-    def __init__(self, settings: ServiceSettings):
-        prefixes = {str(Path(settings.state_dir).resolve()), str(Path.cwd()), tempfile.gettempdir(), str(Path.home())}
-        if not is_postgres(settings.audit_db):
-            prefixes.add(str(Path(settings.audit_db).resolve().parent))
-        if settings.data_dir:
-            prefixes.add(str(Path(settings.data_dir).resolve()))
-        self.prefixes = sorted((p for p in prefixes if len(p) > 1), key=len, reverse=True)
-        self.uris = [u for u in (settings.tracking_uri, os.environ.get("MLFLOW_TRACKING_URI"), str(settings.audit_db)) if u]
-
-    def __call__(self, text: str) -> str:
-        for uri in self.uris:
-            text = text.replace(uri, "the server's store")
-        for prefix in self.prefixes:
-            text = re.sub(re.escape(prefix) + r"/?", "", text)
-        return text
-
-
 def _problems(exc: Exception, public) -> list[dict]:
     if isinstance(exc, ApplicationFieldsError):
         return [{k: public(str(v)) for k, v in p.items()} for p in exc.problems]
@@ -150,7 +130,7 @@ def create_app(settings: ServiceSettings | None = None, *, service: ValuationSer
                   description="Internal valuation of patents pledged for loans (知识产权质押融资内部评估). "
                               "Authenticate with 'Authorization: Bearer <token>' (ipvalue users add).")
     app.state.service = service
-    public = _Public(settings)
+    public = PublicMessages(settings)
     threading.Thread(target=service.render_missing_reports, name="ipvalue-reports", daemon=True).start()
 
     def error(status: int, exc: Exception, **extra) -> JSONResponse:

@@ -27,7 +27,7 @@ import json
 import re
 from collections import OrderedDict
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from pathlib import Path
 
 from fastapi import APIRouter, Request
@@ -41,9 +41,10 @@ from ipvalue.audit import authenticate, token_digest
 from ipvalue.domains import check_date, check_number, domains
 from ipvalue.exceptions import DomainError, InputError
 from ipvalue.lending import OVERRIDABLE
-from ipvalue.lending.application import DOCUMENT_KINDS, ApplicationFieldsError, duplicate_key_hook
+from ipvalue.lending.application import DOCUMENT_KINDS, ApplicationFieldsError, duplicate_key_hook, field_type_problems
 from ipvalue.service.auth import COOKIE, identity_of
-from ipvalue.service.core import Conflict, NotFound, NotPermitted
+from ipvalue.service.core import MAX_PAGE, Conflict, NotFound, NotPermitted
+from ipvalue.service.messages import PublicMessages
 
 router = APIRouter(include_in_schema=False)
 _env = Environment(loader=PackageLoader("ipvalue", "service/templates"), autoescape=select_autoescape(["html", "j2"]))
@@ -81,12 +82,31 @@ FINANCIAL_YEARS = 3
 OVERRIDE_ROWS = 3
 MIN_DOCUMENT_ROWS = 6
 MAX_DOCUMENT_ROWS = 60
+#: Most files attached to one application file (the export, comparables, register export, reference file and room to spare).
+MAX_ATTACHMENTS = 10
+#: Most valid patents an export may hold for the form (one pledge application): each is a box to tick and a choice in every
+#: document and override row, so 56,000 patents made a 119 MB page. A larger export is filtered to the borrower's patents first.
+MAX_FORM_PATENTS = 500
 SIGN_IN_AS_OFFICER = "需以信贷员身份登录 Sign in as an officer."
 SIGN_IN_AS_REVIEWER = "需以复核人身份登录 Sign in as a reviewer."
 #: The charts the decision page shows, from the record's report sections (drawn by the report's own code).
 PAGE_CHARTS = ("chart-value-chain", "chart-survival", "chart-reasons")
-#: A number as an officer types it: digits, thousands separators only in their places (1,000,000), a decimal part.
-TYPED_NUMBER = re.compile(r"[+-]?(\d{1,3}(,\d{3})+|\d+)(\.\d+)?([eE][+-]?\d+)?")
+#: A number as an officer types it: digits, thousands separators only in their places (1,000,000), a decimal part; no
+#: exponent (1e9999999 is no officer's figure, and dividing it by 100 overflows).
+TYPED_NUMBER = re.compile(r"[+-]?(\d{1,3}(,\d{3})+|\d+)(\.\d+)?")
+#: Longest number the form reads (characters): ¥ 999 trillion with separators and decimals fits.
+MAX_TYPED_LENGTH = 40
+
+
+def typed_number(text, *, percent: bool = False) -> float | None:
+    """The number an officer typed (``1,000,000``; ``12.5``; in percent, ``5`` for 0.05), or None
+    when the text is not one (an exponent, a separator out of place, longer than
+    :data:`MAX_TYPED_LENGTH`): always finite."""
+    cleaned = str(text or "").strip()
+    if len(cleaned) > MAX_TYPED_LENGTH or not TYPED_NUMBER.fullmatch(cleaned):
+        return None
+    value = Decimal(cleaned.replace(",", ""))
+    return float(value / 100 if percent else value)
 
 
 @dataclass(frozen=True)
@@ -151,6 +171,11 @@ _env.globals.update(decision_zh=lambda d: terms.zh(terms.DECISIONS, d), decision
                     cap_zh=lambda b: terms.zh(terms.CAP_BASIS, b), cap_en=lambda b: terms.en(terms.CAP_BASIS, b), labels=LABELS)
 
 
+def _public(service) -> PublicMessages:
+    """What the page shows of a message: as the JSON API shows it (no server path, no stored upload name, no store URI)."""
+    return PublicMessages(service.settings)
+
+
 def _page(name: str, status: int = 200, **context) -> HTMLResponse:
     return HTMLResponse(_env.get_template(name).render(**context), status_code=status)
 
@@ -181,12 +206,35 @@ def start(request: Request):
     return _queues(request.app.state.service, who)
 
 
+def _on_chain(service, who, application_id: str | None = None) -> set[str]:
+    """The applications (of the user's branch) the user valued or overrode, in any version: the
+    service's "mine" rule, the same as the four-eyes rule of a sign-off (审贷分离)."""
+    mine = service.valuations(who, mine=True, application_id=application_id, live_only=False, limit=MAX_PAGE)
+    return {str(item["application_id"]) for item in mine["items"]}
+
+
+def _awaiting_sign_off(service, who) -> dict:
+    """The reviewer's queue: the latest "review required" valuations the reviewer may sign (not
+    those of applications the reviewer valued or overrode)."""
+    queue = service.valuations(who, status="review_required", limit=100)
+    own = service.valuations(who, status="review_required", mine=True, limit=MAX_PAGE)
+    chain = {str(item["application_id"]) for item in own["items"]}
+    return {**queue, "items": [item for item in queue["items"] if str(item["application_id"]) not in chain], "total": queue["total"] - own["total"]}
+
+
+def may_sign(service, who, result: dict) -> bool:
+    """Whether ``who`` may sign off the valuation ``result`` (as recorded, with ``live``): a reviewer,
+    the latest version, "review required", and not on the application's chain."""
+    return (who.role == "reviewer" and result["summary"].get("decision") == "review required" and bool(result.get("live"))
+            and str(result.get("application_id")) not in _on_chain(service, who, str(result.get("application_id"))))
+
+
 def _queues(service, who, status: int = 200, error: str = "", errors=()):
     if who.role not in ("officer", "reviewer"):
         return _page("login.html.j2", 403, who=who, error="此页面供信贷员和复核人使用 This page is for officers and reviewers "
                                                           "(validators use the model reports; admins the users command).")
     if who.role == "reviewer":
-        queues = [("awaiting", "待我签批", "Awaiting sign-off", service.valuations(who, status="review_required", limit=100)),
+        queues = [("awaiting", "待我签批", "Awaiting sign-off", _awaiting_sign_off(service, who)),
                   ("branch", "本网点近期评估", "The branch's recent valuations", service.valuations(who, limit=20))]
     else:
         queues = [("mine", "我的评估", "My valuations", service.valuations(who, mine=True, limit=50)),
@@ -214,7 +262,7 @@ def logout(request: Request):
     """Sign out: the session ends on the server (a copy of the cookie no longer works)."""
     request.app.state.service.sessions.end(request.cookies.get(COOKIE, ""))
     response = RedirectResponse("/ui", status_code=303)
-    response.delete_cookie(COOKIE, path="/")
+    response.delete_cookie(COOKIE, path="/", httponly=True, samesite="strict", secure=request.url.scheme == "https")  # as it was set
     return response
 
 
@@ -237,13 +285,24 @@ async def upload(request: Request):
         if uploaded.get("not_a_patent_export"):
             raise InputError("该文件不是专利导出文件（缺少专利号等列） The file is not a patent export (it lacks the patent columns). "
                              "Fix: export the borrower's patents from CNIPA or incoPat as CSV or Excel.")
+        _check_form_size(uploaded)
     except InputError as exc:
-        return _queues(service, who, 422, error=str(exc))
+        public = _public(service)
+        return _queues(service, who, 422, error=public.of_upload(public(str(exc)), getattr(file, "filename", "")))
     applicants = [p.get("applicants") or "" for p in uploaded["patents"]]
     borrower = max(set(applicants), key=applicants.count).split(";")[0].strip() if applicants else ""
     entered = {"fields": {"borrower": borrower, "term_years": "1", "revenue_mode": "growth", "upload_id": uploaded["upload_id"],
                           "upload_name": Path(file.filename).name}}
     return _form_page(service, who, uploaded, entered)
+
+
+def _check_form_size(uploaded: dict) -> None:
+    """Refuse an export with more valid patents than one pledge application's form shows (:data:`MAX_FORM_PATENTS`)."""
+    count = len(uploaded.get("patents") or [])
+    if count > MAX_FORM_PATENTS:
+        raise InputError(f"该导出文件含 {count:,} 项有效专利，超过一笔质押申请表单的上限 {MAX_FORM_PATENTS:,} 项。请先在导出中筛选出借款人的专利，"
+                         f"或改用申请文件提交。 The export holds {count:,} valid patents, above the {MAX_FORM_PATENTS:,} one pledge application's "
+                         "form shows. Fix: filter the export to the borrower's patents, or use an application file.")
 
 
 def _form_page(service, who, uploaded: dict, entered: dict, *, status: int = 200, problems=(), extra_rows: int = 0):
@@ -285,6 +344,10 @@ async def value(request: Request):
     except (NotFound, InputError):
         return _queues(service, who, 422, error="专利导出文件已不可用，请重新上传 The patent export is no longer available: upload it again.")
     uploaded = {"upload_id": entered["fields"]["upload_id"], **uploaded}
+    try:
+        _check_form_size(uploaded)
+    except InputError as exc:
+        return _queues(service, who, 422, error=str(exc))
     problems = await _attach_files(form, entered, service, who)
     if form.get("action") == "more_rows":
         return _form_page(service, who, uploaded, entered, problems=problems, extra_rows=5)
@@ -294,7 +357,7 @@ async def value(request: Request):
         try:
             result = await run_in_threadpool(service.value, raw, who)
         except (InputError, NotFound, Conflict, NotPermitted) as exc:
-            problems = service_problems(exc)
+            problems = service_problems(exc, service)
         else:
             return _to_decision(service, result)
     return _form_page(service, who, uploaded, entered, status=422, problems=problems)
@@ -311,7 +374,8 @@ async def _attach_files(form, entered: dict, service, who) -> list[Problem]:
         try:
             stored = await run_in_threadpool(service.upload, file.filename, await file.read(), who)
         except InputError as exc:
-            problems.append(Problem(f"{name}_file", "文件无法读取，请检查格式（CSV 或 Excel）", _english(exc)))
+            public = _public(service)
+            problems.append(Problem(f"{name}_file", "文件无法读取，请检查格式（CSV 或 Excel）", _english(public.of_upload(public(str(exc)), file.filename))))
             continue
         entered["fields"][f"{name}_upload"], entered["fields"][f"{name}_name"] = stored["upload_id"], Path(file.filename).name
     return problems
@@ -355,11 +419,10 @@ def application_from_form(entered: dict, patent_ids: list[str]) -> tuple[dict, l
             if required:
                 problems.append(Problem(name, "必填", "required"))
             return None
-        if not TYPED_NUMBER.fullmatch(text):
+        value = typed_number(text, percent=percent)
+        if value is None:
             problems.append(Problem(name, f"“{text[:30]}”不是数字；请填写如 1,000,000 或 12.5", f"{text[:30]!r} is not a number; type e.g. 1,000,000 or 12.5"))
             return None
-        value = Decimal(text.replace(",", ""))
-        value = float(value / 100) if percent else float(value)
         try:
             return check_number(domain, value)
         except DomainError:
@@ -497,10 +560,10 @@ def _margin(name: str, text: str, problems: list) -> float | None:
     if not text:
         problems.append(Problem(name, "必填", "required"))
         return None
-    if not TYPED_NUMBER.fullmatch(text):
+    value = typed_number(text, percent=True)
+    if value is None:
         problems.append(Problem(name, f"“{text[:30]}”不是数字", f"{text[:30]!r} is not a number"))
         return None
-    value = float(Decimal(text.replace(",", "")) / 100)
     if not -1 <= value <= 1:
         problems.append(Problem(name, f"须在 -100 % 至 100 % 之间；收到 {text}", f"must be between -100 % and 100 %; got {text}"))
         return None
@@ -532,12 +595,13 @@ _SERVICE_ZH = (("not uploaded", "引用的文件未上传"), ("already", "申请
                ("exposure", "借款人敞口无法核对"), ("does not exist", "引用的文件未上传"))
 
 
-def service_problems(exc: Exception) -> list[Problem]:
-    """The service's refusal as the page's problems: each field named as the form labels it."""
+def service_problems(exc: Exception, service) -> list[Problem]:
+    """The service's refusal as the page's problems: each field named as the form labels it, the
+    message as the JSON API gives it (:class:`~ipvalue.service.messages.PublicMessages`)."""
     entries = exc.problems if isinstance(exc, ApplicationFieldsError) else [{"field": _field_of(str(exc)), "message": str(exc), "fix": ""}]
-    out = []
+    public, out = _public(service), []
     for p in entries:
-        message = p["message"] + (f" Fix: {p['fix']}." if p.get("fix") else "")
+        message = public(str(p["message"]) + (f" Fix: {p['fix']}." if p.get("fix") else ""))
         zh = next((z for key, z in _SERVICE_ZH if key in message), "此项有误，见右侧说明")
         out.append(Problem(p.get("field") or "application", zh, _english(message)))
     return out
@@ -570,14 +634,42 @@ async def application_file(request: Request):
         return refusal
     form = await request.form()
     service = request.app.state.service
+    kept: list[Path] = []
     try:
         raw = _read_application(form.get("application"))
-        names = await _upload_attachments(form.getlist("attachments"), service, who)
+        problems = field_type_problems(raw, "application file")
+        if problems:
+            raise ApplicationFieldsError("The application file is invalid.", problems)
+        attachments = _named_attachments(raw, [f for f in form.getlist("attachments") if hasattr(f, "read") and f.filename])
+        names = await _upload_attachments(attachments, service, who, kept)
         raw = _named_files_as_uploads(raw, names)
         result = await run_in_threadpool(service.value, raw, who)
     except (InputError, NotFound, Conflict, NotPermitted) as exc:
-        return _queues(service, who, 422, errors=service_problems(exc))
+        for path in kept:  # a refused request keeps none of the files it brought
+            path.unlink(missing_ok=True)
+        return _queues(service, who, 422, errors=service_problems(exc, service))
     return _to_decision(service, result)
+
+
+def _file_names(raw: dict) -> list[str]:
+    """The files an application names (the patent export, comparables, reference book, register export), by base name."""
+    named = [raw["patents"].get("file") if isinstance(raw.get("patents"), dict) else None, raw.get("comparables"), raw.get("reference_book"),
+             raw["register"].get("file") if isinstance(raw.get("register"), dict) else None]
+    return [Path(n).name for n in named if isinstance(n, str) and n]
+
+
+def _named_attachments(raw: dict, files: list) -> list:
+    """The attached files the application names: at most :data:`MAX_ATTACHMENTS`, none it does not name."""
+    if len(files) > MAX_ATTACHMENTS:
+        raise InputError(f"附件过多 The 'application_file' comes with {len(files)} attached files, above the {MAX_ATTACHMENTS} accepted. "
+                         "Fix: attach only the files the application names (the patent export, comparables, register export, reference file).")
+    named = set(_file_names(raw))
+    extra = sorted({Path(f.filename).name for f in files} - named)
+    if extra:
+        shown = ", ".join(repr(n[:80]) for n in extra[:MAX_ATTACHMENTS])
+        raise InputError(f"附件未被申请文件引用 The 'application_file' does not name the attached file(s) {shown}. "
+                         "Fix: attach only the files the application names, or name them in the application.")
+    return files
 
 
 def _read_application(file) -> dict:
@@ -591,16 +683,25 @@ def _read_application(file) -> dict:
     if len(text) > MAX_APPLICATION_BYTES:
         raise InputError(f"The 'application_file' {name!r} is above {MAX_APPLICATION_BYTES:,} bytes. Fix: give the patents as a file beside it.")
     if name.lower().endswith(".json"):
+        def no_constant(constant):
+            raise InputError(f"The 'application_file' {name!r} contains {constant}, which is not a number in JSON. Fix: give a finite number.")
+
         try:
-            raw = json.loads(text, object_pairs_hook=duplicate_key_hook())
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise InputError(f"The 'application_file' {name!r} is not valid JSON ({type(exc).__name__}). Fix: check the file.") from None
+            raw = json.loads(text, object_pairs_hook=duplicate_key_hook(), parse_constant=no_constant)
+        except (ValueError, RecursionError) as exc:  # malformed, not UTF-8, an integer beyond Python's digit limit, nested too deep
+            if isinstance(exc, InputError):
+                raise
+            reason = "nested too deeply" if isinstance(exc, RecursionError) else type(exc).__name__
+            raise InputError(f"The 'application_file' {name!r} is not valid JSON ({reason}). Fix: check the file.") from None
     elif name.lower().endswith((".yaml", ".yml")):
         try:
             raw = parse_yaml(text, where=f"application file {name}")
-        except ValueError as exc:
-            raise InputError(str(exc)) from None
-        raw = json.loads(json.dumps(raw, default=str))  # an unquoted YAML date (2026-06-30) as the text written, as 'ipvalue value' reads it
+            raw = json.loads(json.dumps(raw, default=str))  # an unquoted YAML date (2026-06-30) as the text written, as 'ipvalue value' reads it
+        except InputError:
+            raise
+        except (ValueError, RecursionError) as exc:
+            reason = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)[:200]
+            raise InputError(f"The 'application_file' {name!r} is not valid YAML ({reason}). Fix: check the file.") from None
     else:
         raise InputError(f"The 'application_file' {name!r} is not YAML or JSON. Fix: choose the .yaml, .yml or .json file 'ipvalue value' reads.")
     if not isinstance(raw, dict):
@@ -608,11 +709,21 @@ def _read_application(file) -> dict:
     return raw
 
 
-async def _upload_attachments(files, service, who) -> dict:
-    names = {}
+async def _upload_attachments(files, service, who, kept: list[Path]) -> dict:
+    """The attachments uploaded to the branch: their upload ids by file name; the uploads this
+    request added (none of the branch's earlier uploads) are appended to ``kept``."""
+    names, folder = {}, service.uploads(who)
+    before = {p.name for p in folder.iterdir()}
     for file in files:
         if hasattr(file, "read") and file.filename:
-            stored = await run_in_threadpool(service.upload, file.filename, await file.read(), who)
+            try:
+                stored = await run_in_threadpool(service.upload, file.filename, await file.read(), who)
+            except InputError as exc:
+                public = _public(service)
+                raise InputError(public.of_upload(public(str(exc)), file.filename)) from None
+            if stored["upload_id"] not in before:
+                before.add(stored["upload_id"])
+                kept.append(folder / stored["upload_id"])
             names[Path(file.filename).name] = stored["upload_id"]
     return names
 
@@ -658,11 +769,9 @@ def _decision(service, valuation_id: str, who, status: int = 200, problems=()):
         return _queues(service, who, 404, error="未找到该评估（或不属于本网点） No such valuation in your branch.")
     charts = _charts(service, valuation_id, result)
     s = result["summary"]
-    officers = {str(result.get("provenance", {}).get("user") or "")} | {str(o.get("officer") or "") for o in result.get("overrides") or []}
-    may_sign = who.role == "reviewer" and s.get("decision") == "review required" and result.get("live") and who.name not in officers
     summary = next((sec for sec in (result.get("report") or {}).get("sections", []) if sec.get("id") == "summary"), {})
     disagree = [p for p in result.get("patents", []) if p.get("disagreement_methods") and p.get("review_required")]
-    return _page("valuation.html.j2", status, who=who, r=result, s=s, charts=charts, may_sign=may_sign, errors=problems,
+    return _page("valuation.html.j2", status, who=who, r=result, s=s, charts=charts, may_sign=may_sign(service, who, result), errors=problems,
                  conclusion=summary.get("paragraphs", []), disagree=disagree, chain=_chain(s),
                  override_fields=[(k, *terms.OVERRIDE_FIELDS[k]) for k in OVERRIDABLE],
                  failed=[c for c in result.get("checks", []) if not c.get("passed")])
@@ -710,7 +819,7 @@ async def _act(request: Request, valuation_id: str, role: str, sign_in_as: str, 
     try:
         result = await run_in_threadpool(act, service, form, who)
     except (InputError, Conflict, NotFound, NotPermitted) as exc:
-        return await run_in_threadpool(_decision, service, valuation_id, who, 422, service_problems(exc))
+        return await run_in_threadpool(_decision, service, valuation_id, who, 422, service_problems(exc, service))
     return _to_decision(service, result)
 
 
@@ -719,9 +828,9 @@ async def override(valuation_id: str, request: Request):
     def act(service, form, who):
         field = form.get("field")
         text = str(form.get("value") or "").strip()
-        value = _number(text)
-        if isinstance(value, float) and field == "sharing_rate":
-            value = float(Decimal(text.replace(",", "")) / 100)  # typed in percent, as on the application form
+        value = _number(text, percent=field == "sharing_rate")  # a sharing rate typed in percent, as on the application form
+        if isinstance(value, str):
+            raise InputError(f"人工调整值不是数字 The 'value' {text[:30]!r} is not a number. Fix: type e.g. 1,000,000 or 12.5 (no exponent).")
         change = {"patent_id": form.get("patent_id"), "field": field, "value": value, "reason": str(form.get("reason") or "").strip()}
         if not change["reason"]:
             raise InputError("人工调整须填写理由 The 'reason' is missing. Fix: every manual override needs a written reason.")
@@ -736,15 +845,10 @@ async def sign_off(valuation_id: str, request: Request):
                       lambda service, form, who: service.sign_off(valuation_id, str(form.get("reason") or ""), who))
 
 
-def _number(text):
-    """A form field as a number when it reads as one: ``1,000,000`` is a million, ``1,0,0`` is not a
-    number (it stays text, which the application check refuses by name)."""
+def _number(text, *, percent: bool = False):
+    """A form field as a number when it reads as one (:func:`typed_number`): ``1,000,000`` is a
+    million, ``1,0,0`` or ``1e9999999`` is not a number (it stays text, refused by name)."""
     if text is None or str(text).strip() == "":
         return None
-    cleaned = str(text).strip()
-    if not TYPED_NUMBER.fullmatch(cleaned):
-        return cleaned
-    try:
-        return float(Decimal(cleaned.replace(",", "")))
-    except InvalidOperation:
-        return cleaned
+    value = typed_number(text, percent=percent)
+    return str(text).strip() if value is None else value
