@@ -176,10 +176,12 @@ def test_invalid_applications_are_422_naming_the_field(server, change, status, m
 
 
 @pytest.mark.parametrize("data, message", [("{", "not valid UTF-8 JSON"), ('{"a": 1, "a": 2}', r"repeats the key\(s\) \['a'\]"),
-                                           ('{"requested_amount_rmb": NaN}', "NaN, which is not a number in JSON")])
+                                           ('{"requested_amount_rmb": NaN}', "NaN, which is not a number in JSON"),
+                                           ('{"requested_amount_rmb": ' + "9" * 5000 + "}", "not valid UTF-8 JSON: ValueError"),
+                                           ("[" * 100_000 + "]" * 100_000, "not valid UTF-8 JSON: RecursionError")])
 def test_malformed_json_is_400(server, data, message):
     r = requests.post(server.url + "/v1/valuations", data=data, headers={**server.headers(), "Content-Type": "application/json"}, timeout=30)
-    assert r.status_code == 400 and re.search(message, r.json()["detail"])
+    assert r.status_code == 400 and re.search(message, r.json()["detail"]), r.text
 
 
 def test_an_override_without_a_reason_is_refused_and_one_with_a_reason_supersedes(server):

@@ -83,7 +83,9 @@ async def read_json(request: Request) -> dict:
 
     try:
         data = json.loads(body, object_pairs_hook=duplicate_key_hook(BadJSON, "request"), parse_constant=no_constant)
-    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
+    except BadJSON:
+        raise
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError, ValueError) as exc:  # ValueError: an integer of over 4,300 digits
         raise BadJSON(f"The request body is not valid UTF-8 JSON: {type(exc).__name__}. Fix: send a JSON object.") from None
     if not isinstance(data, dict):
         raise InputError(f"The request body must be a JSON object of fields. Got {type(data).__name__}.")
