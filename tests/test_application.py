@@ -48,6 +48,8 @@ def test_override_without_reason_is_refused(make_application):
         ({"overrides": [{"patent_id": "SYN-CN-T001", "field": ["sharing_rate"], "value": 0.02, "reason": "r", "officer": "o"}]}, r"The 'field' of .* must be one of"),
         ({"borrower": "合成\u202e司公限有"}, r"The 'application.borrower' holds a control or bidirectional-control character U\+202E at character 3"),
         ({"purpose": "working\x00capital"}, r"The 'application.purpose' holds a control or bidirectional-control character U\+0000 at character 8"),
+        ({"revenue_forecast": {"schedule": [{"year": 1, "revenue_rmb": 3e7}, {"year": 2, "revenue_rmb": 3.2e7}, {"year": 2, "revenue_rmb": 9e7}]}},
+         r"The 'revenue_forecast.schedule' of application SYN-APP-T1 gives year\(s\) \[2\] more than once. Fix: one revenue figure per year"),
         ({"registered_pledges": [{"id": "SYN-CN-T001"}]}, r"The 'registered_pledges' of application SYN-APP-T1 must be a list of patent ids \(texts\)"),
     ],
 )

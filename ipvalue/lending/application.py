@@ -392,6 +392,10 @@ class LoanApplication:
                 "year": [int(number("year", r["year"])) for r in rows],
                 "revenue_rmb": [number("revenue_rmb", r["revenue_rmb"]) for r in rows],
             }))
+            repeated = schedule[schedule.duplicated(["package_id", "year"], keep=False)]
+            if len(repeated):
+                raise ApplicationError(f"The 'revenue_forecast.schedule' of {where} gives year(s) {sorted(set(repeated['year']))} more than once"
+                                       f"{' for one package' if schedule['package_id'].nunique() > 1 else ''}. Fix: one revenue figure per year.")
         elif forecast:
             if "base_rmb" not in forecast:
                 raise ApplicationError(f"The 'revenue_forecast' of {where} needs a numeric 'base_rmb' (and optional 'growth'). Got {forecast!r}.")
