@@ -44,6 +44,13 @@ def test_the_form_becomes_the_clis_application_rates_in_percent_amounts_with_sep
     assert raw["patents"] == {"file": "abc.csv", "ids": ["SYN-CN-T001"]} and raw["comparables"] == "def.csv"
 
 
+def test_a_tax_rate_outside_the_choice_list_is_a_problem_not_the_default():
+    raw, problems = application_from_form(entered(tax_rate="0.05"), ["SYN-CN-T001"])
+    assert [(p.field, p.zh) for p in problems] == [("tax_rate", "请从列表中选择税率")] and "tax_rate" not in raw
+    raw, problems = application_from_form(entered(tax_rate=""), ["SYN-CN-T001"])
+    assert problems == [] and "tax_rate" not in raw  # left blank: the assumption set's rate
+
+
 def test_every_problem_of_a_form_is_named_at_once_in_chinese_with_english_beside():
     bad = entered(requested_amount_rmb="1,0,0", term_years="", revenue_growth="250", wacc="abc", rd_cost_year="", valuation_date="2026-13-40")
     bad["ids"] = []

@@ -488,8 +488,10 @@ def application_from_form(entered: dict, patent_ids: list[str]) -> tuple[dict, l
 
     if f.get("tax_rate") == "other":
         raw["tax_rate"] = number("tax_rate_other", f.get("tax_rate_other"), percent=True, required=True)
-    elif f.get("tax_rate"):
-        raw["tax_rate"] = float(f["tax_rate"]) if f["tax_rate"] in ("0.25", "0.15") else None
+    elif f.get("tax_rate") in ("0.25", "0.15"):
+        raw["tax_rate"] = float(f["tax_rate"])
+    elif f.get("tax_rate"):  # only the choice list's values reach here from the page
+        problems.append(Problem("tax_rate", "请从列表中选择税率", f"choose a rate from the list; got {str(f['tax_rate'])[:20]!r}"))
     wacc = number("wacc", f.get("wacc"), percent=True)
     if wacc is not None:
         raw["wacc"] = wacc
