@@ -1,7 +1,7 @@
 """Pool analytics and monitoring alerts for a scored collateral book (IP-ABS originators,
 collateral managers).
 
-:func:`pool_summary` gives the tables an ABS offering circular shows (DOMAIN.md: balance, counts,
+:func:`pool_summary` gives the tables an ABS offering circular shows (e.g. 高新投知识产权2期: balance, counts,
 top-5 borrower and top-3 industry concentration, type, value and grade distributions);
 :func:`monitoring_alerts` flags each pledged patent whose right ended, whose life ends before
 its loan, whose fee falls due, or whose value dropped since the last scoring.

@@ -1,7 +1,7 @@
 """Owner history: how an owner has treated its other patents, from a reference book.
 
 The strongest public signal of whether the next annual / maintenance fee is paid is the owner's
-own record (DOMAIN.md, "Maintenance behaviour"): in China the CNIPA register shows every patent
+own record (maintenance behaviour): in China the CNIPA register shows every patent
 of an owner that ended 未缴年费专利权终止 (CF01), and a bank holds this for its borrowers.
 
 The **owner book** is a table of the owners' patents with their outcomes, one row per patent
