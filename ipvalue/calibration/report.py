@@ -54,6 +54,12 @@ BEFORE, AFTER = ("校准前（现行参数集）", "before (sets in use)"), ("�
 MAX_OFFICER_LINES = 6
 
 
+def _metric_columns(kind: str) -> list[Column]:
+    """The columns of a table of :func:`_metric_rows`: the metric, before and after as ``kind``, n."""
+    return [Column("metric_zh", "指标", "Metric"), Column("metric_en", "Metric", "Metric (en)"), Column("before", BEFORE[0], BEFORE[1], kind),
+            Column("after", AFTER[0], AFTER[1], kind), Column("n", "样本数", "n", "integer")]
+
+
 def _metric_rows(summary: pd.DataFrame, names) -> pd.DataFrame:
     rows = summary[summary["metric"].isin(names)].copy()
     rows["metric_zh"] = rows["metric"].map(lambda m: METRICS.get(m, (m, m))[0])
@@ -129,9 +135,7 @@ def backtest_report(ledger: Ledger, backtest: Backtest, *, estimates: pd.DataFra
     accuracy.text("偏差为模型值与观测值对数比的中位数（正值表示高估），误差为其绝对值的中位数，秩相关为 Spearman 相关系数。",
                   "Bias is the median log ratio of the model's value to the observed one (positive: too high), the error its median absolute value, "
                   "the rank correlation Spearman's.")
-    accuracy.table("accuracy-table", _metric_rows(summary, [m for m in METRICS if m.split(" vs ")[0] in ("bias", "mdale", "spearman")]), [
-        Column("metric_zh", "指标", "Metric"), Column("metric_en", "Metric", "Metric (en)"), Column("before", BEFORE[0], BEFORE[1], "number"),
-        Column("after", AFTER[0], AFTER[1], "number"), Column("n", "样本数", "n", "integer")])
+    accuracy.table("accuracy-table", _metric_rows(summary, [m for m in METRICS if m.split(" vs ")[0] in ("bias", "mdale", "spearman")]), _metric_columns("number"))
     both = {"before": values["market_value_before_rmb"], "after": values["market_value_after_rmb"]}
     for chart_id, observed, (zh, en) in (("chart-values-vs-deals", values["deal_price_rmb"], ("成交价", "deal price")),
                                          ("chart-values-vs-appraisals", values["appraised_value_rmb"], ("外部评估值", "external appraisal"))):
@@ -163,9 +167,7 @@ def backtest_report(ledger: Ledger, backtest: Backtest, *, estimates: pd.DataFra
     losses.text("每笔已处置的违约贷款：净回收与发放时可贷上限比较（对角线以上：按上限放款不致损失），以及按风险分担后的银行损失。",
                 "Each defaulted loan disposed of: its net recovery against the cap at origination (above the diagonal: a loan at the cap loses "
                 "nothing) and the bank's loss after risk sharing.")
-    losses.table("losses-table", _metric_rows(summary, [m for m in METRICS if "cap" in m or "loss" in m or m.startswith("P10")]), [
-        Column("metric_zh", "指标", "Metric"), Column("metric_en", "Metric", "Metric (en)"), Column("before", BEFORE[0], BEFORE[1], "percent1"),
-        Column("after", AFTER[0], AFTER[1], "percent1"), Column("n", "样本数", "n", "integer")])
+    losses.table("losses-table", _metric_rows(summary, [m for m in METRICS if "cap" in m or "loss" in m or m.startswith("P10")]), _metric_columns("percent1"))
     totals = pd.DataFrame([{"loans": len(lost), "exposure": lost["exposure_at_default_rmb"].sum(), "recovered": lost["net_recovery_rmb"].sum(),
                             "loss": lost["loss_rmb"].sum(), "bank_loss": lost["bank_loss_rmb"].sum(), "above_cap_after": int(lost["lent_above_cap_after"].sum())}])
     losses.table("losses-totals-table", totals, [

@@ -175,7 +175,7 @@ class ModelCard:
         ``pdf``: True requires the PDF, False skips it, None (default) prints it where this
         machine can (:func:`ipvalue.report.pdf_unavailable`) and logs why not otherwise.
         """
-        from ipvalue.report import pdf_unavailable, render_pdf
+        from ipvalue.report import prints_pdf, render_pdf
 
         out_dir = Path(out_dir)
         charts = f"{stem}_charts"
@@ -185,12 +185,7 @@ class ModelCard:
                 written.append(write_bytes_atomic(base64.b64decode(fig.uri.split(",", 1)[1]), out_dir / charts / f"{fig.id}.png"))
         page = self.to_html()
         written += [write_text_atomic(self.to_markdown(charts_dir=charts), out_dir / f"{stem}.md"), write_text_atomic(page, out_dir / f"{stem}.html")]
-        if pdf is None:
-            reason = pdf_unavailable()
-            if reason:
-                logger.warning("PDF of %s not written: %s", stem, reason)
-            pdf = reason is None
-        if pdf:
+        if prints_pdf(pdf, stem):
             written.append(write_bytes_atomic(render_pdf(page), out_dir / f"{stem}.pdf"))
         return written
 

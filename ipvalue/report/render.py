@@ -230,12 +230,7 @@ def write_rendered(report, json_text: str, out_dir: str | Path, stem: str, *, pd
     out_dir = Path(out_dir)
     html = render_html(report)
     paths = {"html": write_text_atomic(html, out_dir / f"{stem}.html"), "json": write_text_atomic(json_text, out_dir / f"{stem}.json")}
-    if pdf is None:
-        reason = pdf_unavailable()
-        if reason:
-            logger.warning("PDF of %s not written: %s", stem, reason)
-        pdf = reason is None
-    if pdf:
+    if prints_pdf(pdf, stem):
         paths["pdf"] = write_bytes_atomic(render_pdf(html), out_dir / f"{stem}.pdf")
     return paths
 
@@ -269,6 +264,17 @@ def _require_cjk_font() -> None:
     if not _cjk_fonts_installed():
         raise RuntimeError("No Chinese (CJK) font is installed: the PDF's Chinese text would print as boxes. "
                            "Fix: install one (Debian: apt-get install fonts-noto-cjk).")
+
+
+def prints_pdf(pdf: bool | None, what: str) -> bool:
+    """Whether to print ``what`` as PDF: ``pdf`` when given; when None, whenever this machine can
+    (else a warning says why it is skipped)."""
+    if pdf is not None:
+        return bool(pdf)
+    reason = pdf_unavailable()
+    if reason:
+        logger.warning("PDF of %s not written: %s", what, reason)
+    return reason is None
 
 
 def pdf_unavailable() -> str | None:
