@@ -31,7 +31,7 @@ import pandas as pd
 from ipvalue import workflow
 from ipvalue.audit import ROLES, Identity, add_user, audit_path, list_users, list_valuations, read_valuation, revoke_user, store_exists
 from ipvalue.exceptions import ApplicationError, ColumnError, InputError, ModelNotFoundError
-from ipvalue.frame import frame_from_records, to_records
+from ipvalue.frame import frame_from_records
 from ipvalue.io import ColumnMapping, private_folder, write_bytes_atomic, write_text_atomic
 from ipvalue.io.bounded import read_patents_bounded
 from ipvalue.lending import OVERRIDABLE, LoanApplication
@@ -259,7 +259,7 @@ class ValuationService:
 
     def _record(self, raw: dict, identity: Identity, *, act: str, acts_on: str | None = None, request=None, reason: str | None = None) -> dict:
         received = json.loads(json.dumps(raw, default=str))
-        app = LoanApplication.from_dict(self._inline_upload(raw, identity), base_dir=self.uploads(identity), reader=read_patents_bounded,
+        app = LoanApplication.from_dict(raw, base_dir=self.uploads(identity), reader=self.read_upload,
                                         configuration=self.configuration, officer=identity.name if act != "sign-off" else None)
         self._follow_reloads()
         unknown = sorted(set(app.models.values()) - set(self.models))
@@ -407,31 +407,17 @@ class ValuationService:
 
     # --- uploads -------------------------------------------------------------------------------------
 
-    def _inline_upload(self, raw: dict, identity: Identity) -> dict:
-        """``patents: {file: <upload id>, ids: [...]}`` as the records of those patents, from the
-        branch's upload read and validated once, in a memory-capped worker (an upload is named by
-        its content, so it never changes). Anything else (unknown ids, not an upload) goes to
-        ``from_dict`` as it is, which names the problem. The application is stored as received."""
-        spec = raw.get("patents")
-        if not (isinstance(spec, dict) and set(spec) == {"file", "ids"} and isinstance(spec["file"], str)
-                and isinstance(spec["ids"], list) and spec["ids"] and all(isinstance(i, str | int) for i in spec["ids"])):
-            return raw
-        frame = self._upload_frame(identity.branch, spec["file"])
-        wanted = [normalise_id(str(i)) for i in spec["ids"]]
-        if frame is None or not set(wanted) <= set(frame["patent_id"]):
-            return raw
-        rows = to_records(frame[frame["patent_id"].isin(wanted)])
-        return {**raw, "patents": {"records": json.loads(rows.to_json(orient="records", force_ascii=False))}}
+    def read_upload(self, path) -> object:
+        """An upload named in an application (``patents.file``, ``reference_book``) as
+        :func:`~ipvalue.io.bounded.read_patents_bounded` reads it, parsed once per process: an upload
+        is named by the SHA-256 of its content, so its rows never change. ``from_dict`` then checks
+        the application against them (unknown ids, invalid rows) as for any file."""
+        path = Path(path)
+        return self._parsed_upload(path, path.stat().st_mtime_ns) if SAFE_ID.fullmatch(path.name) else read_patents_bounded(path)
 
-    @functools.lru_cache(maxsize=16)  # noqa: B019 - one service per process; uploads are content-addressed, never changed
-    def _upload_frame(self, branch: str, upload_id: str) -> pd.DataFrame | None:
-        path = self.settings.state_dir / "uploads" / branch / upload_id
-        if not SAFE_ID.fullmatch(upload_id) or not path.is_file():
-            return None
-        try:
-            return read_patents_bounded(path).valid
-        except InputError:
-            return None
+    @functools.lru_cache(maxsize=8)  # noqa: B019 - one service per process; uploads are content-addressed, never changed
+    def _parsed_upload(self, path: Path, _modified_ns: int):
+        return read_patents_bounded(path)
 
     def upload(self, filename: str, content: bytes, identity: Identity) -> dict:
         """Keep an uploaded export (0600) under its SHA-256 in the branch's folder; returns its id
