@@ -25,6 +25,8 @@ Policy (the same in files, applications, pledge registers and the service):
 
 from __future__ import annotations
 
+import functools
+
 import pandas as pd
 
 __all__ = [
@@ -72,6 +74,21 @@ def _ret(s: pd.Series, scalar: bool):
     return s.iloc[0] if scalar else s
 
 
+def _scalars_remembered(fn):
+    """``fn`` with its answer for a single text remembered (up to 4,096 texts): a scalar goes
+    through the same column code (and regular-expression engine) as a Series, once per text, so a
+    borrower's name and its patents' owner names are compared with one policy, at a dictionary
+    lookup's cost when they repeat."""
+    remembered = functools.lru_cache(maxsize=4096)(fn)
+
+    @functools.wraps(fn)
+    def normaliser(values):
+        return remembered(values) if isinstance(values, str) else fn(values)
+
+    return normaliser
+
+
+@_scalars_remembered
 def forbidden_characters(values) -> pd.Series | bool:
     """True where a text holds a control or bidirectional-control character (to be refused).
 
@@ -86,6 +103,7 @@ def forbidden_characters(values) -> pd.Series | bool:
     return _ret(found, scalar)
 
 
+@_scalars_remembered
 def has_invisible(values) -> pd.Series | bool:
     """True where a text holds an invisible format character that :func:`normalise_text` removes."""
     s, scalar = _as_series(values)
@@ -93,6 +111,7 @@ def has_invisible(values) -> pd.Series | bool:
     return _ret(text.str.contains(_INVISIBLE_RE, regex=True).fillna(False).astype(bool), scalar)
 
 
+@_scalars_remembered
 def normalise_text(values) -> pd.Series | str:
     """NFKC, invisible characters removed, white space runs made one space, ends stripped.
 
@@ -116,6 +135,7 @@ def normalise_text(values) -> pd.Series | str:
     return _ret(out, scalar)
 
 
+@_scalars_remembered
 def normalise_id(values) -> pd.Series | str:
     """A patent or application id in canonical form: normalised text, upper case, no spaces.
 
@@ -129,6 +149,7 @@ def normalise_id(values) -> pd.Series | str:
     return _ret(out.where(out.ne("")), scalar)
 
 
+@_scalars_remembered
 def name_key(values) -> pd.Series | str:
     """The key two owner / borrower names are compared by (see the module notes).
 
@@ -142,7 +163,10 @@ def name_key(values) -> pd.Series | str:
     for variant, canonical in COMPANY_FORMS:
         out = out.str.replace(variant, canonical, regex=True)
     # Removing spaces can join a combining mark to a letter, so NFKC runs again after folding.
-    out = out.str.replace(_NAME_PUNCTUATION_RE, "", regex=True).str.replace("()", "", regex=False).str.normalize("NFKC")
+    out = out.str.replace(_NAME_PUNCTUATION_RE, "", regex=True)
+    while out.str.contains("()", regex=False).fillna(False).any():  # empty brackets, nested ones too: '(())' is ''
+        out = out.str.replace("()", "", regex=False)
+    out = out.str.normalize("NFKC")
     return _ret(out.where(out.ne("")), scalar)
 
 

@@ -4,7 +4,7 @@ sees its own label), the reference book as of the valuation date."""
 import numpy as np
 import pandas as pd
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from ipvalue.features import FeatureSpec, PatentFeatureBuilder
@@ -38,6 +38,7 @@ def test_owner_names_that_differ_stay_apart_and_blanks_are_missing():
 
 @settings(max_examples=50, deadline=None)
 @given(st.text(alphabet="Ａ（）()有限责任公司 theabcABC.,", min_size=1, max_size=20))
+@example("(())").via("nested empty brackets: removed in one pass they left '()'")
 def test_owner_name_normalisation_is_idempotent(name):
     once = normalise_owner_name(pd.Series([name]))
     assert normalise_owner_name(once).equals(once) or once.isna().all()
@@ -117,6 +118,20 @@ def test_at_a_valuation_a_book_patent_leaves_only_itself_out():
     with pytest.raises(ValueError, match=r"'leave_out' of owner_history must be one of \['fold', 'self'\]. Got 'none'"):
         owner_history(patents, book, "2020-01-01", leave_out="none")
 
+
+
+def test_a_patent_the_book_holds_under_another_owner_leaves_out_only_the_population_row():
+    """B1 was 乙公司's in the book and is valued as 甲公司's (transferred): 甲公司's record is not
+    reduced by B1's row, but the population it is smoothed towards leaves B1 out."""
+    book = pd.DataFrame({
+        "owner": ["甲公司"] * 3 + ["乙公司", "丙公司"], "patent_id": ["A1", "A2", "A3", "B1", "C1"],
+        "start_date": "2012-01-01", "lapse_date": ["2015-01-01", None, None, "2016-01-01", None],
+    })
+    got = owner_history(owner_frame(["甲公司", "丙公司"], ["B1", "C1"]), book, "2020-01-01", prior_strength=2, leave_out="self")
+    # 甲公司: all three of its patents (1 lapsed); population without B1: 1 lapsed of 4 → (1 + 2 × 0.25) / (3 + 2) = 0.3
+    assert got.loc[0, "owner_portfolio_size"] == 3 and got.loc[0, "owner_lapse_share"] == pytest.approx(0.3)
+    # C1 is 丙公司's own: it leaves itself out (no other patent); population without C1: 2 of 4 → (0 + 2 × 0.5) / 2 = 0.5
+    assert got.loc[1, "owner_portfolio_size"] == 0 and got.loc[1, "owner_lapse_share"] == pytest.approx(0.5)
 
 def test_a_fitted_builder_re_dated_keeps_what_it_learnt():
     patents = owner_frame(["甲公司", "甲公司"], ["A1", "A2"])

@@ -160,34 +160,37 @@ def owner_history(
         stats[f"{c}_n"] = stats[c].notna().astype("float64")
     stats = stats.fillna(0.0)
     stats["owner_key"] = book["owner_key"].to_numpy()
-    stats["fold"] = patent_fold(book["patent_id"], folds)
-    stats["patent_id"] = book["patent_id"].astype("str").to_numpy()
-    stats = stats[stats["owner_key"].notna()]
+    if leave_out == "fold":  # a valuation ('self') needs no folds: hashing a large book's ids is skipped
+        stats["fold"] = patent_fold(book["patent_id"], folds)
+    owned = stats["owner_key"].notna().to_numpy()
 
     keys = normalise_owner_name(frame["applicants"])
-    ids = frame["patent_id"].astype("str")
-    fold_of = pd.Series(patent_fold(book["patent_id"], folds), index=book["patent_id"].to_numpy())
-    in_book = ids.isin(fold_of.index).to_numpy()
-    own_fold = np.where(in_book, fold_of.reindex(ids.to_numpy()).fillna(-1).to_numpy(), -1).astype(np.int64)
+    ids = frame["patent_id"].astype("str").to_numpy(dtype=object)
+    # the frame's patents looked up in the book (checked: one row per patent) by an index, not isin over the book
+    row = pd.Index(book["patent_id"].astype("str").to_numpy(dtype=object)).get_indexer(ids)
+    in_book = row >= 0
 
     columns = ["n", "lapsed", "pledged", "pledged_n", "licensed", "licensed_n", "transferred", "transferred_n"]
-    by_owner = stats.groupby("owner_key")[columns].sum()
-    by_owner_fold = stats.groupby(["owner_key", "fold"])[columns].sum()
-    by_fold = stats.groupby("fold")[columns].sum().reindex(range(folds), fill_value=0.0)
-    total = by_fold.sum()
-
-    owner_tot = by_owner.reindex(keys.to_numpy()).fillna(0.0).to_numpy()
-    own_counts = stats.groupby("owner_key")["n"].sum().reindex(keys.to_numpy()).fillna(0.0).to_numpy()
+    book_values, book_owners = stats[columns].to_numpy(), stats["owner_key"].to_numpy(dtype=object)
+    stats = stats[owned]
+    total = stats[columns].sum()
+    mine = stats[stats["owner_key"].isin(keys.dropna().unique())]  # only the frame's owners are summed
+    owner_tot = mine.groupby("owner_key")[columns].sum().reindex(keys.to_numpy()).fillna(0.0).to_numpy()
+    own_counts = owner_tot[:, 0]
     if leave_out == "fold":
+        own_fold = np.where(in_book, patent_fold(pd.Series(ids), folds), -1).astype(np.int64)
+        by_owner_fold = mine.groupby(["owner_key", "fold"])[columns].sum()
+        by_fold = stats.groupby("fold")[columns].sum().reindex(range(folds), fill_value=0.0)
         pair = pd.MultiIndex.from_arrays([keys.to_numpy(), own_fold])
         owner_fold = by_owner_fold.reindex(pair).fillna(0.0).to_numpy()
         seen = owner_tot - owner_fold  # out of fold: the owner's record without this patent's part
         pop = total.to_numpy()[None, :] - np.where(in_book[:, None], by_fold.reindex(own_fold.clip(min=0)).to_numpy(), 0.0)
         others = own_counts - in_book.astype("float64") * (keys.notna().to_numpy())
-    else:  # leave only the patent itself out: its own row of the book (as of the date), where the book has it
-        own_row = stats.drop_duplicates("patent_id", keep="last").set_index("patent_id")
-        own = own_row[columns].reindex(ids.to_numpy()).fillna(0.0).to_numpy()
-        same_owner = (own_row["owner_key"].reindex(ids.to_numpy()).to_numpy() == keys.to_numpy())[:, None]
+    else:  # leave only the patent itself out: its own row of the book (as of the date), where the book has it and names its owner
+        kept = in_book & owned[row.clip(min=0)] if len(owned) else in_book
+        own = np.where(kept[:, None], book_values[row.clip(min=0)], 0.0) if len(owned) else np.zeros((len(ids), len(columns)))
+        owner_of = np.where(kept, book_owners[row.clip(min=0)], None) if len(owned) else np.full(len(ids), None)
+        same_owner = (owner_of == keys.to_numpy(dtype=object))[:, None] & kept[:, None]
         seen = owner_tot - own * same_owner
         pop = total.to_numpy()[None, :] - own
         others = own_counts - own[:, 0] * same_owner[:, 0]
