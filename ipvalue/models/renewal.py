@@ -34,6 +34,7 @@ from ipvalue.models.life import (
     FEES_PAID_TO_TERM, CNLifeTable, FeeLapseEvents, cn_annual_fee_dates, cn_annual_fee_label, documented_paid_until, years_after,
 )
 from ipvalue.models.output import explained, feature_columns
+from ipvalue.models.threads import predict_options
 
 DEFAULT_PARAMS = {
     "n_estimators": 300,
@@ -354,11 +355,12 @@ class RenewalModel(BaseEstimator):
         self.reference_scores_ = self._ranking_scores(matrix) if not self.trained_on_cn_fees else None
         return self
 
-    def _ranking_scores(self, matrix: pd.DataFrame) -> np.ndarray:
+    def _ranking_scores(self, matrix: pd.DataFrame, stage_hazards: np.ndarray | None = None) -> np.ndarray:
         """The model's ranking score: log-odds of lapsing by the headline stage (fee 2 for US fees).
-        Only differences matter: the level shift of the life table absorbs the mean."""
-
-        lapse = 1.0 - self._survival_matrix(matrix)[:, self.headline_stage_ - 1]
+        Only differences matter: the level shift of the life table absorbs the mean.
+        ``stage_hazards``: :meth:`stage_hazards` of ``matrix`` when the caller has them."""
+        hazards = self.stage_hazards(matrix) if stage_hazards is None else stage_hazards
+        lapse = 1.0 - np.cumprod(1.0 - hazards, axis=1)[:, self.headline_stage_ - 1]
         score = logit(np.clip(lapse, 1e-9, 1 - 1e-9))
         return score
 
@@ -371,19 +373,19 @@ class RenewalModel(BaseEstimator):
     def stage_hazards(self, matrix: pd.DataFrame) -> np.ndarray:
         """The lapse hazard of every fee stage, shape (n_patents, n_stages), for a feature matrix
         (:meth:`transform_features`): P(fee k unpaid | fees before k paid)."""
-        return np.column_stack([self.booster_.predict_proba(self._stage_matrix(matrix, k))[:, 1] for k in range(1, self.schedule_.n_stages + 1)])
+        options = predict_options(len(matrix))
+        return np.column_stack([self.booster_.predict_proba(self._stage_matrix(matrix, k), **options)[:, 1] for k in range(1, self.schedule_.n_stages + 1)])
 
-    def _survival_matrix(self, matrix: pd.DataFrame) -> np.ndarray:
-        return np.cumprod(1.0 - self.stage_hazards(matrix), axis=1)
-
-    def _granted_hazards(self, frame: pd.DataFrame, matrix: pd.DataFrame, expiry, due: np.ndarray | None = None) -> np.ndarray:
+    def _granted_hazards(self, frame: pd.DataFrame, matrix: pd.DataFrame, expiry, due: np.ndarray | None = None,
+                         stage_hazards: np.ndarray | None = None) -> np.ndarray:
         """Stage hazards of the granted right: 0 at stages paid with the grant and, for
-        filing-anchored fees, at stages due after the statutory expiry (no such fee exists)."""
+        filing-anchored fees, at stages due after the statutory expiry (no such fee exists).
+        ``stage_hazards``: :meth:`stage_hazards` of ``matrix`` when the caller has them."""
         due = self.schedule_.due_dates(frame) if due is None else due
         none_due = self.schedule_.paid_with_grant(frame, due)
         if self.schedule_.anchor == "filing":
             none_due |= due >= pd.to_datetime(expiry).to_numpy()[:, None]
-        return np.where(none_due, 0.0, self.stage_hazards(matrix))
+        return np.where(none_due, 0.0, self.stage_hazards(matrix) if stage_hazards is None else stage_hazards)
 
     def at_risk(self, X: pd.DataFrame, observed_until) -> np.ndarray:
         """(n_patents, n_stages): the stages whose outcome a patent of ``X`` contributes to
@@ -465,8 +467,9 @@ class RenewalModel(BaseEstimator):
         built = builder.build(frame)
         due = self.schedule_.due_dates(frame)
         expiry = built.extras["expiry_date"]
+        raw = self.stage_hazards(built.matrix)  # predicted once: the granted right's hazards and the ranking score use them
         return {"frame": frame, "matrix": built.matrix, "due": due, "paid_with_grant": self.schedule_.paid_with_grant(frame, due),
-                "hazards": self._granted_hazards(frame, built.matrix, expiry, due), "expiry": expiry,
+                "stage_hazards": raw, "hazards": self._granted_hazards(frame, built.matrix, expiry, due, stage_hazards=raw), "expiry": expiry,
                 "valuation_date": None if valuation_date is None else builder.valuation_date_}
 
     @property
@@ -520,7 +523,7 @@ class RenewalModel(BaseEstimator):
                     "Chinese patents. Fix: use a model trained on a contract-only spec such as renewal-cn-v1."
                 )
             table = self.life_table_
-            z = self._ranking_scores(prep["matrix"][cn])
+            z = self._ranking_scores(prep["matrix"][cn], prep["stage_hazards"][cn])
             ptype = frame["patent_type"].astype("str").to_numpy()[cn]
             hazards = np.zeros((int(cn.sum()), table.max_age))
             known = np.zeros(len(z), dtype=bool)
@@ -834,7 +837,7 @@ class RenewalModel(BaseEstimator):
         return out.assign(expected_value=s_base)
 
     def _contributions(self, features: pd.DataFrame, stage) -> pd.DataFrame:
-        contrib = self.booster_.predict(self._stage_matrix(features, stage), pred_contrib=True)
+        contrib = self.booster_.predict(self._stage_matrix(features, stage), pred_contrib=True, **predict_options(len(features)))
         out = pd.DataFrame(contrib, index=features.index, columns=[*self.feature_names_, "expected_value"])
         # the stage is fixed here: its share joins the base value, so each row still sums to the log-odds
         return out.drop(columns=["stage"]).assign(expected_value=out["expected_value"] + out["stage"])

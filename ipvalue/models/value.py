@@ -19,6 +19,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from ipvalue.features import PatentFeatureBuilder
 from ipvalue.models.output import explained, feature_columns
+from ipvalue.models.threads import predict_options
 from ipvalue.methods.base import check_coverage, interval_frame
 
 DEFAULT_PARAMS = {
@@ -106,7 +107,8 @@ class ValueRegressor(BaseEstimator):
 
     def predict_log(self, X: pd.DataFrame) -> np.ndarray:
         check_is_fitted(self, "booster_")
-        return self.booster_.predict(self.features_.transform(X))
+        matrix = self.features_.transform(X)
+        return self.booster_.predict(matrix, **predict_options(len(matrix)))
 
     def predict(self, X: pd.DataFrame) -> pd.Series:
         """P50 value in RMB."""
@@ -141,7 +143,7 @@ class ValueRegressor(BaseEstimator):
         (``feature_<name>``, for stability monitoring) and the explanation columns (SHAP in log
         value, for the ``explain_rows`` mask or all rows; see :func:`ipvalue.models.output.explained`)."""
         matrix = self.features_.transform(frame)  # built once for the interval and the explanation
-        interval = self._interval(self.booster_.predict(matrix), frame.index).set_axis(self.scored_interval_columns, axis=1)
+        interval = self._interval(self.booster_.predict(matrix, **predict_options(len(matrix))), frame.index).set_axis(self.scored_interval_columns, axis=1)
         return pd.concat([interval, feature_columns(matrix), explained(self._contributions, matrix, explain, explain_rows)], axis=1)
 
     def monotonicity_violations(self, X: pd.DataFrame, *, step: float = 0.25) -> pd.Series:
@@ -166,5 +168,5 @@ class ValueRegressor(BaseEstimator):
         return self._contributions(self.features_.transform(X))
 
     def _contributions(self, matrix: pd.DataFrame) -> pd.DataFrame:
-        c = self.booster_.predict(matrix, pred_contrib=True)
+        c = self.booster_.predict(matrix, pred_contrib=True, **predict_options(len(matrix)))
         return pd.DataFrame(c, index=matrix.index, columns=[*matrix.columns, "expected_value"])
