@@ -341,3 +341,55 @@ def test_a_spec_name_is_found_in_the_installed_package_when_no_checkout_is_there
     with pytest.raises(SpecError, match=r"Feature spec 'core-v9' not found \(looked for .*features/core-v9.yaml, .*ipvalue/specs/core-v9.yaml, "
                                         r".*no-checkout/features/core-v9.yaml\)\. Fix: pass a path to a features/\*.yaml file\."):
         FeatureSpec.load("core-v9")
+
+
+# --- builder groups shared within a valuation ---------------------------------------------------
+
+
+class _RecordingContext:
+    """A build context that records which of its fields a builder reads."""
+
+    def __init__(self, ctx):
+        object.__setattr__(self, "_ctx", ctx)
+        object.__setattr__(self, "read", set())
+
+    def __getattr__(self, name):
+        self.read.add(name)
+        return getattr(self._ctx, name)
+
+
+def test_each_builder_reads_only_the_context_it_declares(demo, data_dir):
+    """The shared groups are keyed on what a group declares it reads: an undeclared read would let a
+    valuation reuse columns built for another context."""
+    from ipvalue.features.owners import owner_book_from_frame
+    from ipvalue.features.transformer import GROUP_BUILDERS, GROUP_READS
+
+    patents = demo.patents.head(40)
+    book = owner_book_from_frame(patents, pd.Series(pd.NaT, index=patents.index))
+    builder = PatentFeatureBuilder(valuation_date="2026-06-30", data_dir=data_dir, owner_book=book).fit(patents)
+    assert set(GROUP_READS) == set(GROUP_BUILDERS)
+    for group, build in GROUP_BUILDERS.items():
+        ctx = _RecordingContext(builder._context())
+        build(builder._as_frame(patents), ctx)
+        assert ctx.read <= set(GROUP_READS[group]), f"{group} reads {sorted(ctx.read - set(GROUP_READS[group]))} without declaring it"
+
+
+def test_shared_groups_give_the_same_features_and_build_each_group_once(demo, data_dir, monkeypatch):
+    from ipvalue.features import shared_feature_groups, transformer
+
+    patents = demo.patents.head(30)
+    core = PatentFeatureBuilder(valuation_date="2026-06-30", data_dir=data_dir).fit(patents)
+    later = PatentFeatureBuilder(valuation_date="2027-06-30", data_dir=data_dir).fit(patents)
+    alone = [core.build(patents).matrix, later.build(patents).matrix]
+    calls = []
+    for group, build in list(transformer.GROUP_BUILDERS.items()):
+        monkeypatch.setitem(transformer.GROUP_BUILDERS, group, lambda f, c, g=group, b=build: calls.append(g) or b(f, c))
+    with shared_feature_groups():
+        shared = [core.build(patents).matrix, core.build(patents.copy()).matrix, later.build(patents).matrix]
+    for got, expected in zip(shared, [alone[0], alone[0], alone[1]]):
+        pd.testing.assert_frame_equal(got, expected)
+    # the second build of the same patents and date reuses every group; a later date rebuilds only the dated groups
+    assert sorted(calls) == sorted([*(g for g in ("claims", "family", "citations", "life", "industry", "events")), "citations", "life"])
+    calls.clear()
+    core.build(patents)  # outside the block nothing is kept
+    assert "claims" in calls

@@ -2,7 +2,7 @@
 
 from ipvalue.features.builders import event_counts, infer_applicant_type, normalise_ipc
 from ipvalue.features.spec import Feature, FeatureSpec
-from ipvalue.features.transformer import FeatureResult, FeatureWarning, PatentFeatureBuilder
+from ipvalue.features.transformer import FeatureResult, FeatureWarning, PatentFeatureBuilder, shared_feature_groups
 
 __all__ = [
     "Feature",
@@ -13,4 +13,5 @@ __all__ = [
     "event_counts",
     "infer_applicant_type",
     "normalise_ipc",
+    "shared_feature_groups",
 ]

@@ -367,3 +367,17 @@ BUILDERS = {
     "events": build_events,
     "economics": build_economics,
 }
+
+#: What each builder reads of its :class:`BuildContext` besides the frame's columns: two feature
+#: sets whose frames and these fields agree get the same columns from the group, so a valuation
+#: builds them once (:func:`ipvalue.features.transformer.shared_feature_groups`). A test runs each
+#: builder on a context that records what is read.
+READS = {
+    "claims": (),
+    "family": ("market_size",),
+    "citations": ("valuation_date",),
+    "life": ("valuation_date", "terms"),
+    "industry": ("concordance", "sector_prefixes", "industry_map"),
+    "events": (),
+    "economics": (),
+}

@@ -54,8 +54,10 @@ class CohortReference:
     def fit(self, values: pd.Series, year: pd.Series, field: pd.Series) -> "CohortReference":
         ok = values.notna()
         frame = pd.DataFrame({"v": values[ok].to_numpy(), "y": year[ok].to_numpy(), "f": field[ok].to_numpy()})
-        cohorts = {key: g["v"].to_numpy() for key, g in frame.dropna(subset=["y", "f"]).groupby(["y", "f"]) if len(g) >= self.min_size}
-        years = {key: g["v"].to_numpy() for key, g in frame.dropna(subset=["y"]).groupby("y") if len(g) >= self.min_size}
+        v = frame["v"].to_numpy()
+        # groupby leaves out rows with a missing key (its dropna default); positions, not sub-frames, per cohort
+        cohorts = {key: v[rows] for key, rows in frame.groupby(["y", "f"]).indices.items() if len(rows) >= self.min_size}
+        years = {key: v[rows] for key, rows in frame.groupby("y").indices.items() if len(rows) >= self.min_size}
         segments = [*cohorts.values(), *years.values(), frame["v"].to_numpy()]
         self.cohort_segment_ = dict(zip(cohorts, range(len(cohorts))))
         self.year_segment_ = dict(zip(years, range(len(cohorts), len(cohorts) + len(years))))

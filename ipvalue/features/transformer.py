@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import copy
+import json
 import logging
 import warnings
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,7 +18,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from ipvalue.config import load_yaml
 from ipvalue.exceptions import SpecError
-from ipvalue.features.builders import BUILDERS, BuildContext, normalise_ipc
+from ipvalue.features.builders import BUILDERS, READS, BuildContext, normalise_ipc
 from ipvalue.features.cohort import SOURCES, CohortReference
 from ipvalue.features.owners import build_owners, check_owner_book
 from ipvalue.features.spec import FeatureSpec
@@ -25,6 +28,37 @@ from ipvalue.io import default_data_dir, load_ipc_concordance, load_oecd_cohorts
 logger = logging.getLogger(__name__)
 
 GROUP_BUILDERS = {**BUILDERS, "owners": build_owners}
+#: What each group reads of its context (see :data:`ipvalue.features.builders.READS`).
+GROUP_READS = {**READS, "owners": ("owner_book", "valuation_date", "owner_leave_out", "params")}
+
+_SHARED: ContextVar[dict | None] = ContextVar("ipvalue_shared_feature_groups", default=None)
+
+
+@contextmanager
+def shared_feature_groups():
+    """Within the block, a builder group's columns are computed once for every feature builder
+    that needs them on the same patents and context (:data:`GROUP_READS`): a valuation builds the
+    scorecard's, the renewal model's and the value model's features from one frame, and they share
+    the claims, family, citation, life, industry and event columns. Outside the block nothing is
+    kept; blocks nest (the inner one starts empty)."""
+    token = _SHARED.set({"groups": {}, "fingerprints": {}})
+    try:
+        yield
+    finally:
+        _SHARED.reset(token)
+
+
+def _fingerprint(value, seen: dict):
+    """A hashable stand-in for a context field's content (tables by their row hashes, once per object)."""
+    if value is None or isinstance(value, str | int | float | pd.Timestamp):
+        return value
+    if id(value) not in seen:
+        if isinstance(value, pd.DataFrame):
+            text = pd.util.hash_pandas_object(value, index=True).to_numpy().tobytes() + "\x1f".join(map(str, value.columns)).encode()
+        else:
+            text = json.dumps(value, sort_keys=True, default=str).encode()
+        seen[id(value)] = (value, text)  # the object is kept alive with its fingerprint, so its id is not reused
+    return seen[id(value)][1]
 
 
 class FeatureWarning(UserWarning):
@@ -226,7 +260,18 @@ class PatentFeatureBuilder(TransformerMixin, BaseEstimator):
     def _build_base(self, frame: pd.DataFrame) -> pd.DataFrame:
         ctx = self._context()
         groups = [g for g in GROUP_BUILDERS if any(f.builder == g for f in self.spec_.features) or g in ("life", "industry")]
-        base = pd.concat([GROUP_BUILDERS[g](frame, ctx) for g in groups], axis=1)
+        shared = _SHARED.get()
+        if shared is None:
+            parts = [GROUP_BUILDERS[g](frame, ctx) for g in groups]
+        else:
+            rows = pd.util.hash_pandas_object(frame[[c.name for c in COLUMNS]], index=True).to_numpy().tobytes()
+            parts = []
+            for g in groups:
+                key = (g, rows, tuple(_fingerprint(getattr(ctx, name), shared["fingerprints"]) for name in GROUP_READS[g]))
+                if key not in shared["groups"]:
+                    shared["groups"][key] = GROUP_BUILDERS[g](frame, ctx)
+                parts.append(shared["groups"][key])
+        base = pd.concat(parts, axis=1)
         return base.assign(**{c: frame[c].astype("float64") for c in self.spec_.passthrough})
 
     def build(self, X: pd.DataFrame) -> FeatureResult:

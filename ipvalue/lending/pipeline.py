@@ -34,7 +34,7 @@ import pandas as pd
 from ipvalue import __version__, terms
 from ipvalue.exceptions import ApplicationError
 from ipvalue.explain import reason_codes
-from ipvalue.features import PatentFeatureBuilder
+from ipvalue.features import PatentFeatureBuilder, shared_feature_groups
 from ipvalue.lending.application import LoanApplication
 from ipvalue.lending.checks import eligibility_checks
 from ipvalue.lending.disposal import DisposalAssumptions, package_disposal_view
@@ -115,10 +115,12 @@ class ValuationResult:
             "report": self.report.to_dict() if self.report is not None else None,
         }
 
-    def to_json(self) -> str:
+    def to_json(self, indent: int | None = None) -> str:
         """The result for the bank's loan system and the audit record (UTF-8 JSON), the report's
-        sections included: HTML and PDF are rendered from it."""
-        return json.dumps(self.to_dict(), ensure_ascii=False, indent=2, default=str)
+        sections included: HTML and PDF are rendered from it. Compact by default (the audit record,
+        the service's answer); ``indent=2`` for the file a reader opens (several times slower to
+        write: Python's JSON encoder indents in Python)."""
+        return json.dumps(self.to_dict(), ensure_ascii=False, indent=indent, default=str)
 
 
 def load_application_models(app: LoanApplication, *, tracking_uri: str | None = None) -> dict[str, RegisteredModel]:
@@ -422,8 +424,9 @@ def value_application(app: LoanApplication, *, models: dict[str, RegisteredModel
     policy, policy_hash = load_pledge_policy(app.pledge_policy)
     if models is None:
         models = load_application_models(app, tracking_uri=tracking_uri)
-    inputs = prepare(app, models, data_dir=data_dir)
-    results, skipped = run_methods(inputs)
+    with shared_feature_groups():  # the scorecard's and the models' features share their builder groups
+        inputs = prepare(app, models, data_dir=data_dir)
+        results, skipped = run_methods(inputs)
     status = collateral_status(inputs.patents, inputs.features)
     rec = reconcile(results, status, inputs.patents["patent_type"], policy=policy)
     value_overrides = {o.patent_id: o.value for o in app.overrides if o.field == "internal_value_rmb"}
@@ -527,8 +530,9 @@ def value_book(patents: pd.DataFrame, valuation_date, *, models: dict[str, Regis
     the per-package disposal view."""
     policy, _ = load_pledge_policy(pledge_policy)
     book = patents.reset_index(drop=True).assign(package_id=lambda f: f["package_id"].fillna(f["patent_id"]))
-    inputs = prepare_inputs(book, valuation_date, models=models, assumption_set=assumption_set, data_dir=data_dir)
-    results, _ = run_methods(inputs)
+    with shared_feature_groups():
+        inputs = prepare_inputs(book, valuation_date, models=models, assumption_set=assumption_set, data_dir=data_dir)
+        results, _ = run_methods(inputs)
     status = collateral_status(inputs.patents, inputs.features)
     rec = reconcile(results, status, inputs.patents["patent_type"], policy=policy)
     chain, packages, _ = value_chain(inputs, results, rec, status, policy)
