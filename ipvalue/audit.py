@@ -806,7 +806,7 @@ def _blank(text) -> bool:
     return text is None or not str(text).strip(BLANKS)
 
 
-def _rows(result) -> tuple[dict, list[dict]]:
+def _rows(result, *, with_result: bool = True) -> tuple[dict, list[dict]]:
     prov = result.provenance
     valuation = {
         "valuation_id": str(result.valuation_id),
@@ -818,7 +818,7 @@ def _rows(result) -> tuple[dict, list[dict]]:
         "internal_value_rmb": float(result.summary["internal_value_rmb"]),
         "loan_cap_rmb": float(result.summary["loan_cap_rmb"]),
         "provenance_json": json.dumps(prov, ensure_ascii=False, default=str, sort_keys=True),
-        "result_json": result.to_json(),
+        "result_json": result.to_json() if with_result else "",
         "branch": str(prov.get("branch") or DEFAULT_BRANCH),
         "act": str(prov.get("act") or "valuation"),
         "supersedes": str(prov["supersedes"]) if prov.get("supersedes") else None,
@@ -894,7 +894,7 @@ def recording(result, path: str | Path | None = None, *, key_file: str | Path | 
     ...     write_text_atomic(html, out / "report.html")
     """
     path = audit_path(path)
-    _rows(result)  # a bad record is refused before the store is touched
+    _rows(result, with_result=False)  # a bad record is refused before the store is touched
     key = load_key(key_file, create=True)
     checkpoints = _ready_checkpoints(checkpoint_path(checkpoint_file, key))
     con = connect(path)

@@ -219,7 +219,7 @@ def write_reports(result, out_dir: str | Path, *, pdf: bool | None = None) -> di
     PDF (an error where it cannot be printed), False skips it, None (default) prints it where this
     machine can (:func:`pdf_unavailable`) and logs why not otherwise.
     """
-    return write_rendered(result.report, result.to_json(), out_dir, f"{result.application.application_id}-{result.valuation_id}", pdf=pdf)
+    return write_rendered(result.report, result.to_json(indent=2), out_dir, f"{result.application.application_id}-{result.valuation_id}", pdf=pdf)
 
 
 def write_rendered(report, json_text: str, out_dir: str | Path, stem: str, *, pdf: bool | None = None) -> dict:

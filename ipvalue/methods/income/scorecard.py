@@ -81,17 +81,18 @@ class IndicatorScorecard(BaseEstimator):
         return self
 
     def _indicator_score(self, ind, x: pd.Series) -> np.ndarray:
-        if ind.kind == "linear":
-            lo, hi = float(ind.params["low"]), float(ind.params["high"])
-            score = np.clip((x.astype("float64") - lo) / (hi - lo), 0.0, 1.0)
-        elif ind.kind == "bins":
-            edges = np.array([float(b["below"]) for b in ind.params])
-            values = np.array([float(b["score"]) for b in ind.params])
-            xs = x.astype("float64").to_numpy()
-            score = pd.Series(values[np.minimum(np.searchsorted(edges, xs, side="right"), len(values) - 1)], index=x.index).where(~np.isnan(xs))
+        if ind.kind == "categories":
+            score = x.astype(object).map(ind.params).to_numpy(dtype="float64", na_value=np.nan)
         else:
-            score = x.astype(object).map(ind.params).astype("float64")
-        return pd.Series(score, index=x.index).fillna(ind.missing).to_numpy()
+            xs = x.to_numpy(dtype="float64", na_value=np.nan)
+            if ind.kind == "linear":
+                lo, hi = float(ind.params["low"]), float(ind.params["high"])
+                score = np.clip((xs - lo) / (hi - lo), 0.0, 1.0)
+            else:  # bins
+                edges = np.array([float(b["below"]) for b in ind.params])
+                values = np.array([float(b["score"]) for b in ind.params])
+                score = np.where(np.isnan(xs), np.nan, values[np.minimum(np.searchsorted(edges, xs, side="right"), len(values) - 1)])
+        return np.where(np.isnan(score), float(ind.missing), score)
 
     def points(self, features: pd.DataFrame) -> pd.DataFrame:
         """Points of every indicator, shape (n_patents, n_indicators); rows sum to the total."""

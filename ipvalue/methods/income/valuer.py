@@ -302,7 +302,9 @@ class IncomeApproachValuer(BaseEstimator):
         if absent.any():
             row = out.index[absent][0]
             raise ValueError(f"The 'survival' table has no row for index {row!r} ({out.at[row, 'patent_id']}). Fix: give survival for every patent valued, indexed like the patents.")
-        table = survival.loc[out.index, cols].apply(pd.to_numeric, errors="coerce")
+        table = survival.loc[out.index, cols]
+        if not all(pd.api.types.is_numeric_dtype(t) and not pd.api.types.is_bool_dtype(t) for t in table.dtypes):
+            table = table.apply(pd.to_numeric, errors="coerce")
         values = table.to_numpy(float)
         bad = ~np.isfinite(values) | (values < 0) | (values > 1)
         if bad.any():
