@@ -37,6 +37,11 @@ def quantile_percentile(values: np.ndarray, x: np.ndarray) -> np.ndarray:
     return np.clip(np.where(x < values[:, 0], 0.0, np.where(x > values[:, -1], 1.0, out)), 0.0, 1.0)
 
 
+def cohort_rows(year: pd.Series, field: pd.Series) -> dict:
+    """The row positions of each (filing year, technology field) cohort, missing keys included."""
+    return pd.DataFrame({"y": year.to_numpy(), "f": field.to_numpy()}).groupby(["y", "f"], dropna=False).indices
+
+
 class CohortReference:
     """Fitted reference distributions of one feature.
 
@@ -81,15 +86,16 @@ class CohortReference:
         upto = np.where(equal, np.searchsorted(self.keys_, key, side="right"), below)
         return (below + upto - 2 * self.start_[segment]) / (2.0 * self.length_[segment])
 
-    def transform(self, values: pd.Series, year: pd.Series, field: pd.Series) -> tuple[np.ndarray, np.ndarray]:
-        """Percentiles and the reference each one came from (one of :data:`SOURCES`)."""
+    def transform(self, values: pd.Series, year: pd.Series, field: pd.Series, *, cohorts: dict | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Percentiles and the reference each one came from (one of :data:`SOURCES`).
+        ``cohorts``: :func:`cohort_rows` of ``year`` and ``field`` when the caller has them (one
+        grouping for all the percentile features of a matrix)."""
         n = len(values)
         x = values.to_numpy(dtype="float64")
         segment = np.full(n, -1, dtype="int64")
         kind = np.full(n, SOURCES.index("missing"), dtype="int8")
         oecd_rows, oecd_points = [], []
-        keys = pd.DataFrame({"y": year.to_numpy(), "f": field.to_numpy()})
-        for (y, f), rows in keys.groupby(["y", "f"], dropna=False).indices.items():  # one decision per cohort
+        for (y, f), rows in (cohort_rows(year, field) if cohorts is None else cohorts).items():  # one decision per cohort
             if (y, f) in self.cohort_segment_:
                 segment[rows], kind[rows] = self.cohort_segment_[(y, f)], SOURCES.index("cohort")
             elif (y, f) in self.oecd:

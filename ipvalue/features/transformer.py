@@ -19,7 +19,7 @@ from sklearn.utils.validation import check_is_fitted
 from ipvalue.config import load_yaml
 from ipvalue.exceptions import SpecError
 from ipvalue.features.builders import BUILDERS, READS, BuildContext, normalise_ipc
-from ipvalue.features.cohort import SOURCES, CohortReference
+from ipvalue.features.cohort import SOURCES, CohortReference, cohort_rows
 from ipvalue.features.owners import build_owners, check_owner_book
 from ipvalue.features.spec import FeatureSpec
 from ipvalue.frame import COLUMNS, as_patent_frame
@@ -283,35 +283,35 @@ class PatentFeatureBuilder(TransformerMixin, BaseEstimator):
 
     def _assemble(self, frame: pd.DataFrame, base: pd.DataFrame) -> FeatureResult:
         columns, rows = {}, []
+        cohorts = cohort_rows(base["filing_year"], base["tech_field"]) if any(f.builder == "percentile" for f in self.spec_.features) else None
         for f in self.spec_.features:
             info = {"feature": f.name, "policy": f.missing}
             if f.builder == "percentile":
-                pct, source = self.references_[f.name].transform(base[f.of], base["filing_year"], base["tech_field"])
-                col = pd.Series(pct, index=frame.index)
+                values, source = self.references_[f.name].transform(base[f.of], base["filing_year"], base["tech_field"], cohorts=cohorts)
                 info.update({s: int((source == s).sum()) for s in SOURCES})
             else:
-                col = base[f.name]
+                values = base[f.name]
             if f.dtype == "category":
+                col = pd.Series(values, index=frame.index)
                 unknown = col.notna() & ~col.isin(f.categories)
                 info["unknown_categories"] = int(unknown.sum())
-                col = pd.Categorical(col.where(~unknown), categories=list(f.categories))
-                col = pd.Series(col, index=frame.index)
-            else:
-                col = col.astype("float64")
-            missing = col.isna()
+                col = pd.Series(pd.Categorical(col.where(~unknown), categories=list(f.categories)), index=frame.index)
+                missing = col.isna().to_numpy()
+            else:  # numbers as a float array: one Series per feature at the end, not one per step
+                col = values.to_numpy(dtype="float64", na_value=np.nan) if isinstance(values, pd.Series) else np.asarray(values, dtype="float64")
+                missing = np.isnan(col)
             info["missing"] = int(missing.sum())
             if missing.any():
                 if f.missing == "error":
-                    first = frame.index[missing.to_numpy()][0]
+                    first = frame.index[missing][0]
                     raise SpecError(
                         f"Feature '{f.name}' is missing for {int(missing.sum())} patent(s), e.g. row {first} "
                         f"({frame.loc[first, 'patent_id']}), and its policy is 'error'. Fix: supply the inputs it needs "
                         f"({f.builder} builder) or change its 'missing' policy in the spec."
                     )
-                if f.missing == "zero":
-                    col = col.fillna(0.0)
-                elif f.missing == "median":
-                    col = col.fillna(self.medians_[f.name])
+                fill = {"zero": 0.0, "median": self.medians_[f.name] if f.missing == "median" else None}.get(f.missing)
+                if fill is not None:
+                    col = col.fillna(fill) if f.dtype == "category" else np.where(missing, fill, col)
                 info["action"] = {"keep": "left missing", "zero": "filled with 0", "median": "filled with the fitted median"}[f.missing]
             columns[f.name] = col
             rows.append(info)
