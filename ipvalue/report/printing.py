@@ -286,6 +286,9 @@ def print_with_chromium(html: str, chromium: str, *, timeout: float = CHROMIUM_T
 
 def _kill_group(process: subprocess.Popen) -> None:
     """Kill the process group Chromium leads (the browser and its renderers), before it is reaped."""
+    if not hasattr(os, "killpg"):  # Windows: no process groups
+        process.kill()
+        return
     try:
         os.killpg(process.pid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):
