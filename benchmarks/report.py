@@ -9,11 +9,14 @@ medians of --repeat runs of:
 - ``python_c_pass_s``: a fresh interpreter doing nothing (the floor of any command);
 - ``valuation_s``: the valuation step alone (models loaded once, as a service keeps them);
 - ``html_s``: the report's HTML with its charts drawn (:func:`ipvalue.report.render_html`);
-- ``pdf_s``: that HTML printed by WeasyPrint (:func:`ipvalue.report.render_pdf`), tables laid out
-  with the column widths the renderer computes (``table-layout: fixed``);
-- ``pdf_auto_layout_s``: the same HTML printed with the table CSS the report had before
-  (``table-layout: auto``, ``border-collapse: collapse``, ``overflow-wrap: anywhere``): WeasyPrint
-  measures every cell of every table, then resolves the collapsed borders;
+- ``pdf_chromium_s`` and ``pdf_weasyprint_s``: that HTML printed by :func:`ipvalue.report.render_pdf`
+  with each engine (``IPVALUE_PDF_ENGINE``), side by side; Chromium's figure includes starting
+  and stopping its processes, as every print does; ``pdf_chromium_blank_s``: Chromium printing a
+  one-line page (its fixed cost: process start, profile, one page); tables laid out with the column
+  widths the renderer computes (``table-layout: fixed``); ``*_kb`` and ``*_pages`` their files;
+- ``pdf_auto_layout_s``: the same HTML printed by WeasyPrint with the table CSS the report had
+  before (``table-layout: auto``, ``border-collapse: collapse``, ``overflow-wrap: anywhere``):
+  WeasyPrint measures every cell of every table, then resolves the collapsed borders;
 - ``cli_value_s``: ``ipvalue value`` on the same application in a fresh process, end to end
   (imports, model loading, valuation, audit record, HTML, JSON and PDF), once.
 
@@ -25,6 +28,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import re
 import statistics
 import subprocess
 import sys
@@ -47,6 +52,17 @@ def timed(fn, repeat: int) -> tuple[float, object]:
         out = fn()
         times.append(time.perf_counter() - started)
     return statistics.median(times), out
+
+
+def pages(pdf: bytes, folder: Path) -> int | None:
+    """The page count of a PDF (poppler's ``pdfinfo``), or None where poppler-utils is missing."""
+    path = folder / "count.pdf"
+    path.write_bytes(pdf)
+    try:
+        info = subprocess.run(["pdfinfo", str(path)], capture_output=True, text=True, check=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return int(re.search(r"^Pages:\s+(\d+)", info, re.M).group(1))
 
 
 def main() -> None:
@@ -75,17 +91,27 @@ def main() -> None:
     valuation_s, result = timed(lambda: value_application(app, models=models, user="bench", applications=no_others), args.repeat)
     render_html(result.report)  # warm: matplotlib and its font cache, the template
     html_s, html = timed(lambda: render_html(result.report), args.repeat)
-    render_pdf("<p>warm</p>")  # warm: WeasyPrint's import and fonts
     assert FIXED in html and NO_WRAP in html, "the report's table CSS changed: update the benchmark's baseline"
-    pdf_s, pdf = timed(lambda: render_pdf(html), args.repeat)
-    auto_html = html.replace(FIXED, AUTO).replace(NO_WRAP, ANYWHERE)
-    pdf_auto_s, pdf_auto = timed(lambda: render_pdf(auto_html), args.repeat)
-    figures = {"patents": int(len(app.patents)), "python_c_pass_s": round(python_s, 3), "valuation_s": round(valuation_s, 2),
-               "html_s": round(html_s, 2), "pdf_s": round(pdf_s, 2), "pdf_auto_layout_s": round(pdf_auto_s, 2),
-               "pdf_kb": round(len(pdf) / 1024), "pdf_auto_layout_kb": round(len(pdf_auto) / 1024), "repeat": args.repeat}
-    if not args.no_cli:
-        import os
 
+    def printed(engine: str, page: str):
+        os.environ["IPVALUE_PDF_ENGINE"] = engine
+        try:
+            render_pdf("<p>warm</p>")  # warm: WeasyPrint's import and fonts; Chromium's files in the page cache
+            return timed(lambda: render_pdf(page), args.repeat)
+        finally:
+            os.environ.pop("IPVALUE_PDF_ENGINE")
+
+    chromium_s, chromium_pdf = printed("chromium", html)
+    blank_s, _ = printed("chromium", "<p>报告</p>")
+    weasyprint_s, weasyprint_pdf = printed("weasyprint", html)
+    pdf_auto_s, pdf_auto = printed("weasyprint", html.replace(FIXED, AUTO).replace(NO_WRAP, ANYWHERE))
+    figures = {"patents": int(len(app.patents)), "python_c_pass_s": round(python_s, 3), "valuation_s": round(valuation_s, 2),
+               "html_s": round(html_s, 2), "pdf_chromium_s": round(chromium_s, 2), "pdf_weasyprint_s": round(weasyprint_s, 2),
+               "pdf_chromium_blank_s": round(blank_s, 2), "pdf_auto_layout_s": round(pdf_auto_s, 2),
+               "pdf_chromium_kb": round(len(chromium_pdf) / 1024), "pdf_weasyprint_kb": round(len(weasyprint_pdf) / 1024),
+               "pdf_chromium_pages": pages(chromium_pdf, tmp), "pdf_weasyprint_pages": pages(weasyprint_pdf, tmp), "pdf_auto_layout_kb": round(len(pdf_auto) / 1024),
+               "repeat": args.repeat}
+    if not args.no_cli:
         from ipvalue.audit import add_user
 
         token = add_user("bench-officer", "officer", tmp / "audit.db")  # the command authenticates its officer by token

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 
 import pandas as pd
 import pytest
@@ -232,3 +233,55 @@ def chromium(tmp_path):
         yield driver
     finally:
         driver.quit()
+
+
+# --- printing PDF with each engine ------------------------------------------------------------------
+
+#: The engines that print a page to PDF (``$IPVALUE_PDF_ENGINE``); PDF tests run with each.
+PDF_ENGINES = ("chromium", "weasyprint")
+
+
+@contextmanager
+def printing_with(engine: str):
+    """Inside the block, PDFs are printed by ``engine``. Skips (fails when IPVALUE_REQUIRE_CHROMIUM
+    is set, as in CI) where this machine lacks the engine, a CJK font or poppler-utils."""
+    import shutil
+
+    from ipvalue.report import pdf_unavailable
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("IPVALUE_PDF_ENGINE", engine)
+        missing = pdf_unavailable() or (None if shutil.which("pdftotext") and shutil.which("pdffonts") else "poppler-utils (pdftotext, pdffonts) is not installed")
+        if missing:
+            require_or_skip(f"PDF check with {engine} skipped: {missing}", "IPVALUE_REQUIRE_CHROMIUM")
+        yield
+
+
+def font_problems(pdffonts: str, raw: bytes = b"") -> list[str]:
+    """What is wrong with a PDF's fonts, from ``pdffonts`` output and the file's bytes: a font not
+    embedded, a font with no Unicode map (its text would not read back), or no CJK face among them.
+
+    WeasyPrint embeds CID fonts that ``pdffonts`` names (``NotoSansCJKsc-Regular``); Chromium embeds
+    Type 3 fonts that it lists as ``[none]``, whose font descriptors (uncompressed in its files)
+    carry the face's name (``/FontName /AAAAAA+NotoSansCJKsc-Regular``).
+    """
+    import re
+
+    rows = [line.split() for line in pdffonts.splitlines()[2:] if line.strip()]
+    if not rows:
+        return ["no font at all"]
+    problems = [f"not embedded: {' '.join(r[:-5])}" for r in rows if r[-5] != "yes"]
+    problems += [f"no Unicode map: {' '.join(r[:-5])}" for r in rows if r[-3] != "yes"]
+    names = [r[0] for r in rows] + [m.decode("latin-1") for m in re.findall(rb"/FontName\s*/([^\s/<>\[\]()]+)", raw)]
+    if not any("CJK" in name for name in names):
+        problems.append(f"no CJK face among {sorted(set(names))}")
+    return problems
+
+
+def pdf_font_problems(path) -> list[str]:
+    """:func:`font_problems` of the PDF at ``path``."""
+    import subprocess
+    from pathlib import Path
+
+    listing = subprocess.run(["pdffonts", str(path)], capture_output=True, text=True, check=True).stdout
+    return font_problems(listing, Path(path).read_bytes())

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import subprocess
 
 import numpy as np
@@ -19,7 +18,7 @@ from ipvalue.calibration.estimate import SetsInUse, Settings
 from ipvalue.calibration.report import backtest_report, write_backtest_report
 from ipvalue.config import load_yaml
 from ipvalue.report import Report, render_html
-from tests.conftest import require_or_skip
+from tests.conftest import PDF_ENGINES, pdf_font_problems, printing_with, require_or_skip
 
 pytestmark = pytest.mark.filterwarnings("ignore")
 
@@ -99,13 +98,13 @@ def test_the_html_is_self_contained_bilingual_and_renders_in_chromium(report, ch
     assert any("CJK" in f["familyName"] for f in fonts), fonts
 
 
-def test_the_pdf_text_layer_holds_the_chinese_and_english_titles(report, tmp_path):
-    if not (shutil.which("pdftotext") and shutil.which("pdffonts")):
-        require_or_skip("PDF check skipped: install poppler-utils and fonts-noto-cjk", "IPVALUE_REQUIRE_CHROMIUM")
-    paths = write_backtest_report(report, tmp_path, pdf=True)
+@pytest.mark.slow
+@pytest.mark.parametrize("engine", PDF_ENGINES)
+def test_the_pdf_text_layer_holds_the_chinese_and_english_titles(report, tmp_path, engine):
+    with printing_with(engine):
+        paths = write_backtest_report(report, tmp_path, pdf=True)
     assert paths["pdf"].read_bytes().startswith(b"%PDF") and json.loads(paths["json"].read_text(encoding="utf-8"))["title_en"] == TITLES_EN[0]
-    fonts = subprocess.run(["pdffonts", str(paths["pdf"])], capture_output=True, text=True, check=True).stdout
-    assert re.search(r"CJK\S*\s.*\byes\s+yes\b", fonts), fonts
+    assert pdf_font_problems(paths["pdf"]) == []
     text = subprocess.run(["pdftotext", str(paths["pdf"]), "-"], capture_output=True, text=True, check=True).stdout
     flat = re.sub(r"\s", "", text)
     for title in TITLES:

@@ -11,9 +11,8 @@ import pandas as pd
 import pytest
 
 from ipvalue.governance import PromotionError, drift_report, load_reference, model_card, override_summary, promote, psi, validation_report, verdict
-from ipvalue.report import pdf_unavailable
 from ipvalue.tracking import use_tracking
-from tests.conftest import require_or_skip
+from tests.conftest import PDF_ENGINES, pdf_font_problems, printing_with, require_or_skip
 
 pytestmark = pytest.mark.filterwarnings("ignore")
 
@@ -173,14 +172,15 @@ def test_the_validation_report_reproduces_its_numbers(registry, data_dir, tmp_pa
     assert "期望校准误差 ECE" in html and "“—”：不适用或无数据" in html  # observed rate has no interval: a dash and the note
     csi = first.sections["Stability of the features (CSI)"][1]
     assert set(csi["kind"]) == {"PSI", "CSI"} and len(csi) > 10
-    if pdf_unavailable():
-        require_or_skip(f"PDF check skipped: {pdf_unavailable()}", "IPVALUE_REQUIRE_CHROMIUM")
-    written = first.write(tmp_path, "validation_report", pdf=True)
-    assert {p.name for p in written} >= {"validation_report.html", "validation_report.pdf", "validation_report.md", "roc.png", "calibration.png"}
-    text = _pdf_text(tmp_path / "validation_report.pdf")
-    assert "NaN" not in text and "nan" not in text.split()
-    for words in ("验证报告", "样本外（时间外）表现", "ROC曲线（样本外）", "校准曲线（可靠性图）", "特征稳定性（CSI）"):
-        assert words in text.replace(" ", ""), words
+    for engine in PDF_ENGINES:  # the same page printed by each engine
+        with printing_with(engine):
+            written = first.write(tmp_path / engine, "validation_report", pdf=True)
+        assert {p.name for p in written} >= {"validation_report.html", "validation_report.pdf", "validation_report.md", "roc.png", "calibration.png"}
+        assert pdf_font_problems(tmp_path / engine / "validation_report.pdf") == [], engine
+        text = _pdf_text(tmp_path / engine / "validation_report.pdf")
+        assert "NaN" not in text and "nan" not in text.split()
+        for words in ("验证报告", "样本外（时间外）表现", "ROC曲线（样本外）", "校准曲线（可靠性图）", "特征稳定性（CSI）"):
+            assert words in text.replace(" ", ""), (engine, words)
 
 
 def test_override_summary_counts_direction_and_size(tmp_path):

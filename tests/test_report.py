@@ -20,7 +20,7 @@ from ipvalue.report.render import column_widths, layout_table
 from ipvalue.report.sections import NUMERIC_KINDS
 from ipvalue.report.textwidth import is_identifier, text_em
 from ipvalue.terms import reader_source
-from tests.conftest import NO_OTHER_APPLICATIONS
+from tests.conftest import NO_OTHER_APPLICATIONS, PDF_ENGINES, font_problems, pdf_font_problems, printing_with
 
 pytestmark = pytest.mark.filterwarnings("ignore")
 CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
@@ -43,23 +43,12 @@ def html(result):
     return render_html(result.report)
 
 
-def require_pdf_tools():
-    from ipvalue.report import pdf_unavailable
-
-    missing = pdf_unavailable() or (None if shutil.which("pdftotext") and shutil.which("pdffonts") else "poppler-utils (pdftotext, pdffonts) is not installed")
-    if missing:
-        message = f"PDF check skipped: {missing}. Fix: install WeasyPrint's Pango libraries, fonts-noto-cjk and poppler-utils"
-        if os.environ.get("IPVALUE_REQUIRE_CHROMIUM"):
-            pytest.fail(message)
-        pytest.skip(message)
-
-
-@pytest.fixture(scope="module")
-def pdf(result, tmp_path_factory):
-    """The report's PDF (written by write_reports) and its text layer, read as a reader would:
-    ``pdftotext`` in reading order and with the page layout kept."""
-    require_pdf_tools()
-    path = write_reports(result, tmp_path_factory.mktemp("pdf"), pdf=True)["pdf"]
+@pytest.fixture(scope="module", params=PDF_ENGINES)
+def pdf(request, result, tmp_path_factory):
+    """The report's PDF (written by write_reports) printed by each engine, and its text layer,
+    read as a reader would: ``pdftotext`` in reading order and with the page layout kept."""
+    with printing_with(request.param):
+        path = write_reports(result, tmp_path_factory.mktemp(f"pdf-{request.param}"), pdf=True)["pdf"]
     text = subprocess.run(["pdftotext", str(path), "-"], capture_output=True, text=True, check=True).stdout
     layout = subprocess.run(["pdftotext", "-layout", str(path), "-"], capture_output=True, text=True, check=True).stdout
     return path, text, layout
@@ -372,12 +361,45 @@ def test_report_renders_in_chromium_with_key_elements_visible(result, tmp_path):
 def test_the_pdf_embeds_a_cjk_font_and_its_text_layer_holds_the_chinese_titles(pdf):
     path, text, _ = pdf
     assert path.read_bytes().startswith(b"%PDF")
-    fonts = subprocess.run(["pdffonts", str(path)], capture_output=True, text=True, check=True).stdout
-    assert re.search(r"CJK\S*\s.*\byes\s+yes\b", fonts), fonts  # a CJK face, embedded (subset)
+    assert pdf_font_problems(path) == []  # every font embedded with its Unicode map, a CJK face among them
     flat = re.sub(r"\s", "", text)
     for title in TITLES:
         assert title in flat, title
     assert "计算过程" in flat and "收益法逐年现金流" in flat  # the appendix a reader re-derives the cap from
+
+
+@pytest.mark.slow
+def test_the_pdf_has_a_bookmark_per_section_and_prints_its_shading(result, pdf):
+    """A reader jumps to each section from the PDF's bookmarks (as WeasyPrint writes them from the
+    headings), and the shaded decision box and table headings print (Chromium drops backgrounds
+    unless told otherwise)."""
+    path, _, _ = pdf
+    xml = subprocess.run(["pdftohtml", "-xml", "-i", "-stdout", str(path)], capture_output=True, text=True, check=True).stdout
+    outline = re.sub(r"\s", "", " ".join(re.findall(r"<item[^>]*>(.*?)</item>", xml)))
+    for section in result.report.sections:
+        assert re.sub(r"\s", "", section.title_zh) in outline, section.id
+    page = subprocess.run(["pdftoppm", "-r", "30", "-f", "1", "-l", "1", "-singlefile", str(path)], capture_output=True, check=True).stdout
+    pixels = page[page.index(b"255\n") + 4:]  # P6 header: magic, width height, maxval
+    colours = [tuple(pixels[i:i + 3]) for i in range(0, len(pixels) - 2, 3)]
+
+    def area(fill):  # pixels of that colour on the page at 30 dpi (a heading row of a table is some 600)
+        return sum(all(abs(c - f) <= 2 for c, f in zip(colour, fill)) for colour in colours)
+
+    fill = (0xe6, 0xf4, 0xea) if result.report.meta["eligible"] else (0xfd, 0xec, 0xea)  # the decision box: green, or red
+    assert area(fill) > 200, "the decision box's shading is not printed"
+    assert area((0xee, 0xf3, 0xf8)) > 600, "the table headings' shading is not printed"
+
+
+def test_the_font_check_finds_a_font_not_embedded_unmapped_or_not_cjk():
+    """The font check the PDF tests rely on is real: each fault is found."""
+    head = "name                                 type              encoding         emb sub uni object ID\n" + "-" * 90 + "\n"
+    weasy = head + "ABCDEF+NotoSansCJKsc-Regular         CID Type 0C       Identity-H       yes yes yes      7  0\n"
+    chromium = head + "[none]                               Type 3            Custom           yes no  yes      4  0\n"
+    assert font_problems(weasy) == [] and font_problems(chromium, b"/FontName /AAAAAA+NotoSansCJKsc-Regular") == []
+    assert font_problems(head + "NotoSansCJKsc-Regular                CID Type 0C       Identity-H       no  no  yes      7  0\n") == ["not embedded: NotoSansCJKsc-Regular CID Type 0C Identity-H"]
+    assert font_problems(head + "ABCDEF+NotoSansCJKsc-Regular         CID Type 0C       Identity-H       yes yes no       7  0\n")[0].startswith("no Unicode map")
+    assert font_problems(chromium, b"/FontName /AAAAAA+DejaVuSans")[0].startswith("no CJK face")
+    assert font_problems(head) == ["no font at all"]
 
 
 # --- a reader re-derives the loan cap from the PDF alone -----------------------------------------
@@ -482,14 +504,13 @@ def test_a_reader_re_derives_the_loan_cap_from_the_pdf_text_alone_within_one_yua
 
 
 @pytest.fixture(scope="module")
-def full(registry, tmp_path_factory):
-    """A report with every section: comparables (the market approach), an R&D cost (the cost
-    approach), the registered renewal model (S_t, reasons) and value model; HTML and PDF text."""
+def full_result(registry, tmp_path_factory):
+    """A valuation with every section: comparables (the market approach), an R&D cost (the cost
+    approach), the registered renewal model (S_t, reasons) and value model."""
     import pandas as pd
 
     from tests.conftest import synthetic_application
 
-    require_pdf_tools()
     folder = tmp_path_factory.mktemp("full")
     pd.DataFrame([{"transaction_id": f"T{i}", "date": "2025-10-31", "kind": kind, "price_rmb": p, "patent_type": t, "ipc_main": "G06F 16/00",
                    "remaining_life_years": 10.0, "licence_years": 5.0 if kind.startswith("licence") else None}
@@ -498,11 +519,17 @@ def full(registry, tmp_path_factory):
                  ).to_csv(folder / "comparables.csv", index=False)
     raw = synthetic_application(comparables="comparables.csv", rd_cost={"rmb": 3_000_000, "year": 2021},
                                 models={"renewal": "models:/ipvalue-renewal@champion", "value": "models:/ipvalue-value@champion"})
-    r = value_application(LoanApplication.from_dict(raw, base_dir=folder), tracking_uri=registry[1], user="tester", applications=NO_OTHER_APPLICATIONS)
-    path = write_reports(r, folder / "reports", pdf=True)["pdf"]
+    return value_application(LoanApplication.from_dict(raw, base_dir=folder), tracking_uri=registry[1], user="tester", applications=NO_OTHER_APPLICATIONS)
+
+
+@pytest.fixture(scope="module", params=PDF_ENGINES)
+def full(request, full_result, tmp_path_factory):
+    """The complete report, its HTML and its PDF's text printed by each engine."""
+    with printing_with(request.param):
+        path = write_reports(full_result, tmp_path_factory.mktemp(f"full-{request.param}"), pdf=True)["pdf"]
     text = subprocess.run(["pdftotext", str(path), "-"], capture_output=True, text=True, check=True).stdout
     layout = subprocess.run(["pdftotext", "-layout", str(path), "-"], capture_output=True, text=True, check=True).stdout
-    return r, render_html(r.report), text, layout
+    return full_result, render_html(full_result.report), text, layout
 
 
 @pytest.mark.slow

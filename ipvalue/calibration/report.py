@@ -277,8 +277,8 @@ def write_backtest_report(report: Report, out_dir, *, pdf: bool | None = None) -
     """Write ``report.html``, ``report.json`` and (where this machine can print it) ``report.pdf``
     into ``out_dir`` atomically; returns their paths.
 
-    ``pdf``: True requires the PDF, False skips it, None prints it where WeasyPrint and a CJK font
-    are installed and logs why not otherwise.
+    ``pdf``: True requires the PDF, False skips it, None prints it where this machine can
+    (Chromium or WeasyPrint, and a CJK font: :func:`ipvalue.report.pdf_unavailable`) and logs why not otherwise.
     """
     from ipvalue.report.render import write_rendered
 

@@ -1,5 +1,6 @@
-"""Rendering the 内部评估报告: self-contained bilingual HTML (charts embedded), PDF (WeasyPrint,
-CJK font embedded) and JSON, all from the same :class:`~ipvalue.report.sections.Report`.
+"""Rendering the 内部评估报告: self-contained bilingual HTML (charts embedded), PDF (printed from
+that HTML by :mod:`ipvalue.report.printing`: headless Chromium, else WeasyPrint) and JSON, all from
+the same :class:`~ipvalue.report.sections.Report`.
 
 The renderers only lay sections out: each table column says how it reads (money with thousands
 separators, percentages, years, dates), each chart is data drawn here with Chinese and English
@@ -22,6 +23,7 @@ from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 
+from ipvalue.report.printing import prints_pdf, render_pdf
 from ipvalue.report.sections import NUMERIC_KINDS, Report
 from ipvalue.report.textwidth import is_identifier, longest_token_em, text_em
 
@@ -217,7 +219,7 @@ def write_reports(result, out_dir: str | Path, *, pdf: bool | None = None) -> di
 
     ``result``: a :class:`~ipvalue.lending.pipeline.ValuationResult`. ``pdf``: True requires the
     PDF (an error where it cannot be printed), False skips it, None (default) prints it where this
-    machine can (:func:`pdf_unavailable`) and logs why not otherwise.
+    machine can (:func:`~ipvalue.report.printing.pdf_unavailable`) and logs why not otherwise.
     """
     return write_rendered(result.report, result.to_json(indent=2), out_dir, f"{result.application.application_id}-{result.valuation_id}", pdf=pdf)
 
@@ -233,59 +235,3 @@ def write_rendered(report, json_text: str, out_dir: str | Path, stem: str, *, pd
     if prints_pdf(pdf, stem):
         paths["pdf"] = write_bytes_atomic(render_pdf(html), out_dir / f"{stem}.pdf")
     return paths
-
-
-def render_pdf(html: str) -> bytes:
-    """The report as PDF (WeasyPrint; the CJK font, Debian ``fonts-noto-cjk``, is embedded as a subset).
-
-    Raises
-    ------
-    RuntimeError
-        No CJK font is installed: the Chinese text would print as boxes.
-    """
-    import weasyprint
-    from weasyprint.text.fonts import FontConfiguration
-
-    _require_cjk_font()
-    return weasyprint.HTML(string=html).write_pdf(font_config=FontConfiguration())
-
-
-@lru_cache(maxsize=1)
-def _cjk_fonts_installed() -> bool:
-    import subprocess
-
-    try:
-        return bool(subprocess.run(["fc-list", ":lang=zh"], capture_output=True, text=True, timeout=30).stdout.strip())
-    except (OSError, subprocess.SubprocessError):
-        return False
-
-
-def _require_cjk_font() -> None:
-    if not _cjk_fonts_installed():
-        raise RuntimeError("No Chinese (CJK) font is installed: the PDF's Chinese text would print as boxes. "
-                           "Fix: install one (Debian: apt-get install fonts-noto-cjk).")
-
-
-def prints_pdf(pdf: bool | None, what: str) -> bool:
-    """Whether to print ``what`` as PDF: ``pdf`` when given; when None, whenever this machine can
-    (else a warning says why it is skipped)."""
-    if pdf is not None:
-        return bool(pdf)
-    reason = pdf_unavailable()
-    if reason:
-        logger.warning("PDF of %s not written: %s", what, reason)
-    return reason is None
-
-
-def pdf_unavailable() -> str | None:
-    """Why this machine cannot print the PDF report (WeasyPrint or its Pango libraries missing, no
-    CJK font), or None when it can."""
-    try:
-        import weasyprint  # noqa: F401  (needs Debian's Pango libraries)
-    except (ImportError, OSError) as exc:
-        return f"WeasyPrint is not usable ({exc}). Fix: pip install weasyprint and install Debian's libpango-1.0-0 and libpangoft2-1.0-0."
-    try:
-        _require_cjk_font()
-    except RuntimeError as exc:
-        return str(exc)
-    return None

@@ -376,7 +376,8 @@ class ValuationService:
             reason = pdf_unavailable()
             if reason:
                 logger.error("PDF report of %s not printed: %s", valuation_id, reason)
-                raise Conflict("This service cannot print PDF reports (its machine lacks WeasyPrint's libraries or a CJK font). Fix: use the HTML report.")
+                raise Conflict("This service cannot print PDF reports (its machine lacks Chromium or WeasyPrint's libraries, or a CJK font). "
+                               "Fix: use the HTML report.")
             with self._lock:
                 content = render_pdf(html.read_text(encoding="utf-8"))
             write_bytes_atomic(content, pdf)
