@@ -37,9 +37,9 @@ def use_tracking(uri: str | None = None) -> str:
 
 def point_mlflow_at(uri: str | None = None) -> str:
     """What :func:`use_tracking` does, without importing MLflow when it is not imported yet: then
-    ``$MLFLOW_TRACKING_URI`` and ``$MLFLOW_REGISTRY_URI`` are set, which MLflow reads when no URI
-    was set in the process. Returns the URI. For a process that may not need MLflow at all (a
-    model read straight from the registry database)."""
+    only ``$MLFLOW_TRACKING_URI`` and ``$MLFLOW_REGISTRY_URI`` are set (MLflow's own setters set
+    them too), which MLflow reads when it is imported later. Returns the URI. For a process that
+    may not need MLflow at all (a model read straight from the registry database)."""
     import sys
 
     uri = uri or default_tracking_uri()
