@@ -91,6 +91,8 @@ class RegisteredModel:
 
     ``pyfunc`` (the MLflow pyfunc, for serving it as MLflow does or for its input example) is
     loaded by MLflow from the same folder on first use; valuing and scoring use ``estimator``.
+    ``loaded_through`` says how the registry was asked: ``"registry database"`` (read directly,
+    :mod:`ipvalue.registry_store`) or ``"MLflow client"``.
     """
 
     uri: str
@@ -100,6 +102,7 @@ class RegisteredModel:
     run_tags: dict
     estimator: object
     folder: Path
+    loaded_through: str = "MLflow client"
     _pyfunc: object = field(default=None, repr=False, compare=False)
 
     @property
@@ -152,7 +155,7 @@ def load_model(uri: str, *, tracking_uri: str | None = None) -> RegisteredModel:
     with open(stored.estimator_file, "rb") as file:  # the pickle MLflow wrote for this registered version
         estimator = pickle.load(file)
     logger.debug("models:/%s/%s read from the registry database %s", name, stored.version, tracking_uri)
-    return RegisteredModel(uri, name, stored.version, stored.run_id, stored.run_tags, estimator, stored.folder)
+    return RegisteredModel(uri, name, stored.version, stored.run_id, stored.run_tags, estimator, stored.folder, "registry database")
 
 
 def _load_through_mlflow(uri: str) -> RegisteredModel:
@@ -168,7 +171,7 @@ def _load_through_mlflow(uri: str) -> RegisteredModel:
     pyfunc = mlflow.pyfunc.load_model(local, suppress_warnings=True)
     run_id = pyfunc.metadata.run_id or ""
     tags = dict(client.get_run(run_id).data.tags) if run_id else {}
-    return RegisteredModel(uri, name, version, run_id, tags, pyfunc.unwrap_python_model().model, Path(local), pyfunc)
+    return RegisteredModel(uri, name, version, run_id, tags, pyfunc.unwrap_python_model().model, Path(local), "MLflow client", pyfunc)
 
 
 def _warn_mismatches(folder, name: str, version: str) -> None:

@@ -20,7 +20,7 @@ import yaml
 import ipvalue.registry
 import ipvalue.registry_store
 from ipvalue.exceptions import ModelStorageError
-from ipvalue.frame import to_records
+from ipvalue.frame import as_patent_frame, to_records
 from ipvalue.registry import load_model
 from ipvalue.synthetic import make_demo_portfolio
 from tests.conftest import NO_OTHER_APPLICATIONS
@@ -74,15 +74,15 @@ def test_the_direct_read_gives_what_mlflows_client_gives(value_registry, monkeyp
     reference = _through_mlflow(monkeypatch, uri)
     _direct_only(monkeypatch)
     model = load_model(MODEL, tracking_uri=uri)
-    assert model._pyfunc is None and reference._pyfunc is not None  # read directly; MLflow's client loaded its pyfunc
+    assert (model.loaded_through, reference.loaded_through) == ("registry database", "MLflow client")
     assert (model.name, model.version, model.run_id, model.folder) == (reference.name, reference.version, reference.run_id, reference.folder)
     assert model.run_tags == reference.run_tags and model.run_tags["gates_passed"] == "True"
     assert model.metadata == reference.metadata
     records = to_records(make_demo_portfolio(60, seed=5).patents.drop(columns=["appraised_value_rmb"]))
     expected = reference.pyfunc.predict(records, params={"explain": "all"})
     assert model.pyfunc.predict(records, params={"explain": "all"}).equals(expected)  # the pyfunc, loaded by MLflow on first use
-    frame = reference.pyfunc.unwrap_python_model().model  # the estimator MLflow unpickled
-    assert type(model.estimator) is type(frame) and model.estimator is not frame
+    assert model.estimator.output_frame(as_patent_frame(records)).equals(reference.estimator.output_frame(as_patent_frame(records)))
+    assert type(model.estimator) is type(reference.estimator) and model.estimator is not reference.estimator  # unpickled apart
 
 
 def test_a_valuation_with_models_read_directly_equals_one_with_mlflows(registry, make_application, monkeypatch):
@@ -190,7 +190,8 @@ def test_a_store_that_is_not_a_sqlite_file_goes_through_mlflow(value_registry, t
     through = ipvalue.registry._load_through_mlflow
     monkeypatch.setattr(ipvalue.registry, "_load_through_mlflow", lambda model: used.append(model) or through(model))
     model = load_model(MODEL, tracking_uri=store)
-    assert used == [MODEL] and model.run_tags["origin"] == "file store" and model.run_id == run.info.run_id
+    assert used == [MODEL] and model.loaded_through == "MLflow client"
+    assert model.run_tags["origin"] == "file store" and model.run_id == run.info.run_id
     records = to_records(make_demo_portfolio(30, seed=2).patents.drop(columns=["appraised_value_rmb"]))
     assert model.pyfunc.predict(records, params={"explain": "none"}).equals(direct.pyfunc.predict(records, params={"explain": "none"}))
 
