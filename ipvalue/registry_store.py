@@ -152,39 +152,52 @@ def read_registered_version(tracking_uri: str, name: str, *, alias: str | None =
         return unavailable("MLflow workspaces are enabled")
     if os.environ.get("MLFLOW_ALLOW_PICKLE_DESERIALIZATION", "true").strip().lower() not in ("true", "1"):
         return unavailable("MLFLOW_ALLOW_PICKLE_DESERIALIZATION forbids unpickling (MLflow says so itself)")
+    try:
+        found = _read_rows(database, name, alias, version)
+    except sqlite3.Error as exc:  # not an MLflow database (no such table), locked, corrupt: MLflow's client says what
+        return unavailable(f"{type(exc).__name__}: {exc}")
+    if isinstance(found, str):
+        return unavailable(found)
+    version, location, run_id, tags, artifact_root = found
+    folder, root = local_path(location), local_path(artifact_root)
+    if folder is None or root is None:
+        return unavailable(f"the files of version {version} of {name!r} are not in a local folder ({location})")
+    return _checked_files(name, version, run_id, tags, folder, root, location)
+
+
+def _read_rows(database: Path, name: str, alias: str | None, version: str | None):
+    """``(version, storage location, run id, run tags, artifact root)`` from one read-only snapshot
+    of the database, or the reason (a text) why the direct read does not apply."""
     connection = sqlite3.connect(f"file:{quote(str(database.resolve()))}?mode=ro", uri=True)
     try:
         connection.execute("BEGIN")  # one snapshot: the alias, the version and its run read together
         row = _one(connection, "SELECT version_num FROM alembic_version")
         if row is None or row[0] not in SCHEMA_REVISIONS:
-            return unavailable(f"schema revision {row[0] if row else None} is not one this reader was checked against")
+            return f"schema revision {row[0] if row else None} is not one this reader was checked against"
         if row[0] != installed_schema_head():
-            return unavailable(f"schema revision {row[0]} is not the installed MLflow's head")
+            return f"schema revision {row[0]} is not the installed MLflow's head"
         if alias is not None:
             found = _one(connection, "SELECT version FROM registered_model_aliases WHERE workspace = ? AND name = ? AND alias = ?", DEFAULT_WORKSPACE, name, alias)
             if found is None:
-                return unavailable(f"no alias @{alias} of {name!r}")
+                return f"no alias @{alias} of {name!r}"
             version = str(found[0])
         found = _one(connection, "SELECT storage_location, source, run_id, status FROM model_versions "
                                  "WHERE workspace = ? AND name = ? AND version = ? AND current_stage != ?",
                      DEFAULT_WORKSPACE, name, int(version), DELETED_STAGE)
         if found is None:
-            return unavailable(f"no version {version} of {name!r}")
+            return f"no version {version} of {name!r}"
         location, source, run_id, status = found
         if status != "READY":
-            return unavailable(f"version {version} of {name!r} is {status}")
+            return f"version {version} of {name!r} is {status}"
         if not run_id:
-            return unavailable(f"version {version} of {name!r} names no run")
+            return f"version {version} of {name!r} names no run"
         experiment = _one(connection, "SELECT e.artifact_location FROM runs r JOIN experiments e ON e.experiment_id = r.experiment_id WHERE r.run_uuid = ?", run_id)
         if experiment is None:
-            return unavailable(f"the run {run_id} of version {version} is not in the store")
+            return f"the run {run_id} of version {version} is not in the store"
         tags = dict(connection.execute("SELECT key, value FROM tags WHERE run_uuid = ?", (run_id,)).fetchall())
+        return str(version), location or source, run_id, tags, experiment[0]
     finally:
         connection.close()
-    folder, root = local_path(location or source), local_path(experiment[0])
-    if folder is None or root is None:
-        return unavailable(f"the files of version {version} of {name!r} are not in a local folder ({location or source})")
-    return _checked_files(name, version, run_id, tags, folder, root, location or source)
 
 
 def local_path(uri: str | None) -> Path | None:

@@ -19,7 +19,7 @@ import yaml
 
 import ipvalue.registry
 import ipvalue.registry_store
-from ipvalue.exceptions import ModelStorageError
+from ipvalue.exceptions import ModelNotFoundError, ModelStorageError
 from ipvalue.frame import as_patent_frame, to_records
 from ipvalue.registry import load_model
 from ipvalue.synthetic import make_demo_portfolio
@@ -259,3 +259,16 @@ def test_paths_inside_the_model_that_lead_out_of_its_folder_are_refused(value_re
 def test_only_a_plain_sqlite_file_uri_is_read_directly(uri, path):
     found = ipvalue.registry_store.sqlite_database(uri)
     assert (str(found) if found else None) == path
+
+
+def test_a_sqlite_file_that_is_not_an_mlflow_store_goes_through_mlflow(tmp_path, monkeypatch):
+    """An empty database (no MLflow tables) is not read directly: MLflow's client sets it up and
+    says the model is not registered, as before."""
+    database = tmp_path / "new.db"
+    sqlite3.connect(database).close()
+    used = []
+    through = ipvalue.registry._load_through_mlflow
+    monkeypatch.setattr(ipvalue.registry, "_load_through_mlflow", lambda model: used.append(model) or through(model))
+    with pytest.raises(ModelNotFoundError, match="No registered model 'ipvalue-value' with alias @champion"):
+        load_model(MODEL, tracking_uri=f"sqlite:///{database}")
+    assert used == [MODEL]
