@@ -18,7 +18,11 @@ medians of --repeat runs of:
   before (``table-layout: auto``, ``border-collapse: collapse``, ``overflow-wrap: anywhere``):
   WeasyPrint measures every cell of every table, then resolves the collapsed borders;
 - ``cli_value_s``: ``ipvalue value`` on the same application in a fresh process, end to end
-  (imports, model loading, valuation, audit record, HTML, JSON and PDF), once.
+  (imports, model loading, valuation, audit record, HTML, JSON and PDF), once;
+- ``cli_value_no_pdf_s``: the same command in a fresh process with the PDF left out (the
+  report writer told the machine prints none), everything else as in ``cli_value_s``: what the
+  command costs beside its PDF engine. ``cli_value_s`` minus it is the PDF's share (import and
+  print).
 
 Timings on the shared 2-core machine move with its load: compare each figure with the
 baselines of the same run, not with another run's.
@@ -122,6 +126,14 @@ def main() -> None:
         figures["cli_exit_code"] = run.returncode
         if run.returncode not in (0, 1):
             raise SystemExit(f"ipvalue value exited {run.returncode}: {run.stderr.strip()[-500:]}")
+        argv = ["value", str(application), "--out", str(tmp / "reports-no-pdf"), "--audit-db", str(tmp / "audit.db"), "--tracking-uri", uri]
+        no_pdf = ("import sys\nimport ipvalue.report.render as render\nrender.prints_pdf = lambda pdf, what: False\n"
+                  f"from ipvalue.cli import main\nsys.exit(main({argv!r}))")
+        started = time.perf_counter()
+        run = subprocess.run([sys.executable, "-P", "-c", no_pdf], capture_output=True, text=True, env={**os.environ, "IPVALUE_TOKEN": token})
+        figures["cli_value_no_pdf_s"] = round(time.perf_counter() - started, 2)
+        if run.returncode not in (0, 1) or "pdf:" in run.stdout:
+            raise SystemExit(f"ipvalue value without the PDF exited {run.returncode}: {(run.stderr or run.stdout).strip()[-500:]}")
     print(json.dumps(figures))
 
 

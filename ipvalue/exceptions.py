@@ -2,12 +2,12 @@
 
 Every error names the argument or column, the value received and the fix (STYLE rule 2).
 Bad values raise subclasses of :class:`ValueError`; unfitted use raises scikit-learn's
-:class:`~sklearn.exceptions.NotFittedError` so that sklearn tooling recognises it.
+:class:`~sklearn.exceptions.NotFittedError` so that sklearn tooling recognises it. That one is
+imported from scikit-learn on first use (``from ipvalue.exceptions import NotFittedError``), not
+with this module: every command imports this module, most never need scikit-learn (about 1 s).
 """
 
 from __future__ import annotations
-
-from sklearn.exceptions import NotFittedError
 
 __all__ = [
     "ApplicationError",
@@ -20,6 +20,7 @@ __all__ = [
     "InputError",
     "InputFileError",
     "ModelNotFoundError",
+    "ModelStorageError",
     "NotFittedError",
     "OverrideError",
     "PatentFrameError",
@@ -92,3 +93,18 @@ class OverrideError(InputError):
 class ModelNotFoundError(InputError):
     """A model URI does not name a registered model version (unknown name, alias or version), or
     is not a registry URI at all (models load only from the registry)."""
+
+
+class ModelStorageError(InputError):
+    """A registered version's files are not where the registry keeps them: its storage location is
+    outside its experiment's artifact root, or a path inside the model leads out of its folder, or
+    a file it names is missing. Refused before anything is unpickled."""
+
+
+def __getattr__(name: str):
+    """``NotFittedError``, scikit-learn's, imported when first asked for."""
+    if name == "NotFittedError":
+        from sklearn.exceptions import NotFittedError
+
+        return NotFittedError
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

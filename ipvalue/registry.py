@@ -6,24 +6,28 @@ configured tracking server. A path, a ``runs:/`` URI or any other scheme is refu
 sees it, so nothing outside the registry is ever unpickled. MLflow keeps no history of alias
 moves, so ipvalue records each move in the registered model's ``ipvalue.alias_history`` tag.
 
-Loading asks the registry once for the version and where its files are, and reads them from
-there; MLflow's own per-load requirement check (which maps every installed distribution to its
-modules, about 1 s) is replaced by a comparison of the model's pinned ``requirements.txt`` with
-the installed versions (a few milliseconds), which warns on the same mismatches.
+Loading asks the registry, every time, for the version and where its files are, and reads them
+from there: on the embedded SQLite store straight from its database, without importing MLflow
+(:mod:`ipvalue.registry_store`), elsewhere through one MLflow client. MLflow's own per-load
+requirement check (which maps every installed distribution to its modules, about 1 s) is replaced
+by a comparison of the model's pinned ``requirements.txt`` with the installed versions (a few
+milliseconds), which warns on the same mismatches.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import pickle
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 
 from ipvalue.exceptions import ModelNotFoundError
-from ipvalue.tracking import use_tracking
+from ipvalue.registry_store import read_registered_version
+from ipvalue.tracking import point_mlflow_at
 
 logger = logging.getLogger(__name__)
 
@@ -83,19 +87,32 @@ def resolve_version(uri: str, *, client=None) -> tuple[str, str]:
 @dataclass
 class RegisteredModel:
     """A registered model version, loaded: its URI, name, version, run (and the run's tags: what
-    it was trained on, its gates), the MLflow pyfunc and the fitted ipvalue estimator inside it."""
+    it was trained on, its gates), the fitted ipvalue estimator, and the folder of its files.
+
+    ``pyfunc`` (the MLflow pyfunc, for serving it as MLflow does or for its input example) is
+    loaded by MLflow from the same folder on first use; valuing and scoring use ``estimator``.
+    ``loaded_through`` says how the registry was asked: ``"registry database"`` (read directly,
+    :mod:`ipvalue.registry_store`) or ``"MLflow client"``.
+    """
 
     uri: str
     name: str
     version: str
     run_id: str
-    pyfunc: object
     run_tags: dict
+    estimator: object
+    folder: Path
+    loaded_through: str = "MLflow client"
+    _pyfunc: object = field(default=None, repr=False, compare=False)
 
     @property
-    def estimator(self):
-        """The fitted ipvalue model inside the pyfunc (RenewalModel, ValueRegressor)."""
-        return self.pyfunc.unwrap_python_model().model
+    def pyfunc(self):
+        """The version's MLflow pyfunc (``mlflow.pyfunc.load_model`` on its folder, once)."""
+        if self._pyfunc is None:
+            import mlflow.pyfunc
+
+            self._pyfunc = mlflow.pyfunc.load_model(str(self.folder), suppress_warnings=True)
+        return self._pyfunc
 
     @property
     def feature_spec_hash(self) -> str:
@@ -111,31 +128,56 @@ class RegisteredModel:
 def load_model(uri: str, *, tracking_uri: str | None = None) -> RegisteredModel:
     """Load the registered version behind ``uri`` (``models:/NAME@ALIAS`` or ``models:/NAME/VERSION``).
 
-    One client asks the registry for the version, then for where its files are; the pyfunc is
-    loaded from there. MLflow's per-load requirement check is skipped:
-    :func:`requirement_mismatches` compares the model's pinned requirements with the installed
-    versions instead, and each mismatch is logged as a warning.
+    The registry is asked on every call (an alias moved by a promotion is seen at once). On a
+    ``sqlite:///`` tracking store at a schema revision this module knows, the registry is read
+    straight from the database and the estimator unpickled from the version's folder, without
+    importing MLflow (:mod:`ipvalue.registry_store`, which also checks that the files are in the
+    registry's artifact root); any other store is asked through one MLflow client and the pyfunc
+    loaded from the version's files. Either way MLflow's per-load requirement check is replaced
+    by :func:`requirement_mismatches` (the model's pinned requirements against the installed
+    versions), each mismatch logged as a warning, and MLflow is left pointed at the store
+    (:func:`ipvalue.tracking.point_mlflow_at`) for the registry calls that follow.
 
     Raises
     ------
     ModelNotFoundError
         The URI is not a registry URI, or names no registered version.
+    ModelStorageError
+        The registry places the version's files outside its artifact root, or the model's own
+        paths lead out of its folder.
     """
+    name, alias, version = split_model_uri(uri)
+    tracking_uri = point_mlflow_at(tracking_uri)
+    stored = read_registered_version(tracking_uri, name, alias=alias, version=version)
+    if stored is None:
+        return _load_through_mlflow(uri)
+    _warn_mismatches(stored.folder, name, stored.version)
+    with open(stored.estimator_file, "rb") as file:  # the pickle MLflow wrote for this registered version
+        estimator = pickle.load(file)
+    logger.debug("models:/%s/%s read from the registry database %s", name, stored.version, tracking_uri)
+    return RegisteredModel(uri, name, stored.version, stored.run_id, stored.run_tags, estimator, stored.folder, "registry database")
+
+
+def _load_through_mlflow(uri: str) -> RegisteredModel:
+    """:func:`load_model` through MLflow's client (a server, PostgreSQL, another schema revision)."""
     import mlflow
     import mlflow.artifacts
 
-    use_tracking(tracking_uri)
     client = mlflow.MlflowClient()
     name, version = resolve_version(uri, client=client)
     # the files of the version the registry resolved, downloaded once (read in place from a local store)
     local = mlflow.artifacts.download_artifacts(artifact_uri=client.get_model_version_download_uri(name, version))
-    for mismatch in requirement_mismatches(local):
-        logger.warning("models:/%s/%s was logged with %s", name, version, mismatch)
-    logger.debug("models:/%s/%s: MLflow's requirement check skipped (pinned requirements compared instead)", name, version)
+    _warn_mismatches(local, name, version)
     pyfunc = mlflow.pyfunc.load_model(local, suppress_warnings=True)
     run_id = pyfunc.metadata.run_id or ""
     tags = dict(client.get_run(run_id).data.tags) if run_id else {}
-    return RegisteredModel(uri, name, version, run_id, pyfunc, tags)
+    return RegisteredModel(uri, name, version, run_id, tags, pyfunc.unwrap_python_model().model, Path(local), "MLflow client", pyfunc)
+
+
+def _warn_mismatches(folder, name: str, version: str) -> None:
+    for mismatch in requirement_mismatches(folder):
+        logger.warning("models:/%s/%s was logged with %s", name, version, mismatch)
+    logger.debug("models:/%s/%s: MLflow's requirement check skipped (pinned requirements compared instead)", name, version)
 
 
 def requirement_mismatches(model_dir: str | Path) -> list[str]:

@@ -35,6 +35,20 @@ def use_tracking(uri: str | None = None) -> str:
     return uri
 
 
+def point_mlflow_at(uri: str | None = None) -> str:
+    """What :func:`use_tracking` does, without importing MLflow when it is not imported yet: then
+    only ``$MLFLOW_TRACKING_URI`` and ``$MLFLOW_REGISTRY_URI`` are set (MLflow's own setters set
+    them too), which MLflow reads when it is imported later. Returns the URI. For a process that
+    may not need MLflow at all (a model read straight from the registry database)."""
+    import sys
+
+    uri = uri or default_tracking_uri()
+    if "mlflow" in sys.modules:
+        return use_tracking(uri)
+    os.environ["MLFLOW_TRACKING_URI"] = os.environ["MLFLOW_REGISTRY_URI"] = uri
+    return uri
+
+
 def prepare_tracking_store(uri: str | None = None) -> str:
     """Create (and migrate) the tracking store behind ``uri`` now: before several processes open it
     at once, e.g. the workers of ``ipvalue serve``."""

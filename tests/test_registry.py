@@ -1,4 +1,4 @@
-"""The model registry: loading a registered version by URI only, with one client and without
+"""The model registry: loading a registered version by URI only, with at most one MLflow client (none where the registry is read directly) and without
 MLflow's per-load requirement scan; the pinned requirements compared with the installed versions."""
 
 import logging
@@ -27,12 +27,17 @@ def test_only_registry_uris_load(uri):
         load_model(uri)
 
 
-def test_a_load_asks_one_client_skips_mlflows_scan_and_gives_what_mlflow_gives(value_registry, monkeypatch, caplog):
+@pytest.mark.parametrize("direct", [True, False], ids=["read directly", "through MLflow's client"])
+def test_a_load_asks_at_most_one_client_skips_mlflows_scan_and_gives_what_mlflow_gives(value_registry, monkeypatch, caplog, direct):
     import mlflow
     import mlflow.pyfunc
     import mlflow.tracking.client
 
+    import ipvalue.registry_store
+
     _, uri, _ = value_registry
+    if not direct:  # a store the registry is not read from directly (another schema revision, a server)
+        monkeypatch.setattr(ipvalue.registry_store, "SCHEMA_REVISIONS", frozenset())
     clients = []
     opened = mlflow.tracking.client.MlflowClient.__init__
 
@@ -47,7 +52,7 @@ def test_a_load_asks_one_client_skips_mlflows_scan_and_gives_what_mlflow_gives(v
     monkeypatch.setattr(mlflow.pyfunc, "warn_dependency_requirement_mismatches", scan)
     with caplog.at_level(logging.DEBUG, logger="ipvalue.registry"):
         model = load_model(MODEL, tracking_uri=uri)
-    assert len(clients) == 1
+    assert len(clients) == (0 if direct else 1)
     assert "models:/ipvalue-value/1: MLflow's requirement check skipped" in caplog.text
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING]  # this environment is the one the model was logged in
     monkeypatch.undo()
