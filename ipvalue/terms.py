@@ -153,12 +153,12 @@ _SNAKE = re.compile(r"\b[a-z]+(?:_[a-z0-9]+)+\b")
 
 def reader_source(text) -> str:
     """An assumption's source as a reader sees it: the bank's words without pointers to the
-    project's own working documents (``DOMAIN.md``, "issue 13"), which a reader of the report does
-    not have, and configuration keys written as words; a source opening with "default to
-    calibrate" says 待校准 in Chinese first.
+    project's own working documents (its design notes and tracker entries, :data:`_INTERNAL`),
+    which a reader of the report does not have, and configuration keys written as words; a
+    source opening with "default to calibrate" says 待校准 in Chinese first.
 
-    >>> reader_source('30 % of value (经济日报, 2021-01; DOMAIN.md); P10 (issue 13: "a stated quantile (e.g. P10)"); see remaining_life_buffer_years')
-    '30 % of value (经济日报, 2021-01); P10; see remaining life buffer years'
+    >>> reader_source('30 % of value (经济日报, 2021-01); see remaining_life_buffer_years')
+    '30 % of value (经济日报, 2021-01); see remaining life buffer years'
     """
     text = " ".join(str(text or "").split())
     out, i = [], 0
