@@ -26,8 +26,8 @@ from pathlib import Path
 import pandas as pd
 
 from ipvalue.exceptions import ModelNotFoundError
-from ipvalue.registry_store import read_registered_version
-from ipvalue.tracking import point_mlflow_at
+from ipvalue.registry_store import estimator_bytes, estimator_file, read_registered_version
+from ipvalue.tracking import ESTIMATOR_SHA256_TAG, point_mlflow_at
 
 logger = logging.getLogger(__name__)
 
@@ -152,8 +152,8 @@ def load_model(uri: str, *, tracking_uri: str | None = None) -> RegisteredModel:
     if stored is None:
         return _load_through_mlflow(uri)
     _warn_mismatches(stored.folder, name, stored.version)
-    with open(stored.estimator_file, "rb") as file:  # the pickle MLflow wrote for this registered version
-        estimator = pickle.load(file)
+    # the file its training wrote: the digest the run recorded is checked before anything is unpickled
+    estimator = pickle.loads(estimator_bytes(stored.estimator_file, stored.run_tags[ESTIMATOR_SHA256_TAG], f"models:/{name}/{stored.version}"))
     logger.debug("models:/%s/%s read from the registry database %s", name, stored.version, tracking_uri)
     return RegisteredModel(uri, name, stored.version, stored.run_id, stored.run_tags, estimator, stored.folder, "registry database")
 
@@ -168,9 +168,12 @@ def _load_through_mlflow(uri: str) -> RegisteredModel:
     # the files of the version the registry resolved, downloaded once (read in place from a local store)
     local = mlflow.artifacts.download_artifacts(artifact_uri=client.get_model_version_download_uri(name, version))
     _warn_mismatches(local, name, version)
-    pyfunc = mlflow.pyfunc.load_model(local, suppress_warnings=True)
-    run_id = pyfunc.metadata.run_id or ""
+    run_id = client.get_model_version(name, version).run_id or ""
     tags = dict(client.get_run(run_id).data.tags) if run_id else {}
+    pickled = estimator_file(Path(local), f"models:/{name}/{version}")
+    if pickled is not None and tags.get(ESTIMATOR_SHA256_TAG):  # its training recorded the file's digest: checked before MLflow unpickles it
+        estimator_bytes(pickled, tags[ESTIMATOR_SHA256_TAG], f"models:/{name}/{version}")
+    pyfunc = mlflow.pyfunc.load_model(local, suppress_warnings=True)
     return RegisteredModel(uri, name, version, run_id, tags, pyfunc.unwrap_python_model().model, Path(local), "MLflow client", pyfunc)
 
 

@@ -38,7 +38,9 @@ from pathlib import Path
 from urllib.parse import quote, unquote, urlparse
 from urllib.request import url2pathname
 
+from ipvalue.config import parse_yaml
 from ipvalue.exceptions import ModelStorageError
+from ipvalue.tracking import ESTIMATOR_ARTIFACT, ESTIMATOR_SHA256_TAG
 
 logger = logging.getLogger(__name__)
 
@@ -47,7 +49,6 @@ logger = logging.getLogger(__name__)
 SCHEMA_REVISIONS = frozenset({"dc11669786a5"})
 DEFAULT_WORKSPACE = "default"  # the one workspace of a registry without MLflow's workspaces
 DELETED_STAGE = "Deleted_Internal"  # a version MLflow deleted but keeps (not loadable)
-ESTIMATOR_ARTIFACT = "estimator"  # the pyfunc artifact holding the fitted ipvalue estimator (ipvalue.tracking)
 
 
 @dataclass(frozen=True)
@@ -231,8 +232,6 @@ def _inside(folder: Path, relative: str, what: str, model: str) -> Path:
 
 
 def _checked_files(name: str, version: str, run_id: str, tags: dict, folder: Path, root: Path, location: str) -> StoredVersion | None:
-    import yaml
-
     model = f"models:/{name}/{version}"
     root = root.resolve()
     resolved = folder.resolve()
@@ -242,20 +241,64 @@ def _checked_files(name: str, version: str, run_id: str, tags: dict, folder: Pat
                                 "registered; have the registry database checked for tampering, or register the model again with ipvalue train.")
     if not resolved.is_dir():
         raise ModelStorageError(f"The files of {model} are missing: {resolved}. Fix: restore the registry's artifact store from its backup, or register the model again.")
-    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-    described = yaml.load(_inside(resolved, "MLmodel", "description (MLmodel)", model).read_text(encoding="utf-8"), Loader=loader) or {}
+    described = _description(_inside(resolved, "MLmodel", "description (MLmodel)", model))
+    pickled = estimator_file(resolved, model, described)
+    if pickled is None:
+        return None
+    if described.get("run_id") not in (None, run_id):
+        logger.debug("%s: its MLmodel names run %s, the registry run %s; read through MLflow's client", model, described.get("run_id"), run_id)
+        return None
+    if not tags.get(ESTIMATOR_SHA256_TAG):
+        logger.debug("%s: its run recorded no digest of the estimator file; read through MLflow's client", model)
+        return None
+    return StoredVersion(name, str(version), run_id, tags, resolved, pickled)
+
+
+def estimator_file(folder: Path, model: str, described: dict | None = None) -> Path | None:
+    """The pickled ipvalue estimator inside a logged model's ``folder`` (its ``MLmodel`` says where:
+    the pyfunc's ``estimator`` artifact, MLflow's scikit-learn format), every path kept inside the
+    folder; None for a model that is not an ipvalue estimator pickled by MLflow.
+
+    Raises
+    ------
+    ModelStorageError
+        A path in the model's descriptions leads out of its folder, or a file is missing.
+    """
+    folder = Path(folder).resolve()
+    described = _description(_inside(folder, "MLmodel", "description (MLmodel)", model)) if described is None else described
     artifact = (((described.get("flavors") or {}).get("python_function") or {}).get("artifacts") or {}).get(ESTIMATOR_ARTIFACT) or {}
     if "path" not in artifact:
         logger.debug("%s has no %r artifact: not an ipvalue model; read through MLflow's client", model, ESTIMATOR_ARTIFACT)
         return None
-    estimator = _inside(resolved, artifact["path"], "estimator folder", model)
-    flavor = ((yaml.load(_inside(estimator, "MLmodel", "estimator's description (MLmodel)", model).read_text(encoding="utf-8"), Loader=loader) or {})
-              .get("flavors") or {}).get("sklearn") or {}
+    estimator = _inside(folder, artifact["path"], "estimator folder", model)
+    flavor = (_description(_inside(estimator, "MLmodel", "estimator's description (MLmodel)", model)).get("flavors") or {}).get("sklearn") or {}
     if flavor.get("serialization_format") != "pickle" or flavor.get("code"):
         logger.debug("%s: estimator serialized as %r (code %r); read through MLflow's client", model, flavor.get("serialization_format"), flavor.get("code"))
         return None
-    pickled = _inside(estimator, flavor.get("pickled_model"), "estimator file", model)
-    if described.get("run_id") not in (None, run_id):
-        logger.debug("%s: its MLmodel names run %s, the registry run %s; read through MLflow's client", model, described.get("run_id"), run_id)
-        return None
-    return StoredVersion(name, str(version), run_id, tags, resolved, pickled)
+    return _inside(estimator, flavor.get("pickled_model"), "estimator file", model)
+
+
+def _description(path: Path) -> dict:
+    """An ``MLmodel`` file, parsed as plain bounded YAML (:func:`ipvalue.config.parse_yaml`: no tags, no aliases bomb)."""
+    found = parse_yaml(path.read_bytes(), where=str(path))
+    return found if isinstance(found, dict) else {}
+
+
+def estimator_bytes(path: Path, recorded: str, model: str) -> bytes:
+    """An estimator file, read once, if its SHA-256 is the one its training run ``recorded``
+    (the run tag ``ipvalue.estimator_sha256``): what is unpickled is the file ipvalue wrote.
+
+    Raises
+    ------
+    ModelStorageError
+        The file's digest differs from the recorded one (changed after training).
+    """
+    import hashlib
+
+    content = Path(path).read_bytes()
+    digest = hashlib.sha256(content).hexdigest()
+    if digest != recorded:
+        raise ModelStorageError(f"The estimator file of {model} ({path}) has SHA-256 {digest[:16]}..., not the {str(recorded)[:16]}... its training "
+                                "run recorded; refused before it is unpickled. Fix: restore the registry's artifact store from its backup, "
+                                "or register the model again with ipvalue train.")
+    return content

@@ -123,6 +123,9 @@ from ipvalue.tracking import patent_pyfunc_class
 mlflow.models.set_model(patent_pyfunc_class()())
 """
 ESTIMATOR_ARTIFACT = "estimator"
+#: Run tag holding the SHA-256 of the estimator pickle logged in the run: a model is unpickled
+#: without MLflow only when its file still has the digest its training recorded.
+ESTIMATOR_SHA256_TAG = "ipvalue.estimator_sha256"
 
 
 def patent_pyfunc_class():
@@ -215,6 +218,7 @@ def log_patent_model(model, example: pd.DataFrame, *, name: str = "model"):
         code.write_text(MODEL_CODE, encoding="utf-8")
         estimator = Path(tmp) / ESTIMATOR_ARTIFACT
         mlflow.sklearn.save_model(model, str(estimator), serialization_format="pickle", pip_requirements=requirements)
+        mlflow.set_tag(ESTIMATOR_SHA256_TAG, hashlib.sha256((estimator / "model.pkl").read_bytes()).hexdigest())
         package = Path(tmp) / "code" / "ipvalue"
         shutil.copytree(package_code_path(), package, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
         return mlflow.pyfunc.log_model(

@@ -253,6 +253,33 @@ def test_paths_inside_the_model_that_lead_out_of_its_folder_are_refused(value_re
         load_model(MODEL, tracking_uri=copy)
 
 
+
+def test_an_estimator_file_changed_after_training_is_refused_before_it_is_unpickled(value_registry, tmp_path, monkeypatch):
+    """The training run records the pickle's SHA-256; a file with another digest is not unpickled,
+    read directly or through MLflow's client."""
+    import pickle
+
+    folder, _, _ = value_registry
+    copy = _copy_store(folder, tmp_path / "store")
+    pickled = ipvalue.registry_store.estimator_file(_storage(copy), MODEL)
+    pickled.write_bytes(pickle.dumps({"planted": True}))
+    monkeypatch.setattr(pickle, "loads", lambda *a, **k: pytest.fail("a changed estimator file was unpickled"))
+    with pytest.raises(ModelStorageError, match=r"estimator file of models:/ipvalue-value/1 .* has SHA-256 .* not the .* its training run recorded"):
+        load_model(MODEL, tracking_uri=copy)
+    with pytest.raises(ModelStorageError, match="its training run recorded; refused before it is unpickled"):
+        _through_mlflow(monkeypatch, copy)
+
+
+def test_a_model_whose_run_recorded_no_digest_goes_through_mlflow(value_registry, tmp_path):
+    from ipvalue.tracking import ESTIMATOR_SHA256_TAG
+
+    folder, _, _ = value_registry
+    copy = _copy_store(folder, tmp_path / "store")
+    with sqlite3.connect(copy[len("sqlite:///"):]) as db:
+        assert db.execute("DELETE FROM tags WHERE key = ?", (ESTIMATOR_SHA256_TAG,)).rowcount >= 1  # every run of the store
+    model = load_model(MODEL, tracking_uri=copy)
+    assert model.loaded_through == "MLflow client" and ESTIMATOR_SHA256_TAG not in model.run_tags
+
 @pytest.mark.parametrize("uri, path", [("sqlite:////srv/m.db", "/srv/m.db"), ("sqlite:///m.db", "m.db"), ("sqlite://", None), ("sqlite:///:memory:", None),
                                        ("sqlite:///m.db?mode=ro", None), ("sqlite+pysqlite:///m.db", None), ("postgresql://h/db", None),
                                        ("http://127.0.0.1:5000", None), ("databricks", None)])
