@@ -310,10 +310,12 @@ def test_a_reviewer_walks_the_queue_to_a_sign_off_and_the_officer_sees_it_eligib
     page.fill({"sign_off_reason": "可比交易为同类专利包整体转让，已核实 (SYNTHETIC)"})
     page.shot("sign-off")
     page.click("sign_off")
-    from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
+    from selenium.common.exceptions import WebDriverException
     from selenium.webdriver.support.ui import WebDriverWait
 
-    WebDriverWait(chrome, 180, ignored_exceptions=(NoSuchElementException, StaleElementReferenceException)).until(
+    # the page is replaced while it is read (the sign-off posts, then the decision page loads): an element
+    # of the old page is gone (missing, stale, or "does not belong to the document"); read again until the new one says so
+    WebDriverWait(chrome, 180, ignored_exceptions=(WebDriverException,)).until(
         lambda d: d.find_element(page.by.ID, "decision").get_attribute("data-decision") == "eligible")
     assert "可比交易为同类专利包整体转让" in chrome.page_source and not chrome.find_elements(page.by.ID, "sign_off")
     chrome.get(server.url + "/ui")
