@@ -98,3 +98,29 @@ def test_a_text_parsed_again_gives_an_independent_copy_and_a_refusal_names_each_
     for where in ("first.yaml", "second.yaml"):
         with pytest.raises(SpecError, match=rf"^{where} line 2: duplicate key 'a'"):
             parse_yaml(bad, where=where)
+
+
+def test_package_data_is_parsed_by_libyaml_with_the_same_result_and_checks():
+    import copy
+    import json
+    from importlib import resources
+
+    import ipvalue.config as config
+
+    shipped = [f for folder in ("assumptions", "mappings") for f in (resources.files("ipvalue") / folder).iterdir() if f.name.endswith(".yaml")]
+    assert len(shipped) > 15
+    for f in shipped:
+        text = f.read_bytes()
+        config._PARSED.clear()  # each parser parses the text itself, not a cached result
+        fast = copy.deepcopy(parse_yaml(text, where=f.name, package_data=True))
+        config._PARSED.clear()
+        assert fast == parse_yaml(text, where=f.name), f.name
+    config._PARSED.clear()
+    nested = "[" * 40 + "]" * 40  # deeper than the bound: only the C parser, which has none, reads it
+    assert parse_yaml(nested, package_data=True) == json.loads(nested)
+    config._PARSED.clear()
+    with pytest.raises(SpecError, match="nests deeper than 32 levels"):
+        parse_yaml(nested)
+    for bad, says in (("a: 1\na: 2\n", "duplicate key 'a'"), ("a: !!python/object/apply:os.system [ls]\n", "is not allowed"), (ALIAS_BOMB, "expands to more than")):
+        with pytest.raises(SpecError, match=says):
+            parse_yaml(bad, package_data=True)

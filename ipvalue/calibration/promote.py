@@ -126,7 +126,7 @@ def _set_in_use(name: str, config_dir: Path) -> tuple[dict | None, str]:
         return load_yaml(bank)
     shipped = resources.files("ipvalue") / FOLDER / f"{name}.yaml"
     if shipped.is_file():
-        return parse_yaml(shipped.read_bytes(), where=f"package:{FOLDER}/{name}.yaml"), f"package:{FOLDER}/{name}.yaml"
+        return parse_yaml(shipped.read_bytes(), where=f"package:{FOLDER}/{name}.yaml", package_data=True), f"package:{FOLDER}/{name}.yaml"
     return None, ""
 
 

@@ -58,7 +58,7 @@ class ColumnMapping:
         shipped = resources.files("ipvalue") / "mappings" / f"{which}.yaml"
         if not shipped.is_file():
             raise SpecError(f"Unknown column mapping {which!r}. Fix: use 'auto', 'cn', 'en', a YAML path or a dict.")
-        return cls._from_dict(parse_yaml(shipped.read_bytes(), where=f"package:mappings/{which}.yaml"), which)
+        return cls._from_dict(parse_yaml(shipped.read_bytes(), where=f"package:mappings/{which}.yaml", package_data=True), which)
 
     @classmethod
     def _from_dict(cls, spec: dict, name: str) -> "ColumnMapping":
