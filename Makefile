@@ -8,7 +8,10 @@ BIN    := $(VENV)/bin
 
 .PHONY: setup demo test test-fast spark lock clean
 
+# The package's own bytecode is compiled too (uv compiles the dependencies'; an editable install's
+# sources are not, and with PYTHONDONTWRITEBYTECODE set every command would compile them again).
 setup: $(VENV)/.installed
+	@$(BIN)/python -m compileall -q ipvalue > /dev/null
 
 $(VENV)/.installed: requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
