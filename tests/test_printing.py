@@ -5,6 +5,7 @@ fetch anything, with either engine."""
 
 from __future__ import annotations
 
+import contextlib
 import http.server
 import os
 import re
@@ -16,17 +17,20 @@ from pathlib import Path
 import pytest
 
 from ipvalue.report import pdf_engine, pdf_unavailable, render_pdf, write_reports
-from ipvalue.report.printing import CHROMIUM_ENV, ENGINE_ENV, PdfPrintError, find_chromium, print_with_chromium, with_inline_svg, with_print_policy
+from ipvalue.report.printing import (_STARTED, CHROMIUM_ENV, ENGINE_ENV, PdfPrintError, StartedChromium, chromium_started, find_chromium,
+                                     print_with_chromium, with_inline_svg, with_print_policy)
 from tests.conftest import NO_OTHER_APPLICATIONS, PDF_ENGINES, printing_with
 
 pytestmark = pytest.mark.filterwarnings("ignore")
 
 #: A stand-in for Chromium: records its arguments, its folder's mode and the page it was given,
-#: then acts as $FAKE_MODE says (prints a PDF, fails, writes nothing or garbage, or hangs with a child).
+#: then acts as $FAKE_MODE says (prints a PDF, fails, writes nothing or garbage, hangs with a child,
+#: or fails only when asked to print in one process). Each run appends a line to $FAKE_LOG.runs.
 FAKE_CHROMIUM = r"""#!/bin/sh
-out=""
-for a in "$@"; do case "$a" in --print-to-pdf=*) out="${a#--print-to-pdf=}";; esac; done
+out=""; single=no
+for a in "$@"; do case "$a" in --print-to-pdf=*) out="${a#--print-to-pdf=}";; --single-process) single=yes;; esac; done
 printf '%s\n' "$@" > "$FAKE_LOG.args"
+echo "single-process=$single" >> "$FAKE_LOG.runs"
 stat -c %a "$(dirname "$out")" > "$FAKE_LOG.mode"
 dirname "$out" > "$FAKE_LOG.folder"
 cp "$(dirname "$out")/page.html" "$FAKE_LOG.page"
@@ -36,6 +40,8 @@ case "$FAKE_MODE" in
   nopdf) exit 0;;
   garbage) printf 'hello' > "$out";;
   hang) sleep 300 & echo $! > "$FAKE_LOG.child"; sleep 300;;
+  multi-only) if [ "$single" = yes ]; then echo "[1:1:FATAL:render_process_host_impl.cc] single process" >&2; exit 133; fi
+              printf '%%PDF-1.4 fake' > "$out";;
 esac
 """
 
@@ -116,6 +122,7 @@ def test_chromium_prints_from_a_private_folder_removed_afterwards_with_the_page_
     for flag in ("--headless", "--host-resolver-rules=MAP * ~NOTFOUND", "--proxy-server=127.0.0.1:9", "--disable-extensions", "--no-pdf-header-footer"):
         assert flag in args, flag
     assert ("--no-sandbox" in args) == (os.geteuid() == 0)  # only where Chromium refuses to start otherwise
+    assert Path(f"{log}.runs").read_text().splitlines() == ["single-process=yes"]  # one run, in one process
     assert Path(f"{log}.page").read_text().startswith('<html><head><meta http-equiv="Content-Security-Policy" content="default-src \'none\';')
 
 
@@ -130,6 +137,15 @@ def test_a_chromium_failure_is_an_error_naming_what_failed_and_the_fix(fake_chro
         print_with_chromium("<p>x</p>", str(script))
     assert "dbus" not in str(caught.value) and "IPVALUE_PDF_ENGINE=weasyprint" in str(caught.value)
     assert not Path(Path(f"{log}.folder").read_text().strip()).exists()
+    assert Path(f"{log}.runs").read_text().splitlines() == ["single-process=yes", "single-process=no"]  # tried both ways
+
+
+def test_a_chromium_that_cannot_print_in_one_process_prints_with_its_usual_processes(fake_chromium, monkeypatch):
+    script, log = fake_chromium
+    monkeypatch.setenv("FAKE_MODE", "multi-only")
+    assert print_with_chromium("<p>x</p>", str(script)) == b"%PDF-1.4 fake"
+    assert Path(f"{log}.runs").read_text().splitlines() == ["single-process=yes", "single-process=no"]
+    assert not Path(Path(f"{log}.folder").read_text().strip()).exists()
 
 
 def test_a_hung_chromium_is_killed_with_its_children_and_its_folder_removed(fake_chromium, monkeypatch):
@@ -139,6 +155,7 @@ def test_a_hung_chromium_is_killed_with_its_children_and_its_folder_removed(fake
     with pytest.raises(PdfPrintError, match=r"did not print the PDF within 2 s and was stopped\. Fix: retry when the machine is less busy"):
         print_with_chromium("<p>x</p>", str(script), timeout=2)
     assert time.monotonic() - started < 60
+    assert Path(f"{log}.runs").read_text().splitlines() == ["single-process=yes"]  # a time-out is not retried
     child = int(Path(f"{log}.child").read_text())
     for _ in range(100):  # the child (reparented when its parent was killed) is gone or a zombie about to be reaped
         try:
@@ -204,8 +221,8 @@ def _text(pdf: bytes, folder: Path) -> str:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("engine", PDF_ENGINES)
-def test_a_hostile_page_can_neither_run_script_nor_fetch_anything(engine, listener, tmp_path):
+@pytest.mark.parametrize("engine", [*PDF_ENGINES, "chromium started ahead"])
+def test_a_hostile_page_can_neither_run_script_nor_fetch_anything(engine, listener, tmp_path, caplog):
     """Raw HTML as if escaping had failed: script, images, stylesheets, frames and objects pointing
     at a server on loopback, a host name and a local file. Nothing runs, nothing is fetched."""
     host, hits = listener
@@ -220,8 +237,11 @@ def test_a_hostile_page_can_neither_run_script_nor_fetch_anything(engine, listen
 <img src="http://{host}/img.png"><img src="http://localhost:{host.split(':')[1]}/by-name.png"><img src="http://example.com/remote.png">
 <iframe src="http://{host}/frame"></iframe><iframe src="{(tmp_path / 'secret.txt').as_uri()}"></iframe>
 <object data="{(tmp_path / 'secret.txt').as_uri()}"></object></body></html>"""
-    with printing_with(engine):
-        pdf = render_pdf(page)
+    with printing_with(engine.split()[0]), chromium_started() if engine == "chromium started ahead" else contextlib.nullcontext():
+        started = _STARTED.get()
+        with caplog.at_level("INFO", logger="ipvalue.report.printing"):
+            pdf = render_pdf(page)
+    assert (started is not None) == (engine == "chromium started ahead") and "instead" not in caplog.text
     text = _text(pdf, tmp_path)
     assert pdf.startswith(b"%PDF") and "评估报告" in text
     assert hits == []
@@ -246,3 +266,50 @@ def test_hostile_text_in_an_application_prints_as_text(engine, listener, tmp_pat
     assert hits == [] and "RANSCRIPT" not in flat
     for typed in ("<script>", '"RAN"+"SCRIPT"</script>', "<img"):  # the markup, printed as the characters the officer typed
         assert typed in flat, typed
+
+
+# --- a Chromium started before the page exists ---------------------------------------------------
+
+REPORT_LIKE = ("<!DOCTYPE html><html><head><meta charset='utf-8'><style>@page { size: A4; margin: 20mm } h1 { break-before: page }</style></head><body>"
+               + "".join(f"<h1>第{i}节 Section {i}</h1><p>{'评估报告正文 report text. ' * 80}</p>" for i in range(1, 4)) + "</body></html>")
+
+
+@pytest.mark.slow
+def test_a_chromium_started_ahead_prints_the_pdf_a_one_off_print_gives(tmp_path, caplog):
+    with printing_with("chromium"), caplog.at_level("INFO", logger="ipvalue.report.printing"):
+        with chromium_started():
+            started = _STARTED.get()
+            assert started is not None and started.process.poll() is None and oct(started.folder.stat().st_mode)[-3:] == "700"
+            ahead = render_pdf(REPORT_LIKE)
+            assert _STARTED.get() is None  # one page per started browser
+        one_off = render_pdf(REPORT_LIKE)
+    assert started.process.poll() is not None and not started.folder.exists()  # stopped and removed
+    assert "instead" not in caplog.text  # printed by the started browser, not by a fallback
+    for name, pdf in (("ahead", ahead), ("one-off", one_off)):
+        (tmp_path / f"{name}.pdf").write_bytes(pdf)
+    pages = [subprocess.run(["pdftoppm", "-r", "30", "-gray", str(tmp_path / f"{name}.pdf")], capture_output=True, check=True).stdout for name in ("ahead", "one-off")]
+    assert _text(ahead, tmp_path) == _text(one_off, tmp_path) and "第3节" in _text(ahead, tmp_path)
+    assert pages[0] == pages[1]  # the same pixels
+    assert ahead.count(b"/Outlines") >= 1 and b"/StructTreeRoot" in ahead  # bookmarks, tagged
+
+
+@pytest.mark.slow
+def test_a_started_chromium_that_died_leaves_the_print_to_a_one_off_chromium(tmp_path, caplog):
+    with printing_with("chromium"):
+        with chromium_started():
+            started = _STARTED.get()
+            os.killpg(started.process.pid, 9)
+            started.process.wait()
+            with caplog.at_level("INFO", logger="ipvalue.report.printing"):
+                pdf = render_pdf(REPORT_LIKE)
+    assert "第3节" in _text(pdf, tmp_path)
+    assert "Printing it with a Chromium started for it instead" in caplog.text and not started.folder.exists()
+
+
+def test_a_chromium_that_cannot_start_ahead_is_an_error_naming_it(tmp_path):
+    with pytest.raises(PdfPrintError, match=r"^Chromium \(/no/such/chromium\) did not print the PDF|exited before printing"):
+        started = StartedChromium("/no/such/chromium", timeout=20)
+        try:
+            started.print("<p>x</p>")
+        finally:
+            started.close()
