@@ -55,7 +55,7 @@ def chart_style():
     # the font found first; the others only name fallbacks for an SVG opened where that font is missing
     fallbacks = [f for f in CJK_FAMILIES if f != family] if family else []
     style = {"font.family": "sans-serif", "font.sans-serif": ([family] if family else []) + ["DejaVu Sans"] + fallbacks, "axes.unicode_minus": False,
-             "font.size": 9, "axes.titlesize": 10, "axes.grid": True, "grid.alpha": 0.3, "axes.spines.top": False, "axes.spines.right": False}
+             "font.size": 9, "axes.titlesize": 10, "axes.titley": 1.0, "axes.grid": True, "grid.alpha": 0.3, "axes.spines.top": False, "axes.spines.right": False}
     with plt.rc_context(style):
         yield plt
 

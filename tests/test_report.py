@@ -10,6 +10,7 @@ import re
 import shutil
 import statistics
 import subprocess
+import sys
 from html.parser import HTMLParser
 
 import pytest
@@ -285,6 +286,29 @@ def test_no_table_cell_breaks_a_number_or_a_word_in_the_pdf(result, pdf):
 
 
 @pytest.mark.slow
+def test_charts_drawn_by_the_helper_process_are_those_drawn_in_process(result, html, monkeypatch):
+    from ipvalue.report import drawing, figures
+
+    with drawing.charts_drawn_aside():
+        helper = drawing._HELPER.get()
+        monkeypatch.setattr(figures, "draw_chart", lambda chart: pytest.fail("drawn in this process, not by the helper"))
+        assert render_html(result.report) == html  # the same bytes, the figures drawn by the helper
+    assert helper.returncode == 0
+
+
+@pytest.mark.parametrize("helper", [("/bin/false",), (sys.executable, "-c", "print('not json')"), (sys.executable, "-c", "print('{\"uris\": [1]}')"),
+                                    (sys.executable, "-c", "import time; time.sleep(120)"), ("/no/such/python",)])
+def test_a_helper_that_fails_leaves_the_charts_to_this_process(result, html, monkeypatch, helper):
+    from ipvalue.report import drawing
+
+    monkeypatch.setattr(drawing, "HELPER_COMMAND", helper)
+    monkeypatch.setattr(drawing, "HELPER_TIMEOUT_S", 3.0)
+    with drawing.charts_drawn_aside():
+        started = drawing._HELPER.get()
+        assert render_html(result.report) == html
+    assert started is None or started.poll() is not None  # none left running
+
+
 def test_every_chart_is_present_with_chinese_labels(result, html, pdf):
     cjk = re.compile(r"[\u4e00-\u9fff]")
     charts = [c for s in result.report.sections for c in s.charts]

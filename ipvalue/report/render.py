@@ -190,13 +190,15 @@ def _template():
 def render_html(report) -> str:
     """The report (a :class:`Report`, its dict, or a recorded result's JSON dict with ``report``)
     as one self-contained HTML string (no external files or network)."""
-    from ipvalue.report.figures import draw_chart
+    from ipvalue.report.drawing import draw_charts
 
     data = _report_dict(report)
-    sections = []
-    for sec in data["sections"]:
-        sections.append({**sec, "tables": [layout_table(t) for t in sec.get("tables", [])],
-                         "charts": [{**c, "uri": draw_chart(c)} for c in sec.get("charts", [])]})
+    charts = [c for sec in data["sections"] for c in sec.get("charts", [])]
+    # the tables are laid out while the charts are drawn (by a helper process, where one waits)
+    uris, tables = draw_charts(charts, meanwhile=lambda: [[layout_table(t) for t in sec.get("tables", [])] for sec in data["sections"]])
+    drawn = iter(uris)
+    sections = [{**sec, "tables": laid_out, "charts": [{**c, "uri": next(drawn)} for c in sec.get("charts", [])]}
+                for sec, laid_out in zip(data["sections"], tables)]
     body = [s for s in sections if s.get("part", "body") == "body"]
     appendix = [s for s in sections if s.get("part", "body") == "appendix"]
     return _template().render(report=data, meta=data.get("meta", {}), body=body, appendix=appendix)
