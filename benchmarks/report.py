@@ -18,7 +18,9 @@ medians of --repeat runs of:
   before (``table-layout: auto``, ``border-collapse: collapse``, ``overflow-wrap: anywhere``):
   WeasyPrint measures every cell of every table, then resolves the collapsed borders;
 - ``cli_value_s``: ``ipvalue value`` on the same application in a fresh process, end to end
-  (imports, model loading, valuation, audit record, HTML, JSON and PDF), once;
+  (imports, model loading, valuation, audit record, HTML, JSON and PDF), the median of
+  ``--cli-repeat`` runs; with ``--before CHECKOUT``, ``cli_value_before_s``: that checkout's own
+  ``.venv/bin/ipvalue value`` on the same application, run alternately with this one's;
 - ``cli_value_no_pdf_s``: the same command in a fresh process with the PDF left out (the
   report writer told the machine prints none), everything else as in ``cli_value_s``: what the
   command costs beside its PDF engine. ``cli_value_s`` minus it is the PDF's share (import and
@@ -75,6 +77,8 @@ def main() -> None:
     parser.add_argument("--tracking-uri", default=None)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--no-cli", action="store_true", help="skip the end-to-end `ipvalue value` run")
+    parser.add_argument("--cli-repeat", type=int, default=1, help="runs of `ipvalue value` per version (median reported)")
+    parser.add_argument("--before", default=None, help="an older checkout with its own .venv: its `ipvalue value` is timed alternately with this one's")
     args = parser.parse_args()
     warnings.simplefilter("ignore")
     tmp = Path(tempfile.mkdtemp(prefix="ipvalue-bench-report-"))
@@ -118,19 +122,30 @@ def main() -> None:
     if not args.no_cli:
         from ipvalue.audit import add_user
 
-        token = add_user("bench-officer", "officer", tmp / "audit.db")  # the command authenticates its officer by token
-        started = time.perf_counter()
-        run = subprocess.run([str(Path(sys.executable).parent / "ipvalue"), "value", str(application), "--out", str(tmp / "reports"), "--audit-db", str(tmp / "audit.db"),
-                              "--tracking-uri", uri], capture_output=True, text=True, env={**os.environ, "IPVALUE_TOKEN": token})
-        figures["cli_value_s"] = round(time.perf_counter() - started, 2)
-        figures["cli_exit_code"] = run.returncode
-        if run.returncode not in (0, 1):
-            raise SystemExit(f"ipvalue value exited {run.returncode}: {run.stderr.strip()[-500:]}")
-        argv = ["value", str(application), "--out", str(tmp / "reports-no-pdf"), "--audit-db", str(tmp / "audit.db"), "--tracking-uri", uri]
+        commands = {"cli_value_s": Path(sys.executable).parent / "ipvalue"}
+        if args.before:
+            commands["cli_value_before_s"] = Path(args.before).resolve() / ".venv" / "bin" / "ipvalue"
+        # each version its own audit store (their schemas may differ) and an officer's token for it
+        stores = {name: tmp / f"audit-{name}.db" for name in commands}
+        tokens = {name: add_user("bench-officer", "officer", stores[name]) for name in commands}
+        times: dict[str, list[float]] = {name: [] for name in commands}
+        for _ in range(args.cli_repeat):  # the versions alternate, so the machine's load falls on both alike
+            for name, command in commands.items():
+                store = stores[name]
+                started = time.perf_counter()
+                run = subprocess.run([str(command), "value", str(application), "--out", str(tmp / f"reports-{name}"), "--audit-db", str(store),
+                                      "--tracking-uri", uri], capture_output=True, text=True, env={**os.environ, "IPVALUE_TOKEN": tokens[name]})
+                times[name].append(time.perf_counter() - started)
+                if run.returncode not in (0, 1):
+                    raise SystemExit(f"{command} value exited {run.returncode}: {run.stderr.strip()[-500:]}")
+        figures.update({name: round(statistics.median(values), 2) for name, values in times.items()})
+        figures.update({name.replace("_s", "_runs_s"): [round(v, 2) for v in values] for name, values in times.items()})
+        argv = ["ipvalue", "value", str(application), "--out", str(tmp / "reports-no-pdf"), "--audit-db", str(stores["cli_value_s"]), "--tracking-uri", uri]
         no_pdf = ("import sys\nimport ipvalue.report.render as render\nrender.prints_pdf = lambda pdf, what: False\n"
-                  f"from ipvalue.cli import main\nsys.exit(main({argv!r}))")
-        started = time.perf_counter()
-        run = subprocess.run([sys.executable, "-P", "-c", no_pdf], capture_output=True, text=True, env={**os.environ, "IPVALUE_TOKEN": token})
+                  f"sys.argv = {argv!r}\nfrom ipvalue.cli import run\nrun()")
+        started = time.perf_counter()  # no PDF: nothing prints it, and no Chromium is started for it
+        run = subprocess.run([sys.executable, "-P", "-c", no_pdf], capture_output=True, text=True,
+                             env={**os.environ, "IPVALUE_TOKEN": tokens["cli_value_s"], "IPVALUE_PDF_ENGINE": "weasyprint"})
         figures["cli_value_no_pdf_s"] = round(time.perf_counter() - started, 2)
         if run.returncode not in (0, 1) or "pdf:" in run.stdout:
             raise SystemExit(f"ipvalue value without the PDF exited {run.returncode}: {(run.stderr or run.stdout).strip()[-500:]}")
