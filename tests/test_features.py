@@ -204,6 +204,26 @@ def test_small_cohorts_use_the_oecd_table(data_dir):
     assert r.report.set_index("feature").loc["claims_pct", "oecd"] == 2
 
 
+def test_the_oecd_table_is_indexed_once_per_file_and_gives_what_a_given_table_gives(data_dir):
+    """A valuation fits its scorecard's cohort references on its own patents: the OECD table of the
+    data folder is read and indexed once per process (per file version), with the same
+    percentiles as the same table handed to the builder."""
+    from ipvalue.io import load_oecd_cohorts
+
+    f = frame(patent_id=["EP1", "EP2", "EP3"], jurisdiction="EP", filing_date=["2010-05-01", "2010-06-01", "2012-01-01"],
+              ipc_main=["G06F 16/00", "G06F 17/00", "H04W 72/04"], claims_total=[7, 25, 12], family_size=[1, 6, 3])
+    first = PatentFeatureBuilder(valuation_date="2020-01-01", data_dir=data_dir).fit(f)
+    second = PatentFeatureBuilder(valuation_date="2020-01-01", data_dir=data_dir).fit(f)
+    given = PatentFeatureBuilder(valuation_date="2020-01-01", concordance=first.concordance_, oecd_cohorts=load_oecd_cohorts(data_dir)).fit(f)
+    assert second.oecd_ is first.oecd_ and given.oecd_ is not first.oecd_
+    assert second.references_["claims_pct"].oecd.keys() == given.references_["claims_pct"].oecd.keys()
+    for name, ref in given.references_.items():
+        cached = second.references_[name].oecd
+        assert all(np.array_equal(cached[k], v) for k, v in ref.oecd.items()), name
+    pd.testing.assert_frame_equal(second.transform(f), given.transform(f))
+    assert (given.build(f).report.set_index("feature").loc[["claims_pct", "family_size_pct"], "oecd"] > 0).all()
+
+
 def test_fitted_cohorts_rank_within_the_cohort(demo):
     b = PatentFeatureBuilder(valuation_date="2026-06-30", spec=FeatureSpec.load("core-v1")).fit(demo.patents)
     r = b.build(demo.patents)

@@ -160,26 +160,32 @@ def add_years(dates: pd.Series, years) -> pd.Series:
 
 def statutory_rule(frame: pd.DataFrame, terms: dict) -> pd.DataFrame:
     """The term rule of each patent: ``years`` and ``from`` ('filing' or 'grant')."""
-    years = pd.Series(np.nan, index=frame.index)
-    start = pd.Series("filing", index=frame.index, dtype=object)
+    # numpy masks: a handful of rules over a few columns, cheap on a 3-patent application and a 10k book alike
+    n = len(frame)
+    years = np.full(n, np.nan)
+    start = np.full(n, "filing", dtype=object)
+    jurisdiction = frame["jurisdiction"].to_numpy(dtype=object, na_value=None)
+    patent_type = frame["patent_type"].to_numpy(dtype=object, na_value=None)
+    filing = frame["filing_date"]
     offices = terms["offices"]
+    named = [o for o in offices if o != "default"]
     for office in [*offices.keys()]:
-        in_office = frame["jurisdiction"].eq(office) if office != "default" else ~frame["jurisdiction"].isin([o for o in offices if o != "default"])
+        in_office = jurisdiction == office if office != "default" else ~np.isin(jurisdiction, named)
         for ptype, rules in offices[office].items():
             rules = rules if isinstance(rules, list) else [rules]
             for rule in rules:  # later regimes override earlier ones from their start date
-                mask = in_office & frame["patent_type"].eq(ptype)
+                mask = in_office & (patent_type == ptype)
                 if rule.get("filed_from"):
-                    mask &= frame["filing_date"] >= pd.Timestamp(rule["filed_from"])
+                    mask &= (filing >= pd.Timestamp(rule["filed_from"])).to_numpy()
                 years[mask] = float(rule["years"])
                 start[mask] = rule["from"]
     # A type the office does not grant (e.g. a US utility model) takes the default rule.
     default = offices["default"]
     for ptype, rules in default.items():
         rule = (rules if isinstance(rules, list) else [rules])[-1]
-        mask = years.isna() & frame["patent_type"].eq(ptype)
+        mask = np.isnan(years) & (patent_type == ptype)
         years[mask], start[mask] = float(rule["years"]), rule["from"]
-    return pd.DataFrame({"years": years, "from": start})
+    return pd.DataFrame({"years": years, "from": pd.Series(start, index=frame.index, dtype=object)}, index=frame.index)
 
 
 def statutory_term(frame: pd.DataFrame, terms: dict, valuation_date) -> tuple[pd.Series, pd.Series]:
@@ -242,18 +248,24 @@ def normalise_ipc(codes: pd.Series) -> pd.Series:
 
 
 def longest_prefix_match(codes: pd.Series, prefixes: pd.Series, values: pd.DataFrame) -> pd.DataFrame:
-    """For each code, the row of ``values`` whose prefix is the longest one the code starts with."""
-    out = pd.DataFrame(index=codes.index, columns=values.columns, dtype=object)
-    found = pd.Series(False, index=codes.index)
-    table = values.assign(_prefix=prefixes.to_numpy())
-    for length in sorted(prefixes.str.len().unique(), reverse=True):
-        level = table[table["_prefix"].str.len() == length].drop_duplicates("_prefix").set_index("_prefix")
-        keys = codes.str[:length].where(~found & (codes.str.len() >= length))
-        hit = keys.isin(level.index)
-        if hit.any():
-            out.loc[hit] = level.loc[keys[hit]].to_numpy()
-            found |= hit
-    return out
+    """For each code, the row of ``values`` whose prefix is the longest one the code starts with
+    (the first such row where a prefix repeats); object columns, missing where no prefix matches."""
+    rows = np.full(len(codes), -1)  # the matched row of ``values`` per code
+    prefix_length = prefixes.str.len().to_numpy()
+    code_length = codes.str.len().to_numpy()
+    for length in sorted(pd.unique(prefix_length), reverse=True):
+        at_length = np.flatnonzero(prefix_length == length)
+        level = pd.Index(prefixes.to_numpy()[at_length])
+        first = ~level.duplicated()
+        level, at_length = level[first], at_length[first]
+        keys = codes.str[:length].where((rows < 0) & (code_length >= length)).to_numpy()
+        position = level.get_indexer(keys)
+        hit = position >= 0
+        rows[hit] = at_length[position[hit]]
+    table = np.full((len(codes), values.shape[1]), np.nan, dtype=object)
+    found = rows >= 0
+    table[found] = values.to_numpy()[rows[found]]
+    return pd.DataFrame(table, index=codes.index, columns=values.columns, dtype=object)
 
 
 def build_industry(frame: pd.DataFrame, ctx: BuildContext) -> pd.DataFrame:

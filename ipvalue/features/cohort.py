@@ -42,6 +42,16 @@ def cohort_rows(year: pd.Series, field: pd.Series) -> dict:
     return pd.DataFrame({"y": year.to_numpy(), "f": field.to_numpy()}).groupby(["y", "f"], dropna=False).indices
 
 
+def oecd_quantile_points(table: pd.DataFrame, variable: str | None = None) -> dict:
+    """The OECD cohort table's quantile points (:data:`QUANTILE_COLUMNS`) by (filing year,
+    technology field), as floats: of the rows of ``variable`` (the table's ``variable`` column), or
+    of a table of one variable already indexed by the two."""
+    if variable is not None:
+        table = table[table["variable"] == variable].set_index(["filing_year", "tech_field"])
+        table.index = pd.MultiIndex.from_arrays([table.index.get_level_values(0).astype(float), table.index.get_level_values(1).astype(float)])
+    return dict(zip(table.index, table[QUANTILE_COLUMNS].to_numpy(dtype="float64")))
+
+
 class CohortReference:
     """Fitted reference distributions of one feature.
 
@@ -51,10 +61,11 @@ class CohortReference:
     of cohorts.
     """
 
-    def __init__(self, *, min_size: int = 20, oecd: pd.DataFrame | None = None):
+    def __init__(self, *, min_size: int = 20, oecd: pd.DataFrame | dict | None = None):
         self.min_size = min_size
-        # quantile points of one OECD variable by (filing_year, tech_field)
-        self.oecd = {} if oecd is None else dict(zip(oecd.index, oecd[QUANTILE_COLUMNS].to_numpy(dtype="float64")))
+        # quantile points of one OECD variable by (filing_year, tech_field): a table indexed by them, or its
+        # :func:`oecd_quantile_points` already read
+        self.oecd = {} if oecd is None else dict(oecd) if isinstance(oecd, dict) else oecd_quantile_points(oecd)
 
     def fit(self, values: pd.Series, year: pd.Series, field: pd.Series) -> "CohortReference":
         ok = values.notna()

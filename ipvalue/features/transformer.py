@@ -19,11 +19,12 @@ from sklearn.utils.validation import check_is_fitted
 from ipvalue.config import load_yaml
 from ipvalue.exceptions import SpecError
 from ipvalue.features.builders import BUILDERS, READS, BuildContext, normalise_ipc
-from ipvalue.features.cohort import SOURCES, CohortReference, cohort_rows
+from ipvalue.features.cohort import SOURCES, CohortReference, cohort_rows, oecd_quantile_points
 from ipvalue.features.owners import build_owners, check_owner_book
 from ipvalue.features.spec import FeatureSpec
 from ipvalue.frame import COLUMNS, as_patent_frame
 from ipvalue.io import default_data_dir, load_ipc_concordance, load_oecd_cohorts
+from ipvalue.io.public import OECD_FILE
 
 logger = logging.getLogger(__name__)
 
@@ -59,6 +60,37 @@ def _fingerprint(value, seen: dict):
             text = json.dumps(value, sort_keys=True, default=str).encode()
         seen[id(value)] = (value, text)  # the object is kept alive with its fingerprint, so its id is not reused
     return seen[id(value)][1]
+
+
+#: The OECD cohort table's rows of a spec's variables and their quantile points, per process: keyed by
+#: the file's path, size and modification time (an edited file is read again) and the variables.
+_OECD_REFERENCES: dict = {}
+
+
+def _oecd_reference(data_dir: Path, variables: frozenset) -> tuple[pd.DataFrame, dict]:
+    """The OECD cohort table of ``data_dir`` restricted to ``variables`` and, per variable, its
+    :func:`~ipvalue.features.cohort.oecd_quantile_points`: read and indexed once, not at every fit
+    (a valuation fits its scorecard's cohort references on its own patents)."""
+    path = (data_dir / OECD_FILE).resolve()
+    if not path.is_file():
+        return load_oecd_cohorts(data_dir), {}  # raises its FileNotFoundError
+    stat = path.stat()
+    key = (str(path), stat.st_size, stat.st_mtime_ns, variables)
+    if key not in _OECD_REFERENCES:
+        oecd = load_oecd_cohorts(data_dir)
+        table = oecd[oecd["variable"].isin(variables)].reset_index(drop=True)
+        _OECD_REFERENCES.clear()  # one version of the file is kept
+        _OECD_REFERENCES[key] = (table, {v: oecd_quantile_points(table, v) for v in variables})
+    return _OECD_REFERENCES[key]
+
+
+def _oecd_points(oecd: pd.DataFrame, variable: str) -> dict:
+    """The quantile points of ``variable``: from :data:`_OECD_REFERENCES` when ``oecd`` is the
+    table read there, else computed from ``oecd`` (a table given to the builder)."""
+    for table, points in _OECD_REFERENCES.values():
+        if oecd is table:
+            return points[variable]
+    return oecd_quantile_points(oecd, variable)
 
 
 class FeatureWarning(UserWarning):
@@ -164,11 +196,10 @@ class PatentFeatureBuilder(TransformerMixin, BaseEstimator):
         for f in spec.features:
             if f.builder != "percentile":
                 continue
-            table = None
+            points = None
             if oecd is not None and f.oecd_variable:
-                table = oecd[oecd["variable"] == f.oecd_variable].set_index(["filing_year", "tech_field"])
-                table.index = pd.MultiIndex.from_arrays([table.index.get_level_values(0).astype(float), table.index.get_level_values(1).astype(float)])
-            ref = CohortReference(min_size=int(spec.cohort["min_size"]), oecd=table)
+                points = _oecd_points(oecd, f.oecd_variable)
+            ref = CohortReference(min_size=int(spec.cohort["min_size"]), oecd=points)
             self.references_[f.name] = ref.fit(base[f.of], base["filing_year"], base["tech_field"])
         self.medians_ = {f.name: float(np.nanmedian(base[f.name])) for f in spec.features if f.missing == "median" and f.builder != "percentile"}
         self.feature_names_in_ = np.array([c.name for c in COLUMNS], dtype=object)
@@ -225,16 +256,18 @@ class PatentFeatureBuilder(TransformerMixin, BaseEstimator):
             self.industry_map_ = table.assign(ipc_prefix=normalise_ipc(table["ipc"]).str.rstrip("/"))
         notes = []
         concordance, oecd = self.concordance, self.oecd_cohorts
+        variables = frozenset(f.oecd_variable for f in self.spec_.features if f.oecd_variable)
         if concordance is None or oecd is None:
             try:
                 data_dir = Path(self.data_dir) if self.data_dir is not None else default_data_dir()
                 concordance = load_ipc_concordance(data_dir) if concordance is None else concordance
-                oecd = load_oecd_cohorts(data_dir) if oecd is None else oecd
+                oecd = _oecd_reference(data_dir, variables)[0] if oecd is None else oecd
             except FileNotFoundError as exc:
                 notes.append(f"public reference data not found ({exc}); sectors from the coarse IPC map, no technology fields, no OECD cohorts")
-        variables = {f.oecd_variable for f in self.spec_.features if f.oecd_variable}
         self.concordance_ = concordance
-        self.oecd_ = oecd[oecd["variable"].isin(variables)].reset_index(drop=True) if oecd is not None else None
+        if oecd is not None and not any(oecd is table for table, _ in _OECD_REFERENCES.values()):  # a table given: its rows of the variables
+            oecd = oecd[oecd["variable"].isin(variables)].reset_index(drop=True)
+        self.oecd_ = oecd
         notes.append(f"IPC concordance: {'WIPO 35 fields' if concordance is not None else 'coarse sector map'}")
         notes.append(f"OECD cohorts: {'yes' if self.oecd_ is not None else 'no'}")
         uses_owners = any(f.builder == "owners" for f in self.spec_.features)

@@ -433,21 +433,20 @@ def value_application(app: LoanApplication, *, models: dict[str, RegisteredModel
     chain, packages, draws = value_chain(inputs, results, rec, status, policy, value_overrides=value_overrides)
 
     patents = inputs.patents
-    out = patents[["patent_id", "package_id", "patent_type", "legal_status"]].copy()
-    out["register_status"] = status
-    out = out.join(inputs.scorecard[["total", "grade"]].rename(columns={"total": "score"})).join(inputs.life_columns)
-    for name, r in results.items():
-        out[f"method_{name}_rmb"] = r.values["value_rmb"]
+    # the per-patent table from its parts, all indexed like the patents, in one concat (chained joins re-copy every column at each step)
+    parts = [patents[["patent_id", "package_id", "patent_type", "legal_status"]], status.rename("register_status"),
+             inputs.scorecard[["total", "grade"]].rename(columns={"total": "score"}), inputs.life_columns,
+             *(r.values["value_rmb"].rename(f"method_{name}_rmb") for name, r in results.items())]
     if "income" in results:
         inc = results["income"].columns
-        out = out.join(inc[[c for c in ("sharing_rate", "sharing_position", "income_period_years", "remaining_life_years", "cash_flow_weighting",
-                                        "value_in_use_p5_rmb", "value_in_use_p95_rmb") if c in inc]])
-        out["value_in_use_rmb"] = results["income"].values["value_rmb"]
+        parts += [inc[[c for c in ("sharing_rate", "sharing_position", "income_period_years", "remaining_life_years", "cash_flow_weighting",
+                                   "value_in_use_p5_rmb", "value_in_use_p95_rmb") if c in inc]],
+                  results["income"].values["value_rmb"].rename("value_in_use_rmb")]
     else:
-        out["remaining_life_years"] = inputs.features["remaining_life_years"]
-        out["income_period_years"] = np.minimum(out["remaining_life_years"], out["economic_life_years"])
-    out = out.join(rec.drop(columns=["market_value_rmb"]).rename(columns={"reason_zh": "method_reason_zh", "reason_en": "method_reason_en"}))
-    out = out.join(chain)
+        remaining = inputs.features["remaining_life_years"]
+        parts += [remaining.rename("remaining_life_years"), np.minimum(remaining, inputs.life_columns["economic_life_years"]).rename("income_period_years")]
+    parts += [rec.drop(columns=["market_value_rmb"]).rename(columns={"reason_zh": "method_reason_zh", "reason_en": "method_reason_en"}), chain]
+    out = pd.concat(parts, axis=1)
     out["internal_value_rmb"] = out["market_value_rmb"]
 
     model_values = {

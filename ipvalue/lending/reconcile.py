@@ -161,37 +161,44 @@ def reconcile(results: dict, status: pd.Series, patent_type: pd.Series, *, polic
     out["pending_expected_value_rmb"] = (out["market_value_rmb"] * prob).where(pending)
     out["collateral_basis_rmb"] = out["market_value_rmb"].where(status == "in_force", 0.0).fillna(0.0)
 
-    zh = pd.Series("", index=index, dtype=object)
-    en = pd.Series("", index=index, dtype=object)
+    # the reasons are built on numpy object arrays: a few dozen concatenations, cheap on 3 patents and on a book alike
+    basis_of, role_of, usable_of = out["basis_method"].to_numpy(dtype=object), roles.to_numpy(dtype=object), usable.to_numpy(dtype=bool)
+    zh = np.full(len(index), "", dtype=object)
+    en = np.full(len(index), "", dtype=object)
     for m in names:
-        hit = out["basis_method"] == m
-        zh[hit] = results[m].offers["reason_zh"][hit].astype(str)
-        en[hit] = results[m].offers["reason_en"][hit].astype(str)
-    zh[no_value] = "无可用的市场价值"
-    en[no_value] = "no method offers a market value"
-    for m in names:
-        cross = (roles[m].isin(["primary", "cross_check"]) & usable[m] & (out["basis_method"] != m)).to_numpy()
+        hit = basis_of == m
+        zh[hit] = results[m].offers["reason_zh"].astype(str).to_numpy(dtype=object)[hit]
+        en[hit] = results[m].offers["reason_en"].astype(str).to_numpy(dtype=object)[hit]
+    no_value_of = no_value.to_numpy(dtype=bool)
+    zh[no_value_of] = "无可用的市场价值"
+    en[no_value_of] = "no method offers a market value"
+    for j, m in enumerate(names):
+        role, other = role_of[:, j], usable_of[:, j] & (basis_of != m)
+        cross = np.isin(role, ["primary", "cross_check"]) & other
         zh = zh + np.where(cross, f"；{results[m].label_zh}作交叉核对", "")
         en = en + np.where(cross, f"; {results[m].label_en} as a cross-check", "")
-        floor_role = ((roles[m] == "floor") & usable[m] & (out["basis_method"] != m)).to_numpy()
+        floor_role = (role == "floor") & other
         zh = zh + np.where(floor_role, f"；{results[m].label_zh}作下限参考", "")
         en = en + np.where(floor_role, f"; {results[m].label_en} as a floor", "")
-        info = (roles[m] == "information").to_numpy()
+        info = role == "information"
         zh = zh + np.where(info, f"；{results[m].label_zh}仅供参考", "")
         en = en + np.where(info, f"; {results[m].label_en} for information only", "")
     ratio = out["disagreement"].round(2).astype(str)
-    over = out["review_required"] & ~no_value
+    over = (out["review_required"] & ~no_value).to_numpy(dtype=bool)
     zh = zh + np.where(over, "；方法间差异" + ratio + "倍（" + pair_zh + "）超过政策系数" + f"{factor:g}" + "倍，需复核签字", "")
     en = en + np.where(over, "; the methods differ by " + ratio + "x (" + pair_en + "), above the policy factor " + f"{factor:g}x: review required", "")
-    zh = zh + np.where(out["below_floor"], "；市场价值低于成本法下限，未上调", "")
-    en = en + np.where(out["below_floor"], "; the market value is below the cost floor (not raised to it)", "")
-    zh[dead] = ("权利" + status.map(STATUS_ZH).fillna("") + "，市场价值与抵质押价值为0")[dead]
-    en[dead] = ("the right is " + status.astype(str) + " (not in force): market and collateral value 0")[dead]
-    pend_zh = "；专利申请尚未授权，仅按授权概率" + prob.round(2).astype(str) + "计期望值，抵质押价值为0"
-    pend_en = "; a pending application: expected value at grant probability " + prob.round(2).astype(str) + " only, collateral value 0"
-    zh[pending] = zh[pending] + pend_zh[pending]
-    en[pending] = en[pending] + pend_en[pending]
-    out["reason_zh"], out["reason_en"] = zh, en
+    below = out["below_floor"].to_numpy(dtype=bool)
+    zh = zh + np.where(below, "；市场价值低于成本法下限，未上调", "")
+    en = en + np.where(below, "; the market value is below the cost floor (not raised to it)", "")
+    dead_of = dead.to_numpy(dtype=bool)
+    zh[dead_of] = ("权利" + status.map(STATUS_ZH).fillna("") + "，市场价值与抵质押价值为0").to_numpy(dtype=object)[dead_of]
+    en[dead_of] = ("the right is " + status.astype(str) + " (not in force): market and collateral value 0").to_numpy(dtype=object)[dead_of]
+    pending_of = pending.to_numpy(dtype=bool)
+    if pending_of.any():
+        grant = prob.round(2).astype(str)
+        zh[pending_of] = zh[pending_of] + ("；专利申请尚未授权，仅按授权概率" + grant + "计期望值，抵质押价值为0").to_numpy(dtype=object)[pending_of]
+        en[pending_of] = en[pending_of] + ("; a pending application: expected value at grant probability " + grant + " only, collateral value 0").to_numpy(dtype=object)[pending_of]
+    out["reason_zh"], out["reason_en"] = pd.Series(zh, index=index, dtype=object), pd.Series(en, index=index, dtype=object)
     out["disagreement_factor_policy"] = factor
     out["reconciliation_rules"] = r["provenance"]
     out["reconciliation_rules_hash"] = r["hash"]

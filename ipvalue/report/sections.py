@@ -64,7 +64,10 @@ class Table:
     def from_frame(cls, table_id: str, frame: pd.DataFrame, columns: list[Column], *, caption_zh: str = "", caption_en: str = "") -> "Table":
         """A table of the ``columns`` present in ``frame`` (values as JSON-safe Python values)."""
         present = [c for c in columns if c.key in frame.columns]
-        rows = [{c.key: json_value(v) for c, v in zip(present, values)} for values in frame[[c.key for c in present]].itertuples(index=False, name=None)]
+        keys = [c.key for c in present]
+        # one list per column, then rows: no sub-frame is built (a report has some 35 small tables)
+        cells = [[json_value(v) for v in frame[key].tolist()] for key in keys]
+        rows = [dict(zip(keys, values)) for values in zip(*cells)] if keys else [{} for _ in range(len(frame))]
         return cls(table_id, present, rows, caption_zh, caption_en)
 
 
