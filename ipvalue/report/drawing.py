@@ -9,10 +9,10 @@ JSON and lays the report's tables out while it draws them.
 
 The helper draws with :func:`ipvalue.report.figures.draw_chart`, the code a report uses in process,
 so the charts are the same bytes either way (a test compares the HTML). It reads one line of JSON
-and writes JSON back (no pickles), and serves one batch of charts. Anything else (outside the block, a second report in
-the same command, a helper that failed to start, exited, answered wrongly or took over
-:data:`HELPER_TIMEOUT_S`) draws in this process, as before; the helper is killed when the block
-ends.
+and writes JSON back (no pickles), and serves one batch of charts. Anything else (outside the
+block, a second report in the same command, a helper that failed to start, exited, answered
+wrongly or took over :data:`HELPER_TIMEOUT_S`) is drawn in this process, as before; the helper is
+killed when the block ends.
 """
 
 from __future__ import annotations
