@@ -31,6 +31,13 @@ def add_parser(sub) -> None:
 
 
 def run_sign_off(args) -> int:
+    from ipvalue.cli.value import report_tools_started
+
+    with report_tools_started():  # the signed version's report is printed as `value` prints it
+        return _sign_off(args)
+
+
+def _sign_off(args) -> int:
     from ipvalue import terms, workflow
     from ipvalue.identity import command_identity, os_user
     from ipvalue.lending import LoanApplication

@@ -8,6 +8,7 @@ is recorded beside the authenticated name.
 from __future__ import annotations
 
 import argparse
+from contextlib import contextmanager
 
 from ipvalue.cli.exitcodes import EXIT_OK, EXIT_PARTIAL, EXIT_USAGE
 
@@ -25,13 +26,20 @@ def add_parser(sub) -> None:
     p.set_defaults(func=run)
 
 
-def run(args) -> int:
+@contextmanager
+def report_tools_started():
+    """The PDF's Chromium and a chart helper (which imports matplotlib) started at once: they get
+    ready while the command imports its libraries and values, and the report is out about a second
+    sooner (:func:`~ipvalue.report.printing.chromium_started`, :func:`~ipvalue.report.drawing.charts_drawn_aside`)."""
     from ipvalue.report.drawing import charts_drawn_aside
     from ipvalue.report.printing import chromium_started
 
-    # the PDF's Chromium starts, and a helper imports matplotlib for the charts, while this process
-    # imports its libraries and values: the report is ready about a second sooner
     with chromium_started(), charts_drawn_aside():
+        yield
+
+
+def run(args) -> int:
+    with report_tools_started():
         return _value(args)
 
 
