@@ -28,7 +28,7 @@ from ipvalue.config import load_yaml
 from ipvalue.exceptions import AssumptionError, SpecError
 from ipvalue.features import PatentFeatureBuilder
 from ipvalue.features.builders import DAYS_PER_YEAR, add_years
-from ipvalue.features.owners import check_owner_book, owner_book_from_frame
+from ipvalue.features.owners import LayeredOwnerBook, check_owner_book, owner_book_from_frame
 from ipvalue.frame import COLUMNS, as_patent_frame, validate_patent_frame
 from ipvalue.models.life import (
     FEES_PAID_TO_TERM, CNLifeTable, FeeLapseEvents, cn_annual_fee_dates, cn_annual_fee_label, documented_paid_until, years_after,
@@ -443,11 +443,13 @@ class RenewalModel(BaseEstimator):
         unpaid = frame["grant_date"].notna() & (frame["grant_date"] <= vd) & paid.notna() & (paid + grace < vd)
         lapsed = frame["legal_status"].eq("lapsed") | unpaid
         lapse_date = paid.where(paid.notna() & (paid <= vd), vd).where(lapsed)
-        books = [self.features_.owner_book_, check_owner_book(owner_book_from_frame(frame, lapse_date))]
+        tops = [check_owner_book(owner_book_from_frame(frame, lapse_date))]
         if owner_book is not None:
-            books.append(check_owner_book(owner_book))
-        book = pd.concat([b for b in books if b is not None], ignore_index=True).drop_duplicates("patent_id", keep="last").reset_index(drop=True)
-        return self.features_.at_date(vd, owner_book=book)
+            tops.append(check_owner_book(owner_book))
+        top = pd.concat(tops, ignore_index=True).drop_duplicates("patent_id", keep="last").reset_index(drop=True) if len(tops) > 1 else tops[0]
+        base = self.features_.owner_book_
+        # the model's book is summed once per date (LayeredOwnerBook), the valuation's rows added on top
+        return self.features_.at_date(vd, owner_book=top if base is None else LayeredOwnerBook(base, top))
 
     def _prepare(self, X: pd.DataFrame) -> dict:
         """Features, hazards and the anchor / expiry facts of ``X`` as of the model's feature date
