@@ -16,6 +16,7 @@ LightGBM learns the hazard h_k(x) with the stage as a feature; then
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -163,6 +164,20 @@ def level_shift(target_hazard: np.ndarray, reference_scores: np.ndarray, *, iter
         if np.abs(step).max() < 1e-10:
             break
     return (base + shift)[:, 0]
+
+
+def remembered_level_shift(target_hazard: np.ndarray, reference_scores: np.ndarray) -> np.ndarray:
+    """:func:`level_shift`, solved once per process for the same targets and reference scores (a
+    model's life-table level is the same at every valuation); read-only."""
+    target, reference = np.asarray(target_hazard), np.asarray(reference_scores)
+    return _level_shift_of(target.tobytes(), target.dtype.str, reference.tobytes(), reference.dtype.str)
+
+
+@functools.lru_cache(maxsize=32)
+def _level_shift_of(target: bytes, target_dtype: str, reference: bytes, reference_dtype: str) -> np.ndarray:
+    level = level_shift(np.frombuffer(target, dtype=target_dtype), np.frombuffer(reference, dtype=reference_dtype))
+    level.flags.writeable = False
+    return level
 
 
 def patent_frame(X: pd.DataFrame) -> pd.DataFrame:
@@ -532,7 +547,7 @@ class RenewalModel(BaseEstimator):
             for t, target in table.hazards.items():  # a loop over the three patent types, not patents
                 rows = ptype == t
                 if rows.any():
-                    level = level_shift(target, self.reference_scores_)
+                    level = remembered_level_shift(target, self.reference_scores_)
                     hazards[rows, : len(target)] = expit(level[None, :] + z[rows, None])
                     known |= rows
             due = years_after(cn_annual_fee_dates(frame["filing_date"][cn], table.max_age), begin[cn])
