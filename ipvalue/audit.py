@@ -850,7 +850,7 @@ def _rows(result, *, with_result: bool = True) -> tuple[dict, list[dict]]:
 
 @contextmanager
 def recording(result, path: str | Path | None = None, *, key_file: str | Path | None = None,
-              checkpoint_file: str | Path | None = None, wait_s: float | None = None, guard=None):
+              checkpoint_file: str | Path | None = None, wait_s: float | None = None, guard=None, written: dict | None = None):
     """Record a valuation, let the caller write its outputs, and commit both as one unit.
 
     The insert runs first (a read-only, corrupt or locked store fails before any output exists);
@@ -882,6 +882,9 @@ def recording(result, path: str | Path | None = None, *, key_file: str | Path | 
         (valued again under the lock), or raise to refuse the record: nothing is written and the
         exception propagates. This is where a writer re-checks what it read before the lock (the
         borrower's exposure, the application's latest version).
+    written : dict, optional
+        Filled with the valuation row as inserted (``result_json``: the result's JSON text, so a
+        caller that answers with it does not encode the result again).
 
     Yields
     ------
@@ -905,6 +908,8 @@ def recording(result, path: str | Path | None = None, *, key_file: str | Path | 
                 if guard is not None:
                     result = guard(con) or result
                 valuation, overrides = _rows(result)
+                if written is not None:
+                    written.update(valuation)
                 con.execute(f"INSERT INTO valuations ({_QUOTED_VALUATION_COLUMNS}) VALUES ({', '.join('?' * len(_VALUATION_COLUMNS))})",
                             [valuation[c] for c in _VALUATION_COLUMNS])
                 con.executemany(f"INSERT INTO overrides ({', '.join(_OVERRIDE_COLUMNS)}) VALUES ({', '.join('?' * len(_OVERRIDE_COLUMNS))})",

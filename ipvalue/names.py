@@ -74,21 +74,44 @@ def _ret(s: pd.Series, scalar: bool):
     return s.iloc[0] if scalar else s
 
 
-def _scalars_remembered(fn):
-    """``fn`` with its answer for a single text remembered (up to 4,096 texts): a scalar goes
-    through the same column code (and regular-expression engine) as a Series, once per text, so a
-    borrower's name and its patents' owner names are compared with one policy, at a dictionary
-    lookup's cost when they repeat."""
-    remembered = functools.lru_cache(maxsize=4096)(fn)
-
-    @functools.wraps(fn)
-    def normaliser(values):
-        return remembered(values) if isinstance(values, str) else fn(values)
-
-    return normaliser
+#: A Series up to this many values goes through the remembered single texts: pandas' fixed cost per
+#: string operation (a dozen per name key) outweighs the work on a few texts, and a service compares
+#: the same borrower and owner names at every valuation.
+SHORT_SERIES = 64
 
 
-@_scalars_remembered
+def _scalars_remembered(dtype: str):
+    """Decorate ``fn`` so that its answer for a single text is remembered (up to 4,096 texts).
+
+    A scalar goes through the same column code (and regular-expression engine) as a Series, once
+    per text, so a borrower's name and its patents' owner names are compared with one policy, at a
+    dictionary lookup's cost when they repeat. A Series of at most :data:`SHORT_SERIES` values is
+    answered value by value the same way (missing values stay missing), as a Series of ``dtype``
+    (what the column code returns) with the input's index and name; a longer one runs the column
+    code once.
+    """
+
+    def decorate(fn):
+        remembered = functools.lru_cache(maxsize=4096)(fn)
+
+        def one(value):
+            return remembered(value) if isinstance(value, str) else fn(value)
+
+        @functools.wraps(fn)
+        def normaliser(values):
+            if isinstance(values, pd.Series) and len(values) <= SHORT_SERIES:
+                missing = values.isna().to_numpy()
+                answers = [None if gone else one(v) for v, gone in zip(values.tolist(), missing, strict=True)]
+                out = pd.Series(answers, index=values.index, name=values.name, dtype=object)
+                return out.fillna(False).astype(bool) if dtype == "bool" else out.astype(dtype)
+            return one(values) if not isinstance(values, pd.Series) else fn(values)
+
+        return normaliser
+
+    return decorate
+
+
+@_scalars_remembered("bool")
 def forbidden_characters(values) -> pd.Series | bool:
     """True where a text holds a control or bidirectional-control character (to be refused).
 
@@ -103,7 +126,7 @@ def forbidden_characters(values) -> pd.Series | bool:
     return _ret(found, scalar)
 
 
-@_scalars_remembered
+@_scalars_remembered("bool")
 def has_invisible(values) -> pd.Series | bool:
     """True where a text holds an invisible format character that :func:`normalise_text` removes."""
     s, scalar = _as_series(values)
@@ -111,7 +134,7 @@ def has_invisible(values) -> pd.Series | bool:
     return _ret(text.str.contains(_INVISIBLE_RE, regex=True).fillna(False).astype(bool), scalar)
 
 
-@_scalars_remembered
+@_scalars_remembered("str")
 def normalise_text(values) -> pd.Series | str:
     """NFKC, invisible characters removed, white space runs made one space, ends stripped.
 
@@ -135,7 +158,7 @@ def normalise_text(values) -> pd.Series | str:
     return _ret(out, scalar)
 
 
-@_scalars_remembered
+@_scalars_remembered("str")
 def normalise_id(values) -> pd.Series | str:
     """A patent or application id in canonical form: normalised text, upper case, no spaces.
 
@@ -149,7 +172,7 @@ def normalise_id(values) -> pd.Series | str:
     return _ret(out.where(out.ne("")), scalar)
 
 
-@_scalars_remembered
+@_scalars_remembered("str")
 def name_key(values) -> pd.Series | str:
     """The key two owner / borrower names are compared by (see the module notes).
 

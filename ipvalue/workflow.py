@@ -94,11 +94,13 @@ class NotFound(InputError):
 
 @dataclass
 class Recorded:
-    """A recorded valuation: the result, where its reports were written, the store."""
+    """A recorded valuation: the result, where its reports were written, the store, and the
+    result's JSON text as recorded (``result_json``: an answer sent on as it is)."""
 
     result: ValuationResult
     store: object
     paths: dict = field(default_factory=dict)
+    result_json: str = ""
 
 
 def request_key(identity: Identity, key: str) -> str:
@@ -187,7 +189,8 @@ def value_and_record(app: LoanApplication, *, store=None, identity: Identity, au
         return final["result"]
 
     paths: dict = {}
-    with recording(final["result"], store, guard=guard) as stored:
+    written: dict = {}
+    with recording(final["result"], store, guard=guard, written=written) as stored:
         result = final["result"]
         if out_dir is not None:
             from ipvalue.report import write_reports
@@ -195,7 +198,7 @@ def value_and_record(app: LoanApplication, *, store=None, identity: Identity, au
             paths = write_reports(result, out_dir, pdf=pdf)
         if while_recording is not None:
             while_recording(result)
-    return Recorded(result, stored, paths)
+    return Recorded(result, stored, paths, written["result_json"])
 
 
 def sign_off(valuation_id: str, app: LoanApplication, *, reason: str, identity: Identity, store=None, **options) -> Recorded:

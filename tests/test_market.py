@@ -91,3 +91,22 @@ def test_value_never_rises_as_remaining_life_falls_and_input_is_not_mutated(valu
     assert values["T"] <= values["S"] + 1e-6
     pd.testing.assert_frame_equal(frame, before)
     pd.testing.assert_series_equal(values, valuer.predict(frame))
+
+
+def test_a_comparables_file_is_read_once_per_version_and_date(tmp_path, monkeypatch):
+    # a service values every application against the bank's same file: read and checked once;
+    # an edited file (new size / modification time) is read again, and a caller's copy is its own
+    path = tmp_path / "comparables.csv"
+    path.write_bytes(FIXTURE.read_bytes())
+    reads = []
+    real = pd.read_csv
+    monkeypatch.setattr(pd, "read_csv", lambda *a, **k: reads.append(a[0]) or real(*a, **k))
+    first = load_comparables(path, valuation_date="2025-06-30")
+    first.loc[0, "price_rmb"] = -1.0
+    again = load_comparables(str(path), valuation_date="2025-06-30")
+    assert len(reads) == 1
+    pd.testing.assert_frame_equal(again, load_comparables(pd.read_csv(FIXTURE, dtype=str, keep_default_na=False), valuation_date="2025-06-30"))
+    path.write_text(FIXTURE.read_text(encoding="utf-8") + "T9,2024-05-01,transfer,900000,invention,G06F 21/10,5,,50,test\n", encoding="utf-8")
+    assert len(load_comparables(path, valuation_date="2025-06-30")) == len(again) + 1
+    with pytest.raises(ComparablesError):
+        load_comparables(path, valuation_date="2024-01-01")  # the date is part of the check

@@ -75,3 +75,20 @@ def test_normalisation_is_idempotent(text):
     assert once is None or pd.isna(once) or normalise_text(once) == once
     key = name_key(text)
     assert key is None or pd.isna(key) or name_key(key) == key
+
+
+@pytest.mark.parametrize("fn", [forbidden_characters, has_invisible, normalise_text, normalise_id, name_key])
+@pytest.mark.parametrize("dtype", [object, "str"])
+def test_a_short_series_gets_what_the_column_code_gives(fn, dtype):
+    # a few names (a valuation's owners, a borrower's applications) go through the remembered
+    # single texts; a long column runs the column code: the same values, dtype, index and name
+    texts = [BORROWER, "某某科技 (北京) 有限责任公司", " The Acme Corporation Limited ", "\u200bcn 112345678ｂ", "a\x00b", "x\u202ey",
+             "", "  ", None, float("nan"), "(())Acme", "Ｇ０６Ｆ１７／３０", "co., ltd.", 5]
+    short = pd.Series(texts, dtype=dtype if dtype == object else None, index=range(100, 100 + len(texts)), name="owner")
+    if dtype == "str":
+        short = short.astype("str").where(short.notna())
+    from ipvalue.names import SHORT_SERIES
+
+    long = pd.concat([short] * (SHORT_SERIES // len(texts) + 1))
+    assert len(short) <= SHORT_SERIES < len(long)
+    pd.testing.assert_series_equal(fn(short), fn(long).iloc[: len(short)])

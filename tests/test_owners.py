@@ -8,7 +8,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from ipvalue.features import FeatureSpec, PatentFeatureBuilder
-from ipvalue.features.owners import normalise_owner_name, owner_history, patent_fold
+from ipvalue.features.owners import LayeredOwnerBook, check_owner_book, normalise_owner_name, owner_history, patent_fold
 from ipvalue.frame import validate_patent_frame
 
 
@@ -132,6 +132,41 @@ def test_a_patent_the_book_holds_under_another_owner_leaves_out_only_the_populat
     assert got.loc[0, "owner_portfolio_size"] == 3 and got.loc[0, "owner_lapse_share"] == pytest.approx(0.3)
     # C1 is 丙公司's own: it leaves itself out (no other patent); population without C1: 2 of 4 → (0 + 2 × 0.5) / 2 = 0.5
     assert got.loc[1, "owner_portfolio_size"] == 0 and got.loc[1, "owner_lapse_share"] == pytest.approx(0.5)
+
+def random_book(rng, ids, owners):
+    n = len(ids)
+    counts = rng.choice([np.nan, 0, 1, 3], size=(n, 3))
+    return pd.DataFrame({
+        "owner": rng.choice(owners, n), "patent_id": ids,
+        "start_date": rng.choice(["2010-01-01", "2018-06-30", "2021-03-01", None], n),  # one after the date, one unknown
+        "lapse_date": rng.choice(["2015-01-01", "2019-12-31", "2020-06-01", None], n),
+        "pledge_count": counts[:, 0], "licence_count": counts[:, 1], "transfer_count": counts[:, 2],
+    })
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_a_layered_book_gives_exactly_the_features_of_its_whole_table(seed):
+    # a valuation sums the model's book once per date and adds its own patents' rows on top; the
+    # features must equal those of the concatenated book bit for bit (whole-number counts)
+    rng = np.random.default_rng(seed)
+    owners = ["甲公司", "乙公司", "丙公司", "丁公司", "  ", None]
+    base = check_owner_book(random_book(rng, [f"B{i}" for i in range(60)], owners))
+    top_ids = [f"B{i}" for i in rng.choice(60, 5, replace=False)] + ["T1", "T2", "T3"]  # replaces base rows, adds new ones
+    top = check_owner_book(random_book(rng, top_ids, owners[:3] + ["戊公司", None]))
+    layered = LayeredOwnerBook(base, top)
+    ids = [*top_ids[:3], "B59", "B58", "T1", "X1", "X2"]  # in the top, in the base only, in neither
+    patents = owner_frame(list(rng.choice(["甲公司", "乙公司", "戊公司", "己公司", "甲公司"], len(ids))), ids)
+    patents.loc[patents.index[-1], "applicants"] = None
+    whole = layered.frame()
+    assert len(layered) == len(whole)
+    for date in ("2019-12-31", "2020-06-30"):
+        got = owner_history(patents, layered, date, prior_strength=2, leave_out="self")
+        pd.testing.assert_frame_equal(got, owner_history(patents, whole, date, prior_strength=2, leave_out="self"), check_exact=True)
+        pd.testing.assert_frame_equal(owner_history(patents, layered, date, leave_out="fold"), owner_history(patents, whole, date, leave_out="fold"))
+    empty = LayeredOwnerBook(base, top.iloc[:0])
+    pd.testing.assert_frame_equal(owner_history(patents, empty, "2020-06-30", leave_out="self"),
+                                  owner_history(patents, empty.frame(), "2020-06-30", leave_out="self"), check_exact=True)
+
 
 def test_a_fitted_builder_re_dated_keeps_what_it_learnt():
     patents = owner_frame(["甲公司", "甲公司"], ["A1", "A2"])

@@ -11,7 +11,7 @@ from ipvalue.explain import reason_codes
 from ipvalue.features import FeatureSpec
 from ipvalue.models import ClaimsOnlyRule, FeeSchedule, RenewalModel
 from ipvalue.models.metrics import expected_calibration_error
-from ipvalue.models.renewal import CNLifeTable, lapse_dates, level_shift, stage_rows
+from ipvalue.models.renewal import CNLifeTable, lapse_dates, level_shift, remembered_level_shift, stage_rows
 
 pytestmark = pytest.mark.filterwarnings("ignore::ipvalue.features.FeatureWarning")
 OBSERVED = "2017-06-01"
@@ -152,6 +152,18 @@ def test_level_shift_matches_the_table_mean_and_keeps_the_order():
     h = expit(level[:, None] + z[None, :])
     np.testing.assert_allclose(h.mean(axis=1), target, atol=1e-10)
     assert np.all(np.diff(h, axis=1) > 0)
+
+
+def test_the_remembered_level_shift_is_solved_once_and_equals_a_fresh_one():
+    from ipvalue.models import renewal as module
+
+    z, target = np.linspace(-2.0, 2.0, 101), np.array([0.03, 0.1, 0.4])
+    module._level_shift_of.cache_clear()
+    first = remembered_level_shift(target, z)
+    np.testing.assert_array_equal(first, level_shift(target, z))
+    assert remembered_level_shift(target.copy(), z.copy()) is first and module._level_shift_of.cache_info().hits == 1
+    assert not first.flags.writeable  # shared between valuations: nobody may change it
+    np.testing.assert_array_equal(remembered_level_shift(target[:2], z), level_shift(target[:2], z))  # other targets: solved anew
 
 
 def test_cn_yearly_survival_uses_the_table_level_and_stops_at_the_term(renewal, cn_patents):

@@ -20,7 +20,7 @@ import pandas as pd
 import pytest
 import requests
 
-from ipvalue.audit import add_user, read_audit_table, verify
+from ipvalue.audit import add_user, read_audit_table, read_valuation, verify
 from ipvalue.cli import main
 from ipvalue.exceptions import DomainError
 from tests.conftest import synthetic_application, synthetic_patent
@@ -145,6 +145,9 @@ def test_a_valuation_is_recorded_with_the_authenticated_identity_and_its_report_
     vid = body["valuation_id"]
     assert r.headers["location"] == f"/v1/valuations/{vid}" and body["links"]["report"] == f"/v1/valuations/{vid}/report"
     assert body["provenance"]["user"] == "officer-1" and body["provenance"]["user_role"] == "officer"
+    # the answer is the recorded JSON text sent on as it is, with the links as its last key
+    assert r.headers["content-type"] == "application/json" and list(body)[-1] == "links"
+    assert body == {**json.loads(read_valuation(vid, server.db)["result_json"]), "links": body["links"]}
     stored = read_audit_table("valuations", server.db).set_index("valuation_id").loc[vid]
     assert stored["user"] == "officer-1" and stored["decision"] == body["summary"]["decision"] == "eligible"
     got = server.get(f"/v1/valuations/{vid}", role="reviewer").json()
@@ -158,6 +161,22 @@ def test_a_valuation_is_recorded_with_the_authenticated_identity_and_its_report_
     assert report.status_code == 200 and report.headers["content-type"].startswith("text/html") and vid in report.text
     assert server.get("/v1/valuations/ffffffffffff").status_code == 404
     assert server.get("/v1/valuations/..%2F..%2Fetc").status_code == 404
+
+
+def test_a_recorded_text_that_is_not_json_is_refused_as_the_json_encoder_refuses_it(tmp_path):
+    # NaN is not JSON: sent on as it is, a client's parser would fail; the encoder refuses it (a 500)
+    from types import SimpleNamespace
+
+    from fastapi import BackgroundTasks
+
+    from ipvalue.service.app import _created
+    from ipvalue.service.core import Answer
+
+    service = SimpleNamespace(folder=lambda vid: tmp_path, write_report=lambda *a: None)
+    ok = _created(service, Answer("v1", '{"valuation_id": "v1", "summary": {"loan_cap_rmb": 1.5}}'), BackgroundTasks())
+    assert ok.status_code == 201 and json.loads(ok.body) == {"valuation_id": "v1", "summary": {"loan_cap_rmb": 1.5}, "links": json.loads(ok.body)["links"]}
+    with pytest.raises(ValueError, match="Out of range float values are not JSON compliant"):
+        _created(service, Answer("v1", '{"valuation_id": "v1", "summary": {"loan_cap_rmb": NaN}}'), BackgroundTasks())
 
 
 @pytest.mark.parametrize("change, status, message", [

@@ -114,16 +114,103 @@ LEAVE_OUT = ("fold", "self")
 ``self`` (a valuation: only the patent itself is left out, every other patent of its owner counts)."""
 
 
+#: The per-patent counts an owner's record sums (each flag with its count of known values).
+COUNTS = ["n", "lapsed", "pledged", "pledged_n", "licensed", "licensed_n", "transferred", "transferred_n"]
+
+
+class LayeredOwnerBook:
+    """A checked owner book as a fixed ``base`` (a model's book: summed once per valuation date and
+    kept, :func:`owner_history`) with a few checked rows on ``top`` that win for the patents they
+    list: the same book as :meth:`frame`, without concatenating and summing the base at each
+    valuation. Neither part may be changed afterwards."""
+
+    def __init__(self, base: pd.DataFrame, top: pd.DataFrame):
+        self.base, self.top = base, top
+
+    def frame(self) -> pd.DataFrame:
+        """The book as one checked table (top rows last, winning for their patents)."""
+        return pd.concat([self.base, self.top], ignore_index=True).drop_duplicates("patent_id", keep="last").reset_index(drop=True)
+
+    def __len__(self) -> int:
+        return len(self.base) + len(self.top) - int((_base_ids(self.base).get_indexer(self.top["patent_id"].astype("str")) >= 0).sum())
+
+
+def _counts(book: pd.DataFrame, vd: pd.Timestamp) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The book's rows known at ``vd`` and their :data:`COUNTS` (with ``owner_key``)."""
+    book = book[book["start_date"].isna() | (book["start_date"] <= vd)]
+    stats = pd.DataFrame({
+        "n": 1.0,
+        "lapsed": (book["lapse_date"] <= vd).astype("float64"),
+        "pledged": (book["pledge_count"] > 0).astype("float64").where(book["pledge_count"].notna()),
+        "licensed": (book["licence_count"] > 0).astype("float64").where(book["licence_count"].notna()),
+        "transferred": (book["transfer_count"] > 0).astype("float64").where(book["transfer_count"].notna()),
+    })
+    # a known count per flag, so that unknown counts stay out of the denominator
+    for c in ("pledged", "licensed", "transferred"):
+        stats[f"{c}_n"] = stats[c].notna().astype("float64")
+    stats = stats.fillna(0.0)
+    stats["owner_key"] = book["owner_key"].to_numpy()
+    return book, stats
+
+
+#: Per process: a base book's patent index (by object), and its rows and sums as of a date; each
+#: entry keeps its book alive, so an id is not reused while the entry exists.
+_BASE_IDS: dict = {}
+_BASE_SUMS: dict = {}
+_KEPT = 8
+
+
+def _remembered(cache: dict, key, book: pd.DataFrame, make):
+    if key not in cache:
+        while len(cache) >= _KEPT:
+            cache.pop(next(iter(cache)))
+        cache[key] = (book, make())
+    return cache[key][1]
+
+
+def _base_ids(base: pd.DataFrame) -> pd.Index:
+    return _remembered(_BASE_IDS, id(base), base, lambda: pd.Index(base["patent_id"].astype("str").to_numpy(dtype=object)))
+
+
+def _base_sums(base: pd.DataFrame, vd: pd.Timestamp) -> dict:
+    """The base book as of ``vd``: its rows' ids, counts, owners, and the sums over named owners
+    (in total and per owner). Counts are 0 / 1, so the sums are whole numbers, exact in any order."""
+
+    def make():
+        book, stats = _counts(base, vd)
+        owned = stats["owner_key"].notna().to_numpy()
+        values = stats[COUNTS].to_numpy()
+        return {"ids": pd.Index(book["patent_id"].astype("str").to_numpy(dtype=object)), "values": values,
+                "owners": stats["owner_key"].to_numpy(dtype=object), "owned": owned, "total": values[owned].sum(axis=0),
+                "by_owner": stats[owned].groupby("owner_key")[COUNTS].sum()}
+
+    return _remembered(_BASE_SUMS, (id(base), vd), base, make)
+
+
+def _per_key(owners: np.ndarray, values: np.ndarray, keys: np.ndarray) -> np.ndarray:
+    """Sums of ``values`` rows by owner, for each of ``keys`` (a missing key sums nothing)."""
+    return (owners[None, :] == keys[:, None]).astype("float64") @ values if len(owners) else np.zeros((len(keys), len(COUNTS)))
+
+
+def _taken(values: np.ndarray, rows: np.ndarray, fill):
+    """``values[rows]``, ``fill`` where a row is -1 (also when ``values`` is empty)."""
+    if not len(values):
+        return np.full((len(rows),) + values.shape[1:], fill, dtype=values.dtype)
+    got = values[rows.clip(min=0)]
+    return np.where((rows >= 0).reshape((-1,) + (1,) * (values.ndim - 1)), got, fill)
+
+
 def owner_history(
-    frame: pd.DataFrame, book: pd.DataFrame, valuation_date, *, prior_strength: float = 10.0, folds: int = 5, leave_out: str = "fold"
+    frame: pd.DataFrame, book: pd.DataFrame | LayeredOwnerBook, valuation_date, *, prior_strength: float = 10.0, folds: int = 5,
+    leave_out: str = "fold"
 ) -> pd.DataFrame:
     """Owner-history features of each patent of ``frame`` against the ``book``, as of a date.
 
     Parameters
     ----------
     frame : PatentFrame, shape (n_patents, ...)
-    book : pandas.DataFrame
-        The owner book (:data:`OWNER_BOOK_COLUMNS`), raw or checked.
+    book : pandas.DataFrame or LayeredOwnerBook
+        The owner book (:data:`OWNER_BOOK_COLUMNS`), raw or checked, or a checked base with rows on top.
     valuation_date : date-like
         Book patents starting after it are left out; lapses after it do not count.
     prior_strength : float, default=10
@@ -144,57 +231,48 @@ def owner_history(
     """
     if leave_out not in LEAVE_OUT:
         raise ValueError(f"The 'leave_out' of owner_history must be one of {list(LEAVE_OUT)}. Got {leave_out!r}.")
-    if not {"owner_key"} <= set(book.columns):
-        book = check_owner_book(book)
     vd = pd.Timestamp(valuation_date)
-    book = book[book["start_date"].isna() | (book["start_date"] <= vd)]
-    stats = pd.DataFrame({
-        "n": 1.0,
-        "lapsed": (book["lapse_date"] <= vd).astype("float64"),
-        "pledged": (book["pledge_count"] > 0).astype("float64").where(book["pledge_count"].notna()),
-        "licensed": (book["licence_count"] > 0).astype("float64").where(book["licence_count"].notna()),
-        "transferred": (book["transfer_count"] > 0).astype("float64").where(book["transfer_count"].notna()),
-    })
-    # a known count per flag, so that unknown counts stay out of the denominator
-    for c in ("pledged", "licensed", "transferred"):
-        stats[f"{c}_n"] = stats[c].notna().astype("float64")
-    stats = stats.fillna(0.0)
-    stats["owner_key"] = book["owner_key"].to_numpy()
-    if leave_out == "fold":  # a valuation ('self') needs no folds: hashing a large book's ids is skipped
-        stats["fold"] = patent_fold(book["patent_id"], folds)
-    owned = stats["owner_key"].notna().to_numpy()
-
     keys = normalise_owner_name(frame["applicants"])
     ids = frame["patent_id"].astype("str").to_numpy(dtype=object)
-    # the frame's patents looked up in the book (checked: one row per patent) by an index, not isin over the book
-    row = pd.Index(book["patent_id"].astype("str").to_numpy(dtype=object)).get_indexer(ids)
-    in_book = row >= 0
-
-    columns = ["n", "lapsed", "pledged", "pledged_n", "licensed", "licensed_n", "transferred", "transferred_n"]
-    book_values, book_owners = stats[columns].to_numpy(), stats["owner_key"].to_numpy(dtype=object)
-    stats = stats[owned]
-    total = stats[columns].sum()
-    mine = stats[stats["owner_key"].isin(keys.dropna().unique())]  # only the frame's owners are summed
-    owner_tot = mine.groupby("owner_key")[columns].sum().reindex(keys.to_numpy()).fillna(0.0).to_numpy()
+    if isinstance(book, LayeredOwnerBook) and leave_out == "self":
+        total, owner_tot, row_values, row_owners, row_owned, in_book = _layered_counts(book, vd, keys.to_numpy(dtype=object), ids)
+    else:
+        if isinstance(book, LayeredOwnerBook):
+            book = book.frame()
+        if not {"owner_key"} <= set(book.columns):
+            book = check_owner_book(book)
+        book, stats = _counts(book, vd)
+        if leave_out == "fold":  # a valuation ('self') needs no folds: hashing a large book's ids is skipped
+            stats["fold"] = patent_fold(book["patent_id"], folds)
+        owned = stats["owner_key"].notna().to_numpy()
+        # the frame's patents looked up in the book (checked: one row per patent) by an index, not isin over the book
+        row = pd.Index(book["patent_id"].astype("str").to_numpy(dtype=object)).get_indexer(ids)
+        in_book = row >= 0
+        book_values, book_owners = stats[COUNTS].to_numpy(), stats["owner_key"].to_numpy(dtype=object)
+        row_values, row_owners, row_owned = _taken(book_values, row, 0.0), _taken(book_owners, row, None), _taken(owned, row, False)
+        stats = stats[owned]
+        total = stats[COUNTS].sum().to_numpy()
+        mine = stats[stats["owner_key"].isin(keys.dropna().unique())]  # only the frame's owners are summed
+        owner_tot = mine.groupby("owner_key")[COUNTS].sum().reindex(keys.to_numpy()).fillna(0.0).to_numpy()
     own_counts = owner_tot[:, 0]
     if leave_out == "fold":
         own_fold = np.where(in_book, patent_fold(pd.Series(ids), folds), -1).astype(np.int64)
-        by_owner_fold = mine.groupby(["owner_key", "fold"])[columns].sum()
-        by_fold = stats.groupby("fold")[columns].sum().reindex(range(folds), fill_value=0.0)
+        by_owner_fold = mine.groupby(["owner_key", "fold"])[COUNTS].sum()
+        by_fold = stats.groupby("fold")[COUNTS].sum().reindex(range(folds), fill_value=0.0)
         pair = pd.MultiIndex.from_arrays([keys.to_numpy(), own_fold])
         owner_fold = by_owner_fold.reindex(pair).fillna(0.0).to_numpy()
         seen = owner_tot - owner_fold  # out of fold: the owner's record without this patent's part
-        pop = total.to_numpy()[None, :] - np.where(in_book[:, None], by_fold.reindex(own_fold.clip(min=0)).to_numpy(), 0.0)
+        pop = total[None, :] - np.where(in_book[:, None], by_fold.reindex(own_fold.clip(min=0)).to_numpy(), 0.0)
         others = own_counts - in_book.astype("float64") * (keys.notna().to_numpy())
     else:  # leave only the patent itself out: its own row of the book (as of the date), where the book has it and names its owner
-        kept = in_book & owned[row.clip(min=0)] if len(owned) else in_book
-        own = np.where(kept[:, None], book_values[row.clip(min=0)], 0.0) if len(owned) else np.zeros((len(ids), len(columns)))
-        owner_of = np.where(kept, book_owners[row.clip(min=0)], None) if len(owned) else np.full(len(ids), None)
+        kept = in_book & row_owned
+        own = np.where(kept[:, None], row_values, 0.0)
+        owner_of = np.where(kept, row_owners, None)
         same_owner = (owner_of == keys.to_numpy(dtype=object))[:, None] & kept[:, None]
         seen = owner_tot - own * same_owner
-        pop = total.to_numpy()[None, :] - own
+        pop = total[None, :] - own
         others = own_counts - own[:, 0] * same_owner[:, 0]
-    idx = {c: i for i, c in enumerate(columns)}
+    idx = {c: i for i, c in enumerate(COUNTS)}
 
     def smoothed(flag: str, n: str) -> np.ndarray:
         rate = pop[:, idx[flag]] / np.where(pop[:, idx[n]] > 0, pop[:, idx[n]], np.nan)
@@ -211,6 +289,31 @@ def owner_history(
         index=frame.index,
     )
     return out.where(keys.notna(), axis=0)
+
+
+def _layered_counts(book: LayeredOwnerBook, vd: pd.Timestamp, keys: np.ndarray, ids: np.ndarray) -> tuple:
+    """:func:`owner_history`'s sums and each patent's own row of a :class:`LayeredOwnerBook`: the
+    base's sums as of ``vd`` (kept), less the base rows the top replaces, plus the top's rows."""
+    base = _base_sums(book.base, vd)
+    top, top_stats = _counts(book.top, vd)
+    top_values, top_owners = top_stats[COUNTS].to_numpy(), top_stats["owner_key"].to_numpy(dtype=object)
+    top_owned = top_stats["owner_key"].notna().to_numpy()
+    replaced = base["ids"].get_indexer(book.top["patent_id"].astype("str").to_numpy(dtype=object))  # whatever the top row's date
+    replaced = replaced[replaced >= 0]
+    gone = replaced[base["owned"][replaced]]
+    total = base["total"] - base["values"][gone].sum(axis=0) + top_values[top_owned].sum(axis=0)
+    owner_tot = (base["by_owner"].reindex(keys).fillna(0.0).to_numpy() - _per_key(base["owners"][gone], base["values"][gone], keys)
+                 + _per_key(top_owners[top_owned], top_values[top_owned], keys))
+    listed = pd.Index(book.top["patent_id"].astype("str").to_numpy(dtype=object)).get_indexer(ids) >= 0
+    top_row = pd.Index(top["patent_id"].astype("str").to_numpy(dtype=object)).get_indexer(ids)
+    base_row = np.where(listed, -1, base["ids"].get_indexer(ids))
+    in_top = top_row >= 0
+
+    def own(top_part, base_part, fill):
+        return np.where(in_top.reshape((-1,) + (1,) * (top_part.ndim - 1)), _taken(top_part, top_row, fill), _taken(base_part, base_row, fill))
+
+    return (total, owner_tot, own(top_values, base["values"], 0.0), own(top_owners, base["owners"], None),
+            own(top_owned, base["owned"], False), in_top | (base_row >= 0))
 
 
 def build_owners(frame: pd.DataFrame, ctx) -> pd.DataFrame:

@@ -20,7 +20,7 @@ from ipvalue.config import load_yaml
 from ipvalue.exceptions import SpecError
 from ipvalue.features.builders import BUILDERS, READS, BuildContext, normalise_ipc
 from ipvalue.features.cohort import SOURCES, CohortReference, cohort_rows, oecd_quantile_points
-from ipvalue.features.owners import build_owners, check_owner_book
+from ipvalue.features.owners import LayeredOwnerBook, build_owners, check_owner_book
 from ipvalue.features.spec import FeatureSpec
 from ipvalue.frame import COLUMNS, as_patent_frame
 from ipvalue.io import default_data_dir, load_ipc_concordance, load_oecd_cohorts
@@ -54,7 +54,9 @@ def _fingerprint(value, seen: dict):
     if value is None or isinstance(value, str | int | float | pd.Timestamp):
         return value
     if id(value) not in seen:
-        if isinstance(value, pd.DataFrame):
+        if isinstance(value, LayeredOwnerBook):  # the base by identity (kept alive with the fingerprint, never changed), the top by content
+            text = b"layered:%d:" % id(value.base) + _fingerprint(value.top, seen)
+        elif isinstance(value, pd.DataFrame):
             text = pd.util.hash_pandas_object(value, index=True).to_numpy().tobytes() + "\x1f".join(map(str, value.columns)).encode()
         else:
             text = json.dumps(value, sort_keys=True, default=str).encode()
@@ -218,7 +220,7 @@ class PatentFeatureBuilder(TransformerMixin, BaseEstimator):
         ----------
         valuation_date : date-like
             Required: nothing dated after it is used.
-        owner_book : pandas.DataFrame, default=None
+        owner_book : pandas.DataFrame or LayeredOwnerBook, default=None
             The owners' patents with their lapse dates as known at ``valuation_date``; default:
             the fitted builder's book.
 
@@ -237,7 +239,8 @@ class PatentFeatureBuilder(TransformerMixin, BaseEstimator):
         notes = [n for n in self.reference_notes_ if not n.startswith("owner book:")]
         if owner_book is not None and uses_owners:
             dated.owner_book = owner_book
-            dated.owner_book_ = owner_book if "owner_key" in owner_book.columns else check_owner_book(owner_book)
+            checked = isinstance(owner_book, LayeredOwnerBook) or "owner_key" in owner_book.columns
+            dated.owner_book_ = owner_book if checked else check_owner_book(owner_book)
         if uses_owners:
             book = getattr(dated, "owner_book_", None)
             notes.append(f"owner book: {len(book)} patents" if book is not None else "owner book: none (owner-history features missing)")

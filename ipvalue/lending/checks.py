@@ -128,12 +128,15 @@ def eligibility_checks(app: LoanApplication, patents: pd.DataFrame, features: pd
     pledged = {normalise_id(p) for p in app.registered_pledges}
     reg = register_status(app.register, patents, as_of=vd) if app.register is not None else None
     docs = pd.DataFrame([d.__dict__ for d in app.documents], columns=["patent_id", "kind", "reference", "co_owner", "paid_until"])
+    references: dict = {}  # (patent, kind) -> the documents' references, in the application's order
+    for d in app.documents:
+        references.setdefault((d.patent_id, d.kind), []).append(d.reference)
     for i, p in patents.iterrows():  # a handful of patents per application: clarity over vectorising
         pid, f = p["patent_id"], features.loc[i]
         mine = docs[docs["patent_id"] == pid]
 
         def refs(kind):
-            return "、".join(mine.loc[mine["kind"] == kind, "reference"])
+            return "、".join(references.get((pid, kind), ()))
 
         r = reg.loc[i] if reg is not None else None
         alive = f["is_lapsed"] == 0 and f["is_expired"] == 0 and f["is_granted"] == 1

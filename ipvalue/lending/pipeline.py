@@ -243,9 +243,10 @@ def prepare_inputs(patents: pd.DataFrame, valuation_date, *, models: dict[str, R
             builder.fit(pd.concat([reference_book, patents], ignore_index=True).drop_duplicates("patent_id"))
             features = builder.transform(patents)
         card = IndicatorScorecard(SCORECARD).fit()
-        score = card.score(features)
+        by_indicator = card.points(features)
+        score = card.score(features, points=by_indicator)
         indicators = card.indicators_.set_index("name")
-        points = card.points(features).set_axis(patents["patent_id"]).stack().rename("points").reset_index()
+        points = by_indicator.set_axis(patents["patent_id"]).stack().rename("points").reset_index()
         points.columns = ["patent_id", "indicator", "points"]
         points["max_points"] = points["indicator"].map(indicators["max_points"])
         points["label_zh"] = points["indicator"].map(indicators["label_zh"])

@@ -43,7 +43,9 @@ It is a range check that says how thin it is, never a value.
 
 from __future__ import annotations
 
+import functools
 import logging
+import os
 import warnings
 from pathlib import Path
 
@@ -90,7 +92,25 @@ def load_comparables(source: "str | Path | pd.DataFrame", *, valuation_date=None
     ComparablesError
         Rows break the schema; ``problems`` has ``row, transaction_id, column, value, problem, fix``.
     """
+    today = pd.Timestamp(valuation_date or pd.Timestamp.today()).normalize()
+    if isinstance(source, str | os.PathLike):
+        path = Path(source).resolve()
+        stat = path.stat()
+        return _comparables_file(path, stat.st_size, stat.st_mtime_ns, today).copy()
     raw = pd.read_csv(source, dtype=str, keep_default_na=False, encoding="utf-8") if not isinstance(source, pd.DataFrame) else source.astype(object)
+    return _checked_comparables(raw, today)
+
+
+@functools.lru_cache(maxsize=16)
+def _comparables_file(path: Path, size: int, modified_ns: int, today: pd.Timestamp) -> pd.DataFrame:
+    """A comparables file read and checked once per process, file version (path, size,
+    modification time: an edited file is read again) and valuation date: a service values many
+    applications against the bank's same file. Callers get a copy; a refused file raises each time."""
+    return _checked_comparables(pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8"), today)
+
+
+def _checked_comparables(raw: pd.DataFrame, today: pd.Timestamp) -> pd.DataFrame:
+    """The checks and typed columns of :func:`load_comparables` on a table of texts."""
     raw = raw.rename(columns=lambda c: str(c).strip())
     missing = [c for c in REQUIRED if c not in raw.columns]
     if missing:
@@ -99,7 +119,6 @@ def load_comparables(source: "str | Path | pd.DataFrame", *, valuation_date=None
     for col in ("price_rmb", "ipc_main", "licence_years", "score", "source"):
         if col not in text.columns:
             text[col] = ""
-    today = pd.Timestamp(valuation_date or pd.Timestamp.today()).normalize()
     problems = []
 
     def flag(mask: pd.Series, column: str, problem: str, fix: str) -> None:

@@ -16,6 +16,7 @@ LightGBM learns the hazard h_k(x) with the stage as a feature; then
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -28,7 +29,7 @@ from ipvalue.config import load_yaml
 from ipvalue.exceptions import AssumptionError, SpecError
 from ipvalue.features import PatentFeatureBuilder
 from ipvalue.features.builders import DAYS_PER_YEAR, add_years
-from ipvalue.features.owners import check_owner_book, owner_book_from_frame
+from ipvalue.features.owners import LayeredOwnerBook, check_owner_book, owner_book_from_frame
 from ipvalue.frame import COLUMNS, as_patent_frame, validate_patent_frame
 from ipvalue.models.life import (
     FEES_PAID_TO_TERM, CNLifeTable, FeeLapseEvents, cn_annual_fee_dates, cn_annual_fee_label, documented_paid_until, years_after,
@@ -163,6 +164,20 @@ def level_shift(target_hazard: np.ndarray, reference_scores: np.ndarray, *, iter
         if np.abs(step).max() < 1e-10:
             break
     return (base + shift)[:, 0]
+
+
+def remembered_level_shift(target_hazard: np.ndarray, reference_scores: np.ndarray) -> np.ndarray:
+    """:func:`level_shift`, solved once per process for the same targets and reference scores (a
+    model's life-table level is the same at every valuation); read-only."""
+    target, reference = np.asarray(target_hazard), np.asarray(reference_scores)
+    return _level_shift_of(target.tobytes(), target.dtype.str, reference.tobytes(), reference.dtype.str)
+
+
+@functools.lru_cache(maxsize=32)
+def _level_shift_of(target: bytes, target_dtype: str, reference: bytes, reference_dtype: str) -> np.ndarray:
+    level = level_shift(np.frombuffer(target, dtype=target_dtype), np.frombuffer(reference, dtype=reference_dtype))
+    level.flags.writeable = False
+    return level
 
 
 def patent_frame(X: pd.DataFrame) -> pd.DataFrame:
@@ -443,11 +458,13 @@ class RenewalModel(BaseEstimator):
         unpaid = frame["grant_date"].notna() & (frame["grant_date"] <= vd) & paid.notna() & (paid + grace < vd)
         lapsed = frame["legal_status"].eq("lapsed") | unpaid
         lapse_date = paid.where(paid.notna() & (paid <= vd), vd).where(lapsed)
-        books = [self.features_.owner_book_, check_owner_book(owner_book_from_frame(frame, lapse_date))]
+        tops = [check_owner_book(owner_book_from_frame(frame, lapse_date))]
         if owner_book is not None:
-            books.append(check_owner_book(owner_book))
-        book = pd.concat([b for b in books if b is not None], ignore_index=True).drop_duplicates("patent_id", keep="last").reset_index(drop=True)
-        return self.features_.at_date(vd, owner_book=book)
+            tops.append(check_owner_book(owner_book))
+        top = pd.concat(tops, ignore_index=True).drop_duplicates("patent_id", keep="last").reset_index(drop=True) if len(tops) > 1 else tops[0]
+        base = self.features_.owner_book_
+        # the model's book is summed once per date (LayeredOwnerBook), the valuation's rows added on top
+        return self.features_.at_date(vd, owner_book=top if base is None else LayeredOwnerBook(base, top))
 
     def _prepare(self, X: pd.DataFrame) -> dict:
         """Features, hazards and the anchor / expiry facts of ``X`` as of the model's feature date
@@ -530,7 +547,7 @@ class RenewalModel(BaseEstimator):
             for t, target in table.hazards.items():  # a loop over the three patent types, not patents
                 rows = ptype == t
                 if rows.any():
-                    level = level_shift(target, self.reference_scores_)
+                    level = remembered_level_shift(target, self.reference_scores_)
                     hazards[rows, : len(target)] = expit(level[None, :] + z[rows, None])
                     known |= rows
             due = years_after(cn_annual_fee_dates(frame["filing_date"][cn], table.max_age), begin[cn])

@@ -25,7 +25,7 @@ from pathlib import Path
 from fastapi import BackgroundTasks, Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.responses import FileResponse, JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -38,7 +38,7 @@ from ipvalue.lending.application import APPLICATION_FIELDS, ApplicationFieldsErr
 from ipvalue.registry import ALIASES
 from ipvalue.service import schemas
 from ipvalue.service.auth import require
-from ipvalue.service.core import MAX_OFFSET, MAX_PAGE, MAX_SCORE_ROWS, Conflict, NotFound, NotPermitted, ServiceSettings, ValuationService, VersionConflict
+from ipvalue.service.core import MAX_OFFSET, MAX_PAGE, MAX_SCORE_ROWS, Answer, Conflict, NotFound, NotPermitted, ServiceSettings, ValuationService, VersionConflict
 from ipvalue.service.docs import router as docs_router
 from ipvalue.service.guard import RequestGuard
 from ipvalue.service.messages import PublicMessages
@@ -98,11 +98,19 @@ def _links(valuation_id: str) -> dict:
             "page": f"/ui/valuations/{valuation_id}"}
 
 
-def _created(service: ValuationService, payload: dict, background: BackgroundTasks) -> JSONResponse:
-    vid = payload["valuation_id"]
+def _created(service: ValuationService, answer: Answer, background: BackgroundTasks) -> Response:
+    """201 with the recorded JSON text and its ``links`` added as the object's last key: the text is
+    sent as the store holds it, not decoded and encoded again (a text with a bare NaN or Infinity,
+    which is not JSON, goes through the JSON encoder, which refuses it)."""
+    vid = answer.valuation_id
     if not (service.folder(vid) / "report.html").is_file():
-        background.add_task(service.write_report, vid, payload)
-    return JSONResponse({**payload, "links": _links(vid)}, status_code=201, headers={"Location": f"/v1/valuations/{vid}", "ETag": f'"{vid}"'})
+        background.add_task(service.write_report, vid, answer)
+    headers = {"Location": f"/v1/valuations/{vid}", "ETag": f'"{vid}"'}
+    text, links = answer.text.rstrip(), _links(vid)
+    if text.startswith("{") and text.endswith("}") and text[1:-1].strip() and "NaN" not in text and "Infinity" not in text:
+        body = f'{text[:-1]}, "links": {json.dumps(links, ensure_ascii=False)}}}'
+        return Response(body.encode("utf-8"), status_code=201, media_type="application/json", headers=headers)
+    return JSONResponse({**answer.decoded(), "links": links}, status_code=201, headers=headers)
 
 
 def _if_match(request: Request, valuation_id: str) -> None:
@@ -226,7 +234,7 @@ def create_app(settings: ServiceSettings | None = None, *, service: ValuationSer
         """Value a pledge-loan application: the valuation JSON (as ``ipvalue value`` writes it), its id and links.
         ``Idempotency-Key``: the same key and body return the first answer."""
         raw = await read_json(request)
-        payload = await _in_thread(service.value, raw, who, idempotency_key=request.headers.get("idempotency-key"))
+        payload = await _in_thread(service.value, raw, who, idempotency_key=request.headers.get("idempotency-key"), answer=True)
         return _created(service, payload, background)
 
     @app.get("/v1/valuations", tags=["valuations"], responses={200: {"model": schemas.QueueOut}, **_ERRORS})
@@ -260,7 +268,7 @@ def create_app(settings: ServiceSettings | None = None, *, service: ValuationSer
         it, earlier overrides carried forward."""
         _if_match(request, valuation_id)
         change = await read_json(request)
-        payload = await _in_thread(service.override, valuation_id, change, who, idempotency_key=request.headers.get("idempotency-key"))
+        payload = await _in_thread(service.override, valuation_id, change, who, idempotency_key=request.headers.get("idempotency-key"), answer=True)
         return _created(service, payload, background)
 
     @app.post("/v1/valuations/{valuation_id}/sign-off", status_code=201, tags=["valuations"], openapi_extra=_body("SignOff"),
@@ -273,7 +281,7 @@ def create_app(settings: ServiceSettings | None = None, *, service: ValuationSer
         extra = sorted(set(body) - {"reason"})
         if extra:
             raise InputError(f"A sign-off has unknown field(s) {extra}. Fix: give 'reason' only; the reviewer is the signed-in user.")
-        payload = await _in_thread(service.sign_off, valuation_id, body.get("reason"), who, idempotency_key=request.headers.get("idempotency-key"))
+        payload = await _in_thread(service.sign_off, valuation_id, body.get("reason"), who, idempotency_key=request.headers.get("idempotency-key"), answer=True)
         return _created(service, payload, background)
 
     @app.post("/v1/uploads", status_code=201, tags=["valuations"], responses={201: {"model": schemas.UploadOut}, **_ERRORS},

@@ -45,7 +45,7 @@ from ipvalue.workflow import Conflict, DuplicateRequest, NotFound, NotPermitted,
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["MAX_SCORE_ROWS", "MAX_UPLOAD_BYTES", "Conflict", "NotFound", "NotPermitted", "ServiceSettings", "ValuationService", "VersionConflict"]
+__all__ = ["MAX_SCORE_ROWS", "MAX_UPLOAD_BYTES", "Answer", "Conflict", "NotFound", "NotPermitted", "ServiceSettings", "ValuationService", "VersionConflict"]
 
 #: Largest book ``POST /v1/score`` scores synchronously (rows); larger books: ``ipvalue score``.
 MAX_SCORE_ROWS = 1_000
@@ -60,6 +60,18 @@ APPLICATION_ROLES = ("officer", "reviewer")
 MAX_PAGE = 200
 MAX_OFFSET = 1_000_000_000
 _MODELS_STAMP = "models-generation.txt"
+
+
+@dataclass(frozen=True)
+class Answer:
+    """A recorded valuation's answer as the audit store holds it: its id and its JSON text (an
+    object), sent on by the API without decoding and encoding it again."""
+
+    valuation_id: str
+    text: str
+
+    def decoded(self) -> dict:
+        return json.loads(self.text)
 
 
 @dataclass
@@ -199,15 +211,16 @@ class ValuationService:
             raise NotFound(f"No valuation {valuation_id!r}.")
         return self.settings.state_dir / "valuations" / valuation_id
 
-    def value(self, raw: dict, identity: Identity, *, idempotency_key: str | None = None) -> dict:
+    def value(self, raw: dict, identity: Identity, *, idempotency_key: str | None = None, answer: bool = False) -> dict | Answer:
         """Validate ``raw`` (the application schema, :meth:`LoanApplication.from_dict`, with the
         bank's configuration), value it with the served models, and record it with ``identity``.
 
         Returns
         -------
-        dict
+        dict or Answer
             The recorded valuation's JSON (as ``ipvalue value`` writes it); a repeated
-            ``idempotency_key`` with the same body returns the first request's.
+            ``idempotency_key`` with the same body returns the first request's. With ``answer``,
+            its :class:`Answer` (the id and the recorded JSON text, not decoded).
 
         Raises
         ------
@@ -220,12 +233,13 @@ class ValuationService:
             raise ApplicationError(f"An application must be a JSON object of fields. Got {type(raw).__name__}.")
         request = self._request(identity, idempotency_key, {"act": "valuation", "application": raw})
         raw = {**raw, "overrides": self._own_overrides(raw.get("overrides"), identity)} if raw.get("overrides") is not None else dict(raw)
-        return self._record(raw, identity, act="valuation", request=request)
+        return self._answered(self._record(raw, identity, act="valuation", request=request), answer)
 
-    def override(self, valuation_id: str, change: dict, identity: Identity, *, idempotency_key: str | None = None) -> dict:
+    def override(self, valuation_id: str, change: dict, identity: Identity, *, idempotency_key: str | None = None,
+                 answer: bool = False) -> dict | Answer:
         """Re-value the latest version ``valuation_id`` with an officer's override (``patent_id``,
         ``field``, ``value``, ``reason``); the officer is ``identity``; earlier overrides (by any
-        officer) carry forward. Returns the new version's JSON.
+        officer) carry forward. Returns the new version's JSON (with ``answer``, its :class:`Answer`).
 
         Raises
         ------
@@ -246,18 +260,24 @@ class ValuationService:
         key = (normalise_id(str(change.get("patent_id") or "")), change.get("field"))
         kept = [o for o in raw.get("overrides") or [] if (normalise_id(str(o.get("patent_id") or "")), o.get("field")) != key]
         raw["overrides"] = kept + [{**change, "officer": identity.name}]
-        return self._record(raw, identity, act="override", acts_on=valuation_id, request=request)
+        return self._answered(self._record(raw, identity, act="override", acts_on=valuation_id, request=request), answer)
 
-    def sign_off(self, valuation_id: str, reason, identity: Identity, *, idempotency_key: str | None = None) -> dict:
+    def sign_off(self, valuation_id: str, reason, identity: Identity, *, idempotency_key: str | None = None,
+                 answer: bool = False) -> dict | Answer:
         """A reviewer's sign-off of the latest, "review required" version ``valuation_id``
-        (:func:`ipvalue.workflow.sign_off`): a new version, decided with it."""
+        (:func:`ipvalue.workflow.sign_off`): a new version, decided with it (its JSON; with
+        ``answer``, its :class:`Answer`)."""
         if not isinstance(reason, str) or not reason.strip():
             raise ApplicationError("A sign-off needs a written 'reason'. Fix: say why the valuation may stand despite the methods' disagreement.")
         request = self._request(identity, idempotency_key, {"act": "sign-off", "on": valuation_id, "reason": reason})
         raw = self._stored_application(valuation_id, identity)
-        return self._record(raw, identity, act="sign-off", acts_on=valuation_id, request=request, reason=reason)
+        return self._answered(self._record(raw, identity, act="sign-off", acts_on=valuation_id, request=request, reason=reason), answer)
 
-    def _record(self, raw: dict, identity: Identity, *, act: str, acts_on: str | None = None, request=None, reason: str | None = None) -> dict:
+    @staticmethod
+    def _answered(recorded: Answer, answer: bool) -> dict | Answer:
+        return recorded if answer else recorded.decoded()
+
+    def _record(self, raw: dict, identity: Identity, *, act: str, acts_on: str | None = None, request=None, reason: str | None = None) -> Answer:
         received = json.loads(json.dumps(raw, default=str))
         app = LoanApplication.from_dict(raw, base_dir=self.uploads(identity), reader=self.read_upload,
                                         configuration=self.configuration, officer=identity.name if act != "sign-off" else None)
@@ -282,8 +302,8 @@ class ValuationService:
         except DuplicateRequest as dup:
             if not dup.same_body:
                 raise Conflict("The Idempotency-Key was used before with another request body. Fix: use a new key for a new request.") from None
-            return self.get(dup.valuation_id, identity)
-        return json.loads(recorded.result.to_json())
+            return Answer(dup.valuation_id, json.dumps(self.get(dup.valuation_id, identity), ensure_ascii=False))
+        return Answer(recorded.result.valuation_id, recorded.result_json)
 
     @staticmethod
     def _request(identity: Identity, key, body) -> tuple[str, str] | None:
@@ -341,9 +361,11 @@ class ValuationService:
 
     # --- reports -----------------------------------------------------------------------------------
 
-    def write_report(self, valuation_id: str, recorded: dict | None = None) -> Path:
+    def write_report(self, valuation_id: str, recorded: dict | Answer | None = None) -> Path:
         """Render the HTML report of a recorded valuation from its record (after the response, or
         on demand: a report is derived from the record, so one that is missing is rendered again)."""
+        if isinstance(recorded, Answer):
+            recorded = recorded.decoded()
         if recorded is None:
             row = read_valuation(valuation_id, self.settings.audit_db)
             if row is None:

@@ -105,9 +105,16 @@ class IndicatorScorecard(BaseEstimator):
             index=features.index,
         )
 
-    def score(self, features: pd.DataFrame) -> pd.DataFrame:
-        """Dimension scores (0-100 each), ``total`` (0-100), ``grade`` and ``sharing_position`` (0-1)."""
-        pts = self.points(features)
+    def score(self, features: pd.DataFrame, *, points: pd.DataFrame | None = None) -> pd.DataFrame:
+        """Dimension scores (0-100 each), ``total`` (0-100), ``grade`` and ``sharing_position`` (0-1).
+
+        Parameters
+        ----------
+        features : pandas.DataFrame, shape (n_patents, n_features)
+        points : pandas.DataFrame, optional
+            :meth:`points` of ``features`` when the caller built them already (computed once).
+        """
+        pts = self.points(features) if points is None else points
         out = pd.DataFrame(index=features.index)
         weights = self.spec_["dimensions"]
         for dim in DIMENSIONS:

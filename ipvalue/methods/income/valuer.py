@@ -222,7 +222,8 @@ class IncomeApproachValuer(BaseEstimator):
             out["tax_rate"], out["tax_rate_source"] = float(tax_rate), "input"
         if survival is not None:
             table = self._check_survival(survival, out)
-            out[list(table.columns)] = table.to_numpy()
+            # one concatenation: assigning a list of new columns costs pandas about ten times as much
+            out = pd.concat([out, pd.DataFrame(table.to_numpy(), index=out.index, columns=list(table.columns))], axis=1)
             out["cash_flow_weighting"] = "yearly weights W_t (in force × excess returns left) within the remaining legal life"
             out["economic_life_source"] = "life_curves"
             out["weighted_by_life"] = True
