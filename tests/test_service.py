@@ -843,3 +843,32 @@ def test_a_bank_configuration_file_pins_what_applications_name_and_the_docs_can_
             assert s.get(path).status_code == 404
     finally:
         s.stop()
+
+
+
+def test_a_serving_process_keeps_its_loaded_objects_out_of_collections_and_frees_replaced_models(tmp_path):
+    code = """
+import gc, json, tempfile, weakref
+from pathlib import Path
+from ipvalue.service import ServiceSettings, ValuationService, create_app
+tmp = Path(tempfile.mkdtemp())
+service = ValuationService(ServiceSettings(audit_db=tmp / "audit.db", state_dir=tmp / "state", tracking_uri=f"sqlite:///{tmp}/mlflow.db"))
+create_app(service=service)
+before = gc.get_freeze_count()
+service.freeze_long_lived()
+frozen = gc.get_freeze_count()
+class Model:  # a model's objects hold reference cycles
+    pass
+old = Model(); old.me = old
+service.models = {"models:/old@champion": old}
+service.freeze_long_lived()  # the old model is among the frozen objects now
+gone = weakref.ref(old)
+del old
+service.load_models()  # a reload replaces it: it must be collectable, not kept frozen for ever
+print(json.dumps({"before": before, "frozen": frozen, "refrozen": gc.get_freeze_count(), "old_model_freed": gone() is None}))
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    seen = json.loads(done.stdout.strip().splitlines()[-1])
+    assert seen["before"] == 0 and seen["frozen"] > 10_000 and seen["refrozen"] > 10_000
+    assert seen["old_model_freed"]

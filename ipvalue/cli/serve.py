@@ -58,7 +58,7 @@ def run(args) -> int:
 
     from ipvalue.audit import audit_path, is_postgres
     from ipvalue.lending.configuration import BankConfiguration
-    from ipvalue.service import ServiceSettings, create_app
+    from ipvalue.service import ServiceSettings, serving_app
     from ipvalue.tracking import prepare_tracking_store
 
     store = audit_path(args.audit_db)
@@ -68,7 +68,7 @@ def run(args) -> int:
     BankConfiguration.load(settings.config_file, pinned=True)  # a bad configuration stops the start (exit 4), not a request
     common = dict(host=args.host, port=args.port, proxy_headers=True, forwarded_allow_ips=args.forwarded_allow_ips, log_level="info")
     if args.workers == 1:
-        uvicorn.run(create_app(settings), **common)
+        uvicorn.run(serving_app(settings), **common)
     else:
         # Worker processes share the stores: create and migrate them once here, not N times at once
         # (two processes migrating one new MLflow SQLite store collide).

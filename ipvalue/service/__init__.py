@@ -6,7 +6,7 @@ sign-off with the authenticated identity in the tamper-evident audit store.
 is the work without HTTP; :class:`ServiceSettings` says where the state lives.
 """
 
-from ipvalue.service.app import APPLICATION_SCHEMA, app_from_env, create_app
+from ipvalue.service.app import APPLICATION_SCHEMA, app_from_env, create_app, serving_app
 from ipvalue.service.core import MAX_SCORE_ROWS, ServiceSettings, ValuationService
 
-__all__ = ["APPLICATION_SCHEMA", "MAX_SCORE_ROWS", "ServiceSettings", "ValuationService", "app_from_env", "create_app"]
+__all__ = ["APPLICATION_SCHEMA", "MAX_SCORE_ROWS", "ServiceSettings", "ValuationService", "app_from_env", "create_app", "serving_app"]

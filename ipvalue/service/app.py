@@ -367,7 +367,16 @@ async def _in_thread(fn, *args, **kwargs):
 
 def app_from_env() -> FastAPI:
     """The app for a uvicorn worker (``--workers N``): settings from the environment ``ipvalue serve`` sets."""
-    return create_app(ServiceSettings.from_env(os.environ))
+    return serving_app(ServiceSettings.from_env(os.environ))
 
 
-__all__ = ["APPLICATION_FIELDS", "APPLICATION_SCHEMA", "MAX_SCORE_ROWS", "app_from_env", "create_app"]
+def serving_app(settings: ServiceSettings) -> FastAPI:
+    """:func:`create_app` for a process that serves it: what it loaded kept out of the garbage
+    collector's walks (:meth:`ValuationService.freeze_long_lived`)."""
+    service = ValuationService(settings)
+    app = create_app(service=service)
+    service.freeze_long_lived()
+    return app
+
+
+__all__ = ["APPLICATION_FIELDS", "APPLICATION_SCHEMA", "MAX_SCORE_ROWS", "app_from_env", "create_app", "serving_app"]

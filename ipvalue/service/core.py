@@ -19,6 +19,7 @@ configuration (:class:`~ipvalue.lending.configuration.BankConfiguration`), not t
 from __future__ import annotations
 
 import functools
+import gc
 import hashlib
 import json
 import logging
@@ -145,6 +146,7 @@ class ValuationService:
         self.base_configuration = BankConfiguration.load(settings.config_file, pinned=True)
         self.configuration = self.base_configuration.with_models({})
         self._generation = ""
+        self._frozen = False
         self._lock = threading.Lock()  # one valuation at a time per worker: CPU-bound, and matplotlib is not thread-safe
         #: Held while matplotlib draws (valuations, reports, the page's charts): the same lock.
         self.drawing = self._lock
@@ -154,6 +156,8 @@ class ValuationService:
 
     def load_models(self) -> dict[str, RegisteredModel]:
         """Load the configured models (or the existing champions); called at start and on a reload."""
+        if self._frozen:
+            gc.unfreeze()  # the models replaced here can be collected
         uris = self.settings.models or tuple((self.base_configuration.models or {}).values())
         loaded = {}
         for uri in uris or DEFAULT_MODELS:
@@ -167,7 +171,18 @@ class ValuationService:
         self.configuration = self.base_configuration.with_models({model_kind(u): u for u in loaded})
         self._generation = self._stamp().read_text() if self._stamp().is_file() else ""
         logger.info("models loaded: %s", {u: m.version for u, m in loaded.items()})
+        if self._frozen:
+            self.freeze_long_lived()
         return loaded
+
+    def freeze_long_lived(self) -> None:
+        """Keep what the service holds for its life (models, reference tables, the app) out of
+        Python's garbage collections from now on (:func:`gc.freeze`, after one collection), until
+        the models are loaded again (then it is done again): a full collection otherwise walks all
+        of it, a 0.1 s pause in about one warm valuation in eight. For a serving process only."""
+        self._frozen = True
+        gc.collect()
+        gc.freeze()
 
     def reload_models(self) -> list[dict]:
         """Reload every model whose alias moved; the other workers reload on their next request."""
