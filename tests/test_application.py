@@ -45,6 +45,8 @@ def test_override_without_reason_is_refused(make_application):
         ({"valuation_date": "2026-13-45"}, r"must be a date written YYYY-MM-DD. Got '2026-13-45'"),
         ({"revenue_forecast": {}}, r"The 'revenue_forecast' of application SYN-APP-T1 is missing"),
         ({"documents": [{"patent_id": "SYN-CN-T001", "kind": ["register_extract"], "reference": "R1"}]}, r"The 'kind' of .* must be one of .*Got \['register_extract'\]"),
+        ({"documents": [{"patent_id": "SYN-CN-T001", "kind": "register_extract", "reference": "  "}]}, r"\(register_extract of SYN-CN-T001\) has no 'reference'"),
+        ({"documents": [{"patent_id": "SYN-CN-T001", "kind": "co_owner_consent", "reference": "C1", "co_owner": " "}]}, r"has no 'co_owner'. Fix: name the co-owner"),
         ({"overrides": [{"patent_id": "SYN-CN-T001", "field": ["sharing_rate"], "value": 0.02, "reason": "r", "officer": "o"}]}, r"The 'field' of .* must be one of"),
         ({"borrower": "合成\u202e司公限有"}, r"The 'application.borrower' holds a control or bidirectional-control character U\+202E at character 3"),
         ({"purpose": "working\x00capital"}, r"The 'application.purpose' holds a control or bidirectional-control character U\+0000 at character 8"),

@@ -176,13 +176,13 @@ class Document:
         pid = normalise_id(str(d.get("patent_id") or ""))
         if not pid:
             raise ApplicationError(f"The {where} has no 'patent_id'. Fix: name the patent the document is about.")
-        reference = normalise_text(str(d.get("reference") or ""))
+        reference = _text(d.get("reference") or "")
         if not reference:
             raise ApplicationError(f"The {where} ({kind} of {pid}) has no 'reference'. Fix: give the document's number or file reference.")
         extra = DOCUMENT_KINDS[kind]
         co_owner, paid_until = "", None
         if extra == "co_owner":
-            co_owner = normalise_text(str(d.get("co_owner") or ""))
+            co_owner = _text(d.get("co_owner") or "")
             if not co_owner:
                 raise ApplicationError(f"The {where} (co_owner_consent of {pid}) has no 'co_owner'. Fix: name the co-owner who consented.")
         if extra == "paid_until":
