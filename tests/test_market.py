@@ -37,6 +37,16 @@ def test_two_comparables_by_hand(valuer):
     assert valuer.value_type == "market_value"
 
 
+def test_the_failed_evidence_tests_are_named_in_order_and_none_is_blank(valuer):
+    tests = pd.DataFrame({"passed_count": [True, False, True], "passed_spread": [False, False, True], "passed_recency": [True, True, True],
+                          "passed_similarity": [True, False, True], "passed_profit_capacity": [False, True, True]}, index=["a", "b", "c"])
+    zh, en = valuer.failed_reasons(tests)
+    t = valuer.tests_
+    assert zh["a"] == f"价差超过{t['max_spread']:g}倍；专利包市场价值超过{t['profit_capacity_years']:g}年可归属利润（盈利能力检验）"
+    assert en["b"] == f"fewer than {t['min_comparables']} comparables; spread above {t['max_spread']:g}x; matched at too coarse a level"
+    assert zh["c"] == "" and en["c"] == "" and list(zh.index) == ["a", "b", "c"]
+
+
 def test_old_and_running_royalty_transactions_are_excluded(valuer):
     assert set(valuer.excluded_["transaction_id"]) == {"T4", "T5"}
     assert valuer.excluded_.set_index("transaction_id").loc["T4", "reason"] == "older than 5 years (no time index)"

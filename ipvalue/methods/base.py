@@ -185,15 +185,8 @@ def interval_frame(low, p50, high, index) -> pd.DataFrame:
 
 def offers_frame(index, *, role, rank, market_value_rmb, reason_zh, reason_en) -> pd.DataFrame:
     """The ``offers`` table of a :class:`MethodResult` (scalars broadcast over ``index``)."""
-    out = pd.DataFrame(index=index)
-    out["role"] = role
-    out["rank"] = rank
-    out["market_value_rmb"] = market_value_rmb
-    out["reason_zh"] = reason_zh
-    out["reason_en"] = reason_en
-    out["rank"] = out["rank"].astype(float)
-    out["market_value_rmb"] = out["market_value_rmb"].astype(float)
-    return out
+    out = pd.DataFrame({"role": role, "rank": rank, "market_value_rmb": market_value_rmb, "reason_zh": reason_zh, "reason_en": reason_en}, index=index)
+    return out.astype({"rank": float, "market_value_rmb": float})
 
 
 def value_type_label(value_type: str) -> str:

@@ -273,7 +273,10 @@ class MarketApproachValuer(BaseEstimator):
     def evidence(self, X: pd.DataFrame) -> pd.DataFrame:
         """Per subject patent: ``market_value_rmb``, ``match_level``, ``n_comparables``,
         ``spread`` (highest / lowest adjusted price), ``low_rmb``/``high_rmb`` (adjusted range), ids used."""
-        adjusted, level = self._adjusted(X)
+        return self._evidence(*self._adjusted(X), X.index)
+
+    def _evidence(self, adjusted: np.ndarray, level: np.ndarray, index: pd.Index) -> pd.DataFrame:
+        """:meth:`evidence` from the adjusted prices and match levels of :meth:`_adjusted`."""
         n = np.sum(~np.isnan(adjusted), axis=1)
         with warnings.catch_warnings():  # all-NaN rows (no evidence) give NaN, as documented
             warnings.simplefilter("ignore", RuntimeWarning)
@@ -284,7 +287,7 @@ class MarketApproachValuer(BaseEstimator):
             "market_value_rmb": med, "match_level": level, "n_comparables": n,
             "spread": np.where(lo > 0, hi / np.where(lo > 0, lo, 1.0), np.nan), "low_rmb": lo, "high_rmb": hi,
             "comparables_used": used, "value_type": self.value_type,
-        }, index=X.index)
+        }, index=index)
 
     def predict(self, X: pd.DataFrame) -> pd.Series:
         """Median adjusted comparable price per patent in RMB (NaN where evidence is 'none')."""
@@ -293,12 +296,15 @@ class MarketApproachValuer(BaseEstimator):
     def predict_interval(self, X: pd.DataFrame, *, coverage: float = 0.9) -> pd.DataFrame:
         """Quantiles of the adjusted comparable prices (linear interpolation): the spread of the
         evidence, not a sampling distribution; NaN where evidence is 'none'."""
-        adjusted, _ = self._adjusted(X)
+        return self._interval(self._adjusted(X)[0], X.index, coverage=coverage)
+
+    @staticmethod
+    def _interval(adjusted: np.ndarray, index: pd.Index, *, coverage: float) -> pd.DataFrame:
         q = coverage_quantiles(coverage)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
             low, mid, high = np.nanquantile(adjusted, q, axis=1)
-        return interval_frame(low, mid, high, X.index)
+        return interval_frame(low, mid, high, index)
 
     def subjects(self, frame: pd.DataFrame, inputs) -> pd.DataFrame:
         """The subject patents as the adjustments read them: type, main IPC, remaining legal life
@@ -317,24 +323,22 @@ class MarketApproachValuer(BaseEstimator):
             warnings.simplefilter("ignore", RuntimeWarning)
             median_age = np.nanmedian(np.where(used, ages[None, :], np.nan), axis=1)
         order = {lvl: i for i, lvl in enumerate(MATCH_LEVELS)}
-        out = pd.DataFrame(index=evidence.index)
-        out["n_comparables"] = evidence["n_comparables"]
-        out["spread"] = evidence["spread"]
-        out["median_age_years"] = median_age
-        out["match_level"] = evidence["match_level"]
-        out["passed_count"] = out["n_comparables"] >= t["min_comparables"]
-        out["passed_spread"] = (out["spread"] <= t["max_spread"]).fillna(False)
-        out["passed_recency"] = (out["median_age_years"] <= t["max_median_age_years"]).fillna(False)
-        out["passed_similarity"] = out["match_level"].map(lambda lvl: lvl in order and order[lvl] <= order[t["min_match_level"]])
+        n = evidence["n_comparables"].to_numpy()
+        spread = evidence["spread"].to_numpy(float)
+        level = evidence["match_level"]
         # profit capacity, per package: Σ market values ≤ years × revenue × margin × top of the profit split
-        capacity = self.profit_capacity(frame, inputs)
         package = frame["package_id"]
-        value = evidence["market_value_rmb"].groupby(package).transform("sum")
-        out["package_market_value_rmb"] = value
-        out["profit_capacity_rmb"] = package.map(capacity)
-        out["passed_profit_capacity"] = (out["profit_capacity_rmb"].isna() | (value <= out["profit_capacity_rmb"])).astype(bool)
-        out["passed"] = out[[c for c in out.columns if c.startswith("passed_")]].all(axis=1)
-        return out
+        value = evidence["market_value_rmb"].groupby(package).transform("sum").to_numpy(float)
+        capacity = package.map(self.profit_capacity(frame, inputs)).to_numpy(float)
+        passed_count, passed_spread, passed_recency = n >= t["min_comparables"], spread <= t["max_spread"], median_age <= t["max_median_age_years"]  # NaN fails
+        passed_similarity = np.array([lvl in order and order[lvl] <= order[t["min_match_level"]] for lvl in level], dtype=bool)
+        passed_profit_capacity = np.isnan(capacity) | (value <= capacity)
+        return pd.DataFrame({
+            "n_comparables": n, "spread": spread, "median_age_years": median_age, "match_level": level, "passed_count": passed_count,
+            "passed_spread": passed_spread, "passed_recency": passed_recency, "passed_similarity": passed_similarity,
+            "package_market_value_rmb": value, "profit_capacity_rmb": capacity, "passed_profit_capacity": passed_profit_capacity,
+            "passed": passed_count & passed_spread & passed_recency & passed_similarity & passed_profit_capacity,
+        }, index=evidence.index)
 
     def profit_capacity(self, frame: pd.DataFrame, inputs) -> pd.Series:
         """Per package: ``profit_capacity_years`` × the profit its patents can earn a year
@@ -354,10 +358,10 @@ class MarketApproachValuer(BaseEstimator):
         frame = X
         subjects = self.subjects(frame, inputs)
         adjusted, level, factors = self._adjusted(subjects, factors=True)
-        ev = self.evidence(subjects)
+        ev = self._evidence(adjusted, level, subjects.index)
         tests = self.evidence_tests(ev, adjusted, frame, inputs)
         value = ev["market_value_rmb"]
-        q = self.predict_interval(subjects, coverage=0.9)
+        q = self._interval(adjusted, subjects.index, coverage=0.9)
         values = pd.DataFrame({"value_rmb": value, "low_rmb": q["low_rmb"], "p50_rmb": q["p50_rmb"], "high_rmb": q["high_rmb"]}, index=frame.index)
         failed_zh, failed_en = self.failed_reasons(tests)
         has = value.notna()
@@ -400,12 +404,10 @@ class MarketApproachValuer(BaseEstimator):
             "passed_profit_capacity": (f"专利包市场价值超过{t['profit_capacity_years']:g}年可归属利润（盈利能力检验）",
                                        f"the package's market value exceeds {t['profit_capacity_years']:g} years of attributable profit (profit-capacity test)"),
         }
-        zh = pd.Series("", index=tests.index, dtype=object)
-        en = pd.Series("", index=tests.index, dtype=object)
-        for col, (text_zh, text_en) in names.items():
-            fail = ~tests[col].astype(bool)
-            zh = zh.where(~fail, zh + np.where(zh == "", "", "；") + text_zh)
-            en = en.where(~fail, en + np.where(en == "", "", "; ") + text_en)
+        failed = [[texts for texts, passed in zip(names.values(), row) if not passed]
+                  for row in zip(*(tests[col].to_numpy(dtype=bool) for col in names))]
+        zh = pd.Series(["；".join(t[0] for t in row) for row in failed], index=tests.index, dtype=object)
+        en = pd.Series(["; ".join(t[1] for t in row) for row in failed], index=tests.index, dtype=object)
         return zh, en
 
     def _pairs(self, frame: pd.DataFrame, adjusted: np.ndarray, factors: dict) -> pd.DataFrame:
