@@ -56,20 +56,22 @@ logger = logging.getLogger(__name__)
 __all__ = ["CostApproachValuer"]
 
 
-def _column(frame: pd.DataFrame, name: str, lo: float, hi: float, *, required: bool = True) -> pd.Series:
-    """Column ``name`` as floats in [lo, hi] (NaN allowed where not ``required``), or an error naming row and value."""
+def _column(frame: pd.DataFrame, name: str, lo: float, hi: float, *, required: bool = True) -> np.ndarray:
+    """Column ``name`` as floats in [lo, hi] (NaN allowed where not ``required``; all NaN where an
+    optional column is absent), or an error naming row and value."""
     if name not in frame.columns:
         if required:
             raise ColumnError(f"The cost approach needs column '{name}'. Fix: add it (see ipvalue/cost.py).")
-        return pd.Series(np.nan, index=frame.index)
+        return np.full(len(frame), np.nan)
     raw = frame[name]
-    values = pd.to_numeric(raw, errors="coerce")
-    bad = (raw.notna() & values.isna()) | (values < lo) | (values > hi) | (required & values.isna())
+    values = pd.to_numeric(raw, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+    absent = np.isnan(values)
+    bad = (raw.notna().to_numpy() & absent) | (values < lo) | (values > hi) | (required & absent)
     if bad.any():
-        row = bad.idxmax()
+        row = frame.index[np.argmax(bad)]
         got = raw[row].item() if hasattr(raw[row], "item") else raw[row]
         raise ValueError(f"Column '{name}' must be a number in [{lo:g}, {hi:g}]. Got {got!r} in row {row!r}. Fix: correct the row.")
-    return values.astype(float)
+    return values
 
 
 class CostApproachValuer(BaseEstimator):
@@ -131,48 +133,45 @@ class CostApproachValuer(BaseEstimator):
         term = _column(X, "statutory_term_years", 1e-9, 60.0)
         over = remaining > term
         if over.any():
-            row = over.idxmax()
-            raise ValueError(f"Row {row!r}: 'remaining_life_years' ({remaining[row]:g}) exceeds 'statutory_term_years' ({term[row]:g}). Fix: check the dates.")
+            i = np.argmax(over)
+            raise ValueError(f"Row {X.index[i]!r}: 'remaining_life_years' ({remaining[i]:g}) exceeds 'statutory_term_years' ({term[i]:g}). Fix: check the dates.")
         cost = _column(X, "rd_cost_rmb", 0.0, 1e12, required=False)
         if "package_rd_cost_rmb" in X.columns:
             if "package_id" not in X.columns:
                 raise ColumnError("Column 'package_rd_cost_rmb' needs 'package_id' to share a product's R&D cost among its patents.")
             package_cost = _column(X, "package_rd_cost_rmb", 0.0, 1e12, required=False)
             live = (remaining > 0).astype(float)
-            share = live / live.groupby(X["package_id"]).transform("sum").replace(0.0, np.nan)
-            cost = cost.fillna(package_cost * share.fillna(0.0))
+            package_live = pd.Series(live, index=X.index).groupby(X["package_id"]).transform("sum").to_numpy(dtype=float, na_value=np.nan)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                share = np.nan_to_num(live / np.where(package_live == 0, np.nan, package_live), nan=0.0)
+            cost = np.where(np.isnan(cost), package_cost * share, cost)
         year = _column(X, "rd_cost_year", 1980, self.valuation_year_, required=False)
-        missing_year = cost.notna() & year.isna()
+        missing_year = ~np.isnan(cost) & np.isnan(year)
         if missing_year.any():
-            row = missing_year.idxmax()
-            raise ValueError(f"Row {row!r} gives an R&D cost but no 'rd_cost_year'. Fix: give the calendar year the cost was incurred.")
+            raise ValueError(f"Row {X.index[np.argmax(missing_year)]!r} gives an R&D cost but no 'rd_cost_year'. Fix: give the calendar year the cost was incurred.")
         now = self.index_.get(self.valuation_year_)
-        then = year.map(self.index_)
-        applied = then.notna() & (now is not None)
-        factor = (now / then).where(applied, 1.0) if now is not None else pd.Series(1.0, index=X.index)
-        out = pd.DataFrame(index=X.index)
-        out["rd_cost_rmb"] = cost
-        out["rd_cost_year"] = year
-        out["cost_index_factor"] = factor
-        out["cost_index_applied"] = applied
-        out["replacement_cost_rmb"] = cost * factor
+        then = np.array([self.index_.get(y, np.nan) for y in year], dtype=float)
+        applied = ~np.isnan(then) & (now is not None)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            factor = np.where(applied, (now if now is not None else np.nan) / then, 1.0)
         age = _column(X, "age_years", 0.0, 100.0) if "age_years" in X.columns else term - remaining
-        economic = _column(X, "remaining_economic_life", 0.0, 60.0, required=False) if "remaining_economic_life" in X.columns else pd.Series(np.nan, index=X.index)
-        economic = economic.fillna(remaining).clip(upper=remaining)
-        out["age_years"] = age
-        out["remaining_economic_life"] = economic
+        economic = _column(X, "remaining_economic_life", 0.0, 60.0, required=False)
+        economic = np.minimum(np.where(np.isnan(economic), remaining, economic), remaining)
         total = age + economic
-        out["condition_factor"] = (economic / total.where(total > 0)).fillna(0.0)
-        out["functional_value_rmb"] = out["replacement_cost_rmb"] * out["condition_factor"]
-        capacity = _column(X, "earning_capacity_rmb", 0.0, 1e13, required=False) if "earning_capacity_rmb" in X.columns else pd.Series(np.nan, index=X.index)
-        out["earning_capacity_rmb"] = capacity
-        out["economic_obsolescence_rmb"] = (out["functional_value_rmb"] - capacity).clip(lower=0.0).where(capacity.notna(), 0.0)
-        out["economic_obsolescence_applied"] = capacity.notna()
-        out["cost_value_rmb"] = out["functional_value_rmb"] - out["economic_obsolescence_rmb"].where(out["functional_value_rmb"].notna())
-        out["value_type"] = self.value_type
-        for key, value in self.provenance_.items():
-            out[key] = value
-        return out
+        with np.errstate(divide="ignore", invalid="ignore"):
+            condition = np.nan_to_num(economic / np.where(total > 0, total, np.nan), nan=0.0)
+        replacement = cost * factor
+        functional = replacement * condition
+        capacity = _column(X, "earning_capacity_rmb", 0.0, 1e13, required=False)
+        has_capacity = ~np.isnan(capacity)
+        obsolescence = np.where(has_capacity, np.maximum(functional - capacity, 0.0), 0.0)
+        return pd.DataFrame({
+            "rd_cost_rmb": cost, "rd_cost_year": year, "cost_index_factor": factor, "cost_index_applied": applied,
+            "replacement_cost_rmb": replacement, "age_years": age, "remaining_economic_life": economic, "condition_factor": condition,
+            "functional_value_rmb": functional, "earning_capacity_rmb": capacity, "economic_obsolescence_rmb": obsolescence,
+            "economic_obsolescence_applied": has_capacity, "cost_value_rmb": functional - np.where(np.isnan(functional), np.nan, obsolescence),
+            "value_type": self.value_type, **self.provenance_,
+        }, index=X.index)
 
     def predict(self, X: pd.DataFrame) -> pd.Series:
         """Cost indication of market value per patent in RMB (NaN where no R&D cost is given)."""
