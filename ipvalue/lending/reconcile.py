@@ -118,36 +118,40 @@ def reconcile(results: dict, status: pd.Series, patent_type: pd.Series, *, polic
         pick = np.array(names, dtype=object)[candidates.argmin(axis=1)]  # the best rank; ties: registry order
         fill = (basis == "").to_numpy() & np.isfinite(candidates.min(axis=1))
         basis[fill] = pick[fill]
-    dead = status.isin(NOT_IN_FORCE)
+    dead = status.isin(NOT_IN_FORCE).to_numpy(dtype=bool)
     chosen = np.array([offered.at[i, m] if m else np.nan for i, m in basis.items()], dtype=float) if names else np.full(len(index), np.nan)
+    basis_of = np.where(dead, "", basis.to_numpy(dtype=object)).astype(object)
+    market = np.where(dead, 0.0, chosen)
+    role_of, offered_of = roles.to_numpy(dtype=object), offered.to_numpy(dtype=float)
 
-    out = pd.DataFrame(index=index)
-    out["basis_method"] = basis.where(~dead, "")
-    out["market_value_rmb"] = np.where(dead, 0.0, chosen)
-    out["value_type"] = "market_value"
-    for m in names:
-        out[f"weight_{m}"] = (out["basis_method"] == m).astype(float)
-        out[f"{m}_role"] = roles[m]
+    def highest(a):  # per row, NaN where a row has nothing (or there is no method)
+        return np.fmax.reduce(a, axis=1) if a.shape[1] else np.full(len(a), np.nan)
 
-    checked = offered.where(roles.isin(["primary", "cross_check"]) & (offered > 0))
-    high, low = checked.max(axis=1), checked.min(axis=1)
-    out["disagreement"] = (high / low).where(checked.notna().sum(axis=1) >= 2)
-    arr = checked.to_numpy(float)
+    def lowest(a):
+        return np.fmin.reduce(a, axis=1) if a.shape[1] else np.full(len(a), np.nan)
+
+    checked = np.where(np.isin(role_of, ["primary", "cross_check"]) & (offered_of > 0), offered_of, np.nan)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        disagreement = np.where((~np.isnan(checked)).sum(axis=1) >= 2, highest(checked) / lowest(checked), np.nan)
     labels = np.array(names, dtype=object)
     if names:
-        hi, lo = np.argmax(np.nan_to_num(arr, nan=-np.inf), axis=1), np.argmin(np.nan_to_num(arr, nan=np.inf), axis=1)
+        hi, lo = np.argmax(np.nan_to_num(checked, nan=-np.inf), axis=1), np.argmin(np.nan_to_num(checked, nan=np.inf), axis=1)
         pair = labels[hi] + " vs " + labels[lo]
         words_zh = np.array([results[m].label_zh for m in names], dtype=object)
         words_en = np.array([results[m].label_en for m in names], dtype=object)
         pair_zh, pair_en = words_zh[hi] + "与" + words_zh[lo], words_en[hi] + " vs " + words_en[lo]
     else:
         pair = pair_zh = pair_en = np.full(len(index), "", dtype=object)
-    out["disagreement_methods"] = np.where(out["disagreement"].notna(), pair, "")
-    floor = offered.where(roles == "floor").max(axis=1)
-    out["floor_rmb"] = floor
-    out["below_floor"] = ~dead & (floor > out["market_value_rmb"]).fillna(False)
-    no_value = ~dead & (out["basis_method"] == "")
-    out["review_required"] = ~dead & ((out["disagreement"] > factor).fillna(False) | no_value)
+    floor = highest(np.where(role_of == "floor", offered_of, np.nan))
+    below_floor = ~dead & (floor > market)
+    no_value = ~dead & (basis_of == "")
+    review_required = ~dead & ((disagreement > factor) | no_value)
+    columns = {"basis_method": pd.Series(basis_of, index=index, dtype=object), "market_value_rmb": market, "value_type": "market_value"}
+    for m in names:
+        columns[f"weight_{m}"] = (basis_of == m).astype(float)
+        columns[f"{m}_role"] = roles[m]
+    columns.update(disagreement=disagreement, disagreement_methods=np.where(np.isnan(disagreement), "", pair), floor_rmb=floor,
+                   below_floor=below_floor, review_required=review_required)
 
     ptype = patent_type.astype("string").str.lower()
     pending = status == "pending"
@@ -157,21 +161,21 @@ def reconcile(results: dict, status: pd.Series, patent_type: pd.Series, *, polic
         raise ValueError(f"Row {row!r} is a pending application with 'patent_type' {patent_type[row]!r}. "
                          "Fix: give invention, utility_model or design (its grant probability depends on it).")
     prob = ptype.map(r["grant_probability"]).astype(float)
-    out["grant_probability"] = prob.where(pending)
-    out["pending_expected_value_rmb"] = (out["market_value_rmb"] * prob).where(pending)
-    out["collateral_basis_rmb"] = out["market_value_rmb"].where(status == "in_force", 0.0).fillna(0.0)
+    pending_of = pending.to_numpy(dtype=bool)
+    in_force = (status == "in_force").to_numpy(dtype=bool)
+    columns.update(grant_probability=np.where(pending_of, prob, np.nan), pending_expected_value_rmb=np.where(pending_of, market * prob, np.nan),
+                   collateral_basis_rmb=np.nan_to_num(np.where(in_force, market, 0.0), nan=0.0))
 
     # the reasons are built on numpy object arrays: a few dozen concatenations, cheap on 3 patents and on a book alike
-    basis_of, role_of, usable_of = out["basis_method"].to_numpy(dtype=object), roles.to_numpy(dtype=object), usable.to_numpy(dtype=bool)
+    usable_of = usable.to_numpy(dtype=bool)
     zh = np.full(len(index), "", dtype=object)
     en = np.full(len(index), "", dtype=object)
     for m in names:
         hit = basis_of == m
         zh[hit] = results[m].offers["reason_zh"].astype(str).to_numpy(dtype=object)[hit]
         en[hit] = results[m].offers["reason_en"].astype(str).to_numpy(dtype=object)[hit]
-    no_value_of = no_value.to_numpy(dtype=bool)
-    zh[no_value_of] = "无可用的市场价值"
-    en[no_value_of] = "no method offers a market value"
+    zh[no_value] = "无可用的市场价值"
+    en[no_value] = "no method offers a market value"
     for j, m in enumerate(names):
         role, other = role_of[:, j], usable_of[:, j] & (basis_of != m)
         cross = np.isin(role, ["primary", "cross_check"]) & other
@@ -183,23 +187,17 @@ def reconcile(results: dict, status: pd.Series, patent_type: pd.Series, *, polic
         info = role == "information"
         zh = zh + np.where(info, f"；{results[m].label_zh}仅供参考", "")
         en = en + np.where(info, f"; {results[m].label_en} for information only", "")
-    ratio = out["disagreement"].round(2).astype(str)
-    over = (out["review_required"] & ~no_value).to_numpy(dtype=bool)
+    ratio = pd.Series(disagreement).round(2).astype(str)
+    over = review_required & ~no_value
     zh = zh + np.where(over, "；方法间差异" + ratio + "倍（" + pair_zh + "）超过政策系数" + f"{factor:g}" + "倍，需复核签字", "")
     en = en + np.where(over, "; the methods differ by " + ratio + "x (" + pair_en + "), above the policy factor " + f"{factor:g}x: review required", "")
-    below = out["below_floor"].to_numpy(dtype=bool)
-    zh = zh + np.where(below, "；市场价值低于成本法下限，未上调", "")
-    en = en + np.where(below, "; the market value is below the cost floor (not raised to it)", "")
-    dead_of = dead.to_numpy(dtype=bool)
-    zh[dead_of] = ("权利" + status.map(STATUS_ZH).fillna("") + "，市场价值与抵质押价值为0").to_numpy(dtype=object)[dead_of]
-    en[dead_of] = ("the right is " + status.astype(str) + " (not in force): market and collateral value 0").to_numpy(dtype=object)[dead_of]
-    pending_of = pending.to_numpy(dtype=bool)
+    zh = zh + np.where(below_floor, "；市场价值低于成本法下限，未上调", "")
+    en = en + np.where(below_floor, "; the market value is below the cost floor (not raised to it)", "")
+    zh[dead] = ("权利" + status.map(STATUS_ZH).fillna("") + "，市场价值与抵质押价值为0").to_numpy(dtype=object)[dead]
+    en[dead] = ("the right is " + status.astype(str) + " (not in force): market and collateral value 0").to_numpy(dtype=object)[dead]
     if pending_of.any():
         grant = prob.round(2).astype(str)
         zh[pending_of] = zh[pending_of] + ("；专利申请尚未授权，仅按授权概率" + grant + "计期望值，抵质押价值为0").to_numpy(dtype=object)[pending_of]
         en[pending_of] = en[pending_of] + ("; a pending application: expected value at grant probability " + grant + " only, collateral value 0").to_numpy(dtype=object)[pending_of]
-    out["reason_zh"], out["reason_en"] = pd.Series(zh, index=index, dtype=object), pd.Series(en, index=index, dtype=object)
-    out["disagreement_factor_policy"] = factor
-    out["reconciliation_rules"] = r["provenance"]
-    out["reconciliation_rules_hash"] = r["hash"]
-    return out
+    return pd.DataFrame({**columns, "reason_zh": pd.Series(zh, index=index, dtype=object), "reason_en": pd.Series(en, index=index, dtype=object),
+                         "disagreement_factor_policy": factor, "reconciliation_rules": r["provenance"], "reconciliation_rules_hash": r["hash"]}, index=index)
