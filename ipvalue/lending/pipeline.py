@@ -467,8 +467,9 @@ def value_application(app: LoanApplication, *, models: dict[str, RegisteredModel
     cap = min(disposal_cap, pledge_cap)
     cap_basis = "disposal view" if disposal_cap <= pledge_cap else "pledge rate"
     checks = eligibility_checks(app, patents, inputs.features, policy, out, cap=cap, applications=applications)
+    input_hash = app.input_hash  # hashes the application's inputs: once
     figures = figures_hash(out, packages, checks, overrides, flags, {
-        "input_hash": app.input_hash, "pledge_policy_hash": policy_hash, "cap": cap, "requested_amount_rmb": app.requested_amount_rmb,
+        "input_hash": input_hash, "pledge_policy_hash": policy_hash, "cap": cap, "requested_amount_rmb": app.requested_amount_rmb,
         "models": {kind: f"{m.uri}#{m.version}" for kind, m in sorted(models.items()) if m is not None}})
     # a sign-off holds only for the figures its reviewer approved: any later change lapses it
     signed_off = review_needed and isinstance(app.review, dict) and app.review.get("figures_hash") == figures
@@ -505,7 +506,7 @@ def value_application(app: LoanApplication, *, models: dict[str, RegisteredModel
     provenance = {
         **life_prov, **{k: v for r in results.values() for k, v in r.provenance.items() if isinstance(v, (str, int, float, bool))},
         **inputs.scenarios.provenance, "pledge_policy": f"{policy['name']}-v{policy['version']}", "pledge_policy_hash": policy_hash,
-        "risk_sharing_hash": sharing_info["hash"], "input_hash": app.input_hash, "ipvalue_version": __version__,
+        "risk_sharing_hash": sharing_info["hash"], "input_hash": input_hash, "ipvalue_version": __version__,
         "reconciliation_rules": str(rec["reconciliation_rules"].iloc[0]) if len(rec) else "",
         "reconciliation_rules_hash": str(rec["reconciliation_rules_hash"].iloc[0]) if len(rec) else "",
         "disposal_assumption_set": str(packages["disposal_assumption_set"].iloc[0]) if len(packages) else "",
