@@ -176,6 +176,22 @@ def test_sensitivity_moves_values_the_right_way(fitted, demo):
     assert (t["swing_rmb"] >= 0).all()
 
 
+def test_sensitivity_values_each_step_alone_and_sorts_by_swing_within_each_patent(fitted, demo):
+    # the tornado values every step in one pass: each row is the value with that one assumption moved
+    inputs = fitted.inputs(demo.patents.head(12))
+    t = fitted.sensitivity(inputs=inputs)
+    steps = fitted.assumptions_.sensitivity
+    assert len(t) == len(inputs) * len(steps) and list(t.index) == list(range(len(t)))
+    for name, step in steps.items():
+        rows = t[t["assumption"] == name].set_index("patent_id").loc[inputs["patent_id"]]
+        assert (rows["step"] == step).all()
+        np.testing.assert_allclose(rows["value_low_rmb"], fitted._values(inputs, None, shift={name: -step}), rtol=1e-12)
+        np.testing.assert_allclose(rows["value_high_rmb"], fitted._values(inputs, None, shift={name: step}), rtol=1e-12)
+        np.testing.assert_allclose(rows["value_rmb"], fitted._values(inputs, None), rtol=1e-12)
+    assert t["patent_id"].is_monotonic_increasing
+    assert all(g["swing_rmb"].is_monotonic_decreasing for _, g in t.groupby("patent_id"))
+
+
 def test_cash_flows_sum_to_the_value(fitted, demo):
     cf = fitted.cash_flows(demo.patents.head(40))
     by_patent = cf.groupby("patent_id")["present_value_rmb"].sum()

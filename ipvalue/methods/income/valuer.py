@@ -355,6 +355,9 @@ class IncomeApproachValuer(BaseEstimator):
         """The inputs as NumPy arrays (built once per call, shared by Monte Carlo blocks)."""
         d = {c: inputs[c].to_numpy(dtype=float) for c in self._COLUMNS}
         d["base"] = inputs["revenue_base_rmb"].fillna(0).to_numpy(dtype=float)
+        d["sharing_rate"] = inputs["sharing_rate"].to_numpy(dtype=float)
+        d["income_period_years"] = inputs["income_period_years"].to_numpy(dtype=float)
+        d["patent_id"] = inputs["patent_id"].to_numpy()
         d["scheduled"] = inputs["income_source"].eq("schedule").to_numpy()
         d["sched"] = self._schedule_matrix(inputs, schedule)
         scols = [c for c in inputs.columns if str(c).startswith("s_")]
@@ -453,13 +456,16 @@ class IncomeApproachValuer(BaseEstimator):
         """
         a = self.assumptions_
         inputs = self._inputs_of(X, schedule, inputs, survival=survival, financials=financials, tax_rate=tax_rate)
-        d = self._arrays(inputs, schedule)
         if scenarios is None:
             scenarios = Scenarios(int(n_draws or a.mc_draws), a.mc_seed)
         elif n_draws is not None and int(n_draws) != scenarios.n_draws:
             raise ValueError(f"'n_draws' ({n_draws}) differs from the shared scenarios' {scenarios.n_draws}. Fix: pass one of them.")
-        draws = scenarios.n_draws
-        sd = a.mc_sd
+        return self._simulate(self._arrays(inputs, schedule), self._shocks(scenarios, life), quantiles=quantiles)
+
+    def _shocks(self, scenarios: Scenarios, life=None) -> dict:
+        """The Monte Carlo's shifts of :meth:`_dcf`, one per scenario (the set's standard deviations
+        × the scenarios' shocks), and with ``life`` the weights under each scenario's hazard multiplier."""
+        sd = self.assumptions_.mc_sd
         shocks = {
             "position": sd["sharing_position_sd"] * scenarios.z("sharing_position"), "discount": sd["discount_rate_sd"] * scenarios.z("discount_rate"),
             "growth": sd["growth_sd"] * scenarios.z("growth"), "life": sd["economic_life_sd_years"] * scenarios.z("economic_life"),
@@ -467,7 +473,12 @@ class IncomeApproachValuer(BaseEstimator):
         }
         if life is not None:
             shocks["grid"] = life.grid(life.assumptions.hazard_multipliers(scenarios.z("hazard_multiplier")))
-        n = len(inputs)
+        return shocks
+
+    def _simulate(self, d: dict, shocks: dict, *, quantiles=None) -> np.ndarray:
+        """Monte Carlo values of the inputs' arrays ``d`` under ``shocks`` (:meth:`_shocks`), in
+        blocks of patents × draws; their quantiles when ``quantiles`` is given."""
+        n, draws = len(d["base"]), len(shocks["position"])
         block = max(1, MC_BLOCK_CELLS // draws)
         out = np.empty((n, draws) if quantiles is None else (n, len(quantiles)))
 
@@ -476,9 +487,13 @@ class IncomeApproachValuer(BaseEstimator):
             values = self._dcf(d, sl, **shocks)
             out[sl] = values if quantiles is None else np.quantile(values, quantiles, axis=1).T
 
-        # Blocks are independent and NumPy releases the GIL on large arrays: use every core.
-        with ThreadPoolExecutor(max_workers=min(os.cpu_count() or 1, 8)) as pool:
-            list(pool.map(run_block, range(0, n, block)))
+        starts = range(0, n, block)
+        if len(starts) > 1:  # blocks are independent and NumPy releases the GIL on large arrays: use every core
+            with ThreadPoolExecutor(max_workers=min(os.cpu_count() or 1, 8)) as pool:
+                list(pool.map(run_block, starts))
+        else:
+            for start in starts:
+                run_block(start)
         return out
 
     def predict_interval(self, X: pd.DataFrame, *, coverage: float = 0.9, schedule=None, n_draws: int | None = None,
@@ -501,18 +516,41 @@ class IncomeApproachValuer(BaseEstimator):
             value_rmb, value_high_rmb, swing_rmb``; sorted by swing within each patent.
         """
         inputs = self._inputs_of(X, schedule, inputs, survival=survival, financials=financials, tax_rate=tax_rate)
-        d = self._arrays(inputs, schedule)
-        base = self._values(inputs, schedule, arrays=d)
-        rows = []
-        for name, step in self.assumptions_.sensitivity.items():
-            low = self._values(inputs, schedule, shift={name: -step}, arrays=d)
-            high = self._values(inputs, schedule, shift={name: step}, arrays=d)
-            rows.append(pd.DataFrame({
-                "patent_id": inputs["patent_id"].to_numpy(), "assumption": name, "step": step,
-                "value_low_rmb": low, "value_rmb": base, "value_high_rmb": high, "swing_rmb": np.abs(high - low),
-            }))
-        table = pd.concat(rows, ignore_index=True)
-        return table.sort_values(["patent_id", "swing_rmb"], ascending=[True, False], kind="stable").reset_index(drop=True)
+        return self._tornado(self._arrays(inputs, schedule))
+
+    def _tornado(self, d: dict, life=None) -> pd.DataFrame:
+        """The table of :meth:`sensitivity` from the inputs' arrays ``d``: every step down and up
+        valued in one pass (a column of shifts each, the first the base); with ``life`` (the
+        :class:`~ipvalue.models.life.LifeCurves` the weights come from) a ``hazard_multiplier`` row:
+        every fee-lapse hazard × the life set's tornado multipliers."""
+        steps = self.assumptions_.sensitivity
+        names = list(steps)
+        shifts = {k: np.zeros(1 + 2 * len(names)) for k in self._SHIFTS.values()}
+        shifts["level"] = np.ones(1 + 2 * len(names))
+        for j, name in enumerate(names):
+            down, up = 1 + 2 * j, 2 + 2 * j
+            if name == "revenue_level":
+                shifts["level"][[down, up]] = 1.0 - steps[name], 1.0 + steps[name]
+            else:
+                shifts[self._SHIFTS[name]][[down, up]] = -steps[name], steps[name]
+        values = self._dcf(d, slice(None), **shifts)
+        low, base, high = values[:, 1::2], values[:, :1], values[:, 2::2]
+        step = np.array([steps[k] for k in names])
+        if life is not None:
+            low_m, high_m = life.assumptions.tornado_multipliers
+            names.append("hazard_multiplier")
+            step = np.append(step, np.nan)
+            low = np.column_stack([low, self._dcf({**d, "survival": np.nan_to_num(life.weights(high_m))}, slice(None))[:, 0]])
+            high = np.column_stack([high, self._dcf({**d, "survival": np.nan_to_num(life.weights(low_m))}, slice(None))[:, 0]])
+        n, k = low.shape
+        patent_id = np.tile(d["patent_id"], k)  # assumption by assumption, then sorted by patent and swing (ties keep that order)
+        swing = np.abs(high - low).T.ravel()
+        order = np.lexsort((-swing, patent_id))
+        return pd.DataFrame({
+            "patent_id": patent_id[order], "assumption": np.repeat(np.array(names, dtype=object), n)[order], "step": np.repeat(step, n)[order],
+            "value_low_rmb": low.T.ravel()[order], "value_rmb": np.tile(base[:, 0], k)[order], "value_high_rmb": high.T.ravel()[order],
+            "swing_rmb": swing[order],
+        })
 
     def cash_flows(self, X: pd.DataFrame | None = None, *, schedule=None, inputs: pd.DataFrame | None = None, survival=None, financials=None, tax_rate=None) -> pd.DataFrame:
         """Year-by-year cash flows of each patent (the report's 计算过程): the income attributed
@@ -522,38 +560,43 @@ class IncomeApproachValuer(BaseEstimator):
         present value. The present values sum per patent to :meth:`predict` (one discounting,
         :func:`~ipvalue.methods.income.dcf.yearly_table`)."""
         inputs = self._inputs_of(X, schedule, inputs, survival=survival, financials=financials, tax_rate=tax_rate)
-        d = self._arrays(inputs, schedule)
+        columns = self._cash_flow_columns(self._arrays(inputs, schedule))
+        kept = columns["weight"] > 0
+        return pd.DataFrame({k: v[kept] for k, v in columns.items()})
+
+    def _cash_flow_columns(self, d: dict) -> dict:
+        """The columns of :meth:`cash_flows` from the inputs' arrays ``d``, every patent × year up to
+        the longest horizon (years of weight 0 included: the caller keeps the rows of weight > 0)."""
         surv_rows = d["has_survival"]
-        horizon = np.where(surv_rows, inputs["remaining_life_years"].to_numpy(), inputs["income_period_years"].to_numpy())
+        horizon = np.where(surv_rows, d["remaining_life_years"], d["income_period_years"])
         years = int(np.ceil(np.nanmax(horizon, initial=0)))
         if d["survival"] is not None:
-            years = min(years, max(d["survival"].shape[1], int(np.ceil(inputs["income_period_years"].max() or 0))))
+            years = min(years, max(d["survival"].shape[1], int(np.ceil(np.nanmax(d["income_period_years"], initial=0)))))
+        n = len(horizon)
         t = np.arange(1, years + 1)
-        inc = inputs["revenue_base_rmb"].fillna(0).to_numpy()[:, None] * (1 + inputs["growth"].to_numpy()[:, None]) ** t
+        inc = d["base"][:, None] * (1 + d["growth"][:, None]) ** t
         if d["sched"] is not None:
-            padded = np.zeros((len(inputs), years))
+            padded = np.zeros((n, years))
             width = min(years, d["sched"].shape[1])
             padded[:, :width] = np.nan_to_num(d["sched"][:, :width])
             inc[d["scheduled"]] = padded[d["scheduled"]]
-        survival = np.ones((len(inputs), years))
+        survival = np.ones((n, years))
         if d["survival"] is not None:
-            padded = np.zeros((len(inputs), years))
+            padded = np.zeros((n, years))
             width = min(years, d["survival"].shape[1])
             padded[:, :width] = d["survival"][:, :width]
             survival[surv_rows] = padded[surv_rows]
         fraction = np.where(np.isinf(d["term"])[:, None], 1.0, np.clip(horizon[:, None] - (t - 1), 0, 1))  # weights that hold the term: whole years
-        sharing = inputs["sharing_rate"].to_numpy() * np.where(d["operating_margin"] > 0, 1.0, 0.0)
-        table = yearly_table(inc, sharing, inputs["decay_per_year"].to_numpy(), inputs["discount_rate"].to_numpy(), fraction * survival,
-                             inputs["tax_rate"].to_numpy(), self.assumptions_.mid_year)
-        long = pd.DataFrame({
-            "patent_id": np.repeat(inputs["patent_id"].to_numpy(), years), "year": np.tile(t, len(inputs)),
-            "income_rmb": inc.ravel(), "sharing_position": np.repeat(inputs["sharing_position"].to_numpy(), years),
+        sharing = d["sharing_rate"] * np.where(d["operating_margin"] > 0, 1.0, 0.0)
+        table = yearly_table(inc, sharing, d["decay_per_year"], d["discount_rate"], fraction * survival, d["tax_rate"], self.assumptions_.mid_year)
+        return {
+            "patent_id": np.repeat(d["patent_id"], years), "year": np.tile(t, n),
+            "income_rmb": inc.ravel(), "sharing_position": np.repeat(d["sharing_position"], years),
             "sharing_rate": table["sharing_rate"].ravel(), "survival": survival.ravel(), "year_fraction": fraction.ravel(),
-            "weight": (fraction * survival).ravel(), "tax_rate": np.repeat(inputs["tax_rate"].to_numpy(), years),
+            "weight": (fraction * survival).ravel(), "tax_rate": np.repeat(d["tax_rate"], years),
             "discount_factor": table["discount_factor"].ravel(), "cash_flow_rmb": table["cash_flow_rmb"].ravel(),
             "present_value_rmb": table["present_value_rmb"].ravel(),
-        })
-        return long[long["weight"] > 0].reset_index(drop=True)
+        }
 
     def value(self, X: pd.DataFrame | None = None, *, schedule=None, quantiles=(0.05, 0.5, 0.95), inputs: pd.DataFrame | None = None,
               survival=None, financials=None, tax_rate=None, draws: np.ndarray | None = None, return_draws: bool = False):
@@ -670,10 +713,10 @@ class IncomeApproachValuer(BaseEstimator):
         participant = self.market_participant(model_inputs)
         participant = self.with_sharing_rates(participant, rates) if rates else participant
         schedule = inputs.schedule
-        use_values = self._values(in_use, schedule)
-        mp_values = self._values(participant, schedule)
-        use_draws = self.simulate(inputs=in_use, schedule=schedule, scenarios=inputs.scenarios, life=curves)
-        mp_draws = self.simulate(inputs=participant, schedule=schedule, scenarios=inputs.scenarios, life=curves)
+        use, mp = self._arrays(in_use, schedule), self._arrays(participant, schedule)
+        use_values, mp_values = self._values(in_use, schedule, arrays=use), self._values(participant, schedule, arrays=mp)
+        shocks = self._shocks(inputs.scenarios, curves)
+        use_draws, mp_draws = self._simulate(use, shocks), self._simulate(mp, shocks)
         q = np.quantile(use_draws, [0.05, 0.5, 0.95], axis=1).T
         index = frame.index
         values = pd.DataFrame({"value_rmb": use_values, "low_rmb": q[:, 0], "p50_rmb": q[:, 1], "high_rmb": q[:, 2]}, index=index)
@@ -700,20 +743,21 @@ class IncomeApproachValuer(BaseEstimator):
             "financials_flags": in_use["financials_flags"], "value_in_use_rmb": use_values, "market_participant_value_rmb": mp_values,
             "value_in_use_p5_rmb": q[:, 0], "value_in_use_p50_rmb": q[:, 1], "value_in_use_p95_rmb": q[:, 2],
         }, index=index)
-        cash_flows = pd.concat([self.cash_flows(schedule=schedule, inputs=in_use).assign(basis="value_in_use"),
-                                self.cash_flows(schedule=schedule, inputs=participant).assign(basis="market_participant")], ignore_index=True)
-        if curves is not None:  # the weight's parts: fee survival S_t, obsolescence O_t, the share of the year in the legal term A_t
-            parts = curves.yearly().rename(columns={"fee_survival": "fee_survival", "share_in_term": "share_in_term"})[["patent_id", "year", "fee_survival", "obsolescence", "share_in_term"]]
-            cash_flows = cash_flows.merge(parts, on=["patent_id", "year"], how="left")
-        sensitivity = self.sensitivity(schedule=schedule, inputs=in_use)
-        if curves is not None:  # the life row: every fee-lapse hazard halved and doubled (the CN life table's hazards are defaults to calibrate)
-            base = self._values(in_use, schedule)
-            low_m, high_m = curves.assumptions.tornado_multipliers
-            down = self._values(in_use.assign(**self.weights_table(curves, index=frame.index, multiplier=high_m)), schedule)
-            up = self._values(in_use.assign(**self.weights_table(curves, index=frame.index, multiplier=low_m)), schedule)
-            life_row = pd.DataFrame({"patent_id": in_use["patent_id"].to_numpy(), "assumption": "hazard_multiplier", "step": np.nan,
-                                     "value_low_rmb": down, "value_rmb": base, "value_high_rmb": up, "swing_rmb": np.abs(up - down)})
-            sensitivity = pd.concat([sensitivity, life_row], ignore_index=True).sort_values(["patent_id", "swing_rmb"], ascending=[True, False], kind="stable").reset_index(drop=True)
+        # both bases in one table; where the life curves weight the flows, with the weight's parts: fee survival S_t,
+        # obsolescence O_t, the share of the year in the legal term A_t
+        bases = {"value_in_use": self._cash_flow_columns(use), "market_participant": self._cash_flow_columns(mp)}
+        kept = {basis: flows["weight"] > 0 for basis, flows in bases.items()}
+        flows = {k: np.concatenate([bases[basis][k][kept[basis]] for basis in bases]) for k in bases["value_in_use"]}
+        flows["basis"] = np.repeat(list(bases), [kept[basis].sum() for basis in bases])
+        if curves is not None:
+            years = int(bases["value_in_use"]["year"].max(initial=0))  # the same years on both bases (they differ in sharing rates only)
+            for name, part in (("fee_survival", curves.survival()), ("obsolescence", curves.obsolescence), ("share_in_term", curves.share_in_term)):
+                padded = np.full((len(index), years), np.nan)
+                width = min(years, part.shape[1])
+                padded[:, :width] = part[:, :width]
+                flows[name] = np.concatenate([padded.ravel()[kept[basis]] for basis in bases])
+        cash_flows = pd.DataFrame(flows)
+        sensitivity = self._tornado(use, life=curves)
         provenance = {**a.provenance, **self.scorecard_.provenance, **self.margin_benchmarks_provenance_}
         wacc, wacc_source, wacc_hash = self.wacc(inputs.wacc)
         provenance.update(wacc=wacc, wacc_source=wacc_source, **({"wacc_set_hash": wacc_hash} if wacc_hash else {}))
