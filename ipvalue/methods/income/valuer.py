@@ -29,6 +29,11 @@ logger = logging.getLogger(__name__)
 MC_BLOCK_CELLS = 1_000_000
 
 
+def _text(x: float) -> str:
+    """A figure of a flag's text: rounded to 2 decimals, written as Python writes a float ('12.0', '2.08')."""
+    return str(float(np.round(x, 2)))
+
+
 class IncomeApproachValuer(BaseEstimator):
     """Value patents by the income approach (收益分成法), set by the indicator scorecard.
 
@@ -158,79 +163,92 @@ class IncomeApproachValuer(BaseEstimator):
         else:
             frame = as_patent_frame(X)
         card = self.scorecard_.score(features) if scorecard is None else scorecard
-        out = pd.DataFrame(index=frame.index)
-        out["patent_id"] = frame["patent_id"]
-        out["package_id"] = frame["package_id"].fillna(frame["patent_id"])
-        out["tech_sector"] = features["tech_sector"].astype(object)
+        index = frame.index
+        n = len(index)
+        patent_id = frame["patent_id"].to_numpy()
+        package_id = frame["package_id"].fillna(frame["patent_id"])
+        sector = features["tech_sector"].reindex(index).to_numpy(dtype=object)
+        score = card["total"].reindex(index).to_numpy(dtype=float)
         intercept, slope = a.position_mapping  # position in the sharing range = a + b × score / 100 (0 and 1 until calibrated)
-        out["score"], out["grade"] = card["total"], card["grade"]
-        out["sharing_position"] = (intercept + slope * card["total"] / 100.0).clip(0.0, 1.0)
-        sector_margin = out["tech_sector"].map(a.profit_margin_by_sector).fillna(a.profit_margin_by_sector["default"]).astype(float)
-        out["operating_margin"] = sector_margin
-        out["margin_source"] = "sector assumption"
-        out["margin_benchmark"] = out["tech_sector"].map(self.margin_benchmarks_).fillna(self.margin_benchmarks_["default"]).astype(float)
-        out["latest_actual_revenue_rmb"] = np.nan
-        if financials is not None:
-            self._apply_financials(out, financials)
-        out["sharing_low"] = a.profit_split[0] * out["operating_margin"].clip(lower=0.0)
-        out["sharing_high"] = a.profit_split[1] * out["operating_margin"].clip(lower=0.0)
-        out["sharing_rate"] = out["sharing_low"] + out["sharing_position"] * (out["sharing_high"] - out["sharing_low"])
-        out["decay_per_year"] = a.decay_per_year
-        out["discount_rate"] = a.discount_rate
-        out["growth"] = frame["revenue_growth"].fillna(a.default_growth)
-        out["statutory_term_years"] = features["statutory_term_years"] if "statutory_term_years" in features else np.nan
-        out["remaining_life_years"] = features["remaining_life_years"]
-        out["economic_life_years"] = frame["economic_life_years"].fillna(a.economic_life_years)
-        out["economic_life_source"] = np.where(frame["economic_life_years"].notna(), "application", "assumption_default")
-        out["income_period_years"] = np.minimum(out["remaining_life_years"], out["economic_life_years"])
-        out["cash_flow_weighting"] = "fixed horizon min(remaining legal life, economic life)"
-        out["weighted_by_life"] = False
+        position = np.clip(intercept + slope * score / 100.0, 0.0, 1.0)
+        margin = np.array([a.profit_margin_by_sector.get(k, a.profit_margin_by_sector["default"]) for k in sector], dtype=float)
+        margin_source = np.full(n, "sector assumption", dtype=object)
+        benchmark = np.array([self.margin_benchmarks_.get(k, self.margin_benchmarks_["default"]) for k in sector], dtype=float)
+        latest_revenue = np.full(n, np.nan)
+        if financials is not None:  # the borrower's statements replace the sector's margin of the packages they cover
+            summary = self._financials_summary(financials, package_id)
+            row = summary.index.get_indexer(package_id)
+            has, row = row >= 0, row[row >= 0]
+            margin[has] = summary["margin"].to_numpy(dtype=float)[row]
+            margin_source[has] = "financial statements " + summary["years"].to_numpy(dtype=object)[row]
+            latest_revenue[has] = summary["latest_revenue"].to_numpy(dtype=float)[row]
+            if "industry" in summary:
+                industry_benchmark = summary["industry"].map(self.margin_benchmarks_).to_numpy(dtype=float)[row]
+                benchmark[has] = np.where(np.isnan(industry_benchmark), benchmark[has], industry_benchmark)
+        positive_margin = np.where(margin < 0.0, 0.0, margin)
+        sharing_low, sharing_high = a.profit_split[0] * positive_margin, a.profit_split[1] * positive_margin
+        remaining = features["remaining_life_years"].reindex(index).to_numpy(dtype=float)
+        given_life = frame["economic_life_years"].to_numpy(dtype=float)
+        economic_life = np.where(np.isnan(given_life), a.economic_life_years, given_life)
+        income_period = np.minimum(remaining, economic_life)
 
-        live = out["income_period_years"] > 0
-        weight = pd.Series(1.0, index=out.index) if a.package_allocation == "equal" else out["score"].clip(lower=1e-9)
-        weight = weight.where(live, 0.0)
-        totals = weight.groupby(out["package_id"]).transform("sum")
-        out["allocation_share"] = (weight / totals.where(totals > 0)).fillna(0.0)
+        weight = np.ones(n) if a.package_allocation == "equal" else np.where(score < 1e-9, 1e-9, score)
+        weight = np.where(income_period > 0, weight, 0.0)
+        totals = pd.Series(weight, index=index).groupby(package_id).transform("sum").to_numpy()
+        share = weight / np.where(totals > 0, totals, np.nan)
+        share = np.where(np.isnan(share), 0.0, share)
 
-        package_revenue = frame["revenue_base_rmb"].groupby(out["package_id"])
+        package_revenue = frame["revenue_base_rmb"].groupby(package_id)
         inconsistent = package_revenue.nunique() > 1
         if inconsistent.any():
             pkg = inconsistent[inconsistent].index[0]
             raise InputError(
                 f"Package {pkg!r} has different 'revenue_base_rmb' values on its patents "
-                f"({sorted(frame.loc[out['package_id'] == pkg, 'revenue_base_rmb'].dropna().unique())}). "
+                f"({sorted(frame.loc[package_id == pkg, 'revenue_base_rmb'].dropna().unique())}). "
                 "Fix: a package shares one product's revenue; give the same value on each of its patents."
             )
-        out["package_revenue_base_rmb"] = package_revenue.transform("first")
-        covered = out["package_id"].isin(schedule["package_id"]) if schedule is not None else pd.Series(False, index=out.index)
-        missing = out["package_revenue_base_rmb"].isna() & ~covered
+        package_base = package_revenue.transform("first").to_numpy(dtype=float)
+        covered = package_id.isin(schedule["package_id"]).to_numpy() if schedule is not None else np.zeros(n, bool)
+        missing = np.isnan(package_base) & ~covered
         if missing.any():
-            rows = list(out.index[missing][:5])
+            rows = list(index[missing][:5])
             raise InputError(
                 f"The income approach needs a revenue forecast: 'revenue_base_rmb' is missing for {int(missing.sum())} patent(s), "
-                f"e.g. rows {rows} ({', '.join(out.loc[rows, 'patent_id'])}). Fix: give the product revenue (revenue_base_rmb, "
+                f"e.g. rows {rows} ({', '.join(patent_id[missing][:5])}). Fix: give the product revenue (revenue_base_rmb, "
                 "revenue_growth) or a yearly schedule for their packages."
             )
-        out["revenue_base_rmb"] = out["package_revenue_base_rmb"] * out["allocation_share"]
-        out["income_source"] = np.where(covered, "schedule", "grown base")
-        self._check_forecast(out, schedule)
+        package_id = package_id.to_numpy()
         if tax_rate is None:
-            out["tax_rate"], out["tax_rate_source"] = a.tax_rate, "assumption set"
+            tax, tax_source = a.tax_rate, "assumption set"
         else:
             if isinstance(tax_rate, bool) or not isinstance(tax_rate, (int, float)) or not 0 <= float(tax_rate) < 1:
                 raise InputError(f"The borrower's 'tax_rate' must be a number in [0, 1): 0.25 standard, 0.15 for 高新技术企业. Got {tax_rate!r}.")
-            out["tax_rate"], out["tax_rate_source"] = float(tax_rate), "input"
+            tax, tax_source = float(tax_rate), "input"
+        columns = {
+            "patent_id": patent_id, "package_id": package_id, "tech_sector": pd.Series(sector, index=index, dtype=object), "score": score, "grade": card["grade"].reindex(index).to_numpy(),
+            "sharing_position": position, "operating_margin": margin, "margin_source": margin_source, "margin_benchmark": benchmark,
+            "latest_actual_revenue_rmb": latest_revenue, "sharing_low": sharing_low, "sharing_high": sharing_high,
+            "sharing_rate": sharing_low + position * (sharing_high - sharing_low), "decay_per_year": np.full(n, a.decay_per_year),
+            "discount_rate": np.full(n, a.discount_rate), "growth": frame["revenue_growth"].fillna(a.default_growth).to_numpy(),
+            "statutory_term_years": features["statutory_term_years"].reindex(index).to_numpy() if "statutory_term_years" in features else np.full(n, np.nan),
+            "remaining_life_years": remaining, "economic_life_years": economic_life,
+            "economic_life_source": np.where(np.isnan(given_life), "assumption_default", "application"), "income_period_years": income_period,
+            "cash_flow_weighting": np.full(n, "fixed horizon min(remaining legal life, economic life)"), "weighted_by_life": np.zeros(n, bool),
+            "allocation_share": share, "package_revenue_base_rmb": package_base, "revenue_base_rmb": package_base * share,
+            "income_source": np.where(covered, "schedule", "grown base"),
+            **self._forecast_flags(package_id, package_base, covered, margin, benchmark, latest_revenue, schedule),
+            "tax_rate": np.full(n, tax), "tax_rate_source": np.full(n, tax_source),
+        }
         if survival is not None:
-            table = self._check_survival(survival, out)
-            # one concatenation: assigning a list of new columns costs pandas about ten times as much
-            out = pd.concat([out, pd.DataFrame(table.to_numpy(), index=out.index, columns=list(table.columns))], axis=1)
-            out["cash_flow_weighting"] = "yearly weights W_t (in force × excess returns left) within the remaining legal life"
-            out["economic_life_source"] = "life_curves"
-            out["weighted_by_life"] = True
-        return out
+            table = self._check_survival(survival, index, patent_id)
+            columns.update(cash_flow_weighting=np.full(n, "yearly weights W_t (in force × excess returns left) within the remaining legal life"),
+                           economic_life_source=np.full(n, "life_curves"), weighted_by_life=np.ones(n, bool))
+            columns.update(zip(table.columns, table.to_numpy().T))
+        return pd.DataFrame(columns, index=index)
 
-    def _apply_financials(self, out: pd.DataFrame, financials: pd.DataFrame) -> None:
-        """Product-level margin and latest revenue from the borrower's statements (in place)."""
+    def _financials_summary(self, financials: pd.DataFrame, package_id: pd.Series) -> pd.DataFrame:
+        """Per package of the borrower's statements (checked): the mean ``margin`` and the
+        ``years`` of the latest (up to) 3 years, the ``latest_revenue`` and, where given, the ``industry``."""
         need = ("package_id", "year", "revenue_rmb", "operating_margin")
         missing = [c for c in need if c not in financials.columns]
         if missing:
@@ -255,7 +273,7 @@ class IncomeApproachValuer(BaseEstimator):
         if dup.any():
             row = int(dup.idxmax())
             raise InputError(f"Row {row} of 'financials' repeats package {fin.at[row, 'package_id']!r} year {fin.at[row, 'year']}. Fix: one row per package and year.")
-        unknown = ~fin["package_id"].isin(out["package_id"])
+        unknown = ~fin["package_id"].isin(package_id)
         if unknown.any():
             raise InputError(f"The 'financials' name package {fin.loc[unknown, 'package_id'].iloc[0]!r}, which no patent belongs to. Fix: use the packages' ids.")
         latest3 = fin.sort_values(["package_id", "year"]).groupby("package_id").tail(3)
@@ -263,58 +281,53 @@ class IncomeApproachValuer(BaseEstimator):
         summary = pd.DataFrame({"margin": by_pkg["operating_margin"].mean(), "latest_revenue": by_pkg["revenue_rmb"].last(), "years": by_pkg["year"].agg(lambda y: f"{y.min()}-{y.max()}")})
         if "industry" in fin.columns:
             summary["industry"] = by_pkg["industry"].last()
-        has = out["package_id"].isin(summary.index)
-        pkg = out.loc[has, "package_id"]
-        out.loc[has, "operating_margin"] = pkg.map(summary["margin"]).to_numpy()
-        out.loc[has, "margin_source"] = ("financial statements " + pkg.map(summary["years"])).to_numpy()
-        out.loc[has, "latest_actual_revenue_rmb"] = pkg.map(summary["latest_revenue"]).to_numpy()
-        if "industry" in summary:
-            industry_benchmark = pkg.map(summary["industry"]).map(self.margin_benchmarks_)
-            out.loc[has, "margin_benchmark"] = industry_benchmark.fillna(out.loc[has, "margin_benchmark"]).to_numpy()
+        return summary
 
-    def _check_forecast(self, out: pd.DataFrame, schedule) -> None:
-        """Flags (never caps): margin far above its benchmark, forecast base far above the latest actual revenue."""
+    def _forecast_flags(self, package_id, package_base, scheduled, margin, benchmark, latest_revenue, schedule) -> dict:
+        """Flags (never caps): margin far above its benchmark, forecast base far above the latest
+        actual revenue; the columns ``forecast_to_actual_revenue``, ``margin_flag``,
+        ``revenue_flag`` and ``financials_flags`` (the flags as text)."""
         a = self.assumptions_
-        base = out["package_revenue_base_rmb"].copy()
+        base = package_base.copy()
         if schedule is not None and "package_id" in schedule.columns:
             first = schedule.sort_values("year").groupby("package_id")["revenue_rmb"].first()
-            scheduled = out["income_source"].eq("schedule")
-            base[scheduled] = out.loc[scheduled, "package_id"].map(first)
-        ratio_margin = out["operating_margin"] / out["margin_benchmark"]
-        ratio_revenue = base / out["latest_actual_revenue_rmb"]
-        out["forecast_to_actual_revenue"] = ratio_revenue
-        out["margin_flag"] = (ratio_margin > a.margin_flag_factor).fillna(False)
-        out["revenue_flag"] = (ratio_revenue > a.revenue_flag_factor).fillna(False)
-        pct = (100 * out["operating_margin"]).round(2).astype(str)
-        margin_text = "operating margin " + pct + " % is " + ratio_margin.round(2).astype(str) + "x the benchmark " + (100 * out["margin_benchmark"]).round(2).astype(str) + " %"
-        revenue_text = "forecast base revenue is " + ratio_revenue.round(2).astype(str) + "x the latest actual revenue"
-        out["financials_flags"] = (margin_text.where(out["margin_flag"], "") + np.where(out["margin_flag"] & out["revenue_flag"], "; ", "")
-                                   + revenue_text.where(out["revenue_flag"], ""))
+            base[scheduled] = pd.Series(package_id[scheduled]).map(first).to_numpy(dtype=float)
+        ratio_margin = margin / benchmark
+        ratio_revenue = base / latest_revenue
+        margin_flag, revenue_flag = ratio_margin > a.margin_flag_factor, ratio_revenue > a.revenue_flag_factor
+        text = [
+            "; ".join(([f"operating margin {_text(100 * m)} % is {_text(r)}x the benchmark {_text(100 * b)} %"] if mf else [])
+                      + ([f"forecast base revenue is {_text(rr)}x the latest actual revenue"] if rf else []))
+            for m, r, b, rr, mf, rf in zip(margin, ratio_margin, benchmark, ratio_revenue, margin_flag, revenue_flag)
+        ]
+        return {"forecast_to_actual_revenue": ratio_revenue, "margin_flag": margin_flag, "revenue_flag": revenue_flag,
+                "financials_flags": np.array(text, dtype=object)}
 
     @staticmethod
-    def _check_survival(survival: pd.DataFrame, out: pd.DataFrame) -> pd.DataFrame:
+    def _check_survival(survival: pd.DataFrame, index: pd.Index, patent_id: np.ndarray) -> pd.DataFrame:
+        """The ``survival`` table's ``s_t`` columns in the rows of ``index``, checked."""
         if not isinstance(survival, pd.DataFrame):
             raise TypeError(f"'survival' must be a DataFrame with columns s_1..s_T indexed like the patents. Got {type(survival).__name__}.")
         cols = [c for c in survival.columns if str(c).startswith("s_")]
         expected = [f"s_{t}" for t in range(1, len(cols) + 1)]
         if not cols or cols != expected:
             raise ValueError(f"The 'survival' table's columns must be s_1, s_2, ... without gaps. Got {list(survival.columns)[:8]}.")
-        absent = ~out.index.isin(survival.index)
+        absent = ~index.isin(survival.index)
         if absent.any():
-            row = out.index[absent][0]
-            raise ValueError(f"The 'survival' table has no row for index {row!r} ({out.at[row, 'patent_id']}). Fix: give survival for every patent valued, indexed like the patents.")
-        table = survival.loc[out.index, cols]
+            i = int(np.argmax(absent))
+            raise ValueError(f"The 'survival' table has no row for index {index[i]!r} ({patent_id[i]}). Fix: give survival for every patent valued, indexed like the patents.")
+        table = survival.loc[index, cols]
         if not all(pd.api.types.is_numeric_dtype(t) and not pd.api.types.is_bool_dtype(t) for t in table.dtypes):
             table = table.apply(pd.to_numeric, errors="coerce")
         values = table.to_numpy(float)
         bad = ~np.isfinite(values) | (values < 0) | (values > 1)
         if bad.any():
             i, j = np.argwhere(bad)[0]
-            raise ValueError(f"'survival' column {cols[j]!r} of {out['patent_id'].iloc[i]} must be a probability in [0, 1]. Got {values[i, j]:g}.")
+            raise ValueError(f"'survival' column {cols[j]!r} of {patent_id[i]} must be a probability in [0, 1]. Got {values[i, j]:g}.")
         rising = np.diff(values, axis=1) > 1e-9
         if rising.any():
             i, j = np.argwhere(rising)[0]
-            raise ValueError(f"'survival' of {out['patent_id'].iloc[i]} rises from {cols[j]} ({values[i, j]:g}) to {cols[j + 1]} ({values[i, j + 1]:g}). "
+            raise ValueError(f"'survival' of {patent_id[i]} rises from {cols[j]} ({values[i, j]:g}) to {cols[j + 1]} ({values[i, j + 1]:g}). "
                              "Fix: survival to the end of year t can only fall as t grows.")
         return table
 
