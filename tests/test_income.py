@@ -373,3 +373,28 @@ def test_an_officers_sharing_rate_goes_through_the_public_inputs(fitted, demo):
     assert got.loc[pid, "p50_rmb"] != fitted.value(inputs=inputs).set_index("patent_id").loc[pid, "p50_rmb"]
     with pytest.raises(ValueError, match=rf"overridden 'sharing_rate' of {pid} must be in \[0, 1\]. Got 2.0"):
         IncomeApproachValuer.with_sharing_rates(inputs, {pid: 2.0})
+
+
+def test_the_appendix_lines_up_both_bases_by_year_and_totals_each(fitted, demo):
+    # a patent's table: the years of either basis in order (a year one basis lacks reads empty there), then the total of each basis's present values
+    from types import SimpleNamespace
+
+    from ipvalue.methods.income.sections import income_appendix
+
+    inputs = fitted.inputs(demo.patents.head(3))
+    flows = fitted.cash_flows(inputs=inputs)
+    pid = flows["patent_id"].iloc[0]
+    use = flows.assign(basis="value_in_use")
+    mp = flows.assign(basis="market_participant", present_value_rmb=2 * flows["present_value_rmb"])
+    mp = mp[~((mp["patent_id"] == pid) & (mp["year"] == 2))]  # the market participant without year 2
+    result = SimpleNamespace(evidence={"cash_flows": pd.concat([mp, use], ignore_index=True), "inputs": inputs, "market_participant_inputs": inputs})
+    appendix = income_appendix(result, frame=demo.patents.head(3), mid_year=False)
+    table = next(t for t in appendix.tables if t.id == f"income-cash-flows-{pid}")
+    mine = flows[flows["patent_id"] == pid]
+    assert [r["year"] for r in table.rows] == [*mine["year"].tolist(), "合计 total"]
+    second = table.rows[1]
+    assert second["present_value_rmb_use"] == pytest.approx(mine["present_value_rmb"].iloc[1]) and second["present_value_rmb_mp"] is None
+    total = table.rows[-1]
+    assert total["present_value_rmb_use"] == pytest.approx(mine["present_value_rmb"].sum())
+    assert total["present_value_rmb_mp"] == pytest.approx(2 * mine["present_value_rmb"].sum() - 2 * mine["present_value_rmb"].iloc[1])
+    assert total["income_rmb"] is None and table.rows[0]["income_rmb"] == pytest.approx(mine["income_rmb"].iloc[0])

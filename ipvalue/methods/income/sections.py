@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from ipvalue import terms
-from ipvalue.report.sections import Chart, Column, Section
+from ipvalue.report.sections import Chart, Column, Section, Table
 
 #: Readers' names of the tornado's assumptions, and how their step reads: ``pp`` (percentage
 #: points of a rate), ``share`` (a relative change), ``years``, ``range`` (a share of the sharing
@@ -171,9 +171,6 @@ def income_appendix(result, *, frame: pd.DataFrame, mid_year: bool) -> Section:
                   f"= cash flow × discount factor, discount factor = 1 ÷ (1 + discount rate)^({m}); the present values add up to the value of that basis. "
                   "The market-participant sum is the market value of a patent whose market value rests on the income approach. Rates carry six "
                   "decimals so that a reader re-derives the figures to the yuan.")
-    use = flows[flows["basis"] == "value_in_use"].drop(columns="basis")
-    mp = flows[flows["basis"] == "market_participant"][["patent_id", "year", "sharing_rate", "cash_flow_rmb", "present_value_rmb"]]
-    both = use.merge(mp, on=["patent_id", "year"], how="outer", suffixes=("_use", "_mp")).sort_values(["patent_id", "year"], kind="stable")
     group_use, group_mp = ("在用价值", "value in use"), ("市场参与者口径", "market participant")
     if parts:
         weights = [Column("fee_survival", "有效概率 S_t", "In force S_t", "rate6"), Column("obsolescence", "未过时 O_t", "Not obsolete O_t", "rate6"),
@@ -188,25 +185,40 @@ def income_appendix(result, *, frame: pd.DataFrame, mid_year: bool) -> Section:
         Column("sharing_rate_mp", "分成率", "Sharing rate", "percent6", *group_mp), Column("cash_flow_rmb_mp", "税后现金流", "Cash flow", "money2", *group_mp),
         Column("present_value_rmb_mp", "现值", "Present value", "money2", *group_mp),
     ]
+    # each column of a patent's table: (basis, column of the flows); the sharing rate, cash flow and present value of both bases
+    sources = {c.key: ("market_participant", c.key.removesuffix("_mp")) if c.key.endswith("_mp") else ("value_in_use", c.key.removesuffix("_use"))
+               for c in columns[1:] if c.key.removesuffix("_use").removesuffix("_mp") in flows.columns}
+    values = {name: flows[name].to_numpy(dtype=float) for name in {name for _, name in sources.values()}}
+    year, basis = flows["year"].to_numpy(), flows["basis"].to_numpy()
+    positions = flows.groupby("patent_id", sort=False).indices
+    use = {k: use_in[k].to_numpy() for k in ("allocation_share", "revenue_base_rmb", "growth", "tax_rate", "operating_margin", "sharing_position", "discount_rate")}
+    mp = {k: mp_in[k].to_numpy() for k in ("tax_rate", "operating_margin")}
+    scheduled = use_in["income_source"].to_numpy() == "schedule" if "income_source" in use_in else np.zeros(len(use_in), bool)
     for i, pid in enumerate(frame["patent_id"]):
-        rows = both[both["patent_id"] == pid]
-        if not len(rows):
+        rows = positions.get(pid, np.array([], dtype=np.intp))
+        rows = {b: rows[basis[rows] == b] for b in ("value_in_use", "market_participant")}
+        years = np.union1d(year[rows["value_in_use"]], year[rows["market_participant"]])  # the years of either basis, in order
+        if not len(years):
             continue
-        u, p = use_in.iloc[i], mp_in.iloc[i]
-        scheduled = u.get("income_source") == "schedule"
-        revenue_zh = (f"逐年收入按申请的收入预测 × 分摊比例 {float(u['allocation_share']):.6%}" if scheduled else
-                      f"基期收入 ¥{float(u['revenue_base_rmb']):,.2f}（产品收入 × 分摊比例 {float(u['allocation_share']):.6%}），年增长率 {float(u['growth']):.6%}")
-        revenue_en = (f"yearly revenue: the application's forecast × share {float(u['allocation_share']):.6%}" if scheduled else
-                      f"base revenue RMB {float(u['revenue_base_rmb']):,.2f} (product revenue × share {float(u['allocation_share']):.6%}), growth "
-                      f"{float(u['growth']):.6%} a year")
-        total = {"year": "合计 total", "present_value_rmb_use": float(rows["present_value_rmb_use"].sum()),
-                 "present_value_rmb_mp": float(rows["present_value_rmb_mp"].sum())}
-        table = pd.concat([rows, pd.DataFrame([total])], ignore_index=True)
-        appendix.table(
-            f"income-cash-flows-{pid}", table, columns,
-            caption_zh=(f"{pid}：{revenue_zh}；所得税率：在用价值 {float(u['tax_rate']):.2%}、市场参与者 {float(p['tax_rate']):.2%}；营业利润率：在用价值 {float(u['operating_margin']):.4%}、"
-                        f"市场参与者 {float(p['operating_margin']):.4%}；区间位置 {float(u['sharing_position']):.6%}；折现率 {float(u['discount_rate']):.4%}"),
-            caption_en=(f"{revenue_en}; tax: value in use {float(u['tax_rate']):.2%}, market participant {float(p['tax_rate']):.2%}; margin: "
-                        f"value in use {float(u['operating_margin']):.4%}, market participant {float(p['operating_margin']):.4%}; position "
-                        f"{float(u['sharing_position']):.6%}; discount rate {float(u['discount_rate']):.4%}"))
+        table = {"year": [*years.tolist(), "合计 total"]}
+        for key, (b, name) in sources.items():
+            column = np.full(len(years) + 1, np.nan)  # the last row: the total of the present values
+            column[np.searchsorted(years, year[rows[b]])] = values[name][rows[b]]
+            if name == "present_value_rmb":
+                column[-1] = float(np.nansum(column[:-1]))
+            table[key] = column.tolist()
+        u = {k: float(v[i]) for k, v in use.items()}
+        p = {k: float(v[i]) for k, v in mp.items()}
+        revenue_zh = (f"逐年收入按申请的收入预测 × 分摊比例 {u['allocation_share']:.6%}" if scheduled[i] else
+                      f"基期收入 ¥{u['revenue_base_rmb']:,.2f}（产品收入 × 分摊比例 {u['allocation_share']:.6%}），年增长率 {u['growth']:.6%}")
+        revenue_en = (f"yearly revenue: the application's forecast × share {u['allocation_share']:.6%}" if scheduled[i] else
+                      f"base revenue RMB {u['revenue_base_rmb']:,.2f} (product revenue × share {u['allocation_share']:.6%}), growth "
+                      f"{u['growth']:.6%} a year")
+        appendix.tables.append(Table.from_columns(
+            f"income-cash-flows-{pid}", table, columns, len(years) + 1,
+            caption_zh=(f"{pid}：{revenue_zh}；所得税率：在用价值 {u['tax_rate']:.2%}、市场参与者 {p['tax_rate']:.2%}；营业利润率：在用价值 {u['operating_margin']:.4%}、"
+                        f"市场参与者 {p['operating_margin']:.4%}；区间位置 {u['sharing_position']:.6%}；折现率 {u['discount_rate']:.4%}"),
+            caption_en=(f"{revenue_en}; tax: value in use {u['tax_rate']:.2%}, market participant {p['tax_rate']:.2%}; margin: "
+                        f"value in use {u['operating_margin']:.4%}, market participant {p['operating_margin']:.4%}; position "
+                        f"{u['sharing_position']:.6%}; discount rate {u['discount_rate']:.4%}")))
     return appendix
