@@ -254,17 +254,14 @@ class IncomeApproachValuer(BaseEstimator):
         if missing:
             raise InputError(f"The borrower's 'financials' lack column(s) {missing}. Fix: give package_id, year, revenue_rmb, operating_margin per year.")
         fin = financials.reset_index(drop=True)
-        year = pd.to_numeric(fin["year"], errors="coerce")
-        revenue = pd.to_numeric(fin["revenue_rmb"], errors="coerce")
-        margin = pd.to_numeric(fin["operating_margin"], errors="coerce")
-        for name, values, ok in (
-            ("year", year, year.between(1990, 2100) & (year == year.round())),
-            ("revenue_rmb", revenue, revenue > 0),
-            ("operating_margin", margin, margin.gt(-1) & margin.lt(1)),
+        year, revenue, margin = (pd.to_numeric(fin[c], errors="coerce").to_numpy(dtype=float, na_value=np.nan) for c in ("year", "revenue_rmb", "operating_margin"))
+        for name, ok in (
+            ("year", (year >= 1990) & (year <= 2100) & (year == np.round(year))),
+            ("revenue_rmb", revenue > 0),
+            ("operating_margin", (margin > -1) & (margin < 1)),
         ):
-            bad = ~ok.fillna(False).astype(bool)
-            if bad.any():
-                row = int(bad.idxmax())
+            if not ok.all():
+                row = int(np.argmin(ok))
                 got = fin.at[row, name].item() if hasattr(fin.at[row, name], "item") else fin.at[row, name]
                 raise InputError(f"Row {row} of 'financials': '{name}' = {got!r} is out of its domain "
                                  f"(year 1990-2100, revenue_rmb > 0, operating_margin in (-1, 1) as a fraction). Fix: correct the row.")
