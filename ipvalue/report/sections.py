@@ -125,8 +125,14 @@ class Section:
         self.paragraphs.append((zh, en))
         return self
 
-    def table(self, table_id: str, frame: pd.DataFrame, columns: list[Column], **captions) -> "Section":
-        self.tables.append(Table.from_frame(table_id, frame, columns, **captions))
+    def table(self, table_id: str, frame: pd.DataFrame | dict, columns: list[Column], **captions) -> "Section":
+        """Add a table of the ``columns`` present in ``frame``: a DataFrame, or a dict of a column's
+        key → its values (lists of one length)."""
+        if isinstance(frame, dict):
+            n_rows = len(next(iter(frame.values()), []))
+            self.tables.append(Table.from_columns(table_id, frame, columns, n_rows, **captions))
+        else:
+            self.tables.append(Table.from_frame(table_id, frame, columns, **captions))
         return self
 
     def chart(self, chart: Chart) -> "Section":

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from ipvalue import terms
-from ipvalue.report.sections import Chart, Column, Section, Table
+from ipvalue.report.sections import Chart, Column, Section
 
 #: Readers' names of the tornado's assumptions, and how their step reads: ``pp`` (percentage
 #: points of a rate), ``share`` (a relative change), ``years``, ``range`` (a share of the sharing
@@ -129,20 +129,21 @@ def income_sections(result, *, assumptions, scenarios, frame: pd.DataFrame, life
     package = sens.groupby(["assumption", "step"], as_index=False, sort=False)[["value_low_rmb", "value_rmb", "value_high_rmb"]].sum()
     package["swing_rmb"] = (package["value_high_rmb"] - package["value_low_rmb"]).abs()
     package = package.sort_values("swing_rmb", ascending=False)
-    package["label_zh"] = package["assumption"].map(lambda k: ASSUMPTION_LABELS.get(k, (terms.readable_code(k),) * 2)[0])
-    package["label_en"] = package["assumption"].map(lambda k: ASSUMPTION_LABELS.get(k, (terms.readable_code(k),) * 2)[1])
     multipliers = tuple(life.assumptions.tornado_multipliers) if life is not None else None
-    package["step_text"] = [step_text(k, v, multipliers=multipliers) for k, v in zip(package["assumption"], package["step"])]
+    names = package["assumption"].tolist()
+    label_zh, label_en = zip(*(ASSUMPTION_LABELS.get(k, (terms.readable_code(k),) * 2)[:2] for k in names)) if names else ((), ())
+    steps = [step_text(k, v, multipliers=multipliers) for k, v in zip(names, package["step"].tolist())]
     tornado = Section("sensitivity", "敏感性分析", "Sensitivity")
     tornado.text("每项假设单独上下调整（其余不变）后专利包在用价值的变化，按影响大小排序。",
                  "The package's value in use with each assumption moved down and up alone (others fixed), largest swing first.")
     top = package.head(10)
     tornado.chart(Chart("chart-tornado", "tornado", "敏感性（龙卷风图）：专利包在用价值", "Sensitivity (tornado): the package's value in use", "专利包在用价值（元）",
                         "package value in use (RMB)",
-                        series=[{"labels": (top["label_zh"] + "\n" + top["label_en"] + " " + top["step_text"]).tolist()[::-1],
+                        series=[{"labels": [f"{zh}\n{en} {step}" for zh, en, step in zip(label_zh, label_en, steps)][:10][::-1],
                                  "low": top["value_low_rmb"].round(2).tolist()[::-1], "high": top["value_high_rmb"].round(2).tolist()[::-1],
                                  "base": float(top["value_rmb"].iloc[0]) if len(top) else 0.0, "name_zh": "下调 / 上调", "name_en": "down / up"}]))
-    tornado.table("sensitivity-table", package.assign(label=package["label_zh"] + " " + package["label_en"]), [
+    tornado.table("sensitivity-table", {"label": [f"{zh} {en}" for zh, en in zip(label_zh, label_en)], "step_text": steps,
+                                        **{k: package[k].tolist() for k in ("value_low_rmb", "value_rmb", "value_high_rmb", "swing_rmb")}}, [
         Column("label", "假设", "Assumption"), Column("step_text", "调整幅度", "Step"),
         Column("value_low_rmb", "下调后", "Down", "money"), Column("value_rmb", "基准", "Base", "money"), Column("value_high_rmb", "上调后", "Up", "money"),
         Column("swing_rmb", "影响幅度", "Swing", "money"),
@@ -214,11 +215,11 @@ def income_appendix(result, *, frame: pd.DataFrame, mid_year: bool) -> Section:
         revenue_en = (f"yearly revenue: the application's forecast × share {u['allocation_share']:.6%}" if scheduled[i] else
                       f"base revenue RMB {u['revenue_base_rmb']:,.2f} (product revenue × share {u['allocation_share']:.6%}), growth "
                       f"{u['growth']:.6%} a year")
-        appendix.tables.append(Table.from_columns(
-            f"income-cash-flows-{pid}", table, columns, len(years) + 1,
+        appendix.table(
+            f"income-cash-flows-{pid}", table, columns,
             caption_zh=(f"{pid}：{revenue_zh}；所得税率：在用价值 {u['tax_rate']:.2%}、市场参与者 {p['tax_rate']:.2%}；营业利润率：在用价值 {u['operating_margin']:.4%}、"
                         f"市场参与者 {p['operating_margin']:.4%}；区间位置 {u['sharing_position']:.6%}；折现率 {u['discount_rate']:.4%}"),
             caption_en=(f"{revenue_en}; tax: value in use {u['tax_rate']:.2%}, market participant {p['tax_rate']:.2%}; margin: "
                         f"value in use {u['operating_margin']:.4%}, market participant {p['operating_margin']:.4%}; position "
-                        f"{u['sharing_position']:.6%}; discount rate {u['discount_rate']:.4%}")))
+                        f"{u['sharing_position']:.6%}; discount rate {u['discount_rate']:.4%}"))
     return appendix
