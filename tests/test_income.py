@@ -177,16 +177,19 @@ def test_sensitivity_moves_values_the_right_way(fitted, demo):
 
 
 def test_sensitivity_values_each_step_alone_and_sorts_by_swing_within_each_patent(fitted, demo):
-    # the tornado values every step in one pass: each row is the value with that one assumption moved
+    # the tornado values every step in one pass: each row is the point value with that one input moved
     inputs = fitted.inputs(demo.patents.head(12))
     t = fitted.sensitivity(inputs=inputs)
     steps = fitted.assumptions_.sensitivity
     assert len(t) == len(inputs) * len(steps) and list(t.index) == list(range(len(t)))
-    for name, step in steps.items():
+    moved = {"discount_rate": lambda s: {"discount_rate": inputs["discount_rate"] + s}, "growth": lambda s: {"growth": inputs["growth"] + s},
+             "tax_rate": lambda s: {"tax_rate": inputs["tax_rate"] + s}, "sharing_position": lambda s: {"sharing_position": (inputs["sharing_position"] + s).clip(0, 1)},
+             "revenue_level": lambda s: {"revenue_base_rmb": inputs["revenue_base_rmb"] * (1 + s)}}
+    for name, move in moved.items():
         rows = t[t["assumption"] == name].set_index("patent_id").loc[inputs["patent_id"]]
-        assert (rows["step"] == step).all()
-        np.testing.assert_allclose(rows["value_low_rmb"], fitted._values(inputs, None, shift={name: -step}), rtol=1e-12)
-        np.testing.assert_allclose(rows["value_high_rmb"], fitted._values(inputs, None, shift={name: step}), rtol=1e-12)
+        assert (rows["step"] == steps[name]).all()
+        np.testing.assert_allclose(rows["value_low_rmb"], fitted._values(inputs.assign(**move(-steps[name])), None), rtol=1e-12)
+        np.testing.assert_allclose(rows["value_high_rmb"], fitted._values(inputs.assign(**move(steps[name])), None), rtol=1e-12)
         np.testing.assert_allclose(rows["value_rmb"], fitted._values(inputs, None), rtol=1e-12)
     assert t["patent_id"].is_monotonic_increasing
     assert all(g["swing_rmb"].is_monotonic_decreasing for _, g in t.groupby("patent_id"))

@@ -426,19 +426,14 @@ class IncomeApproachValuer(BaseEstimator):
                                         term, pick(tax_rate, rows), a.mid_year, growth_shift=shift, n_years=grid.years if grid is not None else None)
         return values * np.maximum(level, 0.0)
 
+    #: The shift of :meth:`_dcf` that moves each assumption of the tornado (the revenue level scales by ``level``).
     _SHIFTS = {"sharing_position": "position", "discount_rate": "discount", "growth": "growth", "economic_life_years": "life",
                "decay_per_year": "decay", "operating_margin": "margin", "tax_rate": "tax"}
 
-    def _values(self, inputs: pd.DataFrame, schedule, *, shift: dict | None = None, arrays: dict | None = None) -> np.ndarray:
-        """Point values from the inputs, optionally with one assumption shifted (sensitivity)."""
-        kwargs = {}
-        for name, step in (shift or {}).items():
-            if name == "revenue_level":
-                kwargs["level"] = 1.0 + step
-            else:
-                kwargs[self._SHIFTS[name]] = step
+    def _values(self, inputs: pd.DataFrame, schedule, *, arrays: dict | None = None) -> np.ndarray:
+        """Point values from the inputs (or their ``arrays`` when built already)."""
         d = arrays if arrays is not None else self._arrays(inputs, schedule)
-        return self._dcf(d, slice(None), **kwargs)[:, 0]
+        return self._dcf(d, slice(None))[:, 0]
 
     def _inputs_of(self, X, schedule, inputs, **options) -> pd.DataFrame:
         """``inputs`` when the caller built them already (see :meth:`inputs`), else built from ``X``."""
