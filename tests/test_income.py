@@ -176,6 +176,25 @@ def test_sensitivity_moves_values_the_right_way(fitted, demo):
     assert (t["swing_rmb"] >= 0).all()
 
 
+def test_sensitivity_values_each_step_alone_and_sorts_by_swing_within_each_patent(fitted, demo):
+    # the tornado values every step in one pass: each row is the point value with that one input moved
+    inputs = fitted.inputs(demo.patents.head(12))
+    t = fitted.sensitivity(inputs=inputs)
+    steps = fitted.assumptions_.sensitivity
+    assert len(t) == len(inputs) * len(steps) and list(t.index) == list(range(len(t)))
+    moved = {"discount_rate": lambda s: {"discount_rate": inputs["discount_rate"] + s}, "growth": lambda s: {"growth": inputs["growth"] + s},
+             "tax_rate": lambda s: {"tax_rate": inputs["tax_rate"] + s}, "sharing_position": lambda s: {"sharing_position": (inputs["sharing_position"] + s).clip(0, 1)},
+             "revenue_level": lambda s: {"revenue_base_rmb": inputs["revenue_base_rmb"] * (1 + s)}}
+    for name, move in moved.items():
+        rows = t[t["assumption"] == name].set_index("patent_id").loc[inputs["patent_id"]]
+        assert (rows["step"] == steps[name]).all()
+        np.testing.assert_allclose(rows["value_low_rmb"], fitted._values(inputs.assign(**move(-steps[name])), None), rtol=1e-12)
+        np.testing.assert_allclose(rows["value_high_rmb"], fitted._values(inputs.assign(**move(steps[name])), None), rtol=1e-12)
+        np.testing.assert_allclose(rows["value_rmb"], fitted._values(inputs, None), rtol=1e-12)
+    assert t["patent_id"].is_monotonic_increasing
+    assert all(g["swing_rmb"].is_monotonic_decreasing for _, g in t.groupby("patent_id"))
+
+
 def test_cash_flows_sum_to_the_value(fitted, demo):
     cf = fitted.cash_flows(demo.patents.head(40))
     by_patent = cf.groupby("patent_id")["present_value_rmb"].sum()
@@ -357,3 +376,28 @@ def test_an_officers_sharing_rate_goes_through_the_public_inputs(fitted, demo):
     assert got.loc[pid, "p50_rmb"] != fitted.value(inputs=inputs).set_index("patent_id").loc[pid, "p50_rmb"]
     with pytest.raises(ValueError, match=rf"overridden 'sharing_rate' of {pid} must be in \[0, 1\]. Got 2.0"):
         IncomeApproachValuer.with_sharing_rates(inputs, {pid: 2.0})
+
+
+def test_the_appendix_lines_up_both_bases_by_year_and_totals_each(fitted, demo):
+    # a patent's table: the years of either basis in order (a year one basis lacks reads empty there), then the total of each basis's present values
+    from types import SimpleNamespace
+
+    from ipvalue.methods.income.sections import income_appendix
+
+    inputs = fitted.inputs(demo.patents.head(3))
+    flows = fitted.cash_flows(inputs=inputs)
+    pid = flows["patent_id"].iloc[0]
+    use = flows.assign(basis="value_in_use")
+    mp = flows.assign(basis="market_participant", present_value_rmb=2 * flows["present_value_rmb"])
+    mp = mp[~((mp["patent_id"] == pid) & (mp["year"] == 2))]  # the market participant without year 2
+    result = SimpleNamespace(evidence={"cash_flows": pd.concat([mp, use], ignore_index=True), "inputs": inputs, "market_participant_inputs": inputs})
+    appendix = income_appendix(result, frame=demo.patents.head(3), mid_year=False)
+    table = next(t for t in appendix.tables if t.id == f"income-cash-flows-{pid}")
+    mine = flows[flows["patent_id"] == pid]
+    assert [r["year"] for r in table.rows] == [*mine["year"].tolist(), "合计 total"]
+    second = table.rows[1]
+    assert second["present_value_rmb_use"] == pytest.approx(mine["present_value_rmb"].iloc[1]) and second["present_value_rmb_mp"] is None
+    total = table.rows[-1]
+    assert total["present_value_rmb_use"] == pytest.approx(mine["present_value_rmb"].sum())
+    assert total["present_value_rmb_mp"] == pytest.approx(2 * mine["present_value_rmb"].sum() - 2 * mine["present_value_rmb"].iloc[1])
+    assert total["income_rmb"] is None and table.rows[0]["income_rmb"] == pytest.approx(mine["income_rmb"].iloc[0])

@@ -573,3 +573,20 @@ def test_a_complete_report_reads_well_shows_every_chart_in_chinese_and_re_derive
     for pid, value in derived["market_value"].items():
         assert value == pytest.approx(derived["printed_market_value"][pid], abs=1.0), (pid, derived["basis"][pid])
     assert abs(derived["cap"] - r.summary["loan_cap_rmb"]) <= 1.0 and abs(derived["printed_cap"] - r.summary["loan_cap_rmb"]) <= 0.01
+
+
+def test_a_table_of_columns_is_the_table_of_the_same_frame():
+    import numpy as np
+    import pandas as pd
+
+    from ipvalue.report.sections import Column
+
+    columns = [Column("name", "名称", "Name"), Column("value_rmb", "价值", "Value", "money"), Column("absent", "无", "Absent")]
+    data = {"name": ["a", "b", "合计 total"], "value_rmb": [1.5, np.nan, 3.0], "extra": [1, 2, 3]}
+    by_frame, by_columns = Section("s", "s", "s"), Section("s", "s", "s")
+    by_frame.table("t", pd.DataFrame(data), columns, caption_zh="表", caption_en="table")
+    by_columns.table("t", data, columns, caption_zh="表", caption_en="table")
+    assert by_columns.to_dict() == by_frame.to_dict()
+    assert by_columns.tables[0].rows == [{"name": "a", "value_rmb": 1.5}, {"name": "b", "value_rmb": None}, {"name": "合计 total", "value_rmb": 3.0}]
+    empty = Section("s", "s", "s").table("t", {"extra": [1, 2]}, columns)
+    assert empty.tables[0].rows == [{}, {}] and empty.tables[0].columns == []

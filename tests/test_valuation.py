@@ -180,9 +180,9 @@ def test_one_valuation_validates_once_builds_features_once_per_model_and_simulat
     _, uri, _ = registry
     raw = make_application(models={"renewal": "models:/ipvalue-renewal@champion", "value": "models:/ipvalue-value@champion"})
     builds, simulations, explanations = [], [], []
-    real_build, real_simulate = PatentFeatureBuilder._build_base, IncomeApproachValuer.simulate
+    real_build, real_simulate = PatentFeatureBuilder._build_base, IncomeApproachValuer._simulate
     monkeypatch.setattr(PatentFeatureBuilder, "_build_base", lambda self, X: builds.append(self.spec_.id) or real_build(self, X))
-    monkeypatch.setattr(IncomeApproachValuer, "simulate", lambda self, *a, **k: simulations.append(1) or real_simulate(self, *a, **k))
+    monkeypatch.setattr(IncomeApproachValuer, "_simulate", lambda self, *a, **k: simulations.append(1) or real_simulate(self, *a, **k))
     for cls in (RenewalModel, ValueRegressor):
         real = cls._contributions
         monkeypatch.setattr(cls, "_contributions", lambda self, features, *a, _real=real: explanations.append((type(self).__name__, *a)) or _real(self, features, *a))

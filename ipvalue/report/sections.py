@@ -64,10 +64,17 @@ class Table:
     def from_frame(cls, table_id: str, frame: pd.DataFrame, columns: list[Column], *, caption_zh: str = "", caption_en: str = "") -> "Table":
         """A table of the ``columns`` present in ``frame`` (values as JSON-safe Python values)."""
         present = [c for c in columns if c.key in frame.columns]
-        keys = [c.key for c in present]
         # one list per column, then rows: no sub-frame is built (a report has some 35 small tables)
-        cells = [[json_value(v) for v in frame[key].tolist()] for key in keys]
-        rows = [dict(zip(keys, values)) for values in zip(*cells)] if keys else [{} for _ in range(len(frame))]
+        return cls.from_columns(table_id, {c.key: frame[c.key].tolist() for c in present}, present, len(frame), caption_zh=caption_zh, caption_en=caption_en)
+
+    @classmethod
+    def from_columns(cls, table_id: str, data: dict, columns: list[Column], n_rows: int, *, caption_zh: str = "", caption_en: str = "") -> "Table":
+        """A table of the ``columns`` present in ``data`` (a column's key → its ``n_rows`` values;
+        values as JSON-safe Python values)."""
+        present = [c for c in columns if c.key in data]
+        keys = [c.key for c in present]
+        cells = [[json_value(v) for v in data[key]] for key in keys]
+        rows = [dict(zip(keys, values)) for values in zip(*cells)] if keys else [{} for _ in range(n_rows)]
         return cls(table_id, present, rows, caption_zh, caption_en)
 
 
@@ -118,8 +125,14 @@ class Section:
         self.paragraphs.append((zh, en))
         return self
 
-    def table(self, table_id: str, frame: pd.DataFrame, columns: list[Column], **captions) -> "Section":
-        self.tables.append(Table.from_frame(table_id, frame, columns, **captions))
+    def table(self, table_id: str, frame: pd.DataFrame | dict, columns: list[Column], **captions) -> "Section":
+        """Add a table of the ``columns`` present in ``frame``: a DataFrame, or a dict of a column's
+        key → its values (lists of one length)."""
+        if isinstance(frame, dict):
+            n_rows = len(next(iter(frame.values()), []))
+            self.tables.append(Table.from_columns(table_id, frame, columns, n_rows, **captions))
+        else:
+            self.tables.append(Table.from_frame(table_id, frame, columns, **captions))
         return self
 
     def chart(self, chart: Chart) -> "Section":

@@ -129,20 +129,21 @@ def income_sections(result, *, assumptions, scenarios, frame: pd.DataFrame, life
     package = sens.groupby(["assumption", "step"], as_index=False, sort=False)[["value_low_rmb", "value_rmb", "value_high_rmb"]].sum()
     package["swing_rmb"] = (package["value_high_rmb"] - package["value_low_rmb"]).abs()
     package = package.sort_values("swing_rmb", ascending=False)
-    package["label_zh"] = package["assumption"].map(lambda k: ASSUMPTION_LABELS.get(k, (terms.readable_code(k),) * 2)[0])
-    package["label_en"] = package["assumption"].map(lambda k: ASSUMPTION_LABELS.get(k, (terms.readable_code(k),) * 2)[1])
     multipliers = tuple(life.assumptions.tornado_multipliers) if life is not None else None
-    package["step_text"] = [step_text(k, v, multipliers=multipliers) for k, v in zip(package["assumption"], package["step"])]
+    names = package["assumption"].tolist()
+    label_zh, label_en = zip(*(ASSUMPTION_LABELS.get(k, (terms.readable_code(k),) * 2)[:2] for k in names)) if names else ((), ())
+    steps = [step_text(k, v, multipliers=multipliers) for k, v in zip(names, package["step"].tolist())]
     tornado = Section("sensitivity", "敏感性分析", "Sensitivity")
     tornado.text("每项假设单独上下调整（其余不变）后专利包在用价值的变化，按影响大小排序。",
                  "The package's value in use with each assumption moved down and up alone (others fixed), largest swing first.")
     top = package.head(10)
     tornado.chart(Chart("chart-tornado", "tornado", "敏感性（龙卷风图）：专利包在用价值", "Sensitivity (tornado): the package's value in use", "专利包在用价值（元）",
                         "package value in use (RMB)",
-                        series=[{"labels": (top["label_zh"] + "\n" + top["label_en"] + " " + top["step_text"]).tolist()[::-1],
+                        series=[{"labels": [f"{zh}\n{en} {step}" for zh, en, step in zip(label_zh, label_en, steps)][:10][::-1],
                                  "low": top["value_low_rmb"].round(2).tolist()[::-1], "high": top["value_high_rmb"].round(2).tolist()[::-1],
                                  "base": float(top["value_rmb"].iloc[0]) if len(top) else 0.0, "name_zh": "下调 / 上调", "name_en": "down / up"}]))
-    tornado.table("sensitivity-table", package.assign(label=package["label_zh"] + " " + package["label_en"]), [
+    tornado.table("sensitivity-table", {"label": [f"{zh} {en}" for zh, en in zip(label_zh, label_en)], "step_text": steps,
+                                        **{k: package[k].tolist() for k in ("value_low_rmb", "value_rmb", "value_high_rmb", "swing_rmb")}}, [
         Column("label", "假设", "Assumption"), Column("step_text", "调整幅度", "Step"),
         Column("value_low_rmb", "下调后", "Down", "money"), Column("value_rmb", "基准", "Base", "money"), Column("value_high_rmb", "上调后", "Up", "money"),
         Column("swing_rmb", "影响幅度", "Swing", "money"),
@@ -171,9 +172,6 @@ def income_appendix(result, *, frame: pd.DataFrame, mid_year: bool) -> Section:
                   f"= cash flow × discount factor, discount factor = 1 ÷ (1 + discount rate)^({m}); the present values add up to the value of that basis. "
                   "The market-participant sum is the market value of a patent whose market value rests on the income approach. Rates carry six "
                   "decimals so that a reader re-derives the figures to the yuan.")
-    use = flows[flows["basis"] == "value_in_use"].drop(columns="basis")
-    mp = flows[flows["basis"] == "market_participant"][["patent_id", "year", "sharing_rate", "cash_flow_rmb", "present_value_rmb"]]
-    both = use.merge(mp, on=["patent_id", "year"], how="outer", suffixes=("_use", "_mp")).sort_values(["patent_id", "year"], kind="stable")
     group_use, group_mp = ("在用价值", "value in use"), ("市场参与者口径", "market participant")
     if parts:
         weights = [Column("fee_survival", "有效概率 S_t", "In force S_t", "rate6"), Column("obsolescence", "未过时 O_t", "Not obsolete O_t", "rate6"),
@@ -188,25 +186,40 @@ def income_appendix(result, *, frame: pd.DataFrame, mid_year: bool) -> Section:
         Column("sharing_rate_mp", "分成率", "Sharing rate", "percent6", *group_mp), Column("cash_flow_rmb_mp", "税后现金流", "Cash flow", "money2", *group_mp),
         Column("present_value_rmb_mp", "现值", "Present value", "money2", *group_mp),
     ]
+    # each column of a patent's table: (basis, column of the flows); the sharing rate, cash flow and present value of both bases
+    sources = {c.key: ("market_participant", c.key.removesuffix("_mp")) if c.key.endswith("_mp") else ("value_in_use", c.key.removesuffix("_use"))
+               for c in columns[1:] if c.key.removesuffix("_use").removesuffix("_mp") in flows.columns}
+    values = {name: flows[name].to_numpy(dtype=float) for name in {name for _, name in sources.values()}}
+    year, basis = flows["year"].to_numpy(), flows["basis"].to_numpy()
+    positions = flows.groupby("patent_id", sort=False).indices
+    use = {k: use_in[k].to_numpy() for k in ("allocation_share", "revenue_base_rmb", "growth", "tax_rate", "operating_margin", "sharing_position", "discount_rate")}
+    mp = {k: mp_in[k].to_numpy() for k in ("tax_rate", "operating_margin")}
+    scheduled = use_in["income_source"].to_numpy() == "schedule" if "income_source" in use_in else np.zeros(len(use_in), bool)
     for i, pid in enumerate(frame["patent_id"]):
-        rows = both[both["patent_id"] == pid]
-        if not len(rows):
+        rows = positions.get(pid, np.array([], dtype=np.intp))
+        rows = {b: rows[basis[rows] == b] for b in ("value_in_use", "market_participant")}
+        years = np.union1d(year[rows["value_in_use"]], year[rows["market_participant"]])  # the years of either basis, in order
+        if not len(years):
             continue
-        u, p = use_in.iloc[i], mp_in.iloc[i]
-        scheduled = u.get("income_source") == "schedule"
-        revenue_zh = (f"逐年收入按申请的收入预测 × 分摊比例 {float(u['allocation_share']):.6%}" if scheduled else
-                      f"基期收入 ¥{float(u['revenue_base_rmb']):,.2f}（产品收入 × 分摊比例 {float(u['allocation_share']):.6%}），年增长率 {float(u['growth']):.6%}")
-        revenue_en = (f"yearly revenue: the application's forecast × share {float(u['allocation_share']):.6%}" if scheduled else
-                      f"base revenue RMB {float(u['revenue_base_rmb']):,.2f} (product revenue × share {float(u['allocation_share']):.6%}), growth "
-                      f"{float(u['growth']):.6%} a year")
-        total = {"year": "合计 total", "present_value_rmb_use": float(rows["present_value_rmb_use"].sum()),
-                 "present_value_rmb_mp": float(rows["present_value_rmb_mp"].sum())}
-        table = pd.concat([rows, pd.DataFrame([total])], ignore_index=True)
+        table = {"year": [*years.tolist(), "合计 total"]}
+        for key, (b, name) in sources.items():
+            column = np.full(len(years) + 1, np.nan)  # the last row: the total of the present values
+            column[np.searchsorted(years, year[rows[b]])] = values[name][rows[b]]
+            if name == "present_value_rmb":
+                column[-1] = float(np.nansum(column[:-1]))
+            table[key] = column.tolist()
+        u = {k: float(v[i]) for k, v in use.items()}
+        p = {k: float(v[i]) for k, v in mp.items()}
+        revenue_zh = (f"逐年收入按申请的收入预测 × 分摊比例 {u['allocation_share']:.6%}" if scheduled[i] else
+                      f"基期收入 ¥{u['revenue_base_rmb']:,.2f}（产品收入 × 分摊比例 {u['allocation_share']:.6%}），年增长率 {u['growth']:.6%}")
+        revenue_en = (f"yearly revenue: the application's forecast × share {u['allocation_share']:.6%}" if scheduled[i] else
+                      f"base revenue RMB {u['revenue_base_rmb']:,.2f} (product revenue × share {u['allocation_share']:.6%}), growth "
+                      f"{u['growth']:.6%} a year")
         appendix.table(
             f"income-cash-flows-{pid}", table, columns,
-            caption_zh=(f"{pid}：{revenue_zh}；所得税率：在用价值 {float(u['tax_rate']):.2%}、市场参与者 {float(p['tax_rate']):.2%}；营业利润率：在用价值 {float(u['operating_margin']):.4%}、"
-                        f"市场参与者 {float(p['operating_margin']):.4%}；区间位置 {float(u['sharing_position']):.6%}；折现率 {float(u['discount_rate']):.4%}"),
-            caption_en=(f"{revenue_en}; tax: value in use {float(u['tax_rate']):.2%}, market participant {float(p['tax_rate']):.2%}; margin: "
-                        f"value in use {float(u['operating_margin']):.4%}, market participant {float(p['operating_margin']):.4%}; position "
-                        f"{float(u['sharing_position']):.6%}; discount rate {float(u['discount_rate']):.4%}"))
+            caption_zh=(f"{pid}：{revenue_zh}；所得税率：在用价值 {u['tax_rate']:.2%}、市场参与者 {p['tax_rate']:.2%}；营业利润率：在用价值 {u['operating_margin']:.4%}、"
+                        f"市场参与者 {p['operating_margin']:.4%}；区间位置 {u['sharing_position']:.6%}；折现率 {u['discount_rate']:.4%}"),
+            caption_en=(f"{revenue_en}; tax: value in use {u['tax_rate']:.2%}, market participant {p['tax_rate']:.2%}; margin: "
+                        f"value in use {u['operating_margin']:.4%}, market participant {p['operating_margin']:.4%}; position "
+                        f"{u['sharing_position']:.6%}; discount rate {u['discount_rate']:.4%}"))
     return appendix

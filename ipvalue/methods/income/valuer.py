@@ -29,6 +29,11 @@ logger = logging.getLogger(__name__)
 MC_BLOCK_CELLS = 1_000_000
 
 
+def _text(x: float) -> str:
+    """A figure of a flag's text: rounded to 2 decimals, written as Python writes a float ('12.0', '2.08')."""
+    return str(float(np.round(x, 2)))
+
+
 class IncomeApproachValuer(BaseEstimator):
     """Value patents by the income approach (收益分成法), set by the indicator scorecard.
 
@@ -158,95 +163,105 @@ class IncomeApproachValuer(BaseEstimator):
         else:
             frame = as_patent_frame(X)
         card = self.scorecard_.score(features) if scorecard is None else scorecard
-        out = pd.DataFrame(index=frame.index)
-        out["patent_id"] = frame["patent_id"]
-        out["package_id"] = frame["package_id"].fillna(frame["patent_id"])
-        out["tech_sector"] = features["tech_sector"].astype(object)
+        index = frame.index
+        n = len(index)
+        patent_id = frame["patent_id"].to_numpy()
+        package_id = frame["package_id"].fillna(frame["patent_id"])
+        sector = features["tech_sector"].reindex(index).to_numpy(dtype=object)
+        score = card["total"].reindex(index).to_numpy(dtype=float)
         intercept, slope = a.position_mapping  # position in the sharing range = a + b × score / 100 (0 and 1 until calibrated)
-        out["score"], out["grade"] = card["total"], card["grade"]
-        out["sharing_position"] = (intercept + slope * card["total"] / 100.0).clip(0.0, 1.0)
-        sector_margin = out["tech_sector"].map(a.profit_margin_by_sector).fillna(a.profit_margin_by_sector["default"]).astype(float)
-        out["operating_margin"] = sector_margin
-        out["margin_source"] = "sector assumption"
-        out["margin_benchmark"] = out["tech_sector"].map(self.margin_benchmarks_).fillna(self.margin_benchmarks_["default"]).astype(float)
-        out["latest_actual_revenue_rmb"] = np.nan
-        if financials is not None:
-            self._apply_financials(out, financials)
-        out["sharing_low"] = a.profit_split[0] * out["operating_margin"].clip(lower=0.0)
-        out["sharing_high"] = a.profit_split[1] * out["operating_margin"].clip(lower=0.0)
-        out["sharing_rate"] = out["sharing_low"] + out["sharing_position"] * (out["sharing_high"] - out["sharing_low"])
-        out["decay_per_year"] = a.decay_per_year
-        out["discount_rate"] = a.discount_rate
-        out["growth"] = frame["revenue_growth"].fillna(a.default_growth)
-        out["statutory_term_years"] = features["statutory_term_years"] if "statutory_term_years" in features else np.nan
-        out["remaining_life_years"] = features["remaining_life_years"]
-        out["economic_life_years"] = frame["economic_life_years"].fillna(a.economic_life_years)
-        out["economic_life_source"] = np.where(frame["economic_life_years"].notna(), "application", "assumption_default")
-        out["income_period_years"] = np.minimum(out["remaining_life_years"], out["economic_life_years"])
-        out["cash_flow_weighting"] = "fixed horizon min(remaining legal life, economic life)"
-        out["weighted_by_life"] = False
+        position = np.clip(intercept + slope * score / 100.0, 0.0, 1.0)
+        margin = np.array([a.profit_margin_by_sector.get(k, a.profit_margin_by_sector["default"]) for k in sector], dtype=float)
+        margin_source = np.full(n, "sector assumption", dtype=object)
+        benchmark = np.array([self.margin_benchmarks_.get(k, self.margin_benchmarks_["default"]) for k in sector], dtype=float)
+        latest_revenue = np.full(n, np.nan)
+        if financials is not None:  # the borrower's statements replace the sector's margin of the packages they cover
+            summary = self._financials_summary(financials, package_id)
+            row = summary.index.get_indexer(package_id)
+            has, row = row >= 0, row[row >= 0]
+            margin[has] = summary["margin"].to_numpy(dtype=float)[row]
+            margin_source[has] = "financial statements " + summary["years"].to_numpy(dtype=object)[row]
+            latest_revenue[has] = summary["latest_revenue"].to_numpy(dtype=float)[row]
+            if "industry" in summary:
+                industry_benchmark = summary["industry"].map(self.margin_benchmarks_).to_numpy(dtype=float)[row]
+                benchmark[has] = np.where(np.isnan(industry_benchmark), benchmark[has], industry_benchmark)
+        positive_margin = np.where(margin < 0.0, 0.0, margin)
+        sharing_low, sharing_high = a.profit_split[0] * positive_margin, a.profit_split[1] * positive_margin
+        remaining = features["remaining_life_years"].reindex(index).to_numpy(dtype=float)
+        given_life = frame["economic_life_years"].to_numpy(dtype=float)
+        economic_life = np.where(np.isnan(given_life), a.economic_life_years, given_life)
+        income_period = np.minimum(remaining, economic_life)
 
-        live = out["income_period_years"] > 0
-        weight = pd.Series(1.0, index=out.index) if a.package_allocation == "equal" else out["score"].clip(lower=1e-9)
-        weight = weight.where(live, 0.0)
-        totals = weight.groupby(out["package_id"]).transform("sum")
-        out["allocation_share"] = (weight / totals.where(totals > 0)).fillna(0.0)
+        weight = np.ones(n) if a.package_allocation == "equal" else np.where(score < 1e-9, 1e-9, score)
+        weight = np.where(income_period > 0, weight, 0.0)
+        totals = pd.Series(weight, index=index).groupby(package_id).transform("sum").to_numpy()
+        share = weight / np.where(totals > 0, totals, np.nan)
+        share = np.where(np.isnan(share), 0.0, share)
 
-        package_revenue = frame["revenue_base_rmb"].groupby(out["package_id"])
+        package_revenue = frame["revenue_base_rmb"].groupby(package_id)
         inconsistent = package_revenue.nunique() > 1
         if inconsistent.any():
             pkg = inconsistent[inconsistent].index[0]
             raise InputError(
                 f"Package {pkg!r} has different 'revenue_base_rmb' values on its patents "
-                f"({sorted(frame.loc[out['package_id'] == pkg, 'revenue_base_rmb'].dropna().unique())}). "
+                f"({sorted(frame.loc[package_id == pkg, 'revenue_base_rmb'].dropna().unique())}). "
                 "Fix: a package shares one product's revenue; give the same value on each of its patents."
             )
-        out["package_revenue_base_rmb"] = package_revenue.transform("first")
-        covered = out["package_id"].isin(schedule["package_id"]) if schedule is not None else pd.Series(False, index=out.index)
-        missing = out["package_revenue_base_rmb"].isna() & ~covered
+        package_base = package_revenue.transform("first").to_numpy(dtype=float)
+        covered = package_id.isin(schedule["package_id"]).to_numpy() if schedule is not None else np.zeros(n, bool)
+        missing = np.isnan(package_base) & ~covered
         if missing.any():
-            rows = list(out.index[missing][:5])
+            rows = list(index[missing][:5])
             raise InputError(
                 f"The income approach needs a revenue forecast: 'revenue_base_rmb' is missing for {int(missing.sum())} patent(s), "
-                f"e.g. rows {rows} ({', '.join(out.loc[rows, 'patent_id'])}). Fix: give the product revenue (revenue_base_rmb, "
+                f"e.g. rows {rows} ({', '.join(patent_id[missing][:5])}). Fix: give the product revenue (revenue_base_rmb, "
                 "revenue_growth) or a yearly schedule for their packages."
             )
-        out["revenue_base_rmb"] = out["package_revenue_base_rmb"] * out["allocation_share"]
-        out["income_source"] = np.where(covered, "schedule", "grown base")
-        self._check_forecast(out, schedule)
+        package_id = package_id.to_numpy()
         if tax_rate is None:
-            out["tax_rate"], out["tax_rate_source"] = a.tax_rate, "assumption set"
+            tax, tax_source = a.tax_rate, "assumption set"
         else:
             if isinstance(tax_rate, bool) or not isinstance(tax_rate, (int, float)) or not 0 <= float(tax_rate) < 1:
                 raise InputError(f"The borrower's 'tax_rate' must be a number in [0, 1): 0.25 standard, 0.15 for 高新技术企业. Got {tax_rate!r}.")
-            out["tax_rate"], out["tax_rate_source"] = float(tax_rate), "input"
+            tax, tax_source = float(tax_rate), "input"
+        columns = {
+            "patent_id": patent_id, "package_id": package_id, "tech_sector": pd.Series(sector, index=index, dtype=object), "score": score, "grade": card["grade"].reindex(index).to_numpy(),
+            "sharing_position": position, "operating_margin": margin, "margin_source": margin_source, "margin_benchmark": benchmark,
+            "latest_actual_revenue_rmb": latest_revenue, "sharing_low": sharing_low, "sharing_high": sharing_high,
+            "sharing_rate": sharing_low + position * (sharing_high - sharing_low), "decay_per_year": np.full(n, a.decay_per_year),
+            "discount_rate": np.full(n, a.discount_rate), "growth": frame["revenue_growth"].fillna(a.default_growth).to_numpy(),
+            "statutory_term_years": features["statutory_term_years"].reindex(index).to_numpy() if "statutory_term_years" in features else np.full(n, np.nan),
+            "remaining_life_years": remaining, "economic_life_years": economic_life,
+            "economic_life_source": np.where(np.isnan(given_life), "assumption_default", "application"), "income_period_years": income_period,
+            "cash_flow_weighting": np.full(n, "fixed horizon min(remaining legal life, economic life)"), "weighted_by_life": np.zeros(n, bool),
+            "allocation_share": share, "package_revenue_base_rmb": package_base, "revenue_base_rmb": package_base * share,
+            "income_source": np.where(covered, "schedule", "grown base"),
+            **self._forecast_flags(package_id, package_base, covered, margin, benchmark, latest_revenue, schedule),
+            "tax_rate": np.full(n, tax), "tax_rate_source": np.full(n, tax_source),
+        }
         if survival is not None:
-            table = self._check_survival(survival, out)
-            # one concatenation: assigning a list of new columns costs pandas about ten times as much
-            out = pd.concat([out, pd.DataFrame(table.to_numpy(), index=out.index, columns=list(table.columns))], axis=1)
-            out["cash_flow_weighting"] = "yearly weights W_t (in force × excess returns left) within the remaining legal life"
-            out["economic_life_source"] = "life_curves"
-            out["weighted_by_life"] = True
-        return out
+            table = self._check_survival(survival, index, patent_id)
+            columns.update(cash_flow_weighting=np.full(n, "yearly weights W_t (in force × excess returns left) within the remaining legal life"),
+                           economic_life_source=np.full(n, "life_curves"), weighted_by_life=np.ones(n, bool))
+            columns.update(zip(table.columns, table.to_numpy().T))
+        return pd.DataFrame(columns, index=index)
 
-    def _apply_financials(self, out: pd.DataFrame, financials: pd.DataFrame) -> None:
-        """Product-level margin and latest revenue from the borrower's statements (in place)."""
+    def _financials_summary(self, financials: pd.DataFrame, package_id: pd.Series) -> pd.DataFrame:
+        """Per package of the borrower's statements (checked): the mean ``margin`` and the
+        ``years`` of the latest (up to) 3 years, the ``latest_revenue`` and, where given, the ``industry``."""
         need = ("package_id", "year", "revenue_rmb", "operating_margin")
         missing = [c for c in need if c not in financials.columns]
         if missing:
             raise InputError(f"The borrower's 'financials' lack column(s) {missing}. Fix: give package_id, year, revenue_rmb, operating_margin per year.")
         fin = financials.reset_index(drop=True)
-        year = pd.to_numeric(fin["year"], errors="coerce")
-        revenue = pd.to_numeric(fin["revenue_rmb"], errors="coerce")
-        margin = pd.to_numeric(fin["operating_margin"], errors="coerce")
-        for name, values, ok in (
-            ("year", year, year.between(1990, 2100) & (year == year.round())),
-            ("revenue_rmb", revenue, revenue > 0),
-            ("operating_margin", margin, margin.gt(-1) & margin.lt(1)),
+        year, revenue, margin = (pd.to_numeric(fin[c], errors="coerce").to_numpy(dtype=float, na_value=np.nan) for c in ("year", "revenue_rmb", "operating_margin"))
+        for name, ok in (
+            ("year", (year >= 1990) & (year <= 2100) & (year == np.round(year))),
+            ("revenue_rmb", revenue > 0),
+            ("operating_margin", (margin > -1) & (margin < 1)),
         ):
-            bad = ~ok.fillna(False).astype(bool)
-            if bad.any():
-                row = int(bad.idxmax())
+            if not ok.all():
+                row = int(np.argmin(ok))
                 got = fin.at[row, name].item() if hasattr(fin.at[row, name], "item") else fin.at[row, name]
                 raise InputError(f"Row {row} of 'financials': '{name}' = {got!r} is out of its domain "
                                  f"(year 1990-2100, revenue_rmb > 0, operating_margin in (-1, 1) as a fraction). Fix: correct the row.")
@@ -255,7 +270,7 @@ class IncomeApproachValuer(BaseEstimator):
         if dup.any():
             row = int(dup.idxmax())
             raise InputError(f"Row {row} of 'financials' repeats package {fin.at[row, 'package_id']!r} year {fin.at[row, 'year']}. Fix: one row per package and year.")
-        unknown = ~fin["package_id"].isin(out["package_id"])
+        unknown = ~fin["package_id"].isin(package_id)
         if unknown.any():
             raise InputError(f"The 'financials' name package {fin.loc[unknown, 'package_id'].iloc[0]!r}, which no patent belongs to. Fix: use the packages' ids.")
         latest3 = fin.sort_values(["package_id", "year"]).groupby("package_id").tail(3)
@@ -263,58 +278,53 @@ class IncomeApproachValuer(BaseEstimator):
         summary = pd.DataFrame({"margin": by_pkg["operating_margin"].mean(), "latest_revenue": by_pkg["revenue_rmb"].last(), "years": by_pkg["year"].agg(lambda y: f"{y.min()}-{y.max()}")})
         if "industry" in fin.columns:
             summary["industry"] = by_pkg["industry"].last()
-        has = out["package_id"].isin(summary.index)
-        pkg = out.loc[has, "package_id"]
-        out.loc[has, "operating_margin"] = pkg.map(summary["margin"]).to_numpy()
-        out.loc[has, "margin_source"] = ("financial statements " + pkg.map(summary["years"])).to_numpy()
-        out.loc[has, "latest_actual_revenue_rmb"] = pkg.map(summary["latest_revenue"]).to_numpy()
-        if "industry" in summary:
-            industry_benchmark = pkg.map(summary["industry"]).map(self.margin_benchmarks_)
-            out.loc[has, "margin_benchmark"] = industry_benchmark.fillna(out.loc[has, "margin_benchmark"]).to_numpy()
+        return summary
 
-    def _check_forecast(self, out: pd.DataFrame, schedule) -> None:
-        """Flags (never caps): margin far above its benchmark, forecast base far above the latest actual revenue."""
+    def _forecast_flags(self, package_id, package_base, scheduled, margin, benchmark, latest_revenue, schedule) -> dict:
+        """Flags (never caps): margin far above its benchmark, forecast base far above the latest
+        actual revenue; the columns ``forecast_to_actual_revenue``, ``margin_flag``,
+        ``revenue_flag`` and ``financials_flags`` (the flags as text)."""
         a = self.assumptions_
-        base = out["package_revenue_base_rmb"].copy()
+        base = package_base.copy()
         if schedule is not None and "package_id" in schedule.columns:
             first = schedule.sort_values("year").groupby("package_id")["revenue_rmb"].first()
-            scheduled = out["income_source"].eq("schedule")
-            base[scheduled] = out.loc[scheduled, "package_id"].map(first)
-        ratio_margin = out["operating_margin"] / out["margin_benchmark"]
-        ratio_revenue = base / out["latest_actual_revenue_rmb"]
-        out["forecast_to_actual_revenue"] = ratio_revenue
-        out["margin_flag"] = (ratio_margin > a.margin_flag_factor).fillna(False)
-        out["revenue_flag"] = (ratio_revenue > a.revenue_flag_factor).fillna(False)
-        pct = (100 * out["operating_margin"]).round(2).astype(str)
-        margin_text = "operating margin " + pct + " % is " + ratio_margin.round(2).astype(str) + "x the benchmark " + (100 * out["margin_benchmark"]).round(2).astype(str) + " %"
-        revenue_text = "forecast base revenue is " + ratio_revenue.round(2).astype(str) + "x the latest actual revenue"
-        out["financials_flags"] = (margin_text.where(out["margin_flag"], "") + np.where(out["margin_flag"] & out["revenue_flag"], "; ", "")
-                                   + revenue_text.where(out["revenue_flag"], ""))
+            base[scheduled] = pd.Series(package_id[scheduled]).map(first).to_numpy(dtype=float)
+        ratio_margin = margin / benchmark
+        ratio_revenue = base / latest_revenue
+        margin_flag, revenue_flag = ratio_margin > a.margin_flag_factor, ratio_revenue > a.revenue_flag_factor
+        text = [
+            "; ".join(([f"operating margin {_text(100 * m)} % is {_text(r)}x the benchmark {_text(100 * b)} %"] if mf else [])
+                      + ([f"forecast base revenue is {_text(rr)}x the latest actual revenue"] if rf else []))
+            for m, r, b, rr, mf, rf in zip(margin, ratio_margin, benchmark, ratio_revenue, margin_flag, revenue_flag)
+        ]
+        return {"forecast_to_actual_revenue": ratio_revenue, "margin_flag": margin_flag, "revenue_flag": revenue_flag,
+                "financials_flags": np.array(text, dtype=object)}
 
     @staticmethod
-    def _check_survival(survival: pd.DataFrame, out: pd.DataFrame) -> pd.DataFrame:
+    def _check_survival(survival: pd.DataFrame, index: pd.Index, patent_id: np.ndarray) -> pd.DataFrame:
+        """The ``survival`` table's ``s_t`` columns in the rows of ``index``, checked."""
         if not isinstance(survival, pd.DataFrame):
             raise TypeError(f"'survival' must be a DataFrame with columns s_1..s_T indexed like the patents. Got {type(survival).__name__}.")
         cols = [c for c in survival.columns if str(c).startswith("s_")]
         expected = [f"s_{t}" for t in range(1, len(cols) + 1)]
         if not cols or cols != expected:
             raise ValueError(f"The 'survival' table's columns must be s_1, s_2, ... without gaps. Got {list(survival.columns)[:8]}.")
-        absent = ~out.index.isin(survival.index)
+        absent = ~index.isin(survival.index)
         if absent.any():
-            row = out.index[absent][0]
-            raise ValueError(f"The 'survival' table has no row for index {row!r} ({out.at[row, 'patent_id']}). Fix: give survival for every patent valued, indexed like the patents.")
-        table = survival.loc[out.index, cols]
+            i = int(np.argmax(absent))
+            raise ValueError(f"The 'survival' table has no row for index {index[i]!r} ({patent_id[i]}). Fix: give survival for every patent valued, indexed like the patents.")
+        table = survival.loc[index, cols]
         if not all(pd.api.types.is_numeric_dtype(t) and not pd.api.types.is_bool_dtype(t) for t in table.dtypes):
             table = table.apply(pd.to_numeric, errors="coerce")
         values = table.to_numpy(float)
         bad = ~np.isfinite(values) | (values < 0) | (values > 1)
         if bad.any():
             i, j = np.argwhere(bad)[0]
-            raise ValueError(f"'survival' column {cols[j]!r} of {out['patent_id'].iloc[i]} must be a probability in [0, 1]. Got {values[i, j]:g}.")
+            raise ValueError(f"'survival' column {cols[j]!r} of {patent_id[i]} must be a probability in [0, 1]. Got {values[i, j]:g}.")
         rising = np.diff(values, axis=1) > 1e-9
         if rising.any():
             i, j = np.argwhere(rising)[0]
-            raise ValueError(f"'survival' of {out['patent_id'].iloc[i]} rises from {cols[j]} ({values[i, j]:g}) to {cols[j + 1]} ({values[i, j + 1]:g}). "
+            raise ValueError(f"'survival' of {patent_id[i]} rises from {cols[j]} ({values[i, j]:g}) to {cols[j + 1]} ({values[i, j + 1]:g}). "
                              "Fix: survival to the end of year t can only fall as t grows.")
         return table
 
@@ -355,6 +365,9 @@ class IncomeApproachValuer(BaseEstimator):
         """The inputs as NumPy arrays (built once per call, shared by Monte Carlo blocks)."""
         d = {c: inputs[c].to_numpy(dtype=float) for c in self._COLUMNS}
         d["base"] = inputs["revenue_base_rmb"].fillna(0).to_numpy(dtype=float)
+        d["sharing_rate"] = inputs["sharing_rate"].to_numpy(dtype=float)
+        d["income_period_years"] = inputs["income_period_years"].to_numpy(dtype=float)
+        d["patent_id"] = inputs["patent_id"].to_numpy()
         d["scheduled"] = inputs["income_source"].eq("schedule").to_numpy()
         d["sched"] = self._schedule_matrix(inputs, schedule)
         scols = [c for c in inputs.columns if str(c).startswith("s_")]
@@ -413,19 +426,14 @@ class IncomeApproachValuer(BaseEstimator):
                                         term, pick(tax_rate, rows), a.mid_year, growth_shift=shift, n_years=grid.years if grid is not None else None)
         return values * np.maximum(level, 0.0)
 
+    #: The shift of :meth:`_dcf` that moves each assumption of the tornado (the revenue level scales by ``level``).
     _SHIFTS = {"sharing_position": "position", "discount_rate": "discount", "growth": "growth", "economic_life_years": "life",
                "decay_per_year": "decay", "operating_margin": "margin", "tax_rate": "tax"}
 
-    def _values(self, inputs: pd.DataFrame, schedule, *, shift: dict | None = None, arrays: dict | None = None) -> np.ndarray:
-        """Point values from the inputs, optionally with one assumption shifted (sensitivity)."""
-        kwargs = {}
-        for name, step in (shift or {}).items():
-            if name == "revenue_level":
-                kwargs["level"] = 1.0 + step
-            else:
-                kwargs[self._SHIFTS[name]] = step
+    def _values(self, inputs: pd.DataFrame, schedule, *, arrays: dict | None = None) -> np.ndarray:
+        """Point values from the inputs (or their ``arrays`` when built already)."""
         d = arrays if arrays is not None else self._arrays(inputs, schedule)
-        return self._dcf(d, slice(None), **kwargs)[:, 0]
+        return self._dcf(d, slice(None))[:, 0]
 
     def _inputs_of(self, X, schedule, inputs, **options) -> pd.DataFrame:
         """``inputs`` when the caller built them already (see :meth:`inputs`), else built from ``X``."""
@@ -453,13 +461,16 @@ class IncomeApproachValuer(BaseEstimator):
         """
         a = self.assumptions_
         inputs = self._inputs_of(X, schedule, inputs, survival=survival, financials=financials, tax_rate=tax_rate)
-        d = self._arrays(inputs, schedule)
         if scenarios is None:
             scenarios = Scenarios(int(n_draws or a.mc_draws), a.mc_seed)
         elif n_draws is not None and int(n_draws) != scenarios.n_draws:
             raise ValueError(f"'n_draws' ({n_draws}) differs from the shared scenarios' {scenarios.n_draws}. Fix: pass one of them.")
-        draws = scenarios.n_draws
-        sd = a.mc_sd
+        return self._simulate(self._arrays(inputs, schedule), self._shocks(scenarios, life), quantiles=quantiles)
+
+    def _shocks(self, scenarios: Scenarios, life=None) -> dict:
+        """The Monte Carlo's shifts of :meth:`_dcf`, one per scenario (the set's standard deviations
+        × the scenarios' shocks), and with ``life`` the weights under each scenario's hazard multiplier."""
+        sd = self.assumptions_.mc_sd
         shocks = {
             "position": sd["sharing_position_sd"] * scenarios.z("sharing_position"), "discount": sd["discount_rate_sd"] * scenarios.z("discount_rate"),
             "growth": sd["growth_sd"] * scenarios.z("growth"), "life": sd["economic_life_sd_years"] * scenarios.z("economic_life"),
@@ -467,7 +478,12 @@ class IncomeApproachValuer(BaseEstimator):
         }
         if life is not None:
             shocks["grid"] = life.grid(life.assumptions.hazard_multipliers(scenarios.z("hazard_multiplier")))
-        n = len(inputs)
+        return shocks
+
+    def _simulate(self, d: dict, shocks: dict, *, quantiles=None) -> np.ndarray:
+        """Monte Carlo values of the inputs' arrays ``d`` under ``shocks`` (:meth:`_shocks`), in
+        blocks of patents × draws; their quantiles when ``quantiles`` is given."""
+        n, draws = len(d["base"]), len(shocks["position"])
         block = max(1, MC_BLOCK_CELLS // draws)
         out = np.empty((n, draws) if quantiles is None else (n, len(quantiles)))
 
@@ -476,9 +492,13 @@ class IncomeApproachValuer(BaseEstimator):
             values = self._dcf(d, sl, **shocks)
             out[sl] = values if quantiles is None else np.quantile(values, quantiles, axis=1).T
 
-        # Blocks are independent and NumPy releases the GIL on large arrays: use every core.
-        with ThreadPoolExecutor(max_workers=min(os.cpu_count() or 1, 8)) as pool:
-            list(pool.map(run_block, range(0, n, block)))
+        starts = range(0, n, block)
+        if len(starts) > 1:  # blocks are independent and NumPy releases the GIL on large arrays: use every core
+            with ThreadPoolExecutor(max_workers=min(os.cpu_count() or 1, 8)) as pool:
+                list(pool.map(run_block, starts))
+        else:
+            for start in starts:
+                run_block(start)
         return out
 
     def predict_interval(self, X: pd.DataFrame, *, coverage: float = 0.9, schedule=None, n_draws: int | None = None,
@@ -501,18 +521,41 @@ class IncomeApproachValuer(BaseEstimator):
             value_rmb, value_high_rmb, swing_rmb``; sorted by swing within each patent.
         """
         inputs = self._inputs_of(X, schedule, inputs, survival=survival, financials=financials, tax_rate=tax_rate)
-        d = self._arrays(inputs, schedule)
-        base = self._values(inputs, schedule, arrays=d)
-        rows = []
-        for name, step in self.assumptions_.sensitivity.items():
-            low = self._values(inputs, schedule, shift={name: -step}, arrays=d)
-            high = self._values(inputs, schedule, shift={name: step}, arrays=d)
-            rows.append(pd.DataFrame({
-                "patent_id": inputs["patent_id"].to_numpy(), "assumption": name, "step": step,
-                "value_low_rmb": low, "value_rmb": base, "value_high_rmb": high, "swing_rmb": np.abs(high - low),
-            }))
-        table = pd.concat(rows, ignore_index=True)
-        return table.sort_values(["patent_id", "swing_rmb"], ascending=[True, False], kind="stable").reset_index(drop=True)
+        return self._tornado(self._arrays(inputs, schedule))
+
+    def _tornado(self, d: dict, life=None) -> pd.DataFrame:
+        """The table of :meth:`sensitivity` from the inputs' arrays ``d``: every step down and up
+        valued in one pass (a column of shifts each, the first the base); with ``life`` (the
+        :class:`~ipvalue.models.life.LifeCurves` the weights come from) a ``hazard_multiplier`` row:
+        every fee-lapse hazard × the life set's tornado multipliers."""
+        steps = self.assumptions_.sensitivity
+        names = list(steps)
+        shifts = {k: np.zeros(1 + 2 * len(names)) for k in self._SHIFTS.values()}
+        shifts["level"] = np.ones(1 + 2 * len(names))
+        for j, name in enumerate(names):
+            down, up = 1 + 2 * j, 2 + 2 * j
+            if name == "revenue_level":
+                shifts["level"][[down, up]] = 1.0 - steps[name], 1.0 + steps[name]
+            else:
+                shifts[self._SHIFTS[name]][[down, up]] = -steps[name], steps[name]
+        values = self._dcf(d, slice(None), **shifts)
+        low, base, high = values[:, 1::2], values[:, :1], values[:, 2::2]
+        step = np.array([steps[k] for k in names])
+        if life is not None:
+            low_m, high_m = life.assumptions.tornado_multipliers
+            names.append("hazard_multiplier")
+            step = np.append(step, np.nan)
+            low = np.column_stack([low, self._dcf({**d, "survival": np.nan_to_num(life.weights(high_m))}, slice(None))[:, 0]])
+            high = np.column_stack([high, self._dcf({**d, "survival": np.nan_to_num(life.weights(low_m))}, slice(None))[:, 0]])
+        n, k = low.shape
+        patent_id = np.tile(d["patent_id"], k)  # assumption by assumption, then sorted by patent and swing (ties keep that order)
+        swing = np.abs(high - low).T.ravel()
+        order = np.lexsort((-swing, patent_id))
+        return pd.DataFrame({
+            "patent_id": patent_id[order], "assumption": np.repeat(np.array(names, dtype=object), n)[order], "step": np.repeat(step, n)[order],
+            "value_low_rmb": low.T.ravel()[order], "value_rmb": np.tile(base[:, 0], k)[order], "value_high_rmb": high.T.ravel()[order],
+            "swing_rmb": swing[order],
+        })
 
     def cash_flows(self, X: pd.DataFrame | None = None, *, schedule=None, inputs: pd.DataFrame | None = None, survival=None, financials=None, tax_rate=None) -> pd.DataFrame:
         """Year-by-year cash flows of each patent (the report's 计算过程): the income attributed
@@ -522,38 +565,43 @@ class IncomeApproachValuer(BaseEstimator):
         present value. The present values sum per patent to :meth:`predict` (one discounting,
         :func:`~ipvalue.methods.income.dcf.yearly_table`)."""
         inputs = self._inputs_of(X, schedule, inputs, survival=survival, financials=financials, tax_rate=tax_rate)
-        d = self._arrays(inputs, schedule)
+        columns = self._cash_flow_columns(self._arrays(inputs, schedule))
+        kept = columns["weight"] > 0
+        return pd.DataFrame({k: v[kept] for k, v in columns.items()})
+
+    def _cash_flow_columns(self, d: dict) -> dict:
+        """The columns of :meth:`cash_flows` from the inputs' arrays ``d``, every patent × year up to
+        the longest horizon (years of weight 0 included: the caller keeps the rows of weight > 0)."""
         surv_rows = d["has_survival"]
-        horizon = np.where(surv_rows, inputs["remaining_life_years"].to_numpy(), inputs["income_period_years"].to_numpy())
+        horizon = np.where(surv_rows, d["remaining_life_years"], d["income_period_years"])
         years = int(np.ceil(np.nanmax(horizon, initial=0)))
         if d["survival"] is not None:
-            years = min(years, max(d["survival"].shape[1], int(np.ceil(inputs["income_period_years"].max() or 0))))
+            years = min(years, max(d["survival"].shape[1], int(np.ceil(np.nanmax(d["income_period_years"], initial=0)))))
+        n = len(horizon)
         t = np.arange(1, years + 1)
-        inc = inputs["revenue_base_rmb"].fillna(0).to_numpy()[:, None] * (1 + inputs["growth"].to_numpy()[:, None]) ** t
+        inc = d["base"][:, None] * (1 + d["growth"][:, None]) ** t
         if d["sched"] is not None:
-            padded = np.zeros((len(inputs), years))
+            padded = np.zeros((n, years))
             width = min(years, d["sched"].shape[1])
             padded[:, :width] = np.nan_to_num(d["sched"][:, :width])
             inc[d["scheduled"]] = padded[d["scheduled"]]
-        survival = np.ones((len(inputs), years))
+        survival = np.ones((n, years))
         if d["survival"] is not None:
-            padded = np.zeros((len(inputs), years))
+            padded = np.zeros((n, years))
             width = min(years, d["survival"].shape[1])
             padded[:, :width] = d["survival"][:, :width]
             survival[surv_rows] = padded[surv_rows]
         fraction = np.where(np.isinf(d["term"])[:, None], 1.0, np.clip(horizon[:, None] - (t - 1), 0, 1))  # weights that hold the term: whole years
-        sharing = inputs["sharing_rate"].to_numpy() * np.where(d["operating_margin"] > 0, 1.0, 0.0)
-        table = yearly_table(inc, sharing, inputs["decay_per_year"].to_numpy(), inputs["discount_rate"].to_numpy(), fraction * survival,
-                             inputs["tax_rate"].to_numpy(), self.assumptions_.mid_year)
-        long = pd.DataFrame({
-            "patent_id": np.repeat(inputs["patent_id"].to_numpy(), years), "year": np.tile(t, len(inputs)),
-            "income_rmb": inc.ravel(), "sharing_position": np.repeat(inputs["sharing_position"].to_numpy(), years),
+        sharing = d["sharing_rate"] * np.where(d["operating_margin"] > 0, 1.0, 0.0)
+        table = yearly_table(inc, sharing, d["decay_per_year"], d["discount_rate"], fraction * survival, d["tax_rate"], self.assumptions_.mid_year)
+        return {
+            "patent_id": np.repeat(d["patent_id"], years), "year": np.tile(t, n),
+            "income_rmb": inc.ravel(), "sharing_position": np.repeat(d["sharing_position"], years),
             "sharing_rate": table["sharing_rate"].ravel(), "survival": survival.ravel(), "year_fraction": fraction.ravel(),
-            "weight": (fraction * survival).ravel(), "tax_rate": np.repeat(inputs["tax_rate"].to_numpy(), years),
+            "weight": (fraction * survival).ravel(), "tax_rate": np.repeat(d["tax_rate"], years),
             "discount_factor": table["discount_factor"].ravel(), "cash_flow_rmb": table["cash_flow_rmb"].ravel(),
             "present_value_rmb": table["present_value_rmb"].ravel(),
-        })
-        return long[long["weight"] > 0].reset_index(drop=True)
+        }
 
     def value(self, X: pd.DataFrame | None = None, *, schedule=None, quantiles=(0.05, 0.5, 0.95), inputs: pd.DataFrame | None = None,
               survival=None, financials=None, tax_rate=None, draws: np.ndarray | None = None, return_draws: bool = False):
@@ -670,10 +718,10 @@ class IncomeApproachValuer(BaseEstimator):
         participant = self.market_participant(model_inputs)
         participant = self.with_sharing_rates(participant, rates) if rates else participant
         schedule = inputs.schedule
-        use_values = self._values(in_use, schedule)
-        mp_values = self._values(participant, schedule)
-        use_draws = self.simulate(inputs=in_use, schedule=schedule, scenarios=inputs.scenarios, life=curves)
-        mp_draws = self.simulate(inputs=participant, schedule=schedule, scenarios=inputs.scenarios, life=curves)
+        use, mp = self._arrays(in_use, schedule), self._arrays(participant, schedule)
+        use_values, mp_values = self._values(in_use, schedule, arrays=use), self._values(participant, schedule, arrays=mp)
+        shocks = self._shocks(inputs.scenarios, curves)
+        use_draws, mp_draws = self._simulate(use, shocks), self._simulate(mp, shocks)
         q = np.quantile(use_draws, [0.05, 0.5, 0.95], axis=1).T
         index = frame.index
         values = pd.DataFrame({"value_rmb": use_values, "low_rmb": q[:, 0], "p50_rmb": q[:, 1], "high_rmb": q[:, 2]}, index=index)
@@ -700,20 +748,21 @@ class IncomeApproachValuer(BaseEstimator):
             "financials_flags": in_use["financials_flags"], "value_in_use_rmb": use_values, "market_participant_value_rmb": mp_values,
             "value_in_use_p5_rmb": q[:, 0], "value_in_use_p50_rmb": q[:, 1], "value_in_use_p95_rmb": q[:, 2],
         }, index=index)
-        cash_flows = pd.concat([self.cash_flows(schedule=schedule, inputs=in_use).assign(basis="value_in_use"),
-                                self.cash_flows(schedule=schedule, inputs=participant).assign(basis="market_participant")], ignore_index=True)
-        if curves is not None:  # the weight's parts: fee survival S_t, obsolescence O_t, the share of the year in the legal term A_t
-            parts = curves.yearly().rename(columns={"fee_survival": "fee_survival", "share_in_term": "share_in_term"})[["patent_id", "year", "fee_survival", "obsolescence", "share_in_term"]]
-            cash_flows = cash_flows.merge(parts, on=["patent_id", "year"], how="left")
-        sensitivity = self.sensitivity(schedule=schedule, inputs=in_use)
-        if curves is not None:  # the life row: every fee-lapse hazard halved and doubled (the CN life table's hazards are defaults to calibrate)
-            base = self._values(in_use, schedule)
-            low_m, high_m = curves.assumptions.tornado_multipliers
-            down = self._values(in_use.assign(**self.weights_table(curves, index=frame.index, multiplier=high_m)), schedule)
-            up = self._values(in_use.assign(**self.weights_table(curves, index=frame.index, multiplier=low_m)), schedule)
-            life_row = pd.DataFrame({"patent_id": in_use["patent_id"].to_numpy(), "assumption": "hazard_multiplier", "step": np.nan,
-                                     "value_low_rmb": down, "value_rmb": base, "value_high_rmb": up, "swing_rmb": np.abs(up - down)})
-            sensitivity = pd.concat([sensitivity, life_row], ignore_index=True).sort_values(["patent_id", "swing_rmb"], ascending=[True, False], kind="stable").reset_index(drop=True)
+        # both bases in one table; where the life curves weight the flows, with the weight's parts: fee survival S_t,
+        # obsolescence O_t, the share of the year in the legal term A_t
+        bases = {"value_in_use": self._cash_flow_columns(use), "market_participant": self._cash_flow_columns(mp)}
+        kept = {basis: flows["weight"] > 0 for basis, flows in bases.items()}
+        flows = {k: np.concatenate([bases[basis][k][kept[basis]] for basis in bases]) for k in bases["value_in_use"]}
+        flows["basis"] = np.repeat(list(bases), [kept[basis].sum() for basis in bases])
+        if curves is not None:
+            years = int(bases["value_in_use"]["year"].max(initial=0))  # the same years on both bases (they differ in sharing rates only)
+            for name, part in (("fee_survival", curves.survival()), ("obsolescence", curves.obsolescence), ("share_in_term", curves.share_in_term)):
+                padded = np.full((len(index), years), np.nan)
+                width = min(years, part.shape[1])
+                padded[:, :width] = part[:, :width]
+                flows[name] = np.concatenate([padded.ravel()[kept[basis]] for basis in bases])
+        cash_flows = pd.DataFrame(flows)
+        sensitivity = self._tornado(use, life=curves)
         provenance = {**a.provenance, **self.scorecard_.provenance, **self.margin_benchmarks_provenance_}
         wacc, wacc_source, wacc_hash = self.wacc(inputs.wacc)
         provenance.update(wacc=wacc, wacc_source=wacc_source, **({"wacc_set_hash": wacc_hash} if wacc_hash else {}))
