@@ -269,6 +269,11 @@ def test_the_life_uncertainty_is_in_the_tornado_and_the_monte_carlo(make_applica
     income = r.methods["income"]
     life = income.evidence["sensitivity"].set_index(["patent_id", "assumption"]).loc[("SYN-CN-T001", "hazard_multiplier")]
     assert life["value_low_rmb"] < life["value_rmb"] < life["value_high_rmb"]  # hazards × 2 lower the value, × 0.5 raise it
+    # and the report's tornado shows it (its step is a multiplier, not a number)
+    tornado = next(s for s in income.sections if s.id == "sensitivity")
+    row = next(row for row in tornado.tables[0].rows if row["label"].startswith("年费失效风险"))
+    assert row["step_text"] == "×0.5 / ×2" and row["value_low_rmb"] < row["value_rmb"] < row["value_high_rmb"]
+    assert any("fee-lapse hazards" in label for label in tornado.charts[0].series[0]["labels"])
     # every scenario draws a hazard multiplier: a scenario with higher fee-lapse hazards is worth less than the same scenario with the life fixed
     from ipvalue.lending.pipeline import prepare
     from ipvalue.methods.income import income_method

@@ -126,7 +126,7 @@ def income_sections(result, *, assumptions, scenarios, frame: pd.DataFrame, life
               caption_zh="蒙特卡洛冲击", caption_en="The Monte Carlo's shocks")
 
     sens = result.evidence["sensitivity"]
-    package = sens.groupby(["assumption", "step"], as_index=False, sort=False)[["value_low_rmb", "value_rmb", "value_high_rmb"]].sum()
+    package = sens.groupby(["assumption", "step"], as_index=False, sort=False, dropna=False)[["value_low_rmb", "value_rmb", "value_high_rmb"]].sum()
     package["swing_rmb"] = (package["value_high_rmb"] - package["value_low_rmb"]).abs()
     package = package.sort_values("swing_rmb", ascending=False)
     multipliers = tuple(life.assumptions.tornado_multipliers) if life is not None else None
