@@ -45,13 +45,18 @@ def first_item(s: pd.Series) -> pd.Series:
     return s.astype("str").str.replace("(?s);.*", "", regex=True).str.strip().where(s.notna())  # runs in Arrow (RE2)
 
 
-def _explode_list(s: pd.Series) -> pd.Series:
-    """';'-lists → one row per item, indexed by the original row label; blanks dropped (in Arrow)."""
+def _list_items(s: pd.Series) -> tuple[np.ndarray, pa.Array]:
+    """';'-lists → each item's row position and the items, trimmed, blanks dropped (in Arrow)."""
     lists = pc.split_pattern(pa.array(s.astype("str"), from_pandas=True), LIST_SEPARATOR)
     items = pc.utf8_trim_whitespace(pc.list_flatten(lists))
     keep = pc.fill_null(pc.not_equal(items, ""), False)
-    rows = pc.list_parent_indices(lists).filter(keep).to_numpy()
-    return pd.Series(pd.array(items.filter(keep), dtype="str"), index=s.index[rows])
+    return pc.list_parent_indices(lists).filter(keep).to_numpy(), items.filter(keep)
+
+
+def _explode_list(s: pd.Series) -> pd.Series:
+    """';'-lists → one row per item, indexed by the original row label; blanks dropped (in Arrow)."""
+    rows, items = _list_items(s)
+    return pd.Series(pd.array(items, dtype="str"), index=s.index[rows])
 
 
 # --- claims ----------------------------------------------------------------------------------
@@ -81,25 +86,30 @@ def build_claims(frame: pd.DataFrame, ctx: BuildContext) -> pd.DataFrame:
 
 def build_family(frame: pd.DataFrame, ctx: BuildContext) -> pd.DataFrame:
     """Family size, offices (own office included), PCT and triadic flags, market coverage."""
+    n = len(frame)
     listed = frame["family_offices"]
-    offices = pd.concat([frame["jurisdiction"], _explode_list(listed).str.upper()]).rename("office")
-    pairs = offices.reset_index().drop_duplicates()
-    pairs.columns = ["row", "office"]
-    share = ctx.market_size.get("gni_share", {})
-    pairs["weight"] = pairs["office"].map(share).fillna(ctx.market_size.get("default", 0.0)).astype("float64")
-    grouped = pairs.groupby("row")
-    n_offices = grouped.size().reindex(frame.index)
-    has = pairs.assign(v=1.0).pivot_table(index="row", columns="office", values="v", aggfunc="max").reindex(frame.index)
-    flag = lambda code: has[code].fillna(0.0) if code in has else pd.Series(0.0, index=frame.index)  # noqa: E731
+    rows, items = _list_items(listed)
+    # each patent's offices, its own first, each once (kept in this order: the coverage sums in it)
+    row = np.concatenate([np.arange(n), rows])
+    office = np.concatenate([frame["jurisdiction"].to_numpy(dtype=object), pc.utf8_upper(items).to_numpy(zero_copy_only=False)])
+    code, offices = pd.factorize(office)  # a missing office is -1, and one office
+    kept = np.sort(np.unique(row * (len(offices) + 1) + code + 1, return_index=True)[1])
+    row, code, office = row[kept], code[kept], office[kept]
+    default = ctx.market_size.get("default", 0.0)
+    share = pd.Series(offices, dtype=object).map(ctx.market_size.get("gni_share", {})).fillna(default).astype("float64").to_numpy()
+    weight = np.append(share, float(default))[code]
+    flag = lambda name: np.bincount(row[office == name], minlength=n).astype("float64")  # noqa: E731  0 or 1: each office once
     # Without an office list a family larger than one is only partly known: say unknown.
-    unknown = listed.isna() & (frame["family_size"].fillna(1) > 1)
+    family_size = frame["family_size"].to_numpy(dtype="float64")
+    unknown = listed.isna().to_numpy() & (np.where(np.isnan(family_size), 1.0, family_size) > 1)
+    coverage = pd.Series(weight).groupby(row).sum().to_numpy()  # every patent has its own office; pandas' (compensated) sum
     return pd.DataFrame(
         {
-            "family_size": frame["family_size"],
-            "family_offices_count": n_offices.astype("float64").mask(unknown),
+            "family_size": family_size,
+            "family_offices_count": np.where(unknown, np.nan, np.bincount(row, minlength=n).astype("float64")),
             "is_pct": flag("WO"),
-            "is_triadic": (flag("US") * flag("EP") * flag("JP")),
-            "market_coverage": grouped["weight"].sum().reindex(frame.index).clip(upper=1.0).mask(unknown),
+            "is_triadic": flag("US") * flag("EP") * flag("JP"),
+            "market_coverage": np.where(unknown, np.nan, np.minimum(coverage, 1.0)),
         },
         index=frame.index,
     )
@@ -116,27 +126,28 @@ def build_citations(frame: pd.DataFrame, ctx: BuildContext) -> pd.DataFrame:
     windowed counts are missing, except for patents never cited (0).
     """
     vd = ctx.valuation_date
+    n = len(frame)
     start = frame["publication_date"].fillna(frame["grant_date"]).fillna(frame["filing_date"])
-    dates = pd.to_datetime(_explode_list(frame["forward_citation_dates"]), format="%Y-%m-%d", errors="coerce")
-    has_dates = frame["forward_citation_dates"].notna()
-    rel = pd.DataFrame({"date": dates, "start": start.reindex(dates.index)})
-    rel = rel[rel["date"] <= vd]
-    age = _years(rel["date"] - rel["start"])
+    rows, items = _list_items(frame["forward_citation_dates"])
+    dates = pd.to_datetime(pd.Series(pd.array(items, dtype="str")), format="%Y-%m-%d", errors="coerce")
+    known = (dates <= vd).to_numpy()  # cited by the valuation date
+    age = _years(dates - pd.Series(start.to_numpy()[rows])).to_numpy()
+    has_dates = frame["forward_citation_dates"].notna().to_numpy()
+    forward = frame["forward_citations"].to_numpy(dtype="float64")
+    self_citations = frame["self_citations"].to_numpy(dtype="float64")
 
-    def count(mask) -> pd.Series:
-        return mask.groupby(level=0).sum().reindex(frame.index).fillna(0.0).astype("float64")
+    def count(mask: np.ndarray) -> np.ndarray:
+        return np.bincount(rows[known & mask], minlength=n).astype("float64")
 
-    never_cited = frame["forward_citations"].eq(0)
-    windowed = lambda years: count(age <= years).where(has_dates, np.where(never_cited, 0.0, np.nan))  # noqa: E731
-    fwd = count(pd.Series(True, index=rel.index)).where(has_dates, frame["forward_citations"])
+    windowed = lambda years: np.where(has_dates, count(age <= years), np.where(forward == 0, 0.0, np.nan))  # noqa: E731
     return pd.DataFrame(
         {
-            "fwd_cits": fwd,
+            "fwd_cits": np.where(has_dates, count(True), forward),
             "fwd_cits_3y": windowed(3.0),
             "fwd_cits_5y": windowed(5.0),
-            "bwd_cits": frame["backward_citations"],
-            "npl_cits": frame["npl_citations"],
-            "self_citation_share": (frame["self_citations"] / frame["forward_citations"]).where(frame["forward_citations"] > 0),
+            "bwd_cits": frame["backward_citations"].to_numpy(),
+            "npl_cits": frame["npl_citations"].to_numpy(),
+            "self_citation_share": np.where(forward > 0, self_citations / np.where(forward > 0, forward, 1.0), np.nan),
         },
         index=frame.index,
     )
@@ -312,10 +323,9 @@ _OWNER_PATTERNS = [
 _PERSON_PATTERN = "^(?:[\u4e00-\u9fff·]{2,4}|[A-Za-z.'\\-]+(?:,?[ \t]+[A-Za-z.'\\-]+){0,3})$"
 
 
-def _matches(s: pd.Series, pattern: str, *, ignore_case: bool = True) -> np.ndarray:
-    """Regex search of each cell, in Arrow (RE2); missing cells do not match."""
-    hit = pc.match_substring_regex(pa.array(s.astype("str"), from_pandas=True), pattern, ignore_case=ignore_case)
-    return pc.fill_null(hit, False).to_numpy(zero_copy_only=False)
+def _matches(text: pa.Array, pattern: str, *, ignore_case: bool = True) -> np.ndarray:
+    """Regex search of each cell of an Arrow string array (RE2); missing cells do not match."""
+    return pc.fill_null(pc.match_substring_regex(text, pattern, ignore_case=ignore_case), False).to_numpy(zero_copy_only=False)
 
 
 def infer_applicant_type(applicants: pd.Series) -> pd.Series:
@@ -328,20 +338,25 @@ def infer_applicant_type(applicants: pd.Series) -> pd.Series:
     when it looks like a person (2-4 Chinese characters, or up to four Latin words), else 'other'.
     """
     first = first_item(applicants)
-    out = pd.Series(None, index=applicants.index, dtype=object)
-    for label, pattern in _OWNER_PATTERNS:
-        out[out.isna() & _matches(first, pattern)] = label
-    out[out.isna() & _matches(first, _PERSON_PATTERN, ignore_case=False)] = "individual"
-    out[out.isna() & first.notna()] = "other"
-    return out
+    text = pa.array(first.astype("str"), from_pandas=True)
+    out = np.full(len(first), None, dtype=object)
+    unset = np.ones(len(first), dtype=bool)
+    for label, pattern in [*_OWNER_PATTERNS, ("individual", _PERSON_PATTERN)]:
+        hit = unset & _matches(text, pattern, ignore_case=label != "individual")
+        out[hit] = label
+        unset &= ~hit
+    out[unset & first.notna().to_numpy()] = "other"
+    return pd.Series(out, index=applicants.index, dtype=object)
 
 
 def build_events(frame: pd.DataFrame, ctx: BuildContext) -> pd.DataFrame:
     counts = ["pledge_count", "licence_count", "transfer_count", "litigation_count", "invalidation_count", "inventor_count"]
-    out = frame[counts].copy()
-    out["patent_type"] = frame["patent_type"].astype(object)
-    out["applicant_type"] = frame["applicant_type"].astype(object).fillna(on_unique(frame["applicants"], infer_applicant_type))
-    return out
+    applicant_type = frame["applicant_type"].astype(object)
+    unknown = applicant_type.isna()
+    if unknown.any():  # inferred from the first applicant's name where not given
+        applicant_type = applicant_type.fillna(on_unique(frame["applicants"][unknown], infer_applicant_type))
+    text = {"patent_type": frame["patent_type"].astype(object), "applicant_type": applicant_type}  # object columns, not str
+    return pd.DataFrame({**{c: frame[c].to_numpy() for c in counts}, **text}, index=frame.index)
 
 
 def event_counts(events: pd.DataFrame, valuation_date, *, patent_ids=None) -> pd.DataFrame:
