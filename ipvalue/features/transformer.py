@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import functools
 import json
 import logging
 import pickle
@@ -100,6 +101,12 @@ def _oecd_points(oecd: pd.DataFrame, variable: str) -> dict:
         if oecd is table:
             return points[variable]
     return oecd_quantile_points(oecd, variable)
+
+
+@functools.lru_cache(maxsize=64)
+def _category_dtype(categories: tuple) -> pd.CategoricalDtype:
+    """The dtype of a category feature (checked once per process, not at every build)."""
+    return pd.CategoricalDtype(list(categories))
 
 
 class FeatureWarning(UserWarning):
@@ -335,11 +342,10 @@ class PatentFeatureBuilder(TransformerMixin, BaseEstimator):
             else:
                 values = base[f.name]
             if f.dtype == "category":
-                col = pd.Series(values, index=frame.index)
-                unknown = col.notna() & ~col.isin(f.categories)
-                info["unknown_categories"] = int(unknown.sum())
-                col = pd.Series(pd.Categorical(col.where(~unknown), categories=list(f.categories)), index=frame.index)
-                missing = col.isna().to_numpy()
+                given = values.to_numpy(dtype=object) if isinstance(values, pd.Series) else np.asarray(values, dtype=object)
+                col = pd.Categorical(given, dtype=_category_dtype(f.categories))  # a value outside the categories is missing
+                missing = col.isna()
+                info["unknown_categories"] = int((missing & pd.notna(given)).sum())
             else:  # numbers as a float array: one Series per feature at the end, not one per step
                 col = values.to_numpy(dtype="float64", na_value=np.nan) if isinstance(values, pd.Series) else np.asarray(values, dtype="float64")
                 missing = np.isnan(col)
@@ -354,7 +360,7 @@ class PatentFeatureBuilder(TransformerMixin, BaseEstimator):
                     )
                 fill = {"zero": 0.0, "median": self.medians_[f.name] if f.missing == "median" else None}.get(f.missing)
                 if fill is not None:
-                    col = col.fillna(fill) if f.dtype == "category" else np.where(missing, fill, col)
+                    col = pd.Series(col).fillna(fill).array if f.dtype == "category" else np.where(missing, fill, col)
                 info["action"] = {"keep": "left missing", "zero": "filled with 0", "median": "filled with the fitted median"}[f.missing]
             columns[f.name] = col
             rows.append(info)
