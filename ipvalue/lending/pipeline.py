@@ -245,12 +245,10 @@ def prepare_inputs(patents: pd.DataFrame, valuation_date, *, models: dict[str, R
         card = IndicatorScorecard(SCORECARD).fit()
         by_indicator = card.points(features)
         score = card.score(features, points=by_indicator)
-        indicators = card.indicators_.set_index("name")
-        points = by_indicator.set_axis(patents["patent_id"]).stack().rename("points").reset_index()
-        points.columns = ["patent_id", "indicator", "points"]
-        points["max_points"] = points["indicator"].map(indicators["max_points"])
-        points["label_zh"] = points["indicator"].map(indicators["label_zh"])
-        points["label_en"] = points["indicator"].map(indicators["label_en"])
+        indicators, n = card.indicators_, len(patents)  # one row per patent and indicator, the indicators in order
+        points = pd.DataFrame({"patent_id": np.repeat(patents["patent_id"].to_numpy(dtype=object), len(indicators)),
+                               "indicator": np.tile(indicators["name"].to_numpy(dtype=object), n), "points": by_indicator.to_numpy().ravel(),
+                               **{c: np.tile(indicators[c].to_numpy(), n) for c in ("max_points", "label_zh", "label_en")}})
         life = life_step(patents, vd, renewal=models.get("renewal"), features=features, paid_until=paid_until,
                          overrides={o.patent_id: o.value for o in overrides if o.field == "economic_life_years"}, data_dir=data_dir)
     return ValuationInputs(
