@@ -7,6 +7,7 @@ the reference tables (statutory terms, market sizes, IPC concordance).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -19,6 +20,7 @@ from ipvalue.frame import DEAD_STATUSES, LIST_SEPARATOR, on_unique
 DAYS_PER_YEAR = 365.25
 TRIADIC = ("US", "EP", "JP")
 _IPC_RE = r"^\s*([A-H]\d{2}[A-Z])\s*(\d{1,4})?\s*(?:/\s*(\d+))?"
+_SUBCLASS = re.compile(r"^([A-H]\d{2}[A-Z])")
 
 
 @dataclass
@@ -283,7 +285,9 @@ def build_industry(frame: pd.DataFrame, ctx: BuildContext) -> pd.DataFrame:
     """Technology field and sector (WIPO, longest matching IPC pattern), section, patent scope."""
     main_raw = frame["ipc_main"]
     for fallback in ("ipc_codes", "cpc_codes"):
-        main_raw = main_raw.fillna(first_item(frame[fallback]))
+        missing = main_raw.isna()
+        if missing.any():  # the first listed code of the patents without a main code
+            main_raw = main_raw.fillna(first_item(frame.loc[missing, fallback]))
     main = on_unique(main_raw, normalise_ipc)
     section = main_raw.astype("str").str.strip().str[0].str.upper().where(main_raw.notna())
     section = section.where(section.isin(list("ABCDEFGH")))
@@ -295,9 +299,14 @@ def build_industry(frame: pd.DataFrame, ctx: BuildContext) -> pd.DataFrame:
         prefixes = pd.Series(list(ctx.sector_prefixes))
         compact = main_raw.astype("str").str.replace(" ", "").where(main_raw.notna())
         sector = longest_prefix_match(compact, prefixes, pd.DataFrame({"sector": list(ctx.sector_prefixes.values())}))["sector"]
-    codes = _explode_list(frame["ipc_codes"].fillna(frame["ipc_main"]).fillna(frame["cpc_codes"]))
-    subclasses = on_unique(codes, lambda u: u.str.upper().str.extract(r"^([A-H]\d{2}[A-Z])", expand=False)).dropna()
-    scope = subclasses.groupby(level=0).nunique().reindex(frame.index).astype("float64")
+    rows, codes = _list_items(frame["ipc_codes"].fillna(frame["ipc_main"]).fillna(frame["cpc_codes"]))
+    code, distinct = pd.factorize(pc.utf8_upper(codes).to_numpy(zero_copy_only=False))
+    of_distinct = np.array([m.group(1) if (m := _SUBCLASS.search(c)) else None for c in distinct], dtype=object)  # read once per code
+    subclass, subclasses = pd.factorize(of_distinct[code])  # unreadable: -1
+    read, width = subclass >= 0, len(subclasses) + 1
+    pairs = np.unique(rows[read] * width + subclass[read])  # each patent's distinct subclasses
+    count = np.bincount(pairs // width, minlength=len(frame)).astype("float64")
+    scope = np.where(count > 0, count, np.nan)  # none readable: unknown
     out = pd.DataFrame(
         {"tech_field": field_nr, "tech_sector": sector.astype(object), "ipc_section": section.astype(object), "patent_scope": scope},
         index=frame.index,
