@@ -447,14 +447,16 @@ class EconomicLifeAssumptions:
         source: the field's, else the sector's, else the default."""
         field = pd.to_numeric(pd.Series(np.asarray(tech_field, dtype=object)), errors="coerce")
         sector = pd.Series(np.asarray(tech_sector, dtype=object)).astype("object")
-        rate = pd.Series(self.default[0] if self.default[0] is not None else np.nan, index=field.index, dtype="float64")
-        source = pd.Series(self.default[1], index=field.index, dtype=object)
+        rate = np.full(len(field), self.default[0] if self.default[0] is not None else np.nan, dtype="float64")
+        source = np.full(len(field), self.default[1], dtype=object)
         for table, key in ((self.sectors, sector), (self.fields, field)):  # the more specific level last, so it wins
-            hit = key.isin(list(table))
-            rate[hit] = key[hit].map(lambda k, t=table: np.nan if t[k][0] is None else t[k][0]).astype("float64")
-            source[hit] = key[hit].map(lambda k, t=table: t[k][1])
-        source[rate.isna()] = source[rate.isna()].map(lambda s: f"{SOURCE_LEGAL_LIFE} ({s})")
-        return rate.to_numpy(), source.to_numpy()
+            hit = key.isin(list(table)).to_numpy()
+            entries = [table[k] for k in key.to_numpy()[hit]]
+            rate[hit] = [np.nan if r is None else r for r, _ in entries]
+            source[hit] = [s for _, s in entries]
+        none = np.isnan(rate)
+        source[none] = [f"{SOURCE_LEGAL_LIFE} ({s})" for s in source[none]]
+        return rate, source
 
     def hazard_multipliers(self, z) -> np.ndarray:
         """The Monte Carlo's hazard multiplier of each scenario from standard normal draws ``z``:
