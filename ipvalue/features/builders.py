@@ -42,6 +42,11 @@ def _years(delta: pd.Series) -> pd.Series:
     return delta.dt.total_seconds() / (DAYS_PER_YEAR * 86400.0)
 
 
+def _years_of(delta: np.ndarray) -> np.ndarray:
+    """:func:`_years` of a timedelta64 array (NaN where missing), by the same seconds."""
+    return pd.TimedeltaIndex(delta).total_seconds().to_numpy() / (DAYS_PER_YEAR * 86400.0)
+
+
 def first_item(s: pd.Series) -> pd.Series:
     """The first item of ';'-lists (stays a string column even when every cell is missing)."""
     return s.astype("str").str.replace("(?s);.*", "", regex=True).str.strip().where(s.notna())  # runs in Arrow (RE2)
@@ -161,14 +166,17 @@ def build_citations(frame: pd.DataFrame, ctx: BuildContext) -> pd.DataFrame:
 def add_years(dates: pd.Series, years) -> pd.Series:
     """Calendar addition of whole years (29 February → 28 February in a common year)."""
     years = np.broadcast_to(np.asarray(years, dtype="float64"), (len(dates),))
-    ok = dates.notna().to_numpy() & np.isfinite(years)
-    y = np.where(ok, dates.dt.year.fillna(2000).to_numpy() + np.nan_to_num(years), 2000).astype(int)
-    m = dates.dt.month.fillna(1).to_numpy().astype(int)
-    d = dates.dt.day.fillna(1).to_numpy().astype(int)
+    when = pd.to_datetime(dates).to_numpy()
+    ok = ~np.isnat(when) & np.isfinite(years)
+    day = np.where(ok, when, np.datetime64(0, "s")).astype("datetime64[D]")
+    months = day.astype("datetime64[M]")  # calendar months since 1970-01 (the dates' own, floored)
+    y = np.where(ok, months.astype("int64") // 12 + 1970 + np.nan_to_num(years), 2000).astype(int)
+    m = months.astype("int64") % 12 + 1
+    d = (day - months.astype("datetime64[D]")).astype("int64") + 1
     leap = (y % 4 == 0) & ((y % 100 != 0) | (y % 400 == 0))
     d = np.where((m == 2) & (d == 29) & ~leap, 28, d)
-    out = pd.to_datetime(pd.DataFrame({"year": y, "month": m, "day": d}), errors="coerce")
-    return pd.Series(out.to_numpy(), index=dates.index).where(ok).astype("datetime64[s]")
+    out = ((y - 1970) * 12 + (m - 1)).astype("datetime64[M]").astype("datetime64[D]") + (d - 1).astype("timedelta64[D]")
+    return pd.Series(np.where(ok, out, np.datetime64("NaT")).astype("datetime64[s]"), index=dates.index)
 
 
 def statutory_rule(frame: pd.DataFrame, terms: dict) -> pd.DataFrame:
@@ -222,24 +230,32 @@ def build_life(frame: pd.DataFrame, ctx: BuildContext) -> pd.DataFrame:
     terms of patents not yet granted run from filing (a lower bound).
     """
     vd = ctx.valuation_date
-    granted = frame["grant_date"].notna() & (frame["grant_date"] <= vd)
+    when = vd.to_datetime64()
     expiry, term = statutory_term(frame, ctx.terms, vd)
-    grace = pd.Timedelta(days=int(ctx.terms.get("fee_grace_days", 0)))
-    fees_overdue = granted & frame["fees_paid_until"].notna() & (frame["fees_paid_until"] + grace < vd)
-    dead_status = frame["legal_status"].isin([s for s in DEAD_STATUSES if s != "expired"])
-    lapsed = dead_status | fees_overdue
-    expired = (expiry <= vd) | frame["legal_status"].eq("expired")
-    remaining = _years(expiry - vd).clip(lower=0.0).clip(upper=term).where(~(lapsed | expired), 0.0)
+    expiry, term = expiry.to_numpy(), term.to_numpy(dtype="float64")
+    filing, grant, paid = (frame[c].to_numpy() for c in ("filing_date", "grant_date", "fees_paid_until"))
+    granted = grant <= when  # a missing date compares False
+    grace = np.timedelta64(int(ctx.terms.get("fee_grace_days", 0)), "D")
+    fees_overdue = granted & (paid + grace < when)
+    status = frame["legal_status"]
+    lapsed = status.isin([s for s in DEAD_STATUSES if s != "expired"]).to_numpy() | fees_overdue
+    expired = (expiry <= when) | status.eq("expired").to_numpy()
+    # clipped as Series.clip does: a missing value stays missing, a missing bound does not clip
+    to_expiry = _years_of(expiry - when)
+    to_expiry = np.where(np.isnan(to_expiry) | (to_expiry >= 0.0), to_expiry, 0.0)
+    remaining = np.where(np.isnan(to_expiry) | (to_expiry <= np.where(np.isnan(term), np.inf, term)), to_expiry, term)
+    age = _years_of(when - filing)
+    year = filing.astype("datetime64[Y]").astype("int64") + 1970
     return pd.DataFrame(
         {
             "statutory_term_years": term,
-            "remaining_life_years": remaining,
-            "age_years": _years(vd - frame["filing_date"]).clip(lower=0.0),
-            "grant_lag_years": _years(frame["grant_date"] - frame["filing_date"]).where(granted),
+            "remaining_life_years": np.where(lapsed | expired, 0.0, remaining),
+            "age_years": np.where(np.isnan(age) | (age >= 0.0), age, 0.0),
+            "grant_lag_years": np.where(granted, _years_of(grant - filing), np.nan),
             "is_granted": granted.astype("float64"),
             "is_lapsed": lapsed.astype("float64"),
             "is_expired": expired.astype("float64"),
-            "filing_year": frame["filing_date"].dt.year.astype("float64"),
+            "filing_year": np.where(np.isnat(filing), np.nan, year),
             "expiry_date": expiry,
         },
         index=frame.index,
