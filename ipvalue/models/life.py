@@ -338,15 +338,19 @@ def documented_paid_until(frame: pd.DataFrame, paid_until=None) -> pd.Series:
             raise InputError(f"The 'paid_until' dates must have one entry per patent ({len(frame)}). Got {len(values)}. "
                              "Fix: align them with the patents (NaT when no fee payment is documented).")
         raw = pd.Series(values, index=frame.index, dtype=object)
-    blank = raw.isna() | raw.astype("str").str.strip().isin(["", "NaT", "nan", "None"])
-    parsed = pd.to_datetime(raw.where(~blank), errors="coerce")
-    bad = parsed.isna() & ~blank
-    if bad.any():
-        row = bad.idxmax()
-        raise InputError(f"The 'paid_until' of row {row!r} ({frame.at[row, 'patent_id']}) is not a date. Got {raw[row]!r}. "
-                         "Fix: YYYY-MM-DD, or empty when no fee payment is documented.")
-    both = pd.concat([own.astype("datetime64[ns]"), parsed.astype("datetime64[ns]")], axis=1)
-    return both.max(axis=1).astype("datetime64[ns]").rename("fees_paid_until")
+    if pd.api.types.is_datetime64_dtype(raw.dtype):  # dates already (NaT: none): nothing to parse
+        parsed = raw
+    else:
+        blank = raw.isna() | raw.astype("str").str.strip().isin(["", "NaT", "nan", "None"])
+        parsed = pd.to_datetime(raw.where(~blank), errors="coerce")
+        bad = parsed.isna() & ~blank
+        if bad.any():
+            row = bad.idxmax()
+            raise InputError(f"The 'paid_until' of row {row!r} ({frame.at[row, 'patent_id']}) is not a date. Got {raw[row]!r}. "
+                             "Fix: YYYY-MM-DD, or empty when no fee payment is documented.")
+    a, b = own.to_numpy().astype("datetime64[ns]"), parsed.to_numpy().astype("datetime64[ns]")
+    later = np.where(np.isnat(a), b, np.where(np.isnat(b), a, np.maximum(a, b)))  # the later date, NaT where neither says
+    return pd.Series(later, index=frame.index, name="fees_paid_until")
 
 
 def cn_life_table_events(frame: pd.DataFrame, valuation_date, horizon: np.ndarray, table: CNLifeTable) -> FeeLapseEvents:
