@@ -38,12 +38,8 @@ class BuildContext:
     params: dict = field(default_factory=dict)  # the spec's parameters per builder group
 
 
-def _years(delta: pd.Series) -> pd.Series:
-    return delta.dt.total_seconds() / (DAYS_PER_YEAR * 86400.0)
-
-
 def _years_of(delta: np.ndarray) -> np.ndarray:
-    """:func:`_years` of a timedelta64 array (NaN where missing), by the same seconds."""
+    """Years of 365.25 days in a timedelta64 array (NaN where missing), from pandas' total seconds."""
     return pd.TimedeltaIndex(delta).total_seconds().to_numpy() / (DAYS_PER_YEAR * 86400.0)
 
 
@@ -58,12 +54,6 @@ def _list_items(s: pd.Series) -> tuple[np.ndarray, pa.Array]:
     items = pc.utf8_trim_whitespace(pc.list_flatten(lists))
     keep = pc.fill_null(pc.not_equal(items, ""), False)
     return pc.list_parent_indices(lists).filter(keep).to_numpy(), items.filter(keep)
-
-
-def _explode_list(s: pd.Series) -> pd.Series:
-    """';'-lists → one row per item, indexed by the original row label; blanks dropped (in Arrow)."""
-    rows, items = _list_items(s)
-    return pd.Series(pd.array(items, dtype="str"), index=s.index[rows])
 
 
 # --- claims ----------------------------------------------------------------------------------
@@ -138,7 +128,7 @@ def build_citations(frame: pd.DataFrame, ctx: BuildContext) -> pd.DataFrame:
     rows, items = _list_items(frame["forward_citation_dates"])
     dates = pd.to_datetime(pd.Series(pd.array(items, dtype="str")), format="%Y-%m-%d", errors="coerce")
     known = (dates <= vd).to_numpy()  # cited by the valuation date
-    age = _years(dates - pd.Series(start.to_numpy()[rows])).to_numpy()
+    age = _years_of(dates.to_numpy() - start.to_numpy()[rows])
     has_dates = frame["forward_citation_dates"].notna().to_numpy()
     forward = frame["forward_citations"].to_numpy(dtype="float64")
     self_citations = frame["self_citations"].to_numpy(dtype="float64")

@@ -142,9 +142,11 @@ def _counts(book: pd.DataFrame, vd: pd.Timestamp) -> tuple[pd.DataFrame, np.ndar
     counts = {"n": np.ones(len(book)), "lapsed": (book["lapse_date"] <= vd).to_numpy(dtype="float64")}
     for flag, column in (("pledged", "pledge_count"), ("licensed", "licence_count"), ("transferred", "transfer_count")):
         value = book[column].to_numpy(dtype="float64", na_value=np.nan)
-        counts[flag] = (value > 0).astype("float64")  # an unknown count is neither a flag nor a known count
-        counts[f"{flag}_n"] = (~np.isnan(value)).astype("float64")
+        counts[flag] = (value > 0).astype("float64")
+        counts[f"{flag}_n"] = (~np.isnan(value)).astype("float64")  # a known count per flag: unknown counts stay out of the denominator
     return book, np.column_stack([counts[c] for c in COUNTS]).reshape(len(book), len(COUNTS)), book["owner_key"].to_numpy(dtype=object)
+
+
 #: Per process: a base book's patent index (by object), and its rows and sums as of a date; each
 #: entry keeps its book alive, so an id is not reused while the entry exists.
 _BASE_IDS: dict = {}

@@ -58,7 +58,7 @@ def _table_content(table: pd.DataFrame) -> bytes:
 
 
 def _fingerprint(value, seen: dict):
-    """A hashable stand-in for a context field's content (tables by their row hashes, once per object)."""
+    """A hashable stand-in for a context field's content (tables by their pickled content, once per object)."""
     if value is None or isinstance(value, str | int | float | pd.Timestamp):
         return value
     if id(value) not in seen:
