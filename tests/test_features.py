@@ -190,6 +190,25 @@ def test_cohort_percentile_is_the_mid_rank_in_the_patents_own_reference(data):
             assert pct[i] == pytest.approx(((reference < row.v).sum() + 0.5 * (reference == row.v).sum()) / len(reference))
 
 
+@settings(max_examples=60, deadline=None)
+@given(st.data())
+def test_key_rows_are_the_groups_of_pandas_groupby(data):
+    """key_rows gives each key's row positions, keys sorted, as groupby(...).indices does: missing
+    key values left out (dropna) or grouped as one value sorted last."""
+    from ipvalue.features.cohort import key_rows
+
+    n = data.draw(st.integers(0, 40))
+    draw = lambda values: np.array(data.draw(st.lists(st.sampled_from(values), min_size=n, max_size=n)), dtype=float)  # noqa: E731
+    y, f = draw([2001.0, 1999.0, 2010.0, np.nan]), draw([3.0, 1.0, 35.0, np.nan])
+    for dropna in (True, False):
+        for columns, by in (([y, f], ["y", "f"]), ([y], "y")):
+            expected = pd.DataFrame({"y": y, "f": f}).groupby(by, dropna=dropna).indices
+            got = key_rows(columns, dropna=dropna)
+            assert [str(k) for k in got] == [str(k) for k in expected]
+            for (_, rows), (_, want) in zip(got.items(), expected.items()):
+                assert rows.tolist() == want.tolist()
+
+
 def test_small_cohorts_use_the_oecd_table(data_dir):
     from ipvalue.io import load_oecd_cohorts
 

@@ -185,7 +185,8 @@ def test_one_valuation_validates_once_builds_features_once_per_model_and_simulat
     monkeypatch.setattr(IncomeApproachValuer, "_simulate", lambda self, *a, **k: simulations.append(1) or real_simulate(self, *a, **k))
     for cls in (RenewalModel, ValueRegressor):
         real = cls._contributions
-        monkeypatch.setattr(cls, "_contributions", lambda self, features, *a, _real=real: explanations.append((type(self).__name__, *a)) or _real(self, features, *a))
+        monkeypatch.setattr(cls, "_contributions", lambda self, features, *a, _real=real: explanations.append(
+            (type(self).__name__, *(sorted(set(np.atleast_1d(stage).tolist())) for stage in a))) or _real(self, features, *a))
 
     app = LoanApplication.from_dict(raw)
     models = load_application_models(app, tracking_uri=uri)
@@ -200,8 +201,8 @@ def test_one_valuation_validates_once_builds_features_once_per_model_and_simulat
     specs = {m: models[m].estimator.features_.spec_.id for m in models}
     assert sorted(builds) == sorted([specs["renewal"], specs["value"], "core-v1"])  # one build per model and one shared by the methods
     assert len(simulations) == 2
-    # TreeSHAP once per model (the renewal model's probability-point reasons need the log-odds of fee stages 1 and 2, once each)
-    assert sorted(explanations) == [("RenewalModel", 1), ("RenewalModel", 2), ("ValueRegressor",)]
+    # TreeSHAP once per model (the renewal model's probability-point reasons need the log-odds of fee stages 1 and 2: one call for both)
+    assert sorted(explanations) == [("RenewalModel", [1.0, 2.0]), ("ValueRegressor",)]
     assert result.patents["value_in_use_p5_rmb"].le(result.patents["value_in_use_p95_rmb"]).all()
 
 

@@ -7,6 +7,7 @@ the reference tables (statutory terms, market sizes, IPC concordance).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -19,6 +20,7 @@ from ipvalue.frame import DEAD_STATUSES, LIST_SEPARATOR, on_unique
 DAYS_PER_YEAR = 365.25
 TRIADIC = ("US", "EP", "JP")
 _IPC_RE = r"^\s*([A-H]\d{2}[A-Z])\s*(\d{1,4})?\s*(?:/\s*(\d+))?"
+_SUBCLASS = re.compile(r"^([A-H]\d{2}[A-Z])")
 
 
 @dataclass
@@ -36,8 +38,9 @@ class BuildContext:
     params: dict = field(default_factory=dict)  # the spec's parameters per builder group
 
 
-def _years(delta: pd.Series) -> pd.Series:
-    return delta.dt.total_seconds() / (DAYS_PER_YEAR * 86400.0)
+def _years_of(delta: np.ndarray) -> np.ndarray:
+    """Years of 365.25 days in a timedelta64 array (NaN where missing), from pandas' total seconds."""
+    return pd.TimedeltaIndex(delta).total_seconds().to_numpy() / (DAYS_PER_YEAR * 86400.0)
 
 
 def first_item(s: pd.Series) -> pd.Series:
@@ -45,13 +48,12 @@ def first_item(s: pd.Series) -> pd.Series:
     return s.astype("str").str.replace("(?s);.*", "", regex=True).str.strip().where(s.notna())  # runs in Arrow (RE2)
 
 
-def _explode_list(s: pd.Series) -> pd.Series:
-    """';'-lists → one row per item, indexed by the original row label; blanks dropped (in Arrow)."""
+def _list_items(s: pd.Series) -> tuple[np.ndarray, pa.Array]:
+    """';'-lists → each item's row position and the items, trimmed, blanks dropped (in Arrow)."""
     lists = pc.split_pattern(pa.array(s.astype("str"), from_pandas=True), LIST_SEPARATOR)
     items = pc.utf8_trim_whitespace(pc.list_flatten(lists))
     keep = pc.fill_null(pc.not_equal(items, ""), False)
-    rows = pc.list_parent_indices(lists).filter(keep).to_numpy()
-    return pd.Series(pd.array(items.filter(keep), dtype="str"), index=s.index[rows])
+    return pc.list_parent_indices(lists).filter(keep).to_numpy(), items.filter(keep)
 
 
 # --- claims ----------------------------------------------------------------------------------
@@ -81,25 +83,30 @@ def build_claims(frame: pd.DataFrame, ctx: BuildContext) -> pd.DataFrame:
 
 def build_family(frame: pd.DataFrame, ctx: BuildContext) -> pd.DataFrame:
     """Family size, offices (own office included), PCT and triadic flags, market coverage."""
+    n = len(frame)
     listed = frame["family_offices"]
-    offices = pd.concat([frame["jurisdiction"], _explode_list(listed).str.upper()]).rename("office")
-    pairs = offices.reset_index().drop_duplicates()
-    pairs.columns = ["row", "office"]
-    share = ctx.market_size.get("gni_share", {})
-    pairs["weight"] = pairs["office"].map(share).fillna(ctx.market_size.get("default", 0.0)).astype("float64")
-    grouped = pairs.groupby("row")
-    n_offices = grouped.size().reindex(frame.index)
-    has = pairs.assign(v=1.0).pivot_table(index="row", columns="office", values="v", aggfunc="max").reindex(frame.index)
-    flag = lambda code: has[code].fillna(0.0) if code in has else pd.Series(0.0, index=frame.index)  # noqa: E731
+    rows, items = _list_items(listed)
+    # each patent's offices, its own first, each once (kept in this order: the coverage sums in it)
+    row = np.concatenate([np.arange(n), rows])
+    office = np.concatenate([frame["jurisdiction"].to_numpy(dtype=object), pc.utf8_upper(items).to_numpy(zero_copy_only=False)])
+    code, offices = pd.factorize(office)  # a missing office is -1, and one office
+    kept = np.sort(np.unique(row * (len(offices) + 1) + code + 1, return_index=True)[1])
+    row, code, office = row[kept], code[kept], office[kept]
+    default = ctx.market_size.get("default", 0.0)
+    share = pd.Series(offices, dtype=object).map(ctx.market_size.get("gni_share", {})).fillna(default).astype("float64").to_numpy()
+    weight = np.append(share, float(default))[code]
+    flag = lambda name: np.bincount(row[office == name], minlength=n).astype("float64")  # noqa: E731  0 or 1: each office once
     # Without an office list a family larger than one is only partly known: say unknown.
-    unknown = listed.isna() & (frame["family_size"].fillna(1) > 1)
+    family_size = frame["family_size"].to_numpy(dtype="float64")
+    unknown = listed.isna().to_numpy() & (np.where(np.isnan(family_size), 1.0, family_size) > 1)
+    coverage = pd.Series(weight).groupby(row).sum().to_numpy()  # every patent has its own office; pandas' (compensated) sum
     return pd.DataFrame(
         {
-            "family_size": frame["family_size"],
-            "family_offices_count": n_offices.astype("float64").mask(unknown),
+            "family_size": family_size,
+            "family_offices_count": np.where(unknown, np.nan, np.bincount(row, minlength=n).astype("float64")),
             "is_pct": flag("WO"),
-            "is_triadic": (flag("US") * flag("EP") * flag("JP")),
-            "market_coverage": grouped["weight"].sum().reindex(frame.index).clip(upper=1.0).mask(unknown),
+            "is_triadic": flag("US") * flag("EP") * flag("JP"),
+            "market_coverage": np.where(unknown, np.nan, np.minimum(coverage, 1.0)),
         },
         index=frame.index,
     )
@@ -116,27 +123,28 @@ def build_citations(frame: pd.DataFrame, ctx: BuildContext) -> pd.DataFrame:
     windowed counts are missing, except for patents never cited (0).
     """
     vd = ctx.valuation_date
+    n = len(frame)
     start = frame["publication_date"].fillna(frame["grant_date"]).fillna(frame["filing_date"])
-    dates = pd.to_datetime(_explode_list(frame["forward_citation_dates"]), format="%Y-%m-%d", errors="coerce")
-    has_dates = frame["forward_citation_dates"].notna()
-    rel = pd.DataFrame({"date": dates, "start": start.reindex(dates.index)})
-    rel = rel[rel["date"] <= vd]
-    age = _years(rel["date"] - rel["start"])
+    rows, items = _list_items(frame["forward_citation_dates"])
+    dates = pd.to_datetime(pd.Series(pd.array(items, dtype="str")), format="%Y-%m-%d", errors="coerce")
+    known = (dates <= vd).to_numpy()  # cited by the valuation date
+    age = _years_of(dates.to_numpy() - start.to_numpy()[rows])
+    has_dates = frame["forward_citation_dates"].notna().to_numpy()
+    forward = frame["forward_citations"].to_numpy(dtype="float64")
+    self_citations = frame["self_citations"].to_numpy(dtype="float64")
 
-    def count(mask) -> pd.Series:
-        return mask.groupby(level=0).sum().reindex(frame.index).fillna(0.0).astype("float64")
+    def count(mask: np.ndarray) -> np.ndarray:
+        return np.bincount(rows[known & mask], minlength=n).astype("float64")
 
-    never_cited = frame["forward_citations"].eq(0)
-    windowed = lambda years: count(age <= years).where(has_dates, np.where(never_cited, 0.0, np.nan))  # noqa: E731
-    fwd = count(pd.Series(True, index=rel.index)).where(has_dates, frame["forward_citations"])
+    windowed = lambda years: np.where(has_dates, count(age <= years), np.where(forward == 0, 0.0, np.nan))  # noqa: E731
     return pd.DataFrame(
         {
-            "fwd_cits": fwd,
+            "fwd_cits": np.where(has_dates, count(True), forward),
             "fwd_cits_3y": windowed(3.0),
             "fwd_cits_5y": windowed(5.0),
-            "bwd_cits": frame["backward_citations"],
-            "npl_cits": frame["npl_citations"],
-            "self_citation_share": (frame["self_citations"] / frame["forward_citations"]).where(frame["forward_citations"] > 0),
+            "bwd_cits": frame["backward_citations"].to_numpy(),
+            "npl_cits": frame["npl_citations"].to_numpy(),
+            "self_citation_share": np.where(forward > 0, self_citations / np.where(forward > 0, forward, 1.0), np.nan),
         },
         index=frame.index,
     )
@@ -148,14 +156,17 @@ def build_citations(frame: pd.DataFrame, ctx: BuildContext) -> pd.DataFrame:
 def add_years(dates: pd.Series, years) -> pd.Series:
     """Calendar addition of whole years (29 February → 28 February in a common year)."""
     years = np.broadcast_to(np.asarray(years, dtype="float64"), (len(dates),))
-    ok = dates.notna().to_numpy() & np.isfinite(years)
-    y = np.where(ok, dates.dt.year.fillna(2000).to_numpy() + np.nan_to_num(years), 2000).astype(int)
-    m = dates.dt.month.fillna(1).to_numpy().astype(int)
-    d = dates.dt.day.fillna(1).to_numpy().astype(int)
+    when = pd.to_datetime(dates).to_numpy()
+    ok = ~np.isnat(when) & np.isfinite(years)
+    day = np.where(ok, when, np.datetime64(0, "s")).astype("datetime64[D]")
+    months = day.astype("datetime64[M]")  # calendar months since 1970-01 (the dates' own, floored)
+    y = np.where(ok, months.astype("int64") // 12 + 1970 + np.nan_to_num(years), 2000).astype(int)
+    m = months.astype("int64") % 12 + 1
+    d = (day - months.astype("datetime64[D]")).astype("int64") + 1
     leap = (y % 4 == 0) & ((y % 100 != 0) | (y % 400 == 0))
     d = np.where((m == 2) & (d == 29) & ~leap, 28, d)
-    out = pd.to_datetime(pd.DataFrame({"year": y, "month": m, "day": d}), errors="coerce")
-    return pd.Series(out.to_numpy(), index=dates.index).where(ok).astype("datetime64[s]")
+    out = ((y - 1970) * 12 + (m - 1)).astype("datetime64[M]").astype("datetime64[D]") + (d - 1).astype("timedelta64[D]")
+    return pd.Series(np.where(ok, out, np.datetime64("NaT")).astype("datetime64[s]"), index=dates.index)
 
 
 def statutory_rule(frame: pd.DataFrame, terms: dict) -> pd.DataFrame:
@@ -209,24 +220,32 @@ def build_life(frame: pd.DataFrame, ctx: BuildContext) -> pd.DataFrame:
     terms of patents not yet granted run from filing (a lower bound).
     """
     vd = ctx.valuation_date
-    granted = frame["grant_date"].notna() & (frame["grant_date"] <= vd)
+    when = vd.to_datetime64()
     expiry, term = statutory_term(frame, ctx.terms, vd)
-    grace = pd.Timedelta(days=int(ctx.terms.get("fee_grace_days", 0)))
-    fees_overdue = granted & frame["fees_paid_until"].notna() & (frame["fees_paid_until"] + grace < vd)
-    dead_status = frame["legal_status"].isin([s for s in DEAD_STATUSES if s != "expired"])
-    lapsed = dead_status | fees_overdue
-    expired = (expiry <= vd) | frame["legal_status"].eq("expired")
-    remaining = _years(expiry - vd).clip(lower=0.0).clip(upper=term).where(~(lapsed | expired), 0.0)
+    expiry, term = expiry.to_numpy(), term.to_numpy(dtype="float64")
+    filing, grant, paid = (frame[c].to_numpy() for c in ("filing_date", "grant_date", "fees_paid_until"))
+    granted = grant <= when  # a missing date compares False
+    grace = np.timedelta64(int(ctx.terms.get("fee_grace_days", 0)), "D")
+    fees_overdue = granted & (paid + grace < when)
+    status = frame["legal_status"]
+    lapsed = status.isin([s for s in DEAD_STATUSES if s != "expired"]).to_numpy() | fees_overdue
+    expired = (expiry <= when) | status.eq("expired").to_numpy()
+    # clipped as Series.clip does: a missing value stays missing, a missing bound does not clip
+    to_expiry = _years_of(expiry - when)
+    to_expiry = np.where(np.isnan(to_expiry) | (to_expiry >= 0.0), to_expiry, 0.0)
+    remaining = np.where(np.isnan(to_expiry) | (to_expiry <= np.where(np.isnan(term), np.inf, term)), to_expiry, term)
+    age = _years_of(when - filing)
+    year = filing.astype("datetime64[Y]").astype("int64") + 1970
     return pd.DataFrame(
         {
             "statutory_term_years": term,
-            "remaining_life_years": remaining,
-            "age_years": _years(vd - frame["filing_date"]).clip(lower=0.0),
-            "grant_lag_years": _years(frame["grant_date"] - frame["filing_date"]).where(granted),
+            "remaining_life_years": np.where(lapsed | expired, 0.0, remaining),
+            "age_years": np.where(np.isnan(age) | (age >= 0.0), age, 0.0),
+            "grant_lag_years": np.where(granted, _years_of(grant - filing), np.nan),
             "is_granted": granted.astype("float64"),
             "is_lapsed": lapsed.astype("float64"),
             "is_expired": expired.astype("float64"),
-            "filing_year": frame["filing_date"].dt.year.astype("float64"),
+            "filing_year": np.where(np.isnat(filing), np.nan, year),
             "expiry_date": expiry,
         },
         index=frame.index,
@@ -272,7 +291,9 @@ def build_industry(frame: pd.DataFrame, ctx: BuildContext) -> pd.DataFrame:
     """Technology field and sector (WIPO, longest matching IPC pattern), section, patent scope."""
     main_raw = frame["ipc_main"]
     for fallback in ("ipc_codes", "cpc_codes"):
-        main_raw = main_raw.fillna(first_item(frame[fallback]))
+        missing = main_raw.isna()
+        if missing.any():  # the first listed code of the patents without a main code
+            main_raw = main_raw.fillna(first_item(frame.loc[missing, fallback]))
     main = on_unique(main_raw, normalise_ipc)
     section = main_raw.astype("str").str.strip().str[0].str.upper().where(main_raw.notna())
     section = section.where(section.isin(list("ABCDEFGH")))
@@ -284,9 +305,14 @@ def build_industry(frame: pd.DataFrame, ctx: BuildContext) -> pd.DataFrame:
         prefixes = pd.Series(list(ctx.sector_prefixes))
         compact = main_raw.astype("str").str.replace(" ", "").where(main_raw.notna())
         sector = longest_prefix_match(compact, prefixes, pd.DataFrame({"sector": list(ctx.sector_prefixes.values())}))["sector"]
-    codes = _explode_list(frame["ipc_codes"].fillna(frame["ipc_main"]).fillna(frame["cpc_codes"]))
-    subclasses = on_unique(codes, lambda u: u.str.upper().str.extract(r"^([A-H]\d{2}[A-Z])", expand=False)).dropna()
-    scope = subclasses.groupby(level=0).nunique().reindex(frame.index).astype("float64")
+    rows, codes = _list_items(frame["ipc_codes"].fillna(frame["ipc_main"]).fillna(frame["cpc_codes"]))
+    code, distinct = pd.factorize(pc.utf8_upper(codes).to_numpy(zero_copy_only=False))
+    of_distinct = np.array([m.group(1) if (m := _SUBCLASS.search(c)) else None for c in distinct], dtype=object)  # read once per code
+    subclass, subclasses = pd.factorize(of_distinct[code])  # unreadable: -1
+    read, width = subclass >= 0, len(subclasses) + 1
+    pairs = np.unique(rows[read] * width + subclass[read])  # each patent's distinct subclasses
+    count = np.bincount(pairs // width, minlength=len(frame)).astype("float64")
+    scope = np.where(count > 0, count, np.nan)  # none readable: unknown
     out = pd.DataFrame(
         {"tech_field": field_nr, "tech_sector": sector.astype(object), "ipc_section": section.astype(object), "patent_scope": scope},
         index=frame.index,
@@ -312,10 +338,9 @@ _OWNER_PATTERNS = [
 _PERSON_PATTERN = "^(?:[\u4e00-\u9fff·]{2,4}|[A-Za-z.'\\-]+(?:,?[ \t]+[A-Za-z.'\\-]+){0,3})$"
 
 
-def _matches(s: pd.Series, pattern: str, *, ignore_case: bool = True) -> np.ndarray:
-    """Regex search of each cell, in Arrow (RE2); missing cells do not match."""
-    hit = pc.match_substring_regex(pa.array(s.astype("str"), from_pandas=True), pattern, ignore_case=ignore_case)
-    return pc.fill_null(hit, False).to_numpy(zero_copy_only=False)
+def _matches(text: pa.Array, pattern: str, *, ignore_case: bool = True) -> np.ndarray:
+    """Regex search of each cell of an Arrow string array (RE2); missing cells do not match."""
+    return pc.fill_null(pc.match_substring_regex(text, pattern, ignore_case=ignore_case), False).to_numpy(zero_copy_only=False)
 
 
 def infer_applicant_type(applicants: pd.Series) -> pd.Series:
@@ -328,20 +353,25 @@ def infer_applicant_type(applicants: pd.Series) -> pd.Series:
     when it looks like a person (2-4 Chinese characters, or up to four Latin words), else 'other'.
     """
     first = first_item(applicants)
-    out = pd.Series(None, index=applicants.index, dtype=object)
-    for label, pattern in _OWNER_PATTERNS:
-        out[out.isna() & _matches(first, pattern)] = label
-    out[out.isna() & _matches(first, _PERSON_PATTERN, ignore_case=False)] = "individual"
-    out[out.isna() & first.notna()] = "other"
-    return out
+    text = pa.array(first.astype("str"), from_pandas=True)
+    out = np.full(len(first), None, dtype=object)
+    unset = np.ones(len(first), dtype=bool)
+    for label, pattern in [*_OWNER_PATTERNS, ("individual", _PERSON_PATTERN)]:
+        hit = unset & _matches(text, pattern, ignore_case=label != "individual")
+        out[hit] = label
+        unset &= ~hit
+    out[unset & first.notna().to_numpy()] = "other"
+    return pd.Series(out, index=applicants.index, dtype=object)
 
 
 def build_events(frame: pd.DataFrame, ctx: BuildContext) -> pd.DataFrame:
     counts = ["pledge_count", "licence_count", "transfer_count", "litigation_count", "invalidation_count", "inventor_count"]
-    out = frame[counts].copy()
-    out["patent_type"] = frame["patent_type"].astype(object)
-    out["applicant_type"] = frame["applicant_type"].astype(object).fillna(on_unique(frame["applicants"], infer_applicant_type))
-    return out
+    applicant_type = frame["applicant_type"].astype(object)
+    unknown = applicant_type.isna()
+    if unknown.any():  # inferred from the first applicant's name where not given
+        applicant_type = applicant_type.fillna(on_unique(frame["applicants"][unknown], infer_applicant_type))
+    text = {"patent_type": frame["patent_type"].astype(object), "applicant_type": applicant_type}  # object columns, not str
+    return pd.DataFrame({**{c: frame[c].to_numpy() for c in counts}, **text}, index=frame.index)
 
 
 def event_counts(events: pd.DataFrame, valuation_date, *, patent_ids=None) -> pd.DataFrame:

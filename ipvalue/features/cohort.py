@@ -37,9 +37,28 @@ def quantile_percentile(values: np.ndarray, x: np.ndarray) -> np.ndarray:
     return np.clip(np.where(x < values[:, 0], 0.0, np.where(x > values[:, -1], 1.0, out)), 0.0, 1.0)
 
 
+def key_rows(columns: list, *, dropna: bool) -> dict:
+    """The row positions of each distinct key (one value of each column), keys in sorted order, as
+    ``groupby(...).indices`` gives them: a scalar key for one column, a tuple for several. Rows with
+    a missing key value are left out when ``dropna``, else a missing value is a key value (sorted last)."""
+    codes, levels = [], []
+    for column in columns:
+        code, level = pd.factorize(np.asarray(column), sort=True, use_na_sentinel=dropna)
+        codes.append(code)
+        levels.append(level.tolist())
+    kept = np.flatnonzero(np.all([c >= 0 for c in codes], axis=0)) if codes else np.empty(0, dtype="int64")
+    combined = np.zeros(len(kept), dtype="int64")
+    for code, level in zip(codes, levels):  # mixed radix: sorted as the keys are
+        combined = combined * len(level) + code[kept]
+    distinct, first, inverse, counts = np.unique(combined, return_index=True, return_inverse=True, return_counts=True)
+    groups = np.split(kept[np.argsort(inverse, kind="stable")], np.cumsum(counts)[:-1])
+    keys = [tuple(level[code[kept[i]]] for code, level in zip(codes, levels)) for i in first]
+    return {key if len(columns) > 1 else key[0]: rows for key, rows in zip(keys, groups)}
+
+
 def cohort_rows(year: pd.Series, field: pd.Series) -> dict:
     """The row positions of each (filing year, technology field) cohort, missing keys included."""
-    return pd.DataFrame({"y": year.to_numpy(), "f": field.to_numpy()}).groupby(["y", "f"], dropna=False).indices
+    return key_rows([year.to_numpy(), field.to_numpy()], dropna=False)
 
 
 def oecd_quantile_points(table: pd.DataFrame, variable: str | None = None) -> dict:
@@ -68,17 +87,16 @@ class CohortReference:
         self.oecd = {} if oecd is None else dict(oecd) if isinstance(oecd, dict) else oecd_quantile_points(oecd)
 
     def fit(self, values: pd.Series, year: pd.Series, field: pd.Series) -> "CohortReference":
-        ok = values.notna()
-        frame = pd.DataFrame({"v": values[ok].to_numpy(), "y": year[ok].to_numpy(), "f": field[ok].to_numpy()})
-        v = frame["v"].to_numpy()
-        # groupby leaves out rows with a missing key (its dropna default); positions, not sub-frames, per cohort
-        cohorts = {key: v[rows] for key, rows in frame.groupby(["y", "f"]).indices.items() if len(rows) >= self.min_size}
-        years = {key: v[rows] for key, rows in frame.groupby("y").indices.items() if len(rows) >= self.min_size}
-        segments = [*cohorts.values(), *years.values(), frame["v"].to_numpy()]
+        ok = values.notna().to_numpy()
+        v, y, f = values.to_numpy()[ok], year.to_numpy()[ok], field.to_numpy()[ok]
+        # rows with a missing key are left out of the cohorts and years; positions, not sub-frames, per cohort
+        cohorts = {key: v[rows] for key, rows in key_rows([y, f], dropna=True).items() if len(rows) >= self.min_size}
+        years = {key: v[rows] for key, rows in key_rows([y], dropna=True).items() if len(rows) >= self.min_size}
+        segments = [*cohorts.values(), *years.values(), v]
         self.cohort_segment_ = dict(zip(cohorts, range(len(cohorts))))
         self.year_segment_ = dict(zip(years, range(len(cohorts), len(cohorts) + len(years))))
-        self.all_segment_ = len(segments) - 1 if len(frame) else -1
-        self.values_ = np.unique(frame["v"].to_numpy(dtype="float64"))  # distinct reference values, sorted
+        self.all_segment_ = len(segments) - 1 if len(v) else -1
+        self.values_ = np.unique(v.astype("float64"))  # distinct reference values, sorted
         self.length_ = np.array([len(v) for v in segments], dtype="int64")
         self.start_ = np.concatenate([[0], np.cumsum(self.length_)[:-1]])
         width = len(self.values_) + 1

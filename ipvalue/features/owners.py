@@ -135,22 +135,16 @@ class LayeredOwnerBook:
         return len(self.base) + len(self.top) - int((_base_ids(self.base).get_indexer(self.top["patent_id"].astype("str")) >= 0).sum())
 
 
-def _counts(book: pd.DataFrame, vd: pd.Timestamp) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The book's rows known at ``vd`` and their :data:`COUNTS` (with ``owner_key``)."""
+def _counts(book: pd.DataFrame, vd: pd.Timestamp) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+    """The book's rows known at ``vd``, their :data:`COUNTS` (an array of 0 / 1, one column per
+    count) and their owner keys."""
     book = book[book["start_date"].isna() | (book["start_date"] <= vd)]
-    stats = pd.DataFrame({
-        "n": 1.0,
-        "lapsed": (book["lapse_date"] <= vd).astype("float64"),
-        "pledged": (book["pledge_count"] > 0).astype("float64").where(book["pledge_count"].notna()),
-        "licensed": (book["licence_count"] > 0).astype("float64").where(book["licence_count"].notna()),
-        "transferred": (book["transfer_count"] > 0).astype("float64").where(book["transfer_count"].notna()),
-    })
-    # a known count per flag, so that unknown counts stay out of the denominator
-    for c in ("pledged", "licensed", "transferred"):
-        stats[f"{c}_n"] = stats[c].notna().astype("float64")
-    stats = stats.fillna(0.0)
-    stats["owner_key"] = book["owner_key"].to_numpy()
-    return book, stats
+    counts = {"n": np.ones(len(book)), "lapsed": (book["lapse_date"] <= vd).to_numpy(dtype="float64")}
+    for flag, column in (("pledged", "pledge_count"), ("licensed", "licence_count"), ("transferred", "transfer_count")):
+        value = book[column].to_numpy(dtype="float64", na_value=np.nan)
+        counts[flag] = (value > 0).astype("float64")
+        counts[f"{flag}_n"] = (~np.isnan(value)).astype("float64")  # a known count per flag: unknown counts stay out of the denominator
+    return book, np.column_stack([counts[c] for c in COUNTS]).reshape(len(book), len(COUNTS)), book["owner_key"].to_numpy(dtype=object)
 
 
 #: Per process: a base book's patent index (by object), and its rows and sums as of a date; each
@@ -177,12 +171,11 @@ def _base_sums(base: pd.DataFrame, vd: pd.Timestamp) -> dict:
     (in total and per owner). Counts are 0 / 1, so the sums are whole numbers, exact in any order."""
 
     def make():
-        book, stats = _counts(base, vd)
-        owned = stats["owner_key"].notna().to_numpy()
-        values = stats[COUNTS].to_numpy()
+        book, values, owners = _counts(base, vd)
+        owned = pd.notna(owners)
         return {"ids": pd.Index(book["patent_id"].astype("str").to_numpy(dtype=object)), "values": values,
-                "owners": stats["owner_key"].to_numpy(dtype=object), "owned": owned, "total": values[owned].sum(axis=0),
-                "by_owner": stats[owned].groupby("owner_key")[COUNTS].sum()}
+                "owners": owners, "owned": owned, "total": values[owned].sum(axis=0),
+                "by_owner": pd.DataFrame(values[owned], columns=COUNTS).assign(owner_key=owners[owned]).groupby("owner_key")[COUNTS].sum()}
 
     return _remembered(_BASE_SUMS, (id(base), vd), base, make)
 
@@ -241,7 +234,8 @@ def owner_history(
             book = book.frame()
         if not {"owner_key"} <= set(book.columns):
             book = check_owner_book(book)
-        book, stats = _counts(book, vd)
+        book, values, owners = _counts(book, vd)
+        stats = pd.DataFrame(values, columns=COUNTS).assign(owner_key=owners)
         if leave_out == "fold":  # a valuation ('self') needs no folds: hashing a large book's ids is skipped
             stats["fold"] = patent_fold(book["patent_id"], folds)
         owned = stats["owner_key"].notna().to_numpy()
@@ -295,9 +289,8 @@ def _layered_counts(book: LayeredOwnerBook, vd: pd.Timestamp, keys: np.ndarray, 
     """:func:`owner_history`'s sums and each patent's own row of a :class:`LayeredOwnerBook`: the
     base's sums as of ``vd`` (kept), less the base rows the top replaces, plus the top's rows."""
     base = _base_sums(book.base, vd)
-    top, top_stats = _counts(book.top, vd)
-    top_values, top_owners = top_stats[COUNTS].to_numpy(), top_stats["owner_key"].to_numpy(dtype=object)
-    top_owned = top_stats["owner_key"].notna().to_numpy()
+    top, top_values, top_owners = _counts(book.top, vd)
+    top_owned = pd.notna(top_owners)
     replaced = base["ids"].get_indexer(book.top["patent_id"].astype("str").to_numpy(dtype=object))  # whatever the top row's date
     replaced = replaced[replaced >= 0]
     gone = replaced[base["owned"][replaced]]

@@ -191,22 +191,22 @@ def life_step(patents: pd.DataFrame, valuation_date, *, renewal: RegisteredModel
             reasons.insert(0, "patent_id", patents.loc[reasons.index, "patent_id"].to_numpy())
         provenance = {"renewal_model": renewal.uri, "renewal_model_version": renewal.version, "renewal_run_id": renewal.run_id}
     curves = economic_life(patents, valuation_date, years=SURVIVAL_YEARS, renewal=ro, paid_until=paid_until, features=features, data_dir=data_dir)
-    summary = curves.summary()
-    columns = pd.DataFrame(index=patents.index)
-    columns["model_economic_life_years"] = summary["economic_life_years"]
-    columns["expected_in_force_years"] = summary["expected_in_force_years"]
-    columns["fees_paid_until_documented"] = summary["fees_paid_until"]
-    columns["obsolescence_rate"] = summary["obsolescence_rate"]
-    columns["economic_life_years"] = summary["economic_life_years"]
-    columns["economic_life_source"] = np.where(summary["obsolescence_rate"].isna(), "legal_life", "obsolescence_curve")
-    columns["fee_survival_source"] = np.where(pd.Series(summary["fee_survival_source"]).astype(str).str.contains("renewal", case=False).to_numpy(),
-                                              "renewal_model", np.where(pd.Series(summary["fee_survival_source"]).astype(str).str.contains("life table", case=False).to_numpy(),
-                                                                        "cn_life_table", "none"))
+    summary = curves.summary()  # indexed like the patents
+    fee_source = pd.Series(summary["fee_survival_source"]).astype(str)
+    life = summary["economic_life_years"].to_numpy()
+    data = {
+        "model_economic_life_years": life, "expected_in_force_years": summary["expected_in_force_years"].to_numpy(),
+        "fees_paid_until_documented": summary["fees_paid_until"].to_numpy(), "obsolescence_rate": summary["obsolescence_rate"].to_numpy(),
+        "economic_life_years": life.copy(),
+        "economic_life_source": np.where(summary["obsolescence_rate"].isna(), "legal_life", "obsolescence_curve"),
+        "fee_survival_source": np.where(fee_source.str.contains("renewal", case=False).to_numpy(), "renewal_model",
+                                        np.where(fee_source.str.contains("life table", case=False).to_numpy(), "cn_life_table", "none")),
+    }
     if ro is not None:
-        columns = columns.join(ro.p_fee)
-        columns["p_fee_headline"] = ro.headline["probability"].to_numpy()
-        columns["headline_zh"] = ro.headline["label_zh"].to_numpy()
-        columns["headline_en"] = ro.headline["label_en"].to_numpy()
+        data.update({c: ro.p_fee[c].to_numpy() for c in ro.p_fee.columns})
+        data.update(p_fee_headline=ro.headline["probability"].to_numpy(), headline_zh=ro.headline["label_zh"].to_numpy(),
+                    headline_en=ro.headline["label_en"].to_numpy())
+    columns = pd.DataFrame(data, index=patents.index)
     if overrides:
         hit = patents["patent_id"].isin(list(overrides)).to_numpy()
         life = patents["patent_id"].map(overrides).to_numpy(float)
@@ -245,12 +245,10 @@ def prepare_inputs(patents: pd.DataFrame, valuation_date, *, models: dict[str, R
         card = IndicatorScorecard(SCORECARD).fit()
         by_indicator = card.points(features)
         score = card.score(features, points=by_indicator)
-        indicators = card.indicators_.set_index("name")
-        points = by_indicator.set_axis(patents["patent_id"]).stack().rename("points").reset_index()
-        points.columns = ["patent_id", "indicator", "points"]
-        points["max_points"] = points["indicator"].map(indicators["max_points"])
-        points["label_zh"] = points["indicator"].map(indicators["label_zh"])
-        points["label_en"] = points["indicator"].map(indicators["label_en"])
+        indicators, n = card.indicators_, len(patents)  # one row per patent and indicator, the indicators in order
+        points = pd.DataFrame({"patent_id": np.repeat(patents["patent_id"].to_numpy(dtype=object), len(indicators)),
+                               "indicator": np.tile(indicators["name"].to_numpy(dtype=object), n), "points": by_indicator.to_numpy().ravel(),
+                               **{c: np.tile(indicators[c].to_numpy(), n) for c in ("max_points", "label_zh", "label_en")}})
         life = life_step(patents, vd, renewal=models.get("renewal"), features=features, paid_until=paid_until,
                          overrides={o.patent_id: o.value for o in overrides if o.field == "economic_life_years"}, data_dir=data_dir)
     return ValuationInputs(

@@ -338,15 +338,19 @@ def documented_paid_until(frame: pd.DataFrame, paid_until=None) -> pd.Series:
             raise InputError(f"The 'paid_until' dates must have one entry per patent ({len(frame)}). Got {len(values)}. "
                              "Fix: align them with the patents (NaT when no fee payment is documented).")
         raw = pd.Series(values, index=frame.index, dtype=object)
-    blank = raw.isna() | raw.astype("str").str.strip().isin(["", "NaT", "nan", "None"])
-    parsed = pd.to_datetime(raw.where(~blank), errors="coerce")
-    bad = parsed.isna() & ~blank
-    if bad.any():
-        row = bad.idxmax()
-        raise InputError(f"The 'paid_until' of row {row!r} ({frame.at[row, 'patent_id']}) is not a date. Got {raw[row]!r}. "
-                         "Fix: YYYY-MM-DD, or empty when no fee payment is documented.")
-    both = pd.concat([own.astype("datetime64[ns]"), parsed.astype("datetime64[ns]")], axis=1)
-    return both.max(axis=1).astype("datetime64[ns]").rename("fees_paid_until")
+    if pd.api.types.is_datetime64_dtype(raw.dtype):  # dates already (NaT: none): nothing to parse
+        parsed = raw
+    else:
+        blank = raw.isna() | raw.astype("str").str.strip().isin(["", "NaT", "nan", "None"])
+        parsed = pd.to_datetime(raw.where(~blank), errors="coerce")
+        bad = parsed.isna() & ~blank
+        if bad.any():
+            row = bad.idxmax()
+            raise InputError(f"The 'paid_until' of row {row!r} ({frame.at[row, 'patent_id']}) is not a date. Got {raw[row]!r}. "
+                             "Fix: YYYY-MM-DD, or empty when no fee payment is documented.")
+    a, b = own.to_numpy().astype("datetime64[ns]"), parsed.to_numpy().astype("datetime64[ns]")
+    later = np.where(np.isnat(a), b, np.where(np.isnat(b), a, np.maximum(a, b)))  # the later date, NaT where neither says
+    return pd.Series(later, index=frame.index, name="fees_paid_until")
 
 
 def cn_life_table_events(frame: pd.DataFrame, valuation_date, horizon: np.ndarray, table: CNLifeTable) -> FeeLapseEvents:
@@ -447,14 +451,16 @@ class EconomicLifeAssumptions:
         source: the field's, else the sector's, else the default."""
         field = pd.to_numeric(pd.Series(np.asarray(tech_field, dtype=object)), errors="coerce")
         sector = pd.Series(np.asarray(tech_sector, dtype=object)).astype("object")
-        rate = pd.Series(self.default[0] if self.default[0] is not None else np.nan, index=field.index, dtype="float64")
-        source = pd.Series(self.default[1], index=field.index, dtype=object)
+        rate = np.full(len(field), self.default[0] if self.default[0] is not None else np.nan, dtype="float64")
+        source = np.full(len(field), self.default[1], dtype=object)
         for table, key in ((self.sectors, sector), (self.fields, field)):  # the more specific level last, so it wins
-            hit = key.isin(list(table))
-            rate[hit] = key[hit].map(lambda k, t=table: np.nan if t[k][0] is None else t[k][0]).astype("float64")
-            source[hit] = key[hit].map(lambda k, t=table: t[k][1])
-        source[rate.isna()] = source[rate.isna()].map(lambda s: f"{SOURCE_LEGAL_LIFE} ({s})")
-        return rate.to_numpy(), source.to_numpy()
+            hit = key.isin(list(table)).to_numpy()
+            entries = [table[k] for k in key.to_numpy()[hit]]
+            rate[hit] = [np.nan if r is None else r for r, _ in entries]
+            source[hit] = [s for _, s in entries]
+        none = np.isnan(rate)
+        source[none] = [f"{SOURCE_LEGAL_LIFE} ({s})" for s in source[none]]
+        return rate, source
 
     def hazard_multipliers(self, z) -> np.ndarray:
         """The Monte Carlo's hazard multiplier of each scenario from standard normal draws ``z``:

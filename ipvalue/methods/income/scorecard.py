@@ -96,14 +96,17 @@ class IndicatorScorecard(BaseEstimator):
 
     def points(self, features: pd.DataFrame) -> pd.DataFrame:
         """Points of every indicator, shape (n_patents, n_indicators); rows sum to the total."""
+        return pd.DataFrame(self._points(features).T, index=features.index, columns=self.indicators_["name"].to_list())
+
+    def _points(self, features: pd.DataFrame) -> np.ndarray:
+        """The points as an array of shape (n_indicators, n_patents): one indicator a row, as the
+        frame of :meth:`points` holds them (its row sums add the indicators in order)."""
         check_is_fitted(self, "indicators_")
         missing = [f for f in self.indicators_["feature"] if f not in features.columns]
         if missing:
             raise AssumptionError(f"Scorecard {self.spec_.get('name')!r} needs feature(s) {missing}, absent from the feature matrix. Fix: use a feature spec that builds them.")
-        return pd.DataFrame(
-            {ind.name: self._indicator_score(ind, features[ind.feature]) * ind.max_points for ind in self.indicators_.itertuples()},
-            index=features.index,
-        )
+        return np.array([self._indicator_score(ind, features[ind.feature]) * ind.max_points for ind in self.indicators_.itertuples()]).reshape(
+            len(self.indicators_), len(features))
 
     def score(self, features: pd.DataFrame, *, points: pd.DataFrame | None = None) -> pd.DataFrame:
         """Dimension scores (0-100 each), ``total`` (0-100), ``grade`` and ``sharing_position`` (0-1).
@@ -114,16 +117,15 @@ class IndicatorScorecard(BaseEstimator):
         points : pandas.DataFrame, optional
             :meth:`points` of ``features`` when the caller built them already (computed once).
         """
-        pts = self.points(features) if points is None else points
-        out = pd.DataFrame(index=features.index)
+        check_is_fitted(self, "indicators_")
+        # one indicator a row (n_indicators, n_patents): sums over rows add the indicators in order
+        pts = self._points(features) if points is None else np.ascontiguousarray(points[self.indicators_["name"].to_list()].to_numpy().T)
         weights = self.spec_["dimensions"]
-        for dim in DIMENSIONS:
-            cols = self.indicators_.loc[self.indicators_["dimension"] == dim, "name"]
-            out[dim] = pts[cols].sum(axis=1) / weights[dim]
-        out["total"] = pts.sum(axis=1)
-        out["grade"] = self.grade(out["total"].to_numpy())
-        out["sharing_position"] = out["total"] / 100.0
-        return out
+        dimension = self.indicators_["dimension"].to_numpy()
+        out = {dim: pts[dimension == dim].sum(axis=0) / weights[dim] for dim in DIMENSIONS}
+        total = pts.sum(axis=0)
+        out.update(total=total, grade=self.grade(total), sharing_position=total / 100.0)
+        return pd.DataFrame(out, index=features.index)
 
     def grade(self, totals) -> np.ndarray:
         """The grade of each total (0-100): the grade with the highest minimum at or below it."""
