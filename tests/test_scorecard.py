@@ -67,6 +67,19 @@ def test_bad_weights_and_missing_features_are_refused(matrix):
         IndicatorScorecard().fit().score(matrix.drop(columns=["remaining_life_years"]))
 
 
+def test_a_spec_is_checked_once_per_content_and_each_fit_owns_its_table():
+    raw, _ = load_yaml("scorecard-pledge")
+    first, second = IndicatorScorecard(raw).fit(), IndicatorScorecard(raw).fit()
+    first.indicators_.loc[0, "max_points"] = 99.0  # one card's table changed: not the next card's
+    assert second.indicators_["max_points"].sum() == pytest.approx(100.0)
+    assert IndicatorScorecard(raw).fit().indicators_["max_points"].sum() == pytest.approx(100.0)
+    edited, _ = load_yaml("scorecard-pledge")  # other content: checked again (and refused at every fit)
+    edited["grades"] = {"A": 80, "B": 60}
+    for _ in range(2):
+        with pytest.raises(AssumptionError, match=r"'grades' of scorecard 'scorecard-pledge' must end with a grade whose minimum is 0"):
+            IndicatorScorecard(edited).fit()
+
+
 def test_table_lists_every_indicator_with_bilingual_labels():
     t = IndicatorScorecard().fit().table()
     assert len(t) == 16 and t["label_zh"].str.len().min() > 1 and t["label_en"].str.len().min() > 3

@@ -19,6 +19,43 @@ from ipvalue.exceptions import AssumptionError
 DIMENSIONS = ("legal", "technical", "economic")
 
 
+#: Checked scorecards of this process by their content hash: (the indicators table, the grades).
+_CHECKED: dict[str, tuple[pd.DataFrame, list]] = {}
+
+
+def _checked_indicators(raw: dict, name: str) -> tuple[pd.DataFrame, list]:
+    """The indicators table (with ``max_points``) and the grades of a scorecard spec, checked."""
+    dims = raw.get("dimensions") or {}
+    if set(dims) != set(DIMENSIONS) or abs(sum(dims.values()) - 1) > 1e-9:
+        raise AssumptionError(f"The 'dimensions' of scorecard {name!r} must weigh legal, technical and economic, summing to 1. Got {dims}.")
+    rows = []
+    for i, ind in enumerate(raw.get("indicators") or []):
+        where = f"indicator {i + 1} ({ind.get('name', '?')}) of scorecard {name!r}"
+        if ind.get("dimension") not in DIMENSIONS:
+            raise AssumptionError(f"The 'dimension' of {where} must be one of {list(DIMENSIONS)}. Got {ind.get('dimension')!r}.")
+        rule = ind.get("rule") or {}
+        if len(rule) != 1 or next(iter(rule)) not in ("linear", "bins", "categories"):
+            raise AssumptionError(f"The 'rule' of {where} must be one of linear, bins or categories. Got {rule!r}.")
+        kind, params = next(iter(rule.items()))
+        if kind == "linear" and not params["high"] > params["low"]:
+            raise AssumptionError(f"The linear rule of {where} needs high > low. Got low {params['low']}, high {params['high']}.")
+        if kind == "bins" and list(b["below"] for b in params) != sorted(b["below"] for b in params):
+            raise AssumptionError(f"The bins of {where} must be in increasing order of 'below'.")
+        scores = [params["low"] * 0] if kind == "linear" else [b["score"] for b in params] if kind == "bins" else list(params.values())
+        if not all(0 <= float(s) <= 1 for s in [*scores, ind.get("missing", 0.0)]):
+            raise AssumptionError(f"The scores of {where} must be in [0, 1].")
+        rows.append({**ind, "kind": kind, "params": params, "missing": float(ind.get("missing", 0.0))})
+    table = pd.DataFrame(rows)
+    for dim, group in table.groupby("dimension"):
+        if abs(group["weight"].sum() - 1) > 1e-9:
+            raise AssumptionError(f"The indicator weights of dimension {dim!r} in scorecard {name!r} must sum to 1. Got {group['weight'].sum():g}.")
+    table["max_points"] = table["dimension"].map(dims) * table["weight"] * 100.0
+    grades = sorted((raw.get("grades") or {}).items(), key=lambda kv: -kv[1])
+    if not grades or grades[-1][1] != 0:
+        raise AssumptionError(f"The 'grades' of scorecard {name!r} must end with a grade whose minimum is 0.")
+    return table, grades
+
+
 class IndicatorScorecard(BaseEstimator):
     """Score patents from their feature matrix with a YAML scorecard.
 
@@ -46,38 +83,14 @@ class IndicatorScorecard(BaseEstimator):
         self.spec = spec
 
     def fit(self, X=None, y=None) -> "IndicatorScorecard":
-        """Load and validate the spec (a scorecard learns nothing from data)."""
+        """Load and validate the spec (a scorecard learns nothing from data). A spec is checked
+        once per process and content (a valuation fits its scorecard twice); a bad one raises at
+        every fit."""
         s = load_set(self.spec)
-        raw, name = s.raw, s.name
-        dims = raw.get("dimensions") or {}
-        if set(dims) != set(DIMENSIONS) or abs(sum(dims.values()) - 1) > 1e-9:
-            raise AssumptionError(f"The 'dimensions' of scorecard {name!r} must weigh legal, technical and economic, summing to 1. Got {dims}.")
-        rows = []
-        for i, ind in enumerate(raw.get("indicators") or []):
-            where = f"indicator {i + 1} ({ind.get('name', '?')}) of scorecard {name!r}"
-            if ind.get("dimension") not in DIMENSIONS:
-                raise AssumptionError(f"The 'dimension' of {where} must be one of {list(DIMENSIONS)}. Got {ind.get('dimension')!r}.")
-            rule = ind.get("rule") or {}
-            if len(rule) != 1 or next(iter(rule)) not in ("linear", "bins", "categories"):
-                raise AssumptionError(f"The 'rule' of {where} must be one of linear, bins or categories. Got {rule!r}.")
-            kind, params = next(iter(rule.items()))
-            if kind == "linear" and not params["high"] > params["low"]:
-                raise AssumptionError(f"The linear rule of {where} needs high > low. Got low {params['low']}, high {params['high']}.")
-            if kind == "bins" and list(b["below"] for b in params) != sorted(b["below"] for b in params):
-                raise AssumptionError(f"The bins of {where} must be in increasing order of 'below'.")
-            scores = [params["low"] * 0] if kind == "linear" else [b["score"] for b in params] if kind == "bins" else list(params.values())
-            if not all(0 <= float(s) <= 1 for s in [*scores, ind.get("missing", 0.0)]):
-                raise AssumptionError(f"The scores of {where} must be in [0, 1].")
-            rows.append({**ind, "kind": kind, "params": params, "missing": float(ind.get("missing", 0.0))})
-        table = pd.DataFrame(rows)
-        for dim, group in table.groupby("dimension"):
-            if abs(group["weight"].sum() - 1) > 1e-9:
-                raise AssumptionError(f"The indicator weights of dimension {dim!r} in scorecard {name!r} must sum to 1. Got {group['weight'].sum():g}.")
-        table["max_points"] = table["dimension"].map(dims) * table["weight"] * 100.0
-        grades = sorted((raw.get("grades") or {}).items(), key=lambda kv: -kv[1])
-        if not grades or grades[-1][1] != 0:
-            raise AssumptionError(f"The 'grades' of scorecard {name!r} must end with a grade whose minimum is 0.")
-        self.spec_, self.hash_, self.indicators_, self.grades_ = raw, s.hash, table, grades
+        if s.hash not in _CHECKED:
+            _CHECKED[s.hash] = _checked_indicators(s.raw, s.name)
+        table, grades = _CHECKED[s.hash]
+        self.spec_, self.hash_, self.indicators_, self.grades_ = s.raw, s.hash, table.copy(), list(grades)
         return self
 
     def _indicator_score(self, ind, x: pd.Series) -> np.ndarray:
