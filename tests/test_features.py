@@ -335,9 +335,22 @@ def test_remaining_life_bounded_and_never_rises_as_the_date_moves_later(rows, da
     m1, m2 = b1.transform(patents), b2.transform(patents)
     assert (m1["remaining_life_years"] >= 0).all()
     assert (m1["remaining_life_years"] <= m1["statutory_term_years"] + 1e-9).all()
-    assert (m2["remaining_life_years"] <= m1["remaining_life_years"] + 1e-9).all()
+    # a grant between the dates may start a grant-based term (a US design): before it the term runs from filing, a lower bound
+    known = ~(patents["grant_date"].gt(d1) & patents["grant_date"].le(d2)).to_numpy()
+    assert (m2["remaining_life_years"][known] <= m1["remaining_life_years"][known] + 1e-9).all()
     assert m1.filter(regex="_pct$").stack().dropna().between(0, 1).all()
     pd.testing.assert_frame_equal(m1, b1.transform(patents.copy()))
+
+
+def test_a_us_design_granted_between_two_dates_gains_the_term_that_runs_from_its_grant():
+    # 35 U.S.C. 173: 15 years from grant. Before the grant the term runs from filing (a lower bound), so the remaining life rises at the grant.
+    patents = _hyp_frame([{"jurisdiction": "US", "patent_type": "design", "filing_date": pd.Timestamp("2016-03-01").date(), "grant_lag_days": 700,
+                           "legal_status": "in_force", "term_adjustment_days": None, "claims_total": 1}])
+    before, after = pd.Timestamp("2017-06-01"), pd.Timestamp("2018-06-01")  # granted 2018-01-30
+    m1 = PatentFeatureBuilder(valuation_date=before).fit(patents).transform(patents)
+    m2 = PatentFeatureBuilder(valuation_date=after).fit(patents).transform(patents)
+    assert m1["remaining_life_years"].iloc[0] == pytest.approx((pd.Timestamp("2031-03-01") - before).days / 365.25, abs=0.01)
+    assert m2["remaining_life_years"].iloc[0] == pytest.approx((pd.Timestamp("2033-01-30") - after).days / 365.25, abs=0.01)
 
 
 # --- the real data ------------------------------------------------------------------------------
